@@ -1,0 +1,1 @@
+//! The `klef` command-line interface.

@@ -1,0 +1,2 @@
+//! The `klef` binary.
+fn main() {}

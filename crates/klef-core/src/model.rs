@@ -1,0 +1,250 @@
+//! Domain models shared by the CLI, the store and the server. Everything here is either public
+//! metadata (names, ids, timestamps) or opaque sealed bytes ([`Blob`]): no plaintext value and no
+//! unwrapped key ever appears in these types.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::ids::{AccountId, EnvironmentId, ProjectId, WorkspaceId};
+
+/// Milliseconds since the Unix epoch, UTC.
+pub type Timestamp = i64;
+
+/// Opaque bytes: a sealed envelope, a wrapped key or a public key. Serialized as standard base64
+/// in human-readable formats (JSON) and as raw bytes in binary ones (postcard).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Blob(pub Vec<u8>);
+
+impl Blob {
+    /// The bytes.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for Blob {
+    fn from(v: Vec<u8>) -> Self {
+        Self(v)
+    }
+}
+
+impl fmt::Debug for Blob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Blob({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for Blob {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&STANDARD.encode(&self.0))
+        } else {
+            s.serialize_bytes(&self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Blob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+            STANDARD.decode(s.as_bytes()).map(Blob).map_err(serde::de::Error::custom)
+        } else {
+            let v = <Vec<u8>>::deserialize(d)?;
+            Ok(Blob(v))
+        }
+    }
+}
+
+/// The key-derivation function used to turn an encryption password into a key-encryption key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KdfAlgorithm {
+    /// Argon2id version 0x13 (RFC 9106).
+    Argon2id,
+}
+
+/// Argon2id parameters, stored beside the salt so they can be raised later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KdfParams {
+    /// The algorithm.
+    pub algorithm: KdfAlgorithm,
+    /// Memory cost in KiB.
+    pub m_cost_kib: u32,
+    /// Number of passes.
+    pub t_cost: u32,
+    /// Degree of parallelism (lanes).
+    pub p_cost: u32,
+    /// The random salt (16 bytes).
+    pub salt: Blob,
+}
+
+/// An account's key material as it is stored: only sealed and public parts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountKeys {
+    /// How the key-encryption key is derived from the password.
+    pub kdf: KdfParams,
+    /// The master key sealed under the password-derived key-encryption key.
+    pub master_key_by_password: Blob,
+    /// The master key sealed under the key derived from the recovery code.
+    pub master_key_by_recovery: Blob,
+    /// The account's X25519 public key (32 bytes).
+    pub public_key: Blob,
+    /// The account's X25519 private key sealed under the master key.
+    pub private_key_sealed: Blob,
+}
+
+/// An account: a person on a server, or the owner of a local vault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// The id.
+    pub id: AccountId,
+    /// The sign-in email (server accounts); `None` for a local vault.
+    pub email: Option<String>,
+    /// The sealed key material.
+    pub keys: AccountKeys,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// A member's role in a workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Full control, including deleting the workspace.
+    Owner,
+    /// Manages members, projects, environments and keys.
+    Admin,
+    /// Reads and writes secrets of the environments shared with them.
+    Member,
+}
+
+impl Role {
+    /// The lower-case name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+}
+
+/// A workspace: the top-level grouping of projects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workspace {
+    /// The id.
+    pub id: WorkspaceId,
+    /// Display name.
+    pub name: String,
+    /// Whether this is the account's personal workspace.
+    pub personal: bool,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// A project: one application or repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    /// The id.
+    pub id: ProjectId,
+    /// The workspace that holds it.
+    pub workspace_id: WorkspaceId,
+    /// Display name, unique within its workspace.
+    pub name: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// An environment: the unit of encryption.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Environment {
+    /// The id (bound into every value's associated data).
+    pub id: EnvironmentId,
+    /// The project that holds it.
+    pub project_id: ProjectId,
+    /// Short lower-case identifier such as `production`, unique within the project.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Incremented each time the environment key is rotated.
+    pub key_version: i64,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// How the caller reaches an environment's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EnvironmentKeyAccess {
+    /// Through the project key: the project key is wrapped to the caller's public key, the
+    /// environment key is sealed under the project key.
+    ViaProject {
+        /// The project key, wrapped (HPKE) to the caller's public key.
+        project_key: Blob,
+        /// The environment key, sealed (AES-256-GCM) under the project key.
+        environment_key: Blob,
+    },
+    /// Directly: the environment key wrapped (HPKE) to the caller's public key. Used for members
+    /// restricted to some environments and for system API keys.
+    Direct {
+        /// The wrapped environment key.
+        environment_key: Blob,
+    },
+}
+
+/// One stored version of a secret. `ciphertext == None` is a tombstone (a delete).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretVersion {
+    /// The environment it belongs to.
+    pub environment_id: EnvironmentId,
+    /// The key name (plaintext, listable).
+    pub name: String,
+    /// 1 for the first version, then +1 for each write of this name.
+    pub version: i64,
+    /// The value sealed under the environment key; `None` for a delete.
+    pub ciphertext: Option<Blob>,
+    /// Which environment key version sealed it.
+    pub key_version: i64,
+    /// When this version was written.
+    pub created_at: Timestamp,
+    /// Who wrote it (email, key label or `local`), when known.
+    pub author: Option<String>,
+}
+
+/// A write of one name in a transactional batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretWrite {
+    /// The key name.
+    pub name: String,
+    /// The version the writer last saw (0 = the name must not exist or be deleted); `None`
+    /// writes unconditionally.
+    pub expected_version: Option<i64>,
+    /// The new sealed value, or `None` to delete.
+    pub ciphertext: Option<Blob>,
+}
+
+/// A new environment, with its key sealed under the project key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewEnvironment {
+    /// The environment (id chosen by the client).
+    pub environment: Environment,
+    /// The environment key sealed under the project key.
+    pub sealed_key: Blob,
+}
+
+/// A new project with its first environments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewProject {
+    /// The project (id chosen by the client).
+    pub project: Project,
+    /// The project key wrapped to the creator's public key.
+    pub project_key: Blob,
+    /// Its environments.
+    pub environments: Vec<NewEnvironment>,
+}

@@ -1,0 +1,1 @@
+//! klef-server: the team server.

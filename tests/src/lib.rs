@@ -1,0 +1,1 @@
+//! Hermetic test context for the end-to-end suite.
