@@ -1,1 +1,6 @@
-//! End-to-end tests.
+//! End-to-end tests: the real `klef`, `klef-agent` and `klef-server` binaries in hermetic temp
+//! directories. One test binary (`autotests = false`), one module per area.
+
+mod bad_input;
+mod run;
+mod workflow;

@@ -1,2 +1,88 @@
-//! cargo xtask.
-fn main() {}
+//! Project automation, run as `cargo xtask <task>` (alias in `.cargo/config.toml`).
+//!
+//! * `ci` — everything CI runs: fmt check, clippy `-D warnings`, then `test`.
+//! * `test` — the whole test suite (unit, property, end-to-end; PostgreSQL included).
+//! * `install` — installs `klef`, `klef-agent` and `klef-server` into `~/.cargo/bin`.
+//! * `man` — writes the man page to `docs/man/klef.1`.
+//! * `codegen [--check]` — regenerates the reference docs (and checks for drift).
+//! * `bench` — runs the benchmarks and writes `docs/performance.md`.
+//! * `fuzz [--seconds N]` — runs every fuzz target for a bounded time.
+
+mod codegen;
+mod test;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<()> {
+    let root = workspace_root();
+    std::env::set_current_dir(&root).context("failed to enter the workspace root")?;
+    let (task, rest) = args.split_first().map_or(("help", &[][..]), |(t, r)| (t.as_str(), r));
+    match task {
+        "ci" => {
+            step("cargo fmt --all --check", cargo(&["fmt", "--all", "--", "--check"]))?;
+            step(
+                "cargo clippy",
+                cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
+            )?;
+            codegen::run(&root, true)?;
+            test::run(&root, rest)
+        }
+        "test" => test::run(&root, rest),
+        "install" => {
+            for krate in ["klef-cli", "klef-agent", "klef-server"] {
+                let path = format!("crates/{krate}");
+                step(
+                    &format!("cargo install {krate}"),
+                    cargo(&["install", "--locked", "--force", "--path", &path]),
+                )?;
+            }
+            eprintln!("xtask: installed klef, klef-agent and klef-server; try `klef --help`");
+            Ok(())
+        }
+        "man" => codegen::man(&root),
+        "codegen" => codegen::run(&root, rest.iter().any(|a| a == "--check")),
+        "help" | "--help" | "-h" => {
+            eprintln!("usage: cargo xtask <ci|test|install|man|codegen [--check]|bench|fuzz>");
+            Ok(())
+        }
+        other => bail!("unknown task `{other}`; run `cargo xtask help`"),
+    }
+}
+
+/// The workspace root (the parent of this crate's directory).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// A `cargo` command with the given arguments.
+fn cargo(args: &[&str]) -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(args);
+    cmd
+}
+
+/// Runs a command, echoing its name, and fails if it fails.
+fn step(name: &str, mut cmd: Command) -> Result<()> {
+    eprintln!("xtask: running {name}");
+    let status = cmd.status().with_context(|| format!("failed to start {name}"))?;
+    if !status.success() {
+        bail!("{name} failed ({status})");
+    }
+    Ok(())
+}
