@@ -1,15 +1,33 @@
 //! `.env` parsing and rendering.
 //!
-//! The parser accepts the de-facto grammar of npm `dotenv` (v16+) / `dotenvx`: `KEY=value`
-//! lines, optional `export `, unquoted values trimmed (inner spaces kept), single, double and
-//! backtick quotes, multi-line quoted values, `\n`/`\r` expanded in double quotes, whole-line and
-//! inline ` #` comments. Unlike node's lenient parser, lines that are not assignments are
-//! reported with their line number instead of being skipped silently.
+//! The parser accepts the de-facto grammar of npm `dotenv` (v16+) / `dotenvx`: `KEY=value` and
+//! `KEY: value` lines, optional `export `, unquoted values trimmed (inner spaces kept), single,
+//! double and backtick quotes, multi-line quoted values, `\n`/`\r` expanded in double quotes,
+//! whole-line and inline comments, CRLF line endings. Unlike node's lenient parser, lines that
+//! are not assignments, unterminated quotes and other input that node reads in surprising ways
+//! are reported with their line number instead of being skipped or guessed at. The full grammar
+//! and every difference from node are in `docs/dotenv.md`.
 //!
-//! Renderers: [`Format::Dotenv`] (read back exactly by node `dotenv` and the `dotenvy` crate),
-//! [`Format::Json`], [`Format::Yaml`] and [`Format::Shell`] (safe to `eval`).
+//! Renderers: [`Format::Dotenv`] (read back exactly by node `dotenv`, the `dotenvy` crate and
+//! [`parse`] whenever the value allows it; see [`portability`]), [`Format::Json`],
+//! [`Format::Yaml`] and [`Format::Shell`] (safe to `eval`).
+//!
+//! ```
+//! use klef_core::dotenv::{Entry, Format, parse, render};
+//! let entries = parse("export A=1\nB='two words' # comment\n").unwrap();
+//! assert_eq!(entries[1].name, "B");
+//! assert_eq!(entries[1].value.as_str(), "two words");
+//! let text = render(&entries, Format::Dotenv);
+//! assert_eq!(parse(&text).unwrap(), entries);
+//! ```
+
+mod buf;
+mod parse;
+mod render;
 
 use zeroize::Zeroizing;
+
+pub use render::{Portability, portability};
 
 /// One `KEY=value` pair. The value is zeroized on drop.
 #[derive(Clone, PartialEq, Eq)]
@@ -18,6 +36,14 @@ pub struct Entry {
     pub name: String,
     /// The value.
     pub value: Zeroizing<String>,
+}
+
+impl Entry {
+    /// Builds an entry from a name and a value.
+    #[must_use]
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self { name: name.into(), value: Zeroizing::new(value.into()) }
+    }
 }
 
 impl std::fmt::Debug for Entry {
@@ -39,7 +65,7 @@ pub struct ParseError {
 /// Output formats of `klef pull`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// `KEY="value"` lines.
+    /// `KEY='value'` lines, quoted per value (see [`portability`]).
     Dotenv,
     /// A JSON object.
     Json,
@@ -49,15 +75,29 @@ pub enum Format {
     Shell,
 }
 
-/// Parses a `.env` file. Later duplicates of a key win (as in node `dotenv` with `override`).
+/// Parses a `.env` file. Later duplicates of a key win (as in node `dotenv` with `override`);
+/// the entry keeps the position of the key's first appearance, as node's object does.
 pub fn parse(input: &str) -> Result<Vec<Entry>, ParseError> {
-    let _ = input;
-    todo!("dotenv helper")
+    parse::parse(input)
 }
 
 /// Renders entries in the given format, in the given order.
+///
+/// For [`Format::Dotenv`], values whose [`portability`] is not [`Portability::Portable`] are
+/// still rendered so that [`parse`] reads them back exactly, but other parsers may not.
 #[must_use]
 pub fn render(entries: &[Entry], format: Format) -> Zeroizing<String> {
-    let _ = (entries, format);
-    todo!("dotenv helper")
+    match format {
+        Format::Dotenv => render::dotenv(entries),
+        Format::Json => render::json(entries),
+        Format::Yaml => render::yaml(entries),
+        Format::Shell => render::shell(entries),
+    }
+}
+
+/// Whether [`Format::Dotenv`] output carries `value` exactly to node `dotenv`, the `dotenvy`
+/// crate and [`parse`] alike (shorthand for [`portability`] being [`Portability::Portable`]).
+#[must_use]
+pub fn dotenv_safe(value: &str) -> bool {
+    portability(value) == Portability::Portable
 }
