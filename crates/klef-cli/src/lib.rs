@@ -1,1 +1,105 @@
-//! The `klef` command-line interface.
+//! The `klef` command-line interface as a library.
+//!
+//! The binary in `main.rs` only calls [`main`]; tests and `cargo xtask` call [`command`] and
+//! [`man_page`] directly. Module map:
+//!
+//! * `cli`: the clap tree (`Cli { global, command }`), help text from doc comments;
+//! * `commands/`: one module per subcommand, groups in folders, `mod.rs` only dispatches;
+//! * `context`: paths, the backend, `.klef` discovery and project/environment resolution;
+//! * `unlock`/`password`: how a command obtains keys (agent seam, password sources);
+//! * `diagnostics`: exit codes and error rendering, in one place;
+//! * `printer`: stdout for data, stderr for everything else.
+//!
+//! ```
+//! let man = klef_cli::man_page();
+//! assert!(man.contains("klef"));
+//! ```
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+mod backend;
+mod cli;
+mod commands;
+mod config;
+mod context;
+mod diagnostics;
+mod dirs;
+mod fsutil;
+mod logging;
+mod password;
+mod printer;
+mod secrets;
+mod table;
+mod unlock;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory as _, FromArgMatches as _};
+
+pub use diagnostics::ExitStatus;
+
+/// The complete clap command tree of `klef` (for completions, docs and tests).
+#[must_use]
+pub fn command() -> clap::Command {
+    cli::Cli::command()
+}
+
+/// The `klef(1)` man page, rendered from the clap tree (roff).
+#[must_use]
+pub fn man_page() -> String {
+    let mut out = Vec::new();
+    // Rendering into a Vec cannot fail on I/O; an error would be a clap_mangen bug.
+    if clap_mangen::Man::new(command()).render(&mut out).is_err() {
+        return String::new();
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Runs `klef` with the process's arguments and returns its exit code.
+#[must_use]
+pub fn main() -> ExitCode {
+    main_with_args(std::env::args_os())
+}
+
+/// Runs `klef` with the given arguments (the first one is the program name).
+#[must_use]
+pub fn main_with_args<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    // Files we create (vault, config, `.env`) must never be group- or world-readable, even
+    // before we set their mode explicitly.
+    #[cfg(unix)]
+    {
+        use rustix::fs::Mode;
+        rustix::process::umask(Mode::from_bits_truncate(0o077));
+    }
+
+    let matches = match command().try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(err) => return diagnostics::clap_error(&err),
+    };
+    let cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(err) => return diagnostics::clap_error(&err),
+    };
+
+    let printer = printer::Printer::new(&cli.global);
+    logging::init(&cli.global, printer.color_stderr());
+
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            let err = anyhow::Error::new(err).context("failed to start the async runtime");
+            return diagnostics::report(&printer, &err).into();
+        }
+    };
+    let status = runtime.block_on(commands::run(cli, printer.clone()));
+    match status {
+        Ok(status) => status.into(),
+        Err(err) => diagnostics::report(&printer, &err).into(),
+    }
+}

@@ -1,0 +1,29 @@
+//! `klef env …`: the project's environments.
+
+pub(crate) mod create;
+pub(crate) mod list;
+pub(crate) mod use_;
+
+use anyhow::Result;
+
+use crate::context::Context;
+use crate::diagnostics::ExitStatus;
+
+/// Manage the project's environments
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// List the project's environments
+    List(list::Args),
+    /// Add an environment to the project
+    Create(create::Args),
+    /// Change the default environment in `.klef`
+    Use(use_::Args),
+}
+
+pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
+    match cmd {
+        Command::List(args) => list::run(&args, ctx).await,
+        Command::Create(args) => create::run(args, ctx).await,
+        Command::Use(args) => use_::run(&args, ctx).await,
+    }
+}

@@ -1,0 +1,55 @@
+//! `klef get KEY [--plain]`: prints a value (with a newline; `--plain` prints the exact bytes).
+//!
+//! JSON: `{"name", "value", "version", "updated_at"}`.
+
+use anyhow::Result;
+use klef_core::backend::Backend as _;
+use serde_json::json;
+
+use crate::context::Context;
+use crate::diagnostics::{ExitStatus, Failure};
+use crate::{secrets, table};
+
+/// Print a secret's value
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The key name
+    pub(crate) key: String,
+
+    /// Print the exact value, without a trailing newline
+    #[arg(long)]
+    pub(crate) plain: bool,
+}
+
+pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
+    secrets::check_name(&args.key)?;
+    let b = ctx.backend().await?;
+    let t = ctx.target(&b).await?;
+    let current = b.secrets(&t.env.id).await?;
+    let Some(sv) = current
+        .iter()
+        .find(|s| s.name == args.key && s.ciphertext.is_some())
+    else {
+        return Err(
+            Failure::not_found(format!("{} not found in {}", args.key, t.describe()))
+                .hint("`klef list` shows the keys of this environment; `-e SLUG` picks another")
+                .into(),
+        );
+    };
+    let key = ctx.environment_key(&b, &t).await?;
+    let value = secrets::decrypt(&key, &t, sv)?;
+    if ctx.global.json {
+        ctx.printer.json(&json!({
+            "name": sv.name, "value": value.as_str(), "version": sv.version,
+            "updated_at": table::time(sv.created_at),
+        }))?;
+    } else if args.plain {
+        ctx.printer.data(&value)?;
+    } else {
+        let mut line = zeroize::Zeroizing::new(String::with_capacity(value.len() + 1));
+        line.push_str(&value);
+        line.push('\n');
+        ctx.printer.data(&line)?;
+    }
+    Ok(ExitStatus::SUCCESS)
+}

@@ -1,0 +1,248 @@
+//! `klef init [NAME]`: creates the local account on first use, then a project with the
+//! `development`, `staging` and `production` environments, and writes `.klef` here.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use klef_core::backend::Backend as _;
+use klef_core::crypto::{self, Aad, PublicKey, SymmetricKey};
+use klef_core::env::EnvVars;
+use klef_core::ids::{AccountId, EnvironmentId, ProjectId, WorkspaceId};
+use klef_core::klef_file::{self, KlefFile};
+use klef_core::model::{Account, Environment, NewEnvironment, NewProject, Project, Workspace};
+use klef_core::names::validate_display_name;
+use secrecy::ExposeSecret as _;
+use serde_json::json;
+
+use crate::backend::AnyBackend;
+use crate::config::Config;
+use crate::context::{Context, DEFAULT_ENV};
+use crate::diagnostics::{ExitStatus, Failure};
+use crate::fsutil;
+use crate::password;
+use crate::secrets::now;
+
+/// The environments every new project starts with: (slug, display name).
+const INITIAL_ENVS: &[(&str, &str)] = &[
+    ("development", "Development"),
+    ("staging", "Staging"),
+    ("production", "Production"),
+];
+
+/// Create a project here (and, on first use, your local account)
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The project name (default: the current directory's name)
+    pub(crate) name: Option<String>,
+
+    /// Also write the recovery code to FILE (mode 0600; never overwrites)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) recovery_file: Option<PathBuf>,
+
+    /// Replace an existing `.klef` in this directory
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
+    let cwd = std::env::current_dir().context("failed to read the current directory")?;
+    let klef_path = cwd.join(klef_file::FILE_NAME);
+    if klef_path.exists() && !args.force {
+        return Err(Failure::other(format!("{} already exists", klef_path.display()))
+            .hint("pass --force to replace it, or `klef link PROJECT` to point it at another project")
+            .into());
+    }
+    let name = match args.name {
+        Some(n) => n,
+        None => cwd
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| {
+                Failure::usage("cannot derive a project name from this directory")
+                    .hint("pass a NAME")
+            })?,
+    };
+    validate_display_name("project name", &name)?;
+    let default_env = ctx
+        .global
+        .env
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ENV.to_owned());
+    if !INITIAL_ENVS.iter().any(|(s, _)| *s == default_env) {
+        let slugs: Vec<&str> = INITIAL_ENVS.iter().map(|(s, _)| *s).collect();
+        return Err(Failure::not_found(format!(
+            "environment \"{default_env}\" is not created by klef init"
+        ))
+        .hint(format!(
+            "choose one of {}; `klef env create` adds more later",
+            slugs.join(", ")
+        ))
+        .into());
+    }
+    if let Some(f) = &args.recovery_file
+        && f.exists()
+    {
+        return Err(Failure::other(format!("{} already exists", f.display()))
+            .hint("choose a new file for the recovery code; klef never overwrites one")
+            .into());
+    }
+
+    let b = ctx.backend().await?;
+    let account = match b.account().await? {
+        Some(a) => {
+            if args.recovery_file.is_some() {
+                return Err(Failure::usage("the local account already exists")
+                    .hint("its recovery code was shown once when it was created; --recovery-file only applies then")
+                    .into());
+            }
+            a
+        }
+        None => create_account(ctx, &b, args.recovery_file.as_deref()).await?,
+    };
+
+    let ws = ctx.current_workspace(&b).await?;
+    if b.projects(&ws.id).await?.iter().any(|p| p.name == name) {
+        return Err(Failure::other(format!(
+            "project \"{name}\" already exists in workspace \"{}\"",
+            ws.name
+        ))
+        .hint(format!(
+            "run `klef link {name}` to use it here, or choose another NAME"
+        ))
+        .into());
+    }
+
+    let public = PublicKey::from_slice(account.keys.public_key.as_bytes())
+        .context("the account's public key is malformed")?;
+    let project = Project {
+        id: ProjectId::random(),
+        workspace_id: ws.id,
+        name: name.clone(),
+        created_at: now(),
+    };
+    let project_key = SymmetricKey::generate();
+    let wrapped = crypto::wrap_key(&public, &project_key, &Aad::ProjectKey(&project.id));
+    let environments = INITIAL_ENVS
+        .iter()
+        .map(|(slug, display)| {
+            let env = Environment {
+                id: EnvironmentId::random(),
+                project_id: project.id,
+                slug: (*slug).to_owned(),
+                name: (*display).to_owned(),
+                key_version: 1,
+                created_at: now(),
+            };
+            let env_key = SymmetricKey::generate();
+            let sealed = crypto::seal_key(&project_key, &env_key, &Aad::EnvironmentKey(&env.id));
+            NewEnvironment {
+                environment: env,
+                sealed_key: sealed.into(),
+            }
+        })
+        .collect::<Vec<_>>();
+    let new = NewProject {
+        project: project.clone(),
+        project_key: wrapped.into(),
+        environments,
+    };
+    b.create_project(&new)
+        .await
+        .with_context(|| format!("failed to create project \"{name}\""))?;
+
+    let file = KlefFile::new(project.id, default_env.clone(), None);
+    fsutil::write_atomic(&klef_path, file.render().as_bytes(), 0o644)?;
+
+    let slugs: Vec<&str> = INITIAL_ENVS.iter().map(|(s, _)| *s).collect();
+    if ctx.global.json {
+        ctx.printer.json(&json!({
+            "project": { "id": project.id, "name": project.name, "workspace_id": project.workspace_id },
+            "environments": slugs,
+            "default_environment": default_env,
+            "klef_file": klef_path,
+        }))?;
+    }
+    ctx.printer.info(&format!(
+        "created project \"{name}\" with environments {} in workspace \"{}\"",
+        slugs.join(", "),
+        ws.name
+    ));
+    ctx.printer.info(&format!(
+        "wrote {} (default environment: {default_env}); commit it",
+        klef_path.display()
+    ));
+    Ok(ExitStatus::SUCCESS)
+}
+
+/// Creates the local account and its personal workspace; shows the recovery code once.
+async fn create_account(
+    ctx: &Context,
+    b: &AnyBackend,
+    recovery_file: Option<&std::path::Path>,
+) -> Result<Account> {
+    ctx.printer.info(
+        "creating your local vault; choose an encryption password (it never leaves this machine)",
+    );
+    let pw = password::new_password(&ctx.global, EnvVars::KLEF_PASSWORD)?;
+    if pw.expose_secret().chars().count() < 12 {
+        ctx.printer
+            .warn("this password is short; everything in the vault is as strong as it is");
+    }
+    let id = AccountId::random();
+    let (keys, code, _unlocked) =
+        crypto::account::create(&id, &pw).context("failed to create the account keys")?;
+    let display = code.display();
+    if let Some(path) = recovery_file {
+        let mut text = zeroize::Zeroizing::new(String::from("klef recovery code\n"));
+        text.push_str(display.expose_secret());
+        text.push('\n');
+        fsutil::write_new(path, text.as_bytes(), 0o600)?;
+    }
+    let account = Account {
+        id,
+        email: None,
+        keys,
+        created_at: now(),
+    };
+    let personal = Workspace {
+        id: WorkspaceId::random(),
+        name: "Personal".into(),
+        personal: true,
+        created_at: now(),
+    };
+    b.create_account(&account, &personal)
+        .await
+        .context("failed to create the local account")?;
+    ctx.save_config(&Config {
+        workspace: Some(personal.id),
+    })?;
+
+    show_recovery_code(ctx, display.expose_secret(), recovery_file);
+    Ok(account)
+}
+
+fn show_recovery_code(ctx: &Context, code: &str, file: Option<&std::path::Path>) {
+    let lines = [
+        "your recovery code: write this down and keep it somewhere safe".to_owned(),
+        String::new(),
+        format!("    {code}"),
+        String::new(),
+        "it is shown only once; with it, `klef recover` resets a forgotten password".to_owned(),
+    ];
+    let width = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let mut boxed = String::new();
+    boxed.push_str(&format!("┌{}┐\n", "─".repeat(width + 2)));
+    for l in &lines {
+        let pad = width - l.chars().count();
+        boxed.push_str(&format!("│ {l}{} │\n", " ".repeat(pad)));
+    }
+    boxed.push_str(&format!("└{}┘", "─".repeat(width + 2)));
+    // Not silenced by -q: this is the only time the code is shown.
+    ctx.printer.always(&boxed);
+    if let Some(f) = file {
+        ctx.printer.always(&format!(
+            "the recovery code was also written to {} (mode 0600)",
+            f.display()
+        ));
+    }
+}

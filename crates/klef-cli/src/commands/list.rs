@@ -1,0 +1,85 @@
+//! `klef list [--reveal]`: names, versions and last update (values only with `--reveal`,
+//! which needs the password).
+//!
+//! JSON: `[{"name", "version", "updated_at", "author", "value"?}]`, sorted by name.
+
+use anyhow::Result;
+use klef_core::backend::Backend as _;
+use serde_json::json;
+
+use crate::context::Context;
+use crate::diagnostics::ExitStatus;
+use crate::{secrets, table};
+
+/// List the environment's secrets
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Also show the values (asks for the password)
+    #[arg(long)]
+    pub(crate) reveal: bool,
+}
+
+pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
+    let b = ctx.backend().await?;
+    let t = ctx.target(&b).await?;
+    let mut current: Vec<_> = b
+        .secrets(&t.env.id)
+        .await?
+        .into_iter()
+        .filter(|s| s.ciphertext.is_some())
+        .collect();
+    current.sort_by(|a, c| a.name.cmp(&c.name));
+    let values = if args.reveal {
+        let key = ctx.environment_key(&b, &t).await?;
+        Some(
+            current
+                .iter()
+                .map(|sv| secrets::decrypt(&key, &t, sv))
+                .collect::<Result<Vec<_>>>()?,
+        )
+    } else {
+        None
+    };
+    if ctx.global.json {
+        let v: Vec<_> = current
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut o = json!({"name": s.name, "version": s.version, "updated_at": table::time(s.created_at), "author": s.author});
+                if let Some(vals) = &values {
+                    o["value"] = json!(vals[i].as_str());
+                }
+                o
+            })
+            .collect();
+        ctx.printer.json(&v)?;
+    } else {
+        let mut header = vec!["NAME", "VERSION", "UPDATED"];
+        if values.is_some() {
+            header.push("VALUE");
+        }
+        let rows: Vec<Vec<String>> = current
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut row = vec![
+                    s.name.clone(),
+                    s.version.to_string(),
+                    table::time(s.created_at),
+                ];
+                if let Some(vals) = &values {
+                    row.push(secrets::one_line_value(&vals[i]));
+                }
+                row
+            })
+            .collect();
+        ctx.printer.data(&table::render(&header, &rows))?;
+        if current.is_empty() {
+            ctx.printer.hint(&format!(
+                "{} has no secrets yet; `klef set KEY VALUE` adds one",
+                t.describe()
+            ));
+        }
+    }
+    Ok(ExitStatus::SUCCESS)
+}

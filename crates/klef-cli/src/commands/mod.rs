@@ -1,0 +1,49 @@
+//! Dispatch: one module per subcommand, groups in folders. Each module has an `Args` (or a
+//! `Command` enum for groups) and `pub(crate) async fn run(args, ctx) -> Result<ExitStatus>`.
+
+pub(crate) mod completions;
+pub(crate) mod env;
+pub(crate) mod get;
+pub(crate) mod history;
+pub(crate) mod init;
+pub(crate) mod link;
+pub(crate) mod list;
+pub(crate) mod man;
+pub(crate) mod projects;
+pub(crate) mod pull;
+pub(crate) mod push;
+pub(crate) mod rollback;
+pub(crate) mod run;
+pub(crate) mod set;
+pub(crate) mod unset;
+pub(crate) mod workspace;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::context::Context;
+use crate::diagnostics::ExitStatus;
+use crate::printer::Printer;
+
+/// Runs the parsed command line.
+pub(crate) async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus> {
+    let ctx = Context::new(cli.global, printer)?;
+    match cli.command {
+        Command::Init(args) => init::run(args, &ctx).await,
+        Command::Link(args) => link::run(args, &ctx).await,
+        Command::Projects(cmd) => projects::run(cmd, &ctx).await,
+        Command::Workspace(cmd) => workspace::run(cmd, &ctx).await,
+        Command::Env(cmd) => env::run(cmd, &ctx).await,
+        Command::Set(args) => set::run(args, &ctx).await,
+        Command::Get(args) => get::run(args, &ctx).await,
+        Command::List(args) => list::run(&args, &ctx).await,
+        Command::Unset(args) => unset::run(args, &ctx).await,
+        Command::Pull(args) => pull::run(args, &ctx).await,
+        Command::Push(args) => push::run(args, &ctx).await,
+        Command::Run(args) => run::run(args, &ctx).await,
+        Command::History(args) => history::run(&args, &ctx).await,
+        Command::Rollback(args) => rollback::run(&args, &ctx).await,
+        Command::Completions(args) => completions::run(&args, &ctx),
+        Command::Man => man::run(&ctx),
+    }
+}

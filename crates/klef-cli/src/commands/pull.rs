@@ -1,0 +1,75 @@
+//! `klef pull [-o FILE] [--format …]`: writes the environment's secrets to `.env` (or FILE)
+//! atomically with mode 0600; `-o -` prints them.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use klef_core::backend::Backend as _;
+use klef_core::dotenv::{self, Format};
+
+use crate::context::Context;
+use crate::diagnostics::ExitStatus;
+use crate::{fsutil, secrets};
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum FormatArg {
+    /// `KEY="value"` lines, read back exactly by node `dotenv` and `dotenvy`
+    Dotenv,
+    /// One JSON object
+    Json,
+    /// One YAML mapping
+    Yaml,
+    /// `export KEY='value'` lines, safe to `eval` in POSIX shells
+    Shell,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Dotenv => Format::Dotenv,
+            FormatArg::Json => Format::Json,
+            FormatArg::Yaml => Format::Yaml,
+            FormatArg::Shell => Format::Shell,
+        }
+    }
+}
+
+/// Write the environment's secrets to a file (`.env` by default)
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Where to write (`-` for stdout)
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        default_value = ".env"
+    )]
+    pub(crate) output: PathBuf,
+
+    /// The output format
+    #[arg(long, value_enum, default_value_t = FormatArg::Dotenv)]
+    pub(crate) format: FormatArg,
+}
+
+pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
+    let b = ctx.backend().await?;
+    let t = ctx.target(&b).await?;
+    let current = b.secrets(&t.env.id).await?;
+    let key = ctx.environment_key(&b, &t).await?;
+    let entries = secrets::decrypt_all(&key, &t, &current)?;
+    let rendered = dotenv::render(&entries, args.format.into());
+    if args.output.as_os_str() == "-" {
+        ctx.printer.data(&rendered)?;
+    } else {
+        fsutil::write_atomic(&args.output, rendered.as_bytes(), 0o600)?;
+        ctx.printer.info(&format!(
+            "wrote {} secret{} from {} to {}",
+            entries.len(),
+            if entries.len() == 1 { "" } else { "s" },
+            t.describe(),
+            args.output.display()
+        ));
+    }
+    Ok(ExitStatus::SUCCESS)
+}

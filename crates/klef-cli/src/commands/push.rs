@@ -1,0 +1,166 @@
+//! `klef push [FILE] [--replace] [--yes]`: imports a dotenv file in one transaction.
+//!
+//! The whole file is parsed and checked before anything is written; a bad line is reported
+//! with its number. Each write carries the version klef read, so a concurrent change makes the
+//! push fail with exit code 7 instead of overwriting it. The summary (added / changed /
+//! unchanged / removed) goes to stderr; `--json` prints the names per group on stdout.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, Write as _};
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use klef_core::backend::Backend as _;
+use klef_core::dotenv;
+use klef_core::model::SecretWrite;
+use serde_json::json;
+
+use crate::context::Context;
+use crate::diagnostics::{ExitStatus, Failure};
+use crate::{password, secrets};
+
+/// Import a dotenv file into the environment in one transaction
+///
+/// Keys absent from the file are kept unless `--replace` is given, which removes them after a
+/// confirmation (`--yes` skips it; without a terminal `--yes` is required).
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The dotenv file
+    #[arg(default_value = ".env")]
+    pub(crate) file: PathBuf,
+
+    /// Also remove keys that are not in the file
+    #[arg(long)]
+    pub(crate) replace: bool,
+
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+}
+
+pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
+    let path = &args.file;
+    let bytes = fs_err::read(path).with_context(|| format!("failed to read {}", path.display()))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| Failure::other(format!("{} is not valid UTF-8", path.display())))?;
+    let entries =
+        dotenv::parse(text).with_context(|| format!("failed to parse {}", path.display()))?;
+    drop(bytes);
+    // Later duplicates win.
+    let mut wanted: BTreeMap<String, zeroize::Zeroizing<String>> = BTreeMap::new();
+    for e in entries {
+        secrets::check_name(&e.name)
+            .with_context(|| format!("failed to parse {}", path.display()))?;
+        secrets::check_value(&e.name, &e.value)?;
+        wanted.insert(e.name, e.value);
+    }
+
+    let b = ctx.backend().await?;
+    let t = ctx.target(&b).await?;
+    let current: Vec<_> = b
+        .secrets(&t.env.id)
+        .await?
+        .into_iter()
+        .filter(|s| s.ciphertext.is_some())
+        .collect();
+    let key = ctx.environment_key(&b, &t).await?;
+
+    let (mut added, mut changed, mut unchanged, mut removed) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut writes: Vec<SecretWrite> = Vec::new();
+    for (name, value) in &wanted {
+        match current.iter().find(|s| &s.name == name) {
+            None => {
+                added.push(name.clone());
+                writes.push(SecretWrite {
+                    name: name.clone(),
+                    expected_version: Some(0),
+                    ciphertext: Some(secrets::encrypt(&key, &t, name, value)),
+                });
+            }
+            Some(sv) => {
+                let old = secrets::decrypt(&key, &t, sv)?;
+                if old.as_str() == value.as_str() {
+                    unchanged.push(name.clone());
+                } else {
+                    changed.push(name.clone());
+                    writes.push(SecretWrite {
+                        name: name.clone(),
+                        expected_version: Some(sv.version),
+                        ciphertext: Some(secrets::encrypt(&key, &t, name, value)),
+                    });
+                }
+            }
+        }
+    }
+    if args.replace {
+        for sv in current.iter().filter(|s| !wanted.contains_key(&s.name)) {
+            removed.push(sv.name.clone());
+            writes.push(SecretWrite {
+                name: sv.name.clone(),
+                expected_version: Some(sv.version),
+                ciphertext: None,
+            });
+        }
+        removed.sort();
+        if !removed.is_empty() && !args.yes {
+            confirm_removal(ctx, &removed, &args.file, &t.describe())?;
+        }
+    }
+
+    if !writes.is_empty() {
+        b.write_secrets(&t.env.id, &writes)
+            .await
+            .with_context(|| format!("failed to write to {}", t.describe()))?;
+    }
+    if ctx.global.json {
+        ctx.printer.json(&json!({"added": added, "changed": changed, "unchanged": unchanged, "removed": removed}))?;
+    }
+    ctx.printer.info(&format!(
+        "pushed {} to {}: {} added, {} changed, {} unchanged, {} removed",
+        path.display(),
+        t.describe(),
+        added.len(),
+        changed.len(),
+        unchanged.len(),
+        removed.len()
+    ));
+    Ok(ExitStatus::SUCCESS)
+}
+
+fn confirm_removal(
+    ctx: &Context,
+    removed: &[String],
+    file: &std::path::Path,
+    target: &str,
+) -> Result<()> {
+    let what = format!(
+        "--replace would remove {} key{} absent from {}: {}",
+        removed.len(),
+        if removed.len() == 1 { "" } else { "s" },
+        file.display(),
+        removed.join(", ")
+    );
+    let stdin_tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    if !password::interactive() || !stdin_tty {
+        return Err(
+            Failure::other(format!("{what}; refusing without confirmation"))
+                .hint("pass --yes to confirm, or drop --replace to keep them")
+                .into(),
+        );
+    }
+    ctx.printer.always(&what);
+    let mut err = std::io::stderr();
+    let _ = write!(err, "remove them from {target}? [y/N] ");
+    let _ = err.flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("failed to read the answer")?;
+    if matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err(Failure::other("push cancelled; nothing was written").into())
+    }
+}

@@ -1,0 +1,86 @@
+//! `klef rollback KEY VERSION`: writes a new version carrying VERSION's ciphertext. The value
+//! is never decrypted: the ciphertext is bound to this environment and name, so it stays valid
+//! as long as the environment key has not been rotated since.
+
+use anyhow::{Context as _, Result};
+use klef_core::backend::Backend as _;
+use klef_core::model::SecretWrite;
+
+use crate::context::Context;
+use crate::diagnostics::{ExitStatus, Failure};
+use crate::secrets;
+
+/// Make an earlier version of a secret the current one
+///
+/// This adds a new version with the old value; history is never rewritten.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The key name
+    pub(crate) key: String,
+    /// The version to restore (see `klef history KEY`)
+    pub(crate) version: i64,
+}
+
+pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
+    secrets::check_name(&args.key)?;
+    let b = ctx.backend().await?;
+    let t = ctx.target(&b).await?;
+    let history = b.secret_history(&t.env.id, &args.key).await?;
+    let Some(old) = history.iter().find(|s| s.version == args.version) else {
+        return Err(Failure::not_found(format!(
+            "version {} of {} not found in {}",
+            args.version,
+            args.key,
+            t.describe()
+        ))
+        .hint(format!("`klef history {}` lists its versions", args.key))
+        .into());
+    };
+    let Some(ciphertext) = old.ciphertext.clone() else {
+        return Err(Failure::usage(format!(
+            "version {} of {} is a deletion",
+            args.version, args.key
+        ))
+        .hint(format!("use `klef unset {}` to delete it again", args.key))
+        .into());
+    };
+    if old.key_version != t.env.key_version {
+        return Err(Failure::other(format!(
+            "version {} of {} was encrypted with an earlier key of {} (rotated since)",
+            args.version,
+            args.key,
+            t.describe()
+        ))
+        .into());
+    }
+    let latest = history.last();
+    if let Some(l) = latest
+        && l.version == old.version
+    {
+        ctx.printer.info(&format!(
+            "version {} of {} is already the current one",
+            args.version, args.key
+        ));
+        return Ok(ExitStatus::SUCCESS);
+    }
+    let expected = latest.filter(|l| l.ciphertext.is_some()).map(|l| l.version);
+    let written = b
+        .write_secrets(
+            &t.env.id,
+            &[SecretWrite {
+                name: args.key.clone(),
+                expected_version: expected,
+                ciphertext: Some(ciphertext),
+            }],
+        )
+        .await
+        .with_context(|| format!("failed to write to {}", t.describe()))?;
+    let new_version = written.first().map_or(0, |s| s.version);
+    ctx.printer.info(&format!(
+        "restored version {} of {} as version {new_version} in {}",
+        args.version,
+        args.key,
+        t.describe()
+    ));
+    Ok(ExitStatus::SUCCESS)
+}

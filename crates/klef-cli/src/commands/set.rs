@@ -1,0 +1,165 @@
+//! `klef set`: three forms.
+//!
+//! * `klef set KEY VALUE`
+//! * `klef set KEY=VALUE [KEY=VALUE…]`
+//! * `klef set KEY` reads the value from stdin, so it stays out of shell history and `ps`.
+//!   Piped input is taken byte for byte (`klef get --plain A | klef set B` copies exactly);
+//!   typed on a terminal, the final newline before Ctrl-D is dropped.
+//!
+//! All writes go in one transaction. With `--password-stdin`, the first line of stdin is the
+//! password and the rest is the value.
+
+use std::io::{IsTerminal as _, Read as _};
+
+use anyhow::{Context as _, Result};
+use klef_core::backend::Backend as _;
+use klef_core::model::SecretWrite;
+use klef_core::names::MAX_VALUE_LEN;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::context::Context;
+use crate::diagnostics::{ExitStatus, Failure};
+use crate::secrets;
+
+/// Set one or more secrets
+///
+/// Forms: `klef set KEY VALUE`, `klef set KEY=VALUE [KEY=VALUE…]`, or `klef set KEY` to read
+/// the value from stdin (piped input is stored byte for byte; typed on a terminal, the last
+/// newline is dropped). Names match `[A-Za-z_][A-Za-z0-9_]*`; values are UTF-8, up to 1 MiB.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// `KEY VALUE`, `KEY=VALUE…`, or `KEY` alone to read the value from stdin
+    #[arg(required = true, value_name = "KEY[=VALUE]")]
+    pub(crate) args: Vec<String>,
+}
+
+/// A parsed request: names with their values (`None` = read from stdin).
+type Pairs = Vec<(String, Option<Zeroizing<String>>)>;
+
+fn parse(args: Vec<String>) -> Result<Pairs> {
+    let mut args = args.into_iter().map(Zeroizing::new).collect::<Vec<_>>();
+    let first_has_eq = args.first().is_some_and(|a| a.contains('='));
+    if first_has_eq {
+        let mut out = Vec::with_capacity(args.len());
+        for a in &args {
+            let Some((k, v)) = a.split_once('=') else {
+                return Err(
+                    Failure::usage(format!("expected KEY=VALUE, got the bare name {a:?}"))
+                        .hint("mix no forms: use `klef set KEY=VALUE…`, or `klef set KEY VALUE`")
+                        .into(),
+                );
+            };
+            out.push((k.to_owned(), Some(Zeroizing::new(v.to_owned()))));
+        }
+        return Ok(out);
+    }
+    match args.len() {
+        1 => Ok(vec![(args.remove(0).to_string(), None)]),
+        2 => {
+            let value = Zeroizing::new(std::mem::take(&mut *args[1]));
+            Ok(vec![(args[0].to_string(), Some(value))])
+        }
+        _ => Err(Failure::usage("too many arguments for `klef set KEY VALUE`")
+            .hint("set several keys with `klef set KEY=VALUE KEY2=VALUE2`; quote values that contain spaces")
+            .into()),
+    }
+}
+
+/// Reads the value from stdin (at most 1 MiB), dropping the final newline only when typed.
+fn read_stdin_value(name: &str) -> Result<Zeroizing<String>> {
+    let stdin = std::io::stdin();
+    let typed = stdin.is_terminal();
+    let mut buf = Zeroizing::new(Vec::new());
+    stdin
+        .lock()
+        .take(MAX_VALUE_LEN as u64 + 1)
+        .read_to_end(&mut buf)
+        .with_context(|| format!("failed to read the value of {name} from stdin"))?;
+    if typed {
+        let len = buf.len();
+        if buf.ends_with(b"\r\n") {
+            buf.truncate(len - 2);
+        } else if buf.ends_with(b"\n") {
+            buf.truncate(len - 1);
+        }
+    }
+    if buf.len() > MAX_VALUE_LEN {
+        return Err(
+            Failure::usage(format!("the value of {name} on stdin is larger than 1 MiB")).into(),
+        );
+    }
+    let text = std::str::from_utf8(&buf)
+        .map_err(|_| Failure::usage(format!("the value of {name} on stdin is not valid UTF-8")))?;
+    Ok(Zeroizing::new(text.to_owned()))
+}
+
+pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
+    let pairs = parse(args.args)?;
+    for (name, value) in &pairs {
+        secrets::check_name(name)?;
+        if let Some(v) = value {
+            secrets::check_value(name, v)?;
+        }
+    }
+    let b = ctx.backend().await?;
+    let t = ctx.target(&b).await?;
+    let key = ctx.environment_key(&b, &t).await?;
+
+    // Later duplicates win, as in a .env file.
+    let mut writes: Vec<SecretWrite> = Vec::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        let value = match value {
+            Some(v) => v,
+            None => read_stdin_value(&name)?,
+        };
+        writes.retain(|w| w.name != name);
+        let ciphertext = secrets::encrypt(&key, &t, &name, &value);
+        writes.push(SecretWrite {
+            name,
+            expected_version: None,
+            ciphertext: Some(ciphertext),
+        });
+    }
+    let written = b
+        .write_secrets(&t.env.id, &writes)
+        .await
+        .with_context(|| format!("failed to write to {}", t.describe()))?;
+    if ctx.global.json {
+        let v: Vec<_> = written
+            .iter()
+            .map(|s| json!({"name": s.name, "version": s.version}))
+            .collect();
+        ctx.printer.json(&v)?;
+    }
+    let names: Vec<&str> = writes.iter().map(|w| w.name.as_str()).collect();
+    ctx.printer
+        .info(&format!("set {} in {}", names.join(", "), t.describe()));
+    Ok(ExitStatus::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(p: &Pairs) -> Vec<(&str, Option<&str>)> {
+        p.iter()
+            .map(|(k, v)| (k.as_str(), v.as_ref().map(|v| v.as_str())))
+            .collect()
+    }
+
+    #[test]
+    fn the_three_forms() {
+        let p = parse(vec!["K".into(), "a=b".into()]).unwrap();
+        assert_eq!(names(&p), vec![("K", Some("a=b"))]);
+        let p = parse(vec!["A=1".into(), "B=x=y".into(), "C=".into()]).unwrap();
+        assert_eq!(
+            names(&p),
+            vec![("A", Some("1")), ("B", Some("x=y")), ("C", Some(""))]
+        );
+        let p = parse(vec!["K".into()]).unwrap();
+        assert_eq!(names(&p), vec![("K", None)]);
+        assert!(parse(vec!["A=1".into(), "B".into()]).is_err());
+        assert!(parse(vec!["A".into(), "1".into(), "2".into()]).is_err());
+    }
+}

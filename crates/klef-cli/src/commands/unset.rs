@@ -1,0 +1,58 @@
+//! `klef unset KEY…`: deletes keys in one transaction (each delete is a new, empty version, so
+//! history and rollback still work). Every key must exist, or nothing is deleted.
+
+use anyhow::{Context as _, Result};
+use klef_core::backend::Backend as _;
+use klef_core::model::SecretWrite;
+
+use crate::context::Context;
+use crate::diagnostics::{ExitStatus, Failure};
+use crate::secrets;
+
+/// Delete secrets (their history is kept)
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The key names
+    #[arg(required = true)]
+    pub(crate) keys: Vec<String>,
+}
+
+pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
+    for k in &args.keys {
+        secrets::check_name(k)?;
+    }
+    let b = ctx.backend().await?;
+    let t = ctx.target(&b).await?;
+    let current = b.secrets(&t.env.id).await?;
+    let mut writes: Vec<SecretWrite> = Vec::new();
+    for k in &args.keys {
+        if writes.iter().any(|w| &w.name == k) {
+            continue;
+        }
+        let Some(sv) = current
+            .iter()
+            .find(|s| &s.name == k && s.ciphertext.is_some())
+        else {
+            return Err(
+                Failure::not_found(format!("{k} not found in {}", t.describe()))
+                    .hint("nothing was deleted")
+                    .into(),
+            );
+        };
+        writes.push(SecretWrite {
+            name: k.clone(),
+            expected_version: Some(sv.version),
+            ciphertext: None,
+        });
+    }
+    b.write_secrets(&t.env.id, &writes)
+        .await
+        .with_context(|| format!("failed to write to {}", t.describe()))?;
+    let names: Vec<&str> = writes.iter().map(|w| w.name.as_str()).collect();
+    ctx.printer.info(&format!(
+        "deleted {} from {}",
+        names.join(", "),
+        t.describe()
+    ));
+    Ok(ExitStatus::SUCCESS)
+}

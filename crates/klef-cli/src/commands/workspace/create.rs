@@ -1,0 +1,46 @@
+//! `klef workspace create NAME`.
+
+use anyhow::Result;
+use klef_core::backend::Backend as _;
+use klef_core::ids::WorkspaceId;
+use klef_core::model::Workspace;
+use klef_core::names::validate_display_name;
+use serde_json::json;
+
+use crate::context::Context;
+use crate::diagnostics::{ExitStatus, Failure};
+use crate::secrets::now;
+use crate::table;
+
+/// Create a workspace
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Its display name, e.g. "Acme Inc"
+    pub(crate) name: String,
+}
+
+pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
+    validate_display_name("workspace name", &args.name)?;
+    let b = ctx.backend().await?;
+    ctx.account(&b).await?;
+    if b.workspaces().await?.iter().any(|w| w.name == args.name) {
+        return Err(Failure::other(format!("workspace \"{}\" already exists", args.name)).into());
+    }
+    let ws = Workspace {
+        id: WorkspaceId::random(),
+        name: args.name,
+        personal: false,
+        created_at: now(),
+    };
+    b.create_workspace(&ws).await?;
+    if ctx.global.json {
+        ctx.printer.json(&json!({"id": ws.id, "name": ws.name, "personal": false, "created_at": table::time(ws.created_at)}))?;
+    }
+    ctx.printer
+        .info(&format!("created workspace \"{}\"", ws.name));
+    ctx.printer.hint(&format!(
+        "`klef workspace use \"{}\"` makes it the current workspace",
+        ws.name
+    ));
+    Ok(ExitStatus::SUCCESS)
+}

@@ -1,0 +1,59 @@
+//! `klef workspace …`: list, create and choose the current workspace.
+
+pub(crate) mod create;
+pub(crate) mod list;
+pub(crate) mod use_;
+
+use anyhow::Result;
+use klef_core::backend::Backend as _;
+use klef_core::ids::WorkspaceId;
+use klef_core::model::Workspace;
+
+use crate::backend::AnyBackend;
+use crate::context::Context;
+use crate::diagnostics::{ExitStatus, Failure};
+
+/// Manage workspaces
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// List your workspaces
+    List(list::Args),
+    /// Create a workspace
+    Create(create::Args),
+    /// Make a workspace the current one
+    Use(use_::Args),
+}
+
+pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
+    match cmd {
+        Command::List(args) => list::run(&args, ctx).await,
+        Command::Create(args) => create::run(args, ctx).await,
+        Command::Use(args) => use_::run(&args, ctx).await,
+    }
+}
+
+/// Finds a workspace by id or exact name.
+pub(crate) async fn find(b: &AnyBackend, needle: &str) -> Result<Workspace> {
+    let all = b.workspaces().await?;
+    let by_id = needle.parse::<WorkspaceId>().ok();
+    let mut hits: Vec<&Workspace> = all
+        .iter()
+        .filter(|w| Some(w.id) == by_id || w.name == needle)
+        .collect();
+    match hits.len() {
+        0 => {
+            let names: Vec<&str> = all.iter().map(|w| w.name.as_str()).collect();
+            Err(
+                Failure::not_found(format!("workspace \"{needle}\" not found"))
+                    .hint(format!("your workspaces: {}", names.join(", ")))
+                    .into(),
+            )
+        }
+        1 => Ok(hits.remove(0).clone()),
+        _ => Err(
+            Failure::usage(format!("several workspaces are named \"{needle}\""))
+                .hint("use the workspace id (see `klef workspace list --json`)")
+                .into(),
+        ),
+    }
+}

@@ -1,0 +1,278 @@
+//! What every command shares: global flags, the printer, directories, and the resolution of
+//! "which vault, workspace, project and environment" from flags, `.klef` and config.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use klef_core::backend::{Backend as _, BackendError};
+use klef_core::crypto::SymmetricKey;
+use klef_core::ids::ProjectId;
+use klef_core::klef_file::{self, KlefFile};
+use klef_core::model::{Account, Environment, Project, Workspace};
+
+use crate::backend::AnyBackend;
+use crate::cli::GlobalArgs;
+use crate::config::Config;
+use crate::diagnostics::Failure;
+use crate::dirs::Dirs;
+use crate::printer::Printer;
+use crate::unlock::{self, KeySource};
+
+/// The environment used when neither `-e`, `KLEF_ENV` nor `.klef` names one.
+pub(crate) const DEFAULT_ENV: &str = "development";
+
+/// Shared state of one invocation.
+pub(crate) struct Context {
+    pub(crate) global: GlobalArgs,
+    pub(crate) printer: Printer,
+    pub(crate) dirs: Dirs,
+}
+
+/// A `.klef` file found on disk.
+#[derive(Debug, Clone)]
+pub(crate) struct Located {
+    pub(crate) path: PathBuf,
+    pub(crate) file: KlefFile,
+}
+
+/// The project a command works on, and the `.klef` that named it (if any).
+pub(crate) struct ProjectTarget {
+    pub(crate) project: Project,
+    pub(crate) klef: Option<Located>,
+}
+
+/// The project and environment a command works on.
+pub(crate) struct Target {
+    pub(crate) project: Project,
+    pub(crate) env: Environment,
+}
+
+impl Target {
+    /// `environment "development" of project "my-app"`, for messages.
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "environment \"{}\" of project \"{}\"",
+            self.env.slug, self.project.name
+        )
+    }
+}
+
+impl Context {
+    pub(crate) fn new(global: GlobalArgs, printer: Printer) -> Result<Self> {
+        let dirs = Dirs::resolve(global.profile.as_deref())?;
+        tracing::debug!(config = %dirs.config.display(), data = %dirs.data.display(), "directories");
+        Ok(Self {
+            global,
+            printer,
+            dirs,
+        })
+    }
+
+    /// Opens the backend: the local vault (server mode plugs in here).
+    pub(crate) async fn backend(&self) -> Result<AnyBackend> {
+        AnyBackend::open_local(&self.dirs.vault()).await
+    }
+
+    /// The account, or a "run klef init" error when the vault has none yet.
+    pub(crate) async fn account(&self, b: &AnyBackend) -> Result<Account> {
+        b.account().await?.ok_or_else(|| {
+            Failure::auth("there is no local account yet")
+                .hint("run `klef init` to create your account and a first project")
+                .into()
+        })
+    }
+
+    /// Unlocks the account's keys (password, or later the agent).
+    pub(crate) async fn keys(&self, b: &AnyBackend) -> Result<KeySource> {
+        let account = self.account(b).await?;
+        unlock::key_source(&self.global, &account)
+    }
+
+    /// Unlocks and returns the key of the target environment.
+    pub(crate) async fn environment_key(&self, b: &AnyBackend, t: &Target) -> Result<SymmetricKey> {
+        let keys = self.keys(b).await?;
+        let access = b.environment_key(&t.env.id).await?;
+        keys.environment_key(&t.project, &t.env, &access)
+    }
+
+    pub(crate) fn config(&self) -> Result<Config> {
+        Config::load(&self.dirs.config_file())
+    }
+
+    pub(crate) fn save_config(&self, c: &Config) -> Result<()> {
+        c.save(&self.dirs.config_file())
+    }
+
+    /// The current workspace: the one in config if it still exists, else the personal one.
+    pub(crate) async fn current_workspace(&self, b: &AnyBackend) -> Result<Workspace> {
+        let all = b.workspaces().await?;
+        let config = self.config()?;
+        if let Some(id) = config.workspace
+            && let Some(ws) = all.iter().find(|w| w.id == id)
+        {
+            return Ok(ws.clone());
+        }
+        all.iter()
+            .find(|w| w.personal)
+            .or_else(|| all.first())
+            .cloned()
+            .ok_or_else(|| {
+                Failure::auth("there is no workspace yet")
+                    .hint("run `klef init` to create your account and a first project")
+                    .into()
+            })
+    }
+
+    /// Finds `.klef` in the current directory or the nearest parent.
+    pub(crate) fn find_klef_file(&self) -> Result<Option<Located>> {
+        let cwd = std::env::current_dir().context("failed to read the current directory")?;
+        for dir in cwd.ancestors() {
+            let path = dir.join(klef_file::FILE_NAME);
+            match fs_err::read(&path) {
+                Ok(bytes) => {
+                    let file = KlefFile::parse(&bytes)
+                        .with_context(|| format!("failed to read {}", path.display()))?;
+                    return Ok(Some(Located { path, file }));
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                    ) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Looks a project up by id or name (current workspace first, then every workspace).
+    pub(crate) async fn find_project(&self, b: &AnyBackend, needle: &str) -> Result<Project> {
+        if let Ok(id) = needle.parse::<ProjectId>() {
+            return match b.project(&id).await {
+                Ok(p) => Ok(p),
+                Err(BackendError::NotFound { .. }) => Err(project_not_found(needle)),
+                Err(e) => Err(e.into()),
+            };
+        }
+        let current = self.current_workspace(b).await?;
+        let mut matches: Vec<Project> = b
+            .projects(&current.id)
+            .await?
+            .into_iter()
+            .filter(|p| p.name == needle)
+            .collect();
+        if matches.is_empty() {
+            for ws in b.workspaces().await? {
+                if ws.id != current.id {
+                    matches.extend(
+                        b.projects(&ws.id)
+                            .await?
+                            .into_iter()
+                            .filter(|p| p.name == needle),
+                    );
+                }
+            }
+        }
+        match matches.len() {
+            0 => Err(project_not_found(needle)),
+            1 => Ok(matches.remove(0)),
+            _ => Err(
+                Failure::usage(format!("several projects are named \"{needle}\""))
+                    .hint("pass the project id instead (see `klef projects list --json`)")
+                    .into(),
+            ),
+        }
+    }
+
+    /// The project: `-p`/`KLEF_PROJECT` if given, else the nearest `.klef`.
+    pub(crate) async fn project(&self, b: &AnyBackend) -> Result<ProjectTarget> {
+        let klef = self.find_klef_file()?;
+        if let Some(needle) = self.global.project.as_deref() {
+            let project = self.find_project(b, needle).await?;
+            let klef = klef.filter(|k| k.file.project == project.id);
+            return Ok(ProjectTarget { project, klef });
+        }
+        let Some(located) = klef else {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            return Err(Failure::not_found(format!(
+                "no .klef file found in {} or any parent directory",
+                cwd.display()
+            ))
+            .hint("run `klef init` to create a project here, `klef link PROJECT` to use an existing one, or pass -p PROJECT")
+            .into());
+        };
+        if let Some(server) = &located.file.server {
+            return Err(Failure::other(format!(
+                "{} names a project on the Klef server {server}, and this klef only has the local vault",
+                located.path.display()
+            ))
+            .into());
+        }
+        let project = match b.project(&located.file.project).await {
+            Ok(p) => p,
+            Err(BackendError::NotFound { .. }) => {
+                return Err(Failure::not_found(format!(
+                    "project {} named in {} is not in the local vault",
+                    located.file.project,
+                    located.path.display()
+                ))
+                .hint("`klef link PROJECT` points this directory at another project")
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(ProjectTarget {
+            project,
+            klef: Some(located),
+        })
+    }
+
+    /// The environments of a project, sorted by slug.
+    pub(crate) async fn environments(
+        b: &AnyBackend,
+        project: &Project,
+    ) -> Result<Vec<Environment>> {
+        let mut envs = b.environments(&project.id).await?;
+        envs.sort_by(|a, c| a.slug.cmp(&c.slug));
+        Ok(envs)
+    }
+
+    /// The project and environment (`-e`/`KLEF_ENV`, else `.klef`, else `development`).
+    pub(crate) async fn target(&self, b: &AnyBackend) -> Result<Target> {
+        let pt = self.project(b).await?;
+        let slug = self
+            .global
+            .env
+            .clone()
+            .or_else(|| pt.klef.as_ref().map(|k| k.file.environment.clone()))
+            .unwrap_or_else(|| DEFAULT_ENV.to_owned());
+        let envs = Self::environments(b, &pt.project).await?;
+        let env = find_env(&envs, &slug, &pt.project)?;
+        Ok(Target {
+            project: pt.project,
+            env,
+        })
+    }
+}
+
+/// Finds an environment by slug, or a not-found error listing the available ones.
+pub(crate) fn find_env(envs: &[Environment], slug: &str, project: &Project) -> Result<Environment> {
+    envs.iter()
+        .find(|e| e.slug == slug)
+        .cloned()
+        .ok_or_else(|| {
+            let names: Vec<&str> = envs.iter().map(|e| e.slug.as_str()).collect();
+            Failure::not_found(format!(
+                "environment \"{slug}\" not found in project \"{}\"",
+                project.name
+            ))
+            .hint(format!("available environments: {}", names.join(", ")))
+            .into()
+        })
+}
+
+fn project_not_found(needle: &str) -> anyhow::Error {
+    Failure::not_found(format!("project \"{needle}\" not found"))
+        .hint("`klef projects list` shows the projects of the current workspace")
+        .into()
+}
