@@ -4,9 +4,12 @@
 use secrecy::SecretString;
 
 use super::recovery::RecoveryCode;
-use super::{CryptoError, PrivateKey, SymmetricKey};
+use super::{
+    Aad, CryptoError, PrivateKey, SymmetricKey, default_kdf_params, derive_kek, generate_keypair,
+    open, open_key, seal, seal_key,
+};
 use crate::ids::AccountId;
-use crate::model::AccountKeys;
+use crate::model::{AccountKeys, Blob, KdfParams};
 
 /// An unlocked account: the master key and the private key, in memory only.
 pub struct UnlockedAccount {
@@ -23,8 +26,48 @@ pub fn create(
     account: &AccountId,
     password: &SecretString,
 ) -> Result<(AccountKeys, RecoveryCode, UnlockedAccount), CryptoError> {
-    let _ = (account, password);
-    todo!("crypto helper")
+    create_with_params(account, password, default_kdf_params())
+}
+
+/// [`create`] with explicit KDF parameters (still subject to [`super::validate_kdf_params`]).
+/// Production code calls [`create`]; this exists for tests that need a cheaper KDF.
+pub fn create_with_params(
+    account: &AccountId,
+    password: &SecretString,
+    kdf: KdfParams,
+) -> Result<(AccountKeys, RecoveryCode, UnlockedAccount), CryptoError> {
+    let kek = derive_kek(password, &kdf)?;
+    let master_key = SymmetricKey::generate();
+    let recovery = RecoveryCode::generate();
+    let recovery_key = recovery.recovery_key()?;
+    let (private_key, public_key) = generate_keypair();
+    let keys = AccountKeys {
+        kdf,
+        master_key_by_password: Blob(seal_key(
+            &kek,
+            &master_key,
+            &Aad::MasterKeyByPassword(account),
+        )),
+        master_key_by_recovery: Blob(seal_key(
+            &recovery_key,
+            &master_key,
+            &Aad::MasterKeyByRecovery(account),
+        )),
+        public_key: Blob(public_key.0.to_vec()),
+        private_key_sealed: Blob(seal(
+            &master_key,
+            private_key.expose(),
+            &Aad::PrivateKey(account),
+        )),
+    };
+    Ok((
+        keys,
+        recovery,
+        UnlockedAccount {
+            master_key,
+            private_key,
+        },
+    ))
 }
 
 /// Opens the master key with the password, then the private key. A wrong password is
@@ -35,8 +78,13 @@ pub fn unlock(
     keys: &AccountKeys,
     password: &SecretString,
 ) -> Result<UnlockedAccount, CryptoError> {
-    let _ = (account, keys, password);
-    todo!("crypto helper")
+    let kek = derive_kek(password, &keys.kdf)?;
+    let master_key = open_master(
+        &kek,
+        keys.master_key_by_password.as_bytes(),
+        &Aad::MasterKeyByPassword(account),
+    )?;
+    open_private(account, keys, master_key)
 }
 
 /// Opens the master key with the recovery code (wrong code → [`CryptoError::WrongPassword`]).
@@ -45,18 +93,84 @@ pub fn unlock_with_recovery(
     keys: &AccountKeys,
     code: &RecoveryCode,
 ) -> Result<UnlockedAccount, CryptoError> {
-    let _ = (account, keys, code);
-    todo!("crypto helper")
+    let master_key = open_master(
+        &code.recovery_key()?,
+        keys.master_key_by_recovery.as_bytes(),
+        &Aad::MasterKeyByRecovery(account),
+    )?;
+    open_private(account, keys, master_key)
 }
 
 /// Re-seals the master key under a new password with the current default KDF parameters.
 /// Everything else in `keys` (recovery copy, key pair) is returned unchanged.
+///
+/// `unlocked` must belong to `keys`: its master key must open the stored private key and that
+/// key must match the stored public key, otherwise [`CryptoError::Tampered`] (re-sealing a
+/// foreign master key would lock the person out).
 pub fn reseal_with_password(
     account: &AccountId,
     keys: &AccountKeys,
     unlocked: &UnlockedAccount,
     new_password: &SecretString,
 ) -> Result<AccountKeys, CryptoError> {
-    let _ = (account, keys, unlocked, new_password);
-    todo!("crypto helper")
+    let check = open_private(account, keys, unlocked.master_key.clone())?;
+    if check.private_key.expose() != unlocked.private_key.expose() {
+        return Err(CryptoError::Tampered {
+            what: "the account's private key".into(),
+        });
+    }
+    let kdf = default_kdf_params();
+    let kek = derive_kek(new_password, &kdf)?;
+    Ok(AccountKeys {
+        kdf,
+        master_key_by_password: Blob(seal_key(
+            &kek,
+            &unlocked.master_key,
+            &Aad::MasterKeyByPassword(account),
+        )),
+        ..keys.clone()
+    })
+}
+
+/// Opens a sealed master key; an authentication failure means the password (or recovery code)
+/// was wrong, which is what a person needs to hear.
+fn open_master(
+    kek: &SymmetricKey,
+    envelope: &[u8],
+    aad: &Aad<'_>,
+) -> Result<SymmetricKey, CryptoError> {
+    match open_key(kek, envelope, aad, "the master key") {
+        Err(CryptoError::Tampered { .. }) => Err(CryptoError::WrongPassword),
+        other => other,
+    }
+}
+
+/// Opens the private key under an opened master key and checks it against the stored public
+/// key.
+fn open_private(
+    account: &AccountId,
+    keys: &AccountKeys,
+    master_key: SymmetricKey,
+) -> Result<UnlockedAccount, CryptoError> {
+    const WHAT: &str = "the account's private key";
+    let bytes = open(
+        &master_key,
+        keys.private_key_sealed.as_bytes(),
+        &Aad::PrivateKey(account),
+        WHAT,
+    )?;
+    let arr: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| CryptoError::Malformed { what: WHAT.into() })?;
+    let private_key = PrivateKey::from_bytes(Box::new(arr));
+    if private_key.public_key().0.as_slice() != keys.public_key.as_bytes() {
+        return Err(CryptoError::Tampered {
+            what: "the account's public key".into(),
+        });
+    }
+    Ok(UnlockedAccount {
+        master_key,
+        private_key,
+    })
 }
