@@ -351,6 +351,7 @@ async fn start(paths: &AgentPaths, bin: &Path) -> Result<(), ClientError> {
     };
     paths.ensure_dir()?;
     let mut cmd = tokio::process::Command::new(bin);
+    cmd.arg("--runtime-dir").arg(paths.dir());
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -32,14 +32,15 @@ pub const READY_LINE: &str = "ready";
 const MAX_LOG_BYTES: u64 = 1 << 20;
 
 const USAGE: &str = "\
-usage: klef-agent [--foreground]
+usage: klef-agent [--foreground] [--runtime-dir DIR]
 
 Caches Klef's unlocked keys for this user; `klef` starts it on demand.
 
 options:
-  --foreground   log to stderr instead of the runtime directory's agent.log
-  -V, --version  print the version
-  -h, --help     print this help
+  --foreground        log to stderr instead of the runtime directory's agent.log
+  --runtime-dir DIR   use DIR for the socket, lock and log (default: from the environment)
+  -V, --version       print the version
+  -h, --help          print this help
 
 environment:
   KLEF_AGENT_IDLE_TIMEOUT  wipe keys unused this long (at most and by default 1h)
@@ -53,9 +54,21 @@ pub fn main() -> ExitCode {
     let hardening = harden_process();
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let mut foreground = false;
-    for arg in &args {
+    let mut runtime_dir = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
         match arg.to_str() {
             Some("--foreground") => foreground = true,
+            Some("--runtime-dir") => match args.next() {
+                Some(dir) if !dir.is_empty() => runtime_dir = Some(PathBuf::from(dir)),
+                _ => {
+                    let _ = writeln!(
+                        io::stderr(),
+                        "klef-agent: error: --runtime-dir needs a directory"
+                    );
+                    return ExitCode::from(2);
+                }
+            },
             Some("-V" | "--version") => {
                 return print_out(&format!("klef-agent {}", env!("CARGO_PKG_VERSION")));
             }
@@ -71,7 +84,7 @@ pub fn main() -> ExitCode {
         }
     }
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
-    match run(foreground, &hardening) {
+    match run(foreground, runtime_dir, &hardening) {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "klef-agent failed");
@@ -90,10 +103,14 @@ fn print_out(text: &str) -> ExitCode {
 
 fn run(
     foreground: bool,
+    runtime_dir: Option<PathBuf>,
     hardening: &crate::hardening::HardeningReport,
 ) -> anyhow::Result<ExitCode> {
     let timeouts = Timeouts::from_env()?;
-    let paths = AgentPaths::from_env()?;
+    let paths = match runtime_dir {
+        Some(dir) => AgentPaths::in_dir(dir),
+        None => AgentPaths::from_env()?,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
