@@ -3,7 +3,7 @@
 //! and API tokens use it because it has no `I`, `L`, `O` or `U` to misread.
 //!
 //! Encoding `n` bytes gives `ceil(8n / 5)` symbols; the unused low bits of the last symbol are
-//! zero, and [`decode`] insists on that so every byte string has exactly one spelling.
+//! zero, and [`decode_values`] insists on that so every byte string has exactly one spelling.
 
 /// The 32 symbols, upper case.
 pub(crate) const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
