@@ -17,7 +17,8 @@ impl SecretBuf {
     fn reserve(&mut self, additional: usize) {
         let needed = self.0.len() + additional;
         if needed > self.0.capacity() {
-            let mut grown = Zeroizing::new(String::with_capacity(needed.max(self.0.capacity() * 2)));
+            let mut grown =
+                Zeroizing::new(String::with_capacity(needed.max(self.0.capacity() * 2)));
             grown.push_str(&self.0);
             // The old buffer is wiped when `self.0` is replaced and dropped here.
             self.0 = grown;

@@ -42,7 +42,10 @@ impl Entry {
     /// Builds an entry from a name and a value.
     #[must_use]
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Self { name: name.into(), value: Zeroizing::new(value.into()) }
+        Self {
+            name: name.into(),
+            value: Zeroizing::new(value.into()),
+        }
     }
 }
 

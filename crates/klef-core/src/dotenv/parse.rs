@@ -30,20 +30,14 @@ pub(super) const ESCAPED_PRAGMA: &str = "# klef:escaped";
 pub(super) fn is_js_space(c: char) -> bool {
     matches!(
         c,
-        '\t' | '\n'
-            | '\u{b}'
-            | '\u{c}'
-            | '\r'
-            | ' '
-            | '\u{a0}'
-            | '\u{1680}'
-            | '\u{2000}'..='\u{200a}'
-            | '\u{2028}'
-            | '\u{2029}'
-            | '\u{202f}'
-            | '\u{205f}'
-            | '\u{3000}'
-            | '\u{feff}'
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
     )
 }
 
@@ -79,7 +73,11 @@ fn normalize_newlines(input: &str) -> Zeroizing<String> {
 
 pub(super) fn parse(input: &str) -> Result<Vec<Entry>, ParseError> {
     let text = normalize_newlines(input);
-    let mut parser = Parser { text: &text, pos: 0, line: 1 };
+    let mut parser = Parser {
+        text: &text,
+        pos: 0,
+        line: 1,
+    };
     let mut entries: Vec<Entry> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut pragma_line: Option<usize> = None;
@@ -126,6 +124,13 @@ fn reject_js_line_breaks(comment: &str, line: usize) -> Result<(), ParseError> {
     Ok(())
 }
 
+fn error(line: usize, message: impl Into<String>) -> ParseError {
+    ParseError {
+        line,
+        message: message.into(),
+    }
+}
+
 fn pragma_error(line: usize) -> ParseError {
     ParseError {
         line,
@@ -145,7 +150,9 @@ struct Parser<'a> {
 impl Parser<'_> {
     /// Byte offset of the end of the line containing `at` (its `\n`, or the end of input).
     fn line_end(&self, at: usize) -> usize {
-        self.text[at..].find('\n').map_or(self.text.len(), |i| at + i)
+        self.text[at..]
+            .find('\n')
+            .map_or(self.text.len(), |i| at + i)
     }
 
     fn current_line(&self) -> &str {
@@ -160,10 +167,6 @@ impl Parser<'_> {
     fn advance_to(&mut self, end: usize) {
         self.line += self.text[self.pos..end].matches('\n').count() + 1;
         self.pos = (end + 1).min(self.text.len());
-    }
-
-    fn error(&self, line: usize, message: impl Into<String>) -> ParseError {
-        ParseError { line, message: message.into() }
     }
 
     /// Parses the assignment starting on the current line and moves past its last line.
@@ -183,26 +186,33 @@ impl Parser<'_> {
             }
         }
 
-        let key_len =
-            rest.find(|c: char| is_js_space(c) || c == '=' || c == ':').unwrap_or(rest.len());
+        let key_len = rest
+            .find(|c: char| is_js_space(c) || c == '=' || c == ':')
+            .unwrap_or(rest.len());
         let (key, after_key) = rest.split_at(key_len);
-        let value_part = if let Some(v) = after_key.trim_start_matches(is_inline_space).strip_prefix('=') {
+        let value_part = if let Some(v) = after_key
+            .trim_start_matches(is_inline_space)
+            .strip_prefix('=')
+        {
             v
         } else if let Some(v) = after_key.strip_prefix(':') {
             // Node allows no space before the colon.
             if !v.starts_with(is_inline_space) {
-                return Err(self.error(line_no, "expected a space and a value after ':'"));
+                return Err(error(line_no, "expected a space and a value after ':'"));
             }
             v
         } else {
-            return Err(self.error(line_no, "expected KEY=VALUE"));
+            return Err(error(line_no, "expected KEY=VALUE"));
         };
         if key.is_empty() {
-            return Err(self.error(line_no, "expected a key name before '='"));
+            return Err(error(line_no, "expected a key name before '='"));
         }
         if let Err(invalid) = validate_key_name(key) {
             // The reason only: a "key" that fails validation may be a pasted secret.
-            return Err(self.error(line_no, format!("invalid key name: {}", invalid.reason)));
+            return Err(error(
+                line_no,
+                format!("invalid key name: {}", invalid.reason),
+            ));
         }
         let name = key.to_owned();
 
@@ -216,23 +226,23 @@ impl Parser<'_> {
                 self.quoted(quote, value_start, escaped)?
             }
             _ if escaped => return Err(pragma_error(line_no - 1)),
-            _ => (self.unquoted(value_part, line_no)?, end),
+            _ => (Self::unquoted(value_part, line_no)?, end),
         };
         if value.len() > MAX_VALUE_LEN {
-            return Err(self.error(line_no, "value is larger than the 1 MiB limit"));
+            return Err(error(line_no, "value is larger than the 1 MiB limit"));
         }
         self.advance_to(last_line_end);
         Ok((name, value))
     }
 
-    fn unquoted(&self, text: &str, line_no: usize) -> Result<Zeroizing<String>, ParseError> {
+    fn unquoted(text: &str, line_no: usize) -> Result<Zeroizing<String>, ParseError> {
         let text = match text.find('#') {
             Some(hash) if hash == 0 || text[..hash].ends_with(is_js_space) => {
                 reject_js_line_breaks(&text[hash..], line_no)?;
                 &text[..hash]
             }
             Some(_) => {
-                return Err(self.error(
+                return Err(error(
                     line_no,
                     "'#' inside an unquoted value: quote the value (node dotenv would cut it \
                      there, other parsers keep it)",
@@ -240,8 +250,16 @@ impl Parser<'_> {
             }
             None => text,
         };
+        let text = text.trim_matches(is_js_space);
+        if text.contains(['\u{2028}', '\u{2029}']) {
+            // Node's quote-stripping regex treats them as line starts inside the value.
+            return Err(error(
+                line_no,
+                "line separator U+2028/U+2029 in an unquoted value: quote the value",
+            ));
+        }
         let mut value = SecretBuf::with_capacity(text.len());
-        value.push_str(text.trim_matches(is_js_space));
+        value.push_str(text);
         Ok(value.into_inner())
     }
 
@@ -307,10 +325,14 @@ impl Parser<'_> {
         let Some(close) = close else {
             let kind = quote_name(quote);
             return Err(match first_free {
-                Some(at) if self.line_of(at) == self.line => {
-                    self.error(self.line, format!("unexpected text after the closing {kind} quote"))
-                }
-                _ => self.error(self.line, format!("unterminated {kind} quote starting here")),
+                Some(at) if self.line_of(at) == self.line => error(
+                    self.line,
+                    format!("unexpected text after the closing {kind} quote"),
+                ),
+                _ => error(
+                    self.line,
+                    format!("unterminated {kind} quote starting here"),
+                ),
             });
         };
         let content = &self.text[start..close];
@@ -345,7 +367,7 @@ impl Parser<'_> {
                 '"' => {
                     let close = open + 1 + i;
                     if !self.closes_cleanly(close + 1) {
-                        return Err(self.error(
+                        return Err(error(
                             self.line_of(close),
                             "unexpected text after the closing double quote",
                         ));
@@ -359,7 +381,7 @@ impl Parser<'_> {
                     Some('n') => value.push('\n'),
                     Some('r') => value.push('\r'),
                     _ => {
-                        return Err(self.error(
+                        return Err(error(
                             self.line_of(open + 1 + i),
                             "unknown escape sequence in a double-quoted value (after \
                              '# klef:escaped' only \\\\, \\\", \\$, \\n and \\r are allowed)",
@@ -369,7 +391,7 @@ impl Parser<'_> {
                 _ => value.push(c),
             }
         }
-        Err(self.error(self.line, "unterminated double quote starting here"))
+        Err(error(self.line, "unterminated double quote starting here"))
     }
 }
 
@@ -380,50 +402,126 @@ mod tests {
 
     fn pairs(input: &str) -> Vec<(String, String)> {
         match parse(input) {
-            Ok(entries) => entries.into_iter().map(|e| (e.name, e.value.to_string())).collect(),
+            Ok(entries) => entries
+                .into_iter()
+                .map(|e| (e.name, e.value.to_string()))
+                .collect(),
             Err(e) => panic!("{input:?} failed: {e}"),
         }
     }
 
     fn kv(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
+
+    /// (what, input, expected key/value pairs).
+    type GrammarCase<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
 
     #[test]
     fn grammar() {
-        let cases: &[(&str, &str, &[(&str, &str)])] = &[
+        let cases: &[GrammarCase] = &[
             ("empty file", "", &[]),
             ("blank lines", "\n  \n\t\n", &[]),
             ("simple", "A=1\nB=two", &[("A", "1"), ("B", "two")]),
-            ("export prefix", "export A=1\nexport\tB = 2", &[("A", "1"), ("B", "2")]),
+            (
+                "export prefix",
+                "export A=1\nexport\tB = 2",
+                &[("A", "1"), ("B", "2")],
+            ),
             ("export as key", "export=1\nexport = 2", &[("export", "2")]),
             ("colon form", "A: 1\nB:\tx y", &[("A", "1"), ("B", "x y")]),
             ("spaces around =", "  A  =  value  ", &[("A", "value")]),
             ("unquoted inner spaces", "A=a b  c", &[("A", "a b  c")]),
-            ("empty values", "A=\nB=   \nC= # c\nD=#c", &[("A", ""), ("B", ""), ("C", ""), ("D", "")]),
+            (
+                "empty values",
+                "A=\nB=   \nC= # c\nD=#c",
+                &[("A", ""), ("B", ""), ("C", ""), ("D", "")],
+            ),
             ("full-line comments", "# c\n  # d\nA=1 # e", &[("A", "1")]),
-            ("inline comment after quote", "A='x' # c\nB=\"y\"#c", &[("A", "x"), ("B", "y")]),
-            ("unquoted keeps quotes inside", "A=it's\nB=a\"b\"", &[("A", "it's"), ("B", "a\"b\"")]),
-            ("unquoted keeps backslashes", r"A=a\nb\\c", &[("A", r"a\nb\\c")]),
-            ("single quotes are raw", r"A='a\nb $X \\'", &[("A", r"a\nb $X \\")]),
-            ("backticks are raw", r"A=`it's a \n`", &[("A", r"it's a \n")]),
-            ("double quotes expand \\n \\r", r#"A="a\nb\rc\td""#, &[("A", "a\nb\rc\\td")]),
-            ("double keeps escaped quote", r#"A="x\"y""#, &[("A", r#"x\"y"#)]),
-            ("quoted spaces kept", "A='  x  '\nB=\"\"", &[("A", "  x  "), ("B", "")]),
-            ("hash inside quotes", "A='a#b' #c\nB=\"#\"", &[("A", "a#b"), ("B", "#")]),
-            ("multi-line single", "A='line1\nline2'\nB=1", &[("A", "line1\nline2"), ("B", "1")]),
-            ("multi-line double", "A=\"l1\n# not a comment\nl3\"", &[("A", "l1\n# not a comment\nl3")]),
+            (
+                "inline comment after quote",
+                "A='x' # c\nB=\"y\"#c",
+                &[("A", "x"), ("B", "y")],
+            ),
+            (
+                "unquoted keeps quotes inside",
+                "A=it's\nB=a\"b\"",
+                &[("A", "it's"), ("B", "a\"b\"")],
+            ),
+            (
+                "unquoted keeps backslashes",
+                r"A=a\nb\\c",
+                &[("A", r"a\nb\\c")],
+            ),
+            (
+                "single quotes are raw",
+                r"A='a\nb $X \\'",
+                &[("A", r"a\nb $X \\")],
+            ),
+            (
+                "backticks are raw",
+                r"A=`it's a \n`",
+                &[("A", r"it's a \n")],
+            ),
+            (
+                "double quotes expand \\n \\r",
+                r#"A="a\nb\rc\td""#,
+                &[("A", "a\nb\rc\\td")],
+            ),
+            (
+                "double keeps escaped quote",
+                r#"A="x\"y""#,
+                &[("A", r#"x\"y"#)],
+            ),
+            (
+                "quoted spaces kept",
+                "A='  x  '\nB=\"\"",
+                &[("A", "  x  "), ("B", "")],
+            ),
+            (
+                "hash inside quotes",
+                "A='a#b' #c\nB=\"#\"",
+                &[("A", "a#b"), ("B", "#")],
+            ),
+            (
+                "multi-line single",
+                "A='line1\nline2'\nB=1",
+                &[("A", "line1\nline2"), ("B", "1")],
+            ),
+            (
+                "multi-line double",
+                "A=\"l1\n# not a comment\nl3\"",
+                &[("A", "l1\n# not a comment\nl3")],
+            ),
             ("multi-line backtick", "A=`x\ny`", &[("A", "x\ny")]),
-            ("crlf", "A=1\r\nB='x\r\ny'\r\n", &[("A", "1"), ("B", "x\ny")]),
+            (
+                "crlf",
+                "A=1\r\nB='x\r\ny'\r\n",
+                &[("A", "1"), ("B", "x\ny")],
+            ),
             ("lone cr", "A=1\rB=2", &[("A", "1"), ("B", "2")]),
-            ("later duplicate wins in place", "A=1\nB=2\nA=3", &[("A", "3"), ("B", "2")]),
+            (
+                "later duplicate wins in place",
+                "A=1\nB=2\nA=3",
+                &[("A", "3"), ("B", "2")],
+            ),
             ("bom", "\u{feff}A=1", &[("A", "1")]),
             ("js whitespace trimmed", "A=\u{a0}x\u{3000}", &[("A", "x")]),
             ("nel is not whitespace", "A=\u{85}x", &[("A", "\u{85}x")]),
             ("non-ascii", "A=héllo wörld ✓", &[("A", "héllo wörld ✓")]),
             ("pair then clean close", r"A='a\'b'", &[("A", r"a\'b")]),
-            ("backslash before close", "A='a\\' # c\nB='x'", &[("A", "a\\"), ("B", "x")]),
-            ("escaped pragma", "# klef:escaped\nA=\"a\\\\n\\\"b\\$\\r\\n\"", &[("A", "a\\n\"b$\r\n")]),
+            (
+                "backslash before close",
+                "A='a\\' # c\nB='x'",
+                &[("A", "a\\"), ("B", "x")],
+            ),
+            (
+                "escaped pragma",
+                "# klef:escaped\nA=\"a\\\\n\\\"b\\$\\r\\n\"",
+                &[("A", "a\\n\"b$\r\n")],
+            ),
         ];
         for (what, input, expected) in cases {
             assert_eq!(pairs(input), kv(expected), "{what}");
@@ -435,39 +533,143 @@ mod tests {
         let cases: &[(&str, &str, usize, &str)] = &[
             ("no separator", "A=1\nJUSTTEXT\n", 2, "expected KEY=VALUE"),
             ("space in key", "MY KEY=1", 1, "expected KEY=VALUE"),
-            ("colon without space", "A=1\n\nB:x", 3, "expected a space and a value after ':'"),
-            ("colon at end of line", "B:\nC=1", 1, "expected a space and a value after ':'"),
+            (
+                "colon without space",
+                "A=1\n\nB:x",
+                3,
+                "expected a space and a value after ':'",
+            ),
+            (
+                "colon at end of line",
+                "B:\nC=1",
+                1,
+                "expected a space and a value after ':'",
+            ),
             ("empty key", "=1", 1, "expected a key name"),
-            ("dash in key", "A=1\nMY-KEY=1", 2, "invalid key name: only letters"),
+            (
+                "dash in key",
+                "A=1\nMY-KEY=1",
+                2,
+                "invalid key name: only letters",
+            ),
             ("dot in key", "APP.NAME=1", 1, "invalid key name"),
             ("digit first", "1A=1", 1, "invalid key name: it must start"),
             ("export alone", "export", 1, "expected KEY=VALUE"),
             ("export without =", "export A", 1, "expected KEY=VALUE"),
-            ("unterminated double", "A=1\nB=\"abc\nC=2\n", 2, "unterminated double quote starting here"),
-            ("unterminated single", "A='abc", 1, "unterminated single quote starting here"),
-            ("unterminated backtick", "A=`abc", 1, "unterminated backtick quote starting here"),
-            ("text after quote", "A='it's'", 1, "unexpected text after the closing single quote"),
-            ("two quoted parts", "A=\"a\" \"b\"", 1, "unexpected text after the closing double quote"),
-            ("close on later line then junk", "A=\"x\nB=\"y\"", 1, "unterminated double quote"),
-            ("hash glued to value", "A=abc#def", 1, "'#' inside an unquoted value"),
-            ("pragma then blank", "# klef:escaped\n\nA=\"x\"", 1, "must be followed directly"),
-            ("pragma then unquoted", "# klef:escaped\nA=x", 1, "must be followed directly"),
-            ("pragma then single", "# klef:escaped\nA='x'", 1, "must be followed directly"),
-            ("pragma at end", "A=1\n# klef:escaped", 2, "must be followed directly"),
-            ("pragma bad escape", "# klef:escaped\nA=\"\\t\"", 2, "unknown escape sequence"),
-            ("pragma unterminated", "# klef:escaped\nA=\"\\\"", 2, "unterminated double quote"),
-            ("pragma junk after", "# klef:escaped\nA=\"x\"y", 2, "unexpected text after"),
-            ("line numbers count crlf", "A=1\r\n\r\nB", 3, "expected KEY=VALUE"),
-            ("line numbers after multi-line", "A='x\ny'\nB", 3, "expected KEY=VALUE"),
+            (
+                "unterminated double",
+                "A=1\nB=\"abc\nC=2\n",
+                2,
+                "unterminated double quote starting here",
+            ),
+            (
+                "unterminated single",
+                "A='abc",
+                1,
+                "unterminated single quote starting here",
+            ),
+            (
+                "unterminated backtick",
+                "A=`abc",
+                1,
+                "unterminated backtick quote starting here",
+            ),
+            (
+                "text after quote",
+                "A='it's'",
+                1,
+                "unexpected text after the closing single quote",
+            ),
+            (
+                "two quoted parts",
+                "A=\"a\" \"b\"",
+                1,
+                "unexpected text after the closing double quote",
+            ),
+            (
+                "close on later line then junk",
+                "A=\"x\nB=\"y\"",
+                1,
+                "unterminated double quote",
+            ),
+            (
+                "hash glued to value",
+                "A=abc#def",
+                1,
+                "'#' inside an unquoted value",
+            ),
+            (
+                "pragma then blank",
+                "# klef:escaped\n\nA=\"x\"",
+                1,
+                "must be followed directly",
+            ),
+            (
+                "pragma then unquoted",
+                "# klef:escaped\nA=x",
+                1,
+                "must be followed directly",
+            ),
+            (
+                "pragma then single",
+                "# klef:escaped\nA='x'",
+                1,
+                "must be followed directly",
+            ),
+            (
+                "pragma at end",
+                "A=1\n# klef:escaped",
+                2,
+                "must be followed directly",
+            ),
+            (
+                "pragma bad escape",
+                "# klef:escaped\nA=\"\\t\"",
+                2,
+                "unknown escape sequence",
+            ),
+            (
+                "pragma unterminated",
+                "# klef:escaped\nA=\"\\\"",
+                2,
+                "unterminated double quote",
+            ),
+            (
+                "pragma junk after",
+                "# klef:escaped\nA=\"x\"y",
+                2,
+                "unexpected text after",
+            ),
+            (
+                "line numbers count crlf",
+                "A=1\r\n\r\nB",
+                3,
+                "expected KEY=VALUE",
+            ),
+            (
+                "line numbers after multi-line",
+                "A='x\ny'\nB",
+                3,
+                "expected KEY=VALUE",
+            ),
             ("space before colon", "A : 1", 1, "expected KEY=VALUE"),
             ("u2028 in comment", "# c\u{2028}B=1", 1, "U+2028"),
-            ("u2028 after quote", "A='x'\n'y' #\u{2029}B=1", 2, "expected KEY=VALUE"),
+            (
+                "u2028 after quote",
+                "A='x'\n'y' #\u{2029}B=1",
+                2,
+                "expected KEY=VALUE",
+            ),
             ("u2028 after closing", "A='x\ny' #\u{2029}B=1", 2, "U+2028"),
             ("u2028 in inline comment", "A=x #\u{2028}B=1", 1, "U+2028"),
+            ("u2028 in unquoted", "A=x\u{2028}'y'", 1, "U+2028"),
         ];
         for (what, input, line, message) in cases {
             match parse(input) {
-                Err(ParseError { line: got_line, message: got }) => {
+                Err(ParseError {
+                    line: got_line,
+                    message: got,
+                }) => {
                     assert_eq!(got_line, *line, "{what}: {got}");
                     assert!(got.contains(message), "{what}: {got:?} lacks {message:?}");
                 }

@@ -8,9 +8,9 @@
 //!   substitutes `$VAR` and rejects `\r`; so they agree only on text without `"`, `\`, `$`, CR;
 //! - backticks and inner-space unquoted values are node-only.
 
+use super::Entry;
 use super::buf::SecretBuf;
 use super::parse::{ESCAPED_PRAGMA, is_js_space};
-use super::Entry;
 use zeroize::Zeroizing;
 
 /// How faithfully [`Format::Dotenv`](super::Format::Dotenv) output carries a value.
@@ -55,13 +55,16 @@ fn trailing_backslashes(value: &str) -> usize {
 
 /// Whether `value` has a backslash followed by `n` or `r`, which node's double quotes expand.
 fn has_node_escape(value: &str) -> bool {
-    value.as_bytes().windows(2).any(|w| w[0] == b'\\' && matches!(w[1], b'n' | b'r'))
+    value
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0] == b'\\' && matches!(w[1], b'n' | b'r'))
 }
 
 fn choose(value: &str) -> (Style, Portability) {
     let has = |c: char| value.contains(c);
     let cr = has('\r');
-    if !has('\'') && !cr && trailing_backslashes(value) % 2 == 0 {
+    if !has('\'') && !cr && trailing_backslashes(value).is_multiple_of(2) {
         return (Style::Single, Portability::Portable);
     }
     if !has('"') && !has('\\') && !has('$') && !cr {
@@ -77,7 +80,7 @@ fn choose(value: &str) -> (Style, Portability) {
         return (Style::Backtick, Portability::NodeOnly);
     }
     let unquoted_ok = !value.is_empty()
-        && !value.contains(['#', '\n', '\r'])
+        && !value.contains(['#', '\n', '\r', '\u{2028}', '\u{2029}'])
         && !value.starts_with(['\'', '"', '`'])
         && !value.starts_with(is_js_space)
         && !value.ends_with(is_js_space);
@@ -144,7 +147,11 @@ pub(super) fn dotenv(entries: &[Entry]) -> Zeroizing<String> {
 
 /// A capacity guess: every value byte may grow `factor` times, plus `overhead` per entry.
 fn capacity(entries: &[Entry], factor: usize, overhead: usize) -> usize {
-    entries.iter().map(|e| e.value.len() * factor + e.name.len() + overhead).sum::<usize>() + 4
+    entries
+        .iter()
+        .map(|e| e.value.len() * factor + e.name.len() + overhead)
+        .sum::<usize>()
+        + 4
 }
 
 /// Appends `s` as a JSON string literal.
@@ -261,28 +268,61 @@ mod tests {
         let cases: &[(&str, &str, Portability)] = &[
             ("", "K=''\n", Portability::Portable),
             ("plain", "K='plain'\n", Portability::Portable),
-            ("a $X \"q\" # `b`", "K='a $X \"q\" # `b`'\n", Portability::Portable),
+            (
+                "a $X \"q\" # `b`",
+                "K='a $X \"q\" # `b`'\n",
+                Portability::Portable,
+            ),
             ("two\nlines", "K='two\nlines'\n", Portability::Portable),
             ("it's", "K=\"it's\"\n", Portability::Portable),
             ("it's\nmulti", "K=\"it's\\nmulti\"\n", Portability::Portable),
-            ("C:\\dir\\\\", "K='C:\\dir\\\\'\n# guard", Portability::Portable),
+            (
+                "C:\\dir\\\\",
+                "K='C:\\dir\\\\'\n# guard",
+                Portability::Portable,
+            ),
             ("odd\\", "K='odd\\'\n# guard", Portability::NodeOnly),
             ("crlf\r\n", "K=\"crlf\\r\\n\"\n", Portability::NodeOnly),
             ("it's $HOME", "K=\"it's $HOME\"\n", Portability::NodeOnly),
-            ("it's \\ \\", "K=\"it's \\ \\\"\n# guard", Portability::NodeOnly),
+            (
+                "it's \\ \\",
+                "K=\"it's \\ \\\"\n# guard",
+                Portability::NodeOnly,
+            ),
             ("it's \"x\"", "K=`it's \"x\"`\n", Portability::NodeOnly),
             ("a'\"`", "K=a'\"`\n", Portability::NodeOnly),
-            ("'\"`", "# klef:escaped\nK=\"'\\\"`\"\n", Portability::KlefOnly),
-            (" '\"` ", "# klef:escaped\nK=\" '\\\"` \"\n", Portability::KlefOnly),
-            ("\r\"", "# klef:escaped\nK=\"\\r\\\"\"\n", Portability::KlefOnly),
-            ("'\"`\\n\\", "# klef:escaped\nK=\"'\\\"`\\\\n\\\\\"\n# guard", Portability::KlefOnly),
+            (
+                "'\"`",
+                "# klef:escaped\nK=\"'\\\"`\"\n",
+                Portability::KlefOnly,
+            ),
+            (
+                " '\"` ",
+                "# klef:escaped\nK=\" '\\\"` \"\n",
+                Portability::KlefOnly,
+            ),
+            (
+                "\r\"",
+                "# klef:escaped\nK=\"\\r\\\"\"\n",
+                Portability::KlefOnly,
+            ),
+            (
+                "'\"`\\n\\",
+                "# klef:escaped\nK=\"'\\\"`\\\\n\\\\\"\n# guard",
+                Portability::KlefOnly,
+            ),
         ];
         for (value, expected, level) in cases {
             let text = one(value, Format::Dotenv);
             assert!(text.starts_with(expected), "{value:?}: {text:?}");
             assert_eq!(portability(value), *level, "{value:?}");
             let back = parse(&text).map(|e| e[0].value.to_string());
-            assert_eq!(back.as_deref(), Ok(*value), "{value:?} via {text:?} ({:?})", choose(value));
+            assert_eq!(
+                back.as_deref(),
+                Ok(*value),
+                "{value:?} via {text:?} ({:?})",
+                choose(value)
+            );
         }
     }
 
@@ -301,7 +341,10 @@ mod tests {
 
     #[test]
     fn json_yaml_shell_shapes() {
-        let entries = [Entry::new("A", "x"), Entry::new("NO", "it's \"q\"\n\u{1}\u{2028}")];
+        let entries = [
+            Entry::new("A", "x"),
+            Entry::new("NO", "it's \"q\"\n\u{1}\u{2028}"),
+        ];
         assert_eq!(
             render(&entries, Format::Json).as_str(),
             "{\n  \"A\": \"x\",\n  \"NO\": \"it's \\\"q\\\"\\n\\u0001\u{2028}\"\n}\n"
