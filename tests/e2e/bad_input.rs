@@ -11,7 +11,9 @@ fn ready() -> TestContext {
 }
 
 fn list_json(ctx: &TestContext) -> String {
-    ctx.run_pw(["list", "--reveal", "--json"]).success().stdout()
+    ctx.run_pw(["list", "--reveal", "--json"])
+        .success()
+        .stdout()
 }
 
 /// Runs SQL against the vault with python's sqlite3 module (python3 is on every machine).
@@ -23,7 +25,11 @@ fn vault_sql(ctx: &TestContext, sql: &str) {
         .arg(sql)
         .output()
         .expect("python3 runs");
-    assert!(out.status.success(), "sql failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -37,8 +43,13 @@ fn wrong_password() {
         .stderr_has("wrong password");
     let mut cmd = ctx.klef(["set", "API_KEY", "changed"]);
     cmd.env("KLEF_PASSWORD", "nope");
-    klef_e2e::run_with_stdin(cmd, None).code_is(3).clean_error(&["nope"]);
-    assert!(list_json(&ctx).contains("sk-live-abcdef"), "nothing changed");
+    klef_e2e::run_with_stdin(cmd, None)
+        .code_is(3)
+        .clean_error(&["nope"]);
+    assert!(
+        list_json(&ctx).contains("sk-live-abcdef"),
+        "nothing changed"
+    );
 }
 
 #[test]
@@ -65,13 +76,21 @@ fn no_klef_file_found() {
 #[test]
 fn unknown_environment_and_project() {
     let ctx = ready();
-    ctx.run_pw(["get", "API_KEY", "-e", "nope"]).code_is(5).clean_error(&[]).stderr_has("nope");
-    ctx.run_pw(["set", "X", "1", "-e", "nope"]).code_is(5).clean_error(&[]);
+    ctx.run_pw(["get", "API_KEY", "-e", "nope"])
+        .code_is(5)
+        .clean_error(&[])
+        .stderr_has("nope");
+    ctx.run_pw(["set", "X", "1", "-e", "nope"])
+        .code_is(5)
+        .clean_error(&[]);
     let elsewhere = ctx.root().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).expect("mkdir");
     let mut cmd = ctx.klef(["list", "-p", "no-such-project"]);
     cmd.current_dir(&elsewhere);
-    klef_e2e::run_with_stdin(cmd, None).code_is(5).clean_error(&[]).stderr_has("no-such-project");
+    klef_e2e::run_with_stdin(cmd, None)
+        .code_is(5)
+        .clean_error(&[])
+        .stderr_has("no-such-project");
     ctx.run(["env", "use", "nope"]).code_is(5).clean_error(&[]);
     assert!(list_json(&ctx).contains("sk-live-abcdef"));
 }
@@ -84,19 +103,39 @@ fn invalid_key_names() {
     }
     ctx.run_pw(["set", "GOOD=1", "BAD-NAME=2"]).clean_error(&[]);
     let list = list_json(&ctx);
-    assert!(!list.contains("GOOD"), "a batch with one bad name writes nothing: {list}");
+    assert!(
+        !list.contains("GOOD"),
+        "a batch with one bad name writes nothing: {list}"
+    );
 }
 
 #[test]
 fn malformed_env_file_names_the_line() {
     let ctx = ready();
-    std::fs::write(ctx.cwd.join("bad.env"), "GOOD=1\nALSO_GOOD=2\nthis line is wrong\nLAST=3\n").expect("write");
-    ctx.run_pw(["push", "bad.env"]).clean_error(&[]).stderr_has("line 3");
-    std::fs::write(ctx.cwd.join("bad2.env"), "OK=1\nQUOTE=\"never closed\nX=2\n").expect("write");
-    ctx.run_pw(["push", "bad2.env"]).clean_error(&["never closed"]).stderr_has("line 2");
-    ctx.run_pw(["push", "missing.env"]).clean_error(&[]).stderr_has("missing.env");
+    std::fs::write(
+        ctx.cwd.join("bad.env"),
+        "GOOD=1\nALSO_GOOD=2\nthis line is wrong\nLAST=3\n",
+    )
+    .expect("write");
+    ctx.run_pw(["push", "bad.env"])
+        .clean_error(&[])
+        .stderr_has("line 3");
+    std::fs::write(
+        ctx.cwd.join("bad2.env"),
+        "OK=1\nQUOTE=\"never closed\nX=2\n",
+    )
+    .expect("write");
+    ctx.run_pw(["push", "bad2.env"])
+        .clean_error(&["never closed"])
+        .stderr_has("line 2");
+    ctx.run_pw(["push", "missing.env"])
+        .clean_error(&[])
+        .stderr_has("missing.env");
     let list = list_json(&ctx);
-    assert!(!list.contains("GOOD") && !list.contains("OK"), "nothing written: {list}");
+    assert!(
+        !list.contains("GOOD") && !list.contains("OK"),
+        "nothing written: {list}"
+    );
 }
 
 #[test]
@@ -105,7 +144,9 @@ fn value_over_one_mebibyte() {
     let big = "x".repeat(1024 * 1024 + 1);
     let mut cmd = ctx.klef(["set", "BIG"]);
     cmd.env("KLEF_PASSWORD", PASSWORD);
-    klef_e2e::run_with_stdin(cmd, Some(big.as_bytes())).clean_error(&[]).stderr_has("1 MiB");
+    klef_e2e::run_with_stdin(cmd, Some(big.as_bytes()))
+        .clean_error(&[])
+        .stderr_has("1 MiB");
     let exact = "y".repeat(1024 * 1024);
     let mut cmd = ctx.klef(["set", "EXACT"]);
     cmd.env("KLEF_PASSWORD", PASSWORD);
@@ -119,8 +160,14 @@ fn vault_that_is_not_a_vault() {
     std::fs::write(ctx.vault_path(), b"this is not a database, just text").expect("write");
     let _ = std::fs::remove_file(ctx.vault_path().with_extension("db-wal"));
     let _ = std::fs::remove_file(ctx.vault_path().with_extension("db-shm"));
-    ctx.run_pw(["get", "API_KEY"]).clean_error(&[]).stderr_has("not a klef vault");
-    assert_eq!(std::fs::read(ctx.vault_path()).expect("read"), b"this is not a database, just text", "left untouched");
+    ctx.run_pw(["get", "API_KEY"])
+        .clean_error(&[])
+        .stderr_has("not a klef vault");
+    assert_eq!(
+        std::fs::read(ctx.vault_path()).expect("read"),
+        b"this is not a database, just text",
+        "left untouched"
+    );
 }
 
 #[test]
@@ -129,8 +176,13 @@ fn vault_from_another_sqlite_app() {
     std::fs::remove_file(ctx.vault_path()).expect("rm");
     let _ = std::fs::remove_file(ctx.vault_path().with_extension("db-wal"));
     let _ = std::fs::remove_file(ctx.vault_path().with_extension("db-shm"));
-    vault_sql(&ctx, "CREATE TABLE photos(id INTEGER PRIMARY KEY, path TEXT);");
-    ctx.run_pw(["get", "API_KEY"]).clean_error(&[]).stderr_has("not a klef vault");
+    vault_sql(
+        &ctx,
+        "CREATE TABLE photos(id INTEGER PRIMARY KEY, path TEXT);",
+    );
+    ctx.run_pw(["get", "API_KEY"])
+        .clean_error(&[])
+        .stderr_has("not a klef vault");
 }
 
 #[test]
@@ -156,13 +208,19 @@ fn ciphertext_moved_to_another_name_is_tampering() {
         &ctx,
         "UPDATE secrets SET ciphertext = (SELECT ciphertext FROM secrets WHERE name = 'API_KEY') WHERE name = 'OTHER';",
     );
-    ctx.run_pw(["get", "OTHER"]).clean_error(&["sk-live-abcdef"]).stderr_has("tamper");
+    ctx.run_pw(["get", "OTHER"])
+        .clean_error(&["sk-live-abcdef"])
+        .stderr_has("tamper");
     // The run of the whole environment refuses too, rather than injecting a moved value.
-    ctx.run_pw(["run", "--", "true"]).clean_error(&["sk-live-abcdef"]).stderr_has("tamper");
+    ctx.run_pw(["run", "--", "true"])
+        .clean_error(&["sk-live-abcdef"])
+        .stderr_has("tamper");
 }
 
 #[test]
 fn run_of_missing_command() {
     let ctx = ready();
-    ctx.run_pw(["run", "--", "no-such-binary-xyz"]).code_is(127).clean_error(&["sk-live-abcdef"]);
+    ctx.run_pw(["run", "--", "no-such-binary-xyz"])
+        .code_is(127)
+        .clean_error(&["sk-live-abcdef"]);
 }

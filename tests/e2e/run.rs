@@ -10,7 +10,8 @@ use klef_e2e::{PASSWORD, TestContext};
 fn ctx_with_secret() -> TestContext {
     let mut ctx = TestContext::new();
     ctx.init();
-    ctx.run_pw(["set", "SECRET_TOKEN", "s3cr3t-value"]).success();
+    ctx.run_pw(["set", "SECRET_TOKEN", "s3cr3t-value"])
+        .success();
     ctx.set_env("KLEF_PASSWORD", PASSWORD);
     ctx
 }
@@ -19,7 +20,14 @@ fn ctx_with_secret() -> TestContext {
 fn arguments_pass_through_untouched() {
     let ctx = ctx_with_secret();
     let args = ["a b", "", "--env", "-e", "$HOME", "*", "--", "é"];
-    let mut full = vec!["run", "--", "sh", "-c", "for a in \"$@\"; do printf '[%s]' \"$a\"; done", "sh"];
+    let mut full = vec![
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "for a in \"$@\"; do printf '[%s]' \"$a\"; done",
+        "sh",
+    ];
     full.extend(args);
     let out = ctx.run(full).success();
     assert_eq!(out.stdout(), "[a b][][--env][-e][$HOME][*][--][é]");
@@ -29,7 +37,8 @@ fn arguments_pass_through_untouched() {
 fn exit_code_is_the_childs() {
     let ctx = ctx_with_secret();
     ctx.run(["run", "--", "sh", "-c", "exit 42"]).code_is(42);
-    ctx.run(["run", "--", "sh", "-c", "kill -TERM $$"]).code_is(128 + 15);
+    ctx.run(["run", "--", "sh", "-c", "kill -TERM $$"])
+        .code_is(128 + 15);
     ctx.run(["run", "--", "true"]).success();
 }
 
@@ -46,20 +55,34 @@ fn missing_command_exits_127() {
 fn secrets_win_unless_preserve_env() {
     let mut ctx = ctx_with_secret();
     ctx.set_env("SECRET_TOKEN", "from-parent");
-    let out = ctx.run(["run", "--", "sh", "-c", "printf %s \"$SECRET_TOKEN\""]).success();
+    let out = ctx
+        .run(["run", "--", "sh", "-c", "printf %s \"$SECRET_TOKEN\""])
+        .success();
     assert_eq!(out.stdout(), "s3cr3t-value");
-    let out = ctx.run(["run", "--preserve-env", "--", "sh", "-c", "printf %s \"$SECRET_TOKEN\""]).success();
+    let out = ctx
+        .run([
+            "run",
+            "--preserve-env",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$SECRET_TOKEN\"",
+        ])
+        .success();
     assert_eq!(out.stdout(), "from-parent");
     // The rest of the parent environment is kept.
     ctx.set_env("UNRELATED", "kept");
-    let out = ctx.run(["run", "--", "sh", "-c", "printf %s \"$UNRELATED\""]).success();
+    let out = ctx
+        .run(["run", "--", "sh", "-c", "printf %s \"$UNRELATED\""])
+        .success();
     assert_eq!(out.stdout(), "kept");
 }
 
 #[test]
 fn stdin_stays_usable() {
     let ctx = ctx_with_secret();
-    let out = klef_e2e::run_with_stdin(ctx.klef(["run", "--", "cat"]), Some(b"piped input\n")).success();
+    let out =
+        klef_e2e::run_with_stdin(ctx.klef(["run", "--", "cat"]), Some(b"piped input\n")).success();
     assert_eq!(out.stdout(), "piped input\n");
 }
 
@@ -74,7 +97,9 @@ fn secret_is_not_in_any_cmdline() {
         .spawn()
         .expect("spawn");
     let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().expect("stdout")).read_line(&mut line).expect("read");
+    BufReader::new(child.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
     assert_eq!(line, "ready\n");
     for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
         if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
@@ -91,7 +116,9 @@ fn secret_is_not_in_any_cmdline() {
 
 fn signal_reaches_child(signal: &str, number: i32) {
     let ctx = ctx_with_secret();
-    let script = format!("trap 'echo got-{signal}; exit 40' {signal}; echo ready; while :; do sleep 0.05; done");
+    let script = format!(
+        "trap 'echo got-{signal}; exit 40' {signal}; echo ready; while :; do sleep 0.05; done"
+    );
     let mut child = ctx
         .klef(["run", "--", "sh", "-c", &script])
         .stdout(Stdio::piped())
@@ -114,13 +141,20 @@ fn signal_reaches_child(signal: &str, number: i32) {
         if let Some(s) = child.try_wait().expect("wait") {
             break s;
         }
-        assert!(Instant::now() < deadline, "klef run did not exit after SIG{signal}");
+        assert!(
+            Instant::now() < deadline,
+            "klef run did not exit after SIG{signal}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut reader, &mut rest).expect("read");
     assert_eq!(rest, format!("got-{signal}\n"));
-    assert_eq!(exit.code(), Some(40), "the child's exit code after handling SIG{signal}");
+    assert_eq!(
+        exit.code(),
+        Some(40),
+        "the child's exit code after handling SIG{signal}"
+    );
 }
 
 #[test]

@@ -23,7 +23,8 @@ pub(crate) fn setup(mode: Mode) -> TestContext {
 }
 
 fn json(run: &klef_e2e::Run) -> Value {
-    serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.stdout()))
+    serde_json::from_str(&run.stdout())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.stdout()))
 }
 
 pub(crate) fn init_writes_klef_file(mode: Mode) {
@@ -32,7 +33,10 @@ pub(crate) fn init_writes_klef_file(mode: Mode) {
     let file: Value = serde_json::from_str(&raw).expect(".klef is JSON");
     assert_eq!(file["version"], 1);
     assert_eq!(file["environment"], "development");
-    assert!(file["project"].as_str().is_some_and(|p| p.len() == 36), "{raw}");
+    assert!(
+        file["project"].as_str().is_some_and(|p| p.len() == 36),
+        "{raw}"
+    );
     assert!(!raw.contains(PASSWORD));
     let envs = ctx.run(["env", "list", "--json"]).success();
     let slugs: Vec<String> = json(&envs)
@@ -52,21 +56,40 @@ pub(crate) fn set_get_list_unset(mode: Mode) {
     let ctx = setup(mode);
     ctx.run_pw(["set", "API_KEY", "sk-123"]).success();
     ctx.run_pw(["set", "A=1", "B=two words", "C="]).success();
-    assert_eq!(ctx.run_pw(["get", "API_KEY"]).success().stdout(), "sk-123\n");
-    assert_eq!(ctx.run_pw(["get", "API_KEY", "--plain"]).success().stdout(), "sk-123");
-    assert_eq!(ctx.run_pw(["get", "B", "--plain"]).success().stdout(), "two words");
+    assert_eq!(
+        ctx.run_pw(["get", "API_KEY"]).success().stdout(),
+        "sk-123\n"
+    );
+    assert_eq!(
+        ctx.run_pw(["get", "API_KEY", "--plain"]).success().stdout(),
+        "sk-123"
+    );
+    assert_eq!(
+        ctx.run_pw(["get", "B", "--plain"]).success().stdout(),
+        "two words"
+    );
     assert_eq!(ctx.run_pw(["get", "C", "--plain"]).success().stdout(), "");
 
     let list = ctx.run(["list", "--json"]).success();
-    let names: Vec<String> =
-        json(&list).as_array().expect("array").iter().map(|e| e["name"].as_str().expect("name").to_owned()).collect();
+    let names: Vec<String> = json(&list)
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| e["name"].as_str().expect("name").to_owned())
+        .collect();
     assert_eq!(names, ["A", "API_KEY", "B", "C"]);
-    assert!(!list.stdout().contains("sk-123"), "list without --reveal shows no values");
+    assert!(
+        !list.stdout().contains("sk-123"),
+        "list without --reveal shows no values"
+    );
     let revealed = ctx.run_pw(["list", "--reveal", "--json"]).success();
     assert!(revealed.stdout().contains("sk-123"));
 
     ctx.run_pw(["unset", "API_KEY", "A"]).success();
-    ctx.run_pw(["get", "API_KEY"]).code_is(5).clean_error(&[]).stderr_has("development");
+    ctx.run_pw(["get", "API_KEY"])
+        .code_is(5)
+        .clean_error(&[])
+        .stderr_has("development");
     let list = ctx.run(["list", "--json"]).success();
     assert_eq!(json(&list).as_array().expect("array").len(), 2);
 }
@@ -84,21 +107,44 @@ pub(crate) fn set_from_stdin_keeps_value_out_of_argv(mode: Mode) {
 pub(crate) fn environments_and_overrides(mode: Mode) {
     let mut ctx = setup(mode);
     ctx.run_pw(["set", "WHERE", "dev"]).success();
-    ctx.run_pw(["set", "WHERE", "prod", "-e", "production"]).success();
-    assert_eq!(ctx.run_pw(["get", "WHERE", "--plain"]).success().stdout(), "dev");
-    assert_eq!(ctx.run_pw(["get", "WHERE", "--plain", "--env", "production"]).success().stdout(), "prod");
+    ctx.run_pw(["set", "WHERE", "prod", "-e", "production"])
+        .success();
+    assert_eq!(
+        ctx.run_pw(["get", "WHERE", "--plain"]).success().stdout(),
+        "dev"
+    );
+    assert_eq!(
+        ctx.run_pw(["get", "WHERE", "--plain", "--env", "production"])
+            .success()
+            .stdout(),
+        "prod"
+    );
     ctx.set_env("KLEF_ENV", "production");
-    assert_eq!(ctx.run_pw(["get", "WHERE", "--plain"]).success().stdout(), "prod");
+    assert_eq!(
+        ctx.run_pw(["get", "WHERE", "--plain"]).success().stdout(),
+        "prod"
+    );
     ctx.remove_env("KLEF_ENV");
 
     ctx.run(["env", "use", "production"]).success();
-    let file: Value = serde_json::from_str(&std::fs::read_to_string(ctx.cwd.join(".klef")).expect("read")).expect("json");
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(ctx.cwd.join(".klef")).expect("read"))
+            .expect("json");
     assert_eq!(file["environment"], "production");
-    assert_eq!(ctx.run_pw(["get", "WHERE", "--plain"]).success().stdout(), "prod");
+    assert_eq!(
+        ctx.run_pw(["get", "WHERE", "--plain"]).success().stdout(),
+        "prod"
+    );
 
-    ctx.run_pw(["env", "create", "qa", "--name", "QA"]).success();
+    ctx.run_pw(["env", "create", "qa", "--name", "QA"])
+        .success();
     ctx.run_pw(["set", "WHERE", "qa", "-e", "qa"]).success();
-    assert_eq!(ctx.run_pw(["get", "WHERE", "--plain", "-e", "qa"]).success().stdout(), "qa");
+    assert_eq!(
+        ctx.run_pw(["get", "WHERE", "--plain", "-e", "qa"])
+            .success()
+            .stdout(),
+        "qa"
+    );
     let envs = ctx.run(["env", "list", "--json"]).success();
     assert!(envs.stdout().contains("\"qa\""));
     ctx.run_pw(["env", "create", "qa"]).clean_error(&[]);
@@ -107,7 +153,11 @@ pub(crate) fn environments_and_overrides(mode: Mode) {
 pub(crate) fn workspaces_projects_and_link(mode: Mode) {
     let ctx = setup(mode);
     let ws = ctx.run(["workspace", "list", "--json"]).success();
-    assert_eq!(json(&ws).as_array().expect("array").len(), 1, "a personal workspace exists by default");
+    assert_eq!(
+        json(&ws).as_array().expect("array").len(),
+        1,
+        "a personal workspace exists by default"
+    );
     ctx.run_pw(["set", "SHARED", "yes"]).success();
 
     // A second directory linked to the same project sees the same secrets.
@@ -134,7 +184,10 @@ pub(crate) fn workspaces_projects_and_link(mode: Mode) {
     let ws = ctx.run(["workspace", "list", "--json"]).success();
     assert_eq!(json(&ws).as_array().expect("array").len(), 2);
     let projects = ctx.run(["projects", "list", "--json"]).success();
-    assert!(!projects.stdout().contains("my-app"), "projects list shows the current workspace only");
+    assert!(
+        !projects.stdout().contains("my-app"),
+        "projects list shows the current workspace only"
+    );
 }
 
 pub(crate) fn history_and_rollback(mode: Mode) {
@@ -146,13 +199,25 @@ pub(crate) fn history_and_rollback(mode: Mode) {
     let versions = json(&hist);
     assert_eq!(versions.as_array().expect("array").len(), 3, "{versions}");
     ctx.run_pw(["rollback", "K", "1"]).success();
-    assert_eq!(ctx.run_pw(["get", "K", "--plain"]).success().stdout(), "one");
+    assert_eq!(
+        ctx.run_pw(["get", "K", "--plain"]).success().stdout(),
+        "one"
+    );
     ctx.run_pw(["unset", "K"]).success();
     let hist = ctx.run(["history", "K", "--json"]).success();
-    assert_eq!(json(&hist).as_array().expect("array").len(), 5, "delete keeps history");
+    assert_eq!(
+        json(&hist).as_array().expect("array").len(),
+        5,
+        "delete keeps history"
+    );
     ctx.run_pw(["rollback", "K", "2"]).success();
-    assert_eq!(ctx.run_pw(["get", "K", "--plain"]).success().stdout(), "two");
-    ctx.run_pw(["rollback", "K", "99"]).code_is(5).clean_error(&[]);
+    assert_eq!(
+        ctx.run_pw(["get", "K", "--plain"]).success().stdout(),
+        "two"
+    );
+    ctx.run_pw(["rollback", "K", "99"])
+        .code_is(5)
+        .clean_error(&[]);
 }
 
 /// Values that stress every format: newlines, quotes, `=`, `#`, `$`, backslashes, non-ASCII.
@@ -186,7 +251,9 @@ fn assert_env_has_tricky(ctx: &TestContext, env: &str) {
         let got = ctx.run_pw(["get", k, "--plain", "-e", env]).success();
         assert_eq!(got.output.stdout, v.as_bytes(), "{k} in {env}");
         let script = format!("printf %s \"${k}\"");
-        let ran = ctx.run_pw(["run", "-e", env, "--", "sh", "-c", &script]).success();
+        let ran = ctx
+            .run_pw(["run", "-e", env, "--", "sh", "-c", &script])
+            .success();
         assert_eq!(ran.output.stdout, v.as_bytes(), "{k} through run in {env}");
     }
 }
@@ -198,7 +265,9 @@ pub(crate) fn tricky_values_survive_set_pull_push_run(mode: Mode) {
 
     ctx.run_pw(["pull"]).success();
     let env_file = ctx.cwd.join(".env");
-    let mode_bits = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&env_file).expect("stat").permissions());
+    let mode_bits = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&env_file).expect("stat").permissions(),
+    );
     assert_eq!(mode_bits & 0o777, 0o600, ".env is created 0600");
 
     let pushed = ctx.run_pw(["push", ".env", "-e", "staging"]).success();
@@ -207,16 +276,26 @@ pub(crate) fn tricky_values_survive_set_pull_push_run(mode: Mode) {
 
     // Pushing the same file again changes nothing.
     let again = ctx.run_pw(["push", ".env", "-e", "staging"]).success();
-    assert!(again.stderr().contains(&format!("{} unchanged", TRICKY.len())), "{}", again.stderr());
+    assert!(
+        again
+            .stderr()
+            .contains(&format!("{} unchanged", TRICKY.len())),
+        "{}",
+        again.stderr()
+    );
 
     // Every format renders; JSON parses back to the exact values.
-    let as_json = ctx.run_pw(["pull", "-o", "-", "--format", "json"]).success();
+    let as_json = ctx
+        .run_pw(["pull", "-o", "-", "--format", "json"])
+        .success();
     let obj = json(&as_json);
     for (k, v) in TRICKY {
         assert_eq!(obj[k].as_str(), Some(*v), "{k} in JSON");
     }
     // Shell output is safe to eval.
-    let shell = ctx.run_pw(["pull", "-o", "-", "--format", "shell"]).success();
+    let shell = ctx
+        .run_pw(["pull", "-o", "-", "--format", "shell"])
+        .success();
     let sh_file = ctx.root().join("env.sh");
     std::fs::write(&sh_file, shell.output.stdout).expect("write");
     for (k, v) in TRICKY {
@@ -230,13 +309,18 @@ pub(crate) fn tricky_values_survive_set_pull_push_run(mode: Mode) {
             .expect("sh");
         assert_eq!(out.stdout, v.as_bytes(), "{k} through eval");
     }
-    ctx.run_pw(["pull", "-o", "-", "--format", "yaml"]).success();
+    ctx.run_pw(["pull", "-o", "-", "--format", "yaml"])
+        .success();
 }
 
 pub(crate) fn pulled_file_reads_back_in_node_dotenv(mode: Mode) {
-    let node_modules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("node/node_modules/dotenv");
+    let node_modules =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("node/node_modules/dotenv");
     if !node_modules.is_dir() {
-        assert!(std::env::var("CI").is_err(), "tests/node/node_modules is missing in CI: run `npm ci --prefix tests/node`");
+        assert!(
+            std::env::var("CI").is_err(),
+            "tests/node/node_modules is missing in CI: run `npm ci --prefix tests/node`"
+        );
         eprintln!("note: skipping the node dotenv read-back (run `npm ci --prefix tests/node`)");
         return;
     }
@@ -249,7 +333,11 @@ pub(crate) fn pulled_file_reads_back_in_node_dotenv(mode: Mode) {
         .arg(ctx.cwd.join("pulled.env"))
         .output()
         .expect("node runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let parsed: Value = serde_json::from_slice(&out.stdout).expect("json");
     for (k, v) in TRICKY {
         if *k == "CRLF" {
@@ -262,18 +350,36 @@ pub(crate) fn pulled_file_reads_back_in_node_dotenv(mode: Mode) {
 
 pub(crate) fn push_replace_and_summary(mode: Mode) {
     let ctx = setup(mode);
-    ctx.run_pw(["set", "KEEP=1", "CHANGE=old", "DROP=x"]).success();
+    ctx.run_pw(["set", "KEEP=1", "CHANGE=old", "DROP=x"])
+        .success();
     std::fs::write(ctx.cwd.join("new.env"), "KEEP=1\nCHANGE=new\nADD=yes\n").expect("write");
     let pushed = ctx.run_pw(["push", "new.env"]).success();
     let err = pushed.stderr();
-    assert!(err.contains("1 added") && err.contains("1 changed") && err.contains("1 unchanged"), "{err}");
-    assert_eq!(ctx.run_pw(["get", "DROP", "--plain"]).success().stdout(), "x", "push without --replace keeps others");
+    assert!(
+        err.contains("1 added") && err.contains("1 changed") && err.contains("1 unchanged"),
+        "{err}"
+    );
+    assert_eq!(
+        ctx.run_pw(["get", "DROP", "--plain"]).success().stdout(),
+        "x",
+        "push without --replace keeps others"
+    );
 
     // --replace without --yes and without a TTY refuses, changing nothing.
-    ctx.run_pw(["push", "new.env", "--replace"]).clean_error(&[]);
-    assert_eq!(ctx.run_pw(["get", "DROP", "--plain"]).success().stdout(), "x");
-    let replaced = ctx.run_pw(["push", "new.env", "--replace", "--yes"]).success();
-    assert!(replaced.stderr().contains("1 removed"), "{}", replaced.stderr());
+    ctx.run_pw(["push", "new.env", "--replace"])
+        .clean_error(&[]);
+    assert_eq!(
+        ctx.run_pw(["get", "DROP", "--plain"]).success().stdout(),
+        "x"
+    );
+    let replaced = ctx
+        .run_pw(["push", "new.env", "--replace", "--yes"])
+        .success();
+    assert!(
+        replaced.stderr().contains("1 removed"),
+        "{}",
+        replaced.stderr()
+    );
     ctx.run_pw(["get", "DROP"]).code_is(5);
 }
 
@@ -282,14 +388,20 @@ pub(crate) fn pull_writes_atomically_and_formats(mode: Mode) {
     ctx.run_pw(["set", "A=1", "B=2"]).success();
     ctx.run_pw(["pull", "-o", "out.env"]).success();
     let content = std::fs::read_to_string(ctx.cwd.join("out.env")).expect("read");
-    assert!(content.contains("A=") && content.contains("B="), "{content}");
+    assert!(
+        content.contains("A=") && content.contains("B="),
+        "{content}"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(&ctx.cwd)
         .expect("readdir")
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n != ".klef" && n != "out.env")
         .collect();
-    assert!(leftovers.is_empty(), "no temp files left behind: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "no temp files left behind: {leftovers:?}"
+    );
     ctx.run_pw(["pull", "--format", "toml"]).code_is(2);
 }
 

@@ -23,14 +23,18 @@ pub(crate) fn run(root: &Path, check: bool) -> Result<()> {
             stale.push(rel);
         } else {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("failed to create {}", dir.display()))?;
             }
             std::fs::write(&path, content).with_context(|| format!("failed to write {rel}"))?;
             eprintln!("xtask: wrote {rel}");
         }
     }
     if !stale.is_empty() {
-        bail!("generated files are out of date: {}; run `cargo xtask codegen`", stale.join(", "));
+        bail!(
+            "generated files are out of date: {}; run `cargo xtask codegen`",
+            stale.join(", ")
+        );
     }
     Ok(())
 }

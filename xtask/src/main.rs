@@ -30,13 +30,26 @@ fn main() -> ExitCode {
 fn run(args: &[String]) -> Result<()> {
     let root = workspace_root();
     std::env::set_current_dir(&root).context("failed to enter the workspace root")?;
-    let (task, rest) = args.split_first().map_or(("help", &[][..]), |(t, r)| (t.as_str(), r));
+    let (task, rest) = args
+        .split_first()
+        .map_or(("help", &[][..]), |(t, r)| (t.as_str(), r));
     match task {
         "ci" => {
-            step("cargo fmt --all --check", cargo(&["fmt", "--all", "--", "--check"]))?;
+            step(
+                "cargo fmt --all --check",
+                cargo(&["fmt", "--all", "--", "--check"]),
+            )?;
             step(
                 "cargo clippy",
-                cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
+                cargo(&[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--locked",
+                    "--",
+                    "-D",
+                    "warnings",
+                ]),
             )?;
             codegen::run(&root, true)?;
             test::run(&root, rest)
@@ -80,7 +93,9 @@ fn cargo(args: &[&str]) -> Command {
 /// Runs a command, echoing its name, and fails if it fails.
 fn step(name: &str, mut cmd: Command) -> Result<()> {
     eprintln!("xtask: running {name}");
-    let status = cmd.status().with_context(|| format!("failed to start {name}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("failed to start {name}"))?;
     if !status.success() {
         bail!("{name} failed ({status})");
     }

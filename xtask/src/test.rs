@@ -21,7 +21,14 @@ pub(crate) fn run(root: &Path, extra: &[String]) -> Result<()> {
     if root.join("tests/node/package-lock.json").exists() {
         if which("npm") {
             let mut npm = Command::new("npm");
-            npm.args(["ci", "--prefix", "tests/node", "--no-audit", "--no-fund", "--silent"]);
+            npm.args([
+                "ci",
+                "--prefix",
+                "tests/node",
+                "--no-audit",
+                "--no-fund",
+                "--silent",
+            ]);
             step("npm ci --prefix tests/node", npm)?;
         } else if ci {
             bail!("npm is required for the dotenv differential test; install Node.js");
@@ -35,7 +42,9 @@ pub(crate) fn run(root: &Path, extra: &[String]) -> Result<()> {
     let pg_up = postgres_reachable() || (try_start_postgres() && postgres_reachable());
     if !pg_up {
         if ci {
-            bail!("PostgreSQL is unreachable at 127.0.0.1:5432; the PostgreSQL tests must run in CI");
+            bail!(
+                "PostgreSQL is unreachable at 127.0.0.1:5432; the PostgreSQL tests must run in CI"
+            );
         }
         eprintln!("xtask: note: PostgreSQL unreachable; PostgreSQL tests will be skipped");
     }
@@ -48,7 +57,13 @@ pub(crate) fn run(root: &Path, extra: &[String]) -> Result<()> {
         .map_or_else(|_| root.join("target"), Into::into)
         .join("debug");
     let mut cmd = if which("cargo-nextest") {
-        let mut c = cargo(&["nextest", "run", "--workspace", "--locked", "--no-fail-fast"]);
+        let mut c = cargo(&[
+            "nextest",
+            "run",
+            "--workspace",
+            "--locked",
+            "--no-fail-fast",
+        ]);
         if ci {
             c.args(["--profile", "ci"]);
         }
@@ -64,7 +79,10 @@ pub(crate) fn run(root: &Path, extra: &[String]) -> Result<()> {
     step("the test suite", cmd)?;
     // Doc tests: nextest does not run them.
     if which("cargo-nextest") {
-        step("doc tests", cargo(&["test", "--workspace", "--doc", "--locked"]))?;
+        step(
+            "doc tests",
+            cargo(&["test", "--workspace", "--doc", "--locked"]),
+        )?;
     }
     Ok(())
 }
@@ -76,7 +94,9 @@ fn postgres_reachable() -> bool {
 
 /// Starts the machine's PostgreSQL cluster if one is installed but stopped.
 fn try_start_postgres() -> bool {
-    let Ok(entries) = std::fs::read_dir("/etc/postgresql") else { return false };
+    let Ok(entries) = std::fs::read_dir("/etc/postgresql") else {
+        return false;
+    };
     for version in entries.flatten() {
         let v = version.file_name();
         let ok = Command::new("pg_ctlcluster")
@@ -94,7 +114,6 @@ fn try_start_postgres() -> bool {
 }
 
 pub(crate) fn which(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }

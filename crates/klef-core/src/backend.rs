@@ -6,7 +6,7 @@ use std::future::Future;
 
 use crate::ids::{EnvironmentId, ProjectId, WorkspaceId};
 use crate::model::{
-    Account, AccountKeys, EnvironmentKeyAccess, Environment, NewEnvironment, NewProject, Project,
+    Account, AccountKeys, Environment, EnvironmentKeyAccess, NewEnvironment, NewProject, Project,
     SecretVersion, SecretWrite, Workspace,
 };
 

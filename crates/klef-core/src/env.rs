@@ -43,21 +43,63 @@ impl EnvVars {
 
 /// Every variable with its documentation line, for generated docs.
 pub const ALL: &[(&str, &str)] = &[
-    (EnvVars::KLEF_HOME, "Root directory for Klef's config, data and runtime files."),
-    (EnvVars::KLEF_PROFILE, "Namespaces every path so independent vaults can coexist."),
+    (
+        EnvVars::KLEF_HOME,
+        "Root directory for Klef's config, data and runtime files.",
+    ),
+    (
+        EnvVars::KLEF_PROFILE,
+        "Namespaces every path so independent vaults can coexist.",
+    ),
     (EnvVars::KLEF_CONFIG_DIR, "Overrides the config directory."),
-    (EnvVars::KLEF_DATA_DIR, "Overrides the data directory (where the local vault lives)."),
-    (EnvVars::KLEF_ENV, "Environment slug to use, overriding `.klef` (like `-e`)."),
-    (EnvVars::KLEF_PROJECT, "Project id or name when no `.klef` is found (like `-p`)."),
+    (
+        EnvVars::KLEF_DATA_DIR,
+        "Overrides the data directory (where the local vault lives).",
+    ),
+    (
+        EnvVars::KLEF_ENV,
+        "Environment slug to use, overriding `.klef` (like `-e`).",
+    ),
+    (
+        EnvVars::KLEF_PROJECT,
+        "Project id or name when no `.klef` is found (like `-p`).",
+    ),
     (EnvVars::KLEF_SERVER, "The Klef server URL."),
-    (EnvVars::KLEF_TOKEN, "An API key for CI: `klef_sys_…` or `klef_user_…`."),
-    (EnvVars::KLEF_PASSWORD, "The encryption password (last resort; prefer `--password-stdin`)."),
-    (EnvVars::KLEF_NEW_PASSWORD, "New encryption password for `password change` and `recover`."),
-    (EnvVars::KLEF_ACCOUNT_PASSWORD, "Account (sign-in) password for `signup` and `login`."),
-    (EnvVars::KLEF_NO_AGENT, "`1`: never contact or start the agent."),
-    (EnvVars::KLEF_AGENT_IDLE_TIMEOUT, "Agent idle timeout, at most `1h`."),
-    (EnvVars::KLEF_AGENT_MAX_LIFETIME, "Agent hard cap after unlock, at most `8h`."),
-    (EnvVars::KLEF_AGENT_BIN, "Path of the `klef-agent` binary to start."),
-    (EnvVars::KLEF_TOKEN_STORE, "Force the session-token store: `file` or `keyring`."),
+    (
+        EnvVars::KLEF_TOKEN,
+        "An API key for CI: `klef_sys_…` or `klef_user_…`.",
+    ),
+    (
+        EnvVars::KLEF_PASSWORD,
+        "The encryption password (last resort; prefer `--password-stdin`).",
+    ),
+    (
+        EnvVars::KLEF_NEW_PASSWORD,
+        "New encryption password for `password change` and `recover`.",
+    ),
+    (
+        EnvVars::KLEF_ACCOUNT_PASSWORD,
+        "Account (sign-in) password for `signup` and `login`.",
+    ),
+    (
+        EnvVars::KLEF_NO_AGENT,
+        "`1`: never contact or start the agent.",
+    ),
+    (
+        EnvVars::KLEF_AGENT_IDLE_TIMEOUT,
+        "Agent idle timeout, at most `1h`.",
+    ),
+    (
+        EnvVars::KLEF_AGENT_MAX_LIFETIME,
+        "Agent hard cap after unlock, at most `8h`.",
+    ),
+    (
+        EnvVars::KLEF_AGENT_BIN,
+        "Path of the `klef-agent` binary to start.",
+    ),
+    (
+        EnvVars::KLEF_TOKEN_STORE,
+        "Force the session-token store: `file` or `keyring`.",
+    ),
     (EnvVars::NO_COLOR, "Disables coloured output."),
 ];

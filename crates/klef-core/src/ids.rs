@@ -37,7 +37,15 @@ impl RawId {
 impl fmt::Display for RawId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let h = hex::encode(self.0);
-        write!(f, "{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+        write!(
+            f,
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
     }
 }
 
@@ -153,8 +161,17 @@ mod tests {
         let s = id.to_string();
         assert_eq!(s.len(), 36);
         assert_eq!(s.parse::<ProjectId>().unwrap(), id);
-        assert_eq!(serde_json::from_str::<ProjectId>(&serde_json::to_string(&id).unwrap()).unwrap(), id);
-        for bad in ["", "x", "0f8fad5b-d9cb-469f-a165-70867728950", "0f8fad5bxd9cb-469f-a165-70867728950e", "0f8fad5b-d9cb-469f-a165-70867728950g"] {
+        assert_eq!(
+            serde_json::from_str::<ProjectId>(&serde_json::to_string(&id).unwrap()).unwrap(),
+            id
+        );
+        for bad in [
+            "",
+            "x",
+            "0f8fad5b-d9cb-469f-a165-70867728950",
+            "0f8fad5bxd9cb-469f-a165-70867728950e",
+            "0f8fad5b-d9cb-469f-a165-70867728950g",
+        ] {
             assert!(bad.parse::<ProjectId>().is_err(), "{bad}");
         }
     }

@@ -42,7 +42,12 @@ impl KlefFile {
     /// A version-1 file.
     #[must_use]
     pub fn new(project: ProjectId, environment: impl Into<String>, server: Option<String>) -> Self {
-        Self { version: VERSION, project, environment: environment.into(), server }
+        Self {
+            version: VERSION,
+            project,
+            environment: environment.into(),
+            server,
+        }
     }
 
     /// Parses the file's bytes.
@@ -51,8 +56,8 @@ impl KlefFile {
         struct Probe {
             version: Option<u32>,
         }
-        let probe: Probe = serde_json::from_slice(bytes)
-            .map_err(|e| KlefFileError::Invalid(e.to_string()))?;
+        let probe: Probe =
+            serde_json::from_slice(bytes).map_err(|e| KlefFileError::Invalid(e.to_string()))?;
         match probe.version {
             None => return Err(KlefFileError::Invalid("missing field `version`".into())),
             Some(v) if v > VERSION => return Err(KlefFileError::NewerVersion(v)),
@@ -85,11 +90,23 @@ mod tests {
 
     #[test]
     fn rejects() {
-        assert!(matches!(KlefFile::parse(b"{"), Err(KlefFileError::Invalid(_))));
-        assert!(matches!(KlefFile::parse(br#"{"version":2}"#), Err(KlefFileError::NewerVersion(2))));
+        assert!(matches!(
+            KlefFile::parse(b"{"),
+            Err(KlefFileError::Invalid(_))
+        ));
+        assert!(matches!(
+            KlefFile::parse(br#"{"version":2}"#),
+            Err(KlefFileError::NewerVersion(2))
+        ));
         let unknown = br#"{"version":1,"project":"0f8fad5b-d9cb-469f-a165-70867728950e","environment":"dev","x":1}"#;
-        assert!(matches!(KlefFile::parse(unknown), Err(KlefFileError::Invalid(_))));
+        assert!(matches!(
+            KlefFile::parse(unknown),
+            Err(KlefFileError::Invalid(_))
+        ));
         let bad_env = br#"{"version":1,"project":"0f8fad5b-d9cb-469f-a165-70867728950e","environment":"Dev"}"#;
-        assert!(matches!(KlefFile::parse(bad_env), Err(KlefFileError::Invalid(_))));
+        assert!(matches!(
+            KlefFile::parse(bad_env),
+            Err(KlefFileError::Invalid(_))
+        ));
     }
 }

@@ -52,7 +52,10 @@ impl<'de> Deserialize<'de> for Blob {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         if d.is_human_readable() {
             let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-            STANDARD.decode(s.as_bytes()).map(Blob).map_err(serde::de::Error::custom)
+            STANDARD
+                .decode(s.as_bytes())
+                .map(Blob)
+                .map_err(serde::de::Error::custom)
         } else {
             let v = <Vec<u8>>::deserialize(d)?;
             Ok(Blob(v))

@@ -17,7 +17,11 @@ pub struct InvalidName {
 
 /// Checks that `name` matches `[A-Za-z_][A-Za-z0-9_]*` and is at most 256 bytes.
 pub fn validate_key_name(name: &str) -> Result<(), InvalidName> {
-    let err = |reason| InvalidName { what: "key name", name: name.to_owned(), reason };
+    let err = |reason| InvalidName {
+        what: "key name",
+        name: name.to_owned(),
+        reason,
+    };
     let mut chars = name.chars();
     match chars.next() {
         None => return Err(err("it is empty")),
@@ -35,7 +39,11 @@ pub fn validate_key_name(name: &str) -> Result<(), InvalidName> {
 
 /// Checks that `slug` matches `[a-z0-9][a-z0-9_-]*` and is at most 64 bytes.
 pub fn validate_slug(slug: &str) -> Result<(), InvalidName> {
-    let err = |reason| InvalidName { what: "environment slug", name: slug.to_owned(), reason };
+    let err = |reason| InvalidName {
+        what: "environment slug",
+        name: slug.to_owned(),
+        reason,
+    };
     let mut chars = slug.chars();
     match chars.next() {
         None => return Err(err("it is empty")),
@@ -43,7 +51,9 @@ pub fn validate_slug(slug: &str) -> Result<(), InvalidName> {
         Some(_) => return Err(err("it must start with a lower-case letter or digit")),
     }
     if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_') {
-        return Err(err("only lower-case letters, digits, '-' and '_' are allowed"));
+        return Err(err(
+            "only lower-case letters, digits, '-' and '_' are allowed",
+        ));
     }
     if slug.len() > 64 {
         return Err(err("it is longer than 64 characters"));
@@ -53,7 +63,11 @@ pub fn validate_slug(slug: &str) -> Result<(), InvalidName> {
 
 /// Checks a project or workspace name: 1–128 bytes, no control characters, no ':' (scopes use it).
 pub fn validate_display_name(what: &'static str, name: &str) -> Result<(), InvalidName> {
-    let err = |reason| InvalidName { what, name: name.to_owned(), reason };
+    let err = |reason| InvalidName {
+        what,
+        name: name.to_owned(),
+        reason,
+    };
     if name.trim().is_empty() {
         return Err(err("it is empty"));
     }
