@@ -84,13 +84,28 @@ impl Context {
 
     /// Unlocks the account's keys (password, or later the agent).
     pub(crate) async fn keys(&self, b: &AnyBackend) -> Result<KeySource> {
+        self.keys_with(b, &self.global).await
+    }
+
+    /// [`Self::keys`] with adjusted password options (see `klef run`).
+    pub(crate) async fn keys_with(&self, b: &AnyBackend, global: &GlobalArgs) -> Result<KeySource> {
         let account = self.account(b).await?;
-        unlock::key_source(&self.global, &account)
+        unlock::key_source(global, &account)
     }
 
     /// Unlocks and returns the key of the target environment.
     pub(crate) async fn environment_key(&self, b: &AnyBackend, t: &Target) -> Result<SymmetricKey> {
-        let keys = self.keys(b).await?;
+        self.environment_key_with(b, t, &self.global).await
+    }
+
+    /// [`Self::environment_key`] with adjusted password options.
+    pub(crate) async fn environment_key_with(
+        &self,
+        b: &AnyBackend,
+        t: &Target,
+        global: &GlobalArgs,
+    ) -> Result<SymmetricKey> {
+        let keys = self.keys_with(b, global).await?;
         let access = b.environment_key(&t.env.id).await?;
         keys.environment_key(&t.project, &t.env, &access)
     }

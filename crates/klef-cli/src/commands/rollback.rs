@@ -18,6 +18,7 @@ pub(crate) struct Args {
     /// The key name
     pub(crate) key: String,
     /// The version to restore (see `klef history KEY`)
+    #[arg(id = "target_version", value_name = "VERSION")]
     pub(crate) version: i64,
 }
 
