@@ -1,2 +1,75 @@
-//! Klef's storage layer: SQLite (the embedded local vault and the default server database) and
-//! PostgreSQL, behind one [`Store`] API. It stores metadata and sealed bytes only.
+//! Klef's storage layer: `SQLite` (the embedded local vault and the default server database) and
+//! `PostgreSQL`, behind one [`Store`] API. It stores metadata and sealed bytes only: it never sees
+//! a password, an unwrapped key or a plaintext value (DESIGN.md §1).
+//!
+//! - [`Store`] is a connection pool over either backend. [`Store::open_local`] opens (or creates)
+//!   a vault file; [`Store::connect`] takes a `sqlite://` or `postgres://` URL. Both refuse a
+//!   file or database that is not a Klef vault ([`StoreError::NotAVault`]) or was written by a
+//!   newer Klef ([`StoreError::NewerVersion`]) without modifying it, then run the migrations.
+//! - Queries take the acting [`AccountId`](klef_core::ids::AccountId) explicitly
+//!   (`store.projects_for(account, ws)`), so the server can reuse them per request.
+//! - [`LocalVault`] wraps a [`Store`] as the single-account embedded vault and implements
+//!   [`Backend`](klef_core::backend::Backend).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), klef_store::StoreError> {
+//! use klef_core::backend::Backend as _;
+//! let vault = klef_store::LocalVault::open(std::path::Path::new("/tmp/klef/vault.db")).await?;
+//! let account = vault.account().await; // Ok(None) on a fresh vault
+//! # let _ = account;
+//! # Ok(())
+//! # }
+//! ```
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!("klef-store needs at least one of its `sqlite` and `postgres` features");
+
+/// Runs `$body` with `$pool` bound to the backend's pool (`&SqlitePool` or `&PgPool`). The body
+/// is compiled once per backend, so the same SQL text (with `$N` placeholders, which `SQLite` also
+/// accepts) serves both. See docs/decisions/0002-store-backends.md.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            #[cfg(feature = "sqlite")]
+            $crate::Store::Sqlite($pool) => $body,
+            #[cfg(feature = "postgres")]
+            $crate::Store::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` (an expression yielding `Result<T, StoreError>`) inside a write transaction with
+/// `$tx` bound to it and `$dialect` to the backend's [`store::Dialect`]; commits on `Ok` and
+/// rolls back on `Err`. `SQLite` starts with `BEGIN IMMEDIATE`, taking the database write lock up
+/// front, so concurrent writers (in any process) queue on `busy_timeout` instead of failing on
+/// a lock upgrade; `PostgreSQL` writers lock the rows they depend on with `FOR UPDATE`.
+macro_rules! write_tx {
+    ($store:expr, |$tx:ident, $dialect:ident| $body:expr) => {
+        match $store {
+            #[cfg(feature = "sqlite")]
+            $crate::Store::Sqlite(pool) => {
+                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let $dialect = $crate::store::Dialect::Sqlite;
+                let result: Result<_, $crate::StoreError> = async { $body }.await;
+                $crate::store::finish($tx, result).await
+            }
+            #[cfg(feature = "postgres")]
+            $crate::Store::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                let $dialect = $crate::store::Dialect::Postgres;
+                let result: Result<_, $crate::StoreError> = async { $body }.await;
+                $crate::store::finish($tx, result).await
+            }
+        }
+    };
+}
+
+mod error;
+mod local;
+mod queries;
+mod rows;
+mod store;
+
+pub use error::StoreError;
+pub use local::{LOCAL_AUTHOR, LocalVault};
+pub use store::{FORMAT_VERSION, SQLITE_APPLICATION_ID, Store};

@@ -1,0 +1,188 @@
+//! Database rows (`FromRow`, the same struct for both backends) and their conversion into
+//! klef-core models. A value that cannot be read is reported as [`StoreError::Corrupt`] without
+//! its content.
+
+use std::str::FromStr;
+
+use klef_core::ids::{EnvironmentId, ProjectId};
+use klef_core::model::{
+    Account, AccountKeys, Blob, Environment, KdfAlgorithm, KdfParams, Project, SecretVersion,
+    Workspace,
+};
+
+use crate::StoreError;
+
+/// Parses a stored id.
+pub(crate) fn parse_id<T: FromStr>(raw: &str, what: &str) -> Result<T, StoreError> {
+    raw.parse().map_err(|_| StoreError::Corrupt { what: format!("invalid {what} id") })
+}
+
+/// The stored name of a KDF algorithm.
+pub(crate) fn kdf_algorithm_name(a: KdfAlgorithm) -> &'static str {
+    match a {
+        KdfAlgorithm::Argon2id => "argon2id",
+    }
+}
+
+fn kdf_cost(value: i64, what: &str) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt { what: format!("{what} out of range") })
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AccountRow {
+    id: String,
+    email: Option<String>,
+    kdf_algorithm: String,
+    kdf_m_cost_kib: i64,
+    kdf_t_cost: i64,
+    kdf_p_cost: i64,
+    kdf_salt: Vec<u8>,
+    master_key_by_password: Vec<u8>,
+    master_key_by_recovery: Vec<u8>,
+    public_key: Vec<u8>,
+    private_key_sealed: Vec<u8>,
+    created_at: i64,
+}
+
+impl TryFrom<AccountRow> for Account {
+    type Error = StoreError;
+
+    fn try_from(r: AccountRow) -> Result<Self, StoreError> {
+        let algorithm = match r.kdf_algorithm.as_str() {
+            "argon2id" => KdfAlgorithm::Argon2id,
+            _ => {
+                return Err(StoreError::Corrupt {
+                    what: "unknown key-derivation algorithm (written by a newer Klef?)".into(),
+                });
+            }
+        };
+        Ok(Account {
+            id: parse_id(&r.id, "account")?,
+            email: r.email,
+            keys: AccountKeys {
+                kdf: KdfParams {
+                    algorithm,
+                    m_cost_kib: kdf_cost(r.kdf_m_cost_kib, "kdf memory cost")?,
+                    t_cost: kdf_cost(r.kdf_t_cost, "kdf time cost")?,
+                    p_cost: kdf_cost(r.kdf_p_cost, "kdf parallelism")?,
+                    salt: Blob(r.kdf_salt),
+                },
+                master_key_by_password: Blob(r.master_key_by_password),
+                master_key_by_recovery: Blob(r.master_key_by_recovery),
+                public_key: Blob(r.public_key),
+                private_key_sealed: Blob(r.private_key_sealed),
+            },
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct WorkspaceRow {
+    id: String,
+    name: String,
+    personal: bool,
+    created_at: i64,
+}
+
+impl TryFrom<WorkspaceRow> for Workspace {
+    type Error = StoreError;
+
+    fn try_from(r: WorkspaceRow) -> Result<Self, StoreError> {
+        Ok(Workspace {
+            id: parse_id(&r.id, "workspace")?,
+            name: r.name,
+            personal: r.personal,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ProjectRow {
+    id: String,
+    workspace_id: String,
+    name: String,
+    created_at: i64,
+}
+
+impl TryFrom<ProjectRow> for Project {
+    type Error = StoreError;
+
+    fn try_from(r: ProjectRow) -> Result<Self, StoreError> {
+        Ok(Project {
+            id: parse_id::<ProjectId>(&r.id, "project")?,
+            workspace_id: parse_id(&r.workspace_id, "workspace")?,
+            name: r.name,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EnvironmentRow {
+    id: String,
+    project_id: String,
+    slug: String,
+    name: String,
+    key_version: i64,
+    created_at: i64,
+}
+
+impl TryFrom<EnvironmentRow> for Environment {
+    type Error = StoreError;
+
+    fn try_from(r: EnvironmentRow) -> Result<Self, StoreError> {
+        Ok(Environment {
+            id: parse_id::<EnvironmentId>(&r.id, "environment")?,
+            project_id: parse_id(&r.project_id, "project")?,
+            slug: r.slug,
+            name: r.name,
+            key_version: r.key_version,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SecretRow {
+    environment_id: String,
+    name: String,
+    version: i64,
+    ciphertext: Option<Vec<u8>>,
+    key_version: i64,
+    created_at: i64,
+    author: Option<String>,
+}
+
+impl TryFrom<SecretRow> for SecretVersion {
+    type Error = StoreError;
+
+    fn try_from(r: SecretRow) -> Result<Self, StoreError> {
+        Ok(SecretVersion {
+            environment_id: parse_id(&r.environment_id, "environment")?,
+            name: r.name,
+            version: r.version,
+            ciphertext: r.ciphertext.map(Blob),
+            key_version: r.key_version,
+            created_at: r.created_at,
+            author: r.author,
+        })
+    }
+}
+
+/// The newest version of one name, as `write_secrets` needs it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct LatestRow {
+    pub(crate) version: i64,
+    pub(crate) deleted: bool,
+    pub(crate) author: Option<String>,
+}
+
+/// Converts every row, failing on the first unreadable one.
+pub(crate) fn convert<R, T>(rows: Vec<R>) -> Result<Vec<T>, StoreError>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    rows.into_iter().map(T::try_from).collect()
+}
