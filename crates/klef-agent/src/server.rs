@@ -123,7 +123,7 @@ pub async fn serve(
     let result = loop {
         let permit = tokio::select! {
             () = &mut shutdown => break Ok(()),
-            _ = stop.wait_for(|s| *s) => break Ok(()),
+            () = stopped(&mut stop) => break Ok(()),
             p = Arc::clone(&permits).acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => break Ok(()),
@@ -131,7 +131,7 @@ pub async fn serve(
         };
         tokio::select! {
             () = &mut shutdown => break Ok(()),
-            _ = stop.wait_for(|s| *s) => break Ok(()),
+            () = stopped(&mut stop) => break Ok(()),
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let state = Arc::clone(&state);
@@ -155,6 +155,12 @@ pub async fn serve(
     let wiped = state.wipe();
     tracing::info!(wiped, "agent stopping; keys wiped");
     result
+}
+
+/// Resolves once a stop was requested (without holding the watch's read guard across the
+/// select, which would make [`serve`]'s future `!Send`).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 fn is_transient(e: &io::Error) -> bool {
@@ -361,6 +367,77 @@ async fn send(stream: &mut UnixStream, response: &Response) -> Result<(), FrameE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn start(options: ServeOptions) -> (tempfile::TempDir, std::path::PathBuf, Arc<AgentState>) {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let state = AgentState::with_options(Timeouts::default(), options);
+        tokio::spawn(serve(listener, Arc::clone(&state), std::future::pending()));
+        (dir, socket, state)
+    }
+
+    /// Reads until EOF, bounded; whether the agent closed the connection in time.
+    async fn closed_within(stream: &mut UnixStream, limit: Duration) -> bool {
+        let mut sink = Vec::new();
+        timeout(limit, stream.read_to_end(&mut sink)).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn stalled_clients_are_dropped() {
+        let options = ServeOptions {
+            idle_timeout: Duration::from_millis(300),
+            frame_timeout: Duration::from_millis(300),
+            max_connections: 4,
+        };
+        let (_dir, socket, _state) = start(options);
+        // Silent after connecting.
+        let mut idle = UnixStream::connect(&socket).await.unwrap();
+        // Stalled in the middle of a frame.
+        let mut partial = UnixStream::connect(&socket).await.unwrap();
+        partial.write_all(&[50, 0, 0, 0, 1, 2]).await.unwrap();
+        assert!(closed_within(&mut idle, Duration::from_secs(5)).await);
+        assert!(closed_within(&mut partial, Duration::from_secs(5)).await);
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_limit_wait_and_stop_ends_serving() {
+        let options = ServeOptions {
+            max_connections: 1,
+            ..ServeOptions::default()
+        };
+        let (_dir, socket, state) = start(options);
+        let mut first = UnixStream::connect(&socket).await.unwrap();
+        let hello = encode(&Request::Hello {
+            version: PROTOCOL_VERSION,
+        })
+        .unwrap();
+        write_frame(&mut first, &hello).await.unwrap();
+        assert!(
+            crate::protocol::read_frame(&mut first)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // The second connection is queued, not served, while the first holds the only slot.
+        let mut second = UnixStream::connect(&socket).await.unwrap();
+        write_frame(&mut second, &hello).await.unwrap();
+        let queued = timeout(
+            Duration::from_millis(300),
+            crate::protocol::read_frame(&mut second),
+        );
+        assert!(queued.await.is_err(), "served beyond the limit");
+        drop(first);
+        let served = timeout(
+            Duration::from_secs(5),
+            crate::protocol::read_frame(&mut second),
+        );
+        assert!(served.await.unwrap().unwrap().is_some());
+        state.request_stop();
+        assert!(closed_within(&mut second, Duration::from_secs(5)).await);
+    }
 
     #[test]
     fn only_our_uid_is_allowed() {
