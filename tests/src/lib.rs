@@ -163,8 +163,9 @@ impl TestContext {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut cmd = self.klef(args);
-        cmd.arg("--password-stdin");
+        // The flag goes first so it can never become part of `klef run`'s child command.
+        let mut cmd = self.command("klef");
+        cmd.arg("--password-stdin").args(args);
         run_with_stdin(cmd, Some(format!("{PASSWORD}\n").as_bytes()))
     }
 
