@@ -22,12 +22,12 @@
 //! ```
 
 mod buf;
-mod parse;
-mod render;
+mod parser;
+mod renderer;
 
 use zeroize::Zeroizing;
 
-pub use render::{Portability, portability};
+pub use renderer::{Portability, portability};
 
 /// One `KEY=value` pair. The value is zeroized on drop.
 #[derive(Clone, PartialEq, Eq)]
@@ -81,7 +81,7 @@ pub enum Format {
 /// Parses a `.env` file. Later duplicates of a key win (as in node `dotenv` with `override`);
 /// the entry keeps the position of the key's first appearance, as node's object does.
 pub fn parse(input: &str) -> Result<Vec<Entry>, ParseError> {
-    parse::parse(input)
+    parser::parse(input)
 }
 
 /// Renders entries in the given format, in the given order.
@@ -91,10 +91,10 @@ pub fn parse(input: &str) -> Result<Vec<Entry>, ParseError> {
 #[must_use]
 pub fn render(entries: &[Entry], format: Format) -> Zeroizing<String> {
     match format {
-        Format::Dotenv => render::dotenv(entries),
-        Format::Json => render::json(entries),
-        Format::Yaml => render::yaml(entries),
-        Format::Shell => render::shell(entries),
+        Format::Dotenv => renderer::dotenv(entries),
+        Format::Json => renderer::json(entries),
+        Format::Yaml => renderer::yaml(entries),
+        Format::Shell => renderer::shell(entries),
     }
 }
 

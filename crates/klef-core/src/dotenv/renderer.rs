@@ -10,7 +10,7 @@
 
 use super::Entry;
 use super::buf::SecretBuf;
-use super::parse::{ESCAPED_PRAGMA, is_js_space};
+use super::parser::{ESCAPED_PRAGMA, is_js_space};
 use zeroize::Zeroizing;
 
 /// How faithfully [`Format::Dotenv`](super::Format::Dotenv) output carries a value.
