@@ -15,7 +15,7 @@ use klef_store::LocalVault;
 
 /// Every backend the CLI can use.
 pub(crate) enum AnyBackend {
-    /// The embedded SQLite vault.
+    /// The embedded `SQLite` vault.
     Local(LocalVault),
 }
 

@@ -139,7 +139,7 @@ impl Context {
     }
 
     /// Finds `.klef` in the current directory or the nearest parent.
-    pub(crate) fn find_klef_file(&self) -> Result<Option<Located>> {
+    pub(crate) fn find_klef_file() -> Result<Option<Located>> {
         let cwd = std::env::current_dir().context("failed to read the current directory")?;
         for dir in cwd.ancestors() {
             let path = dir.join(klef_file::FILE_NAME);
@@ -201,7 +201,7 @@ impl Context {
 
     /// The project: `-p`/`KLEF_PROJECT` if given, else the nearest `.klef`.
     pub(crate) async fn project(&self, b: &AnyBackend) -> Result<ProjectTarget> {
-        let klef = self.find_klef_file()?;
+        let klef = Self::find_klef_file()?;
         if let Some(needle) = self.global.project.as_deref() {
             let project = self.find_project(b, needle).await?;
             let klef = klef.filter(|k| k.file.project == project.id);

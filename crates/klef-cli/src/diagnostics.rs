@@ -57,7 +57,7 @@ impl ExitStatus {
     /// would).
     #[must_use]
     pub fn from_code(code: i32) -> Self {
-        Self((code & 0xff) as u8)
+        Self(u8::try_from(code & 0xff).unwrap_or(1))
     }
 
     /// The numeric code.

@@ -37,6 +37,7 @@ impl Printer {
     }
 
     /// Writes raw data bytes to stdout.
+    #[allow(clippy::unused_self)] // a method so all output goes through the printer
     pub(crate) fn data_bytes(&self, bytes: &[u8]) -> anyhow::Result<()> {
         let mut out = io::stdout().lock();
         match out.write_all(bytes).and_then(|()| out.flush()) {
@@ -62,6 +63,7 @@ impl Printer {
     }
 
     /// A message on stderr that `-q` does not silence (a prompt's context, the recovery code).
+    #[allow(clippy::unused_self)] // a method so all output goes through the printer
     pub(crate) fn always(&self, msg: &str) {
         eprintln!("{msg}");
     }

@@ -1,6 +1,7 @@
 //! `klef init [NAME]`: creates the local account on first use, then a project with the
 //! `development`, `staging` and `production` environments, and writes `.klef` here.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
@@ -230,13 +231,13 @@ fn show_recovery_code(ctx: &Context, code: &str, file: Option<&std::path::Path>)
         "it is shown only once; with it, `klef recover` resets a forgotten password".to_owned(),
     ];
     let width = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
-    let mut boxed = String::new();
-    boxed.push_str(&format!("┌{}┐\n", "─".repeat(width + 2)));
+    let rule = "─".repeat(width + 2);
+    let mut boxed = format!("┌{rule}┐\n");
     for l in &lines {
-        let pad = width - l.chars().count();
-        boxed.push_str(&format!("│ {l}{} │\n", " ".repeat(pad)));
+        let pad = " ".repeat(width - l.chars().count());
+        let _ = writeln!(boxed, "│ {l}{pad} │");
     }
-    boxed.push_str(&format!("└{}┘", "─".repeat(width + 2)));
+    let _ = write!(boxed, "└{rule}┘");
     // Not silenced by -q: this is the only time the code is shown.
     ctx.printer.always(&boxed);
     if let Some(f) = file {

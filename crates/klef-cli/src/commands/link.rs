@@ -33,14 +33,13 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             .into());
     }
     let b = ctx.backend().await?;
-    let project = match args.project.as_deref().or(ctx.global.project.as_deref()) {
-        Some(needle) => ctx.find_project(&b, needle).await?,
-        None => {
-            let ws = ctx.current_workspace(&b).await?;
-            let mut projects = b.projects(&ws.id).await?;
-            projects.sort_by(|a, c| a.name.cmp(&c.name));
-            pick(ctx, projects)?
-        }
+    let project = if let Some(needle) = args.project.as_deref().or(ctx.global.project.as_deref()) {
+        ctx.find_project(&b, needle).await?
+    } else {
+        let ws = ctx.current_workspace(&b).await?;
+        let mut projects = b.projects(&ws.id).await?;
+        projects.sort_by(|a, c| a.name.cmp(&c.name));
+        pick(ctx, projects)?
     };
     let envs = Context::environments(&b, &project).await?;
     let env = match ctx.global.env.as_deref() {

@@ -25,7 +25,7 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     };
     let envs = Context::environments(&b, &pt.project).await?;
     let env = context::find_env(&envs, &args.slug, &pt.project)?;
-    located.file.environment = env.slug.clone();
+    located.file.environment.clone_from(&env.slug);
     fsutil::write_atomic(&located.path, located.file.render().as_bytes(), 0o644)?;
     ctx.printer.info(&format!(
         "default environment is now \"{}\" ({})",
