@@ -145,9 +145,17 @@ impl From<StoreError> for BackendError {
             )),
             StoreError::NotFound { what } => BackendError::NotFound { what },
             StoreError::AlreadyExists { what } => BackendError::AlreadyExists { what },
-            StoreError::Conflict { name, expected, actual, changed_by } => {
-                BackendError::Conflict { name, expected, actual, changed_by }
-            }
+            StoreError::Conflict {
+                name,
+                expected,
+                actual,
+                changed_by,
+            } => BackendError::Conflict {
+                name,
+                expected,
+                actual,
+                changed_by,
+            },
             StoreError::Invalid { reason } => BackendError::Invalid(reason),
             StoreError::Connect { .. } => BackendError::Unreachable(e.to_string()),
             StoreError::Io { ref source, .. } => BackendError::Other(format!("{e}: {source}")),

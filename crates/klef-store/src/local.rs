@@ -28,7 +28,10 @@ impl LocalVault {
     /// Wraps an opened store.
     #[must_use]
     pub fn new(store: Store) -> Self {
-        Self { store, owner: OnceLock::new() }
+        Self {
+            store,
+            owner: OnceLock::new(),
+        }
     }
 
     /// Opens (or creates) the vault file at `path`; see [`Store::open_local`].
@@ -48,9 +51,13 @@ impl LocalVault {
         if let Some(id) = self.owner.get() {
             return Ok(*id);
         }
-        let account = self.store.first_account().await?.ok_or_else(|| BackendError::NotFound {
-            what: "local account (run `klef init` first)".into(),
-        })?;
+        let account = self
+            .store
+            .first_account()
+            .await?
+            .ok_or_else(|| BackendError::NotFound {
+                what: "local account (run `klef init` first)".into(),
+            })?;
         Ok(*self.owner.get_or_init(|| account.id))
     }
 }
@@ -65,12 +72,15 @@ impl Backend for LocalVault {
     }
 
     async fn create_account(&self, account: &Account, personal: &Workspace) -> BackendResult<()> {
-        self.store.create_first_account(account, personal).await.map_err(|e| match e {
-            StoreError::AlreadyExists { .. } => BackendError::AlreadyExists {
-                what: "the local vault's account".into(),
-            },
-            other => other.into(),
-        })?;
+        self.store
+            .create_first_account(account, personal)
+            .await
+            .map_err(|e| match e {
+                StoreError::AlreadyExists { .. } => BackendError::AlreadyExists {
+                    what: "the local vault's account".into(),
+                },
+                other => other.into(),
+            })?;
         self.owner.get_or_init(|| account.id);
         Ok(())
     }
@@ -137,6 +147,9 @@ impl Backend for LocalVault {
         env: &EnvironmentId,
         writes: &[SecretWrite],
     ) -> BackendResult<Vec<SecretVersion>> {
-        Ok(self.store.write_secrets(env, writes, Some(LOCAL_AUTHOR)).await?)
+        Ok(self
+            .store
+            .write_secrets(env, writes, Some(LOCAL_AUTHOR))
+            .await?)
     }
 }

@@ -79,7 +79,6 @@ const INSERT_ENVIRONMENT: &str = "INSERT INTO environments \
      (id, project_id, slug, name, sealed_key, key_version, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-
 /// Milliseconds since the Unix epoch, now.
 fn now_ms() -> Timestamp {
     SystemTime::now()
@@ -88,7 +87,9 @@ fn now_ms() -> Timestamp {
 }
 
 fn invalid(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Invalid { reason: e.to_string() }
+    StoreError::Invalid {
+        reason: e.to_string(),
+    }
 }
 
 fn not_found(what: String) -> StoreError {
@@ -100,7 +101,10 @@ fn validate_environment(env: &NewEnvironment, project: &ProjectId) -> Result<(),
     validate_slug(&e.slug).map_err(invalid)?;
     validate_display_name("environment name", &e.name).map_err(invalid)?;
     if e.project_id != *project {
-        return Err(invalid(format!("environment {:?} belongs to another project", e.slug)));
+        return Err(invalid(format!(
+            "environment {:?} belongs to another project",
+            e.slug
+        )));
     }
     if e.key_version < 1 {
         return Err(invalid("an environment key version starts at 1"));
@@ -178,7 +182,9 @@ impl Store {
                     .fetch_one(&mut *tx)
                     .await?;
                 if count > 0 {
-                    return Err(StoreError::AlreadyExists { what: "an account".into() });
+                    return Err(StoreError::AlreadyExists {
+                        what: "an account".into(),
+                    });
                 }
             }
             sqlx::query(INSERT_ACCOUNT)
@@ -227,12 +233,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         let id = account.to_string();
         write_tx!(self, |tx, _dialect| {
-            let current: Option<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
-                "SELECT public_key, private_key_sealed FROM accounts WHERE id = $1",
-            )
-            .bind(&id)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let current: Option<(Vec<u8>, Vec<u8>)> =
+                sqlx::query_as("SELECT public_key, private_key_sealed FROM accounts WHERE id = $1")
+                    .bind(&id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             let Some((public_key, private_key_sealed)) = current else {
                 return Err(not_found(format!("account {account}")));
             };
@@ -274,7 +279,10 @@ impl Store {
         });
         let mut out: Vec<Workspace> = convert(rows)?;
         out.sort_by(|a, b| {
-            b.personal.cmp(&a.personal).then(a.created_at.cmp(&b.created_at)).then(a.id.cmp(&b.id))
+            b.personal
+                .cmp(&a.personal)
+                .then(a.created_at.cmp(&b.created_at))
+                .then(a.id.cmp(&b.id))
         });
         Ok(out)
     }
@@ -306,7 +314,9 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             if same_name > 0 {
-                return Err(StoreError::AlreadyExists { what: format!("workspace {:?}", ws.name) });
+                return Err(StoreError::AlreadyExists {
+                    what: format!("workspace {:?}", ws.name),
+                });
             }
             sqlx::query(INSERT_WORKSPACE)
                 .bind(&ws_id)
@@ -347,7 +357,9 @@ impl Store {
             "owner" => Ok(Role::Owner),
             "admin" => Ok(Role::Admin),
             "member" => Ok(Role::Member),
-            _ => Err(StoreError::Corrupt { what: "unknown workspace role".into() }),
+            _ => Err(StoreError::Corrupt {
+                what: "unknown workspace role".into(),
+            }),
         })
         .transpose()
     }
@@ -392,7 +404,9 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
-        row.map(Project::try_from).transpose()?.ok_or_else(|| not_found(format!("project {id}")))
+        row.map(Project::try_from)
+            .transpose()?
+            .ok_or_else(|| not_found(format!("project {id}")))
     }
 
     /// Creates a project, its key wrapped for `account`, and its environments in one
@@ -537,7 +551,9 @@ impl Store {
             .await?
         });
         direct
-            .map(|k| EnvironmentKeyAccess::Direct { environment_key: Blob(k) })
+            .map(|k| EnvironmentKeyAccess::Direct {
+                environment_key: Blob(k),
+            })
             .ok_or_else(|| not_found(format!("environment {env}")))
     }
 

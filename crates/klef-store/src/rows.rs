@@ -14,7 +14,9 @@ use crate::StoreError;
 
 /// Parses a stored id.
 pub(crate) fn parse_id<T: FromStr>(raw: &str, what: &str) -> Result<T, StoreError> {
-    raw.parse().map_err(|_| StoreError::Corrupt { what: format!("invalid {what} id") })
+    raw.parse().map_err(|_| StoreError::Corrupt {
+        what: format!("invalid {what} id"),
+    })
 }
 
 /// The stored name of a KDF algorithm.
@@ -25,7 +27,9 @@ pub(crate) fn kdf_algorithm_name(a: KdfAlgorithm) -> &'static str {
 }
 
 fn kdf_cost(value: i64, what: &str) -> Result<u32, StoreError> {
-    u32::try_from(value).map_err(|_| StoreError::Corrupt { what: format!("{what} out of range") })
+    u32::try_from(value).map_err(|_| StoreError::Corrupt {
+        what: format!("{what} out of range"),
+    })
 }
 
 #[derive(sqlx::FromRow)]

@@ -28,8 +28,9 @@ pub const SQLITE_APPLICATION_ID: i64 = 0x4B4C_4546;
 /// How long a `SQLite` connection waits for another writer (in any process) before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long to wait for a pooled connection.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for a pooled connection (and for the first one when connecting, so an
+/// unreachable server is reported within this time).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `SQLite` allows one writer at a time; a few connections serve concurrent readers (WAL).
 const SQLITE_MAX_CONNECTIONS: u32 = 4;
@@ -68,7 +69,10 @@ impl fmt::Debug for Store {
 
 /// Which SQL dialect a transaction body runs on, for the few statements that must differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code, reason = "one variant is unused when a backend feature is off")]
+#[allow(
+    dead_code,
+    reason = "one variant is unused when a backend feature is off"
+)]
 pub(crate) enum Dialect {
     Sqlite,
     Postgres,
@@ -252,16 +256,19 @@ fn check_vault(location: &str, facts: &VaultFacts, migrator: &Migrator) -> Resul
         return if facts.applied.is_empty() {
             Ok(())
         } else {
-            Err(StoreError::NotAVault { location: location.to_owned() })
+            Err(StoreError::NotAVault {
+                location: location.to_owned(),
+            })
         };
     }
     let Some(raw) = facts.format_version.as_deref() else {
-        return Err(StoreError::Corrupt { what: "klef_meta has no format_version".into() });
+        return Err(StoreError::Corrupt {
+            what: "klef_meta has no format_version".into(),
+        });
     };
-    let format: i64 = raw
-        .trim()
-        .parse()
-        .map_err(|_| StoreError::Corrupt { what: "klef_meta.format_version is not a number".into() })?;
+    let format: i64 = raw.trim().parse().map_err(|_| StoreError::Corrupt {
+        what: "klef_meta.format_version is not a number".into(),
+    })?;
     if format > FORMAT_VERSION {
         return Err(StoreError::NewerVersion {
             location: location.to_owned(),
@@ -269,7 +276,13 @@ fn check_vault(location: &str, facts: &VaultFacts, migrator: &Migrator) -> Resul
         });
     }
     let known: HashSet<i64> = migrator.iter().map(|m| m.version).collect();
-    if let Some(unknown) = facts.applied.iter().copied().filter(|v| !known.contains(v)).max() {
+    if let Some(unknown) = facts
+        .applied
+        .iter()
+        .copied()
+        .filter(|v| !known.contains(v))
+        .max()
+    {
         return Err(StoreError::NewerVersion {
             location: location.to_owned(),
             detail: format!("schema migration {unknown} is unknown to this build"),
@@ -284,14 +297,20 @@ fn check_vault(location: &str, facts: &VaultFacts, migrator: &Migrator) -> Resul
 fn prepare_vault_file(path: &Path) -> Result<bool, StoreError> {
     let io = |action: &'static str, p: &Path| {
         let path = p.display().to_string();
-        move |source| StoreError::Io { action, path, source }
+        move |source| StoreError::Io {
+            action,
+            path,
+            source,
+        }
     };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         let mut builder = std::fs::DirBuilder::new();
         builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(parent).map_err(io("create directory", parent))?;
+        builder
+            .create(parent)
+            .map_err(io("create directory", parent))?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -307,7 +326,9 @@ fn prepare_vault_file(path: &Path) -> Result<bool, StoreError> {
     }
     let meta = std::fs::metadata(path).map_err(io("read metadata of", path))?;
     if !meta.is_file() {
-        return Err(StoreError::NotAVault { location: path.display().to_string() });
+        return Err(StoreError::NotAVault {
+            location: path.display().to_string(),
+        });
     }
     Ok(meta.len() == 0)
 }
@@ -318,7 +339,9 @@ fn prepare_vault_file(path: &Path) -> Result<bool, StoreError> {
 async fn inspect_sqlite(path: &Path, location: &str) -> Result<(), StoreError> {
     use sqlx::Connection as _;
 
-    let not_a_vault = || StoreError::NotAVault { location: location.to_owned() };
+    let not_a_vault = || StoreError::NotAVault {
+        location: location.to_owned(),
+    };
     let mut header = [0u8; 100];
     let mut file = std::fs::File::open(path).map_err(|source| StoreError::Io {
         action: "open",
@@ -329,7 +352,11 @@ async fn inspect_sqlite(path: &Path, location: &str) -> Result<(), StoreError> {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(not_a_vault()),
         Err(source) => {
-            return Err(StoreError::Io { action: "read", path: location.to_owned(), source });
+            return Err(StoreError::Io {
+                action: "read",
+                path: location.to_owned(),
+                source,
+            });
         }
     }
     drop(file);
@@ -341,9 +368,15 @@ async fn inspect_sqlite(path: &Path, location: &str) -> Result<(), StoreError> {
         .filename(path)
         .read_only(true)
         .busy_timeout(BUSY_TIMEOUT);
-    let mut conn = SqliteConnection::connect_with(&options).await.map_err(|e| {
-        if is_not_a_database(&e) { not_a_vault() } else { StoreError::Connect { source: e } }
-    })?;
+    let mut conn = SqliteConnection::connect_with(&options)
+        .await
+        .map_err(|e| {
+            if is_not_a_database(&e) {
+                not_a_vault()
+            } else {
+                StoreError::Connect { source: e }
+            }
+        })?;
     let look = sqlite_facts(&mut conn).await;
     if let Err(e) = conn.close().await {
         tracing::debug!(error = %StoreError::from(e), "closing the inspection connection failed");
@@ -381,8 +414,9 @@ struct SqliteLook {
 
 #[cfg(feature = "sqlite")]
 async fn sqlite_facts(conn: &mut SqliteConnection) -> Result<SqliteLook, StoreError> {
-    let application_id: i64 =
-        sqlx::query_scalar("PRAGMA application_id").fetch_one(&mut *conn).await?;
+    let application_id: i64 = sqlx::query_scalar("PRAGMA application_id")
+        .fetch_one(&mut *conn)
+        .await?;
     let tables: Vec<String> =
         sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
             .fetch_all(&mut *conn)
@@ -390,7 +424,10 @@ async fn sqlite_facts(conn: &mut SqliteConnection) -> Result<SqliteLook, StoreEr
     let has = |name: &str| tables.iter().any(|t| t == name);
     let other_tables = tables.iter().any(|t| t != "_sqlx_migrations");
     let ours = application_id == SQLITE_APPLICATION_ID;
-    let mut facts = VaultFacts { has_meta: ours && has("klef_meta"), ..VaultFacts::default() };
+    let mut facts = VaultFacts {
+        has_meta: ours && has("klef_meta"),
+        ..VaultFacts::default()
+    };
     if facts.has_meta {
         facts.format_version =
             sqlx::query_scalar("SELECT value FROM klef_meta WHERE key = 'format_version'")
@@ -398,10 +435,15 @@ async fn sqlite_facts(conn: &mut SqliteConnection) -> Result<SqliteLook, StoreEr
                 .await?;
     }
     if has("_sqlx_migrations") && (ours || !other_tables) {
-        facts.applied =
-            sqlx::query_scalar("SELECT version FROM _sqlx_migrations").fetch_all(&mut *conn).await?;
+        facts.applied = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+            .fetch_all(&mut *conn)
+            .await?;
     }
-    Ok(SqliteLook { application_id, other_tables, facts })
+    Ok(SqliteLook {
+        application_id,
+        other_tables,
+        facts,
+    })
 }
 
 #[cfg(feature = "postgres")]
@@ -411,7 +453,10 @@ async fn postgres_facts(pool: &PgPool) -> Result<VaultFacts, StoreError> {
     )
     .fetch_one(pool)
     .await?;
-    let mut facts = VaultFacts { has_meta, ..VaultFacts::default() };
+    let mut facts = VaultFacts {
+        has_meta,
+        ..VaultFacts::default()
+    };
     if has_meta {
         facts.format_version =
             sqlx::query_scalar("SELECT value FROM klef_meta WHERE key = 'format_version'")

@@ -1,6 +1,6 @@
-//! The store story: one scenario run against both backends (SQLite always; PostgreSQL when
+//! The store story: one scenario run against both backends (`SQLite` always; `PostgreSQL` when
 //! `KLEF_TEST_DATABASE_URL` is set, and required when `CI=true`), plus the vault-identity,
-//! file-permission and concurrency checks. Each PostgreSQL test works in its own schema and
+//! file-permission and concurrency checks. Each `PostgreSQL` test works in its own schema and
 //! drops it at the end.
 
 use std::future::Future;
@@ -36,7 +36,7 @@ impl Target {
     }
 }
 
-/// Runs `f` against a fresh SQLite vault in a temp dir.
+/// Runs `f` against a fresh `SQLite` vault in a temp dir.
 async fn with_sqlite<F, Fut>(f: F)
 where
     F: FnOnce(Target) -> Fut,
@@ -46,7 +46,7 @@ where
     f(Target::Sqlite(dir.path().join("vault.db"))).await;
 }
 
-/// A throwaway schema in the test PostgreSQL.
+/// A throwaway schema in the test `PostgreSQL`.
 struct PgSchema {
     admin: sqlx::PgPool,
     schema: String,
@@ -69,10 +69,17 @@ impl PgSchema {
             );
             return None;
         };
-        let admin = sqlx::PgPool::connect(&base).await.unwrap_or_else(|e| {
-            panic!("KLEF_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}")
-        });
-        let schema = format!("klef_t_{}", AccountId::random().to_string().replace('-', ""));
+        let admin = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(&base)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("KLEF_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}")
+            });
+        let schema = format!(
+            "klef_t_{}",
+            AccountId::random().to_string().replace('-', "")
+        );
         sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
             .execute(&admin)
             .await
@@ -83,22 +90,27 @@ impl PgSchema {
     }
 
     async fn drop_schema(self) {
-        sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {} CASCADE", self.schema)))
-            .execute(&self.admin)
-            .await
-            .expect("drop test schema");
+        sqlx::query(AssertSqlSafe(format!(
+            "DROP SCHEMA {} CASCADE",
+            self.schema
+        )))
+        .execute(&self.admin)
+        .await
+        .expect("drop test schema");
         self.admin.close().await;
     }
 }
 
-/// Runs `f` against a fresh PostgreSQL schema (or skips, see [`PgSchema::create`]). The schema
+/// Runs `f` against a fresh `PostgreSQL` schema (or skips, see [`PgSchema::create`]). The schema
 /// is dropped even when `f` panics; the panic is then re-raised.
 async fn with_postgres<F, Fut>(f: F)
 where
     F: FnOnce(Target, String) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Some(pg) = PgSchema::create().await else { return };
+    let Some(pg) = PgSchema::create().await else {
+        return;
+    };
     let result = tokio::spawn(f(Target::Postgres(pg.url.clone()), pg.schema.clone())).await;
     pg.drop_schema().await;
     if let Err(e) = result {
@@ -129,11 +141,21 @@ fn keys(tag: u8) -> AccountKeys {
 }
 
 fn new_account() -> Account {
-    Account { id: AccountId::random(), email: None, keys: keys(1), created_at: T0 }
+    Account {
+        id: AccountId::random(),
+        email: None,
+        keys: keys(1),
+        created_at: T0,
+    }
 }
 
 fn workspace(name: &str, personal: bool, created_at: i64) -> Workspace {
-    Workspace { id: WorkspaceId::random(), name: name.into(), personal, created_at }
+    Workspace {
+        id: WorkspaceId::random(),
+        name: name.into(),
+        personal,
+        created_at,
+    }
 }
 
 fn new_environment(project: ProjectId, slug: &str, created_at: i64) -> NewEnvironment {
@@ -151,14 +173,22 @@ fn new_environment(project: ProjectId, slug: &str, created_at: i64) -> NewEnviro
 }
 
 fn new_project(ws: WorkspaceId, name: &str, slugs: &[&str]) -> NewProject {
-    let project =
-        Project { id: ProjectId::random(), workspace_id: ws, name: name.into(), created_at: T0 };
+    let project = Project {
+        id: ProjectId::random(),
+        workspace_id: ws,
+        name: name.into(),
+        created_at: T0,
+    };
     let environments = slugs
         .iter()
         .enumerate()
         .map(|(i, s)| new_environment(project.id, s, T0 + i64::try_from(i).unwrap_or(0)))
         .collect();
-    NewProject { project, project_key: Blob(vec![0xAA; 80]), environments }
+    NewProject {
+        project,
+        project_key: Blob(vec![0xAA; 80]),
+        environments,
+    }
 }
 
 fn put(name: &str, expected: Option<i64>, value: &str) -> SecretWrite {
@@ -170,7 +200,11 @@ fn put(name: &str, expected: Option<i64>, value: &str) -> SecretWrite {
 }
 
 fn delete(name: &str, expected: Option<i64>) -> SecretWrite {
-    SecretWrite { name: name.into(), expected_version: expected, ciphertext: None }
+    SecretWrite {
+        name: name.into(),
+        expected_version: expected,
+        ciphertext: None,
+    }
 }
 
 fn bytes(b: Option<&Blob>) -> Option<&[u8]> {
@@ -181,9 +215,15 @@ fn bytes(b: Option<&Blob>) -> Option<&[u8]> {
 async fn seeded(store: Store, slugs: &[&str]) -> (LocalVault, NewProject) {
     let vault = LocalVault::new(store);
     let personal = workspace("Personal", true, T0);
-    vault.create_account(&new_account(), &personal).await.expect("create account");
+    vault
+        .create_account(&new_account(), &personal)
+        .await
+        .expect("create account");
     let project = new_project(personal.id, "app", slugs);
-    vault.create_project(&project).await.expect("create project");
+    vault
+        .create_project(&project)
+        .await
+        .expect("create project");
     (vault, project)
 }
 
@@ -195,43 +235,90 @@ async fn story(target: Target) {
 
     // A fresh vault has no account, and account-bound calls say so.
     assert_eq!(vault.account().await.expect("account"), None);
-    assert!(matches!(vault.workspaces().await, Err(BackendError::NotFound { .. })));
+    assert!(matches!(
+        vault.workspaces().await,
+        Err(BackendError::NotFound { .. })
+    ));
 
     // Account + personal workspace.
     let account = new_account();
     let personal = workspace("Personal", true, T0);
-    vault.create_account(&account, &personal).await.expect("create account");
-    assert_eq!(vault.account().await.expect("account"), Some(account.clone()));
+    vault
+        .create_account(&account, &personal)
+        .await
+        .expect("create account");
+    assert_eq!(
+        vault.account().await.expect("account"),
+        Some(account.clone())
+    );
     let second = new_account();
-    let err = vault.create_account(&second, &workspace("Other", true, T0)).await.unwrap_err();
+    let err = vault
+        .create_account(&second, &workspace("Other", true, T0))
+        .await
+        .unwrap_err();
     assert!(matches!(err, BackendError::AlreadyExists { .. }), "{err:?}");
 
     // Password change: new KDF salt and sealed master keys; the key pair may not change.
     let mut changed = keys(9);
     changed.kdf.t_cost = 4;
-    vault.replace_account_keys(&changed).await.expect("replace keys");
-    let stored = vault.account().await.expect("account").expect("some account");
+    vault
+        .replace_account_keys(&changed)
+        .await
+        .expect("replace keys");
+    let stored = vault
+        .account()
+        .await
+        .expect("account")
+        .expect("some account");
     assert_eq!(stored.keys, changed);
     let mut other_pair = keys(10);
     other_pair.public_key = Blob(vec![0x99; 32]);
     let err = vault.replace_account_keys(&other_pair).await.unwrap_err();
     assert!(matches!(err, BackendError::Invalid(_)), "{err:?}");
-    assert_eq!(vault.account().await.expect("account").expect("some").keys, changed);
+    assert_eq!(
+        vault.account().await.expect("account").expect("some").keys,
+        changed
+    );
 
     // Workspaces.
     let acme = workspace("Acme Inc", false, T0 + 10);
-    vault.create_workspace(&acme).await.expect("create workspace");
-    assert_eq!(vault.workspaces().await.expect("workspaces"), vec![personal.clone(), acme.clone()]);
-    let err = vault.create_workspace(&workspace("Acme Inc", false, T0 + 11)).await.unwrap_err();
+    vault
+        .create_workspace(&acme)
+        .await
+        .expect("create workspace");
+    assert_eq!(
+        vault.workspaces().await.expect("workspaces"),
+        vec![personal.clone(), acme.clone()]
+    );
+    let err = vault
+        .create_workspace(&workspace("Acme Inc", false, T0 + 11))
+        .await
+        .unwrap_err();
     assert!(matches!(err, BackendError::AlreadyExists { .. }), "{err:?}");
 
     // A project with three environments, in one transaction.
-    let project = new_project(personal.id, "api", &["development", "staging", "production"]);
-    vault.create_project(&project).await.expect("create project");
-    assert_eq!(vault.projects(&personal.id).await.expect("projects"), vec![project.project.clone()]);
+    let project = new_project(
+        personal.id,
+        "api",
+        &["development", "staging", "production"],
+    );
+    vault
+        .create_project(&project)
+        .await
+        .expect("create project");
+    assert_eq!(
+        vault.projects(&personal.id).await.expect("projects"),
+        vec![project.project.clone()]
+    );
     assert_eq!(vault.projects(&acme.id).await.expect("projects"), vec![]);
-    assert_eq!(vault.project(&project.project.id).await.expect("project"), project.project);
-    let envs = vault.environments(&project.project.id).await.expect("environments");
+    assert_eq!(
+        vault.project(&project.project.id).await.expect("project"),
+        project.project
+    );
+    let envs = vault
+        .environments(&project.project.id)
+        .await
+        .expect("environments");
     let slugs: Vec<&str> = envs.iter().map(|e| e.slug.as_str()).collect();
     assert_eq!(slugs, ["development", "staging", "production"]);
     assert_eq!(envs[0], project.environments[0].environment);
@@ -239,12 +326,28 @@ async fn story(target: Target) {
     // Duplicate project name in the workspace: refused, and none of its parts written.
     let dup = new_project(personal.id, "api", &["development"]);
     let err = vault.create_project(&dup).await.unwrap_err();
-    assert_eq!(err, BackendError::AlreadyExists { what: "project \"api\"".into() });
-    assert!(matches!(vault.project(&dup.project.id).await, Err(BackendError::NotFound { .. })));
-    assert_eq!(vault.projects(&personal.id).await.expect("projects").len(), 1);
+    assert_eq!(
+        err,
+        BackendError::AlreadyExists {
+            what: "project \"api\"".into()
+        }
+    );
+    assert!(matches!(
+        vault.project(&dup.project.id).await,
+        Err(BackendError::NotFound { .. })
+    ));
+    assert_eq!(
+        vault.projects(&personal.id).await.expect("projects").len(),
+        1
+    );
     // The same name in another workspace is fine; an unknown workspace is not found.
-    vault.create_project(&new_project(acme.id, "api", &[])).await.expect("same name elsewhere");
-    let err = vault.create_project(&new_project(WorkspaceId::random(), "x", &[])).await;
+    vault
+        .create_project(&new_project(acme.id, "api", &[]))
+        .await
+        .expect("same name elsewhere");
+    let err = vault
+        .create_project(&new_project(WorkspaceId::random(), "x", &[]))
+        .await;
     assert!(matches!(err, Err(BackendError::NotFound { .. })), "{err:?}");
     // Repeated slug within one new project: nothing written.
     let twice = new_project(personal.id, "twice", &["dev", "dev"]);
@@ -254,13 +357,28 @@ async fn story(target: Target) {
 
     // Environments.
     let preview = new_environment(project.project.id, "preview", T0 + 100);
-    vault.create_environment(&preview).await.expect("create environment");
+    vault
+        .create_environment(&preview)
+        .await
+        .expect("create environment");
     let err = vault
         .create_environment(&new_environment(project.project.id, "preview", T0 + 101))
         .await
         .unwrap_err();
-    assert_eq!(err, BackendError::AlreadyExists { what: "environment \"preview\"".into() });
-    assert_eq!(vault.environments(&project.project.id).await.expect("envs").len(), 4);
+    assert_eq!(
+        err,
+        BackendError::AlreadyExists {
+            what: "environment \"preview\"".into()
+        }
+    );
+    assert_eq!(
+        vault
+            .environments(&project.project.id)
+            .await
+            .expect("envs")
+            .len(),
+        4
+    );
     let bad_slug = new_environment(project.project.id, "Not A Slug", T0);
     assert!(matches!(
         vault.create_environment(&bad_slug).await,
@@ -278,37 +396,68 @@ async fn story(target: Target) {
         }
     );
     let missing = EnvironmentId::random();
-    assert!(matches!(vault.environment_key(&missing).await, Err(BackendError::NotFound { .. })));
+    assert!(matches!(
+        vault.environment_key(&missing).await,
+        Err(BackendError::NotFound { .. })
+    ));
 
     // Write, read, overwrite, delete, history.
     let first = vault
-        .write_secrets(&dev, &[put("API_KEY", Some(0), "ct-a1"), put("DB_URL", None, "ct-b1")])
+        .write_secrets(
+            &dev,
+            &[
+                put("API_KEY", Some(0), "ct-a1"),
+                put("DB_URL", None, "ct-b1"),
+            ],
+        )
         .await
         .expect("first write");
     assert_eq!(first.iter().map(|s| s.version).collect::<Vec<_>>(), [1, 1]);
-    assert!(first.iter().all(|s| s.author.as_deref() == Some(LOCAL_AUTHOR) && s.key_version == 1));
+    assert!(
+        first
+            .iter()
+            .all(|s| s.author.as_deref() == Some(LOCAL_AUTHOR) && s.key_version == 1)
+    );
     let live = vault.secrets(&dev).await.expect("secrets");
-    assert_eq!(live.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["API_KEY", "DB_URL"]);
+    assert_eq!(
+        live.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["API_KEY", "DB_URL"]
+    );
     assert_eq!(bytes(live[0].ciphertext.as_ref()), Some(&b"ct-a1"[..]));
 
-    let over = vault.write_secrets(&dev, &[put("API_KEY", Some(1), "ct-a2")]).await.expect("over");
+    let over = vault
+        .write_secrets(&dev, &[put("API_KEY", Some(1), "ct-a2")])
+        .await
+        .expect("over");
     assert_eq!(over[0].version, 2);
-    let gone = vault.write_secrets(&dev, &[delete("DB_URL", Some(1))]).await.expect("delete");
+    let gone = vault
+        .write_secrets(&dev, &[delete("DB_URL", Some(1))])
+        .await
+        .expect("delete");
     assert_eq!((gone[0].version, gone[0].ciphertext.is_none()), (2, true));
     let live = vault.secrets(&dev).await.expect("secrets");
     assert_eq!(live.len(), 1);
     assert_eq!((live[0].name.as_str(), live[0].version), ("API_KEY", 2));
     assert_eq!(bytes(live[0].ciphertext.as_ref()), Some(&b"ct-a2"[..]));
     let history = vault.secret_history(&dev, "DB_URL").await.expect("history");
-    assert_eq!(history.iter().map(|s| s.version).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(
+        history.iter().map(|s| s.version).collect::<Vec<_>>(),
+        [1, 2]
+    );
     assert_eq!(bytes(history[0].ciphertext.as_ref()), Some(&b"ct-b1"[..]));
     assert_eq!(history[1].ciphertext, None);
     // A deleted name may be created again with expected version 0.
-    let again = vault.write_secrets(&dev, &[put("DB_URL", Some(0), "ct-b3")]).await.expect("again");
+    let again = vault
+        .write_secrets(&dev, &[put("DB_URL", Some(0), "ct-b3")])
+        .await
+        .expect("again");
     assert_eq!(again[0].version, 3);
 
     // Stale expected version: Conflict, nothing written.
-    let err = vault.write_secrets(&dev, &[put("API_KEY", Some(1), "stale")]).await.unwrap_err();
+    let err = vault
+        .write_secrets(&dev, &[put("API_KEY", Some(1), "stale")])
+        .await
+        .unwrap_err();
     assert_eq!(
         err,
         BackendError::Conflict {
@@ -318,25 +467,58 @@ async fn story(target: Target) {
             changed_by: LOCAL_AUTHOR.into(),
         }
     );
-    assert_eq!(vault.secret_history(&dev, "API_KEY").await.expect("history").len(), 2);
+    assert_eq!(
+        vault
+            .secret_history(&dev, "API_KEY")
+            .await
+            .expect("history")
+            .len(),
+        2
+    );
     // A new name expected to be absent, but present: Conflict too.
-    let err = vault.write_secrets(&dev, &[put("API_KEY", Some(0), "x")]).await.unwrap_err();
-    assert!(matches!(err, BackendError::Conflict { actual: 2, .. }), "{err:?}");
+    let err = vault
+        .write_secrets(&dev, &[put("API_KEY", Some(0), "x")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BackendError::Conflict { actual: 2, .. }),
+        "{err:?}"
+    );
 
     // Batch atomicity: the second write conflicts, so the first is not applied.
     let err = vault
-        .write_secrets(&dev, &[put("NEW_ONE", Some(0), "n1"), put("API_KEY", Some(1), "stale")])
+        .write_secrets(
+            &dev,
+            &[
+                put("NEW_ONE", Some(0), "n1"),
+                put("API_KEY", Some(1), "stale"),
+            ],
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, BackendError::Conflict { ref name, .. } if name == "API_KEY"));
-    assert_eq!(vault.secret_history(&dev, "NEW_ONE").await.expect("history"), vec![]);
-    let names: Vec<String> =
-        vault.secrets(&dev).await.expect("secrets").into_iter().map(|s| s.name).collect();
+    assert_eq!(
+        vault
+            .secret_history(&dev, "NEW_ONE")
+            .await
+            .expect("history"),
+        vec![]
+    );
+    let names: Vec<String> = vault
+        .secrets(&dev)
+        .await
+        .expect("secrets")
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
     assert_eq!(names, ["API_KEY", "DB_URL"]);
 
     // Environments are isolated; bad input and unknown environments are reported.
     assert_eq!(vault.secrets(&staging).await.expect("staging"), vec![]);
-    assert!(matches!(vault.secrets(&missing).await, Err(BackendError::NotFound { .. })));
+    assert!(matches!(
+        vault.secrets(&missing).await,
+        Err(BackendError::NotFound { .. })
+    ));
     assert!(matches!(
         vault.write_secrets(&missing, &[put("A", None, "x")]).await,
         Err(BackendError::NotFound { .. })
@@ -362,8 +544,18 @@ async fn story(target: Target) {
     // Everything is still there through a new, independent connection pool.
     store.close().await;
     let reopened = LocalVault::new(target.open().await);
-    assert_eq!(reopened.account().await.expect("account").map(|a| a.id), Some(account.id));
-    assert_eq!(reopened.secret_history(&dev, "API_KEY").await.expect("history").len(), 2);
+    assert_eq!(
+        reopened.account().await.expect("account").map(|a| a.id),
+        Some(account.id)
+    );
+    assert_eq!(
+        reopened
+            .secret_history(&dev, "API_KEY")
+            .await
+            .expect("history")
+            .len(),
+        2
+    );
     reopened.store().ping().await.expect("ping");
     reopened.store().close().await;
 }
@@ -417,7 +609,10 @@ async fn concurrent_writers(target: Target) {
                 }
                 if i % 5 == 0 {
                     let free = put("FREE", None, &format!("{t}-{i}"));
-                    store.write_secrets(&env, &[free], Some(&author)).await.expect("free write");
+                    store
+                        .write_secrets(&env, &[free], Some(&author))
+                        .await
+                        .expect("free write");
                 }
             }
             store.close().await;
@@ -435,14 +630,26 @@ async fn concurrent_writers(target: Target) {
         let total = WRITERS * per_writer;
         let versions: Vec<i64> = history.iter().map(|s| s.version).collect();
         let want: Vec<i64> = (1..=i64::try_from(total).expect("fits")).collect();
-        assert_eq!(versions, want, "{name}: every version exactly once, no gaps");
-        let mut payloads: Vec<&[u8]> =
-            history.iter().map(|s| s.ciphertext.as_ref().expect("value").as_bytes()).collect();
+        assert_eq!(
+            versions, want,
+            "{name}: every version exactly once, no gaps"
+        );
+        let mut payloads: Vec<&[u8]> = history
+            .iter()
+            .map(|s| s.ciphertext.as_ref().expect("value").as_bytes())
+            .collect();
         payloads.sort_unstable();
         payloads.dedup();
-        assert_eq!(payloads.len(), total, "{name}: every write landed exactly once");
+        assert_eq!(
+            payloads.len(),
+            total,
+            "{name}: every write landed exactly once"
+        );
     }
-    eprintln!("concurrent writers on {}: {conflicts} conflicts retried", store.backend_name());
+    eprintln!(
+        "concurrent writers on {}: {conflicts} conflicts retried",
+        store.backend_name()
+    );
     store.close().await;
 }
 
@@ -470,7 +677,10 @@ fn assert_not_a_vault(result: Result<Store, StoreError>) {
     let BackendError::Incompatible(message) = BackendError::from(err) else {
         panic!("not-a-vault must map to Incompatible");
     };
-    assert!(message.contains("is not a Klef vault") && !message.contains('\n'), "{message}");
+    assert!(
+        message.contains("is not a Klef vault") && !message.contains('\n'),
+        "{message}"
+    );
 }
 
 fn assert_newer(result: Result<Store, StoreError>, detail: &str) {
@@ -480,7 +690,10 @@ fn assert_newer(result: Result<Store, StoreError>, detail: &str) {
     let BackendError::Incompatible(message) = BackendError::from(err) else {
         panic!("newer-version must map to Incompatible");
     };
-    assert!(message.contains("upgrade klef") && !message.contains('\n'), "{message}");
+    assert!(
+        message.contains("upgrade klef") && !message.contains('\n'),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -517,9 +730,12 @@ async fn sqlite_refuses_files_that_are_not_vaults() {
 
     // Another application's SQLite database, through both constructors.
     let other = dir.path().join("other.db");
-    let options =
-        sqlx::sqlite::SqliteConnectOptions::new().filename(&other).create_if_missing(true);
-    let mut conn = sqlx::SqliteConnection::connect_with(&options).await.expect("create other db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&other)
+        .create_if_missing(true);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .expect("create other db");
     sqlx::raw_sql("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('hi');")
         .execute(&mut conn)
         .await
@@ -528,7 +744,11 @@ async fn sqlite_refuses_files_that_are_not_vaults() {
     let before = file_bytes(&other);
     assert_not_a_vault(Store::open_local(&other).await);
     assert_not_a_vault(Store::connect(&format!("sqlite://{}", other.display())).await);
-    assert_eq!(file_bytes(&other), before, "a foreign file must not be modified");
+    assert_eq!(
+        file_bytes(&other),
+        before,
+        "a foreign file must not be modified"
+    );
 
     // A directory where the vault file should be.
     let a_dir = dir.path().join("dir.db");
@@ -538,7 +758,11 @@ async fn sqlite_refuses_files_that_are_not_vaults() {
     // An empty file becomes a vault.
     let empty = dir.path().join("empty.db");
     std::fs::write(&empty, b"").expect("write empty");
-    Store::open_local(&empty).await.expect("empty file is initialised").close().await;
+    Store::open_local(&empty)
+        .await
+        .expect("empty file is initialised")
+        .close()
+        .await;
 }
 
 #[tokio::test]
@@ -552,7 +776,9 @@ async fn sqlite_refuses_newer_vaults_without_touching_them() {
         let path = path.clone();
         async move {
             let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
-            let mut conn = sqlx::SqliteConnection::connect_with(&options).await.expect("connect");
+            let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .expect("connect");
             sqlx::raw_sql(sql).execute(&mut conn).await.expect("tamper");
             conn.close().await.expect("close");
         }
@@ -562,7 +788,11 @@ async fn sqlite_refuses_newer_vaults_without_touching_them() {
     tamper("UPDATE klef_meta SET value = '999' WHERE key = 'format_version'").await;
     let before = file_bytes(&path);
     assert_newer(Store::open_local(&path).await, "format version 999");
-    assert_eq!(file_bytes(&path), before, "a newer vault must not be modified");
+    assert_eq!(
+        file_bytes(&path),
+        before,
+        "a newer vault must not be modified"
+    );
 
     // A migration this build does not know.
     tamper(
@@ -573,7 +803,11 @@ async fn sqlite_refuses_newer_vaults_without_touching_them() {
     .await;
     let before = file_bytes(&path);
     assert_newer(Store::open_local(&path).await, "migration 99990101000000");
-    assert_eq!(file_bytes(&path), before, "a newer vault must not be modified");
+    assert_eq!(
+        file_bytes(&path),
+        before,
+        "a newer vault must not be modified"
+    );
 
     // Back to known versions: it opens again, data intact.
     tamper("DELETE FROM _sqlx_migrations WHERE version = 99990101000000").await;
@@ -633,7 +867,10 @@ async fn sqlite_vault_is_private() {
     let path = parent.join("vault.db");
     let (vault, project) = seeded(Store::open_local(&path).await.expect("open"), &["dev"]).await;
     let env = project.environments[0].environment.id;
-    vault.write_secrets(&env, &[put("A", None, "x")]).await.expect("write");
+    vault
+        .write_secrets(&env, &[put("A", None, "x")])
+        .await
+        .expect("write");
 
     let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
     assert_eq!(mode(&parent), 0o700, "vault directory");
@@ -649,7 +886,9 @@ async fn sqlite_vault_is_private() {
 
 #[tokio::test]
 async fn connect_rejects_unknown_urls_without_echoing_them() {
-    let err = Store::connect("mysql://root:hunter2@localhost/db").await.unwrap_err();
+    let err = Store::connect("mysql://root:hunter2@localhost/db")
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::UnsupportedUrl { .. }), "{err:?}");
     assert!(!err.to_string().contains("hunter2"), "{err}");
     let err = Store::connect("sqlite::memory:").await.unwrap_err();
