@@ -1,5 +1,5 @@
 //! [`StoreError`]: everything the store can report, and its mapping onto
-//! [`BackendError`](klef_core::backend::BackendError). No message ever contains a blob, a bound
+//! [`BackendError`]. No message ever contains a blob, a bound
 //! value or a database password.
 
 use klef_core::backend::BackendError;
