@@ -224,3 +224,13 @@ fn run_of_missing_command() {
         .code_is(127)
         .clean_error(&["sk-live-abcdef"]);
 }
+
+#[test]
+fn vault_from_a_newer_klef() {
+    let ctx = ready();
+    vault_sql(&ctx, "UPDATE klef_meta SET value = '99' WHERE key = 'format_version';");
+    let before = std::fs::read(ctx.vault_path()).expect("read");
+    ctx.run_pw(["get", "API_KEY"]).clean_error(&["sk-live-abcdef"]).stderr_has("newer");
+    ctx.run_pw(["set", "X", "1"]).clean_error(&[]);
+    assert_eq!(std::fs::read(ctx.vault_path()).expect("read"), before, "a newer vault is never modified");
+}
