@@ -90,7 +90,7 @@ impl Context {
     /// [`Self::keys`] with adjusted password options (see `klef run`).
     pub(crate) async fn keys_with(&self, b: &AnyBackend, global: &GlobalArgs) -> Result<KeySource> {
         let account = self.account(b).await?;
-        unlock::key_source(global, &account)
+        unlock::key_source(global, &account).await
     }
 
     /// Unlocks and returns the key of the target environment.
@@ -107,7 +107,7 @@ impl Context {
     ) -> Result<SymmetricKey> {
         let keys = self.keys_with(b, global).await?;
         let access = b.environment_key(&t.env.id).await?;
-        keys.environment_key(&t.project, &t.env, &access)
+        keys.environment_key(&t.project, &t.env, &access).await
     }
 
     pub(crate) fn config(&self) -> Result<Config> {

@@ -46,7 +46,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     };
     let keys = ctx.keys(&b).await?;
     let access = b.environment_key(&any_env.id).await?;
-    let project_key = keys.project_key(&pt.project, &access)?;
+    let project_key = keys.project_key(&pt.project, &access).await?;
     let env = Environment {
         id: EnvironmentId::random(),
         project_id: pt.project.id,
