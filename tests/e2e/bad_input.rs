@@ -16,20 +16,30 @@ fn list_json(ctx: &TestContext) -> String {
         .stdout()
 }
 
-/// Runs SQL against the vault with python's sqlite3 module (python3 is on every machine).
-fn vault_sql(ctx: &TestContext, sql: &str) {
-    let script = "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nc.executescript(sys.argv[2])\nc.commit()\nc.close()";
+/// Runs Python against the vault with `c` bound to a sqlite3 connection, as an attacker with
+/// write access to the file would (python3 is on every machine). Triggers that guard the
+/// append-only history are dropped first: an attacker is not bound by them.
+fn vault_python(ctx: &TestContext, body: &str) {
+    let script = format!(
+        "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\n\
+         for (t,) in c.execute(\"SELECT name FROM sqlite_master WHERE type='trigger'\").fetchall():\n    c.execute('DROP TRIGGER ' + t)\n\
+         {body}\nc.commit()\nc.close()"
+    );
     let out = std::process::Command::new("python3")
-        .args(["-c", script])
+        .args(["-c", &script])
         .arg(ctx.vault_path())
-        .arg(sql)
         .output()
         .expect("python3 runs");
     assert!(
         out.status.success(),
-        "sql failed: {}",
+        "python failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Runs SQL statements against the vault.
+fn vault_sql(ctx: &TestContext, sql: &str) {
+    vault_python(ctx, &format!("c.executescript({sql:?})"));
 }
 
 #[test]
@@ -188,11 +198,11 @@ fn vault_from_another_sqlite_app() {
 #[test]
 fn tampered_ciphertext_is_tampering_not_wrong_password() {
     let ctx = ready();
-    // Flip the last byte (inside the GCM tag) of the stored value.
-    vault_sql(
+    // Flip one bit of the last byte (inside the GCM tag) of the stored value.
+    vault_python(
         &ctx,
-        "UPDATE secrets SET ciphertext = substr(ciphertext, 1, length(ciphertext) - 1) || \
-         CASE WHEN substr(ciphertext, -1) = x'00' THEN x'01' ELSE x'00' END WHERE name = 'API_KEY';",
+        "for (env, ver, ct) in c.execute(\"SELECT environment_id, version, ciphertext FROM secrets WHERE name='API_KEY'\").fetchall():\n    \
+         c.execute(\"UPDATE secrets SET ciphertext=? WHERE environment_id=? AND name='API_KEY' AND version=?\", (ct[:-1] + bytes([ct[-1] ^ 1]), env, ver))",
     );
     ctx.run_pw(["get", "API_KEY"])
         .clean_error(&["sk-live-abcdef"])
@@ -228,9 +238,18 @@ fn run_of_missing_command() {
 #[test]
 fn vault_from_a_newer_klef() {
     let ctx = ready();
-    vault_sql(&ctx, "UPDATE klef_meta SET value = '99' WHERE key = 'format_version';");
+    vault_sql(
+        &ctx,
+        "UPDATE klef_meta SET value = '99' WHERE key = 'format_version';",
+    );
     let before = std::fs::read(ctx.vault_path()).expect("read");
-    ctx.run_pw(["get", "API_KEY"]).clean_error(&["sk-live-abcdef"]).stderr_has("newer");
+    ctx.run_pw(["get", "API_KEY"])
+        .clean_error(&["sk-live-abcdef"])
+        .stderr_has("newer");
     ctx.run_pw(["set", "X", "1"]).clean_error(&[]);
-    assert_eq!(std::fs::read(ctx.vault_path()).expect("read"), before, "a newer vault is never modified");
+    assert_eq!(
+        std::fs::read(ctx.vault_path()).expect("read"),
+        before,
+        "a newer vault is never modified"
+    );
 }

@@ -88,7 +88,12 @@ fn stdin_stays_usable() {
 
 #[test]
 fn secret_is_not_in_any_cmdline() {
-    let ctx = ctx_with_secret();
+    // A value no other test uses, set through stdin so it is never in any argv.
+    let secret = format!("cmdline-probe-{}", std::process::id());
+    let mut ctx = TestContext::new();
+    ctx.init();
+    ctx.set_env("KLEF_PASSWORD", PASSWORD);
+    klef_e2e::run_with_stdin(ctx.klef(["set", "PROBE"]), Some(secret.as_bytes())).success();
     let mut child = ctx
         .klef(["run", "--", "sh", "-c", "echo ready; sleep 5"])
         .stdout(Stdio::piped())
@@ -104,7 +109,7 @@ fn secret_is_not_in_any_cmdline() {
     for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
         if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
             assert!(
-                !String::from_utf8_lossy(&cmdline).contains("s3cr3t-value"),
+                !String::from_utf8_lossy(&cmdline).contains(&secret),
                 "secret in {:?}",
                 entry.path()
             );

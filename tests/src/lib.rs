@@ -226,7 +226,6 @@ impl Run {
     }
 
     /// Asserts exit code 0.
-    #[must_use]
     #[track_caller]
     pub fn success(self) -> Self {
         assert_eq!(
@@ -241,7 +240,6 @@ impl Run {
     }
 
     /// Asserts the exit code.
-    #[must_use]
     #[track_caller]
     pub fn code_is(self, code: i32) -> Self {
         assert_eq!(
@@ -256,7 +254,6 @@ impl Run {
     }
 
     /// Asserts stderr contains `needle` (case-insensitive).
-    #[must_use]
     #[track_caller]
     pub fn stderr_has(self, needle: &str) -> Self {
         assert!(
@@ -272,7 +269,6 @@ impl Run {
 
     /// Asserts an error is reported as one `error:` line (plus optional `caused by:`/`hint:`
     /// lines), without a panic, and that none of `secrets` appears in stdout or stderr.
-    #[must_use]
     #[track_caller]
     pub fn clean_error(self, secrets: &[&str]) -> Self {
         let err = self.stderr();

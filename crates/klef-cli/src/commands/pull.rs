@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use klef_core::backend::Backend as _;
-use klef_core::dotenv::{self, Format};
+use klef_core::dotenv::{self, Format, Portability};
 
 use crate::context::Context;
 use crate::diagnostics::ExitStatus;
@@ -59,6 +59,9 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     let key = ctx.environment_key(&b, &t).await?;
     let entries = secrets::decrypt_all(&key, &t, &current)?;
     let rendered = dotenv::render(&entries, args.format.into());
+    if args.format == FormatArg::Dotenv {
+        warn_unportable(ctx, &entries);
+    }
     if args.output.as_os_str() == "-" {
         ctx.printer.data(&rendered)?;
     } else {
@@ -72,4 +75,33 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         ));
     }
     Ok(ExitStatus::SUCCESS)
+}
+
+/// Names the values that other `.env` readers cannot read back exactly (see docs/dotenv.md), so
+/// nobody is surprised when node `dotenv` or `dotenvy` sees something else. Values are never
+/// printed, only key names.
+fn warn_unportable(ctx: &Context, entries: &[dotenv::Entry]) {
+    let mut node_only = Vec::new();
+    let mut klef_only = Vec::new();
+    for e in entries {
+        match dotenv::portability(&e.value) {
+            Portability::Portable => {}
+            Portability::NodeOnly => node_only.push(e.name.as_str()),
+            Portability::KlefOnly => klef_only.push(e.name.as_str()),
+        }
+    }
+    if !node_only.is_empty() {
+        ctx.printer.warn(&format!(
+            "dotenvy (Rust) cannot read these values back exactly: {}",
+            node_only.join(", ")
+        ));
+    }
+    if !klef_only.is_empty() {
+        ctx.printer.warn(&format!(
+            "no .env quoting carries these values to node dotenv exactly (klef reads them back): {}",
+            klef_only.join(", ")
+        ));
+        ctx.printer
+            .hint("use `klef run` or `--format json` for values like these");
+    }
 }
