@@ -13,6 +13,7 @@
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 pub mod backend;
+pub mod backup;
 pub mod crypto;
 pub mod dotenv;
 pub mod env;
