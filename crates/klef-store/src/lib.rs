@@ -64,12 +64,14 @@ macro_rules! write_tx {
     };
 }
 
+mod backup;
 mod error;
 mod local;
 mod queries;
 mod rows;
 mod store;
 
+pub use backup::{Contents, ImportMode, ImportSummary};
 pub use error::StoreError;
 pub use local::{LOCAL_AUTHOR, LocalVault};
 pub use store::{FORMAT_VERSION, SQLITE_APPLICATION_ID, Store};
