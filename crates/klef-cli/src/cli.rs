@@ -97,6 +97,13 @@ pub(crate) enum Command {
     History(commands::history::Args),
     /// Make an earlier version of a secret the current one
     Rollback(commands::rollback::Args),
+    /// Unlock your vault for this session: later commands need no password
+    Unlock(commands::unlock::Args),
+    /// Wipe every key the agent holds (the agent keeps running)
+    Lock(commands::lock::Args),
+    /// Start, stop and inspect the key agent
+    #[command(subcommand)]
+    Agent(commands::agent::Command),
     /// Print a shell completion script
     Completions(commands::completions::Args),
     /// Print the man page (roff)

@@ -90,7 +90,7 @@ impl Context {
     /// [`Self::keys`] with adjusted password options (see `klef run`).
     pub(crate) async fn keys_with(&self, b: &AnyBackend, global: &GlobalArgs) -> Result<KeySource> {
         let account = self.account(b).await?;
-        unlock::key_source(global, &account).await
+        unlock::key_source(global, &account, account.id.to_string()).await
     }
 
     /// Unlocks and returns the key of the target environment.

@@ -1,31 +1,48 @@
 //! How a command gets at keys: one function, [`key_source`], returns something that can unwrap
-//! the account's project and environment keys.
+//! the account's project and environment keys. The agent helpers shared with `klef unlock`,
+//! `klef lock` and `klef agent …` live here too.
 //!
 //! Order of sources:
 //! 1. `KLEF_TOKEN` (an API key): only meaningful against a Klef server, refused for the local
 //!    vault with a clear message;
-//! 2. the agent, unless `KLEF_NO_AGENT=1`: when it runs and holds this vault's key, unwrap
-//!    requests go to it and no password is asked; when it is missing, locked or broken, klef
-//!    falls back to the password silently;
+//! 2. the agent, unless `KLEF_NO_AGENT=1` or `--password-stdin` was given: when it runs and
+//!    holds this vault's key, unwrap requests go to it and no password is asked;
 //! 3. the encryption password (`--password-stdin`, `KLEF_PASSWORD`, a terminal prompt), which
 //!    opens the master key and then the private key in this process. Unless `KLEF_NO_AGENT=1`,
 //!    the private key is then handed to the agent (started if needed) so later commands do not
-//!    ask again; a failure there is only logged.
+//!    ask again.
+//!
+//! Falling back: an agent that is missing, locked or was killed is passed over silently. An
+//! agent that is broken or speaks another protocol version is passed over too, with one
+//! `warning:` line that says how to restart it; so is an agent that cannot be started (for
+//! example because of a timeout variable above its maximum). When the agent loses the key in
+//! the middle of a command (expiry, `klef lock`, killed), the command asks for the password and
+//! goes on. `--password-stdin` always reads and uses the password on stdin, so the first line
+//! of stdin is never mistaken for data (`klef set KEY --password-stdin`).
+//!
+//! With `KLEF_NO_AGENT=1` klef never connects to an agent, never starts one and never creates
+//! the agent's runtime directory.
 //!
 //! The agent caches keys per vault under the account id.
+
+use std::ffi::OsString;
 
 use anyhow::{Context as _, Result};
 use klef_core::crypto::{self, Aad, CryptoError, PrivateKey, SymmetricKey};
 use klef_core::env::EnvVars;
 use klef_core::model::{Account, Environment, EnvironmentKeyAccess, Project};
 
-use klef_agent::client::{AgentClient, default_agent_bin, ensure_running};
-use klef_agent::paths::AgentPaths;
-use tokio::sync::Mutex;
+use klef_agent::client::{AgentClient, ClientError, default_agent_bin, ensure_running};
+use klef_agent::paths::{AgentPaths, PathsError};
+use tokio::sync::{Mutex, OnceCell};
 
 use crate::cli::GlobalArgs;
 use crate::diagnostics::Failure;
 use crate::password;
+use crate::printer::Printer;
+
+/// How to restart a broken agent, for notes and hints.
+pub(crate) const RESTART_HINT: &str = "restart it with `klef agent stop; klef agent start`";
 
 /// Something that can unwrap keys wrapped to the account's public key.
 pub(crate) enum KeySource {
@@ -37,7 +54,25 @@ pub(crate) enum KeySource {
         client: Mutex<AgentClient>,
         /// The agent's name for this vault (the account id).
         vault: String,
+        /// Used when the agent loses the key in the middle of the command.
+        fallback: Box<Fallback>,
     },
+}
+
+/// What a command needs to fall back to the password after the agent has let it down.
+pub(crate) struct Fallback {
+    global: GlobalArgs,
+    account: Account,
+    private: OnceCell<PrivateKey>,
+}
+
+impl Fallback {
+    /// The private key, opened with the password on first use.
+    async fn private_key(&self) -> Result<&PrivateKey> {
+        self.private
+            .get_or_try_init(|| async { password_unlock(&self.global, &self.account) })
+            .await
+    }
 }
 
 impl KeySource {
@@ -48,15 +83,34 @@ impl KeySource {
         aad: &Aad<'_>,
         what: &str,
     ) -> Result<SymmetricKey> {
+        let open = |private: &PrivateKey| {
+            crypto::unwrap_key(private, envelope, aad, what)
+                .with_context(|| format!("failed to open {what}"))
+        };
         match self {
-            KeySource::Private(private) => crypto::unwrap_key(private, envelope, aad, what)
-                .with_context(|| format!("failed to open {what}")),
-            KeySource::Agent { client, vault } => client
-                .lock()
-                .await
-                .unwrap_key(vault, envelope, aad)
-                .await
-                .with_context(|| format!("the agent could not open {what}")),
+            KeySource::Private(private) => open(private),
+            KeySource::Agent {
+                client,
+                vault,
+                fallback,
+            } => {
+                if let Some(private) = fallback.private.get() {
+                    return open(private);
+                }
+                let answer = client.lock().await.unwrap_key(vault, envelope, aad).await;
+                match answer {
+                    Ok(key) => Ok(key),
+                    Err(e @ (ClientError::Locked { .. } | ClientError::NotRunning { .. })) => {
+                        tracing::debug!(error = %e, "the agent lost the key; asking for the password");
+                        open(fallback.private_key().await?)
+                    }
+                    Err(e @ ClientError::Broken { .. }) => {
+                        Printer::new(&fallback.global).warn(&broken_note(&e));
+                        open(fallback.private_key().await?)
+                    }
+                    Err(e) => Err(e).with_context(|| format!("the agent could not open {what}")),
+                }
+            }
         }
     }
 
@@ -117,8 +171,14 @@ impl KeySource {
     }
 }
 
-/// Returns an unlocked key source for `account`, asking for the password if needed.
-pub(crate) async fn key_source(global: &GlobalArgs, account: &Account) -> Result<KeySource> {
+/// Returns an unlocked key source for `account`, asking for the password if needed. `vault` is
+/// the agent's name for the account's keys (`AnyBackend::vault_id`: the account id locally,
+/// `<server url>#<account id>` on a server).
+pub(crate) async fn key_source(
+    global: &GlobalArgs,
+    account: &Account,
+    vault: String,
+) -> Result<KeySource> {
     if std::env::var_os(EnvVars::KLEF_TOKEN).is_some_and(|v| !v.is_empty()) {
         return Err(
             Failure::auth("KLEF_TOKEN is set, but API keys only work with a Klef server")
@@ -126,65 +186,147 @@ pub(crate) async fn key_source(global: &GlobalArgs, account: &Account) -> Result
                 .into(),
         );
     }
-    let vault = account.id.to_string();
-    let use_agent = !agent_disabled();
-    if use_agent && let Some(client) = unlocked_agent(&vault).await {
-        return Ok(KeySource::Agent {
-            client: Mutex::new(client),
-            vault,
-        });
+    // The agent to hand the key to after a password unlock (`None`: start one if needed).
+    let mut healthy = None;
+    let mut hand_off = !agent_disabled();
+    if hand_off {
+        match probe(global, &vault).await {
+            Probe::Unlocked(client) if !global.password_stdin => {
+                return Ok(KeySource::Agent {
+                    client: Mutex::new(client),
+                    vault,
+                    fallback: Box::new(Fallback {
+                        global: global.clone(),
+                        account: account.clone(),
+                        private: OnceCell::new(),
+                    }),
+                });
+            }
+            Probe::Unlocked(client) | Probe::Locked(client) => healthy = Some(client),
+            Probe::Absent => {}
+            Probe::Unusable(note) => {
+                Printer::new(global).warn(&note);
+                hand_off = false;
+            }
+        }
     }
+    let private_key = password_unlock(global, account)?;
+    if hand_off {
+        hand_to_agent(global, healthy, &vault, &private_key).await;
+    }
+    Ok(KeySource::Private(private_key))
+}
+
+/// Opens the account's private key with the password (`--password-stdin`, `KLEF_PASSWORD`, a
+/// prompt); exit code 3 when there is no way to ask or the password is wrong.
+pub(crate) fn password_unlock(global: &GlobalArgs, account: &Account) -> Result<PrivateKey> {
     let Some(pw) = password::current_password(global, "encryption password: ")? else {
         return Err(password::locked_error().into());
     };
     match crypto::account::unlock(&account.id, &account.keys, &pw) {
-        Ok(unlocked) => {
-            if use_agent {
-                hand_to_agent(&vault, &unlocked.private_key).await;
-            }
-            Ok(KeySource::Private(unlocked.private_key))
-        }
+        Ok(unlocked) => Ok(unlocked.private_key),
         Err(CryptoError::WrongPassword) => Err(CryptoError::WrongPassword.into()),
         Err(e) => Err(anyhow::Error::new(e).context("failed to unlock the vault")),
     }
 }
 
 /// `KLEF_NO_AGENT=1` (or `true`/`yes`) turns the agent off entirely.
-fn agent_disabled() -> bool {
+pub(crate) fn agent_disabled() -> bool {
     std::env::var(EnvVars::KLEF_NO_AGENT)
         .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
 }
 
-/// A connection to a running agent that holds `vault`'s key; `None` otherwise (never starts
-/// one: an agent only becomes useful after an unlock).
-async fn unlocked_agent(vault: &str) -> Option<AgentClient> {
-    let paths = AgentPaths::from_env().ok()?;
-    match AgentClient::connect(&paths).await {
-        Ok(mut client) => match client.is_unlocked(vault).await {
-            Ok(true) => Some(client),
-            Ok(false) => None,
-            Err(e) => {
-                tracing::debug!(error = %e, "agent unusable, asking for the password");
-                None
+/// The agent's runtime files for this invocation: as [`AgentPaths::from_env`], with `--profile`
+/// taking the place of `KLEF_PROFILE` when given. Does not touch the file system.
+pub(crate) fn agent_paths(global: &GlobalArgs) -> Result<AgentPaths, PathsError> {
+    let profile = global.profile.clone().map(OsString::from);
+    AgentPaths::resolve(
+        |name| {
+            if name == EnvVars::KLEF_PROFILE && profile.is_some() {
+                profile.clone()
+            } else {
+                std::env::var_os(name)
             }
         },
+        std::env::temp_dir(),
+        klef_agent::paths::euid(),
+    )
+}
+
+/// The one-line note for an agent that is running but cannot be used.
+pub(crate) fn broken_note(e: &ClientError) -> String {
+    let what = match e {
+        ClientError::VersionMismatch { agent, ours, pid } => format!(
+            "the agent (pid {pid}) speaks protocol version {agent} and this klef speaks {ours}"
+        ),
+        other => other.to_string(),
+    };
+    format!("{what}; using the encryption password instead ({RESTART_HINT})")
+}
+
+/// What a look at the agent found.
+enum Probe {
+    /// It runs and holds the vault's key.
+    Unlocked(AgentClient),
+    /// It runs and does not hold the vault's key.
+    Locked(AgentClient),
+    /// None runs (or its socket cannot even be located).
+    Absent,
+    /// It runs but cannot be used; the note says why and how to restart it.
+    Unusable(String),
+}
+
+/// Looks for a running agent (never starts one: an agent only becomes useful after an unlock).
+async fn probe(global: &GlobalArgs, vault: &str) -> Probe {
+    let paths = match agent_paths(global) {
+        Ok(p) => p,
         Err(e) => {
-            tracing::debug!(error = %e, "no agent, asking for the password");
-            None
+            tracing::debug!(error = %e, "no agent socket; asking for the password");
+            return Probe::Absent;
         }
+    };
+    let result = async {
+        let mut client = AgentClient::connect(&paths).await?;
+        let unlocked = client.is_unlocked(vault).await?;
+        Ok::<_, ClientError>((client, unlocked))
+    }
+    .await;
+    match result {
+        Ok((client, true)) => Probe::Unlocked(client),
+        Ok((client, false)) => Probe::Locked(client),
+        Err(e @ ClientError::NotRunning { .. }) => {
+            tracing::debug!(error = %e, "no agent; asking for the password");
+            Probe::Absent
+        }
+        Err(e) => Probe::Unusable(broken_note(&e)),
     }
 }
 
-/// Caches the private key in the agent (starting it if needed); failures are only logged, the
-/// command goes on with the key it already has.
-async fn hand_to_agent(vault: &str, key: &PrivateKey) {
+/// Caches the private key in the agent, starting it when none runs. A failure does not fail the
+/// command (it has the key already); it is reported as one warning line.
+async fn hand_to_agent(
+    global: &GlobalArgs,
+    running: Option<AgentClient>,
+    vault: &str,
+    key: &PrivateKey,
+) {
     let result = async {
-        let paths = AgentPaths::from_env()?;
-        let mut client = ensure_running(&paths, &default_agent_bin()).await?;
+        let mut client = match running {
+            Some(c) => c,
+            None => ensure_running(&agent_paths(global)?, &default_agent_bin()).await?,
+        };
         client.unlock(vault, key).await
     }
     .await;
     if let Err(e) = result {
         tracing::debug!(error = %e, "could not hand the key to the agent");
+        Printer::new(global).warn(&format!(
+            "the key stays in this command only: {e}{}",
+            match e {
+                ClientError::Broken { .. } | ClientError::VersionMismatch { .. } =>
+                    format!(" ({RESTART_HINT})"),
+                _ => String::new(),
+            }
+        ));
     }
 }

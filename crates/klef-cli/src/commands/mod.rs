@@ -1,6 +1,7 @@
 //! Dispatch: one module per subcommand, groups in folders. Each module has an `Args` (or a
 //! `Command` enum for groups) and `pub(crate) async fn run(args, ctx) -> Result<ExitStatus>`.
 
+pub(crate) mod agent;
 pub(crate) mod completions;
 pub(crate) mod env;
 pub(crate) mod get;
@@ -8,6 +9,7 @@ pub(crate) mod history;
 pub(crate) mod init;
 pub(crate) mod link;
 pub(crate) mod list;
+pub(crate) mod lock;
 pub(crate) mod man;
 pub(crate) mod projects;
 pub(crate) mod pull;
@@ -15,6 +17,7 @@ pub(crate) mod push;
 pub(crate) mod rollback;
 pub(crate) mod run;
 pub(crate) mod set;
+pub(crate) mod unlock;
 pub(crate) mod unset;
 pub(crate) mod workspace;
 
@@ -43,6 +46,9 @@ pub(crate) async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus> {
         Command::Run(args) => run::run(args, &ctx).await,
         Command::History(args) => history::run(&args, &ctx).await,
         Command::Rollback(args) => rollback::run(&args, &ctx).await,
+        Command::Unlock(args) => unlock::run(&args, &ctx).await,
+        Command::Lock(args) => lock::run(&args, &ctx).await,
+        Command::Agent(cmd) => agent::run(cmd, &ctx).await,
         Command::Completions(args) => completions::run(&args, &ctx),
         Command::Man => man::run(&ctx),
     }

@@ -2,19 +2,18 @@
 //! to its environment. Arguments are passed untouched; stdin, stdout and stderr are inherited;
 //! SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to the child; klef exits with the child's
 //! code (128+N when it died of signal N, 127 when CMD does not exist, 126 when it cannot be
-//! executed). Values go only into the child's environment, never into any argv.
+//! executed). Values go only into the child's environment, never into any argv. Every argument
+//! after CMD is CMD's, even one that looks like a klef flag: put `--password-stdin` before
+//! `run`.
 
 use std::ffi::OsString;
 
 use anyhow::{Context as _, Result};
 use klef_core::backend::Backend as _;
 
-use klef_core::env::EnvVars;
-
-use crate::cli::GlobalArgs;
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
-use crate::{password, secrets};
+use crate::secrets;
 
 /// Run a command with the environment's secrets in its environment
 ///
@@ -40,8 +39,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     let b = ctx.backend().await?;
     let t = ctx.target(&b).await?;
     let current = b.secrets(&t.env.id).await?;
-    let global = password_options(ctx, &args.command);
-    let key = ctx.environment_key_with(&b, &t, &global).await?;
+    let key = ctx.environment_key(&b, &t).await?;
     let entries = secrets::decrypt_all(&key, &t, &current)?;
     drop(key);
 
@@ -64,22 +62,6 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     tracing::debug!(injected, "starting the command");
 
     spawn_and_wait(cmd, program).await
-}
-
-/// Everything after CMD belongs to CMD, so klef never removes an argument from it. One
-/// accommodation: when the command line ends in `--password-stdin` (as when a script appends
-/// klef's flag after `klef run -- CMD …`) and klef has no other way to get the password (no
-/// `--password-stdin` before `--`, no `KLEF_PASSWORD`, no terminal), klef reads its password
-/// from stdin as that flag asks. The argument is still passed to CMD unchanged.
-fn password_options(ctx: &Context, command: &[OsString]) -> GlobalArgs {
-    let mut global = ctx.global.clone();
-    let trailing = command.len() > 1 && command.last().is_some_and(|a| a == "--password-stdin");
-    let env_pw = std::env::var_os(EnvVars::KLEF_PASSWORD).is_some_and(|v| !v.is_empty());
-    if trailing && !global.password_stdin && !env_pw && !password::interactive() {
-        tracing::debug!("reading the password from stdin for a trailing --password-stdin");
-        global.password_stdin = true;
-    }
-    global
 }
 
 #[cfg(unix)]

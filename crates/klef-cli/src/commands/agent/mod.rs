@@ -1,0 +1,166 @@
+//! `klef agent …`: start, stop, inspect and lock the key agent (see `docs/agent.md`), plus the
+//! helpers that `klef unlock` and `klef lock` share with these commands.
+
+pub(crate) mod lock;
+pub(crate) mod start;
+pub(crate) mod status;
+pub(crate) mod stop;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use klef_agent::client::ClientError;
+use klef_agent::paths::AgentPaths;
+
+use crate::context::Context;
+use crate::diagnostics::{ExitStatus, Failure};
+use crate::unlock;
+
+/// How long `klef agent stop` waits for the process to exit and the socket to go.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Start, stop and inspect the key agent
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Start the agent if it is not running (does nothing when it is)
+    Start(start::Args),
+    /// Wipe every key and stop the agent
+    Stop(stop::Args),
+    /// Show whether the agent runs, and which vaults it holds unlocked for how long
+    Status(status::Args),
+    /// Wipe every key the agent holds (the same as `klef lock`)
+    Lock(lock::Args),
+}
+
+pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
+    match cmd {
+        Command::Start(args) => start::run(&args, ctx).await,
+        Command::Stop(args) => stop::run(&args, ctx).await,
+        Command::Status(args) => status::run(&args, ctx).await,
+        Command::Lock(args) => lock::run(&args, ctx).await,
+    }
+}
+
+/// Fails when `KLEF_NO_AGENT` turns the agent off, naming the command that cannot work then.
+pub(crate) fn require_agent(command: &str) -> Result<()> {
+    if unlock::agent_disabled() {
+        return Err(Failure::other(format!(
+            "there is no agent to {command}: KLEF_NO_AGENT is set, so klef neither starts nor uses one"
+        ))
+        .hint("unset KLEF_NO_AGENT to unlock once per session; with it set, every command asks for the password")
+        .into());
+    }
+    Ok(())
+}
+
+/// The error for an agent that could not be started or reached after starting it.
+pub(crate) fn start_failure(e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::StartFailed { message, .. } => {
+            Failure::other(format!("the agent could not start: {message}"))
+                .hint("fix the setting named above, or unset it to use the default")
+                .into()
+        }
+        ClientError::Broken { .. } | ClientError::VersionMismatch { .. } => unusable("start", &e),
+        other => anyhow::Error::new(other).context("failed to start the agent"),
+    }
+}
+
+/// The error for an agent that runs but cannot be used for `action`.
+pub(crate) fn unusable(action: &str, e: &ClientError) -> anyhow::Error {
+    Failure::other(format!("cannot {action} the agent: {e}"))
+        .hint(unlock::RESTART_HINT)
+        .into()
+}
+
+/// A duration rounded to whole seconds, humanely (`59m 58s`).
+pub(crate) fn format_duration(d: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
+/// Whether process `pid` still exists (a zombie counts as gone: it holds nothing any more).
+pub(crate) fn process_alive(pid: u32) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        match fs_err::read_to_string(format!("/proc/{pid}/stat")) {
+            // The state letter follows the parenthesised command name.
+            Ok(stat) => !stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| matches!(state, "Z" | "X")),
+            Err(_) => false,
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let Some(target) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return false;
+        };
+        !matches!(
+            rustix::process::test_kill_process(target),
+            Err(rustix::io::Errno::SRCH)
+        )
+    }
+}
+
+/// Waits (bounded) until process `pid` is gone. The agent removes its socket and lock file
+/// before it exits, so they are gone too unless it was killed (then the next agent replaces
+/// them).
+pub(crate) async fn wait_gone(pid: u32, paths: &AgentPaths) -> Result<()> {
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    let mut pause = Duration::from_millis(5);
+    while process_alive(pid) {
+        if Instant::now() >= deadline {
+            return Err(Failure::other(format!(
+                "the agent (pid {pid}) did not stop within {}s",
+                STOP_TIMEOUT.as_secs()
+            ))
+            .hint(format!("stop it by hand with `kill {pid}`"))
+            .into());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+    if paths.socket().symlink_metadata().is_ok() {
+        tracing::debug!("the agent left its socket behind; the next agent replaces it");
+    }
+    Ok(())
+}
+
+/// Sends SIGTERM to `pid` (the agent wipes its keys and exits) and waits until it is gone.
+pub(crate) async fn terminate_and_wait(pid: u32, paths: &AgentPaths) -> Result<()> {
+    if let Some(target) = i32::try_from(pid)
+        .ok()
+        .filter(|p| *p > 1)
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        // Already gone is fine.
+        let _ = rustix::process::kill_process(target, rustix::process::Signal::TERM);
+    }
+    wait_gone(pid, paths).await
+}
+
+/// The pid of the agent that holds the single-instance lock, when one does. A lock file left by
+/// a killed agent is not held, so its stale pid is never returned.
+pub(crate) fn lock_holder(paths: &AgentPaths) -> Option<u32> {
+    use rustix::fs::{FlockOperation, Mode, OFlags};
+    let lock = paths.lock_file();
+    let fd = rustix::fs::open(
+        &lock,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockShared) {
+        Ok(()) => {
+            let _ = rustix::fs::flock(&fd, FlockOperation::Unlock);
+            None
+        }
+        Err(_) => fs_err::read_to_string(&lock)
+            .ok()
+            .and_then(|s| s.trim().parse().ok()),
+    }
+}
