@@ -13,10 +13,14 @@ use klef_core::model::{
 };
 use klef_store::LocalVault;
 
+use crate::remote::RemoteBackend;
+
 /// Every backend the CLI can use.
 pub(crate) enum AnyBackend {
     /// The embedded `SQLite` vault.
     Local(LocalVault),
+    /// A Klef server (server mode).
+    Remote(Box<RemoteBackend>),
 }
 
 impl AnyBackend {
@@ -30,12 +34,38 @@ impl AnyBackend {
             .with_context(|| format!("failed to open the local vault {}", path.display()))?;
         Ok(Self::Local(vault))
     }
+
+    /// The server's URL in server mode, `None` for the local vault.
+    pub(crate) fn server(&self) -> Option<&str> {
+        match self {
+            AnyBackend::Local(_) => None,
+            AnyBackend::Remote(r) => Some(r.server()),
+        }
+    }
+
+    /// The server client, or the "needs a server" error for the local vault.
+    pub(crate) fn remote(&self, command: &str) -> Result<&RemoteBackend> {
+        match self {
+            AnyBackend::Remote(r) => Ok(r),
+            AnyBackend::Local(_) => Err(crate::remote::needs_server(command).into()),
+        }
+    }
+
+    /// The agent's name for the account's keys: the account id for the local vault,
+    /// `<server url>#<account id>` on a server, so the two never collide.
+    pub(crate) fn vault_id(&self, account: &Account) -> String {
+        match self {
+            AnyBackend::Local(_) => account.id.to_string(),
+            AnyBackend::Remote(r) => crate::remote::session::vault_label(r.server(), &account.id),
+        }
+    }
 }
 
 macro_rules! dispatch {
     ($self:ident, $b:ident => $e:expr) => {
         match $self {
             AnyBackend::Local($b) => $e,
+            AnyBackend::Remote($b) => $e,
         }
     };
 }

@@ -55,6 +55,10 @@ pub(crate) struct GlobalArgs {
     #[arg(long, global = true)]
     pub(crate) password_stdin: bool,
 
+    /// The Klef server to use (server mode), e.g. `https://klef.example.com`
+    #[arg(long, global = true, env = EnvVars::KLEF_SERVER, value_name = "URL")]
+    pub(crate) server: Option<String>,
+
     /// Use a separate set of config and data directories
     #[arg(long, global = true, env = EnvVars::KLEF_PROFILE, value_name = "NAME")]
     pub(crate) profile: Option<String>,
@@ -104,6 +108,16 @@ pub(crate) enum Command {
     /// Start, stop and inspect the key agent
     #[command(subcommand)]
     Agent(commands::agent::Command),
+    /// Create an account on a Klef server and sign in
+    Signup(commands::signup::Args),
+    /// Sign in to a Klef server
+    Login(commands::login::Args),
+    /// Sign out of the Klef server (revokes the session)
+    Logout(commands::logout::Args),
+    /// Show who you are signed in as and where the session token is kept
+    Whoami(commands::whoami::Args),
+    /// Show the workspace's audit log (server mode)
+    Audit(commands::audit::Args),
     /// Print a shell completion script
     Completions(commands::completions::Args),
     /// Print the man page (roff)

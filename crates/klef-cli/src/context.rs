@@ -68,8 +68,14 @@ impl Context {
         })
     }
 
-    /// Opens the backend: the local vault (server mode plugs in here).
+    /// Opens the backend: a Klef server when one is named (`--server`, `KLEF_SERVER`, `.klef`,
+    /// the signed-in session; see `remote::server_for`), else the local vault.
     pub(crate) async fn backend(&self) -> Result<AnyBackend> {
+        if let Some(server) = crate::remote::server_for(self)? {
+            return Ok(AnyBackend::Remote(Box::new(crate::remote::connect(
+                self, &server,
+            )?)));
+        }
         AnyBackend::open_local(&self.dirs.vault()).await
     }
 
@@ -90,7 +96,7 @@ impl Context {
     /// [`Self::keys`] with adjusted password options (see `klef run`).
     pub(crate) async fn keys_with(&self, b: &AnyBackend, global: &GlobalArgs) -> Result<KeySource> {
         let account = self.account(b).await?;
-        unlock::key_source(global, &account, account.id.to_string()).await
+        unlock::key_source(global, &account, b.vault_id(&account)).await
     }
 
     /// Unlocks and returns the key of the target environment.
@@ -216,11 +222,15 @@ impl Context {
             .hint("run `klef init` to create a project here, `klef link PROJECT` to use an existing one, or pass -p PROJECT")
             .into());
         };
-        if let Some(server) = &located.file.server {
+        if let Some(server) = &located.file.server
+            && b.server() != Some(server.trim_end_matches('/'))
+        {
             return Err(Failure::other(format!(
-                "{} names a project on the Klef server {server}, and this klef only has the local vault",
-                located.path.display()
+                "{} names a project on the Klef server {server}, and klef is using {}",
+                located.path.display(),
+                b.server().unwrap_or("the local vault")
             ))
+            .hint("drop --server/KLEF_SERVER, or `klef link --force` to point this directory elsewhere")
             .into());
         }
         let project = match b.project(&located.file.project).await {

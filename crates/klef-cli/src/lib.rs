@@ -27,6 +27,7 @@ mod fsutil;
 mod logging;
 mod password;
 mod printer;
+mod remote;
 mod secrets;
 mod table;
 mod unlock;

@@ -151,7 +151,11 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         .await
         .with_context(|| format!("failed to create project \"{name}\""))?;
 
-    let file = KlefFile::new(project.id, default_env.clone(), None);
+    let file = KlefFile::new(
+        project.id,
+        default_env.clone(),
+        b.server().map(str::to_owned),
+    );
     fsutil::write_atomic(&klef_path, file.render().as_bytes(), 0o644)?;
 
     let slugs: Vec<&str> = INITIAL_ENVS.iter().map(|(s, _)| *s).collect();

@@ -53,7 +53,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
                 Failure::not_found(format!("project \"{}\" has no environments", project.name))
             })?,
     };
-    let file = KlefFile::new(project.id, env.slug.clone(), None);
+    let file = KlefFile::new(project.id, env.slug.clone(), b.server().map(str::to_owned));
     fsutil::write_atomic(&path, file.render().as_bytes(), 0o644)?;
     ctx.printer.info(&format!(
         "linked {} to project \"{}\" (default environment: {})",

@@ -2,6 +2,7 @@
 //! `Command` enum for groups) and `pub(crate) async fn run(args, ctx) -> Result<ExitStatus>`.
 
 pub(crate) mod agent;
+pub(crate) mod audit;
 pub(crate) mod completions;
 pub(crate) mod env;
 pub(crate) mod get;
@@ -10,6 +11,8 @@ pub(crate) mod init;
 pub(crate) mod link;
 pub(crate) mod list;
 pub(crate) mod lock;
+pub(crate) mod login;
+pub(crate) mod logout;
 pub(crate) mod man;
 pub(crate) mod projects;
 pub(crate) mod pull;
@@ -17,8 +20,10 @@ pub(crate) mod push;
 pub(crate) mod rollback;
 pub(crate) mod run;
 pub(crate) mod set;
+pub(crate) mod signup;
 pub(crate) mod unlock;
 pub(crate) mod unset;
+pub(crate) mod whoami;
 pub(crate) mod workspace;
 
 use anyhow::Result;
@@ -49,6 +54,11 @@ pub(crate) async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus> {
         Command::Unlock(args) => unlock::run(&args, &ctx).await,
         Command::Lock(args) => lock::run(&args, &ctx).await,
         Command::Agent(cmd) => agent::run(cmd, &ctx).await,
+        Command::Signup(args) => signup::run(args, &ctx).await,
+        Command::Login(args) => login::run(args, &ctx).await,
+        Command::Logout(args) => logout::run(&args, &ctx).await,
+        Command::Whoami(args) => whoami::run(&args, &ctx).await,
+        Command::Audit(args) => audit::run(&args, &ctx).await,
         Command::Completions(args) => completions::run(&args, &ctx),
         Command::Man => man::run(&ctx),
     }

@@ -29,7 +29,7 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
     require_agent("unlock")?;
     let b = ctx.backend().await?;
     let account = ctx.account(&b).await?;
-    let vault = account.id.to_string();
+    let vault = b.vault_id(&account);
     let paths = unlock::agent_paths(&ctx.global)?;
 
     // Already unlocked: nothing to ask (unless a password was explicitly piped in).

@@ -2,6 +2,7 @@
 
 pub(crate) mod create;
 pub(crate) mod list;
+pub(crate) mod rotate_key;
 pub(crate) mod use_;
 
 use anyhow::Result;
@@ -18,6 +19,8 @@ pub(crate) enum Command {
     Create(create::Args),
     /// Change the default environment in `.klef`
     Use(use_::Args),
+    /// Give the environment a new key and re-encrypt its values
+    RotateKey(rotate_key::Args),
 }
 
 pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
@@ -25,5 +28,6 @@ pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
         Command::List(args) => list::run(&args, ctx).await,
         Command::Create(args) => create::run(args, ctx).await,
         Command::Use(args) => use_::run(&args, ctx).await,
+        Command::RotateKey(args) => rotate_key::run(args, ctx).await,
     }
 }

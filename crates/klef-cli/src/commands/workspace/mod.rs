@@ -1,7 +1,12 @@
 //! `klef workspace …`: list, create and choose the current workspace.
 
+pub(crate) mod accept;
+pub(crate) mod confirm;
 pub(crate) mod create;
+pub(crate) mod invite;
 pub(crate) mod list;
+pub(crate) mod members;
+pub(crate) mod remove;
 pub(crate) mod use_;
 
 use anyhow::Result;
@@ -22,6 +27,16 @@ pub(crate) enum Command {
     Create(create::Args),
     /// Make a workspace the current one
     Use(use_::Args),
+    /// Invite someone to the current workspace (server mode)
+    Invite(invite::Args),
+    /// Accept an invitation (without ID: list yours)
+    Accept(accept::Args),
+    /// Confirm an invitee after comparing their key fingerprint, and share keys with them
+    Confirm(confirm::Args),
+    /// List the workspace's members and invitations
+    Members(members::Args),
+    /// Remove a member (then rotate the keys they could read)
+    Remove(remove::Args),
 }
 
 pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
@@ -29,6 +44,11 @@ pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
         Command::List(args) => list::run(&args, ctx).await,
         Command::Create(args) => create::run(args, ctx).await,
         Command::Use(args) => use_::run(&args, ctx).await,
+        Command::Invite(args) => invite::run(&args, ctx).await,
+        Command::Accept(args) => accept::run(&args, ctx).await,
+        Command::Confirm(args) => confirm::run(&args, ctx).await,
+        Command::Members(args) => members::run(&args, ctx).await,
+        Command::Remove(args) => remove::run(&args, ctx).await,
     }
 }
 

@@ -1,0 +1,150 @@
+//! `klef env rotate-key [SLUG]`: a new key for the environment. Every live value is decrypted
+//! and re-encrypted under it here, the new key is sealed under the project key and re-wrapped
+//! for every direct grant (members restricted to some environments, system keys), and all of it
+//! is sent as one request that the server applies in one transaction. Run it after removing a
+//! member or revoking a key. On the local vault it re-encrypts the values the same way.
+
+use anyhow::{Context as _, Result};
+use klef_core::backend::Backend as _;
+use klef_core::crypto::{self, Aad, PublicKey, SymmetricKey};
+use klef_core::wire::{RotateRequest, RotatedGrant, RotatedSecret};
+use klef_store::server::{Actor, ActorKind, Audit, RotateOutcome};
+use serde_json::json;
+
+use crate::backend::AnyBackend;
+use crate::context::{self, Context, Target};
+use crate::diagnostics::{ExitStatus, Failure};
+use crate::secrets;
+
+/// Give the environment a new key and re-encrypt its values
+///
+/// Run it after removing a member or revoking a key: they may have kept the old key.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The environment (default: `-e`, `KLEF_ENV`, then `.klef`'s default)
+    pub(crate) slug: Option<String>,
+}
+
+pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
+    let b = ctx.backend().await?;
+    let t = match args.slug {
+        None => ctx.target(&b).await?,
+        Some(slug) => {
+            let pt = ctx.project(&b).await?;
+            let envs = Context::environments(&b, &pt.project).await?;
+            let env = context::find_env(&envs, &slug, &pt.project)?;
+            Target {
+                project: pt.project,
+                env,
+            }
+        }
+    };
+    let keys = ctx.keys(&b).await?;
+    let (env, access) = match &b {
+        AnyBackend::Remote(r) => {
+            let full = r.environment_key_full(&t.env.id).await?;
+            (full.environment, full.access)
+        }
+        AnyBackend::Local(_) => (t.env.clone(), b.environment_key(&t.env.id).await?),
+    };
+    let project_key = keys.project_key(&t.project, &access).await.map_err(|e| {
+        e.context(Failure::permission(format!(
+            "rotating the key of {} needs the project key",
+            t.describe()
+        )))
+    })?;
+    let old_key = keys.environment_key(&t.project, &env, &access).await?;
+    let new_key = SymmetricKey::generate();
+
+    let live: Vec<_> = b
+        .secrets(&env.id)
+        .await?
+        .into_iter()
+        .filter(|s| s.ciphertext.is_some())
+        .collect();
+    let target = Target {
+        project: t.project.clone(),
+        env: env.clone(),
+    };
+    let mut rotated = Vec::with_capacity(live.len());
+    for sv in &live {
+        let value = secrets::decrypt(&old_key, &target, sv)?;
+        rotated.push(RotatedSecret {
+            name: sv.name.clone(),
+            expected_version: sv.version,
+            ciphertext: secrets::encrypt(&new_key, &target, &sv.name, &value),
+        });
+    }
+    let mut grants = Vec::new();
+    if let AnyBackend::Remote(r) = &b {
+        for g in r.grants(&env.id).await?.grants {
+            let pk = PublicKey::from_slice(g.public_key.as_bytes())
+                .context("a grantee's public key is malformed")?;
+            let wrapped = crypto::try_wrap_key(&pk, &new_key, &Aad::EnvironmentKey(&env.id))
+                .context("cannot wrap the new key to a grantee")?;
+            grants.push(RotatedGrant {
+                grantee: g.grantee,
+                wrapped_key: wrapped.into(),
+            });
+        }
+    }
+    let req = RotateRequest {
+        expected_key_version: env.key_version,
+        sealed_key: crypto::seal_key(&project_key, &new_key, &Aad::EnvironmentKey(&env.id)).into(),
+        secrets: rotated,
+        grants,
+    };
+    let new_version = match &b {
+        AnyBackend::Remote(r) => {
+            r.rotate(&env.id, &req)
+                .await
+                .with_context(|| format!("failed to rotate the key of {}", t.describe()))?
+                .environment
+                .key_version
+        }
+        AnyBackend::Local(vault) => {
+            let account = ctx.account(&b).await?;
+            let audit = Audit {
+                workspace_id: Some(t.project.workspace_id),
+                actor: Actor {
+                    kind: ActorKind::Account,
+                    id: Some(account.id.to_string()),
+                    label: Some(klef_store::LOCAL_AUTHOR.to_owned()),
+                },
+                action: "environment.rotate".into(),
+                target: format!("environment {} ({})", env.id, env.slug),
+            };
+            match vault
+                .store()
+                .rotate_environment(&env.id, &req, klef_store::LOCAL_AUTHOR, &audit)
+                .await
+                .with_context(|| format!("failed to rotate the key of {}", t.describe()))?
+            {
+                RotateOutcome::Rotated { environment, .. } => environment.key_version,
+                RotateOutcome::Stale { reason } => {
+                    return Err(Failure::new(
+                        crate::diagnostics::ExitStatus::CONFLICT,
+                        format!("the key of {} was not rotated: {reason}", t.describe()),
+                    )
+                    .hint("run the command again")
+                    .into());
+                }
+            }
+        }
+    };
+    if ctx.global.json {
+        ctx.printer.json(&json!({
+            "environment": env.slug,
+            "key_version": new_version,
+            "reencrypted": live.len(),
+            "grants": req.grants.len(),
+        }))?;
+    }
+    ctx.printer.info(&format!(
+        "rotated the key of {} (key version {new_version}); re-encrypted {} value(s), re-wrapped for {} grant(s)",
+        t.describe(),
+        live.len(),
+        req.grants.len()
+    ));
+    Ok(ExitStatus::SUCCESS)
+}

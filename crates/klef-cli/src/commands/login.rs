@@ -1,0 +1,85 @@
+//! `klef login [--server URL] [--email EMAIL | --key klef_user_…]`: signs in to a Klef server
+//! and keeps the session token in the OS keyring (or a 0600 file where none answers).
+
+use anyhow::{Context as _, Result};
+use klef_core::crypto::token::{ApiToken, TokenKind};
+use klef_core::wire::LoginRequest;
+use serde_json::json;
+
+use crate::context::Context;
+use crate::diagnostics::{ExitStatus, Failure};
+use crate::remote::session::Session;
+use crate::remote::{self, Api};
+
+/// Sign in to a Klef server
+///
+/// The account password comes from a prompt or `KLEF_ACCOUNT_PASSWORD`. Signing in does not
+/// unlock your keys: commands that decrypt still need the encryption password (or the agent).
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Your email (default: the last signed-in one)
+    #[arg(long, conflicts_with = "key")]
+    pub(crate) email: Option<String>,
+
+    /// Sign in with a user API key (`klef_user_…`) instead of email and password
+    #[arg(long, value_name = "KEY")]
+    pub(crate) key: Option<String>,
+}
+
+pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
+    let previous = Session::load(&ctx.dirs.config)?;
+    let server = match (ctx.global.server.as_deref(), &previous) {
+        (Some(s), _) => s.to_owned(),
+        (None, Some(p)) => p.server.clone(),
+        (None, None) => {
+            return Err(Failure::usage("which server? pass --server URL")
+                .hint("or set KLEF_SERVER")
+                .into());
+        }
+    };
+    let api = Api::new(&server, None)?;
+    let server = api.base().to_owned();
+
+    if let Some(key) = args.key {
+        let token = ApiToken::parse(key.trim()).map_err(|e| {
+            Failure::usage(format!("--key is not a klef user key: {e}")).hint(
+                "user keys look like klef_user_<id>_<secret> (`klef keys create --type user`)",
+            )
+        })?;
+        if token.kind() != TokenKind::User {
+            return Err(Failure::usage(
+                "--key takes a user key (klef_user_…); system keys are used through KLEF_TOKEN",
+            )
+            .into());
+        }
+        return Err(Failure::other(format!(
+            "signing in with an API key is not supported by this server yet ({server})"
+        ))
+        .hint("sign in with `klef login --email EMAIL` instead")
+        .into());
+    }
+
+    let email = match (args.email, &previous) {
+        (Some(e), _) => e.trim().to_owned(),
+        (None, Some(p)) if p.server == server && !p.email.is_empty() => p.email.clone(),
+        _ => {
+            return Err(Failure::usage("which account? pass --email EMAIL").into());
+        }
+    };
+    let password = remote::account_password(false)?;
+    let resp = remote::login(&api, &LoginRequest { email, password })
+        .await
+        .with_context(|| format!("failed to sign in to {server}"))?;
+    let session = remote::start_session(ctx, &server, &resp)?;
+    if ctx.global.json {
+        ctx.printer.json(&json!({
+            "server": session.server,
+            "email": session.email,
+            "account_id": session.account_id,
+            "token_store": session.token_store.as_str(),
+        }))?;
+    }
+    ctx.printer
+        .info(&format!("signed in to {server} as {}", session.email));
+    Ok(ExitStatus::SUCCESS)
+}

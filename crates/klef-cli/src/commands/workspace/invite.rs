@@ -1,0 +1,97 @@
+//! `klef workspace invite EMAIL [--role admin|member] [--env SLUG[,SLUG…]]`: invites someone to
+//! the current workspace. With `--env`, they will only get the keys of those environments of
+//! the current project (wrapped to them directly at `klef workspace confirm`); without it, full
+//! access to every project.
+
+use anyhow::{Context as _, Result};
+use klef_core::env::EnvVars;
+use klef_core::model::Role;
+use klef_core::wire::CreateInvitationRequest;
+
+use crate::context::{self, Context};
+use crate::diagnostics::{ExitStatus, Failure};
+
+/// The role an invitee gets.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum InviteRole {
+    /// Manages members, projects, environments and keys.
+    Admin,
+    /// Reads and writes secrets of the environments shared with them.
+    Member,
+}
+
+/// Invite someone to the current workspace
+///
+/// `--env staging` (or `--env staging,qa`) restricts them to those environments of the current
+/// project: they never receive the project key or any other environment's key.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Their email
+    pub(crate) email: String,
+
+    /// Their role
+    #[arg(long, value_enum, default_value = "member")]
+    pub(crate) role: InviteRole,
+}
+
+pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
+    let b = ctx.backend().await?;
+    let remote = b.remote("workspace invite")?;
+    let email = args.email.trim().to_owned();
+    if !email.contains('@') {
+        return Err(Failure::usage(format!("{email:?} is not an email address")).into());
+    }
+    let ws = ctx.current_workspace(&b).await?;
+    let environments = match ctx.global.env.as_deref() {
+        None => None,
+        Some(list) => {
+            if std::env::var(EnvVars::KLEF_ENV).is_ok_and(|v| v == list) {
+                return Err(Failure::usage(
+                    "KLEF_ENV is set, so it is unclear whether this invitation should be restricted to it",
+                )
+                .hint("unset KLEF_ENV and pass --env SLUG explicitly to restrict the invitation")
+                .into());
+            }
+            let pt = ctx.project(&b).await?;
+            let envs = Context::environments(&b, &pt.project).await?;
+            let mut ids = Vec::new();
+            for slug in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                ids.push(context::find_env(&envs, slug, &pt.project)?.id);
+            }
+            Some(ids)
+        }
+    };
+    let role = match args.role {
+        InviteRole::Admin => Role::Admin,
+        InviteRole::Member => Role::Member,
+    };
+    let inv = remote
+        .invite(
+            &ws.id,
+            &CreateInvitationRequest {
+                email: email.clone(),
+                role,
+                environments,
+            },
+        )
+        .await
+        .with_context(|| format!("failed to invite {email} to workspace \"{}\"", ws.name))?;
+    if ctx.global.json {
+        ctx.printer.json(&inv)?;
+    }
+    let scope = match &ctx.global.env {
+        Some(list) => format!("environments {list} only"),
+        None => "full access".into(),
+    };
+    ctx.printer.info(&format!(
+        "invited {email} to workspace \"{}\" as {} ({scope}); invitation {}",
+        ws.name,
+        role.as_str(),
+        inv.id
+    ));
+    ctx.printer.hint(&format!(
+        "they run `klef signup` (if new) and `klef workspace accept {}`; then you run `klef workspace confirm {email}`",
+        inv.id
+    ));
+    Ok(ExitStatus::SUCCESS)
+}

@@ -1,0 +1,369 @@
+//! Server mode: [`RemoteBackend`] implements [`Backend`] over the Klef server's JSON API
+//! (`klef_core::wire`), so every command that works on the local vault works against a server.
+//! Only metadata and sealed bytes cross the wire; all crypto stays in the CLI.
+//!
+//! * `client`: the HTTP client and the HTTP-status → [`BackendError`] mapping;
+//! * `session`: the signed-in session (`session.json`);
+//! * `token_store`: the session token in the OS keyring or a 0600 file.
+
+pub(crate) mod client;
+pub(crate) mod session;
+pub(crate) mod token_store;
+
+use klef_core::backend::{Backend, BackendError, BackendResult};
+use klef_core::ids::{AccountId, EnvironmentId, InviteId, ProjectId, WorkspaceId};
+use klef_core::model::{
+    Account, AccountKeys, Environment, EnvironmentKeyAccess, NewEnvironment, NewProject, Project,
+    SecretVersion, SecretWrite, Workspace,
+};
+use klef_core::wire::{
+    AuditList, ConfirmMemberRequest, CreateEnvironmentRequest, CreateInvitationRequest,
+    CreateProjectRequest, CreateWorkspaceRequest, EnvironmentKeyResponse, EnvironmentList,
+    GrantList, Invitation, InvitationList, LoginRequest, MeResponse, Member, MemberList,
+    ProjectList, RemoveMemberResponse, ReplaceKeysRequest, RotateRequest, RotateResponse,
+    SecretList, SessionResponse, SignupRequest, WorkspaceList, WriteSecretsRequest,
+    WriteSecretsResponse, routes,
+};
+use tokio::sync::OnceCell;
+
+pub(crate) use client::Api;
+
+/// The Klef server as seen by one signed-in account.
+pub(crate) struct RemoteBackend {
+    api: Api,
+    me: OnceCell<MeResponse>,
+}
+
+impl RemoteBackend {
+    /// A backend for the server behind `api`.
+    pub(crate) fn new(api: Api) -> Self {
+        Self {
+            api,
+            me: OnceCell::new(),
+        }
+    }
+
+    /// The server's base URL.
+    pub(crate) fn server(&self) -> &str {
+        self.api.base()
+    }
+
+    /// `GET /v1/me` (cached for the command).
+    pub(crate) async fn me(&self) -> BackendResult<&MeResponse> {
+        if !self.api.has_token() {
+            return Err(BackendError::Unauthenticated(client::NOT_SIGNED_IN.into()));
+        }
+        self.me.get_or_try_init(|| self.api.get(routes::ME)).await
+    }
+
+    /// `POST /v1/logout`: revokes the current session.
+    pub(crate) async fn logout(&self) -> BackendResult<()> {
+        self.api.post_empty(routes::LOGOUT).await
+    }
+
+    /// `POST /v1/workspaces/{id}/invitations`.
+    pub(crate) async fn invite(
+        &self,
+        ws: &WorkspaceId,
+        req: &CreateInvitationRequest,
+    ) -> BackendResult<Invitation> {
+        self.api.post(&routes::invitations(ws), req).await
+    }
+
+    /// `GET /v1/invitations`: open invitations for the caller.
+    pub(crate) async fn invitations(&self) -> BackendResult<Vec<Invitation>> {
+        let list: InvitationList = self.api.get(routes::INVITATIONS).await?;
+        Ok(list.invitations)
+    }
+
+    /// `POST /v1/invitations/{id}/accept`.
+    pub(crate) async fn accept(&self, id: &InviteId) -> BackendResult<Invitation> {
+        self.api.post_empty(&routes::accept_invitation(id)).await
+    }
+
+    /// `GET /v1/workspaces/{id}/members`.
+    pub(crate) async fn members(&self, ws: &WorkspaceId) -> BackendResult<Vec<Member>> {
+        let list: MemberList = self.api.get(&routes::members(ws)).await?;
+        Ok(list.members)
+    }
+
+    /// `POST /v1/workspaces/{ws}/members/{account}/confirm`.
+    pub(crate) async fn confirm(
+        &self,
+        ws: &WorkspaceId,
+        account: &AccountId,
+        req: &ConfirmMemberRequest,
+    ) -> BackendResult<Member> {
+        self.api
+            .post(&routes::confirm_member(ws, account), req)
+            .await
+    }
+
+    /// `DELETE /v1/workspaces/{ws}/members/{account}`.
+    pub(crate) async fn remove_member(
+        &self,
+        ws: &WorkspaceId,
+        account: &AccountId,
+    ) -> BackendResult<RemoveMemberResponse> {
+        self.api.delete(&routes::member(ws, account)).await
+    }
+
+    /// `GET /v1/environments/{id}/key` with the environment's current key version.
+    pub(crate) async fn environment_key_full(
+        &self,
+        env: &EnvironmentId,
+    ) -> BackendResult<EnvironmentKeyResponse> {
+        self.api.get(&routes::environment_key(env)).await
+    }
+
+    /// `GET /v1/environments/{id}/grants`.
+    pub(crate) async fn grants(&self, env: &EnvironmentId) -> BackendResult<GrantList> {
+        self.api.get(&routes::grants(env)).await
+    }
+
+    /// `POST /v1/environments/{id}/rotate`.
+    pub(crate) async fn rotate(
+        &self,
+        env: &EnvironmentId,
+        req: &RotateRequest,
+    ) -> BackendResult<RotateResponse> {
+        self.api.post(&routes::rotate(env), req).await
+    }
+
+    /// `GET /v1/workspaces/{id}/audit?limit=N`.
+    pub(crate) async fn audit(&self, ws: &WorkspaceId, limit: u32) -> BackendResult<AuditList> {
+        self.api
+            .get(&format!("{}?limit={limit}", routes::audit(ws)))
+            .await
+    }
+}
+
+/// `POST /v1/signup` (no session yet).
+pub(crate) async fn signup(api: &Api, req: &SignupRequest) -> BackendResult<SessionResponse> {
+    api.post(routes::SIGNUP, req).await
+}
+
+/// `POST /v1/login` (no session yet).
+pub(crate) async fn login(api: &Api, req: &LoginRequest) -> BackendResult<SessionResponse> {
+    api.post(routes::LOGIN, req).await
+}
+
+impl Backend for RemoteBackend {
+    async fn account(&self) -> BackendResult<Option<Account>> {
+        Ok(Some(self.me().await?.account.clone()))
+    }
+
+    async fn create_account(&self, _account: &Account, _personal: &Workspace) -> BackendResult<()> {
+        Err(BackendError::Invalid(
+            "accounts on a Klef server are created with `klef signup`".into(),
+        ))
+    }
+
+    async fn replace_account_keys(&self, keys: &AccountKeys) -> BackendResult<()> {
+        self.api
+            .put(routes::ME_KEYS, &ReplaceKeysRequest { keys: keys.clone() })
+            .await
+    }
+
+    async fn workspaces(&self) -> BackendResult<Vec<Workspace>> {
+        let list: WorkspaceList = self.api.get(routes::WORKSPACES).await?;
+        Ok(list.workspaces)
+    }
+
+    async fn create_workspace(&self, ws: &Workspace) -> BackendResult<()> {
+        let _: Workspace = self
+            .api
+            .post(
+                routes::WORKSPACES,
+                &CreateWorkspaceRequest {
+                    workspace: ws.clone(),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn projects(&self, ws: &WorkspaceId) -> BackendResult<Vec<Project>> {
+        let list: ProjectList = self.api.get(&routes::projects(ws)).await?;
+        Ok(list.projects)
+    }
+
+    async fn project(&self, id: &ProjectId) -> BackendResult<Project> {
+        self.api.get(&routes::project(id)).await
+    }
+
+    async fn create_project(&self, new: &NewProject) -> BackendResult<()> {
+        let _: Project = self
+            .api
+            .post(
+                &routes::projects(&new.project.workspace_id),
+                &CreateProjectRequest {
+                    project: new.clone(),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn environments(&self, project: &ProjectId) -> BackendResult<Vec<Environment>> {
+        let list: EnvironmentList = self.api.get(&routes::environments(project)).await?;
+        Ok(list.environments)
+    }
+
+    async fn create_environment(&self, new: &NewEnvironment) -> BackendResult<()> {
+        let _: Environment = self
+            .api
+            .post(
+                &routes::environments(&new.environment.project_id),
+                &CreateEnvironmentRequest {
+                    environment: new.clone(),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn environment_key(&self, env: &EnvironmentId) -> BackendResult<EnvironmentKeyAccess> {
+        Ok(self.environment_key_full(env).await?.access)
+    }
+
+    async fn secrets(&self, env: &EnvironmentId) -> BackendResult<Vec<SecretVersion>> {
+        let list: SecretList = self.api.get(&routes::secrets(env)).await?;
+        Ok(list.secrets)
+    }
+
+    async fn secret_history(
+        &self,
+        env: &EnvironmentId,
+        name: &str,
+    ) -> BackendResult<Vec<SecretVersion>> {
+        klef_core::names::validate_key_name(name)
+            .map_err(|e| BackendError::Invalid(e.to_string()))?;
+        let list: SecretList = self.api.get(&routes::secret_history(env, name)).await?;
+        Ok(list.secrets)
+    }
+
+    async fn write_secrets(
+        &self,
+        env: &EnvironmentId,
+        writes: &[SecretWrite],
+    ) -> BackendResult<Vec<SecretVersion>> {
+        let resp: WriteSecretsResponse = self
+            .api
+            .post(
+                &routes::secrets(env),
+                &WriteSecretsRequest {
+                    writes: writes.to_vec(),
+                },
+            )
+            .await?;
+        Ok(resp.written)
+    }
+}
+
+/// The error of a server-only command run against the local vault.
+pub(crate) fn needs_server(command: &str) -> crate::diagnostics::Failure {
+    crate::diagnostics::Failure::usage(format!(
+        "`klef {command}` needs a Klef server, and klef is using the local vault"
+    ))
+    .hint("create an account on a server with `klef signup --server URL --email EMAIL`, or sign in with `klef login --server URL`")
+}
+
+/// Which server a command talks to, if any: `--server`/`KLEF_SERVER`, else the nearest
+/// `.klef`'s `server` (a `.klef` without one means the local vault), else the signed-in
+/// session's server. `None` means the local vault.
+pub(crate) fn server_for(ctx: &crate::context::Context) -> anyhow::Result<Option<String>> {
+    if let Some(url) = ctx
+        .global
+        .server
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+    {
+        return Ok(Some(client::normalize_url(url)?));
+    }
+    if let Some(located) = crate::context::Context::find_klef_file()? {
+        return match located.file.server {
+            Some(url) => Ok(Some(client::normalize_url(&url)?)),
+            None => Ok(None),
+        };
+    }
+    Ok(session::Session::load(&ctx.dirs.config)?.map(|s| s.server))
+}
+
+/// A backend for `server`, authenticated with the stored session when it is for that server.
+pub(crate) fn connect(
+    ctx: &crate::context::Context,
+    server: &str,
+) -> anyhow::Result<RemoteBackend> {
+    let token = match session::Session::load(&ctx.dirs.config)? {
+        Some(s) if s.server == server => s.token(&ctx.dirs.config)?,
+        _ => None,
+    };
+    Ok(RemoteBackend::new(Api::new(server, token)?))
+}
+
+/// The account (sign-in) password: `KLEF_ACCOUNT_PASSWORD`, else a no-echo prompt (twice when
+/// `confirm`). It is sent to the server; the encryption password never is.
+pub(crate) fn account_password(confirm: bool) -> anyhow::Result<klef_core::wire::SecretText> {
+    use klef_core::env::EnvVars;
+    use klef_core::wire::SecretText;
+
+    use crate::diagnostics::Failure;
+
+    if let Ok(pw) = std::env::var(EnvVars::KLEF_ACCOUNT_PASSWORD)
+        && !pw.is_empty()
+    {
+        return Ok(SecretText::new(pw));
+    }
+    if !crate::password::interactive() {
+        return Err(Failure::auth(
+            "an account password is needed and there is no terminal to ask for it",
+        )
+        .hint("set KLEF_ACCOUNT_PASSWORD")
+        .into());
+    }
+    let ask = |prompt: &str| {
+        rpassword::prompt_password(prompt)
+            .map(SecretText::new)
+            .map_err(|_| Failure::auth("could not read the account password from the terminal"))
+    };
+    let first = ask("account password (to sign in): ")?;
+    if confirm {
+        let second = ask("repeat the account password: ")?;
+        if first != second {
+            return Err(Failure::usage("the two passwords differ").into());
+        }
+    }
+    Ok(first)
+}
+
+/// Stores a new session's token (keyring, else the 0600 file, saying so once) and writes
+/// `session.json`, replacing any earlier session.
+pub(crate) fn start_session(
+    ctx: &crate::context::Context,
+    server: &str,
+    resp: &SessionResponse,
+) -> anyhow::Result<session::Session> {
+    let config = &ctx.dirs.config;
+    if let Some(old) = session::Session::load(config)? {
+        // A new sign-in replaces the old one locally; its token is forgotten.
+        let _ = old.store(config).delete(&old.label());
+    }
+    let choice = token_store::TokenStore::choose(config)?;
+    let s = session::Session {
+        server: server.to_owned(),
+        email: resp.account.email.clone().unwrap_or_default(),
+        account_id: resp.account.id,
+        expires_at: resp.expires_at,
+        token_store: choice.store.kind(),
+    };
+    choice.store.save(&s.label(), &resp.token)?;
+    s.save(config)?;
+    if let Some(reason) = choice.fallback_reason {
+        ctx.printer.warn(&format!(
+            "no usable OS keyring ({reason}); the session token is kept in {} (mode 0600)",
+            choice.store.file_path().display()
+        ));
+    }
+    Ok(s)
+}
