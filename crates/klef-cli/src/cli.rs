@@ -108,6 +108,14 @@ pub(crate) enum Command {
     /// Start, stop and inspect the key agent
     #[command(subcommand)]
     Agent(commands::agent::Command),
+    /// Manage the encryption password
+    #[command(subcommand)]
+    Password(commands::password::Command),
+    /// Set a new encryption password with your recovery code
+    Recover(commands::recover::Args),
+    /// Back up and restore the vault (encrypted archives)
+    #[command(subcommand)]
+    Backup(commands::backup::Command),
     /// Create an account on a Klef server and sign in
     Signup(commands::signup::Args),
     /// Sign in to a Klef server

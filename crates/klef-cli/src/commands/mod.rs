@@ -3,6 +3,7 @@
 
 pub(crate) mod agent;
 pub(crate) mod audit;
+pub(crate) mod backup;
 pub(crate) mod completions;
 pub(crate) mod env;
 pub(crate) mod get;
@@ -14,9 +15,11 @@ pub(crate) mod lock;
 pub(crate) mod login;
 pub(crate) mod logout;
 pub(crate) mod man;
+pub(crate) mod password;
 pub(crate) mod projects;
 pub(crate) mod pull;
 pub(crate) mod push;
+pub(crate) mod recover;
 pub(crate) mod rollback;
 pub(crate) mod run;
 pub(crate) mod set;
@@ -59,6 +62,9 @@ pub(crate) async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus> {
         Command::Logout(args) => logout::run(&args, &ctx).await,
         Command::Whoami(args) => whoami::run(&args, &ctx).await,
         Command::Audit(args) => audit::run(&args, &ctx).await,
+        Command::Password(cmd) => password::run(cmd, &ctx).await,
+        Command::Recover(args) => recover::run(&args, &ctx).await,
+        Command::Backup(cmd) => backup::run(cmd, &ctx).await,
         Command::Completions(args) => completions::run(&args, &ctx),
         Command::Man => man::run(&ctx),
     }

@@ -1,0 +1,52 @@
+//! `klef backup …`: encrypted, versioned archives of a workspace (format in
+//! `klef_core::backup`, rows in `klef_store`). An archive holds ciphertext, wrapped keys,
+//! metadata and the account's sealed key material, never a plaintext value or an unwrapped
+//! key, so restoring it needs the encryption password or the recovery code.
+
+pub(crate) mod export;
+pub(crate) mod import;
+
+use anyhow::Result;
+use klef_store::Store;
+
+use crate::backend::AnyBackend;
+use crate::context::Context;
+use crate::diagnostics::{ExitStatus, Failure};
+
+/// Back up and restore the vault
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Write an encrypted backup of the current workspace to FILE
+    ///
+    /// The archive holds only ciphertext, wrapped keys and metadata, plus your account's sealed
+    /// key material, so it can be restored into an empty vault and opened with the same
+    /// encryption password or the recovery code. FILE is written atomically with mode 0600 and
+    /// is never overwritten unless `--force` is given.
+    Export(export::Args),
+    /// Restore a backup into the local vault
+    ///
+    /// The file is checked completely first (signature, format version, checksum) and
+    /// imported in one transaction: on any error nothing is written. A vault that already
+    /// holds data is left alone unless `--force` is given, which replaces everything in it with
+    /// the backup.
+    Import(import::Args),
+}
+
+pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
+    match cmd {
+        Command::Export(args) => export::run(&args, ctx).await,
+        Command::Import(args) => import::run(&args, ctx).await,
+    }
+}
+
+/// The store behind the backend (backups work on stored rows of the local vault).
+fn store(b: &AnyBackend) -> Result<&Store> {
+    match b {
+        AnyBackend::Local(vault) => Ok(vault.store()),
+        AnyBackend::Remote(_) => Err(Failure::usage(
+            "`klef backup` works on the local vault, and klef is using a Klef server",
+        )
+        .hint("unset KLEF_SERVER (or drop --server) to back up or restore the local vault")
+        .into()),
+    }
+}

@@ -1,0 +1,66 @@
+//! `klef password change`: re-seals the master key under a new encryption password
+//! (DESIGN.md §2). No secret, project key or environment key is re-encrypted.
+
+use anyhow::{Context as _, Result};
+use klef_core::backend::Backend as _;
+use klef_core::crypto::{self, CryptoError};
+use serde_json::json;
+
+use crate::context::Context;
+use crate::diagnostics::ExitStatus;
+use crate::password;
+
+/// Choose a new encryption password
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {}
+
+pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
+    let b = ctx.backend().await?;
+    let account = ctx.account(&b).await?;
+    let Some(current) = password::current_password(&ctx.global, "current encryption password: ")?
+    else {
+        return Err(password::locked_error().into());
+    };
+    let unlocked = match crypto::account::unlock(&account.id, &account.keys, &current) {
+        Ok(u) => u,
+        Err(CryptoError::WrongPassword) => return Err(CryptoError::WrongPassword.into()),
+        Err(e) => return Err(anyhow::Error::new(e).context("failed to unlock the vault")),
+    };
+    drop(current);
+    // The current password may have come from stdin; the new one never does.
+    let new = super::new_password(ctx, false)?;
+    let raised = crypto::kdf_params_below_default(&account.keys.kdf);
+    let keys = crypto::account::reseal_with_password(&account.id, &account.keys, &unlocked, &new)
+        .context("failed to seal the master key under the new password")?;
+    drop(unlocked);
+    b.replace_account_keys(&keys)
+        .await
+        .context("failed to store the new sealed master key")?;
+    super::forget_in_agent(ctx, &account.id.to_string()).await;
+
+    let kdf = &keys.kdf;
+    if ctx.global.json {
+        ctx.printer.json(&json!({
+            "changed": true,
+            "kdf": {
+                "algorithm": "argon2id",
+                "m_cost_kib": kdf.m_cost_kib,
+                "t_cost": kdf.t_cost,
+                "p_cost": kdf.p_cost,
+            },
+            "kdf_raised": raised,
+        }))?;
+    }
+    ctx.printer.info("changed the encryption password");
+    if raised {
+        ctx.printer.info(&format!(
+            "raised the key-derivation cost to Argon2id m={} MiB, t={}, p={}",
+            kdf.m_cost_kib / 1024,
+            kdf.t_cost,
+            kdf.p_cost
+        ));
+    }
+    ctx.printer
+        .info("your recovery code is unchanged; secrets were not re-encrypted");
+    Ok(ExitStatus::SUCCESS)
+}

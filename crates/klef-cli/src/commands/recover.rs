@@ -1,0 +1,133 @@
+//! `klef recover`: sets a new encryption password with the recovery code. The code opens the
+//! recovery copy of the master key; the master key is then re-sealed under the new password
+//! (DESIGN.md §2). Secrets and the recovery code itself stay as they are.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use klef_core::backend::Backend as _;
+use klef_core::crypto::recovery::{RecoveryCode, RecoveryCodeError};
+use klef_core::crypto::{self, CryptoError};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::context::Context;
+use crate::diagnostics::{ExitStatus, Failure};
+use crate::password;
+
+/// The first line `klef init --recovery-file` writes above the code.
+const FILE_HEADER: &str = "klef recovery code";
+
+/// The largest recovery-code file read (the code is 77 characters).
+const MAX_CODE_FILE: u64 = 4096;
+
+/// Set a new encryption password with your recovery code
+///
+/// The recovery code is asked for on the terminal (it is not echoed), or read from
+/// `--code-file` (as written by `klef init --recovery-file`). The new password comes from
+/// `KLEF_NEW_PASSWORD`, from `--password-stdin`, or from a prompt asked twice. Afterwards the
+/// old password no longer opens the vault, every secret stays readable, the recovery code keeps
+/// working, and keys cached by the agent for this vault are wiped.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Read the recovery code from FILE instead of asking for it
+    #[arg(long, value_name = "FILE")]
+    pub(crate) code_file: Option<PathBuf>,
+}
+
+pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
+    // Checked by its checksum before anything else: a typo never reaches the crypto or the vault.
+    let code = read_code(args.code_file.as_deref())?;
+    let b = ctx.backend().await?;
+    let account = ctx.account(&b).await?;
+    let unlocked = match crypto::account::unlock_with_recovery(&account.id, &account.keys, &code) {
+        Ok(u) => u,
+        Err(CryptoError::WrongPassword) => {
+            return Err(
+                Failure::auth("this recovery code does not open the local vault")
+                    .hint("use the code `klef init` showed when this vault was created; nothing was changed")
+                    .into(),
+            );
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("failed to open the vault")),
+    };
+    drop(code);
+    let new = super::password::new_password(ctx, true)?;
+    let keys = crypto::account::reseal_with_password(&account.id, &account.keys, &unlocked, &new)
+        .context("failed to seal the master key under the new password")?;
+    drop(unlocked);
+    b.replace_account_keys(&keys)
+        .await
+        .context("failed to store the new sealed master key")?;
+    super::password::forget_in_agent(ctx, &account.id.to_string()).await;
+
+    if ctx.global.json {
+        ctx.printer.json(&json!({ "recovered": true }))?;
+    }
+    ctx.printer
+        .info("set a new encryption password; the old one no longer opens the vault");
+    ctx.printer
+        .info("your recovery code still works: keep it somewhere safe");
+    Ok(ExitStatus::SUCCESS)
+}
+
+/// The recovery code from `file` or the terminal, parsed and checked.
+fn read_code(file: Option<&Path>) -> Result<RecoveryCode> {
+    let text = if let Some(path) = file {
+        read_code_file(path)?
+    } else {
+        if !password::interactive() {
+            return Err(Failure::auth(
+                "the recovery code is needed and there is no terminal to ask for it",
+            )
+            .hint("pass --code-file FILE (the file written by `klef init --recovery-file`)")
+            .into());
+        }
+        Zeroizing::new(
+            rpassword::prompt_password("recovery code: ")
+                .map_err(|_| Failure::auth("could not read the recovery code"))?,
+        )
+    };
+    RecoveryCode::parse(&text).map_err(|e| bad_code(&e).into())
+}
+
+/// The code lines of a recovery-code file: everything but blank lines and the header.
+fn read_code_file(path: &Path) -> Result<Zeroizing<String>> {
+    let size = fs_err::metadata(path)
+        .with_context(|| format!("failed to read the recovery code from {}", path.display()))?
+        .len();
+    if size > MAX_CODE_FILE {
+        return Err(Failure::usage(format!(
+            "{} is too large to be a recovery-code file",
+            path.display()
+        ))
+        .into());
+    }
+    let raw =
+        Zeroizing::new(fs_err::read_to_string(path).with_context(|| {
+            format!("failed to read the recovery code from {}", path.display())
+        })?);
+    let mut code = Zeroizing::new(String::new());
+    for line in raw.lines().map(str::trim) {
+        if line.is_empty() || line.eq_ignore_ascii_case(FILE_HEADER) {
+            continue;
+        }
+        if !code.is_empty() {
+            code.push(' ');
+        }
+        code.push_str(line);
+    }
+    Ok(code)
+}
+
+/// A typed code that fails its checksum: name the group, never echo the text.
+fn bad_code(e: &RecoveryCodeError) -> Failure {
+    let hint = match e {
+        RecoveryCodeError::BadGroup { group, .. } => format!(
+            "compare group {group} with the code you wrote down (groups are separated by dashes); nothing was changed"
+        ),
+        _ => "a recovery code has 13 groups of 5 characters, e.g. 7K3QD-…; nothing was changed"
+            .to_owned(),
+    };
+    Failure::auth(e.to_string()).hint(hint)
+}
