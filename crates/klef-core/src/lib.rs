@@ -21,6 +21,7 @@ pub mod ids;
 pub mod klef_file;
 pub mod model;
 pub mod names;
+pub mod wire;
 
 pub use secrecy;
 pub use zeroize;

@@ -1,1 +1,85 @@
-//! klef-server: the team server.
+//! klef-server: the Klef team server. A thin authenticated JSON API (`/v1`, described in
+//! `docs/server.md` and served as `OpenAPI` at `/v1/openapi.json`) over `klef-store`, on `SQLite`
+//! or `PostgreSQL`. It only ever sees metadata, hashes and sealed bytes: passwords for
+//! encryption, private keys, environment keys and plaintext values never reach it.
+//!
+//! Everything that matters for correctness (sessions, rate-limit counters, the audit log) is in
+//! the database, so several replicas can share one `PostgreSQL`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), klef_server::ServerError> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(klef_server::ServerError::Io)?;
+//! let config = klef_server::Config::new("sqlite:///tmp/klef-server/server.db");
+//! klef_server::launch_with_listener(listener, config, std::future::pending::<()>()).await
+//! # }
+//! ```
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!("klef-server needs at least one of its `sqlite` and `postgres` features");
+
+pub mod authz;
+pub mod config;
+pub mod error;
+pub mod extract;
+mod password;
+pub mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use klef_store::{Store, StoreError};
+
+pub use config::{Args, Config, LoginLimit};
+pub use error::ApiError;
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// The settings.
+    pub config: Arc<Config>,
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The database could not be opened or migrated.
+    #[error("failed to open the database")]
+    Store(#[from] StoreError),
+    /// Serving failed.
+    #[error("the HTTP server failed")]
+    Io(#[source] std::io::Error),
+}
+
+/// Opens the database (running migrations), then serves the API on `listener` until
+/// `shutdown` resolves; in-flight requests finish first, then the pool closes.
+pub async fn launch_with_listener(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let store = Store::connect(&config.database_url).await?;
+    tracing::info!(
+        database = store.backend_name(),
+        address = ?listener.local_addr().ok(),
+        open_signup = config.open_signup,
+        "klef-server listening"
+    );
+    let state = AppState {
+        store: store.clone(),
+        config: Arc::new(config),
+    };
+    let app = routes::router(state);
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    store.close().await;
+    tracing::info!("klef-server stopped");
+    served.map_err(ServerError::Io)
+}

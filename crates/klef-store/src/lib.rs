@@ -67,6 +67,8 @@ macro_rules! write_tx {
 mod backup;
 mod error;
 mod local;
+#[macro_use]
+pub mod server;
 mod queries;
 mod rows;
 mod store;

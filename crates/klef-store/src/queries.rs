@@ -16,6 +16,7 @@ use crate::rows::{
     AccountRow, EnvironmentRow, LatestRow, ProjectRow, SecretRow, WorkspaceRow, convert,
     kdf_algorithm_name,
 };
+use crate::server::Audit;
 use crate::{Store, StoreError};
 
 /// `SELECT <every account column> FROM accounts` followed by `$tail`.
@@ -231,6 +232,17 @@ impl Store {
         account: &AccountId,
         keys: &AccountKeys,
     ) -> Result<(), StoreError> {
+        self.replace_account_keys_audited(account, keys, None).await
+    }
+
+    /// [`Store::replace_account_keys`] that also appends `audit` to the audit log in the same transaction
+    /// (the server records every change this way).
+    pub async fn replace_account_keys_audited(
+        &self,
+        account: &AccountId,
+        keys: &AccountKeys,
+        audit: Option<&Audit>,
+    ) -> Result<(), StoreError> {
         let id = account.to_string();
         write_tx!(self, |tx, _dialect| {
             let current: Option<(Vec<u8>, Vec<u8>)> =
@@ -261,6 +273,9 @@ impl Store {
             .bind(keys.master_key_by_recovery.as_bytes())
             .execute(&mut *tx)
             .await?;
+            if let Some(entry) = audit {
+                insert_audit!(&mut *tx, entry)?;
+            }
             Ok(())
         })
     }
@@ -293,6 +308,17 @@ impl Store {
         &self,
         owner: &AccountId,
         ws: &Workspace,
+    ) -> Result<(), StoreError> {
+        self.create_workspace_audited(owner, ws, None).await
+    }
+
+    /// [`Store::create_workspace`] that also appends `audit` to the audit log in the same transaction
+    /// (the server records every change this way).
+    pub async fn create_workspace_audited(
+        &self,
+        owner: &AccountId,
+        ws: &Workspace,
+        audit: Option<&Audit>,
     ) -> Result<(), StoreError> {
         validate_display_name("workspace name", &ws.name).map_err(invalid)?;
         let owner_id = owner.to_string();
@@ -334,6 +360,9 @@ impl Store {
                 .bind(ws.created_at)
                 .execute(&mut *tx)
                 .await?;
+            if let Some(entry) = audit {
+                insert_audit!(&mut *tx, entry)?;
+            }
             Ok(())
         })
     }
@@ -417,6 +446,17 @@ impl Store {
         account: &AccountId,
         new: &NewProject,
     ) -> Result<(), StoreError> {
+        self.create_project_audited(account, new, None).await
+    }
+
+    /// [`Store::create_project`] that also appends `audit` to the audit log in the same transaction
+    /// (the server records every change this way).
+    pub async fn create_project_audited(
+        &self,
+        account: &AccountId,
+        new: &NewProject,
+        audit: Option<&Audit>,
+    ) -> Result<(), StoreError> {
         let project = &new.project;
         validate_display_name("project name", &project.name).map_err(invalid)?;
         for env in &new.environments {
@@ -457,6 +497,9 @@ impl Store {
             for env in &new.environments {
                 insert_environment!(&mut *tx, env)?;
             }
+            if let Some(entry) = audit {
+                insert_audit!(&mut *tx, entry)?;
+            }
             Ok(())
         })
     }
@@ -495,6 +538,17 @@ impl Store {
         account: &AccountId,
         new: &NewEnvironment,
     ) -> Result<(), StoreError> {
+        self.create_environment_audited(account, new, None).await
+    }
+
+    /// [`Store::create_environment`] that also appends `audit` to the audit log in the same transaction
+    /// (the server records every change this way).
+    pub async fn create_environment_audited(
+        &self,
+        account: &AccountId,
+        new: &NewEnvironment,
+        audit: Option<&Audit>,
+    ) -> Result<(), StoreError> {
         let project = new.environment.project_id;
         validate_environment(new, &project)?;
         let account_id = account.to_string();
@@ -510,6 +564,9 @@ impl Store {
                 return Err(not_found(format!("project {project}")));
             }
             insert_environment!(&mut *tx, new)?;
+            if let Some(entry) = audit {
+                insert_audit!(&mut *tx, entry)?;
+            }
             Ok(())
         })
     }
@@ -624,6 +681,18 @@ impl Store {
         writes: &[SecretWrite],
         author: Option<&str>,
     ) -> Result<Vec<SecretVersion>, StoreError> {
+        self.write_secrets_audited(env, writes, author, None).await
+    }
+
+    /// [`Store::write_secrets`] that also appends `audit` to the audit log in the same transaction
+    /// (the server records every change this way).
+    pub async fn write_secrets_audited(
+        &self,
+        env: &EnvironmentId,
+        writes: &[SecretWrite],
+        author: Option<&str>,
+        audit: Option<&Audit>,
+    ) -> Result<Vec<SecretVersion>, StoreError> {
         for w in writes {
             validate_key_name(&w.name).map_err(invalid)?;
         }
@@ -689,6 +758,9 @@ impl Store {
                     created_at,
                     author: author.map(str::to_owned),
                 });
+            }
+            if let Some(entry) = audit {
+                insert_audit!(&mut *tx, entry)?;
             }
             Ok(written)
         })

@@ -1,0 +1,202 @@
+//! The server's configuration: command-line flags (each with a `KLEF_SERVER_…` variable) and
+//! the derived [`Config`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use klef_core::env::EnvVars;
+
+/// The Klef team server: sign-in, sync and sharing of end-to-end encrypted secrets.
+///
+/// With no flags it listens on 127.0.0.1:8600 and keeps its data in a `SQLite` file
+/// (`$KLEF_HOME/server/server.db`, else the user data directory). Put it behind a TLS proxy.
+#[derive(Debug, Parser)]
+#[command(name = "klef-server", version)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "KLEF_SERVER_LISTEN", default_value = "127.0.0.1:8600")]
+    pub listen: SocketAddr,
+
+    /// Database URL: `sqlite:///path/server.db` or `postgres://user@host/db` (default: a
+    /// `SQLite` file in the data directory). Several servers may share one `PostgreSQL`.
+    #[arg(long, env = "KLEF_SERVER_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Let anyone sign up (default: only the first account and invited emails).
+    #[arg(long, env = "KLEF_SERVER_OPEN_SIGNUP")]
+    pub open_signup: bool,
+
+    /// Directory for the default `SQLite` database.
+    #[arg(long, env = "KLEF_SERVER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Take the client address for sign-in rate limits from the last `X-Forwarded-For` entry
+    /// (set this only behind a proxy that overwrites or appends that header).
+    #[arg(long, env = "KLEF_SERVER_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+
+    /// Session lifetime, e.g. `30d` or `12h`.
+    #[arg(long, env = "KLEF_SERVER_SESSION_TTL", default_value = "30d", value_parser = parse_duration)]
+    pub session_ttl: Duration,
+
+    /// Log as JSON lines instead of text (the level comes from `RUST_LOG`, default `info`).
+    #[arg(long, env = "KLEF_SERVER_LOG_JSON")]
+    pub log_json: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: use e.g. 30d or 12h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" | "" => n * 86_400,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {text:?}: use s, m, h or d"
+            ));
+        }
+    };
+    if secs == 0 {
+        return Err("a session lifetime must be positive".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Sign-in rate limit: at most `max_failures` failed sign-ins per email and per client
+/// address within `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginLimit {
+    /// Failures allowed in the window.
+    pub max_failures: i64,
+    /// The sliding window.
+    pub window: Duration,
+}
+
+impl Default for LoginLimit {
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            window: Duration::from_mins(15),
+        }
+    }
+}
+
+/// The server's settings.
+#[derive(Clone)]
+pub struct Config {
+    /// The database URL (`sqlite://…` or `postgres://…`).
+    pub database_url: String,
+    /// Whether anyone may sign up.
+    pub open_signup: bool,
+    /// Whether to trust `X-Forwarded-For`.
+    pub trust_forwarded_for: bool,
+    /// Session lifetime.
+    pub session_ttl: Duration,
+    /// Sign-in rate limit.
+    pub login_limit: LoginLimit,
+}
+
+impl std::fmt::Debug for Config {
+    // The database URL may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("open_signup", &self.open_signup)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("session_ttl", &self.session_ttl)
+            .field("login_limit", &self.login_limit)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Settings for `database_url` with the defaults (invitation-only sign-up, 30-day
+    /// sessions, 5 failed sign-ins per 15 minutes).
+    #[must_use]
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            open_signup: false,
+            trust_forwarded_for: false,
+            session_ttl: Duration::from_hours(30 * 24),
+            login_limit: LoginLimit::default(),
+        }
+    }
+
+    /// The configuration the flags describe; the default database is
+    /// `<data dir>/server.db`, the data dir being `--data-dir`, `$KLEF_HOME/server`, or the
+    /// user data directory's `klef/server`.
+    pub fn from_args(args: &Args) -> anyhow::Result<Self> {
+        let database_url = if let Some(url) = &args.database_url {
+            url.clone()
+        } else {
+            let dir = match &args.data_dir {
+                Some(dir) => dir.clone(),
+                None => default_data_dir()?,
+            };
+            format!("sqlite://{}", dir.join("server.db").display())
+        };
+        Ok(Self {
+            database_url,
+            open_signup: args.open_signup,
+            trust_forwarded_for: args.trust_forwarded_for,
+            session_ttl: args.session_ttl,
+            login_limit: LoginLimit::default(),
+        })
+    }
+}
+
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    use etcetera::BaseStrategy as _;
+    if let Some(home) = std::env::var_os(EnvVars::KLEF_HOME).filter(|h| !h.is_empty()) {
+        return Ok(PathBuf::from(home).join("server"));
+    }
+    let strategy = etcetera::choose_base_strategy()
+        .map_err(|e| anyhow::anyhow!("cannot find the user data directory: {e}"))?;
+    Ok(strategy.data_dir().join("klef").join("server"))
+}
+
+/// A database URL with any password replaced by `***`, for logs.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    let user = userinfo.split(':').next().unwrap_or_default();
+    format!("{scheme}://{user}:***@{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_redaction() {
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_hours(30 * 24)
+        );
+        assert_eq!(parse_duration("12h").unwrap(), Duration::from_hours(12));
+        assert!(parse_duration("0d").is_err());
+        assert!(parse_duration("1w").is_err());
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(redact_url("sqlite:///x/server.db"), "sqlite:///x/server.db");
+        let c = Config::new("postgres://u:secret@h/db");
+        assert!(!format!("{c:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,332 @@
+//! Sign-up, sign-in (rate-limited), sign-out and the caller's own account.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use klef_core::crypto::token::new_session_token;
+use klef_core::crypto::{PublicKey, sha256_hex, validate_kdf_params};
+use klef_core::model::{Account, AccountKeys, Timestamp};
+use klef_core::secrecy::ExposeSecret as _;
+use klef_core::wire::{
+    LoginRequest, MeResponse, ReplaceKeysRequest, SecretText, SessionResponse, SignupRequest,
+};
+use klef_store::server::{AttemptScope, NewSession, Signup, SignupOutcome, now_ms};
+use tracing::instrument;
+
+use super::{audit_anonymous, audit_by};
+use crate::AppState;
+use crate::authz::Principal;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::password;
+
+/// Shortest and longest accepted sign-in password, in characters.
+const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=1024;
+
+/// Trims and lower-cases an email and checks its shape (`local@domain`, at most 254 bytes).
+pub(super) fn normalize_email(raw: &str) -> Result<String, ApiError> {
+    let email = raw.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        });
+    if valid {
+        Ok(email)
+    } else {
+        Err(ApiError::InvalidRequest("invalid email address".into()))
+    }
+}
+
+/// Checks client-made key material: usable KDF parameters, a valid X25519 public key, and
+/// non-empty sealed blobs. The server cannot check more: it cannot open them.
+pub(super) fn validate_keys(keys: &AccountKeys) -> Result<(), ApiError> {
+    validate_kdf_params(&keys.kdf).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    PublicKey::from_slice(keys.public_key.as_bytes())
+        .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    if keys.master_key_by_password.as_bytes().is_empty()
+        || keys.master_key_by_recovery.as_bytes().is_empty()
+        || keys.private_key_sealed.as_bytes().is_empty()
+    {
+        return Err(ApiError::InvalidRequest(
+            "sealed key material is missing".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A fresh session token and the row that stores its hash.
+fn new_session(state: &AppState) -> (SecretText, NewSession) {
+    let token = new_session_token();
+    let now = now_ms();
+    let ttl = i64::try_from(state.config.session_ttl.as_millis()).unwrap_or(i64::MAX);
+    let session = NewSession {
+        token_hash: sha256_hex(token.expose_secret().as_bytes()),
+        created_at: now,
+        expires_at: now.saturating_add(ttl),
+    };
+    (SecretText::new(token.expose_secret()), session)
+}
+
+#[instrument(skip_all)]
+pub(super) async fn signup(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<SignupRequest>,
+) -> Result<(StatusCode, axum::Json<SessionResponse>), ApiError> {
+    let email = normalize_email(&req.email)?;
+    if !PASSWORD_CHARS.contains(&req.password.expose().chars().count()) {
+        return Err(ApiError::InvalidRequest(
+            "the account password must be 8 to 1024 characters".into(),
+        ));
+    }
+    validate_keys(&req.keys)?;
+    if !req.personal_workspace.personal {
+        return Err(ApiError::InvalidRequest(
+            "personal_workspace must have personal: true".into(),
+        ));
+    }
+    let password_hash = password::hash(req.password).await?;
+    let now = now_ms();
+    let account = Account {
+        id: req.account_id,
+        email: Some(email.clone()),
+        keys: req.keys,
+        created_at: now,
+    };
+    let mut personal = req.personal_workspace;
+    personal.created_at = now;
+    let (token, session) = new_session(&state);
+    let audit = klef_store::server::Audit {
+        workspace_id: Some(personal.id),
+        actor: klef_store::server::Actor {
+            kind: klef_store::server::ActorKind::Account,
+            id: Some(account.id.to_string()),
+            label: Some(email.clone()),
+        },
+        action: "account.signup".into(),
+        target: format!("account {} ({email})", account.id),
+    };
+    let outcome = state
+        .store
+        .signup(
+            &Signup {
+                account: &account,
+                password_hash: &password_hash,
+                personal: &personal,
+                session: &session,
+                require_invitation: !state.config.open_signup,
+            },
+            &audit,
+        )
+        .await?;
+    match outcome {
+        SignupOutcome::InvitationRequired => Err(ApiError::SignupClosed),
+        SignupOutcome::Created { server_owner } => {
+            tracing::info!(account = %account.id, server_owner, "account created");
+            Ok((
+                StatusCode::CREATED,
+                axum::Json(SessionResponse {
+                    token,
+                    expires_at: session.expires_at,
+                    account,
+                }),
+            ))
+        }
+    }
+}
+
+/// The client's address: the TCP peer, or the last `X-Forwarded-For` entry when trusted.
+fn client_address(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> String {
+    if state.config.trust_forwarded_for {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|v| !v.is_empty());
+        if let Some(addr) = forwarded {
+            return addr.chars().take(64).collect();
+        }
+    }
+    peer.ip().to_string()
+}
+
+/// Seconds until the oldest counted failure leaves the window (at least 1).
+fn retry_after(oldest: Option<Timestamp>, window_ms: i64, now: Timestamp) -> u64 {
+    let until = oldest
+        .unwrap_or(now)
+        .saturating_add(window_ms)
+        .saturating_sub(now);
+    u64::try_from(until.max(0))
+        .unwrap_or(0)
+        .div_ceil(1000)
+        .max(1)
+}
+
+#[instrument(skip_all)]
+pub(super) async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<axum::Json<SessionResponse>, ApiError> {
+    let email = normalize_email(&req.email).map_err(|_| ApiError::InvalidCredentials)?;
+    let address = client_address(&state, peer, &headers);
+    let limit = state.config.login_limit;
+    let window_ms = i64::try_from(limit.window.as_millis()).unwrap_or(i64::MAX);
+    let now = now_ms();
+    let since = now.saturating_sub(window_ms);
+    for (scope, subject) in [
+        (AttemptScope::Account, &email),
+        (AttemptScope::Address, &address),
+    ] {
+        let (failures, oldest) = state.store.login_failures(scope, subject, since).await?;
+        if failures >= limit.max_failures {
+            tracing::warn!(?scope, "sign-in rate limit reached");
+            return Err(ApiError::RateLimited {
+                retry_after_secs: retry_after(oldest, window_ms, now),
+            });
+        }
+    }
+    let found = state.store.login_lookup(&email).await?;
+    let stored_hash = found.as_ref().and_then(|(_, hash)| hash.clone());
+    let ok = password::verify(req.password, stored_hash).await?;
+    let Some((account_id, _)) = found.filter(|_| ok) else {
+        let audit = audit_anonymous("login.failed", format!("email {email}"));
+        state
+            .store
+            .record_login_failure(
+                &[
+                    (AttemptScope::Account, &email),
+                    (AttemptScope::Address, &address),
+                ],
+                now.saturating_sub(window_ms.saturating_mul(4)),
+                &audit,
+            )
+            .await?;
+        return Err(ApiError::InvalidCredentials);
+    };
+    state
+        .store
+        .clear_login_failures(AttemptScope::Account, &email)
+        .await?;
+    let account = state
+        .store
+        .account(&account_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("account {account_id}")))?;
+    let (token, session) = new_session(&state);
+    let audit = klef_store::server::Audit {
+        workspace_id: None,
+        actor: klef_store::server::Actor {
+            kind: klef_store::server::ActorKind::Account,
+            id: Some(account_id.to_string()),
+            label: Some(email.clone()),
+        },
+        action: "session.create".into(),
+        target: format!("account {account_id}"),
+    };
+    state
+        .store
+        .create_session(&account_id, &session, &audit)
+        .await?;
+    Ok(axum::Json(SessionResponse {
+        token,
+        expires_at: session.expires_at,
+        account,
+    }))
+}
+
+#[instrument(skip_all)]
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<StatusCode, ApiError> {
+    match &principal {
+        Principal::Session(s) => {
+            let audit = audit_by(
+                &principal,
+                None,
+                "session.revoke",
+                format!("account {}", s.account),
+            );
+            state.store.revoke_session(&s.token_hash, &audit).await?;
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[instrument(skip_all)]
+pub(super) async fn me(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<axum::Json<MeResponse>, ApiError> {
+    let id = *principal.account();
+    let account = state
+        .store
+        .account(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("account {id}")))?;
+    let server_owner = state.store.server_owner().await? == Some(id);
+    let session_expires_at = match &principal {
+        Principal::Session(s) => s.expires_at,
+    };
+    Ok(axum::Json(MeResponse {
+        account,
+        server_owner,
+        session_expires_at,
+    }))
+}
+
+#[instrument(skip_all)]
+pub(super) async fn replace_keys(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(req): ApiJson<ReplaceKeysRequest>,
+) -> Result<StatusCode, ApiError> {
+    validate_keys(&req.keys)?;
+    let id = *principal.account();
+    let audit = audit_by(
+        &principal,
+        None,
+        "account.keys.replace",
+        format!("account {id}"),
+    );
+    state
+        .store
+        .replace_account_keys_audited(&id, &req.keys, Some(&audit))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            normalize_email(" Ann@Example.COM ").unwrap(),
+            "ann@example.com"
+        );
+        for bad in [
+            "",
+            "ann",
+            "@example.com",
+            "ann@localhost",
+            "a b@example.com",
+            "a@b@c.com",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        assert_eq!(retry_after(Some(1_000), 900_000, 1_000), 900);
+        assert_eq!(retry_after(Some(1_000), 900_000, 900_500), 1);
+        assert_eq!(retry_after(None, 900_000, 5), 900);
+    }
+}

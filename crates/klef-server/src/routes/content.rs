@@ -1,0 +1,357 @@
+//! Workspaces, projects, environments, secrets and key rotation: the remote side of
+//! [`Backend`](klef_core::backend::Backend), with the caller's account as principal.
+
+use axum::extract::State;
+use axum::response::Response;
+use klef_core::ids::{EnvironmentId, ProjectId, WorkspaceId};
+use klef_core::model::Project;
+use klef_core::names::validate_key_name;
+use klef_core::wire::{
+    CreateEnvironmentRequest, CreateProjectRequest, CreateWorkspaceRequest, EnvironmentKeyResponse,
+    EnvironmentList, GrantList, ProjectList, RotateRequest, RotateResponse, SecretList,
+    WorkspaceList, WriteSecretsRequest, WriteSecretsResponse,
+};
+use klef_store::server::{RotateOutcome, now_ms};
+use tracing::instrument;
+
+use super::{audit_by, created};
+use crate::AppState;
+use crate::authz::{Action, Principal, Resource, authorize};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath};
+
+/// Most writes accepted in one batch.
+const MAX_WRITES: usize = 1000;
+
+#[instrument(skip_all)]
+pub(super) async fn workspaces(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<axum::Json<WorkspaceList>, ApiError> {
+    let workspaces = state.store.workspaces_for(principal.account()).await?;
+    Ok(axum::Json(WorkspaceList { workspaces }))
+}
+
+#[instrument(skip_all)]
+pub(super) async fn create_workspace(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(req): ApiJson<CreateWorkspaceRequest>,
+) -> Result<Response, ApiError> {
+    let mut ws = req.workspace;
+    if ws.personal {
+        return Err(ApiError::InvalidRequest(
+            "every account has one personal workspace, made at sign-up".into(),
+        ));
+    }
+    ws.created_at = now_ms();
+    let audit = audit_by(
+        &principal,
+        Some(ws.id),
+        "workspace.create",
+        format!("workspace {} ({})", ws.id, ws.name),
+    );
+    state
+        .store
+        .create_workspace_audited(principal.account(), &ws, Some(&audit))
+        .await?;
+    Ok(created(ws))
+}
+
+#[instrument(skip_all)]
+pub(super) async fn projects(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(ws): ApiPath<WorkspaceId>,
+) -> Result<axum::Json<ProjectList>, ApiError> {
+    authorize(
+        &state,
+        &principal,
+        Action::ReadWorkspace,
+        Resource::Workspace(ws),
+    )
+    .await?;
+    let projects = state.store.projects_for(principal.account(), &ws).await?;
+    Ok(axum::Json(ProjectList { projects }))
+}
+
+#[instrument(skip_all)]
+pub(super) async fn create_project(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(ws): ApiPath<WorkspaceId>,
+    ApiJson(req): ApiJson<CreateProjectRequest>,
+) -> Result<Response, ApiError> {
+    authorize(
+        &state,
+        &principal,
+        Action::CreateProject,
+        Resource::Workspace(ws),
+    )
+    .await?;
+    let mut new = req.project;
+    if new.project.workspace_id != ws {
+        return Err(ApiError::InvalidRequest(
+            "project.workspace_id differs from the path".into(),
+        ));
+    }
+    let now = now_ms();
+    new.project.created_at = now;
+    for env in &mut new.environments {
+        env.environment.created_at = now;
+    }
+    let slugs: Vec<&str> = new
+        .environments
+        .iter()
+        .map(|e| e.environment.slug.as_str())
+        .collect();
+    let audit = audit_by(
+        &principal,
+        Some(ws),
+        "project.create",
+        format!(
+            "project {} ({}) with environments {}",
+            new.project.id,
+            new.project.name,
+            slugs.join(", ")
+        ),
+    );
+    state
+        .store
+        .create_project_audited(principal.account(), &new, Some(&audit))
+        .await?;
+    Ok(created(new.project))
+}
+
+#[instrument(skip_all)]
+pub(super) async fn project(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<ProjectId>,
+) -> Result<axum::Json<Project>, ApiError> {
+    authorize(
+        &state,
+        &principal,
+        Action::ReadProject,
+        Resource::Project(id),
+    )
+    .await?;
+    Ok(axum::Json(
+        state.store.project_for(principal.account(), &id).await?,
+    ))
+}
+
+#[instrument(skip_all)]
+pub(super) async fn environments(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<ProjectId>,
+) -> Result<axum::Json<EnvironmentList>, ApiError> {
+    authorize(
+        &state,
+        &principal,
+        Action::ReadProject,
+        Resource::Project(id),
+    )
+    .await?;
+    let environments = state
+        .store
+        .environments_for(principal.account(), &id)
+        .await?;
+    Ok(axum::Json(EnvironmentList { environments }))
+}
+
+#[instrument(skip_all)]
+pub(super) async fn create_environment(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(project): ApiPath<ProjectId>,
+    ApiJson(req): ApiJson<CreateEnvironmentRequest>,
+) -> Result<Response, ApiError> {
+    let auth = authorize(
+        &state,
+        &principal,
+        Action::CreateEnvironment,
+        Resource::Project(project),
+    )
+    .await?;
+    let mut new = req.environment;
+    if new.environment.project_id != project {
+        return Err(ApiError::InvalidRequest(
+            "environment.project_id differs from the path".into(),
+        ));
+    }
+    new.environment.created_at = now_ms();
+    let e = &new.environment;
+    let audit = audit_by(
+        &principal,
+        Some(auth.workspace_id),
+        "environment.create",
+        format!("environment {} ({}) in project {project}", e.id, e.slug),
+    );
+    state
+        .store
+        .create_environment_audited(principal.account(), &new, Some(&audit))
+        .await?;
+    Ok(created(new.environment))
+}
+
+#[instrument(skip_all)]
+pub(super) async fn environment_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<EnvironmentId>,
+) -> Result<axum::Json<EnvironmentKeyResponse>, ApiError> {
+    let auth = authorize(
+        &state,
+        &principal,
+        Action::ReadEnvironmentKey,
+        Resource::Environment(id),
+    )
+    .await?;
+    let access = state
+        .store
+        .environment_key_for(principal.account(), &id)
+        .await?;
+    let environment = auth
+        .environment
+        .ok_or_else(|| ApiError::NotFound(format!("environment {id}")))?;
+    Ok(axum::Json(EnvironmentKeyResponse {
+        environment,
+        access,
+    }))
+}
+
+#[instrument(skip_all)]
+pub(super) async fn secrets(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<EnvironmentId>,
+) -> Result<axum::Json<SecretList>, ApiError> {
+    authorize(
+        &state,
+        &principal,
+        Action::ReadSecrets,
+        Resource::Environment(id),
+    )
+    .await?;
+    Ok(axum::Json(SecretList {
+        secrets: state.store.secrets(&id).await?,
+    }))
+}
+
+#[instrument(skip_all)]
+pub(super) async fn secret_history(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((id, name)): ApiPath<(EnvironmentId, String)>,
+) -> Result<axum::Json<SecretList>, ApiError> {
+    authorize(
+        &state,
+        &principal,
+        Action::ReadSecrets,
+        Resource::Environment(id),
+    )
+    .await?;
+    validate_key_name(&name).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    Ok(axum::Json(SecretList {
+        secrets: state.store.secret_history(&id, &name).await?,
+    }))
+}
+
+#[instrument(skip_all)]
+pub(super) async fn write_secrets(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<EnvironmentId>,
+    ApiJson(req): ApiJson<WriteSecretsRequest>,
+) -> Result<axum::Json<WriteSecretsResponse>, ApiError> {
+    let auth = authorize(
+        &state,
+        &principal,
+        Action::WriteSecrets,
+        Resource::Environment(id),
+    )
+    .await?;
+    if req.writes.is_empty() || req.writes.len() > MAX_WRITES {
+        return Err(ApiError::InvalidRequest(format!(
+            "send between 1 and {MAX_WRITES} writes"
+        )));
+    }
+    let slug = auth.environment.map(|e| e.slug).unwrap_or_default();
+    let names: Vec<&str> = req.writes.iter().map(|w| w.name.as_str()).collect();
+    let audit = audit_by(
+        &principal,
+        Some(auth.workspace_id),
+        "secrets.write",
+        format!("environment {id} ({slug}): {}", names.join(", ")),
+    );
+    let written = state
+        .store
+        .write_secrets_audited(&id, &req.writes, Some(principal.label()), Some(&audit))
+        .await?;
+    Ok(axum::Json(WriteSecretsResponse { written }))
+}
+
+#[instrument(skip_all)]
+pub(super) async fn grants(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<EnvironmentId>,
+) -> Result<axum::Json<GrantList>, ApiError> {
+    authorize(
+        &state,
+        &principal,
+        Action::ListGrants,
+        Resource::Environment(id),
+    )
+    .await?;
+    Ok(axum::Json(GrantList {
+        grants: state.store.environment_grants(&id).await?,
+    }))
+}
+
+#[instrument(skip_all)]
+pub(super) async fn rotate(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<EnvironmentId>,
+    ApiJson(req): ApiJson<RotateRequest>,
+) -> Result<axum::Json<RotateResponse>, ApiError> {
+    let auth = authorize(
+        &state,
+        &principal,
+        Action::RotateKey,
+        Resource::Environment(id),
+    )
+    .await?;
+    if req.sealed_key.as_bytes().is_empty() {
+        return Err(ApiError::InvalidRequest("sealed_key is empty".into()));
+    }
+    let slug = auth.environment.map(|e| e.slug).unwrap_or_default();
+    let audit = audit_by(
+        &principal,
+        Some(auth.workspace_id),
+        "environment.rotate",
+        format!(
+            "environment {id} ({slug}) to key version {}, {} secrets re-encrypted, {} grants",
+            req.expected_key_version.saturating_add(1),
+            req.secrets.len(),
+            req.grants.len()
+        ),
+    );
+    match state
+        .store
+        .rotate_environment(&id, &req, principal.label(), &audit)
+        .await?
+    {
+        RotateOutcome::Rotated {
+            environment,
+            written,
+        } => Ok(axum::Json(RotateResponse {
+            environment,
+            written,
+        })),
+        RotateOutcome::Stale { reason } => Err(ApiError::Stale(reason)),
+    }
+}

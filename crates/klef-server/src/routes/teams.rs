@@ -1,0 +1,246 @@
+//! Teams: invitations, members (confirm with client-wrapped keys, remove) and the audit log.
+
+use axum::extract::{Query, State};
+use axum::response::Response;
+use klef_core::ids::{AccountId, InviteId, WorkspaceId};
+use klef_core::model::Role;
+use klef_core::wire::{
+    AuditList, ConfirmMemberRequest, CreateInvitationRequest, Invitation, InvitationList, Member,
+    MemberList, RemoveMemberResponse,
+};
+use klef_store::server::NewInvitation;
+use serde::Deserialize;
+use tracing::instrument;
+
+use super::accounts::normalize_email;
+use super::{audit_by, created};
+use crate::AppState;
+use crate::authz::{Action, Principal, Resource, authorize};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath};
+
+/// Default and largest page of the audit log.
+const AUDIT_PAGE: i64 = 100;
+const AUDIT_PAGE_MAX: i64 = 1000;
+
+#[instrument(skip_all)]
+pub(super) async fn invite(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(ws): ApiPath<WorkspaceId>,
+    ApiJson(req): ApiJson<CreateInvitationRequest>,
+) -> Result<Response, ApiError> {
+    authorize(
+        &state,
+        &principal,
+        Action::ManageMembers,
+        Resource::Workspace(ws),
+    )
+    .await?;
+    let email = normalize_email(&req.email)?;
+    if req.role == Role::Owner {
+        return Err(ApiError::InvalidRequest(
+            "a workspace has one owner: invite as admin or member".into(),
+        ));
+    }
+    let new = NewInvitation {
+        id: InviteId::random(),
+        workspace_id: ws,
+        email: email.clone(),
+        role: req.role,
+        environments: req.environments,
+        invited_by: *principal.account(),
+    };
+    let scope = match &new.environments {
+        Some(envs) => format!(
+            "environments {}",
+            envs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => "full access".into(),
+    };
+    let audit = audit_by(
+        &principal,
+        Some(ws),
+        "invitation.create",
+        format!(
+            "invitation {} for {email} as {} ({scope})",
+            new.id,
+            req.role.as_str()
+        ),
+    );
+    Ok(created(state.store.create_invitation(&new, &audit).await?))
+}
+
+#[instrument(skip_all)]
+pub(super) async fn my_invitations(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<axum::Json<InvitationList>, ApiError> {
+    let invitations = state.store.invitations_for_email(principal.label()).await?;
+    Ok(axum::Json(InvitationList { invitations }))
+}
+
+#[instrument(skip_all)]
+pub(super) async fn accept(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<InviteId>,
+) -> Result<axum::Json<Invitation>, ApiError> {
+    let account = *principal.account();
+    let audit = audit_by(
+        &principal,
+        None,
+        "invitation.accept",
+        format!(
+            "invitation {id} by account {account} ({})",
+            principal.label()
+        ),
+    );
+    let invitation = state
+        .store
+        .accept_invitation(&id, &account, principal.label(), &audit)
+        .await?;
+    Ok(axum::Json(invitation))
+}
+
+#[instrument(skip_all)]
+pub(super) async fn members(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(ws): ApiPath<WorkspaceId>,
+) -> Result<axum::Json<MemberList>, ApiError> {
+    authorize(
+        &state,
+        &principal,
+        Action::ManageMembers,
+        Resource::Workspace(ws),
+    )
+    .await?;
+    Ok(axum::Json(MemberList {
+        members: state.store.members(&ws).await?,
+    }))
+}
+
+#[instrument(skip_all)]
+pub(super) async fn confirm(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((ws, account)): ApiPath<(WorkspaceId, AccountId)>,
+    ApiJson(req): ApiJson<ConfirmMemberRequest>,
+) -> Result<axum::Json<Member>, ApiError> {
+    authorize(
+        &state,
+        &principal,
+        Action::ManageMembers,
+        Resource::Workspace(ws),
+    )
+    .await?;
+    let audit = audit_by(
+        &principal,
+        Some(ws),
+        "member.confirm",
+        format!(
+            "account {account}: {} project keys, {} environment keys ({})",
+            req.project_keys.len(),
+            req.environment_keys.len(),
+            req.environment_keys
+                .iter()
+                .map(|k| k.environment_id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    state
+        .store
+        .confirm_member(&ws, &account, &req, &audit)
+        .await?;
+    let member = state
+        .store
+        .members(&ws)
+        .await?
+        .into_iter()
+        .find(|m| m.account_id == Some(account))
+        .ok_or_else(|| ApiError::NotFound(format!("member {account}")))?;
+    Ok(axum::Json(member))
+}
+
+#[instrument(skip_all)]
+pub(super) async fn remove(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((ws, account)): ApiPath<(WorkspaceId, AccountId)>,
+) -> Result<axum::Json<RemoveMemberResponse>, ApiError> {
+    authorize(
+        &state,
+        &principal,
+        Action::ManageMembers,
+        Resource::Workspace(ws),
+    )
+    .await?;
+    if account == *principal.account() {
+        return Err(ApiError::InvalidRequest(
+            "you cannot remove yourself".into(),
+        ));
+    }
+    let caller_role = state.store.role_in(principal.account(), &ws).await?;
+    let target_role = state.store.role_in(&account, &ws).await?;
+    if target_role == Some(Role::Admin) && caller_role != Some(Role::Owner) {
+        return Err(ApiError::Forbidden(
+            "only the owner can remove an admin".into(),
+        ));
+    }
+    let audit = audit_by(
+        &principal,
+        Some(ws),
+        "member.remove",
+        format!("account {account}"),
+    );
+    let rotate = state.store.remove_member(&ws, &account, &audit).await?;
+    let message = if rotate.is_empty() {
+        "member removed; they held no environment keys".to_owned()
+    } else {
+        format!(
+            "member removed; they could decrypt {} environment(s): rotate those keys \
+             (klef env rotate-key), since they may have kept a copy",
+            rotate.len()
+        )
+    };
+    Ok(axum::Json(RemoveMemberResponse {
+        account_id: account,
+        rotate,
+        message,
+    }))
+}
+
+/// `?limit=N&before=ID`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuditQuery {
+    limit: Option<i64>,
+    before: Option<i64>,
+}
+
+#[instrument(skip_all)]
+pub(super) async fn audit(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(ws): ApiPath<WorkspaceId>,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<AuditList>, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::InvalidRequest(format!("invalid query: {}", e.body_text())))?;
+    authorize(
+        &state,
+        &principal,
+        Action::ReadAudit,
+        Resource::Workspace(ws),
+    )
+    .await?;
+    let limit = query.limit.unwrap_or(AUDIT_PAGE).clamp(1, AUDIT_PAGE_MAX);
+    Ok(axum::Json(AuditList {
+        entries: state.store.audit_entries(&ws, limit, query.before).await?,
+    }))
+}

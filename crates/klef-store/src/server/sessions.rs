@@ -1,0 +1,349 @@
+//! Sign-up, sessions and failed sign-in attempts.
+
+use klef_core::ids::AccountId;
+use klef_core::model::{Account, Role, Timestamp, Workspace};
+use klef_core::names::validate_display_name;
+
+use super::Audit;
+
+/// Inserts a session row for the account id `$account` on `$conn` (either backend).
+macro_rules! insert_session {
+    ($conn:expr, $account:expr, $session:expr) => {{
+        let session: &NewSession = $session;
+        sqlx::query(
+            "INSERT INTO sessions (id, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&session.token_hash)
+        .bind($account)
+        .bind(session.created_at)
+        .bind(session.expires_at)
+        .execute($conn)
+        .await
+        .map(|_| ())
+    }};
+}
+use crate::rows::{kdf_algorithm_name, parse_id};
+use crate::{Store, StoreError};
+
+/// A new account as the server creates it.
+#[derive(Debug)]
+pub struct Signup<'a> {
+    /// The account (its `email` must be set, normalised).
+    pub account: &'a Account,
+    /// The PHC string of the sign-in password's Argon2id hash.
+    pub password_hash: &'a str,
+    /// The personal workspace.
+    pub personal: &'a Workspace,
+    /// The first session.
+    pub session: &'a NewSession,
+    /// Whether an open invitation for the email is needed (unless this is the first account).
+    pub require_invitation: bool,
+}
+
+/// What [`Store::signup`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignupOutcome {
+    /// The account exists; `server_owner` when it is the server's first account.
+    Created {
+        /// Whether it owns the server.
+        server_owner: bool,
+    },
+    /// Nothing was written: sign-up needs an invitation for this email.
+    InvitationRequired,
+}
+
+/// A session to store: only the token's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    /// SHA-256 (hex) of the token.
+    pub token_hash: String,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// When it expires.
+    pub expires_at: Timestamp,
+}
+
+/// A live session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The account.
+    pub account_id: AccountId,
+    /// Its email.
+    pub email: String,
+    /// When the session expires.
+    pub expires_at: Timestamp,
+}
+
+/// What a failed sign-in is counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptScope {
+    /// The email tried (whether or not the account exists).
+    Account,
+    /// The client address.
+    Address,
+}
+
+impl AttemptScope {
+    fn as_str(self) -> &'static str {
+        match self {
+            AttemptScope::Account => "account",
+            AttemptScope::Address => "address",
+        }
+    }
+}
+
+impl Store {
+    /// Creates a server account, its personal workspace and its first session, and records
+    /// `audit`, in one transaction. The first account on the server becomes its owner; later
+    /// ones need an open invitation for their email when `require_invitation` is set (else
+    /// [`SignupOutcome::InvitationRequired`] and nothing is written). A taken email or id gives
+    /// [`StoreError::AlreadyExists`].
+    pub async fn signup(
+        &self,
+        signup: &Signup<'_>,
+        audit: &Audit,
+    ) -> Result<SignupOutcome, StoreError> {
+        let account = signup.account;
+        let personal = signup.personal;
+        validate_display_name("workspace name", &personal.name).map_err(|e| {
+            StoreError::Invalid {
+                reason: e.to_string(),
+            }
+        })?;
+        let Some(email) = account.email.as_deref() else {
+            return Err(StoreError::Invalid {
+                reason: "a server account needs an email".into(),
+            });
+        };
+        let id = account.id.to_string();
+        let ws_id = personal.id.to_string();
+        let keys = &account.keys;
+        write_tx!(self, |tx, _dialect| {
+            let accounts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
+                .fetch_one(&mut *tx)
+                .await?;
+            let server_owner = accounts == 0;
+            if server_owner {
+                sqlx::query("INSERT INTO klef_meta (key, value) VALUES ('server_owner', $1)")
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| StoreError::exists_or(e, || "the server owner".into()))?;
+            } else if signup.require_invitation {
+                let open: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM invitations WHERE email = $1 AND closed_at IS NULL",
+                )
+                .bind(email)
+                .fetch_one(&mut *tx)
+                .await?;
+                if open == 0 {
+                    return Ok(SignupOutcome::InvitationRequired);
+                }
+            }
+            sqlx::query(
+                "INSERT INTO accounts (id, email, password_hash, kdf_algorithm, kdf_m_cost_kib, \
+                 kdf_t_cost, kdf_p_cost, kdf_salt, master_key_by_password, \
+                 master_key_by_recovery, public_key, private_key_sealed, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(&id)
+            .bind(email)
+            .bind(signup.password_hash)
+            .bind(kdf_algorithm_name(keys.kdf.algorithm))
+            .bind(i64::from(keys.kdf.m_cost_kib))
+            .bind(i64::from(keys.kdf.t_cost))
+            .bind(i64::from(keys.kdf.p_cost))
+            .bind(keys.kdf.salt.as_bytes())
+            .bind(keys.master_key_by_password.as_bytes())
+            .bind(keys.master_key_by_recovery.as_bytes())
+            .bind(keys.public_key.as_bytes())
+            .bind(keys.private_key_sealed.as_bytes())
+            .bind(account.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::exists_or(e, || "an account with this email or id".into()))?;
+            sqlx::query(
+                "INSERT INTO workspaces (id, name, personal, created_by, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&ws_id)
+            .bind(&personal.name)
+            .bind(true)
+            .bind(&id)
+            .bind(personal.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::exists_or(e, || format!("workspace {}", personal.id)))?;
+            sqlx::query(
+                "INSERT INTO workspace_members (workspace_id, account_id, role, created_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&ws_id)
+            .bind(&id)
+            .bind(Role::Owner.as_str())
+            .bind(personal.created_at)
+            .execute(&mut *tx)
+            .await?;
+            insert_session!(&mut *tx, &id, signup.session)?;
+            insert_audit!(&mut *tx, audit)?;
+            Ok(SignupOutcome::Created { server_owner })
+        })
+    }
+
+    /// The account id and password hash for a sign-in email.
+    pub async fn login_lookup(
+        &self,
+        email: &str,
+    ) -> Result<Option<(AccountId, Option<String>)>, StoreError> {
+        let row: Option<(String, Option<String>)> = with_pool!(self, pool => {
+            sqlx::query_as("SELECT id, password_hash FROM accounts WHERE email = $1")
+                .bind(email)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(|(id, hash)| Ok((parse_id(&id, "account")?, hash)))
+            .transpose()
+    }
+
+    /// Stores a new session for `account` and records `audit`.
+    pub async fn create_session(
+        &self,
+        account: &AccountId,
+        session: &NewSession,
+        audit: &Audit,
+    ) -> Result<(), StoreError> {
+        let id = account.to_string();
+        write_tx!(self, |tx, _dialect| {
+            insert_session!(&mut *tx, &id, session)?;
+            insert_audit!(&mut *tx, audit)?;
+            Ok(())
+        })
+    }
+
+    /// The live (not revoked, not expired at `now`) session with this token hash.
+    pub async fn session(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<SessionInfo>, StoreError> {
+        let row: Option<(String, Option<String>, i64)> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT a.id, a.email, s.expires_at FROM sessions s \
+                 JOIN accounts a ON a.id = s.account_id \
+                 WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
+            )
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(|(id, email, expires_at)| {
+            Ok(SessionInfo {
+                account_id: parse_id(&id, "account")?,
+                email: email.unwrap_or_default(),
+                expires_at,
+            })
+        })
+        .transpose()
+    }
+
+    /// Revokes a session and records `audit`; `false` when it was not live.
+    pub async fn revoke_session(
+        &self,
+        token_hash: &str,
+        audit: &Audit,
+    ) -> Result<bool, StoreError> {
+        let now = super::now_ms();
+        write_tx!(self, |tx, _dialect| {
+            let done = sqlx::query(
+                "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            )
+            .bind(token_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done > 0 {
+                insert_audit!(&mut *tx, audit)?;
+            }
+            Ok(done > 0)
+        })
+    }
+
+    /// How many failed sign-ins `subject` has had since `since`, and when the oldest of them
+    /// happened.
+    pub async fn login_failures(
+        &self,
+        scope: AttemptScope,
+        subject: &str,
+        since: Timestamp,
+    ) -> Result<(i64, Option<Timestamp>), StoreError> {
+        let row: (i64, Option<i64>) = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT COUNT(*), MIN(attempted_at) FROM login_attempts \
+                 WHERE scope = $1 AND subject = $2 AND attempted_at >= $3",
+            )
+            .bind(scope.as_str())
+            .bind(subject)
+            .bind(since)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(row)
+    }
+
+    /// Records one failed sign-in against each of `subjects` and records `audit`; rows older
+    /// than `prune_before` are deleted on the way.
+    pub async fn record_login_failure(
+        &self,
+        subjects: &[(AttemptScope, &str)],
+        prune_before: Timestamp,
+        audit: &Audit,
+    ) -> Result<(), StoreError> {
+        let now = super::now_ms();
+        write_tx!(self, |tx, _dialect| {
+            sqlx::query("DELETE FROM login_attempts WHERE attempted_at < $1")
+                .bind(prune_before)
+                .execute(&mut *tx)
+                .await?;
+            for (scope, subject) in subjects {
+                sqlx::query(
+                    "INSERT INTO login_attempts (scope, subject, attempted_at) VALUES ($1, $2, $3)",
+                )
+                .bind(scope.as_str())
+                .bind(*subject)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            insert_audit!(&mut *tx, audit)?;
+            Ok(())
+        })
+    }
+
+    /// Forgets the failed sign-ins of `subject` (after a successful one).
+    pub async fn clear_login_failures(
+        &self,
+        scope: AttemptScope,
+        subject: &str,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query("DELETE FROM login_attempts WHERE scope = $1 AND subject = $2")
+                .bind(scope.as_str())
+                .bind(subject)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The account that owns the server (the first to sign up), if any.
+    pub async fn server_owner(&self) -> Result<Option<AccountId>, StoreError> {
+        let id: Option<String> = with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT value FROM klef_meta WHERE key = 'server_owner'")
+                .fetch_optional(pool)
+                .await?
+        });
+        id.map(|id| parse_id(&id, "account")).transpose()
+    }
+}

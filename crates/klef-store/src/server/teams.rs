@@ -1,0 +1,611 @@
+//! Invitations, members, confirming a member (storing the keys an admin wrapped to them) and
+//! removing one (deleting every key wrapped to them in the workspace).
+
+use std::collections::{BTreeSet, HashMap};
+
+use klef_core::ids::{AccountId, EnvironmentId, InviteId, WorkspaceId};
+use klef_core::model::{Blob, Role};
+use klef_core::wire::{
+    ConfirmMemberRequest, EnvironmentRef, Invitation, InvitationStatus, Member, MemberStatus,
+};
+
+use super::{Audit, now_ms};
+use crate::rows::parse_id;
+use crate::{Store, StoreError};
+
+/// A new invitation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInvitation {
+    /// Its id.
+    pub id: InviteId,
+    /// The workspace.
+    pub workspace_id: WorkspaceId,
+    /// Who is invited (normalised email).
+    pub email: String,
+    /// `admin` or `member`.
+    pub role: Role,
+    /// Restriction to some environments of the workspace; `None` = full access.
+    pub environments: Option<Vec<EnvironmentId>>,
+    /// The inviting account.
+    pub invited_by: AccountId,
+}
+
+/// `SELECT` of an invitation with its workspace name and inviter email, then `$tail`.
+macro_rules! select_invitation {
+    ($tail:literal) => {
+        concat!(
+            "SELECT i.id, i.workspace_id, w.name AS workspace_name, i.email, i.role, \
+             i.environments, COALESCE(a.email, '') AS invited_by, i.created_at, \
+             i.accepted_by, i.accepted_at \
+             FROM invitations i JOIN workspaces w ON w.id = i.workspace_id \
+             LEFT JOIN accounts a ON a.id = i.invited_by ",
+            $tail
+        )
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct InvitationRow {
+    id: String,
+    workspace_id: String,
+    workspace_name: String,
+    email: String,
+    role: String,
+    environments: Option<String>,
+    invited_by: String,
+    created_at: i64,
+    accepted_by: Option<String>,
+    accepted_at: Option<i64>,
+}
+
+pub(crate) fn parse_role(raw: &str) -> Result<Role, StoreError> {
+    match raw {
+        "owner" => Ok(Role::Owner),
+        "admin" => Ok(Role::Admin),
+        "member" => Ok(Role::Member),
+        _ => Err(StoreError::Corrupt {
+            what: "unknown workspace role".into(),
+        }),
+    }
+}
+
+fn parse_environments(raw: Option<&str>) -> Result<Option<Vec<EnvironmentId>>, StoreError> {
+    raw.map(|text| {
+        serde_json::from_str(text).map_err(|_| StoreError::Corrupt {
+            what: "invitation environments".into(),
+        })
+    })
+    .transpose()
+}
+
+impl InvitationRow {
+    fn accepted_by(&self) -> Result<Option<AccountId>, StoreError> {
+        self.accepted_by
+            .as_deref()
+            .map(|a| parse_id(a, "account"))
+            .transpose()
+    }
+
+    fn into_invitation(self) -> Result<Invitation, StoreError> {
+        Ok(Invitation {
+            id: parse_id(&self.id, "invitation")?,
+            workspace_id: parse_id(&self.workspace_id, "workspace")?,
+            workspace_name: self.workspace_name,
+            email: self.email,
+            role: parse_role(&self.role)?,
+            environments: parse_environments(self.environments.as_deref())?,
+            invited_by: self.invited_by,
+            created_at: self.created_at,
+            status: if self.accepted_at.is_some() {
+                InvitationStatus::Accepted
+            } else {
+                InvitationStatus::Pending
+            },
+        })
+    }
+}
+
+fn invalid(reason: impl Into<String>) -> StoreError {
+    StoreError::Invalid {
+        reason: reason.into(),
+    }
+}
+
+impl Store {
+    /// Creates an invitation and records `audit`. The email must not already be a member or
+    /// have an open invitation to the workspace ([`StoreError::AlreadyExists`]); restricted
+    /// environments must belong to the workspace ([`StoreError::Invalid`]).
+    pub async fn create_invitation(
+        &self,
+        new: &NewInvitation,
+        audit: &Audit,
+    ) -> Result<Invitation, StoreError> {
+        if new.role == Role::Owner {
+            return Err(invalid(
+                "a workspace has one owner: invite as admin or member",
+            ));
+        }
+        let environments = match &new.environments {
+            Some(list) if list.is_empty() => {
+                return Err(invalid(
+                    "a restricted invitation needs at least one environment",
+                ));
+            }
+            Some(list) => {
+                let unique: BTreeSet<EnvironmentId> = list.iter().copied().collect();
+                Some(unique.into_iter().collect::<Vec<_>>())
+            }
+            None => None,
+        };
+        let env_json = environments
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|_| invalid("environments could not be encoded"))?;
+        let ws = new.workspace_id.to_string();
+        let created_at = now_ms();
+        write_tx!(self, |tx, _dialect| {
+            let member: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM workspace_members m JOIN accounts a ON a.id = m.account_id \
+                 WHERE m.workspace_id = $1 AND a.email = $2",
+            )
+            .bind(&ws)
+            .bind(&new.email)
+            .fetch_one(&mut *tx)
+            .await?;
+            if member > 0 {
+                return Err(StoreError::AlreadyExists {
+                    what: format!("member {} of this workspace", new.email),
+                });
+            }
+            let open: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM invitations \
+                 WHERE workspace_id = $1 AND email = $2 AND closed_at IS NULL",
+            )
+            .bind(&ws)
+            .bind(&new.email)
+            .fetch_one(&mut *tx)
+            .await?;
+            if open > 0 {
+                return Err(StoreError::AlreadyExists {
+                    what: format!("an open invitation for {}", new.email),
+                });
+            }
+            for env in environments.iter().flatten() {
+                let inside: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM environments e JOIN projects p ON p.id = e.project_id \
+                     WHERE e.id = $1 AND p.workspace_id = $2",
+                )
+                .bind(env.to_string())
+                .bind(&ws)
+                .fetch_one(&mut *tx)
+                .await?;
+                if inside == 0 {
+                    return Err(invalid(format!(
+                        "environment {env} is not in this workspace"
+                    )));
+                }
+            }
+            sqlx::query(
+                "INSERT INTO invitations \
+                 (id, workspace_id, email, role, environments, invited_by, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(new.id.to_string())
+            .bind(&ws)
+            .bind(&new.email)
+            .bind(new.role.as_str())
+            .bind(env_json.as_deref())
+            .bind(new.invited_by.to_string())
+            .bind(created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::exists_or(e, || format!("invitation {}", new.id)))?;
+            insert_audit!(&mut *tx, audit)?;
+            let row: InvitationRow = sqlx::query_as(select_invitation!("WHERE i.id = $1"))
+                .bind(new.id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+            row.into_invitation()
+        })
+    }
+
+    /// The open invitations for an email, oldest first.
+    pub async fn invitations_for_email(&self, email: &str) -> Result<Vec<Invitation>, StoreError> {
+        let rows: Vec<InvitationRow> = with_pool!(self, pool => {
+            sqlx::query_as(select_invitation!(
+                "WHERE i.email = $1 AND i.closed_at IS NULL ORDER BY i.created_at, i.id"
+            ))
+            .bind(email)
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(InvitationRow::into_invitation)
+            .collect()
+    }
+
+    /// Accepts an open, not yet accepted invitation addressed to `email`, for `account`, and
+    /// records `audit`. Any other invitation is [`StoreError::NotFound`].
+    pub async fn accept_invitation(
+        &self,
+        id: &InviteId,
+        account: &AccountId,
+        email: &str,
+        audit: &Audit,
+    ) -> Result<Invitation, StoreError> {
+        let now = now_ms();
+        write_tx!(self, |tx, _dialect| {
+            let done = sqlx::query(
+                "UPDATE invitations SET accepted_by = $3, accepted_at = $4 \
+                 WHERE id = $1 AND email = $2 AND closed_at IS NULL AND accepted_at IS NULL",
+            )
+            .bind(id.to_string())
+            .bind(email)
+            .bind(account.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done == 0 {
+                return Err(StoreError::NotFound {
+                    what: format!("open invitation {id}"),
+                });
+            }
+            let row: InvitationRow = sqlx::query_as(select_invitation!("WHERE i.id = $1"))
+                .bind(id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+            let mut entry = audit.clone();
+            entry.workspace_id = Some(parse_id(&row.workspace_id, "workspace")?);
+            insert_audit!(&mut *tx, &entry)?;
+            row.into_invitation()
+        })
+    }
+
+    /// The invitation `id` if it is open (for deciding who may see it).
+    pub async fn open_invitation(&self, id: &InviteId) -> Result<Option<Invitation>, StoreError> {
+        let row: Option<InvitationRow> = with_pool!(self, pool => {
+            sqlx::query_as(select_invitation!("WHERE i.id = $1 AND i.closed_at IS NULL"))
+                .bind(id.to_string())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(InvitationRow::into_invitation).transpose()
+    }
+
+    /// The members of a workspace: confirmed ones (owner, admins, members by email), then the
+    /// open invitations (accepted ones with the invitee's public key).
+    pub async fn members(&self, ws: &WorkspaceId) -> Result<Vec<Member>, StoreError> {
+        let ws_id = ws.to_string();
+        let (confirmed, full, grants, invitations) = with_pool!(self, pool => {
+            let confirmed: Vec<(String, Option<String>, String, Vec<u8>)> = sqlx::query_as(
+                "SELECT a.id, a.email, m.role, a.public_key FROM workspace_members m \
+                 JOIN accounts a ON a.id = m.account_id WHERE m.workspace_id = $1",
+            )
+            .bind(&ws_id)
+            .fetch_all(pool)
+            .await?;
+            let full: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT k.account_id FROM project_keys k \
+                 JOIN projects p ON p.id = k.project_id WHERE p.workspace_id = $1",
+            )
+            .bind(&ws_id)
+            .fetch_all(pool)
+            .await?;
+            let grants: Vec<(String, String)> = sqlx::query_as(
+                "SELECT g.grantee_id, g.environment_id FROM environment_grants g \
+                 JOIN environments e ON e.id = g.environment_id \
+                 JOIN projects p ON p.id = e.project_id \
+                 WHERE p.workspace_id = $1 AND g.grantee_kind = 'account'",
+            )
+            .bind(&ws_id)
+            .fetch_all(pool)
+            .await?;
+            let invitations: Vec<(InvitationRow, Option<Vec<u8>>)> = {
+                let rows: Vec<InvitationRow> = sqlx::query_as(select_invitation!(
+                    "WHERE i.workspace_id = $1 AND i.closed_at IS NULL ORDER BY i.created_at, i.id"
+                ))
+                .bind(&ws_id)
+                .fetch_all(pool)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let key: Option<Vec<u8>> = match &row.accepted_by {
+                        Some(account) => {
+                            sqlx::query_scalar("SELECT public_key FROM accounts WHERE id = $1")
+                                .bind(account)
+                                .fetch_optional(pool)
+                                .await?
+                        }
+                        None => None,
+                    };
+                    out.push((row, key));
+                }
+                out
+            };
+            (confirmed, full, grants, invitations)
+        });
+        let full: BTreeSet<String> = full.into_iter().collect();
+        let mut granted: HashMap<String, Vec<EnvironmentId>> = HashMap::new();
+        for (account, env) in grants {
+            granted
+                .entry(account)
+                .or_default()
+                .push(parse_id(&env, "environment")?);
+        }
+        let mut members = Vec::with_capacity(confirmed.len() + invitations.len());
+        for (id, email, role, public_key) in confirmed {
+            let environments = if full.contains(&id) {
+                None
+            } else {
+                let mut envs = granted.remove(&id).unwrap_or_default();
+                envs.sort();
+                Some(envs)
+            };
+            members.push(Member {
+                account_id: Some(parse_id(&id, "account")?),
+                email: email.unwrap_or_default(),
+                role: parse_role(&role)?,
+                status: MemberStatus::Confirmed,
+                public_key: Some(Blob(public_key)),
+                invitation_id: None,
+                environments,
+            });
+        }
+        members.sort_by(|a, b| a.role.cmp(&b.role).then(a.email.cmp(&b.email)));
+        for (row, public_key) in invitations {
+            let account_id = row.accepted_by()?;
+            let invitation = row.into_invitation()?;
+            members.push(Member {
+                account_id,
+                email: invitation.email,
+                role: invitation.role,
+                status: match invitation.status {
+                    InvitationStatus::Accepted => MemberStatus::Accepted,
+                    InvitationStatus::Pending => MemberStatus::Invited,
+                },
+                public_key: public_key.map(Blob),
+                invitation_id: Some(invitation.id),
+                environments: invitation.environments,
+            });
+        }
+        Ok(members)
+    }
+
+    /// Confirms an accepted invitee of `ws`: adds them as a member with the invitation's role
+    /// and stores the keys wrapped to them, closing the invitation, and records `audit`, in one
+    /// transaction. A restricted invitation accepts no project key and only environment keys
+    /// for the environments it lists; every key must belong to the workspace and wrap the
+    /// current key version ([`StoreError::Invalid`] otherwise, nothing written).
+    pub async fn confirm_member(
+        &self,
+        ws: &WorkspaceId,
+        account: &AccountId,
+        keys: &ConfirmMemberRequest,
+        audit: &Audit,
+    ) -> Result<(), StoreError> {
+        let ws_id = ws.to_string();
+        let account_id = account.to_string();
+        let now = now_ms();
+        write_tx!(self, |tx, _dialect| {
+            let row: Option<InvitationRow> = sqlx::query_as(select_invitation!(
+                "WHERE i.workspace_id = $1 AND i.accepted_by = $2 AND i.closed_at IS NULL"
+            ))
+            .bind(&ws_id)
+            .bind(&account_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                return Err(StoreError::NotFound {
+                    what: format!("accepted invitation of account {account}"),
+                });
+            };
+            let invitation = row.into_invitation()?;
+            if let Some(allowed) = &invitation.environments {
+                if !keys.project_keys.is_empty() {
+                    return Err(invalid(
+                        "this member is restricted to some environments: send environment keys, \
+                         not project keys",
+                    ));
+                }
+                if let Some(extra) = keys
+                    .environment_keys
+                    .iter()
+                    .find(|k| !allowed.contains(&k.environment_id))
+                {
+                    return Err(invalid(format!(
+                        "environment {} is not in this member's invitation",
+                        extra.environment_id
+                    )));
+                }
+            }
+            if keys.project_keys.is_empty() && keys.environment_keys.is_empty() {
+                return Err(invalid(
+                    "confirming a member needs at least one wrapped key",
+                ));
+            }
+            for pk in &keys.project_keys {
+                let inside: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM projects WHERE id = $1 AND workspace_id = $2",
+                )
+                .bind(pk.project_id.to_string())
+                .bind(&ws_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                if inside == 0 {
+                    return Err(invalid(format!(
+                        "project {} is not in this workspace",
+                        pk.project_id
+                    )));
+                }
+                sqlx::query(
+                    "INSERT INTO project_keys (project_id, account_id, wrapped_key, created_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(pk.project_id.to_string())
+                .bind(&account_id)
+                .bind(pk.wrapped_key.as_bytes())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    StoreError::exists_or(e, || format!("a key of project {}", pk.project_id))
+                })?;
+            }
+            for ek in &keys.environment_keys {
+                let current: Option<i64> = sqlx::query_scalar(
+                    "SELECT e.key_version FROM environments e \
+                     JOIN projects p ON p.id = e.project_id \
+                     WHERE e.id = $1 AND p.workspace_id = $2",
+                )
+                .bind(ek.environment_id.to_string())
+                .bind(&ws_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match current {
+                    None => {
+                        return Err(invalid(format!(
+                            "environment {} is not in this workspace",
+                            ek.environment_id
+                        )));
+                    }
+                    Some(v) if v != ek.key_version => {
+                        return Err(invalid(format!(
+                            "environment {} is at key version {v}, not {}",
+                            ek.environment_id, ek.key_version
+                        )));
+                    }
+                    Some(_) => {}
+                }
+                sqlx::query(
+                    "INSERT INTO environment_grants \
+                     (environment_id, grantee_kind, grantee_id, wrapped_key, key_version, created_at) \
+                     VALUES ($1, 'account', $2, $3, $4, $5)",
+                )
+                .bind(ek.environment_id.to_string())
+                .bind(&account_id)
+                .bind(ek.wrapped_key.as_bytes())
+                .bind(ek.key_version)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    StoreError::exists_or(e, || format!("a key of environment {}", ek.environment_id))
+                })?;
+            }
+            sqlx::query(
+                "INSERT INTO workspace_members (workspace_id, account_id, role, created_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&ws_id)
+            .bind(&account_id)
+            .bind(invitation.role.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::exists_or(e, || format!("member {account}")))?;
+            sqlx::query("UPDATE invitations SET closed_at = $2 WHERE id = $1")
+                .bind(invitation.id.to_string())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            insert_audit!(&mut *tx, audit)?;
+            Ok(())
+        })
+    }
+
+    /// Removes `account` from `ws`: its membership, every project key and direct grant wrapped
+    /// to it in the workspace, and its open invitations; records `audit`. Returns the
+    /// environments it could decrypt (to rotate). The owner cannot be removed
+    /// ([`StoreError::Invalid`]); an account with neither membership nor invitation is
+    /// [`StoreError::NotFound`].
+    pub async fn remove_member(
+        &self,
+        ws: &WorkspaceId,
+        account: &AccountId,
+        audit: &Audit,
+    ) -> Result<Vec<EnvironmentRef>, StoreError> {
+        let ws_id = ws.to_string();
+        let account_id = account.to_string();
+        let now = now_ms();
+        write_tx!(self, |tx, _dialect| {
+            let role: Option<String> = sqlx::query_scalar(
+                "SELECT role FROM workspace_members WHERE workspace_id = $1 AND account_id = $2",
+            )
+            .bind(&ws_id)
+            .bind(&account_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if role.as_deref() == Some("owner") {
+                return Err(invalid("the workspace owner cannot be removed"));
+            }
+            let reachable: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT e.id, e.project_id, e.slug FROM environments e \
+                 JOIN projects p ON p.id = e.project_id WHERE p.workspace_id = $1 AND ( \
+                   EXISTS (SELECT 1 FROM project_keys k \
+                           WHERE k.project_id = e.project_id AND k.account_id = $2) \
+                   OR EXISTS (SELECT 1 FROM environment_grants g WHERE g.environment_id = e.id \
+                              AND g.grantee_kind = 'account' AND g.grantee_id = $2)) \
+                 ORDER BY e.created_at, e.id",
+            )
+            .bind(&ws_id)
+            .bind(&account_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            sqlx::query(
+                "DELETE FROM project_keys WHERE account_id = $2 AND project_id IN \
+                 (SELECT id FROM projects WHERE workspace_id = $1)",
+            )
+            .bind(&ws_id)
+            .bind(&account_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "DELETE FROM environment_grants WHERE grantee_kind = 'account' \
+                 AND grantee_id = $2 AND environment_id IN \
+                 (SELECT e.id FROM environments e JOIN projects p ON p.id = e.project_id \
+                  WHERE p.workspace_id = $1)",
+            )
+            .bind(&ws_id)
+            .bind(&account_id)
+            .execute(&mut *tx)
+            .await?;
+            let members = sqlx::query(
+                "DELETE FROM workspace_members WHERE workspace_id = $1 AND account_id = $2",
+            )
+            .bind(&ws_id)
+            .bind(&account_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let invitations = sqlx::query(
+                "UPDATE invitations SET closed_at = $3 WHERE workspace_id = $1 \
+                 AND closed_at IS NULL AND (accepted_by = $2 OR email = \
+                 (SELECT email FROM accounts WHERE id = $2))",
+            )
+            .bind(&ws_id)
+            .bind(&account_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if members == 0 && invitations == 0 {
+                return Err(StoreError::NotFound {
+                    what: format!("member {account}"),
+                });
+            }
+            insert_audit!(&mut *tx, audit)?;
+            reachable
+                .into_iter()
+                .map(|(id, project_id, slug)| {
+                    Ok(EnvironmentRef {
+                        id: parse_id(&id, "environment")?,
+                        project_id: parse_id(&project_id, "project")?,
+                        slug,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+        })
+    }
+}
