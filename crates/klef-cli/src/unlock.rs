@@ -255,13 +255,20 @@ pub(crate) fn agent_paths(global: &GlobalArgs) -> Result<AgentPaths, PathsError>
 
 /// The one-line note for an agent that is running but cannot be used.
 pub(crate) fn broken_note(e: &ClientError) -> String {
-    let what = match e {
+    format!(
+        "{}; using the encryption password instead ({RESTART_HINT})",
+        broken_what(e)
+    )
+}
+
+/// What is wrong with an agent, in words.
+fn broken_what(e: &ClientError) -> String {
+    match e {
         ClientError::VersionMismatch { agent, ours, pid } => format!(
             "the agent (pid {pid}) speaks protocol version {agent} and this klef speaks {ours}"
         ),
         other => other.to_string(),
-    };
-    format!("{what}; using the encryption password instead ({RESTART_HINT})")
+    }
 }
 
 /// What a look at the agent found.
@@ -320,13 +327,17 @@ async fn hand_to_agent(
     .await;
     if let Err(e) = result {
         tracing::debug!(error = %e, "could not hand the key to the agent");
-        Printer::new(global).warn(&format!(
-            "the key stays in this command only: {e}{}",
-            match e {
-                ClientError::Broken { .. } | ClientError::VersionMismatch { .. } =>
-                    format!(" ({RESTART_HINT})"),
-                _ => String::new(),
+        let why = match &e {
+            ClientError::StartFailed { message, .. } => {
+                format!("cannot start the agent: {message}")
             }
+            ClientError::Broken { .. } | ClientError::VersionMismatch { .. } => {
+                format!("{} ({RESTART_HINT})", broken_what(&e))
+            }
+            other => other.to_string(),
+        };
+        Printer::new(global).warn(&format!(
+            "{why}; the password unlocked this command only, the next one asks again"
         ));
     }
 }

@@ -56,9 +56,17 @@ pub(crate) fn require_agent(command: &str) -> Result<()> {
 /// The error for an agent that could not be started or reached after starting it.
 pub(crate) fn start_failure(e: ClientError) -> anyhow::Error {
     match e {
-        ClientError::StartFailed { message, .. } => {
+        ClientError::StartFailed { bin, message } => {
+            let hint = if message.contains("KLEF_AGENT_") {
+                "timeouts can only be shortened: lower the variable named above, or unset it for the default".to_owned()
+            } else {
+                format!(
+                    "klef ran {}; install klef-agent next to klef, or point KLEF_AGENT_BIN at it",
+                    bin.display()
+                )
+            };
             Failure::other(format!("the agent could not start: {message}"))
-                .hint("fix the setting named above, or unset it to use the default")
+                .hint(hint)
                 .into()
         }
         ClientError::Broken { .. } | ClientError::VersionMismatch { .. } => unusable("start", &e),
