@@ -66,7 +66,7 @@ impl AgentSession {
     fn track(&self, pid: u32) {
         self.pids
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(pid);
     }
 
@@ -106,7 +106,11 @@ impl Drop for AgentSession {
         let mut stop = self.ctx.klef(["agent", "stop"]);
         stop.env_remove("KLEF_NO_AGENT");
         let _ = run_with_stdin(stop, None);
-        let mut pids = self.pids.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut pids = self
+            .pids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         if let Ok(text) = std::fs::read_to_string(self.runtime_dir().join("agent.lock"))
             && let Ok(pid) = text.trim().parse()
         {

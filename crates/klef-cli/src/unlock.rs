@@ -341,3 +341,41 @@ async fn hand_to_agent(
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    #[test]
+    fn the_profile_flag_namespaces_the_agent_directory() {
+        let cli = Cli::try_parse_from(["klef", "--profile", "work", "lock"]).unwrap();
+        let with = agent_paths(&cli.global).unwrap();
+        let leaf = with
+            .dir()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(leaf.ends_with("-work"), "{leaf}");
+        assert!(with.socket().ends_with("agent.sock"));
+    }
+
+    #[test]
+    fn notes_say_how_to_restart_the_agent() {
+        let mismatch = broken_note(&ClientError::VersionMismatch {
+            agent: 9,
+            ours: 1,
+            pid: 77,
+        });
+        assert!(mismatch.contains("pid 77") && mismatch.contains("protocol version 9"));
+        assert!(mismatch.ends_with(&format!("({RESTART_HINT})")));
+        let broken = broken_note(&ClientError::Broken {
+            reason: "truncated frame".into(),
+        });
+        assert!(broken.contains("truncated frame") && broken.contains(RESTART_HINT));
+        assert!(!broken.contains('\n'));
+    }
+}

@@ -172,3 +172,71 @@ pub(crate) fn lock_holder(paths: &AgentPaths) -> Option<u32> {
             .and_then(|s| s.trim().parse().ok()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs::OpenOptions;
+
+    use super::*;
+
+    #[test]
+    fn a_running_process_is_alive_and_a_reaped_one_is_not() {
+        assert!(process_alive(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!process_alive(pid));
+    }
+
+    #[test]
+    fn only_a_held_lock_names_its_pid() {
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = AgentPaths::in_dir(tmp.path());
+        assert_eq!(lock_holder(&paths), None, "no lock file");
+        fs_err::write(paths.lock_file(), "4242\n").unwrap();
+        assert_eq!(lock_holder(&paths), None, "a stale lock file is not held");
+        let held = OpenOptions::new()
+            .read(true)
+            .open(paths.lock_file())
+            .unwrap();
+        rustix::fs::flock(&held, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+        assert_eq!(lock_holder(&paths), Some(4242));
+        drop(held);
+        assert_eq!(lock_holder(&paths), None);
+    }
+
+    #[test]
+    fn durations_are_shown_in_whole_seconds() {
+        assert_eq!(format_duration(Duration::from_millis(3_599_400)), "59m 59s");
+        assert_eq!(format_duration(Duration::from_hours(8)), "8h");
+    }
+
+    #[test]
+    fn start_failures_name_the_agents_message_and_a_fitting_hint() {
+        let timeout = start_failure(ClientError::StartFailed {
+            bin: "/x/klef-agent".into(),
+            message: "KLEF_AGENT_IDLE_TIMEOUT=\"2h\" is above the maximum of 1h".into(),
+        });
+        let lines = crate::diagnostics::render(&timeout);
+        assert!(lines[0].1.contains("KLEF_AGENT_IDLE_TIMEOUT=\"2h\""));
+        assert!(
+            lines
+                .iter()
+                .any(|(l, t)| *l == "hint" && t.contains("shortened"))
+        );
+        let missing = start_failure(ClientError::StartFailed {
+            bin: "/x/klef-agent".into(),
+            message: "No such file or directory".into(),
+        });
+        let lines = crate::diagnostics::render(&missing);
+        assert!(
+            lines
+                .iter()
+                .any(|(l, t)| *l == "hint" && t.contains("KLEF_AGENT_BIN"))
+        );
+        assert_eq!(
+            crate::diagnostics::exit_status(&missing),
+            ExitStatus::FAILURE
+        );
+    }
+}
