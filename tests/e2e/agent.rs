@@ -304,7 +304,7 @@ fn hard_cap_wipes_keys_despite_a_command_every_half_second() {
         }
     };
     assert!(
-        successes >= 3,
+        successes >= 2,
         "steady use should work until the cap ({successes} successes)"
     );
     assert!(
