@@ -5,4 +5,5 @@ mod account_safety;
 mod agent;
 mod bad_input;
 mod run;
+mod teams;
 mod workflow;

@@ -1,7 +1,8 @@
-//! The local-use workflow of CLI.md, written once and run per backend (the local vault now; a
-//! real `klef-server` on SQLite and PostgreSQL once server mode exists).
+//! The local-use workflow of CLI.md, written once and run per backend: the local vault, and a
+//! real `klef-server` on `SQLite` and on `PostgreSQL` (signed up with `klef signup`, then
+//! `klef init` as everywhere else).
 
-use klef_e2e::{PASSWORD, TestContext};
+use klef_e2e::{PASSWORD, Server, TestContext};
 use serde_json::Value;
 
 /// Where the vault lives for a suite run.
@@ -9,17 +10,38 @@ use serde_json::Value;
 pub(crate) enum Mode {
     /// The embedded local vault.
     Local,
+    /// A real `klef-server` on its own `SQLite` file.
+    ServerSqlite,
+    /// A real `klef-server` on its own `PostgreSQL` schema (`KLEF_TEST_DATABASE_URL`).
+    ServerPostgres,
 }
 
-/// A context with an initialised project `my-app` in `mode`.
-pub(crate) fn setup(mode: Mode) -> TestContext {
-    let ctx = TestContext::new();
+/// A context with an initialised project `my-app` in `mode`; `None` when the mode cannot run
+/// here (`PostgreSQL` without `KLEF_TEST_DATABASE_URL`, outside CI: a note is printed).
+pub(crate) fn try_setup(mode: Mode) -> Option<TestContext> {
+    let mut ctx = TestContext::new();
+    let dir = ctx.root().join("server");
     match mode {
-        Mode::Local => {
-            ctx.init();
-        }
+        Mode::Local => {}
+        Mode::ServerSqlite => ctx.server = Some(Server::sqlite(&dir)),
+        Mode::ServerPostgres => ctx.server = Some(Server::postgres(&dir)?),
     }
-    ctx
+    if let Some(server) = &ctx.server {
+        let url = server.url.clone();
+        ctx.signup(&url, "owner@example.com");
+    }
+    ctx.init();
+    Some(ctx)
+}
+
+/// [`try_setup`] for the suite below: modes that cannot run here return early.
+macro_rules! setup {
+    ($mode:expr) => {
+        match try_setup($mode) {
+            Some(ctx) => ctx,
+            None => return,
+        }
+    };
 }
 
 fn json(run: &klef_e2e::Run) -> Value {
@@ -28,7 +50,7 @@ fn json(run: &klef_e2e::Run) -> Value {
 }
 
 pub(crate) fn init_writes_klef_file(mode: Mode) {
-    let ctx = setup(mode);
+    let ctx = setup!(mode);
     let raw = std::fs::read_to_string(ctx.cwd.join(".klef")).expect(".klef written");
     let file: Value = serde_json::from_str(&raw).expect(".klef is JSON");
     assert_eq!(file["version"], 1);
@@ -53,7 +75,7 @@ pub(crate) fn init_writes_klef_file(mode: Mode) {
 }
 
 pub(crate) fn set_get_list_unset(mode: Mode) {
-    let ctx = setup(mode);
+    let ctx = setup!(mode);
     ctx.run_pw(["set", "API_KEY", "sk-123"]).success();
     ctx.run_pw(["set", "A=1", "B=two words", "C="]).success();
     assert_eq!(
@@ -95,7 +117,7 @@ pub(crate) fn set_get_list_unset(mode: Mode) {
 }
 
 pub(crate) fn set_from_stdin_keeps_value_out_of_argv(mode: Mode) {
-    let ctx = setup(mode);
+    let ctx = setup!(mode);
     let value = "line one\nline two\n";
     let mut cmd = ctx.klef(["set", "CERT"]);
     cmd.env("KLEF_PASSWORD", PASSWORD);
@@ -105,7 +127,7 @@ pub(crate) fn set_from_stdin_keeps_value_out_of_argv(mode: Mode) {
 }
 
 pub(crate) fn environments_and_overrides(mode: Mode) {
-    let mut ctx = setup(mode);
+    let mut ctx = setup!(mode);
     ctx.run_pw(["set", "WHERE", "dev"]).success();
     ctx.run_pw(["set", "WHERE", "prod", "-e", "production"])
         .success();
@@ -151,7 +173,7 @@ pub(crate) fn environments_and_overrides(mode: Mode) {
 }
 
 pub(crate) fn workspaces_projects_and_link(mode: Mode) {
-    let ctx = setup(mode);
+    let ctx = setup!(mode);
     let ws = ctx.run(["workspace", "list", "--json"]).success();
     assert_eq!(
         json(&ws).as_array().expect("array").len(),
@@ -191,7 +213,7 @@ pub(crate) fn workspaces_projects_and_link(mode: Mode) {
 }
 
 pub(crate) fn history_and_rollback(mode: Mode) {
-    let ctx = setup(mode);
+    let ctx = setup!(mode);
     for v in ["one", "two", "three"] {
         ctx.run_pw(["set", "K", v]).success();
     }
@@ -259,7 +281,7 @@ fn assert_env_has_tricky(ctx: &TestContext, env: &str) {
 }
 
 pub(crate) fn tricky_values_survive_set_pull_push_run(mode: Mode) {
-    let ctx = setup(mode);
+    let ctx = setup!(mode);
     set_tricky(&ctx, "development");
     assert_env_has_tricky(&ctx, "development");
 
@@ -324,7 +346,7 @@ pub(crate) fn pulled_file_reads_back_in_node_dotenv(mode: Mode) {
         eprintln!("note: skipping the node dotenv read-back (run `npm ci --prefix tests/node`)");
         return;
     }
-    let ctx = setup(mode);
+    let ctx = setup!(mode);
     set_tricky(&ctx, "development");
     let pulled = ctx.run_pw(["pull", "-o", "pulled.env"]).success();
     // Values no .env quoting can carry to node are named in a warning (docs/dotenv.md).
@@ -361,7 +383,7 @@ pub(crate) fn pulled_file_reads_back_in_node_dotenv(mode: Mode) {
 }
 
 pub(crate) fn push_replace_and_summary(mode: Mode) {
-    let ctx = setup(mode);
+    let ctx = setup!(mode);
     ctx.run_pw(["set", "KEEP=1", "CHANGE=old", "DROP=x"])
         .success();
     std::fs::write(ctx.cwd.join("new.env"), "KEEP=1\nCHANGE=new\nADD=yes\n").expect("write");
@@ -396,7 +418,7 @@ pub(crate) fn push_replace_and_summary(mode: Mode) {
 }
 
 pub(crate) fn pull_writes_atomically_and_formats(mode: Mode) {
-    let ctx = setup(mode);
+    let ctx = setup!(mode);
     ctx.run_pw(["set", "A=1", "B=2"]).success();
     ctx.run_pw(["pull", "-o", "out.env"]).success();
     let content = std::fs::read_to_string(ctx.cwd.join("out.env")).expect("read");
@@ -447,4 +469,12 @@ macro_rules! all_workflow_tests {
 
 mod local_vault {
     all_workflow_tests!(super::Mode::Local);
+}
+
+mod server_sqlite {
+    all_workflow_tests!(super::Mode::ServerSqlite);
+}
+
+mod server_postgres {
+    all_workflow_tests!(super::Mode::ServerPostgres);
 }

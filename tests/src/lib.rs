@@ -5,13 +5,23 @@
 //! The binaries come from `KLEF_TEST_BIN_DIR` (set by `cargo xtask test`), else from the
 //! workspace's `target/debug`.
 
+// Reason: the assertion helpers return the run for chaining and callers often drop it.
+#![allow(clippy::must_use_candidate, clippy::return_self_not_must_use)]
+
 use std::ffi::OsStr;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod server;
+
+pub use server::{Database, Server};
+
 /// The encryption password every test vault uses.
 pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The account (sign-in) password of every test account on a Klef server.
+pub const ACCOUNT_PASSWORD: &str = "sign-in password 42";
 
 /// Where the built binaries are.
 #[must_use]
@@ -45,6 +55,8 @@ pub struct TestContext {
     pub cwd: PathBuf,
     /// Extra environment variables for every command.
     pub envs: Vec<(String, String)>,
+    /// The Klef server this context uses in server mode (killed when the context drops).
+    pub server: Option<Server>,
 }
 
 impl Default for TestContext {
@@ -68,6 +80,7 @@ impl TestContext {
             root,
             cwd,
             envs: vec![("KLEF_NO_AGENT".into(), "1".into())],
+            server: None,
         }
     }
 
@@ -106,7 +119,11 @@ impl TestContext {
         let mut cmd = Command::new(bin(binary));
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();
-            if k.starts_with("KLEF_") || k.starts_with("XDG_") || k == "NO_COLOR" || k == "RUST_LOG"
+            if k.starts_with("KLEF_")
+                || k.starts_with("XDG_")
+                || k == "NO_COLOR"
+                || k == "RUST_LOG"
+                || k == "DBUS_SESSION_BUS_ADDRESS"
             {
                 cmd.env_remove(&k);
             }
@@ -172,6 +189,28 @@ impl TestContext {
     /// `klef init my-app` with the test password; asserts success.
     pub fn init(&self) -> Run {
         self.run_pw(["init", "my-app"]).success()
+    }
+
+    /// `klef signup --server URL --email EMAIL` with the test passwords; asserts success.
+    pub fn signup(&self, server_url: &str, email: &str) -> Run {
+        let mut cmd = self.command("klef");
+        cmd.args([
+            "--password-stdin",
+            "signup",
+            "--server",
+            server_url,
+            "--email",
+            email,
+        ])
+        .env("KLEF_ACCOUNT_PASSWORD", ACCOUNT_PASSWORD);
+        run_with_stdin(cmd, Some(format!("{PASSWORD}\n").as_bytes())).success()
+    }
+}
+
+impl Drop for TestContext {
+    fn drop(&mut self) {
+        // Stop the server before its files (in `root`) disappear.
+        drop(self.server.take());
     }
 }
 

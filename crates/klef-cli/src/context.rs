@@ -272,7 +272,10 @@ impl Context {
             .or_else(|| pt.klef.as_ref().map(|k| k.file.environment.clone()))
             .unwrap_or_else(|| DEFAULT_ENV.to_owned());
         let envs = Self::environments(b, &pt.project).await?;
-        let env = find_env(&envs, &slug, &pt.project)?;
+        let env = match find_env(&envs, &slug, &pt.project) {
+            Ok(env) => env,
+            Err(e) => return Err(crate::remote::explain_missing_env(b, &envs, &slug, e).await),
+        };
         Ok(Target {
             project: pt.project,
             env,

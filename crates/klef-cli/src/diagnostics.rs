@@ -171,6 +171,13 @@ pub(crate) fn hints(err: &anyhow::Error) -> Vec<String> {
                     "someone changed this key since klef read it; run the command again to write over the new version"
                         .into(),
                 ),
+                BackendError::Unauthenticated(m) if m == crate::remote::client::NOT_SIGNED_IN => {
+                    out.push("run `klef login` to sign in (again)".into());
+                }
+                BackendError::Unreachable(_) => out.push(
+                    "check the server URL (--server, KLEF_SERVER or the server field of .klef) and that the server is running"
+                        .into(),
+                ),
                 BackendError::Incompatible(_) => {
                     out.push("upgrade klef, or point KLEF_HOME at another directory".into());
                 }

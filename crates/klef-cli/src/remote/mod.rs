@@ -217,6 +217,7 @@ impl Backend for RemoteBackend {
                 &routes::environments(&new.environment.project_id),
                 &CreateEnvironmentRequest {
                     environment: new.clone(),
+                    api_key_grants: Vec::new(),
                 },
             )
             .await?;
@@ -366,4 +367,30 @@ pub(crate) fn start_session(
         ));
     }
     Ok(s)
+}
+
+/// Why an environment slug is missing from the list the server returned. A member restricted
+/// to some environments only sees those, so for them a missing slug means "no access" (exit 4)
+/// rather than "not found": the server reached their environments through direct grants.
+pub(crate) async fn explain_missing_env(
+    b: &crate::backend::AnyBackend,
+    envs: &[Environment],
+    slug: &str,
+    not_found: anyhow::Error,
+) -> anyhow::Error {
+    let (crate::backend::AnyBackend::Remote(r), Some(first)) = (b, envs.first()) else {
+        return not_found;
+    };
+    match r.environment_key(&first.id).await {
+        Ok(EnvironmentKeyAccess::Direct { .. }) => {
+            let names: Vec<&str> = envs.iter().map(|e| e.slug.as_str()).collect();
+            crate::diagnostics::Failure::permission(format!("no access to {slug}"))
+                .hint(format!(
+                    "you can reach {}; ask a workspace admin to share {slug} with you",
+                    names.join(", ")
+                ))
+                .into()
+        }
+        _ => not_found,
+    }
 }

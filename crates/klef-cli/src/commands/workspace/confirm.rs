@@ -59,6 +59,16 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     let public = PublicKey::from_slice(pk.as_bytes())
         .with_context(|| format!("the public key of {} is malformed", member.email))?;
     let fingerprint = public.fingerprint();
+    if !args.yes && !std::io::stdin().is_terminal() {
+        return Err(Failure::usage(format!(
+            "confirming {} needs a yes on a terminal",
+            member.email
+        ))
+        .hint(format!(
+            "their key fingerprint is {fingerprint}: compare it with the one they see, then pass --yes"
+        ))
+        .into());
+    }
     ctx.printer.always(&format!(
         "{}'s key fingerprint: {fingerprint}",
         member.email

@@ -1,0 +1,357 @@
+//! Teams on a real `klef-server` (`SQLite`): two people share a project, one restricted to
+//! `staging`. Access is enforced by the server (403) and by cryptography: even reading the
+//! server's database directly, there is no wrapped production key for the restricted member.
+//! Also: removing a member, key rotation, a stale write from a second CLI (exit 7 naming who
+//! changed the key), the audit log, and the file token store on a headless machine.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::process::{Command, Stdio};
+
+use klef_e2e::{PASSWORD, Server, TestContext};
+use serde_json::Value;
+
+const OWNER: &str = "owner@example.com";
+const BOB: &str = "bob@example.com";
+
+fn json(run: &klef_e2e::Run) -> Value {
+    serde_json::from_str(&run.stdout())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.stdout()))
+}
+
+/// The owner: signed up on a fresh server, workspace "Acme" current, project `my-app` with a
+/// value in staging and one in production.
+fn owner() -> TestContext {
+    let mut ctx = TestContext::new();
+    ctx.server = Some(Server::sqlite(&ctx.root().join("server")));
+    let url = server_url(&ctx);
+    ctx.signup(&url, OWNER);
+    ctx.run(["workspace", "create", "Acme"]).success();
+    ctx.run(["workspace", "use", "Acme"]).success();
+    ctx.init();
+    ctx.run_pw(["set", "DB", "stg-value", "-e", "staging"])
+        .success();
+    ctx.run_pw(["set", "DB", "prod-value", "-e", "production"])
+        .success();
+    ctx
+}
+
+fn server_url(ctx: &TestContext) -> String {
+    ctx.server.as_ref().expect("a server").url.clone()
+}
+
+/// Bob, invited by the owner (restricted to `envs` when given), signed up, accepted and
+/// confirmed, with `.klef` linked to the owner's project.
+fn invited_bob(owner: &TestContext, envs: Option<&str>) -> TestContext {
+    let mut args = vec!["workspace", "invite", BOB, "--json"];
+    if let Some(e) = envs {
+        args.extend(["--env", e]);
+    }
+    let inv = json(&owner.run(args).success());
+    let invite_id = inv["id"].as_str().expect("invitation id").to_owned();
+
+    let bob = TestContext::new();
+    bob.signup(&server_url(owner), BOB);
+    let accepted = bob
+        .run(["workspace", "accept", &invite_id])
+        .success()
+        .stderr();
+    let whoami = json(&bob.run(["whoami", "--json"]).success());
+    let fingerprint = whoami["key_fingerprint"].as_str().expect("fingerprint");
+    assert!(accepted.contains(fingerprint), "{accepted}");
+
+    // Without a terminal, confirming needs --yes; the owner sees the same fingerprint.
+    owner
+        .run_pw(["workspace", "confirm", BOB])
+        .code_is(2)
+        .clean_error(&[PASSWORD])
+        .stderr_has(fingerprint);
+    let confirmed = owner
+        .run_pw(["workspace", "confirm", BOB, "--yes"])
+        .success();
+    assert!(
+        confirmed.stderr().contains(fingerprint),
+        "{}",
+        confirmed.stderr()
+    );
+
+    let project = project_id(owner);
+    let mut link = vec!["link", project.as_str()];
+    if envs.is_some() {
+        link.extend(["-e", "staging"]);
+    }
+    bob.run(link).success();
+    bob
+}
+
+fn project_id(ctx: &TestContext) -> String {
+    let raw = std::fs::read_to_string(ctx.cwd.join(".klef")).expect(".klef");
+    let v: Value = serde_json::from_str(&raw).expect(".klef is JSON");
+    assert_eq!(
+        v["server"].as_str(),
+        Some(server_url(ctx).as_str()),
+        "{raw}"
+    );
+    v["project"].as_str().expect("project").to_owned()
+}
+
+fn sqlite(ctx: &TestContext, sql: &str) -> String {
+    let db = ctx
+        .server
+        .as_ref()
+        .and_then(|s| s.sqlite_path())
+        .expect("a SQLite server");
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .expect("run sqlite3");
+    assert!(
+        out.status.success(),
+        "sqlite3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn restricted_member_reads_staging_only_even_behind_the_servers_back() {
+    let owner = owner();
+    let bob = invited_bob(&owner, Some("staging"));
+
+    assert_eq!(
+        bob.run_pw(["get", "DB", "--plain", "-e", "staging"])
+            .success()
+            .stdout(),
+        "stg-value"
+    );
+    bob.run_pw(["get", "DB", "-e", "production"])
+        .code_is(4)
+        .clean_error(&[PASSWORD, "prod-value"])
+        .stderr_has("no access to production");
+    // Bob may write what he can read; the owner sees it.
+    bob.run_pw(["set", "FROM_BOB", "hi", "-e", "staging"])
+        .success();
+    assert_eq!(
+        owner
+            .run_pw(["get", "FROM_BOB", "--plain", "-e", "staging"])
+            .success()
+            .stdout(),
+        "hi"
+    );
+
+    // The server's database: no project key for Bob, and a direct grant for staging only.
+    let bob_id = json(&bob.run(["whoami", "--json"]).success())["account_id"]
+        .as_str()
+        .expect("account id")
+        .to_owned();
+    assert_eq!(
+        sqlite(
+            &owner,
+            &format!("SELECT count(*) FROM project_keys WHERE account_id = '{bob_id}'")
+        ),
+        "0"
+    );
+    assert_eq!(
+        sqlite(
+            &owner,
+            &format!(
+                "SELECT e.slug FROM environment_grants g JOIN environments e ON e.id = g.environment_id \
+                 WHERE g.grantee_kind = 'account' AND g.grantee_id = '{bob_id}' ORDER BY e.slug"
+            )
+        ),
+        "staging"
+    );
+
+    let members = json(&owner.run(["workspace", "members", "--json"]).success());
+    let row = members
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|m| m["email"] == BOB)
+        .expect("bob is listed");
+    assert_eq!(row["status"], "confirmed");
+
+    // Removing Bob: his next request is refused, and the owner is told to rotate staging.
+    owner
+        .run(["workspace", "remove", BOB])
+        .success()
+        .stderr_has("klef env rotate-key staging");
+    let after = bob.run_pw(["get", "DB", "-e", "staging"]);
+    assert!(
+        matches!(after.code(), 4 | 5),
+        "removed member still reads: {}\n{}",
+        after.code(),
+        after.stderr()
+    );
+    after.clean_error(&[PASSWORD, "stg-value"]);
+
+    // Rotation keeps the owner's values readable under a new key version.
+    owner.run_pw(["env", "rotate-key", "staging"]).success();
+    assert_eq!(
+        sqlite(
+            &owner,
+            "SELECT key_version FROM environments WHERE slug = 'staging'"
+        ),
+        "2"
+    );
+    for (env, want) in [("staging", "stg-value"), ("production", "prod-value")] {
+        assert_eq!(
+            owner
+                .run_pw(["get", "DB", "--plain", "-e", env])
+                .success()
+                .stdout(),
+            want
+        );
+    }
+
+    let audit = json(&owner.run(["audit", "--json"]).success());
+    let actions: Vec<&str> = audit
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for want in [
+        "invitation.create",
+        "member.confirm",
+        "member.remove",
+        "environment.rotate",
+        "secrets.write",
+    ] {
+        assert!(actions.contains(&want), "{want} missing from {actions:?}");
+    }
+}
+
+#[test]
+fn a_stale_write_from_a_second_cli_is_a_conflict_naming_who_changed_it() {
+    let owner = owner();
+    let bob = invited_bob(&owner, None);
+    std::fs::write(bob.cwd.join("stale.env"), "DB=bob-value\n").expect("write stale.env");
+
+    // Bob's push reads the current versions, then waits for his password on stdin.
+    let mut cmd = bob.klef([
+        "-vv",
+        "--password-stdin",
+        "push",
+        "stale.env",
+        "-e",
+        "staging",
+    ]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start klef push");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = stderr.read_line(&mut line).expect("read klef's stderr");
+        assert!(n > 0, "klef push ended before reading the secrets:\n{seen}");
+        seen.push_str(&line);
+        if line.contains("server answered") && line.contains("/secrets") {
+            break;
+        }
+    }
+
+    // Meanwhile the owner changes the key.
+    owner
+        .run_pw(["set", "DB", "owner-v2", "-e", "staging"])
+        .success();
+
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .expect("send the password");
+    drop(stdin);
+    stderr
+        .read_to_string(&mut seen)
+        .expect("read klef's stderr");
+    let status = child.wait().expect("wait for klef push");
+    assert_eq!(status.code(), Some(7), "{seen}");
+    assert!(
+        seen.contains(OWNER),
+        "the conflict names who changed it:\n{seen}"
+    );
+    assert!(
+        !seen.contains("bob-value") && !seen.contains(PASSWORD),
+        "{seen}"
+    );
+    assert_eq!(
+        owner
+            .run_pw(["get", "DB", "--plain", "-e", "staging"])
+            .success()
+            .stdout(),
+        "owner-v2"
+    );
+}
+
+#[test]
+fn sign_in_state_token_store_and_logout() {
+    let owner = owner();
+    let who = json(&owner.run(["whoami", "--json"]).success());
+    assert_eq!(who["email"], OWNER);
+    assert_eq!(who["server"].as_str(), Some(server_url(&owner).as_str()));
+    // No D-Bus session bus here: the token is in the 0600 file.
+    assert_eq!(who["token_store"], "file", "{who}");
+    let path = who["token_location"].as_str().expect("token location");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path)
+            .expect("token file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let token_file = std::fs::read_to_string(path).expect("token file");
+    assert!(!token_file.contains(PASSWORD));
+
+    // Server-only commands explain themselves on the local vault.
+    let local = TestContext::new();
+    local
+        .run(["workspace", "members"])
+        .code_is(2)
+        .clean_error(&[])
+        .stderr_has("klef signup --server");
+
+    owner.run(["logout"]).success();
+    assert!(
+        !std::path::Path::new(path).exists(),
+        "the token file is gone"
+    );
+    owner
+        .run(["whoami"])
+        .code_is(3)
+        .clean_error(&[])
+        .stderr_has("not signed in");
+    // The project still names the server, so commands say how to sign in again.
+    owner
+        .run(["list"])
+        .code_is(3)
+        .clean_error(&[])
+        .stderr_has("klef login");
+    let mut login = owner.klef(["login", "--server", &server_url(&owner), "--email", OWNER]);
+    login.env("KLEF_ACCOUNT_PASSWORD", "wrong password");
+    klef_e2e::run_with_stdin(login, None)
+        .code_is(3)
+        .clean_error(&["wrong password"]);
+    let mut login = owner.klef(["login", "--server", &server_url(&owner), "--email", OWNER]);
+    login.env("KLEF_ACCOUNT_PASSWORD", klef_e2e::ACCOUNT_PASSWORD);
+    klef_e2e::run_with_stdin(login, None).success();
+    assert_eq!(
+        owner
+            .run_pw(["get", "DB", "--plain", "-e", "staging"])
+            .success()
+            .stdout(),
+        "stg-value"
+    );
+}
+
+#[test]
+fn an_unreachable_server_is_exit_6_naming_it() {
+    let ctx = TestContext::new();
+    ctx.run(["--server", "http://127.0.0.1:9", "workspace", "list"])
+        .code_is(6)
+        .clean_error(&[])
+        .stderr_has("http://127.0.0.1:9");
+}

@@ -1,0 +1,209 @@
+//! A real `klef-server` process for end-to-end tests, killed when the guard drops.
+//!
+//! The server binds `127.0.0.1:0` and logs the address it got; the guard reads it from the
+//! server's stderr, so no port is guessed and nothing sleeps while it starts. Each server gets
+//! its own `SQLite` file, or its own `PostgreSQL` schema (`KLEF_TEST_DATABASE_URL`), dropped after.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use crate::bin;
+
+/// How long a server may take to start (a cold debug build migrating `PostgreSQL`).
+const START_TIMEOUT: Duration = Duration::from_mins(1);
+
+/// Which database a server uses.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// A `SQLite` file.
+    Sqlite(PathBuf),
+    /// A `PostgreSQL` URL (with its own schema) and the schema's name.
+    Postgres {
+        /// The URL the server connects with.
+        url: String,
+        /// The admin URL (`KLEF_TEST_DATABASE_URL`), to drop the schema.
+        admin: String,
+        /// The schema.
+        schema: String,
+    },
+}
+
+/// A running `klef-server`, killed (and its `PostgreSQL` schema dropped) on drop.
+pub struct Server {
+    child: Child,
+    /// The base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    /// Its database.
+    pub database: Database,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// A server on a fresh `SQLite` file in `dir`.
+    #[must_use]
+    pub fn sqlite(dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).expect("create the server's directory");
+        let db = dir.join("server.db");
+        Self::start(Database::Sqlite(db), dir)
+    }
+
+    /// A server on a fresh `PostgreSQL` schema, or `None` (with a visible note) when
+    /// `KLEF_TEST_DATABASE_URL` is unset; with `CI=true` that is a failure instead.
+    #[must_use]
+    pub fn postgres(dir: &Path) -> Option<Self> {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        let Ok(admin) = std::env::var("KLEF_TEST_DATABASE_URL") else {
+            assert!(
+                !ci,
+                "CI=true but KLEF_TEST_DATABASE_URL is not set: the PostgreSQL e2e tests must run in CI"
+            );
+            eprintln!(
+                "SKIPPED PostgreSQL e2e test: set KLEF_TEST_DATABASE_URL=postgres://… to run it"
+            );
+            return None;
+        };
+        let mut suffix = [0u8; 8];
+        getrandom_bytes(&mut suffix);
+        let schema = format!(
+            "klef_e2e_{}",
+            suffix.iter().fold(String::new(), |mut s, b| {
+                use std::fmt::Write as _;
+                let _ = write!(s, "{b:02x}");
+                s
+            })
+        );
+        psql(&admin, &format!("CREATE SCHEMA {schema}"));
+        let sep = if admin.contains('?') { '&' } else { '?' };
+        let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
+        std::fs::create_dir_all(dir).expect("create the server's directory");
+        Some(Self::start(Database::Postgres { url, admin, schema }, dir))
+    }
+
+    fn start(database: Database, dir: &Path) -> Self {
+        let url_arg = match &database {
+            Database::Sqlite(p) => format!("sqlite://{}", p.display()),
+            Database::Postgres { url, .. } => url.clone(),
+        };
+        let mut cmd = Command::new(bin("klef-server"));
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if k.starts_with("KLEF_") || k == "RUST_LOG" {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.args(["--listen", "127.0.0.1:0", "--database-url", &url_arg])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .env("KLEF_HOME", dir)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start klef-server");
+        let stderr = child.stderr.take().expect("klef-server stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = listening_address(&line)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr);
+                }
+                if let Ok(mut l) = sink.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            }
+        });
+        let Ok(addr) = rx.recv_timeout(START_TIMEOUT) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = log.lock().map(|l| l.clone()).unwrap_or_default();
+            panic!("klef-server did not report its address:\n{log}");
+        };
+        Self {
+            child,
+            url: format!("http://{addr}"),
+            database,
+            log,
+        }
+    }
+
+    /// What the server logged so far.
+    #[must_use]
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// The `SQLite` file, for tests that read the database behind the server's back.
+    #[must_use]
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match &self.database {
+            Database::Sqlite(p) => Some(p),
+            Database::Postgres { .. } => None,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Database::Postgres { admin, schema, .. } = &self.database {
+            psql(admin, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+        }
+    }
+}
+
+/// `127.0.0.1:PORT` from the server's "klef-server listening address=Some(…)" log line.
+fn listening_address(line: &str) -> Option<String> {
+    if !line.contains("klef-server listening") {
+        return None;
+    }
+    let start = line.find("127.0.0.1:")?;
+    let rest = &line[start..];
+    let end = rest[10..]
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or(rest.len(), |i| i + 10);
+    Some(rest[..end].to_owned())
+}
+
+/// Runs one SQL statement with `psql` (the test machine's client).
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+        .output()
+        .expect("run psql (needed for the PostgreSQL e2e tests)");
+    assert!(
+        out.status.success(),
+        "psql {sql:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Random bytes from the OS (for unique schema names), without a crate.
+fn getrandom_bytes(buf: &mut [u8]) {
+    use std::io::Read as _;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .expect("read /dev/urandom");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listening_address;
+
+    #[test]
+    fn parses_the_listening_line() {
+        let line = "2026-11-27T16:00:00Z  INFO klef_server: klef-server listening address=Some(127.0.0.1:41234) database=\"sqlite\"";
+        assert_eq!(listening_address(line).as_deref(), Some("127.0.0.1:41234"));
+        assert_eq!(listening_address("other 127.0.0.1:1"), None);
+    }
+}
