@@ -217,7 +217,6 @@ impl Backend for RemoteBackend {
                 &routes::environments(&new.environment.project_id),
                 &CreateEnvironmentRequest {
                     environment: new.clone(),
-                    api_key_grants: Vec::new(),
                 },
             )
             .await?;
