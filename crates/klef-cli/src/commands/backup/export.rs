@@ -50,11 +50,12 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         }))?;
     }
     ctx.printer.info(&format!(
-        "wrote a backup of workspace \"{}\" to {} ({} projects, {} environments, {versions} secret versions)",
+        "wrote a backup of workspace \"{}\" to {} ({}, {}, {})",
         ws.name,
         args.file.display(),
-        archive.projects.len(),
-        archive.environments.len(),
+        super::count(archive.projects.len() as u64, "project"),
+        super::count(archive.environments.len() as u64, "environment"),
+        super::count(versions as u64, "secret version"),
     ));
     ctx.printer.info(
         "it holds encrypted data only: restoring it needs your encryption password or recovery code",

@@ -87,12 +87,12 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         }))?;
     }
     ctx.printer.info(&format!(
-        "restored workspace \"{}\" from {} ({} projects, {} environments, {} secret versions)",
+        "restored workspace \"{}\" from {} ({}, {}, {})",
         workspace.name,
         args.file.display(),
-        summary.projects,
-        summary.environments,
-        summary.secret_versions
+        super::count(summary.projects as u64, "project"),
+        super::count(summary.environments as u64, "environment"),
+        super::count(summary.secret_versions as u64, "secret version"),
     ));
     ctx.printer
         .info("unlock it with the encryption password it had, or reset that with `klef recover`");
@@ -127,8 +127,10 @@ fn read_archive(path: &Path) -> Result<Archive> {
 
 fn not_empty(file: &Path, projects: i64, versions: i64) -> Failure {
     Failure::other(format!(
-        "cannot import {}: the local vault already holds data ({projects} projects, {versions} secret versions)",
-        file.display()
+        "cannot import {}: the local vault already holds data ({}, {})",
+        file.display(),
+        super::count(projects, "project"),
+        super::count(versions, "secret version"),
     ))
     .hint("pass --force to replace everything in the local vault with the backup, or restore into an empty vault (another KLEF_HOME or --profile)")
 }

@@ -50,3 +50,13 @@ fn store(b: &AnyBackend) -> Result<&Store> {
         .into()),
     }
 }
+
+/// `1 project`, `3 projects`: a count with its noun.
+fn count(n: impl Into<i128> + Copy, noun: &str) -> String {
+    let n: i128 = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
