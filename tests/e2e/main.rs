@@ -4,6 +4,8 @@
 mod account_safety;
 mod agent;
 mod bad_input;
+mod crash;
+mod hygiene;
 mod run;
 mod teams;
 mod workflow;

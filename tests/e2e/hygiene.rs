@@ -1,0 +1,425 @@
+//! Secret hygiene: where secrets must never show up, checked on the real binaries.
+//!
+//! * While `klef run` executes, no secret is in any `/proc/*/cmdline`, nor in klef's own
+//!   `/proc/<pid>/environ`; only the child's environment holds them.
+//! * Logs at `-vvv` and at `RUST_LOG=trace` of set/get/run/pull/push (locally and through a
+//!   server) hold no secret value, no password and no session token.
+//! * The errors of a batch of bad inputs hold no secret.
+//! * Every file Klef creates that holds secrets or state is 0600, and its directories 0700.
+//!
+//! The agent's own hardening (not dumpable, `RLIMIT_CORE` 0) is tested in `agent.rs`.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use klef_e2e::{ACCOUNT_PASSWORD, PASSWORD, Run, Server, TestContext};
+
+/// Secret values set in the test vaults; each is unique enough to search for.
+const SECRETS: [(&str, &str); 3] = [
+    ("API_KEY", "sk-live-hygiene-4f9c2e"),
+    ("DB_PASSWORD", "pg-hygiene-secret-81d07a"),
+    ("MULTILINE", "line-one-hygiene-aa\nline-two-hygiene-bb"),
+];
+
+/// Every string that must not leak: the values (and each line of a multi-line one), the
+/// encryption password and the account password.
+fn forbidden() -> Vec<&'static str> {
+    let mut v: Vec<&str> = SECRETS.iter().flat_map(|(_, s)| s.lines()).collect();
+    v.extend([PASSWORD, ACCOUNT_PASSWORD]);
+    v
+}
+
+/// Panics when `text` contains a secret, a password or a session token.
+#[track_caller]
+fn assert_clean(text: &str, what: &str) {
+    for s in forbidden() {
+        assert!(!text.contains(s), "{what} contains {s:?}");
+    }
+    assert!(
+        !text.contains("klef_sess_"),
+        "{what} contains a session token"
+    );
+}
+
+/// A vault with the test secrets.
+fn vault() -> TestContext {
+    let ctx = TestContext::new();
+    ctx.init();
+    set_secrets(&ctx);
+    ctx
+}
+
+fn set_secrets(ctx: &TestContext) {
+    for (name, value) in SECRETS {
+        // `klef set KEY` reads the value from stdin, so it is in no argv; the password comes
+        // from the environment.
+        let mut cmd = ctx.klef(["set", name]);
+        cmd.env("KLEF_PASSWORD", PASSWORD);
+        klef_e2e::run_with_stdin(cmd, Some(value.as_bytes())).success();
+    }
+}
+
+#[test]
+fn klef_run_keeps_secrets_out_of_argv_and_its_own_environment() {
+    let ctx = vault();
+    let fifo = ctx.root().join("go");
+    let ok = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "mkfifo failed");
+
+    // The child announces its pid, then blocks on the FIFO until the test has looked.
+    let mut cmd = ctx.klef([
+        "--password-stdin",
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "echo ready $$; read x < \"$1\"",
+        "sh",
+    ]);
+    cmd.arg(&fifo)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut klef = cmd.spawn().expect("start klef run");
+    let mut stdin = klef.stdin.take().expect("stdin");
+    writeln!(stdin, "{PASSWORD}").expect("write the password");
+    drop(stdin);
+    let mut line = String::new();
+    BufReader::new(klef.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read the child's pid");
+    let child_pid: u32 = line
+        .trim()
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line from the child: {line:?}"));
+
+    // The child's environment has the secrets: the test can see what it looks for.
+    let child_env = std::fs::read(format!("/proc/{child_pid}/environ")).expect("child environ");
+    let child_env = String::from_utf8_lossy(&child_env);
+    for (name, value) in SECRETS {
+        assert!(
+            child_env.contains(&format!("{name}={value}")),
+            "the child lacks {name}"
+        );
+    }
+    // klef's own environment does not.
+    let own = std::fs::read(format!("/proc/{}/environ", klef.id())).expect("klef environ");
+    assert_clean(&String::from_utf8_lossy(&own), "klef's /proc/<pid>/environ");
+    // No command line on the machine does.
+    let mut seen = 0;
+    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        // Processes come and go; one that is gone has nothing to leak.
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            seen += 1;
+            assert_clean(
+                &String::from_utf8_lossy(&cmdline),
+                &format!("/proc/{}/cmdline", name.to_string_lossy()),
+            );
+        }
+    }
+    assert!(seen > 2, "only {seen} command lines were readable");
+    // Files klef holds open meanwhile (the vault and its -wal/-shm) are private too.
+    assert_private_tree(&ctx.klef_home());
+
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .and_then(|mut f| f.write_all(b"go\n"))
+        .expect("release the child");
+    let out = klef.wait_with_output().expect("wait for klef run");
+    assert!(out.status.success(), "klef run failed: {out:?}");
+    assert_clean(&String::from_utf8_lossy(&out.stderr), "klef run's stderr");
+}
+
+/// Runs `klef ARGS` with the password from stdin, at `-vvv` and then at `RUST_LOG=trace`, and
+/// checks both logs; returns the `-vvv` run.
+fn traced(ctx: &TestContext, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut runs = Vec::new();
+    for trace_env in [false, true] {
+        let mut cmd = ctx.command("klef");
+        if trace_env {
+            cmd.env("RUST_LOG", "trace");
+        } else {
+            cmd.arg("-vvv");
+        }
+        cmd.env("KLEF_PASSWORD", PASSWORD).args(args);
+        let run = klef_e2e::run_with_stdin(cmd, stdin.map(str::as_bytes));
+        let what = format!(
+            "the log of `klef {}` at {}",
+            args.join(" "),
+            if trace_env { "RUST_LOG=trace" } else { "-vvv" }
+        );
+        // Logging is on: a log that stays silent proves nothing.
+        assert!(
+            run.stderr().contains("DEBUG") || run.stderr().contains("TRACE"),
+            "{what} has no debug line: {}",
+            run.stderr()
+        );
+        assert_clean(&run.stderr(), &what);
+        runs.push(run);
+    }
+    runs.swap_remove(0)
+}
+
+/// set/get/run/pull/push at full verbosity leak nothing into the logs.
+fn assert_quiet_logs(ctx: &TestContext) {
+    traced(ctx, &["set", "VERBOSE_KEY"], Some(SECRETS[0].1)).success();
+    traced(ctx, &["set", &format!("OTHER={}", SECRETS[1].1)], None).success();
+    let got = traced(ctx, &["get", "VERBOSE_KEY", "--plain"], None).success();
+    assert_eq!(
+        got.stdout().trim_end(),
+        SECRETS[0].1,
+        "get prints the value"
+    );
+    traced(ctx, &["run", "--", "true"], None).success();
+    traced(ctx, &["pull", "-o", "pulled.env"], None).success();
+    let pulled = std::fs::read_to_string(ctx.cwd.join("pulled.env")).expect("read pulled.env");
+    assert!(pulled.contains(SECRETS[1].1), "pull wrote the values");
+    std::fs::write(
+        ctx.cwd.join(".env"),
+        format!(
+            "PUSHED=\"{}\"\nAPI_KEY=changed-{}\n",
+            SECRETS[1].1, SECRETS[0].1
+        ),
+    )
+    .expect("write .env");
+    traced(ctx, &["push"], None).success();
+    traced(ctx, &["pull", "-o", "-"], None).success();
+}
+
+#[test]
+fn verbose_and_trace_logs_hold_no_secret_locally() {
+    let ctx = vault();
+    assert_quiet_logs(&ctx);
+    assert_private_tree(&ctx.klef_home());
+}
+
+#[test]
+fn verbose_and_trace_logs_hold_no_secret_or_token_through_a_server() {
+    let mut ctx = TestContext::new();
+    ctx.set_env("KLEF_TOKEN_STORE", "file");
+    ctx.server = Some(Server::sqlite(&ctx.root().join("server")));
+    let url = ctx.server.as_ref().expect("server").url.clone();
+    ctx.signup(&url, "hygiene@example.com");
+    ctx.init();
+    set_secrets(&ctx);
+    assert_quiet_logs(&ctx);
+    traced(&ctx, &["whoami"], None).success();
+    // The token file exists (forced file store) and, like everything in KLEF_HOME, is private.
+    let files = walk(&ctx.klef_home());
+    assert!(
+        files
+            .iter()
+            .any(|p| p.to_string_lossy().contains("credentials")),
+        "no token file under {}: {files:?}",
+        ctx.klef_home().display()
+    );
+    assert_private_tree(&ctx.klef_home());
+    let log = ctx.server.as_ref().expect("server").log();
+    assert_clean(&log, "the server's log");
+}
+
+#[test]
+fn errors_of_bad_inputs_hold_no_secret() {
+    let ctx = vault();
+    let secret = SECRETS[0].1;
+    let huge = format!("{secret}{}", "x".repeat(1024 * 1024));
+    let cases: Vec<(&str, Vec<String>, Option<String>)> = vec![
+        (
+            "invalid name, secret value",
+            vec!["set".into(), format!("1BAD={secret}")],
+            None,
+        ),
+        (
+            "name with a dash",
+            vec!["set".into(), "BAD-NAME".into(), secret.into()],
+            None,
+        ),
+        (
+            "value over 1 MiB from stdin",
+            vec!["set".into(), "HUGE".into()],
+            Some(huge),
+        ),
+        (
+            "unknown environment",
+            vec![
+                "set".into(),
+                "X".into(),
+                secret.into(),
+                "-e".into(),
+                "nope".into(),
+            ],
+            None,
+        ),
+        (
+            "missing key",
+            vec!["get".into(), "NO_SUCH_KEY".into()],
+            None,
+        ),
+        (
+            "rollback to a missing version",
+            vec!["rollback".into(), "API_KEY".into(), "99".into()],
+            None,
+        ),
+        (
+            "missing command",
+            vec!["run".into(), "--".into(), "no-such-command-xyz".into()],
+            None,
+        ),
+        (
+            "pull into a missing directory",
+            vec!["pull".into(), "-o".into(), "no/such/dir/.env".into()],
+            None,
+        ),
+        (
+            "push of a missing file",
+            vec!["push".into(), "missing.env".into()],
+            None,
+        ),
+    ];
+    let mut checked = 0;
+    for (what, args, stdin) in &cases {
+        let mut cmd = ctx.klef(args);
+        cmd.env("KLEF_PASSWORD", PASSWORD);
+        let run = klef_e2e::run_with_stdin(cmd, stdin.as_deref().map(str::as_bytes));
+        assert!(run.code() != 0, "{what}: expected a failure");
+        assert!(
+            run.stderr().starts_with("error: "),
+            "{what}: {}",
+            run.stderr()
+        );
+        assert_clean(&run.stderr(), what);
+        assert_clean(&run.stdout(), what);
+        checked += 1;
+    }
+
+    // A malformed .env whose bad line and neighbours hold secrets: the error names the line only.
+    std::fs::write(
+        ctx.cwd.join(".env"),
+        format!("GOOD=\"{secret}\"\nthis line {} is bad\n", SECRETS[1].1),
+    )
+    .expect("write .env");
+    let mut cmd = ctx.klef(["push"]);
+    cmd.env("KLEF_PASSWORD", PASSWORD);
+    let run = klef_e2e::run_with_stdin(cmd, None)
+        .clean_error(&forbidden())
+        .stderr_has("line 2");
+    assert_clean(&run.stderr(), "a malformed .env");
+    checked += 1;
+
+    // A wrong password is not echoed, nor is the right one.
+    let mut cmd = ctx.klef(["get", "API_KEY"]);
+    cmd.env("KLEF_PASSWORD", "wrong-password-hygiene");
+    klef_e2e::run_with_stdin(cmd, None)
+        .code_is(3)
+        .clean_error(&["wrong-password-hygiene", secret, PASSWORD]);
+    checked += 1;
+    eprintln!("errors_of_bad_inputs_hold_no_secret: {checked} cases, no secret in any message");
+}
+
+#[test]
+fn files_holding_secrets_are_private() {
+    let ctx = vault();
+    let recovery = ctx.root().join("recovery.txt");
+    // A second vault with a recovery file, so its mode is checked too.
+    let other = TestContext::new();
+    other
+        .run_pw([
+            "init",
+            "other",
+            "--recovery-file",
+            recovery.to_str().expect("utf-8"),
+        ])
+        .success();
+    assert_mode(&recovery, 0o600);
+
+    ctx.run_pw(["pull"]).success();
+    assert_mode(&ctx.cwd.join(".env"), 0o600);
+    ctx.run_pw(["pull", "-o", "custom.env", "--format", "json"])
+        .success();
+    assert_mode(&ctx.cwd.join("custom.env"), 0o600);
+    let archive = ctx.root().join("backup.klef");
+    ctx.run(["backup", "export", archive.to_str().expect("utf-8")])
+        .success();
+    assert_mode(&archive, 0o600);
+
+    let files = walk(&ctx.klef_home());
+    assert!(
+        files.iter().any(|p| p.ends_with("vault.db")),
+        "no vault in {files:?}"
+    );
+    assert!(
+        files
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "json")),
+        "no config file in {files:?}"
+    );
+    assert_private_tree(&ctx.klef_home());
+    assert_private_tree(&other.klef_home());
+}
+
+/// Every file under `root`, recursively.
+fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// `root` and every directory under it are 0700, every file 0600 (sockets excepted: the
+/// agent's are checked in `agent.rs`).
+#[track_caller]
+fn assert_private_tree(root: &Path) {
+    assert_mode(root, 0o700);
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        // A file that vanished between listing and checking (a -wal closed meanwhile) is fine.
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.is_dir() {
+                assert_eq!(mode, 0o700, "{} is {mode:o}", e.path().display());
+                stack.push(e.path());
+            } else if meta.is_file() {
+                assert_eq!(mode, 0o600, "{} is {mode:o}", e.path().display());
+            }
+        }
+    }
+}
+
+#[track_caller]
+fn assert_mode(path: &Path, mode: u32) {
+    let actual = std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(actual, mode, "{} is {actual:o}", path.display());
+}
