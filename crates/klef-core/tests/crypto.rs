@@ -339,3 +339,19 @@ fn golden_account_file() {
     }
     assert!(std::path::Path::new(&path).exists(), "{path} is missing");
 }
+
+#[test]
+fn password_change_never_lowers_stronger_kdf_params() {
+    let id = AccountId::random();
+    let pw = SecretString::from("pw");
+    let strong = KdfParams {
+        t_cost: crypto::DEFAULT_T_COST + 1,
+        ..crypto::default_kdf_params()
+    };
+    let (keys, _, unlocked) = account::create_with_params(&id, &pw, strong).unwrap();
+    let resealed =
+        account::reseal_with_password(&id, &keys, &unlocked, &SecretString::from("new")).unwrap();
+    assert_eq!(resealed.kdf.t_cost, crypto::DEFAULT_T_COST + 1, "kept");
+    assert_eq!(resealed.kdf.m_cost_kib, crypto::DEFAULT_M_COST_KIB);
+    assert_ne!(resealed.kdf.salt, keys.kdf.salt, "fresh salt");
+}

@@ -101,7 +101,8 @@ pub fn unlock_with_recovery(
     open_private(account, keys, master_key)
 }
 
-/// Re-seals the master key under a new password with the current default KDF parameters.
+/// Re-seals the master key under a new password with a fresh salt and KDF costs raised to at
+/// least the current defaults (stronger stored costs are kept).
 /// Everything else in `keys` (recovery copy, key pair) is returned unchanged.
 ///
 /// `unlocked` must belong to `keys`: its master key must open the stored private key and that
@@ -119,7 +120,12 @@ pub fn reseal_with_password(
             what: "the account's private key".into(),
         });
     }
-    let kdf = default_kdf_params();
+    // A fresh salt, and each cost at least the current default: weaker stored parameters are
+    // raised, stronger ones (chosen deliberately) are never lowered.
+    let mut kdf = default_kdf_params();
+    kdf.m_cost_kib = kdf.m_cost_kib.max(keys.kdf.m_cost_kib);
+    kdf.t_cost = kdf.t_cost.max(keys.kdf.t_cost);
+    kdf.p_cost = kdf.p_cost.max(keys.kdf.p_cost);
     let kek = derive_kek(new_password, &kdf)?;
     Ok(AccountKeys {
         kdf,
