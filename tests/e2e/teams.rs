@@ -335,6 +335,16 @@ fn sign_in_state_token_store_and_logout() {
     klef_e2e::run_with_stdin(login, None)
         .code_is(3)
         .clean_error(&["wrong password"]);
+    owner
+        .run([
+            "login",
+            "--server",
+            &server_url(&owner),
+            "--key",
+            "klef_user_nonsense",
+        ])
+        .code_is(2)
+        .clean_error(&["nonsense"]);
     let mut login = owner.klef(["login", "--server", &server_url(&owner), "--email", OWNER]);
     login.env("KLEF_ACCOUNT_PASSWORD", klef_e2e::ACCOUNT_PASSWORD);
     klef_e2e::run_with_stdin(login, None).success();

@@ -1,15 +1,18 @@
 //! `klef login [--server URL] [--email EMAIL | --key klef_user_…]`: signs in to a Klef server
-//! and keeps the session token in the OS keyring (or a 0600 file where none answers).
+//! and keeps the session token in the OS keyring (or a 0600 file where none answers). With
+//! `--key klef_user_…` the user key itself is checked with the server and kept the same way.
 
 use anyhow::{Context as _, Result};
+use klef_core::backend::BackendError;
 use klef_core::crypto::token::{ApiToken, TokenKind};
-use klef_core::wire::LoginRequest;
+use klef_core::wire::{LoginRequest, SecretText, SessionResponse};
+use secrecy::ExposeSecret as _;
 use serde_json::json;
 
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
 use crate::remote::session::Session;
-use crate::remote::{self, Api};
+use crate::remote::{self, Api, RemoteBackend};
 
 /// Sign in to a Klef server
 ///
@@ -52,11 +55,31 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             )
             .into());
         }
-        return Err(Failure::other(format!(
-            "signing in with an API key is not supported by this server yet ({server})"
-        ))
-        .hint("sign in with `klef login --email EMAIL` instead")
-        .into());
+        // A user key is a bearer credential of its own: check it with the server, then keep it
+        // where a session token would go.
+        let secret = SecretText::new(token.display().expose_secret().to_owned());
+        let backend = RemoteBackend::new(Api::new(&server, Some(secret.clone()))?);
+        let me = match backend.me().await {
+            Ok(me) => me.clone(),
+            Err(BackendError::Unauthenticated(_) | BackendError::Invalid(_)) => {
+                return Err(Failure::auth(format!(
+                    "{server} did not accept this key: it is revoked or unknown there, or this server does not support signing in with an API key yet"
+                ))
+                .hint("sign in with `klef login --email EMAIL` instead")
+                .into());
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("failed to sign in to {server}")));
+            }
+        };
+        let resp = SessionResponse {
+            token: secret,
+            expires_at: me.session_expires_at,
+            account: me.account,
+        };
+        let session = remote::start_session(ctx, &server, &resp)?;
+        report(ctx, &session)?;
+        return Ok(ExitStatus::SUCCESS);
     }
 
     let email = match (args.email, &previous) {
@@ -71,6 +94,11 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         .await
         .with_context(|| format!("failed to sign in to {server}"))?;
     let session = remote::start_session(ctx, &server, &resp)?;
+    report(ctx, &session)?;
+    Ok(ExitStatus::SUCCESS)
+}
+
+fn report(ctx: &Context, session: &Session) -> Result<()> {
     if ctx.global.json {
         ctx.printer.json(&json!({
             "server": session.server,
@@ -79,7 +107,9 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             "token_store": session.token_store.as_str(),
         }))?;
     }
-    ctx.printer
-        .info(&format!("signed in to {server} as {}", session.email));
-    Ok(ExitStatus::SUCCESS)
+    ctx.printer.info(&format!(
+        "signed in to {} as {}",
+        session.server, session.email
+    ));
+    Ok(())
 }
