@@ -439,6 +439,35 @@ pub(crate) fn pull_writes_atomically_and_formats(mode: Mode) {
     ctx.run_pw(["pull", "--format", "toml"]).code_is(2);
 }
 
+pub(crate) fn rotate_key_keeps_values_readable(mode: Mode) {
+    let ctx = setup!(mode);
+    ctx.run_pw(["set", "A=1", "B=two words", "-e", "staging"])
+        .success();
+    ctx.run_pw(["set", "P=prod", "-e", "production"]).success();
+    let out = json(
+        &ctx.run_pw(["env", "rotate-key", "staging", "--json"])
+            .success(),
+    );
+    assert_eq!(out["key_version"], 2, "{out}");
+    assert_eq!(out["reencrypted"], 2, "{out}");
+    assert_eq!(
+        ctx.run_pw(["get", "B", "--plain", "-e", "staging"])
+            .success()
+            .stdout(),
+        "two words"
+    );
+    assert_eq!(
+        ctx.run_pw(["get", "P", "--plain", "-e", "production"])
+            .success()
+            .stdout(),
+        "prod"
+    );
+    // Versions sealed under the old key cannot come back as current ones.
+    ctx.run_pw(["rollback", "B", "1", "-e", "staging"])
+        .clean_error(&["two words"])
+        .stderr_has("earlier key");
+}
+
 macro_rules! backend_suite {
     ($mode:expr; $($name:ident),* $(,)?) => {
         $(
@@ -463,6 +492,7 @@ macro_rules! all_workflow_tests {
             pulled_file_reads_back_in_node_dotenv,
             push_replace_and_summary,
             pull_writes_atomically_and_formats,
+            rotate_key_keeps_values_readable,
         );
     };
 }
