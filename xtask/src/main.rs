@@ -9,6 +9,7 @@
 //! * `fuzz [--seconds N]` — runs every fuzz target for a bounded time.
 
 mod codegen;
+mod fuzz;
 mod test;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +67,7 @@ fn run(args: &[String]) -> Result<()> {
             eprintln!("xtask: installed klef, klef-agent and klef-server; try `klef --help`");
             Ok(())
         }
+        "fuzz" => fuzz::run(&root, rest),
         "man" => codegen::man(&root),
         "codegen" => codegen::run(&root, rest.iter().any(|a| a == "--check")),
         "help" | "--help" | "-h" => {
