@@ -8,6 +8,7 @@
 //! * `bench` — runs the benchmarks and writes `docs/performance.md`.
 //! * `fuzz [--seconds N]` — runs every fuzz target for a bounded time.
 
+mod bench;
 mod codegen;
 mod fuzz;
 mod test;
@@ -67,6 +68,7 @@ fn run(args: &[String]) -> Result<()> {
             eprintln!("xtask: installed klef, klef-agent and klef-server; try `klef --help`");
             Ok(())
         }
+        "bench" => bench::run(&root, rest),
         "fuzz" => fuzz::run(&root, rest),
         "man" => codegen::man(&root),
         "codegen" => codegen::run(&root, rest.iter().any(|a| a == "--check")),
