@@ -44,7 +44,7 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         Ok(u) => u,
         Err(CryptoError::WrongPassword) => {
             return Err(
-                Failure::auth("this recovery code does not open the local vault")
+                Failure::auth("this recovery code does not open this account")
                     .hint("use the code `klef init` showed when this vault was created; nothing was changed")
                     .into(),
             );
@@ -59,7 +59,7 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     b.replace_account_keys(&keys)
         .await
         .context("failed to store the new sealed master key")?;
-    super::password::forget_in_agent(ctx, &account.id.to_string()).await;
+    super::password::forget_in_agent(ctx, &b.vault_id(&account)).await;
 
     if ctx.global.json {
         ctx.printer.json(&json!({ "recovered": true }))?;

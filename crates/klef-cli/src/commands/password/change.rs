@@ -36,7 +36,7 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
     b.replace_account_keys(&keys)
         .await
         .context("failed to store the new sealed master key")?;
-    super::forget_in_agent(ctx, &account.id.to_string()).await;
+    super::forget_in_agent(ctx, &b.vault_id(&account)).await;
 
     let kdf = &keys.kdf;
     if ctx.global.json {
