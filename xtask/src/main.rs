@@ -7,10 +7,13 @@
 //! * `codegen [--check]` — regenerates the reference docs (and checks for drift).
 //! * `bench` — runs the benchmarks and writes `docs/performance.md`.
 //! * `fuzz [--seconds N]` — runs every fuzz target for a bounded time.
+//! * `soak [--seconds N] [--clients N]` — a bounded load test of `klef-server` on `PostgreSQL`,
+//!   with the database restarted half-way (run after the test suite, never alongside it).
 
 mod bench;
 mod codegen;
 mod fuzz;
+mod soak;
 mod test;
 
 use std::path::{Path, PathBuf};
@@ -70,6 +73,7 @@ fn run(args: &[String]) -> Result<()> {
         }
         "bench" => bench::run(&root, rest),
         "fuzz" => fuzz::run(&root, rest),
+        "soak" => soak::run(&root, rest),
         "man" => codegen::man(&root),
         "codegen" => codegen::run(&root, rest.iter().any(|a| a == "--check")),
         "help" | "--help" | "-h" => {
