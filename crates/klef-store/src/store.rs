@@ -36,6 +36,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 const SQLITE_MAX_CONNECTIONS: u32 = 4;
 
 /// Per server process; several processes may share one `PostgreSQL`.
+#[cfg(feature = "postgres")]
 const POSTGRES_MAX_CONNECTIONS: u32 = 10;
 
 #[cfg(feature = "sqlite")]
@@ -231,6 +232,7 @@ async fn connect_postgres_url(url: &str) -> Result<Store, StoreError> {
 }
 
 #[cfg(not(feature = "postgres"))]
+#[expect(clippy::unused_async, reason = "same signature as the postgres-enabled function")]
 async fn connect_postgres_url(_url: &str) -> Result<Store, StoreError> {
     Err(StoreError::UnsupportedUrl {
         reason: "postgres:// URL but Klef was built without the `postgres` feature".into(),
