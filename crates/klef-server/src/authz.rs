@@ -1,25 +1,35 @@
-//! Authentication ([`Principal`] from the bearer token) and authorization: every permission
-//! decision is made by [`authorize`], which loads the facts from the database and hands them to
-//! the pure [`decide`]. Handlers never check roles themselves.
+//! Authentication ([`Principal`] from the bearer token: a session, a user API key or a system
+//! API key) and authorization: every permission decision, for every kind of principal, is made
+//! by [`authorize`], which loads the facts from the database and hands them to the pure
+//! [`decide`]. Handlers never check roles or scopes themselves.
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use klef_core::crypto::sha256_hex;
-use klef_core::ids::{AccountId, EnvironmentId, ProjectId, WorkspaceId};
+use klef_core::crypto::token::ApiToken;
+use klef_core::ids::{AccountId, ApiKeyId, EnvironmentId, ProjectId, WorkspaceId};
 use klef_core::model::{Environment, Role, Timestamp};
+use klef_core::wire::{ApiKeyKind, ApiKeyPermission, ApiKeyScope};
 use klef_store::server::{Actor, ActorKind, now_ms};
 
 use crate::AppState;
 use crate::error::ApiError;
 
-/// Who is calling. API keys (user and system, a later issue) become further variants, decided
-/// by the same [`authorize`].
+/// What a system key is told when it asks for anything outside secrets.
+pub const SYSTEM_KEY_LIMIT: &str = "a system key can only read secrets (and, with readwrite, \
+     write them) in the environments of its scopes";
+
+/// Who is calling.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Principal {
     /// A signed-in person (a `klef_sess_…` token).
     Session(SessionPrincipal),
+    /// A user API key (`klef_user_…`): acts as the person who made it.
+    UserKey(UserKeyPrincipal),
+    /// A system API key (`klef_sys_…`): scoped, read or readwrite, no account.
+    SystemKey(SystemKeyPrincipal),
 }
 
 /// A live session.
@@ -45,24 +55,82 @@ impl std::fmt::Debug for SessionPrincipal {
     }
 }
 
-impl Principal {
-    /// The account acting (every principal today acts as one).
+/// A live user key.
+#[derive(Debug, Clone)]
+pub struct UserKeyPrincipal {
+    /// The account it acts as.
+    pub account: AccountId,
+    /// That account's email.
+    pub email: String,
+    /// The key.
+    pub key_id: ApiKeyId,
+    /// Its label.
+    pub label: String,
+}
+
+/// A live system key.
+#[derive(Debug, Clone)]
+pub struct SystemKeyPrincipal {
+    /// The key.
+    pub key_id: ApiKeyId,
+    /// Its label.
+    pub label: String,
+    /// `label (system key)`: how it signs what it writes.
+    pub author: String,
+    /// Read or readwrite.
+    pub permission: ApiKeyPermission,
+    /// Its scopes.
+    pub scopes: Vec<ApiKeyScope>,
+}
+
+impl SystemKeyPrincipal {
+    /// Whether a scope covers the project (any of its environments).
     #[must_use]
-    pub fn account(&self) -> &AccountId {
+    pub fn covers_project(&self, project: &ProjectId) -> bool {
+        self.scopes.iter().any(|s| s.project_id == *project)
+    }
+
+    /// Whether a scope covers the environment (`proj:env` or `proj:*`).
+    #[must_use]
+    pub fn covers(&self, project: &ProjectId, env: &EnvironmentId) -> bool {
+        self.scopes
+            .iter()
+            .any(|s| s.project_id == *project && s.environment_id.is_none_or(|e| e == *env))
+    }
+}
+
+impl Principal {
+    /// The account acting: the session's, or a user key's owner. A system key has none
+    /// (`403`, [`SYSTEM_KEY_LIMIT`]).
+    pub fn account(&self) -> Result<&AccountId, ApiError> {
         match self {
-            Principal::Session(s) => &s.account,
+            Principal::Session(s) => Ok(&s.account),
+            Principal::UserKey(k) => Ok(&k.account),
+            Principal::SystemKey(_) => Err(ApiError::Forbidden(SYSTEM_KEY_LIMIT.into())),
         }
     }
 
-    /// How the principal appears in the audit log and as a secret's author.
+    /// The acting account's email, for accounts.
+    #[must_use]
+    pub fn email(&self) -> Option<&str> {
+        match self {
+            Principal::Session(s) => Some(&s.email),
+            Principal::UserKey(k) => Some(&k.email),
+            Principal::SystemKey(_) => None,
+        }
+    }
+
+    /// How the principal appears as a secret's author: the email, or `label (system key)`.
     #[must_use]
     pub fn label(&self) -> &str {
         match self {
             Principal::Session(s) => &s.email,
+            Principal::UserKey(k) => &k.email,
+            Principal::SystemKey(k) => &k.author,
         }
     }
 
-    /// The audit-log actor.
+    /// The audit-log actor: the account for a session; the key (id, and label) for API keys.
     #[must_use]
     pub fn actor(&self) -> Actor {
         match self {
@@ -70,6 +138,16 @@ impl Principal {
                 kind: ActorKind::Account,
                 id: Some(s.account.to_string()),
                 label: Some(s.email.clone()),
+            },
+            Principal::UserKey(k) => Actor {
+                kind: ActorKind::ApiKey,
+                id: Some(k.key_id.to_string()),
+                label: Some(format!("{} (user key {})", k.email, k.label)),
+            },
+            Principal::SystemKey(k) => Actor {
+                kind: ActorKind::ApiKey,
+                id: Some(k.key_id.to_string()),
+                label: Some(k.author.clone()),
             },
         }
     }
@@ -106,13 +184,54 @@ impl FromRequestParts<AppState> for Principal {
             }));
         }
         if token.starts_with("klef_user_") || token.starts_with("klef_sys_") {
-            return Err(ApiError::Unauthenticated(
-                "this server does not accept API keys yet".into(),
-            ));
+            return api_key_principal(state, token).await;
         }
         Err(ApiError::Unauthenticated(
             "the bearer token is not a Klef token".into(),
         ))
+    }
+}
+
+/// Authenticates an API key: parsed, looked up by id, its secret's hash compared in constant
+/// time, refused when revoked. No message names the secret.
+async fn api_key_principal(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let parsed = ApiToken::parse(token)
+        .map_err(|e| ApiError::Unauthenticated(format!("{e}; check KLEF_TOKEN")))?;
+    let unknown = || ApiError::Unauthenticated("unknown API key; check KLEF_TOKEN".into());
+    let Some(key) = state.store.api_key_auth(&parsed.id()).await? else {
+        return Err(unknown());
+    };
+    let kind_matches = matches!(
+        (parsed.kind(), key.kind),
+        (klef_core::crypto::token::TokenKind::User, ApiKeyKind::User)
+            | (
+                klef_core::crypto::token::TokenKind::System,
+                ApiKeyKind::System
+            )
+    );
+    if !parsed.verify_secret_hash(&key.secret_hash) || !kind_matches {
+        return Err(unknown());
+    }
+    if key.revoked {
+        return Err(ApiError::Unauthenticated(format!(
+            "API key {} was revoked",
+            parsed.prefix()
+        )));
+    }
+    match key.kind {
+        ApiKeyKind::User => Ok(Principal::UserKey(UserKeyPrincipal {
+            account: key.created_by,
+            email: key.creator_email.unwrap_or_default(),
+            key_id: key.id,
+            label: key.label,
+        })),
+        ApiKeyKind::System => Ok(Principal::SystemKey(SystemKeyPrincipal {
+            key_id: key.id,
+            author: format!("{} (system key)", key.label),
+            label: key.label,
+            permission: key.permission.unwrap_or(ApiKeyPermission::Read),
+            scopes: key.scopes,
+        })),
     }
 }
 
@@ -141,6 +260,9 @@ pub enum Action {
     ListGrants,
     /// Rotate an environment's key.
     RotateKey,
+    /// Create, list, change and revoke API keys: on [`Resource::OwnKeys`] (user keys, the
+    /// caller's own keys) or on a [`Resource::Project`] a system key is scoped to.
+    ManageApiKeys,
 }
 
 /// What it is done to.
@@ -152,7 +274,12 @@ pub enum Resource {
     Project(ProjectId),
     /// An environment.
     Environment(EnvironmentId),
+    /// The caller's own API keys (no database facts).
+    OwnKeys,
 }
+
+/// [`Facts::what`] of [`Resource::OwnKeys`].
+const OWN_KEYS: &str = "your API keys";
 
 /// Everything [`decide`] needs, loaded by [`authorize`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,10 +297,64 @@ pub struct Facts {
     pub grant: bool,
     /// The environment's slug (environment resources).
     pub slug: Option<String>,
+    /// For a system key: what its scopes allow here.
+    pub system_key: Option<SystemKeyFacts>,
+}
+
+/// What [`decide`] needs to know of a system key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemKeyFacts {
+    /// Whether the resource exists.
+    pub exists: bool,
+    /// The resource as `project:env` or `project` (for messages).
+    pub name: String,
+    /// Whether a scope covers it.
+    pub in_scope: bool,
+    /// Whether an environment key is wrapped to the key (environment resources).
+    pub grant: bool,
+    /// Read or readwrite.
+    pub permission: ApiKeyPermission,
+}
+
+/// The decision for a system key: secrets and their keys within scope, nothing else.
+fn decide_system_key(action: Action, facts: &Facts, key: &SystemKeyFacts) -> Result<(), ApiError> {
+    let reads = matches!(
+        action,
+        Action::ReadProject | Action::ReadEnvironmentKey | Action::ReadSecrets
+    );
+    if !reads && action != Action::WriteSecrets {
+        return Err(ApiError::Forbidden(SYSTEM_KEY_LIMIT.into()));
+    }
+    if !key.exists {
+        return Err(ApiError::NotFound(facts.what.clone()));
+    }
+    if !key.in_scope {
+        return Err(ApiError::Forbidden(format!("no access to {}", key.name)));
+    }
+    if action != Action::ReadProject && !key.grant {
+        return Err(ApiError::Forbidden(format!(
+            "no access to {}: no key of it is wrapped to this system key (update it with \
+             klef keys put)",
+            key.name
+        )));
+    }
+    if action == Action::WriteSecrets && key.permission != ApiKeyPermission::Readwrite {
+        return Err(ApiError::Forbidden(format!(
+            "this system key may only read {}: its permission is read",
+            key.name
+        )));
+    }
+    Ok(())
 }
 
 /// The decision: `Ok` or the error to answer.
 pub fn decide(action: Action, facts: &Facts) -> Result<(), ApiError> {
+    if let Some(key) = &facts.system_key {
+        return decide_system_key(action, facts, key);
+    }
+    if action == Action::ManageApiKeys && facts.what == OWN_KEYS {
+        return Ok(());
+    }
     let Some(role) = facts.role else {
         return Err(ApiError::NotFound(facts.what.clone()));
     };
@@ -196,6 +377,13 @@ pub fn decide(action: Action, facts: &Facts) -> Result<(), ApiError> {
     match action {
         Action::ReadWorkspace | Action::ReadProject => Ok(()),
         Action::CreateProject | Action::ReadAudit | Action::ListGrants => require_admin(),
+        Action::ManageApiKeys => require_admin().map_err(|_| {
+            ApiError::Forbidden(
+                "a system key scoped to this project needs the admin or owner role in its \
+                 workspace"
+                    .into(),
+            )
+        }),
         Action::ManageMembers => {
             require_admin()?;
             if facts.personal {
@@ -238,8 +426,8 @@ pub fn decide(action: Action, facts: &Facts) -> Result<(), ApiError> {
 /// environment.
 #[derive(Debug, Clone)]
 pub struct Authorized {
-    /// The resource's workspace.
-    pub workspace_id: WorkspaceId,
+    /// The resource's workspace (`None` for [`Resource::OwnKeys`]).
+    pub workspace_id: Option<WorkspaceId>,
     /// The environment, for environment resources.
     pub environment: Option<Environment>,
 }
@@ -252,8 +440,19 @@ pub async fn authorize(
     resource: Resource,
 ) -> Result<Authorized, ApiError> {
     let store = &state.store;
-    let account = principal.account();
     let (workspace_id, environment, project, what) = match resource {
+        Resource::OwnKeys => {
+            if let Principal::SystemKey(_) = principal {
+                return Err(ApiError::Forbidden(
+                    "system keys cannot manage API keys; use a session or a user key".into(),
+                ));
+            }
+            decide(action, &own_keys_facts())?;
+            return Ok(Authorized {
+                workspace_id: None,
+                environment: None,
+            });
+        }
         Resource::Workspace(ws) => (Some(ws), None, None, format!("workspace {ws}")),
         Resource::Project(p) => (
             store.project_workspace(&p).await?,
@@ -274,39 +473,111 @@ pub async fn authorize(
             None => (None, None, None, format!("environment {e}")),
         },
     };
-    let role = match &workspace_id {
-        Some(ws) => store.role_in(account, ws).await?,
-        None => None,
-    };
-    let personal = match (&workspace_id, role) {
-        (Some(ws), Some(_)) => store
-            .workspaces_for(account)
+    let facts = match principal {
+        Principal::SystemKey(key) => {
+            system_key_facts(
+                state,
+                key,
+                what,
+                workspace_id,
+                environment.as_ref(),
+                project,
+            )
             .await?
-            .iter()
-            .any(|w| w.id == *ws && w.personal),
-        _ => false,
-    };
-    let (project_key, grant) = match (&project, role) {
-        (Some(p), Some(_)) => {
-            store
-                .key_holdings(account, p, environment.as_ref().map(|e| &e.id))
-                .await?
         }
-        _ => (false, false),
-    };
-    let facts = Facts {
-        what,
-        role,
-        personal,
-        project_key,
-        grant,
-        slug: environment.as_ref().map(|e| e.slug.clone()),
+        Principal::Session(_) | Principal::UserKey(_) => {
+            let account = principal.account()?;
+            let role = match &workspace_id {
+                Some(ws) => store.role_in(account, ws).await?,
+                None => None,
+            };
+            let personal = match (&workspace_id, role) {
+                (Some(ws), Some(_)) => store
+                    .workspaces_for(account)
+                    .await?
+                    .iter()
+                    .any(|w| w.id == *ws && w.personal),
+                _ => false,
+            };
+            let (project_key, grant) = match (&project, role) {
+                (Some(p), Some(_)) => {
+                    store
+                        .key_holdings(account, p, environment.as_ref().map(|e| &e.id))
+                        .await?
+                }
+                _ => (false, false),
+            };
+            Facts {
+                what,
+                role,
+                personal,
+                project_key,
+                grant,
+                slug: environment.as_ref().map(|e| e.slug.clone()),
+                system_key: None,
+            }
+        }
     };
     decide(action, &facts)?;
     let workspace_id = workspace_id.ok_or_else(|| ApiError::NotFound(facts.what.clone()))?;
     Ok(Authorized {
-        workspace_id,
+        workspace_id: Some(workspace_id),
         environment,
+    })
+}
+
+fn own_keys_facts() -> Facts {
+    Facts {
+        what: OWN_KEYS.into(),
+        role: None,
+        personal: false,
+        project_key: false,
+        grant: false,
+        slug: None,
+        system_key: None,
+    }
+}
+
+/// A system key's facts: whether the resource exists, whether a scope covers it, and whether
+/// its environment key is wrapped to the key.
+async fn system_key_facts(
+    state: &AppState,
+    key: &SystemKeyPrincipal,
+    what: String,
+    workspace_id: Option<WorkspaceId>,
+    environment: Option<&Environment>,
+    project: Option<ProjectId>,
+) -> Result<Facts, ApiError> {
+    let store = &state.store;
+    let exists = workspace_id.is_some();
+    let project_name = match project {
+        Some(p) if exists => store.project_by_id(&p).await?.map(|p| p.name),
+        _ => None,
+    };
+    let project_label = project_name.unwrap_or_else(|| "this project".into());
+    let (name, in_scope, grant) = match (project, environment) {
+        (Some(p), Some(env)) => {
+            let in_scope = key.covers(&p, &env.id);
+            let grant = in_scope && store.api_key_grant(&key.key_id, &env.id).await?.is_some();
+            (format!("{project_label}:{}", env.slug), in_scope, grant)
+        }
+        (Some(p), None) => (project_label, key.covers_project(&p), false),
+        (None, _) => (what.clone(), false, false),
+    };
+    Ok(Facts {
+        what,
+        role: None,
+        personal: false,
+        project_key: false,
+        grant: false,
+        slug: environment.map(|e| e.slug.clone()),
+        system_key: Some(SystemKeyFacts {
+            exists,
+            name,
+            in_scope,
+            grant,
+            permission: key.permission,
+        }),
     })
 }
 
@@ -322,6 +593,7 @@ mod tests {
             project_key,
             grant,
             slug: Some("production".into()),
+            system_key: None,
         }
     }
 

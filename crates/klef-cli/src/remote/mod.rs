@@ -217,6 +217,7 @@ impl Backend for RemoteBackend {
                 &routes::environments(&new.environment.project_id),
                 &CreateEnvironmentRequest {
                     environment: new.clone(),
+                    api_key_grants: Vec::new(),
                 },
             )
             .await?;

@@ -254,6 +254,11 @@ pub(super) async fn logout(
             );
             state.store.revoke_session(&s.token_hash, &audit).await?;
         }
+        Principal::UserKey(_) | Principal::SystemKey(_) => {
+            return Err(ApiError::Forbidden(
+                "an API key is not a session: revoke it with klef keys revoke".into(),
+            ));
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -263,7 +268,12 @@ pub(super) async fn me(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<axum::Json<MeResponse>, ApiError> {
-    let id = *principal.account();
+    if let Principal::SystemKey(_) = principal {
+        return Err(ApiError::Forbidden(
+            "a system key has no account; GET /v1/me/api-key describes the key".into(),
+        ));
+    }
+    let id = *principal.account()?;
     let account = state
         .store
         .account(&id)
@@ -272,6 +282,8 @@ pub(super) async fn me(
     let server_owner = state.store.server_owner().await? == Some(id);
     let session_expires_at = match &principal {
         Principal::Session(s) => s.expires_at,
+        // API keys do not expire: they are revoked.
+        Principal::UserKey(_) | Principal::SystemKey(_) => i64::MAX,
     };
     Ok(axum::Json(MeResponse {
         account,
@@ -287,7 +299,7 @@ pub(super) async fn replace_keys(
     ApiJson(req): ApiJson<ReplaceKeysRequest>,
 ) -> Result<StatusCode, ApiError> {
     validate_keys(&req.keys)?;
-    let id = *principal.account();
+    let id = *principal.account()?;
     let audit = audit_by(
         &principal,
         None,

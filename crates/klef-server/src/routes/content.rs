@@ -1,17 +1,18 @@
 //! Workspaces, projects, environments, secrets and key rotation: the remote side of
-//! [`Backend`](klef_core::backend::Backend), with the caller's account as principal.
+//! [`Backend`](klef_core::backend::Backend). Sessions and user keys act as their account; a
+//! system key reaches only the projects, environments and secrets of its scopes.
 
 use axum::extract::State;
 use axum::response::Response;
 use klef_core::ids::{EnvironmentId, ProjectId, WorkspaceId};
-use klef_core::model::Project;
+use klef_core::model::{EnvironmentKeyAccess, Project};
 use klef_core::names::validate_key_name;
 use klef_core::wire::{
-    CreateEnvironmentRequest, CreateProjectRequest, CreateWorkspaceRequest, EnvironmentKeyResponse,
-    EnvironmentList, GrantList, ProjectList, RotateRequest, RotateResponse, SecretList,
-    WorkspaceList, WriteSecretsRequest, WriteSecretsResponse,
+    ApiKeyRecipientList, CreateEnvironmentRequest, CreateProjectRequest, CreateWorkspaceRequest,
+    EnvironmentKeyResponse, EnvironmentList, GrantList, ProjectList, RotateRequest, RotateResponse,
+    SecretList, WorkspaceList, WriteSecretsRequest, WriteSecretsResponse,
 };
-use klef_store::server::{RotateOutcome, now_ms};
+use klef_store::server::{EnvironmentCreation, RotateOutcome, now_ms};
 use tracing::instrument;
 
 use super::{audit_by, created};
@@ -28,7 +29,7 @@ pub(super) async fn workspaces(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<axum::Json<WorkspaceList>, ApiError> {
-    let workspaces = state.store.workspaces_for(principal.account()).await?;
+    let workspaces = state.store.workspaces_for(principal.account()?).await?;
     Ok(axum::Json(WorkspaceList { workspaces }))
 }
 
@@ -53,7 +54,7 @@ pub(super) async fn create_workspace(
     );
     state
         .store
-        .create_workspace_audited(principal.account(), &ws, Some(&audit))
+        .create_workspace_audited(principal.account()?, &ws, Some(&audit))
         .await?;
     Ok(created(ws))
 }
@@ -71,7 +72,7 @@ pub(super) async fn projects(
         Resource::Workspace(ws),
     )
     .await?;
-    let projects = state.store.projects_for(principal.account(), &ws).await?;
+    let projects = state.store.projects_for(principal.account()?, &ws).await?;
     Ok(axum::Json(ProjectList { projects }))
 }
 
@@ -118,7 +119,7 @@ pub(super) async fn create_project(
     );
     state
         .store
-        .create_project_audited(principal.account(), &new, Some(&audit))
+        .create_project_audited(principal.account()?, &new, Some(&audit))
         .await?;
     Ok(created(new.project))
 }
@@ -136,9 +137,15 @@ pub(super) async fn project(
         Resource::Project(id),
     )
     .await?;
-    Ok(axum::Json(
-        state.store.project_for(principal.account(), &id).await?,
-    ))
+    let project = match &principal {
+        Principal::SystemKey(_) => state
+            .store
+            .project_by_id(&id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("project {id}")))?,
+        _ => state.store.project_for(principal.account()?, &id).await?,
+    };
+    Ok(axum::Json(project))
 }
 
 #[instrument(skip_all)]
@@ -154,10 +161,22 @@ pub(super) async fn environments(
         Resource::Project(id),
     )
     .await?;
-    let environments = state
-        .store
-        .environments_for(principal.account(), &id)
-        .await?;
+    let environments = match &principal {
+        // A system key sees the environments its scopes cover.
+        Principal::SystemKey(key) => state
+            .store
+            .project_environments(&id)
+            .await?
+            .into_iter()
+            .filter(|e| key.covers(&id, &e.id))
+            .collect(),
+        _ => {
+            state
+                .store
+                .environments_for(principal.account()?, &id)
+                .await?
+        }
+    };
     Ok(axum::Json(EnvironmentList { environments }))
 }
 
@@ -185,15 +204,23 @@ pub(super) async fn create_environment(
     let e = &new.environment;
     let audit = audit_by(
         &principal,
-        Some(auth.workspace_id),
+        auth.workspace_id,
         "environment.create",
-        format!("environment {} ({}) in project {project}", e.id, e.slug),
+        format!(
+            "environment {} ({}) in project {project}, key wrapped to {} system key(s)",
+            e.id,
+            e.slug,
+            req.api_key_grants.len()
+        ),
     );
-    state
+    match state
         .store
-        .create_environment_audited(principal.account(), &new, Some(&audit))
-        .await?;
-    Ok(created(new.environment))
+        .create_environment_with_key_grants(principal.account()?, &new, &req.api_key_grants, &audit)
+        .await?
+    {
+        EnvironmentCreation::Created => Ok(created(new.environment)),
+        EnvironmentCreation::StaleRecipients { reason } => Err(ApiError::Stale(reason)),
+    }
 }
 
 #[instrument(skip_all)]
@@ -209,10 +236,21 @@ pub(super) async fn environment_key(
         Resource::Environment(id),
     )
     .await?;
-    let access = state
-        .store
-        .environment_key_for(principal.account(), &id)
-        .await?;
+    let access = match &principal {
+        Principal::SystemKey(key) => EnvironmentKeyAccess::Direct {
+            environment_key: state
+                .store
+                .api_key_grant(&key.key_id, &id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("environment {id}")))?,
+        },
+        _ => {
+            state
+                .store
+                .environment_key_for(principal.account()?, &id)
+                .await?
+        }
+    };
     let environment = auth
         .environment
         .ok_or_else(|| ApiError::NotFound(format!("environment {id}")))?;
@@ -282,7 +320,7 @@ pub(super) async fn write_secrets(
     let names: Vec<&str> = req.writes.iter().map(|w| w.name.as_str()).collect();
     let audit = audit_by(
         &principal,
-        Some(auth.workspace_id),
+        auth.workspace_id,
         "secrets.write",
         format!("environment {id} ({slug}): {}", names.join(", ")),
     );
@@ -331,7 +369,7 @@ pub(super) async fn rotate(
     let slug = auth.environment.map(|e| e.slug).unwrap_or_default();
     let audit = audit_by(
         &principal,
-        Some(auth.workspace_id),
+        auth.workspace_id,
         "environment.rotate",
         format!(
             "environment {id} ({slug}) to key version {}, {} secrets re-encrypted, {} grants",
@@ -354,4 +392,22 @@ pub(super) async fn rotate(
         })),
         RotateOutcome::Stale { reason } => Err(ApiError::Stale(reason)),
     }
+}
+
+#[instrument(skip_all)]
+pub(super) async fn api_key_recipients(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(project): ApiPath<ProjectId>,
+) -> Result<axum::Json<ApiKeyRecipientList>, ApiError> {
+    authorize(
+        &state,
+        &principal,
+        Action::CreateEnvironment,
+        Resource::Project(project),
+    )
+    .await?;
+    Ok(axum::Json(ApiKeyRecipientList {
+        keys: state.store.api_key_recipients(&project).await?,
+    }))
 }

@@ -2,6 +2,7 @@
 //! (trace, JSON errors, panic catching, body limit) and the health and `OpenAPI` handlers.
 
 mod accounts;
+mod api_keys;
 mod content;
 mod teams;
 
@@ -62,6 +63,12 @@ pub const ROUTES: &[(&str, &str)] = &[
         "/v1/workspaces/{workspace_id}/members/{account_id}",
     ),
     ("GET", "/v1/workspaces/{workspace_id}/audit"),
+    ("GET", "/v1/api-keys"),
+    ("POST", "/v1/api-keys"),
+    ("PUT", "/v1/api-keys/{api_key_id}"),
+    ("DELETE", "/v1/api-keys/{api_key_id}"),
+    ("GET", "/v1/me/api-key"),
+    ("GET", "/v1/projects/{project_id}/api-key-recipients"),
 ];
 
 /// The application: routes, state and layers.
@@ -126,6 +133,16 @@ pub fn router(state: AppState) -> Router {
             delete(teams::remove),
         )
         .route("/v1/workspaces/{workspace_id}/audit", get(teams::audit))
+        .route("/v1/api-keys", get(api_keys::list).post(api_keys::create))
+        .route(
+            "/v1/api-keys/{api_key_id}",
+            put(api_keys::put).delete(api_keys::revoke),
+        )
+        .route("/v1/me/api-key", get(api_keys::current))
+        .route(
+            "/v1/projects/{project_id}/api-key-recipients",
+            get(content::api_key_recipients),
+        )
         .fallback(no_route)
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

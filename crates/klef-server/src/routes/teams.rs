@@ -49,7 +49,7 @@ pub(super) async fn invite(
         email: email.clone(),
         role: req.role,
         environments: req.environments,
-        invited_by: *principal.account(),
+        invited_by: *principal.account()?,
     };
     let scope = match &new.environments {
         Some(envs) => format!(
@@ -79,7 +79,9 @@ pub(super) async fn my_invitations(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<axum::Json<InvitationList>, ApiError> {
-    let invitations = state.store.invitations_for_email(principal.label()).await?;
+    principal.account()?;
+    let email = principal.email().unwrap_or_default();
+    let invitations = state.store.invitations_for_email(email).await?;
     Ok(axum::Json(InvitationList { invitations }))
 }
 
@@ -89,7 +91,7 @@ pub(super) async fn accept(
     principal: Principal,
     ApiPath(id): ApiPath<InviteId>,
 ) -> Result<axum::Json<Invitation>, ApiError> {
-    let account = *principal.account();
+    let account = *principal.account()?;
     let audit = audit_by(
         &principal,
         None,
@@ -180,12 +182,12 @@ pub(super) async fn remove(
         Resource::Workspace(ws),
     )
     .await?;
-    if account == *principal.account() {
+    if account == *principal.account()? {
         return Err(ApiError::InvalidRequest(
             "you cannot remove yourself".into(),
         ));
     }
-    let caller_role = state.store.role_in(principal.account(), &ws).await?;
+    let caller_role = state.store.role_in(principal.account()?, &ws).await?;
     let target_role = state.store.role_in(&account, &ws).await?;
     if target_role == Some(Role::Admin) && caller_role != Some(Role::Owner) {
         return Err(ApiError::Forbidden(

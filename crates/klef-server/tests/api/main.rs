@@ -4,5 +4,7 @@
 mod bad_input;
 mod common;
 mod concurrency;
+mod keys;
+mod matrix;
 mod openapi;
 mod story;

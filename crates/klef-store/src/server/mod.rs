@@ -1,5 +1,5 @@
 //! Server-only queries (the team server, `klef-server`): sessions, failed sign-ins, invitations,
-//! members and their wrapped keys, direct grants, key rotation and the audit log, on the tables
+//! members and their wrapped keys, API keys, direct grants, key rotation and the audit log, on the tables
 //! of migration `0002_server`. Like the rest of the store they handle only metadata, hashes and
 //! sealed bytes.
 //!
@@ -31,6 +31,7 @@ macro_rules! insert_audit {
 }
 
 mod access;
+mod api_keys;
 mod audit;
 mod sessions;
 mod teams;
@@ -41,6 +42,7 @@ use klef_core::ids::WorkspaceId;
 use klef_core::model::Timestamp;
 
 pub use access::RotateOutcome;
+pub use api_keys::{ApiKeyAuth, EnvironmentCreation, NewApiKey};
 pub use sessions::{AttemptScope, NewSession, SessionInfo, Signup, SignupOutcome};
 pub use teams::NewInvitation;
 

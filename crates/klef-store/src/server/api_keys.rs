@@ -1,0 +1,914 @@
+//! API keys (`klef_user_…`, `klef_sys_…`) on the tables `api_keys` and `api_key_scopes` of
+//! migration `0002_server`: registering a key a client generated, looking one up to
+//! authenticate, listing, replacing a system key's scopes, revoking, and the direct grants
+//! (`environment_grants` with `grantee_kind = 'api_key'`) that let a system key decrypt end to
+//! end. Like the rest of the store it sees only hashes, public keys and wrapped keys.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use klef_core::crypto::token::{TokenKind, prefix_of};
+use klef_core::ids::{AccountId, ApiKeyId, EnvironmentId, ProjectId};
+use klef_core::model::{Blob, Environment, NewEnvironment, Project, Timestamp};
+use klef_core::names::{validate_display_name, validate_slug};
+use klef_core::wire::{
+    ApiKeyGrant, ApiKeyInfo, ApiKeyKind, ApiKeyPermission, ApiKeyRecipient, ApiKeyScope,
+    ApiKeyScopeInfo, PutApiKeyRequest, WrappedEnvironmentKey,
+};
+
+use super::{Audit, now_ms};
+use crate::rows::{EnvironmentRow, ProjectRow, convert, parse_id};
+use crate::{Store, StoreError};
+
+/// A key to register (its secret stays with the client).
+#[derive(Debug, Clone, Copy)]
+pub struct NewApiKey<'a> {
+    /// Its id.
+    pub id: ApiKeyId,
+    /// User or system.
+    pub kind: ApiKeyKind,
+    /// The label.
+    pub label: &'a str,
+    /// SHA-256 (hex) of the secret.
+    pub secret_hash: &'a str,
+    /// A system key's public key.
+    pub public_key: Option<&'a [u8]>,
+    /// A system key's permission.
+    pub permission: Option<ApiKeyPermission>,
+    /// A system key's scopes.
+    pub scopes: &'a [ApiKeyScope],
+    /// A system key's environment keys.
+    pub environment_keys: &'a [WrappedEnvironmentKey],
+    /// Who creates it (a user key acts as this account).
+    pub created_by: AccountId,
+}
+
+/// What authentication needs to know of a key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKeyAuth {
+    /// The id.
+    pub id: ApiKeyId,
+    /// User or system.
+    pub kind: ApiKeyKind,
+    /// The label.
+    pub label: String,
+    /// SHA-256 (hex) of the secret, to compare in constant time.
+    pub secret_hash: String,
+    /// A system key's permission (user keys: `None`).
+    pub permission: Option<ApiKeyPermission>,
+    /// Whether it was revoked.
+    pub revoked: bool,
+    /// The creator (a user key's account).
+    pub created_by: AccountId,
+    /// The creator's email.
+    pub creator_email: Option<String>,
+    /// A system key's scopes.
+    pub scopes: Vec<ApiKeyScope>,
+}
+
+impl std::fmt::Debug for ApiKeyAuth {
+    // The hash is left out: it identifies the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyAuth")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("revoked", &self.revoked)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Store::create_environment_with_key_grants`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvironmentCreation {
+    /// The environment exists, with grants for every `proj:*` key.
+    Created,
+    /// Nothing was written: the grants do not name exactly the live `proj:*` keys.
+    StaleRecipients {
+        /// What differs, as a lower-case phrase.
+        reason: String,
+    },
+}
+
+/// A stored key row.
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    id: String,
+    kind: String,
+    label: String,
+    public_key: Option<Vec<u8>>,
+    permission: String,
+    created_by: String,
+    creator_email: Option<String>,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
+/// A scope row: project id, environment id (`None` = every environment).
+type ScopeRow = (String, Option<String>);
+
+/// `SELECT` of key rows with the creator's email, then `$tail`.
+macro_rules! select_key {
+    ($tail:literal) => {
+        concat!(
+            "SELECT k.id, k.kind, k.label, k.public_key, k.permission, k.created_by, \
+             a.email AS creator_email, k.created_at, k.revoked_at \
+             FROM api_keys k LEFT JOIN accounts a ON a.id = k.created_by ",
+            $tail
+        )
+    };
+}
+
+fn invalid(reason: impl Into<String>) -> StoreError {
+    StoreError::Invalid {
+        reason: reason.into(),
+    }
+}
+
+fn parse_kind(raw: &str) -> Result<ApiKeyKind, StoreError> {
+    match raw {
+        "user" => Ok(ApiKeyKind::User),
+        "system" => Ok(ApiKeyKind::System),
+        _ => Err(StoreError::Corrupt {
+            what: "unknown API key kind".into(),
+        }),
+    }
+}
+
+fn parse_permission(raw: &str) -> Result<ApiKeyPermission, StoreError> {
+    match raw {
+        "read" => Ok(ApiKeyPermission::Read),
+        "readwrite" => Ok(ApiKeyPermission::Readwrite),
+        _ => Err(StoreError::Corrupt {
+            what: "unknown API key permission".into(),
+        }),
+    }
+}
+
+fn token_kind(kind: ApiKeyKind) -> TokenKind {
+    match kind {
+        ApiKeyKind::User => TokenKind::User,
+        ApiKeyKind::System => TokenKind::System,
+    }
+}
+
+/// Checks a scope list's shape: at least one, no repeats, no `proj:env` beside `proj:*`.
+fn check_scopes(scopes: &[ApiKeyScope]) -> Result<(), StoreError> {
+    if scopes.is_empty() {
+        return Err(invalid("a system key needs at least one scope"));
+    }
+    let mut seen = BTreeSet::new();
+    for s in scopes {
+        if !seen.insert(*s) {
+            return Err(invalid(format!("scope {} is listed twice", describe(s))));
+        }
+    }
+    for s in scopes {
+        if s.environment_id.is_some()
+            && seen.contains(&ApiKeyScope {
+                project_id: s.project_id,
+                environment_id: None,
+            })
+        {
+            return Err(invalid(format!(
+                "scope {} is already covered by every environment of project {}",
+                describe(s),
+                s.project_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn describe(s: &ApiKeyScope) -> String {
+    match s.environment_id {
+        Some(e) => format!("{}:{e}", s.project_id),
+        None => format!("{}:*", s.project_id),
+    }
+}
+
+/// Checks that every wrapped key is for a covered environment at its current key version,
+/// at most once, and (when `required` is given) that every required environment has one.
+fn check_grants(
+    covered: &BTreeMap<EnvironmentId, (i64, String)>,
+    grants: &[WrappedEnvironmentKey],
+    required: &BTreeSet<EnvironmentId>,
+) -> Result<(), StoreError> {
+    let mut given = BTreeSet::new();
+    for g in grants {
+        let Some((version, slug)) = covered.get(&g.environment_id) else {
+            return Err(invalid(format!(
+                "environment {} is not in the key's scopes",
+                g.environment_id
+            )));
+        };
+        if g.key_version != *version {
+            return Err(invalid(format!(
+                "environment {slug} is at key version {version}, not {}",
+                g.key_version
+            )));
+        }
+        if g.wrapped_key.as_bytes().is_empty() {
+            return Err(invalid(format!("the key of environment {slug} is empty")));
+        }
+        if !given.insert(g.environment_id) {
+            return Err(invalid(format!("environment {slug} is wrapped twice")));
+        }
+    }
+    if let Some(missing) = required.iter().find(|e| !given.contains(e)) {
+        let slug = covered.get(missing).map_or("?", |(_, s)| s.as_str());
+        return Err(invalid(format!(
+            "the key of environment {slug} ({missing}) must be wrapped to the system key"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the scopes against the database on `$conn` and evaluates to the environments they
+/// cover: `Result<BTreeMap<EnvironmentId, (key_version, slug)>, StoreError>`.
+macro_rules! covered_environments {
+    ($conn:expr, $scopes:expr) => {{
+        let scopes: &[ApiKeyScope] = $scopes;
+        let mut covered: BTreeMap<EnvironmentId, (i64, String)> = BTreeMap::new();
+        let mut failure: Option<StoreError> = None;
+        for s in scopes {
+            let rows: Vec<(String, i64, String)> = match s.environment_id {
+                Some(env) => {
+                    sqlx::query_as(
+                        "SELECT id, key_version, slug FROM environments \
+                         WHERE id = $1 AND project_id = $2",
+                    )
+                    .bind(env.to_string())
+                    .bind(s.project_id.to_string())
+                    .fetch_all(&mut *$conn)
+                    .await?
+                }
+                None => {
+                    sqlx::query_as(
+                        "SELECT id, key_version, slug FROM environments WHERE project_id = $1",
+                    )
+                    .bind(s.project_id.to_string())
+                    .fetch_all(&mut *$conn)
+                    .await?
+                }
+            };
+            let project: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM projects WHERE id = $1")
+                .bind(s.project_id.to_string())
+                .fetch_one(&mut *$conn)
+                .await?;
+            if project == 0 {
+                failure = Some(StoreError::NotFound {
+                    what: format!("project {}", s.project_id),
+                });
+                break;
+            }
+            if let (Some(env), true) = (s.environment_id, rows.is_empty()) {
+                failure = Some(StoreError::NotFound {
+                    what: format!("environment {env} of project {}", s.project_id),
+                });
+                break;
+            }
+            for (id, version, slug) in rows {
+                covered.insert(parse_id(&id, "environment")?, (version, slug));
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(covered),
+        }
+    }};
+}
+
+/// Inserts the scopes of key `$id` on `$conn`.
+macro_rules! insert_scopes {
+    ($conn:expr, $id:expr, $scopes:expr) => {{
+        let scopes: &[ApiKeyScope] = $scopes;
+        for s in scopes {
+            sqlx::query(
+                "INSERT INTO api_key_scopes (api_key_id, project_id, environment_id) \
+                 VALUES ($1, $2, $3)",
+            )
+            .bind($id)
+            .bind(s.project_id.to_string())
+            .bind(s.environment_id.map(|e| e.to_string()))
+            .execute(&mut *$conn)
+            .await?;
+        }
+    }};
+}
+
+/// Inserts (or replaces) direct grants of key `$id` on `$conn`.
+macro_rules! upsert_grants {
+    ($conn:expr, $id:expr, $grants:expr, $now:expr) => {{
+        let grants: &[WrappedEnvironmentKey] = $grants;
+        for g in grants {
+            sqlx::query(
+                "DELETE FROM environment_grants WHERE environment_id = $1 \
+                 AND grantee_kind = 'api_key' AND grantee_id = $2",
+            )
+            .bind(g.environment_id.to_string())
+            .bind($id)
+            .execute(&mut *$conn)
+            .await?;
+            sqlx::query(
+                "INSERT INTO environment_grants \
+                 (environment_id, grantee_kind, grantee_id, wrapped_key, key_version, created_at) \
+                 VALUES ($1, 'api_key', $2, $3, $4, $5)",
+            )
+            .bind(g.environment_id.to_string())
+            .bind($id)
+            .bind(g.wrapped_key.as_bytes())
+            .bind(g.key_version)
+            .bind($now)
+            .execute(&mut *$conn)
+            .await?;
+        }
+    }};
+}
+
+impl Store {
+    /// Registers an API key and records `audit`, in one transaction. A system key's scopes
+    /// must name existing projects and environments ([`StoreError::NotFound`]) and its
+    /// `environment_keys` must wrap exactly the environments they cover, each at its current
+    /// key version ([`StoreError::Invalid`]); a user key takes none of these. A taken id is
+    /// [`StoreError::AlreadyExists`].
+    pub async fn create_api_key(
+        &self,
+        new: &NewApiKey<'_>,
+        audit: &Audit,
+    ) -> Result<ApiKeyInfo, StoreError> {
+        validate_display_name("key label", new.label).map_err(|e| invalid(e.to_string()))?;
+        if new.secret_hash.len() != 64
+            || !new
+                .secret_hash
+                .bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        {
+            return Err(invalid(
+                "secret_hash must be 64 lower-case hex digits (SHA-256)",
+            ));
+        }
+        let permission = match new.kind {
+            ApiKeyKind::User => {
+                if new.public_key.is_some()
+                    || new.permission.is_some()
+                    || !new.scopes.is_empty()
+                    || !new.environment_keys.is_empty()
+                {
+                    return Err(invalid(
+                        "a user key acts as you everywhere: it takes no scope, permission, \
+                         public key or environment keys",
+                    ));
+                }
+                // The column is NOT NULL; a user key's permission is never read.
+                ApiKeyPermission::Readwrite
+            }
+            ApiKeyKind::System => {
+                check_scopes(new.scopes)?;
+                if new.public_key.is_none_or(|k| k.len() != 32) {
+                    return Err(invalid("a system key needs its 32-byte public key"));
+                }
+                new.permission
+                    .ok_or_else(|| invalid("a system key needs a permission (read, readwrite)"))?
+            }
+        };
+        let id = new.id.to_string();
+        let now = now_ms();
+        write_tx!(self, |tx, _dialect| {
+            sqlx::query(
+                "INSERT INTO api_keys (id, kind, label, secret_hash, public_key, permission, \
+                 created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&id)
+            .bind(new.kind.as_str())
+            .bind(new.label)
+            .bind(new.secret_hash)
+            .bind(new.public_key)
+            .bind(permission.as_str())
+            .bind(new.created_by.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::exists_or(e, || format!("API key {}", new.id)))?;
+            if new.kind == ApiKeyKind::System {
+                let covered = covered_environments!(tx, new.scopes)?;
+                let required: BTreeSet<EnvironmentId> = covered.keys().copied().collect();
+                check_grants(&covered, new.environment_keys, &required)?;
+                insert_scopes!(tx, &id, new.scopes);
+                upsert_grants!(tx, &id, new.environment_keys, now);
+            }
+            insert_audit!(&mut *tx, audit)?;
+            Ok(())
+        })?;
+        self.api_key_info(&new.id)
+            .await?
+            .map(|(info, _)| info)
+            .ok_or_else(|| StoreError::NotFound {
+                what: format!("API key {}", new.id),
+            })
+    }
+
+    /// A key by id for authentication (revoked ones too, so the caller can say so).
+    pub async fn api_key_auth(&self, id: &ApiKeyId) -> Result<Option<ApiKeyAuth>, StoreError> {
+        let key = id.to_string();
+        let found: Option<(KeyRow, String, Vec<ScopeRow>)> = with_pool!(self, pool => {
+            let row: Option<KeyRow> = sqlx::query_as(select_key!("WHERE k.id = $1"))
+                .bind(&key)
+                .fetch_optional(pool)
+                .await?;
+            match row {
+                None => None,
+                Some(row) => {
+                    let hash: String =
+                        sqlx::query_scalar("SELECT secret_hash FROM api_keys WHERE id = $1")
+                            .bind(&key)
+                            .fetch_one(pool)
+                            .await?;
+                    let scopes: Vec<ScopeRow> = sqlx::query_as(
+                        "SELECT project_id, environment_id FROM api_key_scopes \
+                         WHERE api_key_id = $1",
+                    )
+                    .bind(&key)
+                    .fetch_all(pool)
+                    .await?;
+                    Some((row, hash, scopes))
+                }
+            }
+        });
+        let Some((row, secret_hash, scopes)) = found else {
+            return Ok(None);
+        };
+        let kind = parse_kind(&row.kind)?;
+        Ok(Some(ApiKeyAuth {
+            id: *id,
+            kind,
+            label: row.label,
+            secret_hash,
+            permission: match kind {
+                ApiKeyKind::User => None,
+                ApiKeyKind::System => Some(parse_permission(&row.permission)?),
+            },
+            revoked: row.revoked_at.is_some(),
+            created_by: parse_id(&row.created_by, "account")?,
+            creator_email: row.creator_email,
+            scopes: scopes
+                .into_iter()
+                .map(|(p, e)| {
+                    Ok(ApiKeyScope {
+                        project_id: parse_id(&p, "project")?,
+                        environment_id: e.map(|e| parse_id(&e, "environment")).transpose()?,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+        }))
+    }
+
+    /// A live key's listing and its creator; `None` when unknown or revoked.
+    pub async fn api_key_info(
+        &self,
+        id: &ApiKeyId,
+    ) -> Result<Option<(ApiKeyInfo, AccountId)>, StoreError> {
+        let row: Option<KeyRow> = with_pool!(self, pool => {
+            sqlx::query_as(select_key!("WHERE k.id = $1 AND k.revoked_at IS NULL"))
+                .bind(id.to_string())
+                .fetch_optional(pool)
+                .await?
+        });
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let creator = parse_id(&row.created_by, "account")?;
+                Ok(Some((self.key_info(row).await?, creator)))
+            }
+        }
+    }
+
+    async fn key_info(&self, row: KeyRow) -> Result<ApiKeyInfo, StoreError> {
+        let kind = parse_kind(&row.kind)?;
+        let id: ApiKeyId = parse_id(&row.id, "API key")?;
+        let rows: Vec<(String, String, Option<String>, Option<String>)> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT s.project_id, p.name, s.environment_id, e.slug FROM api_key_scopes s \
+                 JOIN projects p ON p.id = s.project_id \
+                 LEFT JOIN environments e ON e.id = s.environment_id \
+                 WHERE s.api_key_id = $1",
+            )
+            .bind(&row.id)
+            .fetch_all(pool)
+            .await?
+        });
+        let mut scopes = rows
+            .into_iter()
+            .map(|(p, name, e, slug)| {
+                Ok(ApiKeyScopeInfo {
+                    project_id: parse_id(&p, "project")?,
+                    project_name: name,
+                    environment_id: e.map(|e| parse_id(&e, "environment")).transpose()?,
+                    environment_slug: slug,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        scopes.sort_by_key(ToString::to_string);
+        Ok(ApiKeyInfo {
+            id,
+            prefix: prefix_of(token_kind(kind), &id),
+            kind,
+            label: row.label,
+            created_by_email: row.creator_email,
+            permission: match kind {
+                ApiKeyKind::User => None,
+                ApiKeyKind::System => Some(parse_permission(&row.permission)?),
+            },
+            scopes,
+            public_key: row.public_key.map(Blob),
+            created_at: row.created_at,
+        })
+    }
+
+    /// The live keys `account` created, and the live system keys with a scope in a workspace
+    /// where `account` is owner or admin; oldest first.
+    pub async fn api_keys_visible_to(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<ApiKeyInfo>, StoreError> {
+        let rows: Vec<KeyRow> = with_pool!(self, pool => {
+            sqlx::query_as(select_key!(
+                "WHERE k.revoked_at IS NULL AND (k.created_by = $1 OR (k.kind = 'system' AND \
+                 EXISTS (SELECT 1 FROM api_key_scopes s JOIN projects p ON p.id = s.project_id \
+                 JOIN workspace_members m ON m.workspace_id = p.workspace_id \
+                 WHERE s.api_key_id = k.id AND m.account_id = $1 \
+                 AND m.role IN ('owner', 'admin')))) ORDER BY k.created_at, k.id"
+            ))
+            .bind(account.to_string())
+            .fetch_all(pool)
+            .await?
+        });
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            out.push(self.key_info(row).await?);
+        }
+        Ok(out)
+    }
+
+    /// Replaces a live system key's scopes and permission and records `audit`, in one
+    /// transaction: grants of environments no longer covered are deleted, `environment_keys`
+    /// are stored (replacing older ones), and every covered environment must end up with a
+    /// grant at its current key version ([`StoreError::Invalid`] otherwise; nothing written).
+    pub async fn put_api_key(
+        &self,
+        id: &ApiKeyId,
+        req: &PutApiKeyRequest,
+        audit: &Audit,
+    ) -> Result<ApiKeyInfo, StoreError> {
+        check_scopes(&req.scopes)?;
+        let key = id.to_string();
+        let now = now_ms();
+        write_tx!(self, |tx, dialect| {
+            let kind: Option<String> = sqlx::query_scalar(dialect.pick(
+                "SELECT kind FROM api_keys WHERE id = $1 AND revoked_at IS NULL",
+                "SELECT kind FROM api_keys WHERE id = $1 AND revoked_at IS NULL FOR UPDATE",
+            ))
+            .bind(&key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match kind.as_deref() {
+                None => {
+                    return Err(StoreError::NotFound {
+                        what: format!("API key {id}"),
+                    });
+                }
+                Some("system") => {}
+                Some(_) => {
+                    return Err(invalid(
+                        "a user key has no scopes: it acts as its owner everywhere",
+                    ));
+                }
+            }
+            let covered = covered_environments!(tx, &req.scopes)?;
+            let held: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT environment_id, key_version FROM environment_grants \
+                 WHERE grantee_kind = 'api_key' AND grantee_id = $1",
+            )
+            .bind(&key)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut held_current = BTreeSet::new();
+            let mut stale_or_gone = Vec::new();
+            for (env, version) in held {
+                let env: EnvironmentId = parse_id(&env, "environment")?;
+                match covered.get(&env) {
+                    Some((current, _)) if *current == version => {
+                        held_current.insert(env);
+                    }
+                    _ => stale_or_gone.push(env),
+                }
+            }
+            let required: BTreeSet<EnvironmentId> = covered
+                .keys()
+                .filter(|e| !held_current.contains(e))
+                .copied()
+                .collect();
+            check_grants(&covered, &req.environment_keys, &required)?;
+            for env in stale_or_gone {
+                sqlx::query(
+                    "DELETE FROM environment_grants WHERE environment_id = $1 \
+                     AND grantee_kind = 'api_key' AND grantee_id = $2",
+                )
+                .bind(env.to_string())
+                .bind(&key)
+                .execute(&mut *tx)
+                .await?;
+            }
+            upsert_grants!(tx, &key, &req.environment_keys, now);
+            sqlx::query("DELETE FROM api_key_scopes WHERE api_key_id = $1")
+                .bind(&key)
+                .execute(&mut *tx)
+                .await?;
+            insert_scopes!(tx, &key, &req.scopes);
+            sqlx::query("UPDATE api_keys SET permission = $2 WHERE id = $1")
+                .bind(&key)
+                .bind(req.permission.as_str())
+                .execute(&mut *tx)
+                .await?;
+            insert_audit!(&mut *tx, audit)?;
+            Ok(())
+        })?;
+        self.api_key_info(id)
+            .await?
+            .map(|(info, _)| info)
+            .ok_or_else(|| StoreError::NotFound {
+                what: format!("API key {id}"),
+            })
+    }
+
+    /// Revokes a live key and deletes every grant wrapped to it, and records `audit`, in one
+    /// transaction; answers the key as it was. From then on it no longer authenticates.
+    pub async fn revoke_api_key(
+        &self,
+        id: &ApiKeyId,
+        audit: &Audit,
+    ) -> Result<ApiKeyInfo, StoreError> {
+        let Some((info, _)) = self.api_key_info(id).await? else {
+            return Err(StoreError::NotFound {
+                what: format!("API key {id}"),
+            });
+        };
+        let key = id.to_string();
+        let now = now_ms();
+        write_tx!(self, |tx, _dialect| {
+            let done = sqlx::query(
+                "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            )
+            .bind(&key)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done == 0 {
+                return Err(StoreError::NotFound {
+                    what: format!("API key {id}"),
+                });
+            }
+            sqlx::query(
+                "DELETE FROM environment_grants WHERE grantee_kind = 'api_key' AND grantee_id = $1",
+            )
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?;
+            insert_audit!(&mut *tx, audit)?;
+            Ok(())
+        })?;
+        Ok(info)
+    }
+
+    /// The environment key wrapped directly to a system key, if it holds one.
+    pub async fn api_key_grant(
+        &self,
+        key: &ApiKeyId,
+        env: &EnvironmentId,
+    ) -> Result<Option<Blob>, StoreError> {
+        let wrapped: Option<Vec<u8>> = with_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT wrapped_key FROM environment_grants WHERE environment_id = $1 \
+                 AND grantee_kind = 'api_key' AND grantee_id = $2",
+            )
+            .bind(env.to_string())
+            .bind(key.to_string())
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(wrapped.map(Blob))
+    }
+
+    /// A project by id, with no visibility check (the caller authorizes: system keys).
+    pub async fn project_by_id(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
+        let row: Option<ProjectRow> = with_pool!(self, pool => {
+            sqlx::query_as("SELECT id, workspace_id, name, created_at FROM projects WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(Project::try_from).transpose()
+    }
+
+    /// Every environment of a project, oldest first, with no visibility check (the caller
+    /// filters: system keys see those in their scopes).
+    pub async fn project_environments(
+        &self,
+        project: &ProjectId,
+    ) -> Result<Vec<Environment>, StoreError> {
+        let rows: Vec<EnvironmentRow> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, project_id, slug, name, key_version, created_at \
+                 FROM environments WHERE project_id = $1",
+            )
+            .bind(project.to_string())
+            .fetch_all(pool)
+            .await?
+        });
+        let mut out: Vec<Environment> = convert(rows)?;
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.slug.cmp(&b.slug)));
+        Ok(out)
+    }
+
+    /// The live system keys scoped to every environment of `project` (`proj:*`), by id.
+    pub async fn api_key_recipients(
+        &self,
+        project: &ProjectId,
+    ) -> Result<Vec<ApiKeyRecipient>, StoreError> {
+        let rows: Vec<(String, Option<Vec<u8>>)> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT k.id, k.public_key FROM api_keys k JOIN api_key_scopes s \
+                 ON s.api_key_id = k.id WHERE s.project_id = $1 AND s.environment_id IS NULL \
+                 AND k.kind = 'system' AND k.revoked_at IS NULL ORDER BY k.id",
+            )
+            .bind(project.to_string())
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(id, public_key)| {
+                let api_key_id: ApiKeyId = parse_id(&id, "API key")?;
+                Ok(ApiKeyRecipient {
+                    api_key_id,
+                    prefix: prefix_of(TokenKind::System, &api_key_id),
+                    public_key: Blob(public_key.unwrap_or_default()),
+                })
+            })
+            .collect()
+    }
+
+    /// Adds an environment to a project `account` holds the key of, with its key wrapped to
+    /// every live `proj:*` system key, and records `audit`, in one transaction. `grants` must
+    /// name exactly those keys ([`EnvironmentCreation::StaleRecipients`] otherwise, nothing
+    /// written). A slug already used gives [`StoreError::AlreadyExists`].
+    pub async fn create_environment_with_key_grants(
+        &self,
+        account: &AccountId,
+        new: &NewEnvironment,
+        grants: &[ApiKeyGrant],
+        audit: &Audit,
+    ) -> Result<EnvironmentCreation, StoreError> {
+        let e = &new.environment;
+        validate_slug(&e.slug).map_err(|err| invalid(err.to_string()))?;
+        validate_display_name("environment name", &e.name)
+            .map_err(|err| invalid(err.to_string()))?;
+        if e.key_version < 1 {
+            return Err(invalid("an environment key version starts at 1"));
+        }
+        let mut given: BTreeMap<ApiKeyId, &ApiKeyGrant> = BTreeMap::new();
+        for g in grants {
+            if g.wrapped_key.as_bytes().is_empty() {
+                return Err(invalid("a wrapped environment key is empty"));
+            }
+            if given.insert(g.api_key_id, g).is_some() {
+                return Err(invalid(format!(
+                    "API key {} is granted twice",
+                    g.api_key_id
+                )));
+            }
+        }
+        let project = e.project_id.to_string();
+        let env_id = e.id.to_string();
+        let account_id = account.to_string();
+        let now: Timestamp = now_ms();
+        write_tx!(self, |tx, _dialect| {
+            let has_key: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM project_keys WHERE project_id = $1 AND account_id = $2",
+            )
+            .bind(&project)
+            .bind(&account_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if has_key == 0 {
+                return Err(StoreError::NotFound {
+                    what: format!("project {}", e.project_id),
+                });
+            }
+            let wanted: Vec<String> = sqlx::query_scalar(
+                "SELECT k.id FROM api_keys k JOIN api_key_scopes s ON s.api_key_id = k.id \
+                 WHERE s.project_id = $1 AND s.environment_id IS NULL \
+                 AND k.kind = 'system' AND k.revoked_at IS NULL",
+            )
+            .bind(&project)
+            .fetch_all(&mut *tx)
+            .await?;
+            let wanted: BTreeSet<ApiKeyId> = wanted
+                .iter()
+                .map(|k| parse_id(k, "API key"))
+                .collect::<Result<_, _>>()?;
+            if let Some(missing) = wanted.iter().find(|k| !given.contains_key(k)) {
+                return Ok(EnvironmentCreation::StaleRecipients {
+                    reason: format!(
+                        "system key {} covers every environment of this project: wrap the new \
+                         environment's key to it (GET /v1/projects/{}/api-key-recipients)",
+                        prefix_of(TokenKind::System, missing),
+                        e.project_id
+                    ),
+                });
+            }
+            if let Some(extra) = given.keys().find(|k| !wanted.contains(k)) {
+                return Ok(EnvironmentCreation::StaleRecipients {
+                    reason: format!(
+                        "API key {extra} is not a live key scoped to every environment of \
+                         this project"
+                    ),
+                });
+            }
+            sqlx::query(
+                "INSERT INTO environments \
+                 (id, project_id, slug, name, sealed_key, key_version, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&env_id)
+            .bind(&project)
+            .bind(&e.slug)
+            .bind(&e.name)
+            .bind(new.sealed_key.as_bytes())
+            .bind(e.key_version)
+            .bind(e.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| StoreError::exists_or(err, || format!("environment {:?}", e.slug)))?;
+            for g in given.values() {
+                sqlx::query(
+                    "INSERT INTO environment_grants \
+                     (environment_id, grantee_kind, grantee_id, wrapped_key, key_version, created_at) \
+                     VALUES ($1, 'api_key', $2, $3, $4, $5)",
+                )
+                .bind(&env_id)
+                .bind(g.api_key_id.to_string())
+                .bind(g.wrapped_key.as_bytes())
+                .bind(e.key_version)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            insert_audit!(&mut *tx, audit)?;
+            Ok(EnvironmentCreation::Created)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(p: ProjectId, e: Option<EnvironmentId>) -> ApiKeyScope {
+        ApiKeyScope {
+            project_id: p,
+            environment_id: e,
+        }
+    }
+
+    #[test]
+    fn scope_lists_are_checked() {
+        let p = ProjectId::random();
+        let e = EnvironmentId::random();
+        assert!(check_scopes(&[]).is_err());
+        assert!(check_scopes(&[scope(p, Some(e)), scope(p, Some(e))]).is_err());
+        assert!(check_scopes(&[scope(p, None), scope(p, Some(e))]).is_err());
+        assert!(check_scopes(&[scope(p, Some(e)), scope(ProjectId::random(), None)]).is_ok());
+    }
+
+    #[test]
+    fn grants_must_match_the_covered_environments() {
+        let e1 = EnvironmentId::random();
+        let e2 = EnvironmentId::random();
+        let covered: BTreeMap<EnvironmentId, (i64, String)> =
+            [(e1, (1, "dev".to_owned())), (e2, (3, "prod".to_owned()))].into();
+        let g = |env, v| WrappedEnvironmentKey {
+            environment_id: env,
+            key_version: v,
+            wrapped_key: Blob(vec![1]),
+        };
+        let all: BTreeSet<EnvironmentId> = [e1, e2].into();
+        assert!(check_grants(&covered, &[g(e1, 1), g(e2, 3)], &all).is_ok());
+        let err = check_grants(&covered, &[g(e1, 1)], &all).unwrap_err();
+        assert!(err.to_string().contains("prod"), "{err}");
+        assert!(check_grants(&covered, &[g(e1, 1), g(e2, 2)], &all).is_err());
+        assert!(
+            check_grants(&covered, &[g(EnvironmentId::random(), 1)], &BTreeSet::new()).is_err()
+        );
+        assert!(check_grants(&covered, &[g(e1, 1), g(e1, 1)], &BTreeSet::new()).is_err());
+        assert!(check_grants(&covered, &[], &BTreeSet::new()).is_ok());
+    }
+}
