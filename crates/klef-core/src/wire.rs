@@ -26,9 +26,10 @@ use crate::model::{
 /// The API version prefix of every route.
 pub const API_PREFIX: &str = "/v1";
 
-/// The largest request body the server accepts (4 MiB); larger bodies get `413`
+/// The largest request body the server accepts (16 MiB: a push of 10,000 secrets, or a dozen
+/// values at the 1 MiB limit once base64-encoded); larger bodies get `413`
 /// ([`codes::PAYLOAD_TOO_LARGE`]).
-pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------
 // Secret-bearing strings

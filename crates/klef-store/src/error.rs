@@ -102,7 +102,30 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(source: sqlx::Error) -> Self {
-        StoreError::Database { source }
+        if is_unavailable(&source) {
+            StoreError::Connect { source }
+        } else {
+            StoreError::Database { source }
+        }
+    }
+}
+
+/// Whether an error means the database cannot be reached right now (a dropped connection, an
+/// exhausted or closed pool, `PostgreSQL` shutting down or starting up), as opposed to a problem
+/// with the request: callers answer "unavailable, retry" instead of "internal error".
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE class 08 (connection exception) and 57P01–57P03 (admin shutdown, crash
+        // shutdown, cannot connect now).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
     }
 }
 

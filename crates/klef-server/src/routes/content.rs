@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 
 /// Most writes accepted in one batch.
-const MAX_WRITES: usize = 1000;
+const MAX_WRITES: usize = 10_000;
 
 #[instrument(skip_all)]
 pub(super) async fn workspaces(

@@ -118,13 +118,7 @@ async fn bad_input(target: Target) {
     )
     .await
     .err(415, "unsupported_media_type");
-    let huge = format!(
-        "{{\"writes\": [{{\"name\": \"A\", \"expected_version\": null, \"ciphertext\": \"{}\"}}]}}",
-        "A".repeat(5 * 1024 * 1024)
-    );
-    api.raw("POST", &secrets_path, Some(&token), Some(huge), None)
-        .await
-        .err(413, "payload_too_large");
+    oversized_body_is_refused(&api, &secrets_path, &token).await;
     let mut signup = Person::new("mallory").signup_body();
     signup["is_admin"] = json!(true);
     api.post("/v1/signup", None, &signup)
@@ -249,4 +243,40 @@ async fn login_rate_limit(target: Target) {
     alice.login(&api).await;
     other.stop().await;
     server.stop().await;
+}
+
+/// An oversized body gets 413 `payload_too_large` as soon as its `Content-Length` is read. The
+/// request goes over a raw socket: the server answers before the body is sent, so an HTTP client
+/// still writing 16 MiB would see a broken pipe instead of the answer.
+async fn oversized_body_is_refused(api: &Api, path: &str, token: &str) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = api
+        .base
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut sock = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{{\"writes\": [",
+        klef_core::wire::MAX_BODY_BYTES + 1
+    );
+    sock.write_all(head.as_bytes()).await.expect("write head");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        sock.read_to_end(&mut answer),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("HTTP/1.1 413"),
+        "expected 413, got: {text}"
+    );
+    assert!(
+        text.contains("payload_too_large"),
+        "expected a JSON error body: {text}"
+    );
 }
