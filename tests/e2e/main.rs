@@ -6,6 +6,7 @@ mod agent;
 mod bad_input;
 mod crash;
 mod hygiene;
+mod keys;
 mod run;
 mod teams;
 mod workflow;

@@ -126,6 +126,9 @@ pub(crate) enum Command {
     Whoami(commands::whoami::Args),
     /// Show the workspace's audit log (server mode)
     Audit(commands::audit::Args),
+    /// Manage API keys: user keys, and scoped system keys for CI (server mode)
+    #[command(subcommand)]
+    Keys(commands::keys::Command),
     /// Print a shell completion script
     Completions(commands::completions::Args),
     /// Print the man page (roff)

@@ -76,6 +76,9 @@ impl Context {
                 self, &server,
             )?)));
         }
+        if crate::commands::keys::ci::token()?.is_some() {
+            return Err(crate::commands::keys::ci::needs_server());
+        }
         AnyBackend::open_local(&self.dirs.vault()).await
     }
 
@@ -111,6 +114,11 @@ impl Context {
         t: &Target,
         global: &GlobalArgs,
     ) -> Result<SymmetricKey> {
+        // A system key in KLEF_TOKEN: no account, no password, no agent.
+        if let Some(token) = crate::commands::keys::ci::system_token()? {
+            let access = b.environment_key(&t.env.id).await?;
+            return crate::commands::keys::ci::open_environment_key(&token, &t.env, &access);
+        }
         let keys = self.keys_with(b, global).await?;
         let access = b.environment_key(&t.env.id).await?;
         keys.environment_key(&t.project, &t.env, &access).await
@@ -213,6 +221,14 @@ impl Context {
             let klef = klef.filter(|k| k.file.project == project.id);
             return Ok(ProjectTarget { project, klef });
         }
+        if klef.is_none()
+            && let Some(project) = crate::commands::keys::ci::scoped_project(b).await?
+        {
+            return Ok(ProjectTarget {
+                project,
+                klef: None,
+            });
+        }
         let Some(located) = klef else {
             let cwd = std::env::current_dir().unwrap_or_default();
             return Err(Failure::not_found(format!(
@@ -265,12 +281,17 @@ impl Context {
     /// The project and environment (`-e`/`KLEF_ENV`, else `.klef`, else `development`).
     pub(crate) async fn target(&self, b: &AnyBackend) -> Result<Target> {
         let pt = self.project(b).await?;
-        let slug = self
+        let slug = match self
             .global
             .env
             .clone()
             .or_else(|| pt.klef.as_ref().map(|k| k.file.environment.clone()))
-            .unwrap_or_else(|| DEFAULT_ENV.to_owned());
+        {
+            Some(slug) => slug,
+            None => crate::commands::keys::ci::scoped_environment(b, &pt.project)
+                .await?
+                .unwrap_or_else(|| DEFAULT_ENV.to_owned()),
+        };
         let envs = Self::environments(b, &pt.project).await?;
         let env = match find_env(&envs, &slug, &pt.project) {
             Ok(env) => env,

@@ -3,8 +3,9 @@
 //! `klef lock` and `klef agent …` live here too.
 //!
 //! Order of sources:
-//! 1. `KLEF_TOKEN` (an API key): only meaningful against a Klef server, refused for the local
-//!    vault with a clear message;
+//! 1. `KLEF_TOKEN` (an API key): only meaningful against a Klef server (`Context::backend`
+//!    refuses it for the local vault); a system key opens environment keys itself
+//!    (`Context::environment_key`), a user key still needs its owner's password below;
 //! 2. the agent, unless `KLEF_NO_AGENT=1` or `--password-stdin` was given: when it runs and
 //!    holds this vault's key, unwrap requests go to it and no password is asked;
 //! 3. the encryption password (`--password-stdin`, `KLEF_PASSWORD`, a terminal prompt), which
@@ -179,13 +180,6 @@ pub(crate) async fn key_source(
     account: &Account,
     vault: String,
 ) -> Result<KeySource> {
-    if std::env::var_os(EnvVars::KLEF_TOKEN).is_some_and(|v| !v.is_empty()) {
-        return Err(
-            Failure::auth("KLEF_TOKEN is set, but API keys only work with a Klef server")
-                .hint("unset KLEF_TOKEN to use the local vault with your encryption password")
-                .into(),
-        );
-    }
     // The agent to hand the key to after a password unlock (`None`: start one if needed).
     let mut healthy = None;
     let mut hand_off = !agent_disabled();

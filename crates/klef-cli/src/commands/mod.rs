@@ -9,6 +9,7 @@ pub(crate) mod env;
 pub(crate) mod get;
 pub(crate) mod history;
 pub(crate) mod init;
+pub(crate) mod keys;
 pub(crate) mod link;
 pub(crate) mod list;
 pub(crate) mod lock;
@@ -62,6 +63,7 @@ pub(crate) async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus> {
         Command::Logout(args) => logout::run(&args, &ctx).await,
         Command::Whoami(args) => whoami::run(&args, &ctx).await,
         Command::Audit(args) => audit::run(&args, &ctx).await,
+        Command::Keys(cmd) => keys::run(cmd, &ctx).await,
         Command::Password(cmd) => password::run(cmd, &ctx).await,
         Command::Recover(args) => recover::run(&args, &ctx).await,
         Command::Backup(cmd) => backup::run(cmd, &ctx).await,

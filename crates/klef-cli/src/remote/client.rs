@@ -53,6 +53,13 @@ impl Api {
         self.token.is_some()
     }
 
+    /// Whether the attached token is an API key (`KLEF_TOKEN`, `klef login --key`).
+    fn uses_api_key(&self) -> bool {
+        self.token.as_ref().is_some_and(|t| {
+            t.expose().starts_with("klef_user_") || t.expose().starts_with("klef_sys_")
+        })
+    }
+
     /// `GET path`.
     pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> BackendResult<T> {
         self.call::<(), T>(Method::GET, path, None).await
@@ -165,7 +172,8 @@ impl Api {
         let code = code.as_str();
         match status {
             StatusCode::UNAUTHORIZED => {
-                if code == codes::INVALID_CREDENTIALS {
+                // An API key's refusal says why (revoked, unknown); it names only the prefix.
+                if code == codes::INVALID_CREDENTIALS || self.uses_api_key() {
                     BackendError::Unauthenticated(message)
                 } else {
                     BackendError::Unauthenticated(NOT_SIGNED_IN.into())

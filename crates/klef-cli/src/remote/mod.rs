@@ -48,6 +48,11 @@ impl RemoteBackend {
         self.api.base()
     }
 
+    /// The HTTP client (the API-key commands call their routes through it).
+    pub(crate) fn api(&self) -> &Api {
+        &self.api
+    }
+
     /// `GET /v1/me` (cached for the command).
     pub(crate) async fn me(&self) -> BackendResult<&MeResponse> {
         if !self.api.has_token() {
@@ -291,11 +296,15 @@ pub(crate) fn server_for(ctx: &crate::context::Context) -> anyhow::Result<Option
     Ok(session::Session::load(&ctx.dirs.config)?.map(|s| s.server))
 }
 
-/// A backend for `server`, authenticated with the stored session when it is for that server.
+/// A backend for `server`, authenticated with `KLEF_TOKEN` (an API key) when set, else with the
+/// stored session when it is for that server.
 pub(crate) fn connect(
     ctx: &crate::context::Context,
     server: &str,
 ) -> anyhow::Result<RemoteBackend> {
+    if let Some(token) = crate::commands::keys::ci::bearer()? {
+        return Ok(RemoteBackend::new(Api::new(server, Some(token))?));
+    }
     let token = match session::Session::load(&ctx.dirs.config)? {
         Some(s) if s.server == server => s.token(&ctx.dirs.config)?,
         _ => None,

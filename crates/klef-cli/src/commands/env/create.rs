@@ -55,15 +55,16 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         key_version: 1,
         created_at: now(),
     };
-    let sealed = crypto::seal_key(
-        &project_key,
-        &SymmetricKey::generate(),
-        &Aad::EnvironmentKey(&env.id),
-    );
-    b.create_environment(&NewEnvironment {
-        environment: env,
-        sealed_key: sealed.into(),
-    })
+    let env_key = SymmetricKey::generate();
+    let sealed = crypto::seal_key(&project_key, &env_key, &Aad::EnvironmentKey(&env.id));
+    crate::commands::keys::create_environment(
+        &b,
+        &NewEnvironment {
+            environment: env,
+            sealed_key: sealed.into(),
+        },
+        &env_key,
+    )
     .await
     .with_context(|| format!("failed to create environment \"{}\"", args.slug))?;
     ctx.printer.info(&format!(

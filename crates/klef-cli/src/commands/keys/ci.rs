@@ -1,0 +1,137 @@
+//! `KLEF_TOKEN`: an API key instead of a session, for CI. A system key (`klef_sys_…`) needs no
+//! password and no agent: its key pair is derived from the token, and the environment keys of
+//! its scopes were wrapped to it when it was made. A user key (`klef_user_…`) acts as its
+//! owner; unlocking still needs the owner's encryption password.
+//!
+//! Without a `.klef` or `-p`, a system key whose scopes name one project uses it; without
+//! `-e`, one environment of that project in scope is the default.
+
+use anyhow::{Context as _, Result};
+use klef_core::crypto::token::{ApiToken, TokenKind};
+use klef_core::crypto::{self, Aad, SymmetricKey};
+use klef_core::env::EnvVars;
+use klef_core::model::{Environment, EnvironmentKeyAccess, Project};
+use klef_core::wire::{ApiKeyInfo, SecretText, routes};
+
+use crate::backend::AnyBackend;
+use crate::diagnostics::Failure;
+
+/// The API key in `KLEF_TOKEN`, if set (a malformed one is an authentication error, exit 3).
+pub(crate) fn token() -> Result<Option<ApiToken>> {
+    let Some(raw) = std::env::var_os(EnvVars::KLEF_TOKEN).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let raw = raw
+        .to_str()
+        .ok_or_else(|| Failure::auth("KLEF_TOKEN is not a klef API key: it is not valid UTF-8"))?;
+    let token = ApiToken::parse(raw).map_err(|e| {
+        Failure::auth(format!("KLEF_TOKEN is not a klef API key: {e}"))
+            .hint("API keys look like klef_sys_<id>_<secret> or klef_user_<id>_<secret> (`klef keys create`)")
+    })?;
+    Ok(Some(token))
+}
+
+/// `KLEF_TOKEN` as the bearer token to send, if set.
+pub(crate) fn bearer() -> Result<Option<SecretText>> {
+    Ok(token()?.map(|t| {
+        use klef_core::secrecy::ExposeSecret as _;
+        SecretText::new(t.display().expose_secret().to_owned())
+    }))
+}
+
+/// `KLEF_TOKEN` when it holds a system key.
+pub(crate) fn system_token() -> Result<Option<ApiToken>> {
+    Ok(token()?.filter(|t| t.kind() == TokenKind::System))
+}
+
+/// The error for `KLEF_TOKEN` without a server.
+pub(crate) fn needs_server() -> anyhow::Error {
+    Failure::auth("KLEF_TOKEN is set, but API keys need a Klef server and klef is using the local vault")
+        .hint("set KLEF_SERVER=https://… (or run where a .klef names the server), or unset KLEF_TOKEN to use the local vault")
+        .into()
+}
+
+/// Opens an environment key wrapped to a system key, with the key pair derived from `token`.
+pub(crate) fn open_environment_key(
+    token: &ApiToken,
+    env: &Environment,
+    access: &EnvironmentKeyAccess,
+) -> Result<SymmetricKey> {
+    let EnvironmentKeyAccess::Direct { environment_key } = access else {
+        return Err(Failure::other(format!(
+            "the server offered the key of environment \"{}\" through a project key, which a system key cannot hold",
+            env.slug
+        ))
+        .into());
+    };
+    let (private, _) = token.derive_keypair()?;
+    crypto::unwrap_key(
+        &private,
+        environment_key.as_bytes(),
+        &Aad::EnvironmentKey(&env.id),
+        &format!("the key of environment \"{}\"", env.slug),
+    )
+    .with_context(|| {
+        format!(
+            "failed to open the key of environment \"{}\" with KLEF_TOKEN",
+            env.slug
+        )
+    })
+}
+
+/// What the system key in `KLEF_TOKEN` may reach (`GET /v1/me/api-key`), if one is set.
+async fn describe(b: &AnyBackend) -> Result<Option<ApiKeyInfo>> {
+    if system_token()?.is_none() {
+        return Ok(None);
+    }
+    let AnyBackend::Remote(r) = b else {
+        return Err(needs_server());
+    };
+    let info: ApiKeyInfo = r
+        .api()
+        .get(routes::ME_API_KEY)
+        .await
+        .context("failed to read the scopes of KLEF_TOKEN")?;
+    Ok(Some(info))
+}
+
+/// The project of a system key whose scopes name exactly one project.
+pub(crate) async fn scoped_project(b: &AnyBackend) -> Result<Option<Project>> {
+    let Some(info) = describe(b).await? else {
+        return Ok(None);
+    };
+    let mut projects: Vec<_> = info.scopes.iter().map(|s| s.project_id).collect();
+    projects.sort();
+    projects.dedup();
+    match projects.as_slice() {
+        [only] => {
+            use klef_core::backend::Backend as _;
+            Ok(Some(b.project(only).await?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The environment a system key reaches in `project` when its scopes name exactly one.
+pub(crate) async fn scoped_environment(
+    b: &AnyBackend,
+    project: &Project,
+) -> Result<Option<String>> {
+    let Some(info) = describe(b).await? else {
+        return Ok(None);
+    };
+    let slugs: Vec<&str> = info
+        .scopes
+        .iter()
+        .filter(|s| s.project_id == project.id)
+        .filter_map(|s| s.environment_slug.as_deref())
+        .collect();
+    let wildcard = info
+        .scopes
+        .iter()
+        .any(|s| s.project_id == project.id && s.environment_id.is_none());
+    match (slugs.as_slice(), wildcard) {
+        ([only], false) => Ok(Some((*only).to_owned())),
+        _ => Ok(None),
+    }
+}
