@@ -1522,7 +1522,7 @@ fn render_markdown(r: &Report, findings: Option<&str>) -> String {
          Produced by `cargo xtask bench` on {date}, {kind}, in {secs:.0} s. Every number on this \
          page comes from that one run on the machine below; the peers ran in the same run on \
          the same secrets. Machine-readable results: `target/bench/results.json`. Re-run with \
-         `cargo xtask bench` (about ten minutes) or `cargo xtask bench --quick`.\n",
+         `cargo xtask bench` (a few minutes once the release build is done) or `cargo xtask bench --quick`.\n",
         date = r.date,
         secs = r.total_seconds
     );
