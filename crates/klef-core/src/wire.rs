@@ -929,6 +929,56 @@ pub mod routes {
     pub fn api_key_recipients(project: &ProjectId) -> String {
         format!("/v1/projects/{project}/api-key-recipients")
     }
+
+    /// `POST` a backup archive (`application/octet-stream`, at most
+    /// [`MAX_BACKUP_BYTES`](super::MAX_BACKUP_BYTES)); query [`ImportBackupParams`](super::ImportBackupParams);
+    /// answers [`ImportBackupResponse`](super::ImportBackupResponse).
+    pub const IMPORT: &str = "/v1/import";
+
+    /// `GET`: the workspace's backup archive (`application/octet-stream`, the format of
+    /// [`crate::backup`]); admins and the owner only.
+    #[must_use]
+    pub fn workspace_export(ws: &WorkspaceId) -> String {
+        format!("/v1/workspaces/{ws}/export")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backups (`klef backup export` / `klef backup import` in server mode)
+
+/// The largest backup archive `POST /v1/import` accepts (64 MiB); the route has this limit
+/// instead of [`MAX_BODY_BYTES`].
+pub const MAX_BACKUP_BYTES: usize = 64 * 1024 * 1024;
+
+/// The media type of a backup archive on the wire (export answers and import bodies).
+pub const BACKUP_MEDIA_TYPE: &str = "application/octet-stream";
+
+/// The query of `POST /v1/import`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportBackupParams {
+    /// Replace the workspace's contents when it already holds projects on the server.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// The answer to `POST /v1/import`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportBackupResponse {
+    /// The restored workspace as the server now has it.
+    pub workspace: Workspace,
+    /// Whether an existing workspace's contents were replaced.
+    pub replaced: bool,
+    /// Members restored (the caller included).
+    pub members: u64,
+    /// Projects restored.
+    pub projects: u64,
+    /// Environments restored.
+    pub environments: u64,
+    /// Secret versions restored (history and deletes included).
+    pub secret_versions: u64,
+    /// What was left out or changed, one sentence each (members skipped, grants dropped).
+    pub notes: Vec<String>,
 }
 
 #[cfg(test)]

@@ -263,6 +263,11 @@ pub enum Action {
     /// Create, list, change and revoke API keys: on [`Resource::OwnKeys`] (user keys, the
     /// caller's own keys) or on a [`Resource::Project`] a system key is scoped to.
     ManageApiKeys,
+    /// Download a workspace's backup archive (admins and the owner).
+    ExportBackup,
+    /// Restore a backup: into an existing workspace (its owner only), or as a new workspace
+    /// on [`Resource::OwnAccount`] (any account, never a system key).
+    ImportBackup,
 }
 
 /// What it is done to.
@@ -276,10 +281,15 @@ pub enum Resource {
     Environment(EnvironmentId),
     /// The caller's own API keys (no database facts).
     OwnKeys,
+    /// The caller's own account: what it may create for itself (no database facts).
+    OwnAccount,
 }
 
 /// [`Facts::what`] of [`Resource::OwnKeys`].
 const OWN_KEYS: &str = "your API keys";
+
+/// [`Facts::what`] of [`Resource::OwnAccount`].
+const OWN_ACCOUNT: &str = "your account";
 
 /// Everything [`decide`] needs, loaded by [`authorize`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -355,6 +365,14 @@ pub fn decide(action: Action, facts: &Facts) -> Result<(), ApiError> {
     if action == Action::ManageApiKeys && facts.what == OWN_KEYS {
         return Ok(());
     }
+    if facts.what == OWN_ACCOUNT {
+        // Restoring one's own backup as a new workspace is like creating a workspace.
+        return if action == Action::ImportBackup {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!("not allowed on {OWN_ACCOUNT}")))
+        };
+    }
     let Some(role) = facts.role else {
         return Err(ApiError::NotFound(facts.what.clone()));
     };
@@ -376,7 +394,9 @@ pub fn decide(action: Action, facts: &Facts) -> Result<(), ApiError> {
     };
     match action {
         Action::ReadWorkspace | Action::ReadProject => Ok(()),
-        Action::CreateProject | Action::ReadAudit | Action::ListGrants => require_admin(),
+        Action::CreateProject | Action::ReadAudit | Action::ListGrants | Action::ExportBackup => {
+            require_admin()
+        }
         Action::ManageApiKeys => require_admin().map_err(|_| {
             ApiError::Forbidden(
                 "a system key scoped to this project needs the admin or owner role in its \
@@ -411,6 +431,15 @@ pub fn decide(action: Action, facts: &Facts) -> Result<(), ApiError> {
                 Err(no_access())
             }
         }
+        Action::ImportBackup => {
+            if role == Role::Owner {
+                Ok(())
+            } else {
+                Err(ApiError::Forbidden(
+                    "only the workspace's owner can restore a backup over it".into(),
+                ))
+            }
+        }
         Action::RotateKey => {
             require_admin()?;
             if facts.project_key {
@@ -441,6 +470,18 @@ pub async fn authorize(
 ) -> Result<Authorized, ApiError> {
     let store = &state.store;
     let (workspace_id, environment, project, what) = match resource {
+        Resource::OwnAccount => {
+            if let Principal::SystemKey(_) = principal {
+                return Err(ApiError::Forbidden(SYSTEM_KEY_LIMIT.into()));
+            }
+            let mut facts = own_keys_facts();
+            facts.what = OWN_ACCOUNT.into();
+            decide(action, &facts)?;
+            return Ok(Authorized {
+                workspace_id: None,
+                environment: None,
+            });
+        }
         Resource::OwnKeys => {
             if let Principal::SystemKey(_) = principal {
                 return Err(ApiError::Forbidden(
@@ -628,6 +669,11 @@ mod tests {
                 false,
                 Some(403),
             ),
+            (ExportBackup, Some(Role::Member), true, false, Some(403)),
+            (ExportBackup, Some(Role::Admin), false, false, None),
+            (ExportBackup, None, false, false, Some(404)),
+            (ImportBackup, Some(Role::Admin), true, false, Some(403)),
+            (ImportBackup, Some(Role::Owner), false, false, None),
         ];
         for (action, role, pk, grant, expected) in cases {
             let got = decide(*action, &facts(*role, *pk, *grant))
@@ -640,5 +686,12 @@ mod tests {
         let mut personal = facts(Some(Role::Owner), true, false);
         personal.personal = true;
         assert!(decide(ManageMembers, &personal).is_err());
+        let mut own = own_keys_facts();
+        own.what = OWN_ACCOUNT.into();
+        assert!(decide(ImportBackup, &own).is_ok());
+        assert_eq!(
+            decide(ExportBackup, &own).unwrap_err().status().as_u16(),
+            403
+        );
     }
 }

@@ -73,7 +73,7 @@ mod queries;
 mod rows;
 mod store;
 
-pub use backup::{Contents, ImportMode, ImportSummary};
+pub use backup::{Contents, ImportMode, ImportSummary, ServerImport};
 pub use error::StoreError;
 pub use local::{LOCAL_AUTHOR, LocalVault};
 pub use store::{FORMAT_VERSION, SQLITE_APPLICATION_ID, Store};

@@ -37,6 +37,11 @@ pub(crate) struct Args {
     /// Also write the recovery code to FILE (mode 0600; never overwrites)
     #[arg(long, value_name = "FILE")]
     pub(crate) recovery_file: Option<PathBuf>,
+
+    /// Sign up with the keys of this backup's owner (a `klef backup export` file), then restore
+    /// the backup: the same encryption password and recovery code keep working
+    #[arg(long, value_name = "FILE", conflicts_with = "recovery_file")]
+    pub(crate) from_backup: Option<PathBuf>,
 }
 
 pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
@@ -58,6 +63,9 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     }
     let api = Api::new(server, None)?;
     let server = api.base().to_owned();
+    if let Some(file) = &args.from_backup {
+        return from_backup(ctx, &api, email, file).await;
+    }
 
     ctx.printer
         .info("choose an account password: it signs you in to the server");
@@ -125,6 +133,48 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     ctx.printer
         .hint("`klef init` creates a project on the server; `klef whoami` shows the session");
     Ok(ExitStatus::SUCCESS)
+}
+
+/// `--from-backup FILE`: the backup owner's keys (proved with its encryption password), a new
+/// account password, then the restore (`commands::backup::adopt`).
+async fn from_backup(
+    ctx: &Context,
+    api: &Api,
+    email: String,
+    file: &std::path::Path,
+) -> Result<ExitStatus> {
+    let server = api.base().to_owned();
+    let (adopted, enc_pw) = crate::commands::backup::adopt::adopt(ctx, file)?;
+    ctx.printer
+        .info("choose an account password: it signs you in to the server");
+    let account_pw = remote::account_password(true)?;
+    if account_pw.expose().chars().count() < 8 {
+        return Err(Failure::usage("the account password must have at least 8 characters").into());
+    }
+    if enc_pw.expose_secret() == account_pw.expose() {
+        return Err(Failure::usage(
+            "the account password must differ from the backup's encryption password",
+        )
+        .into());
+    }
+    drop(enc_pw);
+    let req = SignupRequest {
+        email,
+        password: account_pw,
+        account_id: adopted.id,
+        keys: adopted.keys,
+        personal_workspace: adopted.personal,
+    };
+    let resp = remote::signup(api, &req)
+        .await
+        .with_context(|| format!("failed to sign up at {server}"))?;
+    let session = remote::start_session(ctx, &server, &resp)?;
+    ctx.printer.info(&format!(
+        "created account {} on {server} with the keys of {} and signed in",
+        session.email,
+        file.display()
+    ));
+    crate::commands::backup::adopt::restore(ctx, file).await
 }
 
 /// Shows the recovery code once, in a box, on stderr (not silenced by `-q`).

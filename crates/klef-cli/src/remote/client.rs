@@ -93,6 +93,63 @@ impl Api {
         self.call::<(), T>(Method::DELETE, path, None).await
     }
 
+    /// `GET path`, answering raw bytes (a backup archive) instead of JSON.
+    pub(crate) async fn get_bytes(&self, path: &str) -> BackendResult<Vec<u8>> {
+        self.send_raw(Method::GET, path, None).await
+    }
+
+    /// `POST path` with a raw body of `content_type` (a backup archive), answering JSON.
+    pub(crate) async fn post_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        content_type: &'static str,
+        body: Vec<u8>,
+    ) -> BackendResult<T> {
+        let bytes = self
+            .send_raw(Method::POST, path, Some((content_type, body)))
+            .await?;
+        let json: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        serde_json::from_slice(json).map_err(|e| {
+            BackendError::Other(format!(
+                "unexpected answer from the Klef server at {} to POST {path}: {e}",
+                self.base
+            ))
+        })
+    }
+
+    /// Sends a request with an optional raw body; the success body as bytes, or the mapped
+    /// error.
+    async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> BackendResult<Vec<u8>> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method.clone(), &url);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token.expose());
+        }
+        if let Some((content_type, bytes)) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(bytes);
+        }
+        let resp = req.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = resp.status();
+        tracing::debug!(%method, path, status = status.as_u16(), "server answered");
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let bytes = resp.bytes().await.map_err(|e| self.transport_error(&e))?;
+        if status.is_success() {
+            return Ok(bytes.to_vec());
+        }
+        Err(self.status_error(status, &bytes, retry_after))
+    }
+
     async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,

@@ -53,6 +53,27 @@ impl RemoteBackend {
         &self.api
     }
 
+    /// `GET /v1/workspaces/{id}/export`: the workspace's backup archive, as the server sent it.
+    pub(crate) async fn export_backup(&self, ws: &WorkspaceId) -> BackendResult<Vec<u8>> {
+        self.api.get_bytes(&routes::workspace_export(ws)).await
+    }
+
+    /// `POST /v1/import[?force=true]`: restores an archive for the signed-in account.
+    pub(crate) async fn import_backup(
+        &self,
+        archive: Vec<u8>,
+        force: bool,
+    ) -> BackendResult<klef_core::wire::ImportBackupResponse> {
+        let path = if force {
+            format!("{}?force=true", routes::IMPORT)
+        } else {
+            routes::IMPORT.to_owned()
+        };
+        self.api
+            .post_bytes(&path, klef_core::wire::BACKUP_MEDIA_TYPE, archive)
+            .await
+    }
+
     /// `GET /v1/me` (cached for the command).
     pub(crate) async fn me(&self) -> BackendResult<&MeResponse> {
         if !self.api.has_token() {

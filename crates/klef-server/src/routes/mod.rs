@@ -3,6 +3,7 @@
 
 mod accounts;
 mod api_keys;
+mod backup;
 mod content;
 mod teams;
 
@@ -69,6 +70,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/api-keys/{api_key_id}"),
     ("GET", "/v1/me/api-key"),
     ("GET", "/v1/projects/{project_id}/api-key-recipients"),
+    ("GET", "/v1/workspaces/{workspace_id}/export"),
+    ("POST", "/v1/import"),
 ];
 
 /// The application: routes, state and layers.
@@ -143,10 +146,12 @@ pub fn router(state: AppState) -> Router {
             "/v1/projects/{project_id}/api-key-recipients",
             get(content::api_key_recipients),
         )
-        .fallback(no_route)
-        .with_state(state)
+        // The body limit covers every route above; the backup routes below have their own.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .merge(backup::router())
+        .fallback(no_route)
+        .with_state(state)
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
                 tracing::error!("a handler panicked");

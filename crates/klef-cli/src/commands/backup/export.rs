@@ -1,14 +1,20 @@
-//! `klef backup export FILE`: writes the current workspace's rows as a backup archive.
+//! `klef backup export FILE`: writes the current workspace's rows as a backup archive, read
+//! from the local vault or, in server mode, downloaded from the server (which lets only the
+//! workspace's admins and owner export it) and checked before it is written.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use klef_core::backup::{self, ArchiveSource};
+use klef_core::backend::BackendError;
+use klef_core::backup::{self, Archive, ArchiveSource};
+use klef_core::model::Workspace;
 use serde_json::json;
 
+use crate::backend::AnyBackend;
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
+use crate::remote::RemoteBackend;
 
 /// Write an encrypted backup of the current workspace
 #[derive(Debug, clap::Args)]
@@ -29,11 +35,17 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     let b = ctx.backend().await?;
     ctx.account(&b).await?;
     let ws = ctx.current_workspace(&b).await?;
-    let producer = format!("klef {}", env!("CARGO_PKG_VERSION"));
-    let archive = super::store(&b)?
-        .export_workspace(&ws.id, ArchiveSource::Local, &producer)
-        .await
-        .with_context(|| format!("failed to read workspace \"{}\"", ws.name))?;
+    let archive = match &b {
+        AnyBackend::Local(vault) => {
+            let producer = format!("klef {}", env!("CARGO_PKG_VERSION"));
+            vault
+                .store()
+                .export_workspace(&ws.id, ArchiveSource::Local, &producer)
+                .await
+                .with_context(|| format!("failed to read workspace \"{}\"", ws.name))?
+        }
+        AnyBackend::Remote(remote) => from_server(remote, &ws).await?,
+    };
     let bytes = backup::encode(&archive);
     write_archive(&args.file, &bytes, args.force)?;
 
@@ -61,6 +73,38 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         "it holds encrypted data only: restoring it needs your encryption password or recovery code",
     );
     Ok(ExitStatus::SUCCESS)
+}
+
+/// Downloads the workspace's archive and checks it completely (signature, version, checksum,
+/// consistency) before anything is written; the source becomes the URL klef used.
+async fn from_server(remote: &RemoteBackend, ws: &Workspace) -> Result<Archive> {
+    let bytes = remote.export_backup(&ws.id).await.map_err(|e| {
+        let denied = matches!(e, BackendError::PermissionDenied(_));
+        let context = format!(
+            "failed to export workspace \"{}\" from {}",
+            ws.name,
+            remote.server()
+        );
+        let err = anyhow::Error::new(e);
+        if denied {
+            err.context(
+                Failure::permission(context)
+                    .hint("only the workspace's admins and owner can export it"),
+            )
+        } else {
+            err.context(context)
+        }
+    })?;
+    let mut archive = backup::decode(&bytes).map_err(|e| {
+        Failure::other(format!(
+            "the server at {} sent a backup that does not check out: {e}",
+            remote.server()
+        ))
+    })?;
+    archive.source = ArchiveSource::Server {
+        url: remote.server().to_owned(),
+    };
+    Ok(archive)
 }
 
 fn exists(path: &Path) -> Failure {

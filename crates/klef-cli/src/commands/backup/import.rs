@@ -5,13 +5,18 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use klef_core::backend::Backend as _;
+use klef_core::backend::BackendError;
 use klef_core::backup::{self, Archive, BackupError};
+use klef_core::model::Role;
+use klef_core::wire::MAX_BACKUP_BYTES;
 use klef_store::{ImportMode, StoreError};
 use serde_json::json;
 
+use crate::backend::AnyBackend;
 use crate::config::Config;
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
+use crate::remote::RemoteBackend;
 
 /// Archives larger than this are refused before being read (1 GiB).
 const MAX_ARCHIVE_BYTES: u64 = 1 << 30;
@@ -29,8 +34,13 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
-    // The whole file is checked before the vault is even opened.
-    let archive = read_archive(&args.file)?;
+    // The whole file is checked before the vault is even opened, or anything sent.
+    let (bytes, archive) = read_archive(&args.file)?;
+    let b = ctx.backend().await?;
+    if let AnyBackend::Remote(remote) = &b {
+        return into_server(args, ctx, remote, bytes, &archive).await;
+    }
+    drop(bytes);
     if archive.accounts.len() != 1 || archive.workspaces.is_empty() {
         return Err(Failure::other(format!(
             "cannot import {}: it holds {} accounts and {} workspaces, the local vault takes one account",
@@ -42,7 +52,6 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         .into());
     }
 
-    let b = ctx.backend().await?;
     let store = super::store(&b)?;
     let contents = store.contents().await?;
     if !contents.is_empty() && !args.force {
@@ -99,8 +108,107 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     Ok(ExitStatus::SUCCESS)
 }
 
+/// Restores the archive on the server for the signed-in account (server mode). The account
+/// must be the archive's owner with the same keys: checked here for a clear early answer, and
+/// again by the server, which also re-checks the whole file.
+async fn into_server(
+    args: &Args,
+    ctx: &Context,
+    remote: &RemoteBackend,
+    bytes: Vec<u8>,
+    archive: &Archive,
+) -> Result<ExitStatus> {
+    let file = args.file.display();
+    let server = remote.server().to_owned();
+    if bytes.len() > MAX_BACKUP_BYTES {
+        return Err(Failure::other(format!(
+            "cannot import {file}: {} bytes is more than the {MAX_BACKUP_BYTES} bytes a Klef server accepts",
+            bytes.len()
+        ))
+        .into());
+    }
+    let [workspace] = archive.workspaces.as_slice() else {
+        return Err(Failure::other(format!(
+            "cannot import {file}: it holds {} workspaces, and a server restores one per backup",
+            archive.workspaces.len()
+        ))
+        .into());
+    };
+    let me = &remote.me().await?.account;
+    let owner = archive
+        .members
+        .iter()
+        .find(|m| m.workspace_id == workspace.id && m.role == Role::Owner)
+        .and_then(|m| archive.accounts.iter().find(|a| a.id == m.account_id));
+    if !owner.is_some_and(|o| o.id == me.id && o.keys.public_key == me.keys.public_key) {
+        let whose = owner.map_or_else(
+            || "no owner".into(),
+            |o| {
+                o.email
+                    .clone()
+                    .unwrap_or_else(|| format!("the local account {}", o.id))
+            },
+        );
+        return Err(Failure::permission(format!(
+            "cannot import {file} into {server}: the backup belongs to {whose}, and you are signed in as another account"
+        ))
+        .hint("only the account that owns a backup can restore it on a server (the server cannot re-wrap keys); to move a backup to a new server, create the account there with `klef signup --from-backup FILE`")
+        .into());
+    }
+
+    let done = remote.import_backup(bytes, args.force).await.map_err(|e| {
+        let context = format!("failed to import {file} into {server}; nothing was written");
+        let failure = match &e {
+            BackendError::AlreadyExists { .. } => Some(Failure::other(context.clone()).hint(
+                "pass --force to replace that workspace's contents on the server with the backup",
+            )),
+            BackendError::PermissionDenied(_) => Some(
+                Failure::permission(context.clone())
+                    .hint("only the workspace's owner can restore a backup over it"),
+            ),
+            _ => None,
+        };
+        match failure {
+            Some(f) => anyhow::Error::new(e).context(f),
+            None => anyhow::Error::new(e).context(context),
+        }
+    })?;
+    ctx.save_config(&Config {
+        workspace: Some(done.workspace.id),
+    })?;
+    if ctx.global.json {
+        ctx.printer.json(&json!({
+            "file": args.file,
+            "server": server,
+            "replaced": done.replaced,
+            "workspace": { "id": done.workspace.id, "name": done.workspace.name },
+            "members": done.members,
+            "projects": done.projects,
+            "environments": done.environments,
+            "secret_versions": done.secret_versions,
+            "notes": done.notes,
+        }))?;
+    }
+    for note in &done.notes {
+        ctx.printer.warn(note);
+    }
+    ctx.printer.info(&format!(
+        "{} workspace \"{}\" on {server} from {file} ({}, {}, {})",
+        if done.replaced {
+            "replaced"
+        } else {
+            "restored"
+        },
+        done.workspace.name,
+        super::count(done.projects, "project"),
+        super::count(done.environments, "environment"),
+        super::count(done.secret_versions, "secret version"),
+    ));
+    Ok(ExitStatus::SUCCESS)
+}
+
 /// Reads and fully checks the archive; every refusal is one line naming the file.
-fn read_archive(path: &Path) -> Result<Archive> {
+pub(crate) fn read_archive(path: &Path) -> Result<(Vec<u8>, Archive)> {
     let read_err = || format!("failed to read {}", path.display());
     let size = fs_err::metadata(path).with_context(read_err)?.len();
     if size > MAX_ARCHIVE_BYTES {
@@ -111,7 +219,7 @@ fn read_archive(path: &Path) -> Result<Archive> {
         .into());
     }
     let bytes = fs_err::read(path).with_context(read_err)?;
-    backup::decode(&bytes).map_err(|e| {
+    let archive = backup::decode(&bytes).map_err(|e| {
         let failure = Failure::other(format!("cannot import {}: {e}", path.display()));
         let failure = match e {
             BackupError::NewerVersion { .. } => failure.hint("upgrade klef to restore this backup"),
@@ -121,8 +229,9 @@ fn read_archive(path: &Path) -> Result<Archive> {
             }
             _ => failure,
         };
-        failure.into()
-    })
+        anyhow::Error::from(failure)
+    })?;
+    Ok((bytes, archive))
 }
 
 fn not_empty(file: &Path, projects: i64, versions: i64) -> Failure {

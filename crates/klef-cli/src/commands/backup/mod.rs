@@ -3,6 +3,7 @@
 //! metadata and the account's sealed key material, never a plaintext value or an unwrapped
 //! key, so restoring it needs the encryption password or the recovery code.
 
+pub(crate) mod adopt;
 pub(crate) mod export;
 pub(crate) mod import;
 
@@ -21,14 +22,16 @@ pub(crate) enum Command {
     /// The archive holds only ciphertext, wrapped keys and metadata, plus your account's sealed
     /// key material, so it can be restored into an empty vault and opened with the same
     /// encryption password or the recovery code. FILE is written atomically with mode 0600 and
-    /// is never overwritten unless `--force` is given.
+    /// is never overwritten unless `--force` is given. In server mode the server sends the
+    /// archive (admins and the owner only) and klef checks it before writing.
     Export(export::Args),
-    /// Restore a backup into the local vault
+    /// Restore a backup into the local vault, or into the server
     ///
     /// The file is checked completely first (signature, format version, checksum) and
     /// imported in one transaction: on any error nothing is written. A vault that already
     /// holds data is left alone unless `--force` is given, which replaces everything in it with
-    /// the backup.
+    /// the backup. In server mode only the backup's owner account can restore it; a workspace
+    /// that already has projects on the server is replaced only with `--force`.
     Import(import::Args),
 }
 
