@@ -232,7 +232,10 @@ async fn connect_postgres_url(url: &str) -> Result<Store, StoreError> {
 }
 
 #[cfg(not(feature = "postgres"))]
-#[expect(clippy::unused_async, reason = "same signature as the postgres-enabled function")]
+#[expect(
+    clippy::unused_async,
+    reason = "same signature as the postgres-enabled function"
+)]
 async fn connect_postgres_url(_url: &str) -> Result<Store, StoreError> {
     Err(StoreError::UnsupportedUrl {
         reason: "postgres:// URL but Klef was built without the `postgres` feature".into(),
