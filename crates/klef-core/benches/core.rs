@@ -55,8 +55,13 @@ fn value(c: &mut Criterion) {
         });
         group.bench_function(format!("decrypt_{label}"), |b| {
             b.iter(|| {
-                decrypt_value(&key, &env, black_box("DATABASE_URL"), black_box(&ciphertext))
-                    .expect("the envelope was made with this key")
+                decrypt_value(
+                    &key,
+                    &env,
+                    black_box("DATABASE_URL"),
+                    black_box(&ciphertext),
+                )
+                .expect("the envelope was made with this key")
             });
         });
     }
