@@ -91,7 +91,10 @@ async fn timed(
     let envelope = wrap_key(&public, &SymmetricKey::generate(), &aad);
 
     for _ in 0..WARM_UP {
-        assert!(client.is_unlocked(VAULT).await?, "the vault was just unlocked");
+        assert!(
+            client.is_unlocked(VAULT).await?,
+            "the vault was just unlocked"
+        );
         client.unwrap_key(VAULT, &envelope, &aad).await?;
     }
     let mut is_unlocked = Vec::with_capacity(iterations);
