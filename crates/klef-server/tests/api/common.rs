@@ -232,8 +232,13 @@ impl Api {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let text = resp.text().await.expect("response body");
-        let body = if text.is_empty() {
+        let binary = resp
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes() == b"application/octet-stream");
+        let bytes = resp.bytes().await.expect("response body");
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = if text.is_empty() || binary {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or_else(|e| {

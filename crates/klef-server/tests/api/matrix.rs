@@ -306,6 +306,18 @@ pub(crate) const MATRIX: &[Row] = &[
         "",
         [400, 400, 400, 200, 200, 200, 200, 200, U, U, U, U],
     ),
+    (
+        "GET",
+        "/v1/workspaces/{workspace_id}/export",
+        "",
+        [200, 403, 403, 200, 403, 403, 403, 403, U, U, U, U],
+    ),
+    (
+        "POST",
+        "/v1/import",
+        "not a backup (`{}`)",
+        [400, 400, 400, 400, 403, 403, 403, 403, U, U, U, U],
+    ),
     // Last in each column: it ends the caller's session.
     (
         "POST",
