@@ -3,6 +3,7 @@
 
 mod account_safety;
 mod agent;
+mod backup_server;
 mod bad_input;
 mod crash;
 mod hygiene;

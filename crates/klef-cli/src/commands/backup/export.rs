@@ -85,14 +85,15 @@ async fn from_server(remote: &RemoteBackend, ws: &Workspace) -> Result<Archive> 
             ws.name,
             remote.server()
         );
-        let err = anyhow::Error::new(e);
+        // The hint rides on a Failure at the root of the chain, where it is found.
         if denied {
-            err.context(
-                Failure::permission(context)
+            anyhow::Error::new(
+                Failure::permission(e.to_string())
                     .hint("only the workspace's admins and owner can export it"),
             )
+            .context(context)
         } else {
-            err.context(context)
+            anyhow::Error::new(e).context(context)
         }
     })?;
     let mut archive = backup::decode(&bytes).map_err(|e| {

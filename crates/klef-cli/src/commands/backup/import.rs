@@ -158,18 +158,19 @@ async fn into_server(
 
     let done = remote.import_backup(bytes, args.force).await.map_err(|e| {
         let context = format!("failed to import {file} into {server}; nothing was written");
+        // The hint rides on a Failure at the root of the chain, where it is found.
         let failure = match &e {
-            BackendError::AlreadyExists { .. } => Some(Failure::other(context.clone()).hint(
+            BackendError::AlreadyExists { .. } => Some(Failure::other(e.to_string()).hint(
                 "pass --force to replace that workspace's contents on the server with the backup",
             )),
             BackendError::PermissionDenied(_) => Some(
-                Failure::permission(context.clone())
+                Failure::permission(e.to_string())
                     .hint("only the workspace's owner can restore a backup over it"),
             ),
             _ => None,
         };
         match failure {
-            Some(f) => anyhow::Error::new(e).context(f),
+            Some(f) => anyhow::Error::new(f).context(context),
             None => anyhow::Error::new(e).context(context),
         }
     })?;
