@@ -735,3 +735,26 @@ fn the_agent_is_not_dumpable_and_has_no_core_limit() {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// `klef init` creates the vault with a password just typed, so it unlocks the session as
+/// `klef unlock` would: the next keyed command needs no password.
+#[test]
+fn init_unlocks_the_session() {
+    struct StopAgent<'a>(&'a TestContext);
+    impl Drop for StopAgent<'_> {
+        fn drop(&mut self) {
+            let _ = run_with_stdin(self.0.klef(["agent", "stop"]), None);
+        }
+    }
+    let mut ctx = TestContext::new();
+    ctx.remove_env("KLEF_NO_AGENT");
+    let _stop = StopAgent(&ctx);
+    ctx.init();
+    ctx.run(["set", "FIRST", "no password asked"]).success();
+    assert_eq!(
+        ctx.run(["get", "FIRST", "--plain"]).success().stdout(),
+        "no password asked"
+    );
+    ctx.run(["agent", "stop"]).success();
+    ctx.run(["get", "FIRST"]).code_is(3);
+}

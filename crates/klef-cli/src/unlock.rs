@@ -211,6 +211,24 @@ pub(crate) async fn key_source(
     Ok(KeySource::Private(private_key))
 }
 
+/// Hands a private key the command already holds (a new account's, in `klef init`/`signup`)
+/// to the agent, starting it if needed, so the next command needs no password. Does nothing
+/// with `KLEF_NO_AGENT=1`; an agent that cannot take it only costs a warning.
+pub(crate) async fn remember_in_agent(global: &GlobalArgs, vault: &str, key: &PrivateKey) {
+    if agent_disabled() {
+        return;
+    }
+    let running = match probe(global, vault).await {
+        Probe::Unlocked(c) | Probe::Locked(c) => Some(c),
+        Probe::Absent => None,
+        Probe::Unusable(note) => {
+            Printer::new(global).warn(&note);
+            return;
+        }
+    };
+    hand_to_agent(global, running, vault, key).await;
+}
+
 /// Opens the account's private key with the password (`--password-stdin`, `KLEF_PASSWORD`, a
 /// prompt); exit code 3 when there is no way to ask or the password is wrong.
 pub(crate) fn password_unlock(global: &GlobalArgs, account: &Account) -> Result<PrivateKey> {

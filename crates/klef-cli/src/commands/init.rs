@@ -194,7 +194,7 @@ async fn create_account(
             .warn("this password is short; everything in the vault is as strong as it is");
     }
     let id = AccountId::random();
-    let (keys, code, _unlocked) =
+    let (keys, code, unlocked) =
         crypto::account::create(&id, &pw).context("failed to create the account keys")?;
     let display = code.display();
     if let Some(path) = recovery_file {
@@ -223,6 +223,9 @@ async fn create_account(
     })?;
 
     show_recovery_code(ctx, display.expose_secret(), recovery_file);
+    // The password was just typed: unlock the session now, as `klef unlock` would.
+    crate::unlock::remember_in_agent(&ctx.global, &b.vault_id(&account), &unlocked.private_key)
+        .await;
     Ok(account)
 }
 

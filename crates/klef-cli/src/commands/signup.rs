@@ -89,7 +89,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     }
 
     let id = AccountId::random();
-    let (keys, code, _unlocked) =
+    let (keys, code, unlocked) =
         crypto::account::create(&id, &enc_pw).context("failed to create the account keys")?;
     let personal = Workspace {
         id: WorkspaceId::random(),
@@ -117,6 +117,9 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         fsutil::write_new(path, text.as_bytes(), 0o600)?;
     }
     show_recovery_code(ctx, display.expose_secret(), args.recovery_file.as_deref());
+    // The encryption password was just typed: unlock the session now, as `klef unlock` would.
+    let vault = remote::session::vault_label(&server, &id);
+    crate::unlock::remember_in_agent(&ctx.global, &vault, &unlocked.private_key).await;
 
     if ctx.global.json {
         ctx.printer.json(&json!({
