@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 pub(crate) fn run(root: &Path, check: bool) -> Result<()> {
     let files = [
         ("docs/reference/env-vars.md", env_vars_doc()),
-        ("docs/man/klef.1", klef_cli::man_page()),
+        ("docs/man/klef.1", man_page(root)?),
     ];
     let mut stale = Vec::new();
     for (rel, content) in files {
@@ -44,7 +44,7 @@ pub(crate) fn man(root: &Path) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).context("failed to create docs/man")?;
     }
-    std::fs::write(&path, klef_cli::man_page()).context("failed to write docs/man/klef.1")?;
+    std::fs::write(&path, man_page(root)?).context("failed to write docs/man/klef.1")?;
     eprintln!("xtask: wrote docs/man/klef.1 (view it with `man -l docs/man/klef.1`)");
     Ok(())
 }
@@ -57,4 +57,25 @@ fn env_vars_doc() -> String {
         let _ = writeln!(out, "| `{name}` | {doc} |");
     }
     out
+}
+
+/// The man page, from the clap tree of the `klef` binary (`klef man`, a hidden command). The
+/// binary is built with the same command as the test suite's, so the build is shared instead of
+/// linking the whole CLI into xtask with a different feature set.
+fn man_page(root: &Path) -> Result<String> {
+    crate::step(
+        "cargo build --bins",
+        crate::cargo(&["build", "--workspace", "--bins", "--locked"]),
+    )?;
+    let bin = std::env::var("CARGO_TARGET_DIR")
+        .map_or_else(|_| root.join("target"), Into::into)
+        .join("debug/klef");
+    let out = std::process::Command::new(&bin)
+        .arg("man")
+        .output()
+        .with_context(|| format!("failed to run {}", bin.display()))?;
+    if !out.status.success() {
+        bail!("`klef man` failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    String::from_utf8(out.stdout).context("the man page is not UTF-8")
 }
