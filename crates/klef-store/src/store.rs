@@ -12,8 +12,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 #[cfg(feature = "sqlite")]
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
 use crate::StoreError;
@@ -32,8 +31,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// unreachable server is reported within this time).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `SQLite` allows one writer at a time; a few connections serve concurrent readers (WAL).
+/// `SQLite` allows one writer at a time; a few connections serve a server's concurrent readers
+/// (WAL).
 const SQLITE_MAX_CONNECTIONS: u32 = 4;
+
+/// The local vault runs one query at a time (one CLI command), so one connection serves it and
+/// the file is opened once per command.
+const LOCAL_MAX_CONNECTIONS: u32 = 1;
 
 /// Per server process; several processes may share one `PostgreSQL`.
 #[cfg(feature = "postgres")]
@@ -110,40 +114,22 @@ pub(crate) async fn finish<DB: sqlx::Database, T>(
 
 impl Store {
     /// Opens the local vault at `path`, creating it when missing: the parent directory is
-    /// created with mode 0700 and the file with mode 0600 before any data is written. The
-    /// connection uses WAL, a busy timeout of 10 s and foreign keys, then the migrations run.
+    /// created with mode 0700 and the file with mode 0600 before any data is written.
+    ///
+    /// The local vault serves one command at a time, so the pool holds a single connection: the
+    /// vault checks, the migrations (only when the file's applied migrations differ from this
+    /// build's) and every query run on it, and the file is opened once per command. The
+    /// connection uses WAL with `synchronous = NORMAL`, a busy timeout of 10 s and foreign keys.
+    /// WAL with `NORMAL` is `SQLite`'s recommended setting: a committed transaction survives the
+    /// process being killed at any point, and the file is never corrupted; after a power loss or
+    /// an OS crash the last transactions committed before it may be rolled back (the WAL is
+    /// synced at checkpoints, not at every commit).
     ///
     /// A file that is not a Klef vault gives [`StoreError::NotAVault`], one written by a newer
     /// Klef [`StoreError::NewerVersion`]; neither is modified.
     #[cfg(feature = "sqlite")]
     pub async fn open_local(path: &Path) -> Result<Store, StoreError> {
-        let location = path.display().to_string();
-        let fresh = prepare_vault_file(path)?;
-        if !fresh {
-            inspect_sqlite(path, &location).await?;
-        }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(false)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(SQLITE_MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Connect { source })?;
-        if let Err(first) = SQLITE_MIGRATOR.run(&pool).await {
-            // Another process may have initialised the same fresh vault at this moment: look
-            // again, and migrate once more if it is (now) a vault this build can open.
-            tracing::debug!(error = %first, "migration failed, checking the vault again");
-            inspect_sqlite(path, &location).await?;
-            SQLITE_MIGRATOR.run(&pool).await?;
-        }
-        tracing::debug!(path = %location, "opened local vault");
-        Ok(Store::Sqlite(pool))
+        open_sqlite(path, LOCAL_MAX_CONNECTIONS).await
     }
 
     /// Connects to `sqlite://PATH` (as [`Store::open_local`]) or `postgres://…` and runs the
@@ -198,7 +184,82 @@ async fn connect_sqlite_url(rest: &str) -> Result<Store, StoreError> {
                 .into(),
         });
     }
-    Store::open_local(Path::new(path)).await
+    open_sqlite(Path::new(path), SQLITE_MAX_CONNECTIONS).await
+}
+
+/// Opens (creating it when missing) the `SQLite` vault at `path` with a pool of at most
+/// `max_connections`; see [`Store::open_local`].
+///
+/// The first connection checks the file before anything is written to it: the connect options
+/// hold only per-connection settings, and `journal_mode = WAL`, the one setting stored in the
+/// file, is set on that connection once the file is known to be a Klef vault (or empty).
+#[cfg(feature = "sqlite")]
+async fn open_sqlite(path: &Path, max_connections: u32) -> Result<Store, StoreError> {
+    let location = path.display().to_string();
+    if !prepare_vault_file(path)? {
+        check_sqlite_header(path, &location)?;
+    }
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(false)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        // A connection to a local file does not go stale; a ping before each query would only
+        // add a round trip to the connection's thread.
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .map_err(|e| {
+            if is_not_a_database(&e) {
+                StoreError::NotAVault {
+                    location: location.clone(),
+                }
+            } else {
+                StoreError::Connect { source: e }
+            }
+        })?;
+    match prepare_sqlite(&pool, &location).await {
+        Ok(()) => {
+            tracing::debug!(path = %location, "opened the sqlite vault");
+            Ok(Store::Sqlite(pool))
+        }
+        Err(e) => {
+            pool.close().await;
+            Err(e)
+        }
+    }
+}
+
+/// Checks the file on the pool's first connection, switches it to WAL and migrates it when its
+/// applied migrations are not exactly this build's.
+#[cfg(feature = "sqlite")]
+async fn prepare_sqlite(pool: &SqlitePool, location: &str) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await?;
+    let schema = inspect_sqlite(&mut conn, location).await?;
+    sqlx::query("PRAGMA journal_mode = WAL")
+        .execute(&mut *conn)
+        .await?;
+    // Back to the pool: the migrator takes it (the local vault's pool has only this one).
+    drop(conn);
+    if schema == Schema::Current {
+        return Ok(());
+    }
+    if let Err(first) = SQLITE_MIGRATOR.run(pool).await {
+        // Another process may have initialised the same fresh vault at this moment: look
+        // again, and migrate once more if it is (now) a vault this build can open.
+        tracing::debug!(error = %first, "migration failed, checking the vault again");
+        let mut conn = pool.acquire().await?;
+        let schema = inspect_sqlite(&mut conn, location).await?;
+        drop(conn);
+        if schema == Schema::Migrate {
+            SQLITE_MIGRATOR.run(pool).await?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(not(feature = "sqlite"))]
@@ -251,6 +312,49 @@ struct VaultFacts {
     format_version: Option<String>,
     /// The versions recorded in `_sqlx_migrations`.
     applied: Vec<i64>,
+}
+
+/// Whether a database that passed [`check_vault`] still needs the migrator.
+#[cfg(feature = "sqlite")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Schema {
+    /// Every migration of this build, and only those, is applied with its exact checksum.
+    Current,
+    /// Empty, behind, or in a state only the migrator can judge (a failed migration, a
+    /// changed checksum): run it.
+    Migrate,
+}
+
+/// One row of `_sqlx_migrations`.
+#[cfg(feature = "sqlite")]
+#[derive(Debug, sqlx::FromRow)]
+struct AppliedMigration {
+    version: i64,
+    checksum: Vec<u8>,
+    success: bool,
+}
+
+/// Whether `applied` is exactly the up-migrations of `migrator`, all successful, with the same
+/// checksums: then running the migrator would change nothing and is skipped.
+#[cfg(feature = "sqlite")]
+fn schema_state(applied: &[AppliedMigration], migrator: &Migrator) -> Schema {
+    let mut embedded: Vec<(i64, &[u8])> = migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| (m.version, &*m.checksum))
+        .collect();
+    embedded.sort_unstable();
+    let mut recorded: Vec<(i64, &[u8])> = applied
+        .iter()
+        .filter(|m| m.success)
+        .map(|m| (m.version, m.checksum.as_slice()))
+        .collect();
+    recorded.sort_unstable();
+    if recorded.len() == applied.len() && recorded == embedded {
+        Schema::Current
+    } else {
+        Schema::Migrate
+    }
 }
 
 /// Decides whether a database may be migrated and used by this build.
@@ -338,12 +442,10 @@ fn prepare_vault_file(path: &Path) -> Result<bool, StoreError> {
     Ok(meta.len() == 0)
 }
 
-/// Checks an existing, non-empty file without writing to it: the `SQLite` header, then (through
-/// a read-only connection) the application id, `klef_meta` and the applied migrations.
+/// Checks the first 100 bytes of an existing, non-empty file for the `SQLite` header, so a file
+/// that is not a database at all is refused without `SQLite` ever opening it.
 #[cfg(feature = "sqlite")]
-async fn inspect_sqlite(path: &Path, location: &str) -> Result<(), StoreError> {
-    use sqlx::Connection as _;
-
+fn check_sqlite_header(path: &Path, location: &str) -> Result<(), StoreError> {
     let not_a_vault = || StoreError::NotAVault {
         location: location.to_owned(),
     };
@@ -364,29 +466,20 @@ async fn inspect_sqlite(path: &Path, location: &str) -> Result<(), StoreError> {
             });
         }
     }
-    drop(file);
     if &header[..16] != b"SQLite format 3\0" {
         return Err(not_a_vault());
     }
+    Ok(())
+}
 
-    let options = SqliteConnectOptions::new()
-        .filename(path)
-        .read_only(true)
-        .busy_timeout(BUSY_TIMEOUT);
-    let mut conn = SqliteConnection::connect_with(&options)
-        .await
-        .map_err(|e| {
-            if is_not_a_database(&e) {
-                not_a_vault()
-            } else {
-                StoreError::Connect { source: e }
-            }
-        })?;
-    let look = sqlite_facts(&mut conn).await;
-    if let Err(e) = conn.close().await {
-        tracing::debug!(error = %StoreError::from(e), "closing the inspection connection failed");
-    }
-    let look = look.map_err(|e| match e {
+/// Reads what the database on `conn` says about itself (without writing to it) and decides
+/// whether this build may use it: the application id, `klef_meta` and the applied migrations.
+#[cfg(feature = "sqlite")]
+async fn inspect_sqlite(conn: &mut SqliteConnection, location: &str) -> Result<Schema, StoreError> {
+    let not_a_vault = || StoreError::NotAVault {
+        location: location.to_owned(),
+    };
+    let look = sqlite_facts(conn).await.map_err(|e| match e {
         StoreError::Database { ref source } if is_not_a_database(source) => not_a_vault(),
         other => other,
     })?;
@@ -394,9 +487,14 @@ async fn inspect_sqlite(path: &Path, location: &str) -> Result<(), StoreError> {
         // A SQLite file with no tables (or only the empty migrations table of an interrupted
         // first start) may become a vault; anything else belongs to someone else.
         let empty = look.application_id == 0 && !look.other_tables && look.facts.applied.is_empty();
-        return if empty { Ok(()) } else { Err(not_a_vault()) };
+        return if empty {
+            Ok(Schema::Migrate)
+        } else {
+            Err(not_a_vault())
+        };
     }
-    check_vault(location, &look.facts, &SQLITE_MIGRATOR)
+    check_vault(location, &look.facts, &SQLITE_MIGRATOR)?;
+    Ok(schema_state(&look.migrations, &SQLITE_MIGRATOR))
 }
 
 /// `SQLite`'s "file is not a database" (`SQLITE_NOTADB`).
@@ -415,6 +513,9 @@ struct SqliteLook {
     /// The Klef-specific facts (read only from files stamped with Klef's application id, and
     /// the migrations list when that is the only table).
     facts: VaultFacts,
+    /// The rows of `_sqlx_migrations` with their checksums (files stamped with Klef's
+    /// application id only).
+    migrations: Vec<AppliedMigration>,
 }
 
 #[cfg(feature = "sqlite")]
@@ -439,7 +540,16 @@ async fn sqlite_facts(conn: &mut SqliteConnection) -> Result<SqliteLook, StoreEr
                 .fetch_optional(&mut *conn)
                 .await?;
     }
-    if has("_sqlx_migrations") && (ours || !other_tables) {
+    let mut migrations = Vec::new();
+    if has("_sqlx_migrations") && ours {
+        migrations = sqlx::query_as("SELECT version, checksum, success FROM _sqlx_migrations")
+            .fetch_all(&mut *conn)
+            .await?;
+        facts.applied = migrations
+            .iter()
+            .map(|m: &AppliedMigration| m.version)
+            .collect();
+    } else if has("_sqlx_migrations") && !other_tables {
         facts.applied = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
             .fetch_all(&mut *conn)
             .await?;
@@ -448,6 +558,7 @@ async fn sqlite_facts(conn: &mut SqliteConnection) -> Result<SqliteLook, StoreEr
         application_id,
         other_tables,
         facts,
+        migrations,
     })
 }
 
@@ -474,4 +585,100 @@ async fn postgres_facts(pool: &PgPool) -> Result<VaultFacts, StoreError> {
             .await?;
     }
     Ok(facts)
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+
+    /// The rows a migrator records after applying every migration of `migrator`.
+    fn applied_by(migrator: &Migrator) -> Vec<AppliedMigration> {
+        migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .map(|m| AppliedMigration {
+                version: m.version,
+                checksum: m.checksum.to_vec(),
+                success: true,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_up_to_date_vault_skips_the_migrator() {
+        let mut applied = applied_by(&SQLITE_MIGRATOR);
+        assert!(applied.len() >= 2, "the test needs several migrations");
+        assert_eq!(schema_state(&applied, &SQLITE_MIGRATOR), Schema::Current);
+        applied.reverse();
+        assert_eq!(
+            schema_state(&applied, &SQLITE_MIGRATOR),
+            Schema::Current,
+            "row order does not matter"
+        );
+    }
+
+    #[test]
+    fn anything_but_an_exact_match_runs_the_migrator() {
+        let all = applied_by(&SQLITE_MIGRATOR);
+
+        assert_eq!(
+            schema_state(&[], &SQLITE_MIGRATOR),
+            Schema::Migrate,
+            "empty"
+        );
+
+        let behind = &all[..all.len() - 1];
+        assert_eq!(schema_state(behind, &SQLITE_MIGRATOR), Schema::Migrate);
+
+        let mut failed = applied_by(&SQLITE_MIGRATOR);
+        if let Some(last) = failed.last_mut() {
+            last.success = false;
+        }
+        assert_eq!(schema_state(&failed, &SQLITE_MIGRATOR), Schema::Migrate);
+
+        let mut changed = applied_by(&SQLITE_MIGRATOR);
+        changed[0].checksum[0] ^= 1;
+        assert_eq!(schema_state(&changed, &SQLITE_MIGRATOR), Schema::Migrate);
+
+        let mut duplicated = applied_by(&SQLITE_MIGRATOR);
+        let extra = AppliedMigration {
+            version: duplicated[0].version,
+            checksum: duplicated[0].checksum.clone(),
+            success: true,
+        };
+        duplicated.push(extra);
+        assert_eq!(schema_state(&duplicated, &SQLITE_MIGRATOR), Schema::Migrate);
+    }
+
+    #[tokio::test]
+    async fn the_local_vault_is_one_wal_connection_with_normal_sync() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("vault.db");
+        for _ in 0..2 {
+            // Created, then reopened without the migrator.
+            let store = Store::open_local(&path).await.expect("open");
+            let Store::Sqlite(pool) = &store else {
+                panic!("a sqlite store")
+            };
+            assert_eq!(pool.options().get_max_connections(), 1);
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(pool)
+                .await
+                .expect("journal_mode");
+            assert_eq!(mode, "wal");
+            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(pool)
+                .await
+                .expect("synchronous");
+            assert_eq!(sync, 1, "NORMAL");
+            let applied: Vec<AppliedMigration> =
+                sqlx::query_as("SELECT version, checksum, success FROM _sqlx_migrations")
+                    .fetch_all(pool)
+                    .await
+                    .expect("migrations");
+            assert_eq!(schema_state(&applied, &SQLITE_MIGRATOR), Schema::Current);
+            assert_eq!(pool.size(), 1, "every query ran on the one connection");
+            store.close().await;
+        }
+    }
 }
