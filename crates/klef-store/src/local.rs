@@ -2,7 +2,7 @@
 //! account is the caller.
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use klef_core::backend::{Backend, BackendError, BackendResult};
 use klef_core::ids::{AccountId, EnvironmentId, ProjectId, WorkspaceId};
@@ -22,6 +22,9 @@ pub const LOCAL_AUTHOR: &str = "local";
 pub struct LocalVault {
     store: Store,
     owner: OnceLock<AccountId>,
+    /// The account row as last read or written through this handle, so a command that needs
+    /// both the owner's id and the account (every keyed command) reads the row once.
+    account: Mutex<Option<Account>>,
 }
 
 impl LocalVault {
@@ -31,6 +34,7 @@ impl LocalVault {
         Self {
             store,
             owner: OnceLock::new(),
+            account: Mutex::new(None),
         }
     }
 
@@ -52,23 +56,37 @@ impl LocalVault {
             return Ok(*id);
         }
         let account = self
-            .store
-            .first_account()
+            .load_account()
             .await?
             .ok_or_else(|| BackendError::NotFound {
                 what: "local account (run `klef init` first)".into(),
             })?;
-        Ok(*self.owner.get_or_init(|| account.id))
+        Ok(account.id)
+    }
+
+    /// The account row: cached, or read and cached (with the owner's id).
+    async fn load_account(&self) -> BackendResult<Option<Account>> {
+        let cached = self.cached_account().clone();
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let account = self.store.first_account().await?;
+        if let Some(a) = &account {
+            self.owner.get_or_init(|| a.id);
+            *self.cached_account() = Some(a.clone());
+        }
+        Ok(account)
+    }
+
+    fn cached_account(&self) -> std::sync::MutexGuard<'_, Option<Account>> {
+        // The guarded value is a plain cache: a panic while holding it cannot leave it torn.
+        self.account.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl Backend for LocalVault {
     async fn account(&self) -> BackendResult<Option<Account>> {
-        let account = self.store.first_account().await?;
-        if let Some(a) = &account {
-            self.owner.get_or_init(|| a.id);
-        }
-        Ok(account)
+        self.load_account().await
     }
 
     async fn create_account(&self, account: &Account, personal: &Workspace) -> BackendResult<()> {
@@ -82,11 +100,14 @@ impl Backend for LocalVault {
                 other => other.into(),
             })?;
         self.owner.get_or_init(|| account.id);
+        *self.cached_account() = Some(account.clone());
         Ok(())
     }
 
     async fn replace_account_keys(&self, keys: &AccountKeys) -> BackendResult<()> {
         let owner = self.owner().await?;
+        // Read again on next use, whatever the outcome.
+        *self.cached_account() = None;
         Ok(self.store.replace_account_keys(&owner, keys).await?)
     }
 

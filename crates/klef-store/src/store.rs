@@ -196,9 +196,11 @@ async fn connect_sqlite_url(rest: &str) -> Result<Store, StoreError> {
 #[cfg(feature = "sqlite")]
 async fn open_sqlite(path: &Path, max_connections: u32) -> Result<Store, StoreError> {
     let location = path.display().to_string();
-    if !prepare_vault_file(path)? {
-        check_sqlite_header(path, &location)?;
-    }
+    let wal = if prepare_vault_file(path)? {
+        false
+    } else {
+        check_sqlite_header(path, &location)?
+    };
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(false)
@@ -222,7 +224,7 @@ async fn open_sqlite(path: &Path, max_connections: u32) -> Result<Store, StoreEr
                 StoreError::Connect { source: e }
             }
         })?;
-    match prepare_sqlite(&pool, &location).await {
+    match prepare_sqlite(&pool, &location, wal).await {
         Ok(()) => {
             tracing::debug!(path = %location, "opened the sqlite vault");
             Ok(Store::Sqlite(pool))
@@ -234,15 +236,18 @@ async fn open_sqlite(path: &Path, max_connections: u32) -> Result<Store, StoreEr
     }
 }
 
-/// Checks the file on the pool's first connection, switches it to WAL and migrates it when its
-/// applied migrations are not exactly this build's.
+/// Checks the file on the pool's first connection, switches it to WAL unless its header says
+/// it is already (`wal`), and migrates it when its applied migrations are not exactly this
+/// build's.
 #[cfg(feature = "sqlite")]
-async fn prepare_sqlite(pool: &SqlitePool, location: &str) -> Result<(), StoreError> {
+async fn prepare_sqlite(pool: &SqlitePool, location: &str, wal: bool) -> Result<(), StoreError> {
     let mut conn = pool.acquire().await?;
     let schema = inspect_sqlite(&mut conn, location).await?;
-    sqlx::query("PRAGMA journal_mode = WAL")
-        .execute(&mut *conn)
-        .await?;
+    if !wal {
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&mut *conn)
+            .await?;
+    }
     // Back to the pool: the migrator takes it (the local vault's pool has only this one).
     drop(conn);
     if schema == Schema::Current {
@@ -443,9 +448,10 @@ fn prepare_vault_file(path: &Path) -> Result<bool, StoreError> {
 }
 
 /// Checks the first 100 bytes of an existing, non-empty file for the `SQLite` header, so a file
-/// that is not a database at all is refused without `SQLite` ever opening it.
+/// that is not a database at all is refused without `SQLite` ever opening it. Returns whether
+/// the file is in WAL mode (header bytes 18 and 19, the read and write versions, are 2).
 #[cfg(feature = "sqlite")]
-fn check_sqlite_header(path: &Path, location: &str) -> Result<(), StoreError> {
+fn check_sqlite_header(path: &Path, location: &str) -> Result<bool, StoreError> {
     let not_a_vault = || StoreError::NotAVault {
         location: location.to_owned(),
     };
@@ -469,7 +475,7 @@ fn check_sqlite_header(path: &Path, location: &str) -> Result<(), StoreError> {
     if &header[..16] != b"SQLite format 3\0" {
         return Err(not_a_vault());
     }
-    Ok(())
+    Ok(header[18] == 2 && header[19] == 2)
 }
 
 /// Reads what the database on `conn` says about itself (without writing to it) and decides
@@ -680,5 +686,43 @@ mod tests {
             assert_eq!(pool.size(), 1, "every query ran on the one connection");
             store.close().await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_vault_out_of_wal_mode_is_switched_back() {
+        use sqlx::Connection as _;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("vault.db");
+        Store::open_local(&path)
+            .await
+            .expect("create")
+            .close()
+            .await;
+        let options = SqliteConnectOptions::new().filename(&path);
+        let mut conn = SqliteConnection::connect_with(&options)
+            .await
+            .expect("connect");
+        sqlx::query("PRAGMA journal_mode = DELETE")
+            .execute(&mut conn)
+            .await
+            .expect("leave WAL");
+        conn.close().await.expect("close");
+        let mut header = [0u8; 100];
+        std::fs::File::open(&path)
+            .and_then(|mut f| f.read_exact(&mut header))
+            .expect("header");
+        assert_eq!((header[18], header[19]), (1, 1), "rollback journal");
+
+        let store = Store::open_local(&path).await.expect("reopen");
+        let Store::Sqlite(pool) = &store else {
+            panic!("a sqlite store")
+        };
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(pool)
+            .await
+            .expect("journal_mode");
+        assert_eq!(mode, "wal");
+        store.close().await;
     }
 }
