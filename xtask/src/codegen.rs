@@ -75,7 +75,10 @@ fn man_page(root: &Path) -> Result<String> {
         .output()
         .with_context(|| format!("failed to run {}", bin.display()))?;
     if !out.status.success() {
-        bail!("`klef man` failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "`klef man` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     String::from_utf8(out.stdout).context("the man page is not UTF-8")
 }
