@@ -18,11 +18,17 @@
 //!    passphrase-less key. A peer that cannot be installed is skipped with a note printed here
 //!    and written into the report, never silently.
 //! 6. The agent's resident memory after all of the above.
-//! 7. The team server under load, once `klef-server` exists (a clearly marked "not measured
-//!    yet" row until then).
+//! 7. The team server under load (`bench/server.rs`): `wrk` against a 100-secret environment's
+//!    `GET` on the release `klef-server` over SQLite and over PostgreSQL, and against a trivial
+//!    axum server (`crates/klef-server/benches/ceiling.rs`) as the ceiling.
+//!
+//! `--server-only` runs step 7 alone (after the build) and writes `target/bench/server.json`
+//! without touching the report, for work on the server.
 //!
 //! Hand-written analysis of missed targets lives in `bench/findings.md` and is copied into the
 //! report verbatim, so the numbers are always generated and the reasoning is reviewed text.
+
+mod server;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -206,11 +212,21 @@ struct CaseResult {
     skipped: Option<String>,
 }
 
+/// One server load case; every field but `case` and `note` is `None` when it was not measured.
 #[derive(Debug, Serialize)]
 struct ServerRow {
     case: String,
     requests_per_second: Option<f64>,
+    p50_ms: Option<f64>,
+    p90_ms: Option<f64>,
     p99_ms: Option<f64>,
+    max_ms: Option<f64>,
+    /// Requests completed in the measured run.
+    requests: Option<u64>,
+    /// Requests per second as a fraction of the ceiling's.
+    of_ceiling: Option<f64>,
+    /// The server's `VmRSS` right after the measured run.
+    server_rss_kib: Option<u64>,
     note: String,
 }
 
@@ -225,10 +241,15 @@ struct TargetRow {
 
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut quick = false;
+    let mut server_only = false;
     for arg in args {
         match arg.as_str() {
             "--quick" => quick = true,
-            other => bail!("unknown bench option `{other}`; usage: cargo xtask bench [--quick]"),
+            "--server-only" => server_only = true,
+            other => bail!(
+                "unknown bench option `{other}`; usage: cargo xtask bench [--quick] \
+                 [--server-only]"
+            ),
         }
     }
     let started = Instant::now();
@@ -259,6 +280,10 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         }
     }
 
+    if server_only {
+        return server_only_run(root, &release, &out, quick, report);
+    }
+
     // 2. Micro-benchmarks.
     micro_benchmarks(&target, &plan, &mut report)?;
 
@@ -276,7 +301,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     drop(cleanup);
 
     // 7. Server.
-    report.server = server_rows(&release);
+    server::measure(root, &release, &out, quick, &mut report);
 
     report.targets = targets(&report);
     report.total_seconds = started.elapsed().as_secs_f64();
@@ -320,6 +345,49 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         json_path.display(),
         report.total_seconds
     );
+    Ok(())
+}
+
+/// `--server-only`: step 7 alone, for working on the server; prints the rows and writes
+/// `target/bench/server.json`, leaving `docs/performance.md` and `results.json` alone.
+fn server_only_run(
+    root: &Path,
+    release: &Path,
+    out: &Path,
+    quick: bool,
+    mut report: Report,
+) -> Result<()> {
+    server::measure(root, release, out, quick, &mut report);
+    report.targets = targets(&report)
+        .into_iter()
+        .filter(|t| t.target.starts_with("server"))
+        .collect();
+    let json =
+        serde_json::to_string_pretty(&report.server).context("failed to serialise the results")?;
+    let path = out.join("server.json");
+    fs::write(&path, json + "\n").with_context(|| format!("failed to write {}", path.display()))?;
+    for s in &report.server {
+        eprintln!(
+            "xtask: {}: {} req/s, p50 {}, p99 {}, {} of the ceiling ({})",
+            s.case,
+            s.requests_per_second
+                .map_or_else(|| "–".to_owned(), |v| format!("{v:.0}")),
+            s.p50_ms.map_or_else(|| "–".to_owned(), ms),
+            s.p99_ms.map_or_else(|| "–".to_owned(), ms),
+            s.of_ceiling
+                .map_or_else(|| "–".to_owned(), |v| format!("{v:.2}×")),
+            s.note
+        );
+    }
+    for t in &report.targets {
+        let verdict = match t.pass {
+            Some(true) => "pass",
+            Some(false) => "MISS",
+            None => "not measured",
+        };
+        eprintln!("  {verdict:>12}  {} ({}): {}", t.target, t.goal, t.measured);
+    }
+    eprintln!("xtask: wrote {}", path.display());
     Ok(())
 }
 
@@ -1275,27 +1343,6 @@ fn read_json(path: &Path) -> Result<Value> {
 // ---------------------------------------------------------------------------------------------
 // Server, targets, machine.
 
-fn server_rows(release: &Path) -> Vec<ServerRow> {
-    let note = if release.join("klef-server").is_file() {
-        "not measured yet: the load case for klef-server is not wired into `cargo xtask bench`"
-    } else {
-        "not measured yet: server not built (crates/klef-server has no binary yet)"
-    };
-    [
-        "GET a 100-secret environment, SQLite",
-        "GET a 100-secret environment, PostgreSQL",
-        "trivial axum endpoint (ceiling)",
-    ]
-    .into_iter()
-    .map(|case| ServerRow {
-        case: case.into(),
-        requests_per_second: None,
-        p99_ms: None,
-        note: note.into(),
-    })
-    .collect()
-}
-
 fn targets(report: &Report) -> Vec<TargetRow> {
     let median = |id: &str| {
         report
@@ -1398,8 +1445,29 @@ fn targets(report: &Report) -> Vec<TargetRow> {
             )
         }),
     );
-    row("server, SQLite", "≥ 5,000 req/s, p99 ≤ 20 ms", None);
-    row("server, PostgreSQL", "≥ 3,000 req/s, p99 ≤ 20 ms", None);
+    let server = |case: &str, min_rps: f64| {
+        report
+            .server
+            .iter()
+            .find(|s| s.case == case)
+            .and_then(|s| s.requests_per_second.zip(s.p99_ms))
+            .map(|(rps, p99)| {
+                (
+                    format!("{rps:.0} req/s, p99 {}", ms(p99)),
+                    rps >= min_rps && p99 <= 20.0,
+                )
+            })
+    };
+    row(
+        "server `GET` 100 secrets, SQLite",
+        "≥ 5,000 req/s, p99 ≤ 20 ms",
+        server(server::SQLITE, 5000.0),
+    );
+    row(
+        "server `GET` 100 secrets, PostgreSQL",
+        "≥ 3,000 req/s, p99 ≤ 20 ms",
+        server(server::POSTGRES, 3000.0),
+    );
     rows
 }
 
@@ -1705,15 +1773,41 @@ fn render_markdown(r: &Report, findings: Option<&str>) -> String {
         );
     }
 
-    md.push_str("\n## Server\n\n| case | req/s | p99 | note |\n|---|---|---|---|\n");
+    md.push_str(
+        "\n## Server\n\n\
+         `wrk` (closed loop: each connection sends its next request when the previous answer \
+         arrives) on loopback against real processes: the release `klef-server` answering \
+         `GET /v1/environments/{id}/secrets` for a 100-secret environment (about 30 KiB of \
+         JSON) with a session token, set up with the release `klef` (`signup`, `init`, `push`); \
+         on a fresh SQLite file and on a fresh schema of the machine's PostgreSQL. The ceiling is \
+         `crates/klef-server/benches/ceiling.rs`: axum answering `hello` on the same tokio \
+         runtime, no database, no authentication. **The load generator runs on the same \
+         machine and shares its cores with the server** (one `wrk` thread; PostgreSQL, when \
+         measured, shares them too), so every number here is a lower bound of what the server \
+         does on cores of its own. \"vs ceiling\" is req/s divided by the ceiling's.\n\n\
+         | case | req/s | p50 | p90 | p99 | max | vs ceiling | server RSS | requests | setting |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let dash = || "–".to_owned();
     for s in &r.server {
+        if s.requests_per_second.is_none() {
+            let _ = writeln!(md, "| {} | **{}** | | | | | | | | |", s.case, s.note);
+            continue;
+        }
         let _ = writeln!(
             md,
-            "| {} | {} | {} | **{}** |",
+            "| {} | **{}** | {} | {} | **{}** | {} | {} | {} | {} | {} |",
             s.case,
             s.requests_per_second
-                .map_or_else(|| "–".to_owned(), |v| format!("{v:.0}")),
-            s.p99_ms.map_or_else(|| "–".to_owned(), ms),
+                .map_or_else(dash, |v| format!("{v:.0}")),
+            s.p50_ms.map_or_else(dash, ms),
+            s.p90_ms.map_or_else(dash, ms),
+            s.p99_ms.map_or_else(dash, ms),
+            s.max_ms.map_or_else(dash, ms),
+            s.of_ceiling.map_or_else(dash, |v| format!("{v:.2}×")),
+            s.server_rss_kib
+                .map_or_else(dash, |k| format!("{:.1} MiB", kib_to_mib(k))),
+            s.requests.map_or_else(dash, |n| n.to_string()),
             s.note
         );
     }
