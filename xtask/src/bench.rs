@@ -1777,7 +1777,7 @@ fn render_markdown(r: &Report, findings: Option<&str>) -> String {
         "\n## Server\n\n\
          `wrk` (closed loop: each connection sends its next request when the previous answer \
          arrives) on loopback against real processes: the release `klef-server` answering \
-         `GET /v1/environments/{id}/secrets` for a 100-secret environment (about 30 KiB of \
+         `GET /v1/environments/{id}/secrets` for a 100-secret environment (about 25 KiB of \
          JSON) with a session token, set up with the release `klef` (`signup`, `init`, `push`); \
          on a fresh SQLite file and on a fresh schema of the machine's PostgreSQL. The ceiling is \
          `crates/klef-server/benches/ceiling.rs`: axum answering `hello` on the same tokio \
