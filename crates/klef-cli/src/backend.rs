@@ -16,10 +16,6 @@ use klef_store::LocalVault;
 use crate::remote::RemoteBackend;
 
 /// Every backend the CLI can use.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one value per process; boxing the local vault would add an allocation to the hot path"
-)]
 pub(crate) enum AnyBackend {
     /// The embedded `SQLite` vault.
     Local(LocalVault),

@@ -7,26 +7,25 @@ use crate::cli::GlobalArgs;
 
 const CRATES: &[&str] = &["klef_cli", "klef_core", "klef_store", "klef_agent"];
 
-/// Installs the subscriber. Safe to call once per process.
+/// Installs the subscriber. Safe to call once per process. When logging is off (no `-v`, no
+/// `RUST_LOG`) none is installed: every event is then dropped at its call site, and a command
+/// does not pay for building a filter and a formatter it never uses.
 pub(crate) fn init(global: &GlobalArgs, ansi: bool) {
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => EnvFilter::new(v),
         _ => {
             let level = match global.verbose {
-                0 => None,
-                1 => Some("debug"),
-                _ => Some("trace"),
+                0 => return,
+                1 => "debug",
+                _ => "trace",
             };
-            match level {
-                None => EnvFilter::new("off"),
-                Some(l) => EnvFilter::new(
-                    CRATES
-                        .iter()
-                        .map(|c| format!("{c}={l}"))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                ),
-            }
+            EnvFilter::new(
+                CRATES
+                    .iter()
+                    .map(|c| format!("{c}={level}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
         }
     };
     let _ = tracing_subscriber::fmt()

@@ -24,7 +24,7 @@ pub struct LocalVault {
     owner: OnceLock<AccountId>,
     /// The account row as last read or written through this handle, so a command that needs
     /// both the owner's id and the account (every keyed command) reads the row once.
-    account: Mutex<Option<Account>>,
+    account: Mutex<Option<Box<Account>>>,
 }
 
 impl LocalVault {
@@ -66,19 +66,19 @@ impl LocalVault {
 
     /// The account row: cached, or read and cached (with the owner's id).
     async fn load_account(&self) -> BackendResult<Option<Account>> {
-        let cached = self.cached_account().clone();
+        let cached = self.cached_account().as_deref().cloned();
         if cached.is_some() {
             return Ok(cached);
         }
         let account = self.store.first_account().await?;
         if let Some(a) = &account {
             self.owner.get_or_init(|| a.id);
-            *self.cached_account() = Some(a.clone());
+            *self.cached_account() = Some(Box::new(a.clone()));
         }
         Ok(account)
     }
 
-    fn cached_account(&self) -> std::sync::MutexGuard<'_, Option<Account>> {
+    fn cached_account(&self) -> std::sync::MutexGuard<'_, Option<Box<Account>>> {
         // The guarded value is a plain cache: a panic while holding it cannot leave it torn.
         self.account.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -100,7 +100,7 @@ impl Backend for LocalVault {
                 other => other.into(),
             })?;
         self.owner.get_or_init(|| account.id);
-        *self.cached_account() = Some(account.clone());
+        *self.cached_account() = Some(Box::new(account.clone()));
         Ok(())
     }
 

@@ -25,10 +25,13 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     secrets::check_name(&args.key)?;
     let b = ctx.backend().await?;
     let t = ctx.target(&b).await?;
-    let current = b.secrets(&t.env.id).await?;
-    let Some(sv) = current
+    // The versions of this one name, not the whole environment: the newest is the current
+    // value (or a delete).
+    let history = b.secret_history(&t.env.id, &args.key).await?;
+    let Some(sv) = history
         .iter()
-        .find(|s| s.name == args.key && s.ciphertext.is_some())
+        .max_by_key(|s| s.version)
+        .filter(|s| s.ciphertext.is_some())
     else {
         return Err(
             Failure::not_found(format!("{} not found in {}", args.key, t.describe()))
