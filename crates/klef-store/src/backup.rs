@@ -11,6 +11,8 @@ use klef_core::backup::{
     GranteeKind,
 };
 use klef_core::ids::{AccountId, WorkspaceId};
+
+use crate::queries::{INSERT_ACCOUNT, INSERT_ENVIRONMENT, INSERT_MEMBER, INSERT_WORKSPACE};
 use klef_core::model::{Account, Blob, Environment, Project, Role, SecretVersion, Workspace};
 
 use crate::rows::{
@@ -105,26 +107,11 @@ const SELECT_SECRETS: &str = "SELECT s.environment_id, s.name, s.version, s.ciph
      JOIN environments e ON e.id = s.environment_id JOIN projects p ON p.id = e.project_id \
      WHERE p.workspace_id = $1 ORDER BY s.environment_id, s.name, s.version";
 
-const INSERT_ACCOUNT: &str = "INSERT INTO accounts (id, email, kdf_algorithm, kdf_m_cost_kib, \
-     kdf_t_cost, kdf_p_cost, kdf_salt, master_key_by_password, master_key_by_recovery, \
-     public_key, private_key_sealed, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
-
-const INSERT_WORKSPACE: &str = "INSERT INTO workspaces (id, name, personal, created_by, created_at) \
-     VALUES ($1, $2, $3, $4, $5)";
-
-const INSERT_MEMBER: &str = "INSERT INTO workspace_members (workspace_id, account_id, role, created_at) \
-     VALUES ($1, $2, $3, $4)";
-
 const INSERT_PROJECT: &str =
     "INSERT INTO projects (id, workspace_id, name, created_at) VALUES ($1, $2, $3, $4)";
 
 const INSERT_PROJECT_KEY: &str = "INSERT INTO project_keys \
      (project_id, account_id, wrapped_key, created_at) VALUES ($1, $2, $3, $4)";
-
-const INSERT_ENVIRONMENT: &str = "INSERT INTO environments \
-     (id, project_id, slug, name, sealed_key, key_version, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 const INSERT_GRANT: &str = "INSERT INTO environment_grants \
      (environment_id, grantee_kind, grantee_id, wrapped_key, key_version, created_at) \

@@ -62,21 +62,21 @@ macro_rules! insert_environment {
     }};
 }
 
-const INSERT_ACCOUNT: &str = "INSERT INTO accounts (id, email, kdf_algorithm, kdf_m_cost_kib, \
+pub(crate) const INSERT_ACCOUNT: &str = "INSERT INTO accounts (id, email, kdf_algorithm, kdf_m_cost_kib, \
      kdf_t_cost, kdf_p_cost, kdf_salt, master_key_by_password, master_key_by_recovery, \
      public_key, private_key_sealed, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
-const INSERT_WORKSPACE: &str = "INSERT INTO workspaces (id, name, personal, created_by, created_at) \
+pub(crate) const INSERT_WORKSPACE: &str = "INSERT INTO workspaces (id, name, personal, created_by, created_at) \
      VALUES ($1, $2, $3, $4, $5)";
 
-const INSERT_MEMBER: &str = "INSERT INTO workspace_members (workspace_id, account_id, role, created_at) \
+pub(crate) const INSERT_MEMBER: &str = "INSERT INTO workspace_members (workspace_id, account_id, role, created_at) \
      VALUES ($1, $2, $3, $4)";
 
 const IS_MEMBER: &str =
     "SELECT COUNT(*) FROM workspace_members WHERE workspace_id = $1 AND account_id = $2";
 
-const INSERT_ENVIRONMENT: &str = "INSERT INTO environments \
+pub(crate) const INSERT_ENVIRONMENT: &str = "INSERT INTO environments \
      (id, project_id, slug, name, sealed_key, key_version, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
