@@ -10,8 +10,8 @@ use klef_core::crypto::sha256_hex;
 use klef_core::crypto::token::ApiToken;
 use klef_core::ids::{AccountId, ApiKeyId, EnvironmentId, ProjectId, WorkspaceId};
 use klef_core::model::{Environment, Role, Timestamp};
-use klef_core::wire::{ApiKeyKind, ApiKeyPermission, ApiKeyScope};
-use klef_store::server::{Actor, ActorKind, now_ms};
+use klef_core::wire::{ApiKeyKind, ApiKeyPermission, ApiKeyScope, Grantee};
+use klef_store::server::{AccessFacts, AccessTarget, Actor, ActorKind, SecretsRevision, now_ms};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -459,17 +459,19 @@ pub struct Authorized {
     pub workspace_id: Option<WorkspaceId>,
     /// The environment, for environment resources.
     pub environment: Option<Environment>,
+    /// The environment's secrets revision, for [`Action::ReadSecrets`] on an environment.
+    pub revision: Option<SecretsRevision>,
 }
 
-/// Decides whether `principal` may do `action` on `resource`; the only place that does.
+/// Decides whether `principal` may do `action` on `resource`; the only place that does. The
+/// facts come from one database statement ([`Store::access_facts`](klef_store::Store)).
 pub async fn authorize(
     state: &AppState,
     principal: &Principal,
     action: Action,
     resource: Resource,
 ) -> Result<Authorized, ApiError> {
-    let store = &state.store;
-    let (workspace_id, environment, project, what) = match resource {
+    let (target, what) = match resource {
         Resource::OwnAccount => {
             if let Principal::SystemKey(_) = principal {
                 return Err(ApiError::Forbidden(SYSTEM_KEY_LIMIT.into()));
@@ -477,10 +479,7 @@ pub async fn authorize(
             let mut facts = own_keys_facts();
             facts.what = OWN_ACCOUNT.into();
             decide(action, &facts)?;
-            return Ok(Authorized {
-                workspace_id: None,
-                environment: None,
-            });
+            return Ok(Authorized::nothing());
         }
         Resource::OwnKeys => {
             if let Principal::SystemKey(_) = principal {
@@ -489,82 +488,59 @@ pub async fn authorize(
                 ));
             }
             decide(action, &own_keys_facts())?;
-            return Ok(Authorized {
-                workspace_id: None,
-                environment: None,
-            });
+            return Ok(Authorized::nothing());
         }
-        Resource::Workspace(ws) => (Some(ws), None, None, format!("workspace {ws}")),
-        Resource::Project(p) => (
-            store.project_workspace(&p).await?,
-            None,
-            Some(p),
-            format!("project {p}"),
-        ),
-        Resource::Environment(e) => match store.environment_context(&e).await? {
-            Some((env, ws)) => {
-                let project = env.project_id;
-                (
-                    Some(ws),
-                    Some(env),
-                    Some(project),
-                    format!("environment {e}"),
-                )
-            }
-            None => (None, None, None, format!("environment {e}")),
-        },
+        Resource::Workspace(ws) => (AccessTarget::Workspace(ws), format!("workspace {ws}")),
+        Resource::Project(p) => (AccessTarget::Project(p), format!("project {p}")),
+        Resource::Environment(e) => (AccessTarget::Environment(e), format!("environment {e}")),
     };
+    let who = match principal {
+        Principal::Session(s) => Grantee::Account(s.account),
+        Principal::UserKey(k) => Grantee::Account(k.account),
+        Principal::SystemKey(k) => Grantee::ApiKey(k.key_id),
+    };
+    let with_revision = action == Action::ReadSecrets;
+    let found = state
+        .store
+        .access_facts(&who, target, with_revision)
+        .await?;
     let facts = match principal {
-        Principal::SystemKey(key) => {
-            system_key_facts(
-                state,
-                key,
-                what,
-                workspace_id,
-                environment.as_ref(),
-                project,
-            )
-            .await?
-        }
+        Principal::SystemKey(key) => system_key_facts(key, what, found.as_ref()),
         Principal::Session(_) | Principal::UserKey(_) => {
-            let account = principal.account()?;
-            let role = match &workspace_id {
-                Some(ws) => store.role_in(account, ws).await?,
-                None => None,
-            };
-            let personal = match (&workspace_id, role) {
-                (Some(ws), Some(_)) => store
-                    .workspaces_for(account)
-                    .await?
-                    .iter()
-                    .any(|w| w.id == *ws && w.personal),
-                _ => false,
-            };
-            let (project_key, grant) = match (&project, role) {
-                (Some(p), Some(_)) => {
-                    store
-                        .key_holdings(account, p, environment.as_ref().map(|e| &e.id))
-                        .await?
-                }
-                _ => (false, false),
-            };
+            // A non-member learns nothing about the resource: the facts stay empty.
+            let member = found.as_ref().filter(|f| f.role.is_some());
             Facts {
                 what,
-                role,
-                personal,
-                project_key,
-                grant,
-                slug: environment.as_ref().map(|e| e.slug.clone()),
+                role: member.and_then(|f| f.role),
+                personal: member.is_some_and(|f| f.personal),
+                project_key: member.is_some_and(|f| f.project_key),
+                grant: member.is_some_and(|f| f.grant),
+                slug: found
+                    .as_ref()
+                    .and_then(|f| f.environment.as_ref())
+                    .map(|e| e.slug.clone()),
                 system_key: None,
             }
         }
     };
     decide(action, &facts)?;
-    let workspace_id = workspace_id.ok_or_else(|| ApiError::NotFound(facts.what.clone()))?;
+    let found = found.ok_or_else(|| ApiError::NotFound(facts.what.clone()))?;
     Ok(Authorized {
-        workspace_id: Some(workspace_id),
-        environment,
+        workspace_id: Some(found.workspace_id),
+        environment: found.environment,
+        revision: found.revision,
     })
+}
+
+impl Authorized {
+    /// For resources with no database facts.
+    fn nothing() -> Self {
+        Self {
+            workspace_id: None,
+            environment: None,
+            revision: None,
+        }
+    }
 }
 
 fn own_keys_facts() -> Facts {
@@ -581,31 +557,19 @@ fn own_keys_facts() -> Facts {
 
 /// A system key's facts: whether the resource exists, whether a scope covers it, and whether
 /// its environment key is wrapped to the key.
-async fn system_key_facts(
-    state: &AppState,
-    key: &SystemKeyPrincipal,
-    what: String,
-    workspace_id: Option<WorkspaceId>,
-    environment: Option<&Environment>,
-    project: Option<ProjectId>,
-) -> Result<Facts, ApiError> {
-    let store = &state.store;
-    let exists = workspace_id.is_some();
-    let project_name = match project {
-        Some(p) if exists => store.project_by_id(&p).await?.map(|p| p.name),
-        _ => None,
-    };
-    let project_label = project_name.unwrap_or_else(|| "this project".into());
+fn system_key_facts(key: &SystemKeyPrincipal, what: String, found: Option<&AccessFacts>) -> Facts {
+    let project = found.and_then(|f| f.project.as_ref());
+    let environment = found.and_then(|f| f.environment.as_ref());
     let (name, in_scope, grant) = match (project, environment) {
-        (Some(p), Some(env)) => {
-            let in_scope = key.covers(&p, &env.id);
-            let grant = in_scope && store.api_key_grant(&key.key_id, &env.id).await?.is_some();
-            (format!("{project_label}:{}", env.slug), in_scope, grant)
+        (Some((p, project_name)), Some(env)) => {
+            let in_scope = key.covers(p, &env.id);
+            let grant = in_scope && found.is_some_and(|f| f.grant);
+            (format!("{project_name}:{}", env.slug), in_scope, grant)
         }
-        (Some(p), None) => (project_label, key.covers_project(&p), false),
+        (Some((p, project_name)), None) => (project_name.clone(), key.covers_project(p), false),
         (None, _) => (what.clone(), false, false),
     };
-    Ok(Facts {
+    Facts {
         what,
         role: None,
         personal: false,
@@ -613,13 +577,13 @@ async fn system_key_facts(
         grant: false,
         slug: environment.map(|e| e.slug.clone()),
         system_key: Some(SystemKeyFacts {
-            exists,
+            exists: found.is_some(),
             name,
             in_scope,
             grant,
             permission: key.permission,
         }),
-    })
+    }
 }
 
 #[cfg(test)]

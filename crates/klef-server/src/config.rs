@@ -41,6 +41,11 @@ pub struct Args {
     #[arg(long, env = "KLEF_SERVER_SESSION_TTL", default_value = "30d", value_parser = parse_duration)]
     pub session_ttl: Duration,
 
+    /// Memory for cached secret lists, in MiB (`0`: off). Each answer is checked against the
+    /// database's current revision of its environment before it is reused.
+    #[arg(long, env = "KLEF_SERVER_SECRET_CACHE_MIB", default_value_t = DEFAULT_SECRET_CACHE_MIB, value_parser = clap::value_parser!(u32).range(0..=65_536))]
+    pub secret_cache_mib: u32,
+
     /// Log as JSON lines instead of text (the level comes from `RUST_LOG`, default `info`).
     #[arg(long, env = "KLEF_SERVER_LOG_JSON")]
     pub log_json: bool,
@@ -90,6 +95,14 @@ impl Default for LoginLimit {
     }
 }
 
+/// Default `--secret-cache-mib`.
+const DEFAULT_SECRET_CACHE_MIB: u32 = 64;
+
+/// MiB to bytes (the flag's range keeps it far from overflowing).
+fn mib(n: u32) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX >> 20) << 20
+}
+
 /// The server's settings.
 #[derive(Clone)]
 pub struct Config {
@@ -103,6 +116,8 @@ pub struct Config {
     pub session_ttl: Duration,
     /// Sign-in rate limit.
     pub login_limit: LoginLimit,
+    /// Bytes of memory for cached secret lists (`0`: off).
+    pub secret_cache_bytes: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -114,6 +129,7 @@ impl std::fmt::Debug for Config {
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("session_ttl", &self.session_ttl)
             .field("login_limit", &self.login_limit)
+            .field("secret_cache_bytes", &self.secret_cache_bytes)
             .finish()
     }
 }
@@ -129,6 +145,7 @@ impl Config {
             trust_forwarded_for: false,
             session_ttl: Duration::from_hours(30 * 24),
             login_limit: LoginLimit::default(),
+            secret_cache_bytes: mib(DEFAULT_SECRET_CACHE_MIB),
         }
     }
 
@@ -151,6 +168,7 @@ impl Config {
             trust_forwarded_for: args.trust_forwarded_for,
             session_ttl: args.session_ttl,
             login_limit: LoginLimit::default(),
+            secret_cache_bytes: mib(args.secret_cache_mib),
         })
     }
 }
@@ -196,7 +214,8 @@ mod tests {
             "postgres://u:***@h/db"
         );
         assert_eq!(redact_url("sqlite:///x/server.db"), "sqlite:///x/server.db");
-        let c = Config::new("postgres://u:secret@h/db");
-        assert!(!format!("{c:?}").contains("secret"));
+        // (`secret` would also match the `secret_cache_bytes` field name.)
+        let c = Config::new("postgres://u:hunter2@h/db");
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

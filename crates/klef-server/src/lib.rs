@@ -4,7 +4,8 @@
 //! encryption, private keys, environment keys and plaintext values never reach it.
 //!
 //! Everything that matters for correctness (sessions, rate-limit counters, the audit log) is in
-//! the database, so several replicas can share one `PostgreSQL`.
+//! the database, so several replicas can share one `PostgreSQL`. The one process-local state,
+//! the [`cache::SecretListCache`], is checked against the database on every request.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), klef_server::ServerError> {
@@ -18,6 +19,7 @@
 compile_error!("klef-server needs at least one of its `sqlite` and `postgres` features");
 
 pub mod authz;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -40,6 +42,8 @@ pub struct AppState {
     pub store: Store,
     /// The settings.
     pub config: Arc<Config>,
+    /// Encoded secret lists, reused while their environment's revision is unchanged.
+    pub secret_lists: Arc<cache::SecretListCache>,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -70,6 +74,7 @@ pub async fn launch_with_listener(
     );
     let state = AppState {
         store: store.clone(),
+        secret_lists: Arc::new(cache::SecretListCache::new(config.secret_cache_bytes)),
         config: Arc::new(config),
     };
     let app = routes::router(state);

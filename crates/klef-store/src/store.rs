@@ -253,18 +253,28 @@ async fn prepare_sqlite(pool: &SqlitePool, location: &str, wal: bool) -> Result<
     if schema == Schema::Current {
         return Ok(());
     }
-    if let Err(first) = SQLITE_MIGRATOR.run(pool).await {
-        // Another process may have initialised the same fresh vault at this moment: look
-        // again, and migrate once more if it is (now) a vault this build can open.
-        tracing::debug!(error = %first, "migration failed, checking the vault again");
+    // Another process may be migrating the same file at this moment (two servers starting on
+    // one fresh database, two commands opening a vault after an upgrade): each migration is
+    // one transaction, so a failure here means the other process applied that step first.
+    // Look again and carry on from where it got; every retry follows someone's progress, so
+    // one attempt per migration is enough.
+    let mut attempts = SQLITE_MIGRATOR.iter().count() + 1;
+    loop {
+        let Err(failed) = SQLITE_MIGRATOR.run(pool).await else {
+            return Ok(());
+        };
+        attempts -= 1;
         let mut conn = pool.acquire().await?;
         let schema = inspect_sqlite(&mut conn, location).await?;
         drop(conn);
-        if schema == Schema::Migrate {
-            SQLITE_MIGRATOR.run(pool).await?;
+        if schema == Schema::Current {
+            return Ok(());
         }
+        if attempts == 0 || schema != Schema::Migrate {
+            return Err(failed.into());
+        }
+        tracing::debug!(error = %failed, "migration failed, checking the vault again");
     }
-    Ok(())
 }
 
 #[cfg(not(feature = "sqlite"))]

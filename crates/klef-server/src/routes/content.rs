@@ -2,8 +2,10 @@
 //! [`Backend`](klef_core::backend::Backend). Sessions and user keys act as their account; a
 //! system key reaches only the projects, environments and secrets of its scopes.
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use klef_core::ids::{EnvironmentId, ProjectId, WorkspaceId};
 use klef_core::model::{EnvironmentKeyAccess, Project};
 use klef_core::names::validate_key_name;
@@ -260,22 +262,51 @@ pub(super) async fn environment_key(
     }))
 }
 
+/// The live secrets of an environment. The encoded answer is cached per environment and reused
+/// while the environment's revision (read by `authorize`, in the same statement as the access
+/// facts) is the one it was read at: two statements per request instead of three plus the
+/// encoding of every row.
 #[instrument(skip_all)]
 pub(super) async fn secrets(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<EnvironmentId>,
-) -> Result<axum::Json<SecretList>, ApiError> {
-    authorize(
+) -> Result<Response, ApiError> {
+    let auth = authorize(
         &state,
         &principal,
         Action::ReadSecrets,
         Resource::Environment(id),
     )
     .await?;
-    Ok(axum::Json(SecretList {
-        secrets: state.store.secrets(&id).await?,
-    }))
+    if let Some(body) = auth
+        .revision
+        .as_ref()
+        .and_then(|r| state.secret_lists.get(&id, r))
+    {
+        return Ok(json_bytes(body));
+    }
+    let (secrets, revision) = state.store.secrets_snapshot(&id).await?;
+    let body = Bytes::from(
+        serde_json::to_vec(&SecretList { secrets })
+            .map_err(|e| ApiError::internal(&format_args!("encoding a secret list: {e}")))?,
+    );
+    if let Some(revision) = revision {
+        state.secret_lists.put(id, revision, body.clone());
+    }
+    Ok(json_bytes(body))
+}
+
+/// A `200` with an already encoded JSON body.
+fn json_bytes(body: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 #[instrument(skip_all)]

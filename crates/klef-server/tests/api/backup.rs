@@ -31,7 +31,7 @@ async fn postgres_backups() {
 }
 
 /// `GET path` answering raw bytes (status, body).
-async fn get_bytes(base: &str, path: &str, token: &str) -> (u16, Vec<u8>, String) {
+pub(crate) async fn get_bytes(base: &str, path: &str, token: &str) -> (u16, Vec<u8>, String) {
     let resp = reqwest::Client::new()
         .get(format!("{base}{path}"))
         .bearer_auth(token)
@@ -49,7 +49,7 @@ async fn get_bytes(base: &str, path: &str, token: &str) -> (u16, Vec<u8>, String
 }
 
 /// `POST /v1/import` with raw bytes.
-async fn import(base: &str, token: &str, bytes: &[u8], force: bool) -> Answer {
+pub(crate) async fn import(base: &str, token: &str, bytes: &[u8], force: bool) -> Answer {
     let resp = reqwest::Client::new()
         .post(format!(
             "{base}/v1/import{}",

@@ -3,6 +3,7 @@
 
 mod backup;
 mod bad_input;
+mod cache;
 mod common;
 mod concurrency;
 mod keys;

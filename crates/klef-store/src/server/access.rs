@@ -3,13 +3,109 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use klef_core::ids::{AccountId, EnvironmentId, ProjectId, WorkspaceId};
-use klef_core::model::{Blob, Environment, SecretVersion};
+use klef_core::ids::{EnvironmentId, ProjectId, WorkspaceId};
+use klef_core::model::{Blob, Environment, Role, SecretVersion};
 use klef_core::wire::{GrantInfo, Grantee, RotateRequest};
 
 use super::{Audit, now_ms};
-use crate::rows::{EnvironmentRow, parse_id};
+use crate::rows::{EnvironmentRow, SecretRow, convert, parse_id};
 use crate::{Store, StoreError};
+
+/// What [`Store::access_facts`] is asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessTarget {
+    /// A workspace.
+    Workspace(WorkspaceId),
+    /// A project.
+    Project(ProjectId),
+    /// An environment.
+    Environment(EnvironmentId),
+}
+
+/// One state of an environment's secrets, exactly: the environment row's random incarnation
+/// (new whenever the row is inserted, as by a backup restore) and how many secret rows it
+/// holds (they are append-only, so the count only grows while the row lives). Two reads with
+/// equal revisions return the same secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SecretsRevision {
+    incarnation: String,
+    rows: i64,
+}
+
+impl SecretsRevision {
+    /// The revision of `rows` secret rows in the environment row `incarnation`.
+    #[must_use]
+    pub fn new(incarnation: impl Into<String>, rows: i64) -> Self {
+        Self {
+            incarnation: incarnation.into(),
+            rows,
+        }
+    }
+}
+
+/// What [`Store::access_facts`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessFacts {
+    /// The workspace the target is in.
+    pub workspace_id: WorkspaceId,
+    /// Whether that workspace is someone's personal one.
+    pub personal: bool,
+    /// The asking account's role there (`None` for API keys and non-members).
+    pub role: Option<Role>,
+    /// The project and its name (project and environment targets).
+    pub project: Option<(ProjectId, String)>,
+    /// Whether the asking account holds the project key.
+    pub project_key: bool,
+    /// Whether the asker holds a direct grant of the environment.
+    pub grant: bool,
+    /// The environment (environment targets).
+    pub environment: Option<Environment>,
+    /// The environment's [`SecretsRevision`], when asked for.
+    pub revision: Option<SecretsRevision>,
+}
+
+/// Parses a stored workspace role.
+pub(crate) fn role_from_db(role: &str) -> Result<Role, StoreError> {
+    match role {
+        "owner" => Ok(Role::Owner),
+        "admin" => Ok(Role::Admin),
+        "member" => Ok(Role::Member),
+        _ => Err(StoreError::Corrupt {
+            what: "unknown workspace role".into(),
+        }),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ProjectFactsRow {
+    workspace_id: String,
+    project_name: String,
+    personal: bool,
+    role: Option<String>,
+    project_key: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct EnvironmentFactsRow {
+    #[sqlx(flatten)]
+    environment: EnvironmentRow,
+    workspace_id: String,
+    project_name: String,
+    personal: bool,
+    role: Option<String>,
+    project_key: bool,
+    granted: bool,
+    incarnation: String,
+    revision_rows: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct SnapshotRow {
+    #[sqlx(flatten)]
+    secret: SecretRow,
+    incarnation: String,
+    revision_rows: i64,
+}
 
 /// What [`Store::rotate_environment`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,73 +142,157 @@ fn grantee_parts(g: &Grantee) -> (&'static str, String) {
 }
 
 impl Store {
-    /// The workspace of a project, `None` when there is no such project.
-    pub async fn project_workspace(
+    /// Everything the server's authorization needs to know about `target` for `who`, in one
+    /// statement: where it is (workspace, project, environment), whether the workspace is
+    /// personal, `who`'s role there and whether it holds the project key (accounts), whether
+    /// it holds a direct grant of the environment (accounts and API keys) and, with
+    /// `with_revision`, the [`SecretsRevision`] of the environment. `None` when there is no
+    /// such target.
+    pub async fn access_facts(
         &self,
-        project: &ProjectId,
-    ) -> Result<Option<WorkspaceId>, StoreError> {
-        let ws: Option<String> = with_pool!(self, pool => {
-            sqlx::query_scalar("SELECT workspace_id FROM projects WHERE id = $1")
-                .bind(project.to_string())
-                .fetch_optional(pool)
-                .await?
-        });
-        ws.map(|w| parse_id(&w, "workspace")).transpose()
-    }
-
-    /// An environment and the workspace it is in, `None` when there is no such environment.
-    pub async fn environment_context(
-        &self,
-        env: &EnvironmentId,
-    ) -> Result<Option<(Environment, WorkspaceId)>, StoreError> {
-        let row: Option<(String, EnvironmentRow)> = with_pool!(self, pool => {
-            let ws: Option<String> = sqlx::query_scalar(
-                "SELECT p.workspace_id FROM environments e JOIN projects p ON p.id = e.project_id \
-                 WHERE e.id = $1",
-            )
-            .bind(env.to_string())
-            .fetch_optional(pool)
-            .await?;
-            match ws {
-                None => None,
-                Some(ws) => {
-                    let row: EnvironmentRow = sqlx::query_as(
-                        "SELECT id, project_id, slug, name, key_version, created_at \
-                         FROM environments WHERE id = $1",
+        who: &Grantee,
+        target: AccessTarget,
+        with_revision: bool,
+    ) -> Result<Option<AccessFacts>, StoreError> {
+        let (kind, id) = grantee_parts(who);
+        // Only an account has a role or a project key; an API key's id never matches one.
+        let account = match who {
+            Grantee::Account(a) => a.to_string(),
+            Grantee::ApiKey(_) => String::new(),
+        };
+        match target {
+            AccessTarget::Workspace(ws) => {
+                let row: Option<(bool, Option<String>)> = with_pool!(self, pool => {
+                    sqlx::query_as(
+                        "SELECT w.personal, \
+                         (SELECT m.role FROM workspace_members m \
+                          WHERE m.workspace_id = w.id AND m.account_id = $2) AS role \
+                         FROM workspaces w WHERE w.id = $1",
+                    )
+                    .bind(ws.to_string())
+                    .bind(&account)
+                    .fetch_optional(pool)
+                    .await?
+                });
+                row.map(|(personal, role)| {
+                    Ok(AccessFacts {
+                        workspace_id: ws,
+                        personal,
+                        role: role.as_deref().map(role_from_db).transpose()?,
+                        project: None,
+                        project_key: false,
+                        grant: false,
+                        environment: None,
+                        revision: None,
+                    })
+                })
+                .transpose()
+            }
+            AccessTarget::Project(project) => {
+                let row: Option<ProjectFactsRow> = with_pool!(self, pool => {
+                    sqlx::query_as(
+                        "SELECT p.workspace_id, p.name AS project_name, w.personal, \
+                         (SELECT m.role FROM workspace_members m \
+                          WHERE m.workspace_id = p.workspace_id AND m.account_id = $2) AS role, \
+                         EXISTS (SELECT 1 FROM project_keys k \
+                                 WHERE k.project_id = p.id AND k.account_id = $2) AS project_key \
+                         FROM projects p JOIN workspaces w ON w.id = p.workspace_id \
+                         WHERE p.id = $1",
+                    )
+                    .bind(project.to_string())
+                    .bind(&account)
+                    .fetch_optional(pool)
+                    .await?
+                });
+                row.map(|r| {
+                    Ok(AccessFacts {
+                        workspace_id: parse_id(&r.workspace_id, "workspace")?,
+                        personal: r.personal,
+                        role: r.role.as_deref().map(role_from_db).transpose()?,
+                        project: Some((project, r.project_name)),
+                        project_key: r.project_key,
+                        grant: false,
+                        environment: None,
+                        revision: None,
+                    })
+                })
+                .transpose()
+            }
+            AccessTarget::Environment(env) => {
+                let row: Option<EnvironmentFactsRow> = with_pool!(self, pool => {
+                    sqlx::query_as(
+                        "SELECT e.id, e.project_id, e.slug, e.name, e.key_version, e.created_at, \
+                         p.workspace_id, p.name AS project_name, w.personal, \
+                         (SELECT m.role FROM workspace_members m \
+                          WHERE m.workspace_id = p.workspace_id AND m.account_id = $2) AS role, \
+                         EXISTS (SELECT 1 FROM project_keys k \
+                                 WHERE k.project_id = p.id AND k.account_id = $2) AS project_key, \
+                         EXISTS (SELECT 1 FROM environment_grants g WHERE g.environment_id = e.id \
+                                 AND g.grantee_kind = $3 AND g.grantee_id = $4) AS granted, \
+                         e.incarnation, \
+                         CASE WHEN $5 THEN (SELECT COUNT(*) FROM secrets s \
+                                            WHERE s.environment_id = e.id) END AS revision_rows \
+                         FROM environments e JOIN projects p ON p.id = e.project_id \
+                         JOIN workspaces w ON w.id = p.workspace_id WHERE e.id = $1",
                     )
                     .bind(env.to_string())
-                    .fetch_one(pool)
-                    .await?;
-                    Some((ws, row))
-                }
+                    .bind(&account)
+                    .bind(kind)
+                    .bind(&id)
+                    .bind(with_revision)
+                    .fetch_optional(pool)
+                    .await?
+                });
+                row.map(|r| {
+                    let revision = r.revision_rows.map(|rows| SecretsRevision {
+                        incarnation: r.incarnation.clone(),
+                        rows,
+                    });
+                    let environment = Environment::try_from(r.environment)?;
+                    Ok(AccessFacts {
+                        workspace_id: parse_id(&r.workspace_id, "workspace")?,
+                        personal: r.personal,
+                        role: r.role.as_deref().map(role_from_db).transpose()?,
+                        project: Some((environment.project_id, r.project_name)),
+                        project_key: r.project_key,
+                        grant: r.granted,
+                        environment: Some(environment),
+                        revision,
+                    })
+                })
+                .transpose()
             }
-        });
-        row.map(|(ws, env)| Ok((Environment::try_from(env)?, parse_id(&ws, "workspace")?)))
-            .transpose()
+        }
     }
 
-    /// Whether `account` holds the project key of `project`, and (for `env`) a direct grant of
-    /// that environment.
-    pub async fn key_holdings(
+    /// The live secrets of an environment (as [`Store::secrets`], by name) and the
+    /// [`SecretsRevision`] they are exactly, read in one statement. The revision is `None` when
+    /// the environment holds no secret rows at all. No visibility check.
+    pub async fn secrets_snapshot(
         &self,
-        account: &AccountId,
-        project: &ProjectId,
-        env: Option<&EnvironmentId>,
-    ) -> Result<(bool, bool), StoreError> {
-        let (project_key, grant): (i64, i64) = with_pool!(self, pool => {
+        env: &EnvironmentId,
+    ) -> Result<(Vec<SecretVersion>, Option<SecretsRevision>), StoreError> {
+        let rows: Vec<SnapshotRow> = with_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT \
-                   (SELECT COUNT(*) FROM project_keys WHERE project_id = $1 AND account_id = $2), \
-                   (SELECT COUNT(*) FROM environment_grants WHERE environment_id = $3 \
-                    AND grantee_kind = 'account' AND grantee_id = $2)",
+                "SELECT s.environment_id, s.name, s.version, s.ciphertext, s.key_version, \
+                 s.created_at, s.author, e.incarnation, \
+                 (SELECT COUNT(*) FROM secrets c WHERE c.environment_id = e.id) AS revision_rows \
+                 FROM secrets s JOIN environments e ON e.id = s.environment_id \
+                 WHERE s.environment_id = $1 AND s.ciphertext IS NOT NULL \
+                 AND s.version = (SELECT MAX(v.version) FROM secrets v \
+                                  WHERE v.environment_id = s.environment_id AND v.name = s.name)",
             )
-            .bind(project.to_string())
-            .bind(account.to_string())
-            .bind(env.map(ToString::to_string).unwrap_or_default())
-            .fetch_one(pool)
+            .bind(env.to_string())
+            .fetch_all(pool)
             .await?
         });
-        Ok((project_key > 0, grant > 0))
+        let revision = rows.first().map(|r| SecretsRevision {
+            incarnation: r.incarnation.clone(),
+            rows: r.revision_rows,
+        });
+        let mut out: Vec<SecretVersion> = convert(rows.into_iter().map(|r| r.secret).collect())?;
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok((out, revision))
     }
 
     /// The direct grants of an environment with each grantee's public key.

@@ -41,7 +41,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use klef_core::ids::WorkspaceId;
 use klef_core::model::Timestamp;
 
-pub use access::RotateOutcome;
+pub use access::{AccessFacts, AccessTarget, RotateOutcome, SecretsRevision};
 pub use api_keys::{ApiKeyAuth, EnvironmentCreation, NewApiKey};
 pub use sessions::{AttemptScope, NewSession, SessionInfo, Signup, SignupOutcome};
 pub use teams::NewInvitation;
