@@ -1445,28 +1445,35 @@ fn targets(report: &Report) -> Vec<TargetRow> {
             )
         }),
     );
-    let server = |case: &str, min_rps: f64| {
+    let rps_p99 = |case: &str| {
         report
             .server
             .iter()
             .find(|s| s.case == case)
             .and_then(|s| s.requests_per_second.zip(s.p99_ms))
-            .map(|(rps, p99)| {
-                (
-                    format!("{rps:.0} req/s, p99 {}", ms(p99)),
-                    rps >= min_rps && p99 <= 20.0,
-                )
-            })
+    };
+    // Judged on the server as it runs (secret-list cache on); the cache-off figure, what the
+    // first read after each write costs, is shown beside it.
+    let server = |case: &str, uncached: &str, min_rps: f64| {
+        rps_p99(case).map(|(rps, p99)| {
+            let off = rps_p99(uncached).map_or_else(String::new, |(r, p)| {
+                format!(" (cache off: {r:.0} req/s, p99 {})", ms(p))
+            });
+            (
+                format!("{rps:.0} req/s, p99 {}{off}", ms(p99)),
+                rps >= min_rps && p99 <= 20.0,
+            )
+        })
     };
     row(
         "server `GET` 100 secrets, SQLite",
         "≥ 5,000 req/s, p99 ≤ 20 ms",
-        server(server::SQLITE, 5000.0),
+        server(server::SQLITE, server::SQLITE_UNCACHED, 5000.0),
     );
     row(
         "server `GET` 100 secrets, PostgreSQL",
         "≥ 3,000 req/s, p99 ≤ 20 ms",
-        server(server::POSTGRES, 3000.0),
+        server(server::POSTGRES, server::POSTGRES_UNCACHED, 3000.0),
     );
     rows
 }

@@ -8,7 +8,10 @@
 //! * `GET /v1/environments/{id}/secrets` of a 100-secret environment on the release
 //!   `klef-server` over `SQLite` (a fresh file in a temporary directory);
 //! * the same on `PostgreSQL` (`KLEF_TEST_DATABASE_URL`, else
-//!   `postgres://postgres@127.0.0.1:5432/test`), in a fresh schema dropped afterwards.
+//!   `postgres://postgres@127.0.0.1:5432/test`), in a fresh schema dropped afterwards;
+//! * both again with `--secret-cache-mib 0`: every request reads and encodes the 100 rows, as
+//!   the first read after each write does (the cached rows still authorize every request and
+//!   check the environment's revision in the database).
 //!
 //! Each server is set up the way a person would: `klef signup`, `klef init`, `klef push` of a
 //! 100-line `.env` with the release `klef` in a private `KLEF_HOME` (file token store, no
@@ -53,6 +56,18 @@ const WRK_THREADS: u32 = 1;
 pub(super) const CEILING: &str = "trivial axum endpoint (ceiling)";
 pub(super) const SQLITE: &str = "GET a 100-secret environment, SQLite";
 pub(super) const POSTGRES: &str = "GET a 100-secret environment, PostgreSQL";
+pub(super) const SQLITE_UNCACHED: &str =
+    "GET a 100-secret environment, SQLite, secret-list cache off";
+pub(super) const POSTGRES_UNCACHED: &str =
+    "GET a 100-secret environment, PostgreSQL, secret-list cache off";
+/// Every case, in report order.
+const CASES: [&str; 5] = [
+    SQLITE,
+    SQLITE_UNCACHED,
+    POSTGRES,
+    POSTGRES_UNCACHED,
+    CEILING,
+];
 
 /// The Lua script `wrk` runs: the bearer token from the environment, and one JSON line of
 /// results at the end (latencies in microseconds).
@@ -116,7 +131,7 @@ pub(super) fn measure(root: &Path, release: &Path, out: &Path, quick: bool, repo
     let plan = LoadPlan::new(quick);
     let mut rows = Vec::new();
     if let Err(why) = prepare_wrk() {
-        for case in [SQLITE, POSTGRES, CEILING] {
+        for case in CASES {
             rows.push(ServerRow::skipped(case, &why));
         }
         report.notes.push(format!(
@@ -131,7 +146,7 @@ pub(super) fn measure(root: &Path, release: &Path, out: &Path, quick: bool, repo
     let script = out.join("server").join("wrk-auth.lua");
     if let Err(e) = write_file(&script, WRK_SCRIPT) {
         let why = format!("{e:#}");
-        for case in [SQLITE, POSTGRES, CEILING] {
+        for case in CASES {
             rows.push(ServerRow::skipped(case, &why));
         }
         report.server = rows;
@@ -151,18 +166,24 @@ pub(super) fn measure(root: &Path, release: &Path, out: &Path, quick: bool, repo
         }
     };
     let ceiling_rps = ceiling.as_ref().map(|r| r.rps);
-    match sqlite_case(release, &load, report) {
-        Ok((r, rss)) => rows.push(ServerRow::measured(SQLITE, &r, ceiling_rps, rss, &load)),
-        Err(e) => fail(report, &mut rows, SQLITE, &e),
-    }
-    match postgres_case(release, &load, report) {
-        Ok(Some((r, rss))) => rows.push(ServerRow::measured(POSTGRES, &r, ceiling_rps, rss, &load)),
-        Ok(None) => {
-            let why = "PostgreSQL is not reachable on 127.0.0.1:5432, or psql is missing";
-            report.notes.push(format!("{POSTGRES}: skipped: {why}"));
-            rows.push(ServerRow::skipped(POSTGRES, why));
+    for (case, cache) in [(SQLITE, true), (SQLITE_UNCACHED, false)] {
+        match sqlite_case(release, &load, cache, report) {
+            Ok((r, rss)) => rows.push(ServerRow::measured(case, &r, ceiling_rps, rss, &load)),
+            Err(e) => fail(report, &mut rows, case, &e),
         }
-        Err(e) => fail(report, &mut rows, POSTGRES, &e),
+    }
+    for (case, cache) in [(POSTGRES, true), (POSTGRES_UNCACHED, false)] {
+        match postgres_case(release, &load, cache, report) {
+            Ok(Some((r, rss))) => {
+                rows.push(ServerRow::measured(case, &r, ceiling_rps, rss, &load));
+            }
+            Ok(None) => {
+                let why = "PostgreSQL is not reachable on 127.0.0.1:5432, or psql is missing";
+                report.notes.push(format!("{case}: skipped: {why}"));
+                rows.push(ServerRow::skipped(case, why));
+            }
+            Err(e) => fail(report, &mut rows, case, &e),
+        }
     }
     if let Some(r) = ceiling {
         rows.push(ServerRow::measured(CEILING, &r, ceiling_rps, None, &load));
@@ -366,22 +387,30 @@ fn ceiling_case(root: &Path, load: &Load, report: &mut Report) -> Result<WrkResu
 fn sqlite_case(
     release: &Path,
     load: &Load,
+    cache: bool,
     report: &mut Report,
 ) -> Result<(WrkResult, Option<u64>)> {
     let work = temp_dir("klef-bench-sqlite-")?;
     let db = work.path().join("server.db");
     let url = format!("sqlite://{}", db.display());
-    let (r, rss) = klef_server_case(release, &url, work.path(), load, "sqlite", report)?;
-    report.commands.push(
-        "klef-server --listen 127.0.0.1:0 --database-url sqlite://$BENCH_SERVER/server.db".into(),
-    );
+    let (r, rss) = klef_server_case(release, &url, work.path(), load, "sqlite", cache, report)?;
+    report.commands.push(format!(
+        "klef-server --listen 127.0.0.1:0 --database-url sqlite://$BENCH_SERVER/server.db{}",
+        cache_flag(cache)
+    ));
     Ok((r, rss))
+}
+
+/// The flag of the cache-off cases, as it appears in the report's commands.
+fn cache_flag(cache: bool) -> &'static str {
+    if cache { "" } else { " --secret-cache-mib 0" }
 }
 
 /// `None` when there is no `PostgreSQL` to measure.
 fn postgres_case(
     release: &Path,
     load: &Load,
+    cache: bool,
     report: &mut Report,
 ) -> Result<Option<(WrkResult, Option<u64>)>> {
     let pg_url = std::env::var("KLEF_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_PG_URL.into());
@@ -406,13 +435,23 @@ fn postgres_case(
     let sep = if pg_url.contains('?') { '&' } else { '?' };
     let server_db = format!("{pg_url}{sep}options=-c%20search_path%3D{schema}");
     let work = temp_dir("klef-bench-pg-");
-    let outcome = work
-        .and_then(|w| klef_server_case(release, &server_db, w.path(), load, "postgres", report));
+    let outcome = work.and_then(|w| {
+        klef_server_case(
+            release,
+            &server_db,
+            w.path(),
+            load,
+            "postgres",
+            cache,
+            report,
+        )
+    });
     let dropped = psql(&pg_url, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
     report.commands.push(format!(
         "psql {pg_url} -c 'CREATE SCHEMA klef_bench_XXXX'; klef-server --listen 127.0.0.1:0 \
-         --database-url '{pg_url}{sep}options=-c%20search_path%3Dklef_bench_XXXX'; …; \
-         psql {pg_url} -c 'DROP SCHEMA klef_bench_XXXX CASCADE'"
+         --database-url '{pg_url}{sep}options=-c%20search_path%3Dklef_bench_XXXX'{}; …; \
+         psql {pg_url} -c 'DROP SCHEMA klef_bench_XXXX CASCADE'",
+        cache_flag(cache)
     ));
     let result = outcome?;
     dropped.with_context(|| format!("the benchmark schema {schema} could not be dropped"))?;
@@ -427,19 +466,26 @@ fn klef_server_case(
     work: &Path,
     load: &Load,
     name: &str,
+    cache: bool,
     report: &mut Report,
 ) -> Result<(WrkResult, Option<u64>)> {
     let mut cmd = Command::new(release.join("klef-server"));
     scrub_env(&mut cmd);
-    cmd.args(["--listen", "127.0.0.1:0", "--database-url", database_url])
-        .env("RUST_LOG", "info")
+    cmd.args(["--listen", "127.0.0.1:0", "--database-url", database_url]);
+    if !cache {
+        cmd.args(["--secret-cache-mib", "0"]);
+    }
+    cmd.env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .env("KLEF_HOME", work.join("server-home"))
         .current_dir(work);
     let server = Server::start(
         cmd,
         "klef-server listening",
-        &load.log_dir.join(format!("klef-server-{name}.log")),
+        &load.log_dir.join(format!(
+            "klef-server-{name}{}.log",
+            if cache { "" } else { "-uncached" }
+        )),
     )?;
     let base = format!("http://{}", server.addr);
     let (token, env_id) = set_up_with_cli(release, work, &base)?;
