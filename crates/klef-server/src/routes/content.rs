@@ -2,6 +2,8 @@
 //! [`Backend`](klef_core::backend::Backend). Sessions and user keys act as their account; a
 //! system key reaches only the projects, environments and secrets of its scopes.
 
+use std::fmt::Write as _;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -348,18 +350,49 @@ pub(super) async fn write_secrets(
         )));
     }
     let slug = auth.environment.map(|e| e.slug).unwrap_or_default();
-    let names: Vec<&str> = req.writes.iter().map(|w| w.name.as_str()).collect();
     let audit = audit_by(
         &principal,
         auth.workspace_id,
         "secrets.write",
-        format!("environment {id} ({slug}): {}", names.join(", ")),
+        format!(
+            "environment {id} ({slug}): {}",
+            write_summary(
+                req.writes
+                    .iter()
+                    .map(|w| (w.name.as_str(), w.ciphertext.is_none()))
+            )
+        ),
     );
     let written = state
         .store
         .write_secrets_audited(&id, &req.writes, Some(principal.label()), Some(&audit))
         .await?;
     Ok(axum::Json(WriteSecretsResponse { written }))
+}
+
+/// Names an audit entry lists for one batch of writes; a 10,000-line push would otherwise
+/// write a 200 KB audit row.
+const AUDIT_NAMES: usize = 20;
+
+/// What a batch of writes did, for the audit log: the first [`AUDIT_NAMES`] names (deletes
+/// marked), then how many more. `writes` yields `(name, is_delete)`.
+fn write_summary<'a>(writes: impl ExactSizeIterator<Item = (&'a str, bool)>) -> String {
+    let total = writes.len();
+    let mut out = String::new();
+    for (i, (name, delete)) in writes.take(AUDIT_NAMES).enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(name);
+        if delete {
+            out.push_str(" (deleted)");
+        }
+    }
+    if total > AUDIT_NAMES {
+        let more = total - AUDIT_NAMES;
+        let _ = write!(out, " and {more} more ({total} writes)");
+    }
+    out
 }
 
 #[instrument(skip_all)]
@@ -441,4 +474,26 @@ pub(super) async fn api_key_recipients(
     Ok(axum::Json(ApiKeyRecipientList {
         keys: state.store.api_key_recipients(&project).await?,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_summaries_name_the_first_writes_and_count_the_rest() {
+        assert_eq!(
+            write_summary([("A", false), ("B", true)].into_iter()),
+            "A, B (deleted)"
+        );
+        let names: Vec<String> = (0..10_000).map(|i| format!("KEY_{i}")).collect();
+        let summary = write_summary(names.iter().map(|n| (n.as_str(), false)));
+        assert!(summary.starts_with("KEY_0, KEY_1, "), "{summary}");
+        assert!(
+            summary.contains("KEY_19 and 9980 more (10000 writes)"),
+            "{summary}"
+        );
+        assert!(!summary.contains("KEY_20"), "{summary}");
+        assert!(summary.len() < 300, "{} bytes", summary.len());
+    }
 }
