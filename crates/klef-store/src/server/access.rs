@@ -274,10 +274,13 @@ impl Store {
     ) -> Result<(Vec<SecretVersion>, Option<SecretsRevision>), StoreError> {
         let rows: Vec<SnapshotRow> = with_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT s.environment_id, s.name, s.version, s.ciphertext, s.key_version, \
-                 s.created_at, s.author, e.incarnation, \
-                 (SELECT COUNT(*) FROM secrets c WHERE c.environment_id = e.id) AS revision_rows \
+                // The count once (a CTE), not once per row as a correlated sub-select would.
+                "WITH revision AS (SELECT COUNT(*) AS revision_rows FROM secrets \
+                                   WHERE environment_id = $1) \
+                 SELECT s.environment_id, s.name, s.version, s.ciphertext, s.key_version, \
+                 s.created_at, s.author, e.incarnation, revision.revision_rows \
                  FROM secrets s JOIN environments e ON e.id = s.environment_id \
+                 CROSS JOIN revision \
                  WHERE s.environment_id = $1 AND s.ciphertext IS NOT NULL \
                  AND s.version = (SELECT MAX(v.version) FROM secrets v \
                                   WHERE v.environment_id = s.environment_id AND v.name = s.name)",
