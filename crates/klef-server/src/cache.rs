@@ -17,20 +17,30 @@ use klef_store::server::SecretsRevision;
 
 /// Encoded secret lists by environment, at most `capacity` bytes of them; the least recently
 /// used go first.
-#[derive(Debug)]
 pub struct SecretListCache {
     capacity: usize,
     inner: Mutex<Inner>,
 }
 
-#[derive(Debug, Default)]
+impl std::fmt::Debug for SecretListCache {
+    // Sizes only: the bodies are ciphertext, but a log line has no use for them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (entries, bytes) = self.usage();
+        f.debug_struct("SecretListCache")
+            .field("capacity", &self.capacity)
+            .field("entries", &entries)
+            .field("bytes", &bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
 struct Inner {
     entries: HashMap<EnvironmentId, Entry>,
     bytes: usize,
     clock: u64,
 }
 
-#[derive(Debug)]
 struct Entry {
     revision: SecretsRevision,
     body: Bytes,
