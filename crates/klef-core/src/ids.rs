@@ -34,18 +34,19 @@ impl RawId {
     }
 }
 
+/// Where the dashes of the 36-character text form are.
+const DASHES: [usize; 4] = [8, 13, 18, 23];
+
 impl fmt::Display for RawId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let h = hex::encode(self.0);
-        write!(
-            f,
-            "{}-{}-{}-{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
-        )
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [b'-'; 36];
+        let positions = (0..36).filter(|i| !DASHES.contains(i));
+        let nibbles = self.0.iter().flat_map(|b| [b >> 4, b & 0x0f]);
+        for (at, nibble) in positions.zip(nibbles) {
+            text[at] = DIGITS[usize::from(nibble)];
+        }
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -58,24 +59,37 @@ impl fmt::Debug for RawId {
 impl FromStr for RawId {
     type Err = InvalidId;
     fn from_str(s: &str) -> Result<Self, InvalidId> {
-        let bad = || InvalidId(s.chars().take(64).collect());
-        if s.len() != 36 {
-            return Err(bad());
-        }
-        let bytes = s.as_bytes();
-        for i in [8, 13, 18, 23] {
-            if bytes[i] != b'-' {
-                return Err(bad());
-            }
-        }
-        let compact: String = s.chars().filter(|c| *c != '-').collect();
-        if compact.len() != 32 || !compact.bytes().all(|c| c.is_ascii_hexdigit()) {
-            return Err(bad());
-        }
-        let mut out = [0u8; 16];
-        hex::decode_to_slice(compact.to_ascii_lowercase(), &mut out).map_err(|_| bad())?;
-        Ok(Self(out))
+        parse_uuid(s.as_bytes())
+            .map(Self)
+            .ok_or_else(|| InvalidId(s.chars().take(64).collect()))
     }
+}
+
+/// The 16 bytes of a UUID in its 36-character text form (hex digits of either case, dashes
+/// exactly at [`DASHES`]), without allocating.
+fn parse_uuid(text: &[u8]) -> Option<[u8; 16]> {
+    if text.len() != 36 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let mut nibble = 0;
+    for (at, &c) in text.iter().enumerate() {
+        if DASHES.contains(&at) {
+            if c != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let value = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return None,
+        };
+        out[nibble / 2] |= if nibble % 2 == 0 { value << 4 } else { value };
+        nibble += 1;
+    }
+    Some(out)
 }
 
 macro_rules! id_type {
@@ -173,6 +187,42 @@ mod tests {
             "0f8fad5b-d9cb-469f-a165-70867728950g",
         ] {
             assert!(bad.parse::<ProjectId>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn text_form_is_the_canonical_uuid() {
+        let text = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        let id: RawId = text.parse().unwrap();
+        assert_eq!(
+            id.as_bytes(),
+            &[
+                0x0f, 0x8f, 0xad, 0x5b, 0xd9, 0xcb, 0x46, 0x9f, 0xa1, 0x65, 0x70, 0x86, 0x77, 0x28,
+                0x95, 0x0e
+            ]
+        );
+        assert_eq!(id.to_string(), text);
+        // Upper case is accepted and written back in lower case.
+        let upper: RawId = text.to_ascii_uppercase().parse().unwrap();
+        assert_eq!(upper, id);
+        assert_eq!(upper.to_string(), text);
+    }
+
+    #[test]
+    fn misplaced_dashes_signs_and_non_ascii_are_rejected() {
+        for bad in [
+            // A dash moved by one, and a digit where a dash belongs.
+            "0f8fad5bd-9cb-469f-a165-70867728950e",
+            "0f8fad5b-d9cb-469f-a165070867728950e",
+            // Right length, an extra dash in place of a digit.
+            "0f8fad5b-d9cb-469f-a165-7086772895-e",
+            // A sign where a digit belongs.
+            "+f8fad5b-d9cb-469f-a165-70867728950e",
+            // 36 bytes, but the last character is two of them.
+            "0f8fad5b-d9cb-469f-a165-7086772895é",
+        ] {
+            let err = bad.parse::<RawId>().unwrap_err();
+            assert_eq!(err, InvalidId(bad.to_owned()), "{bad}");
         }
     }
 }
