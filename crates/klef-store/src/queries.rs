@@ -13,8 +13,8 @@ use klef_core::model::{
 use klef_core::names::{validate_display_name, validate_key_name, validate_slug};
 
 use crate::rows::{
-    AccountRow, EnvironmentRow, LatestRow, ProjectRow, SecretRow, WorkspaceRow, convert,
-    kdf_algorithm_name,
+    AccountRow, EnvironmentRow, LatestRow, ProjectRow, SecretRow, VersionRow, WorkspaceRow,
+    convert, kdf_algorithm_name,
 };
 use crate::server::Audit;
 use crate::{Store, StoreError};
@@ -37,6 +37,17 @@ macro_rules! select_secret {
         concat!(
             "SELECT environment_id, name, version, ciphertext, key_version, created_at, author \
              FROM secrets ",
+            $tail
+        )
+    };
+}
+
+/// `SELECT <every secret column but environment_id> FROM secrets` followed by `$tail`, for
+/// [`VersionRow`]s of the one environment `$tail` selects.
+macro_rules! select_version {
+    ($tail:literal) => {
+        concat!(
+            "SELECT name, version, ciphertext, key_version, created_at, author FROM secrets ",
             $tail
         )
     };
@@ -633,9 +644,8 @@ impl Store {
     /// The latest live version of every name in an environment (names whose latest version is
     /// a delete are left out), sorted by name. No visibility check: the caller authorizes.
     pub async fn secrets(&self, env: &EnvironmentId) -> Result<Vec<SecretVersion>, StoreError> {
-        self.environment(env).await?;
-        let rows: Vec<SecretRow> = with_pool!(self, pool => {
-            sqlx::query_as(select_secret!(
+        let rows: Vec<VersionRow> = with_pool!(self, pool => {
+            sqlx::query_as(select_version!(
                 "s WHERE s.environment_id = $1 AND s.ciphertext IS NOT NULL \
                  AND s.version = (SELECT MAX(v.version) FROM secrets v \
                                   WHERE v.environment_id = s.environment_id AND v.name = s.name)"
@@ -644,8 +654,9 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        let mut out: Vec<SecretVersion> = convert(rows)?;
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        self.environment_exists_unless_found(env, &rows).await?;
+        let mut out: Vec<SecretVersion> = rows.into_iter().map(|r| r.into_version(*env)).collect();
+        out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 
@@ -655,7 +666,6 @@ impl Store {
         env: &EnvironmentId,
         name: &str,
     ) -> Result<Vec<SecretVersion>, StoreError> {
-        self.environment(env).await?;
         let rows: Vec<SecretRow> = with_pool!(self, pool => {
             sqlx::query_as(select_secret!(
                 "WHERE environment_id = $1 AND name = $2 ORDER BY version"
@@ -665,7 +675,23 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
+        self.environment_exists_unless_found(env, &rows).await?;
         convert(rows)
+    }
+
+    /// `NotFound` when a read of `env`'s secrets found none because `env` does not exist. The
+    /// environment is looked up only then: a stored secret references its environment (a
+    /// foreign key without `ON DELETE CASCADE` on both backends), so any row proves that it
+    /// exists, and a read that found some needs no second statement.
+    async fn environment_exists_unless_found<R>(
+        &self,
+        env: &EnvironmentId,
+        rows: &[R],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            self.environment(env).await?;
+        }
+        Ok(())
     }
 
     /// Applies `writes` in one transaction, each as a new version (current + 1) sealed under

@@ -175,6 +175,34 @@ impl TryFrom<SecretRow> for SecretVersion {
     }
 }
 
+/// A secret version read for one environment (the query's `environment_id = $1`): the columns
+/// of [`SecretRow`] but the environment's id, which the caller already holds, so neither
+/// `SQLite` nor this conversion copies and parses the same id once per row.
+#[derive(sqlx::FromRow)]
+pub(crate) struct VersionRow {
+    name: String,
+    version: i64,
+    ciphertext: Option<Vec<u8>>,
+    key_version: i64,
+    created_at: i64,
+    author: Option<String>,
+}
+
+impl VersionRow {
+    /// The version, as stored in `environment_id`.
+    pub(crate) fn into_version(self, environment_id: EnvironmentId) -> SecretVersion {
+        SecretVersion {
+            environment_id,
+            name: self.name,
+            version: self.version,
+            ciphertext: self.ciphertext.map(Blob),
+            key_version: self.key_version,
+            created_at: self.created_at,
+            author: self.author,
+        }
+    }
+}
+
 /// The newest version of one name, as `write_secrets` needs it.
 #[derive(sqlx::FromRow)]
 pub(crate) struct LatestRow {
