@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::diagnostics::Failure;
 use crate::dirs::Dirs;
 use crate::printer::Printer;
-use crate::unlock::{self, KeySource};
+use crate::unlock::{self, KeySource, Unlock};
 
 /// The environment used when neither `-e`, `KLEF_ENV` nor `.klef` names one.
 pub(crate) const DEFAULT_ENV: &str = "development";
@@ -91,15 +91,21 @@ impl Context {
         })
     }
 
-    /// Unlocks the account's keys (password, or later the agent).
+    /// Unlocks the account's keys (the agent, or the password asked now).
     pub(crate) async fn keys(&self, b: &AnyBackend) -> Result<KeySource> {
-        self.keys_with(b, &self.global).await
+        self.keys_with(b, &self.global, Unlock::Upfront).await
     }
 
-    /// [`Self::keys`] with adjusted password options (see `klef run`).
-    pub(crate) async fn keys_with(&self, b: &AnyBackend, global: &GlobalArgs) -> Result<KeySource> {
+    /// [`Self::keys`] with adjusted password options (see `klef run`) and a choice of when the
+    /// password is asked.
+    pub(crate) async fn keys_with(
+        &self,
+        b: &AnyBackend,
+        global: &GlobalArgs,
+        when: Unlock,
+    ) -> Result<KeySource> {
         let account = self.account(b).await?;
-        unlock::key_source(global, &account, b.vault_id(&account)).await
+        unlock::key_source(global, &account, b.vault_id(&account), when).await
     }
 
     /// Unlocks and returns the key of the target environment.
@@ -119,7 +125,8 @@ impl Context {
             let access = b.environment_key(&t.env.id).await?;
             return crate::commands::keys::ci::open_environment_key(&token, &t.env, &access);
         }
-        let keys = self.keys_with(b, global).await?;
+        // Any unwrap error ends the command, so the password can wait for the agent's answer.
+        let keys = self.keys_with(b, global, Unlock::OnFirstUse).await?;
         let access = b.environment_key(&t.env.id).await?;
         keys.environment_key(&t.project, &t.env, &access).await
     }

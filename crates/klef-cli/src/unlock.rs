@@ -13,6 +13,13 @@
 //!    the private key is then handed to the agent (started if needed) so later commands do not
 //!    ask again.
 //!
+//! When the password is asked depends on [`Unlock`]: [`Unlock::Upfront`] asks the agent whether
+//! it holds the key and, if not, asks for the password before [`key_source`] returns;
+//! [`Unlock::OnFirstUse`] (commands that open one environment key, such as `klef get` and
+//! `klef run`) sends the first unwrap request straight to a running agent, which saves a round
+//! trip, and asks for the password — and hands the key to that agent — only when the agent
+//! answers that it does not hold the key.
+//!
 //! Falling back: an agent that is missing, locked or was killed is passed over silently. An
 //! agent that is broken or speaks another protocol version is passed over too, with one
 //! `warning:` line that says how to restart it; so is an agent that cannot be started (for
@@ -27,6 +34,7 @@
 //! The agent caches keys per vault under the account id.
 
 use std::ffi::OsString;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context as _, Result};
 use klef_core::crypto::{self, Aad, CryptoError, PrivateKey, SymmetricKey};
@@ -49,7 +57,8 @@ pub(crate) const RESTART_HINT: &str = "restart it with `klef agent stop; klef ag
 pub(crate) enum KeySource {
     /// The account's private key, opened in this process with the password.
     Private(PrivateKey),
-    /// The agent, which holds the private key for `vault`.
+    /// The agent, which holds the private key for `vault` (or, before its first answer under
+    /// [`Unlock::OnFirstUse`], may not).
     Agent {
         /// The connection (requests need `&mut`).
         client: Mutex<AgentClient>,
@@ -65,6 +74,12 @@ pub(crate) struct Fallback {
     global: GlobalArgs,
     account: Account,
     private: OnceCell<PrivateKey>,
+    /// Set until the agent first opens a key when nobody asked it whether it holds the vault's
+    /// key ([`Unlock::OnFirstUse`]): a `Locked` answer then means it never had the key, and the
+    /// key opened with the password is handed to it, as after an upfront password unlock. A
+    /// `Locked` answer after a key was opened means the agent lost the key (expiry, `klef
+    /// lock`) and the password then serves this command only.
+    hand_off: AtomicBool,
 }
 
 impl Fallback {
@@ -77,6 +92,26 @@ impl Fallback {
 }
 
 impl KeySource {
+    /// Unwrap requests go to `client`; `hand_off` as in [`Fallback::hand_off`].
+    fn agent(
+        client: AgentClient,
+        vault: String,
+        global: &GlobalArgs,
+        account: &Account,
+        hand_off: bool,
+    ) -> Self {
+        KeySource::Agent {
+            client: Mutex::new(client),
+            vault,
+            fallback: Box::new(Fallback {
+                global: global.clone(),
+                account: account.clone(),
+                private: OnceCell::new(),
+                hand_off: AtomicBool::new(hand_off),
+            }),
+        }
+    }
+
     /// Unwraps an HPKE envelope bound to `aad`.
     pub(crate) async fn unwrap_key(
         &self,
@@ -98,9 +133,19 @@ impl KeySource {
                 if let Some(private) = fallback.private.get() {
                     return open(private);
                 }
-                let answer = client.lock().await.unwrap_key(vault, envelope, aad).await;
+                let mut client = client.lock().await;
+                let answer = client.unwrap_key(vault, envelope, aad).await;
+                let hand_off = fallback.hand_off.swap(false, Ordering::Relaxed);
                 match answer {
                     Ok(key) => Ok(key),
+                    Err(ClientError::Locked { .. }) if hand_off => {
+                        tracing::debug!("the agent does not hold the key; asking for the password");
+                        let private = fallback.private_key().await?;
+                        if let Err(e) = client.unlock(vault, private).await {
+                            hand_off_failed(&fallback.global, &e);
+                        }
+                        open(private)
+                    }
                     Err(e @ (ClientError::Locked { .. } | ClientError::NotRunning { .. })) => {
                         tracing::debug!(error = %e, "the agent lost the key; asking for the password");
                         open(fallback.private_key().await?)
@@ -172,31 +217,40 @@ impl KeySource {
     }
 }
 
-/// Returns an unlocked key source for `account`, asking for the password if needed. `vault` is
-/// the agent's name for the account's keys (`AnyBackend::vault_id`: the account id locally,
-/// `<server url>#<account id>` on a server).
+/// When [`key_source`] asks for the password if the agent cannot help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unlock {
+    /// Before it returns: a command that handles unwrap errors itself (`klef workspace confirm`
+    /// turns one into a warning per project) must not meet a password failure there.
+    Upfront,
+    /// At the first unwrap the agent refuses with `Locked`: one agent round trip fewer for a
+    /// command whose unwrap errors simply end it.
+    OnFirstUse,
+}
+
+/// Returns a key source for `account` that can unwrap its keys, asking for the password when
+/// `when` says. `vault` is the agent's name for the account's keys (`AnyBackend::vault_id`: the
+/// account id locally, `<server url>#<account id>` on a server).
 pub(crate) async fn key_source(
     global: &GlobalArgs,
     account: &Account,
     vault: String,
+    when: Unlock,
 ) -> Result<KeySource> {
     // The agent to hand the key to after a password unlock (`None`: start one if needed).
     let mut healthy = None;
     let mut hand_off = !agent_disabled();
     if hand_off {
-        match probe(global, &vault).await {
-            Probe::Unlocked(client) if !global.password_stdin => {
-                return Ok(KeySource::Agent {
-                    client: Mutex::new(client),
-                    vault,
-                    fallback: Box::new(Fallback {
-                        global: global.clone(),
-                        account: account.clone(),
-                        private: OnceCell::new(),
-                    }),
-                });
+        // `--password-stdin` always uses the password, whatever the agent holds.
+        let ask = (when == Unlock::Upfront && !global.password_stdin).then_some(vault.as_str());
+        match probe(global, ask).await {
+            Probe::Unlocked(client) => {
+                return Ok(KeySource::agent(client, vault, global, account, false));
             }
-            Probe::Unlocked(client) | Probe::Locked(client) => healthy = Some(client),
+            Probe::Running(client) if !global.password_stdin => {
+                return Ok(KeySource::agent(client, vault, global, account, true));
+            }
+            Probe::Running(client) | Probe::Locked(client) => healthy = Some(client),
             Probe::Absent => {}
             Probe::Unusable(note) => {
                 Printer::new(global).warn(&note);
@@ -218,8 +272,8 @@ pub(crate) async fn remember_in_agent(global: &GlobalArgs, vault: &str, key: &Pr
     if agent_disabled() {
         return;
     }
-    let running = match probe(global, vault).await {
-        Probe::Unlocked(c) | Probe::Locked(c) => Some(c),
+    let running = match probe(global, None).await {
+        Probe::Unlocked(c) | Probe::Locked(c) | Probe::Running(c) => Some(c),
         Probe::Absent => None,
         Probe::Unusable(note) => {
             Printer::new(global).warn(&note);
@@ -289,14 +343,17 @@ enum Probe {
     Unlocked(AgentClient),
     /// It runs and does not hold the vault's key.
     Locked(AgentClient),
+    /// It runs; whether it holds the vault's key was not asked.
+    Running(AgentClient),
     /// None runs (or its socket cannot even be located).
     Absent,
     /// It runs but cannot be used; the note says why and how to restart it.
     Unusable(String),
 }
 
-/// Looks for a running agent (never starts one: an agent only becomes useful after an unlock).
-async fn probe(global: &GlobalArgs, vault: &str) -> Probe {
+/// Looks for a running agent (never starts one: an agent only becomes useful after an unlock)
+/// and, given a `vault`, asks whether it holds that vault's key.
+async fn probe(global: &GlobalArgs, vault: Option<&str>) -> Probe {
     let paths = match agent_paths(global) {
         Ok(p) => p,
         Err(e) => {
@@ -306,13 +363,17 @@ async fn probe(global: &GlobalArgs, vault: &str) -> Probe {
     };
     let result = async {
         let mut client = AgentClient::connect(&paths).await?;
-        let unlocked = client.is_unlocked(vault).await?;
+        let unlocked = match vault {
+            Some(vault) => Some(client.is_unlocked(vault).await?),
+            None => None,
+        };
         Ok::<_, ClientError>((client, unlocked))
     }
     .await;
     match result {
-        Ok((client, true)) => Probe::Unlocked(client),
-        Ok((client, false)) => Probe::Locked(client),
+        Ok((client, Some(true))) => Probe::Unlocked(client),
+        Ok((client, Some(false))) => Probe::Locked(client),
+        Ok((client, None)) => Probe::Running(client),
         Err(e @ ClientError::NotRunning { .. }) => {
             tracing::debug!(error = %e, "no agent; asking for the password");
             Probe::Absent
@@ -338,20 +399,25 @@ async fn hand_to_agent(
     }
     .await;
     if let Err(e) = result {
-        tracing::debug!(error = %e, "could not hand the key to the agent");
-        let why = match &e {
-            ClientError::StartFailed { message, .. } => {
-                format!("cannot start the agent: {message}")
-            }
-            ClientError::Broken { .. } | ClientError::VersionMismatch { .. } => {
-                format!("{} ({RESTART_HINT})", broken_what(&e))
-            }
-            other => other.to_string(),
-        };
-        Printer::new(global).warn(&format!(
-            "{why}; the password unlocked this command only, the next one asks again"
-        ));
+        hand_off_failed(global, &e);
     }
+}
+
+/// The warning for a private key the agent could not take: the command goes on.
+fn hand_off_failed(global: &GlobalArgs, e: &ClientError) {
+    tracing::debug!(error = %e, "could not hand the key to the agent");
+    let why = match e {
+        ClientError::StartFailed { message, .. } => {
+            format!("cannot start the agent: {message}")
+        }
+        ClientError::Broken { .. } | ClientError::VersionMismatch { .. } => {
+            format!("{} ({RESTART_HINT})", broken_what(e))
+        }
+        other => other.to_string(),
+    };
+    Printer::new(global).warn(&format!(
+        "{why}; the password unlocked this command only, the next one asks again"
+    ));
 }
 
 #[cfg(test)]
