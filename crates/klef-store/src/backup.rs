@@ -12,12 +12,10 @@ use klef_core::backup::{
 };
 use klef_core::ids::{AccountId, WorkspaceId};
 
-use crate::queries::{INSERT_ACCOUNT, INSERT_ENVIRONMENT, INSERT_MEMBER, INSERT_WORKSPACE};
+use crate::queries::{INSERT_ENVIRONMENT, INSERT_MEMBER, INSERT_WORKSPACE};
 use klef_core::model::{Account, Blob, Environment, Project, Role, SecretVersion, Workspace};
 
-use crate::rows::{
-    AccountRow, ProjectRow, SecretRow, WorkspaceRow, convert, kdf_algorithm_name, parse_id,
-};
+use crate::rows::{AccountRow, ProjectRow, SecretRow, WorkspaceRow, convert, parse_id};
 use crate::{Store, StoreError};
 
 /// What [`Store::import_archive`] may do with a database that already holds data.
@@ -434,22 +432,7 @@ impl Store {
             }
 
             for account in &archive.accounts {
-                let keys = &account.keys;
-                sqlx::query(INSERT_ACCOUNT)
-                    .bind(account.id.to_string())
-                    .bind(account.email.as_deref())
-                    .bind(kdf_algorithm_name(keys.kdf.algorithm))
-                    .bind(i64::from(keys.kdf.m_cost_kib))
-                    .bind(i64::from(keys.kdf.t_cost))
-                    .bind(i64::from(keys.kdf.p_cost))
-                    .bind(keys.kdf.salt.as_bytes())
-                    .bind(keys.master_key_by_password.as_bytes())
-                    .bind(keys.master_key_by_recovery.as_bytes())
-                    .bind(keys.public_key.as_bytes())
-                    .bind(keys.private_key_sealed.as_bytes())
-                    .bind(account.created_at)
-                    .execute(&mut *tx)
-                    .await?;
+                insert_account!(&mut *tx, account, None)?;
             }
             for ws in &archive.workspaces {
                 // The creator is recorded as the workspace's first owner in the archive.

@@ -73,11 +73,6 @@ macro_rules! insert_environment {
     }};
 }
 
-pub(crate) const INSERT_ACCOUNT: &str = "INSERT INTO accounts (id, email, kdf_algorithm, kdf_m_cost_kib, \
-     kdf_t_cost, kdf_p_cost, kdf_salt, master_key_by_password, master_key_by_recovery, \
-     public_key, private_key_sealed, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
-
 pub(crate) const INSERT_WORKSPACE: &str = "INSERT INTO workspaces (id, name, personal, created_by, created_at) \
      VALUES ($1, $2, $3, $4, $5)";
 
@@ -185,7 +180,6 @@ impl Store {
         first_only: bool,
     ) -> Result<(), StoreError> {
         validate_display_name("workspace name", &personal.name).map_err(invalid)?;
-        let keys = &account.keys;
         let id = account.id.to_string();
         let ws_id = personal.id.to_string();
         write_tx!(self, |tx, _dialect| {
@@ -199,21 +193,7 @@ impl Store {
                     });
                 }
             }
-            sqlx::query(INSERT_ACCOUNT)
-                .bind(&id)
-                .bind(account.email.as_deref())
-                .bind(kdf_algorithm_name(keys.kdf.algorithm))
-                .bind(i64::from(keys.kdf.m_cost_kib))
-                .bind(i64::from(keys.kdf.t_cost))
-                .bind(i64::from(keys.kdf.p_cost))
-                .bind(keys.kdf.salt.as_bytes())
-                .bind(keys.master_key_by_password.as_bytes())
-                .bind(keys.master_key_by_recovery.as_bytes())
-                .bind(keys.public_key.as_bytes())
-                .bind(keys.private_key_sealed.as_bytes())
-                .bind(account.created_at)
-                .execute(&mut *tx)
-                .await
+            insert_account!(&mut *tx, account, None)
                 .map_err(|e| StoreError::exists_or(e, || "account".into()))?;
             sqlx::query(INSERT_WORKSPACE)
                 .bind(&ws_id)

@@ -22,7 +22,7 @@ macro_rules! insert_session {
         .map(|_| ())
     }};
 }
-use crate::rows::{kdf_algorithm_name, parse_id};
+use crate::rows::parse_id;
 use crate::{Store, StoreError};
 
 /// A new account as the server creates it.
@@ -117,7 +117,6 @@ impl Store {
         };
         let id = account.id.to_string();
         let ws_id = personal.id.to_string();
-        let keys = &account.keys;
         write_tx!(self, |tx, _dialect| {
             let accounts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
                 .fetch_one(&mut *tx)
@@ -140,28 +139,9 @@ impl Store {
                     return Ok(SignupOutcome::InvitationRequired);
                 }
             }
-            sqlx::query(
-                "INSERT INTO accounts (id, email, password_hash, kdf_algorithm, kdf_m_cost_kib, \
-                 kdf_t_cost, kdf_p_cost, kdf_salt, master_key_by_password, \
-                 master_key_by_recovery, public_key, private_key_sealed, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
-            .bind(&id)
-            .bind(email)
-            .bind(signup.password_hash)
-            .bind(kdf_algorithm_name(keys.kdf.algorithm))
-            .bind(i64::from(keys.kdf.m_cost_kib))
-            .bind(i64::from(keys.kdf.t_cost))
-            .bind(i64::from(keys.kdf.p_cost))
-            .bind(keys.kdf.salt.as_bytes())
-            .bind(keys.master_key_by_password.as_bytes())
-            .bind(keys.master_key_by_recovery.as_bytes())
-            .bind(keys.public_key.as_bytes())
-            .bind(keys.private_key_sealed.as_bytes())
-            .bind(account.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::exists_or(e, || "an account with this email or id".into()))?;
+            insert_account!(&mut *tx, account, Some(signup.password_hash)).map_err(|e| {
+                StoreError::exists_or(e, || "an account with this email or id".into())
+            })?;
             sqlx::query(
                 "INSERT INTO workspaces (id, name, personal, created_by, created_at) \
                  VALUES ($1, $2, $3, $4, $5)",
