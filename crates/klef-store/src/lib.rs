@@ -64,6 +64,16 @@ macro_rules! write_tx {
     };
 }
 
+/// The `WHERE` condition, on `secrets s`, selecting the latest version of every live name of
+/// environment `$1` (a name whose latest version is a delete is left out).
+macro_rules! live_secrets {
+    () => {
+        "s.environment_id = $1 AND s.ciphertext IS NOT NULL \
+         AND s.version = (SELECT MAX(v.version) FROM secrets v \
+                          WHERE v.environment_id = s.environment_id AND v.name = s.name)"
+    };
+}
+
 /// Inserts an [`Account`](klef_core::model::Account) on `$conn` with a sign-in password hash (`Option<&str>`: `None` for
 /// a local vault's owner and for accounts restored from a backup); evaluates to
 /// `Result<_, sqlx::Error>`. The one place that knows the column order of `accounts`.

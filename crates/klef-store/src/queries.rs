@@ -45,10 +45,10 @@ macro_rules! select_secret {
 /// `SELECT <every secret column but environment_id> FROM secrets` followed by `$tail`, for
 /// [`VersionRow`]s of the one environment `$tail` selects.
 macro_rules! select_version {
-    ($tail:literal) => {
+    ($($tail:expr),+) => {
         concat!(
             "SELECT name, version, ciphertext, key_version, created_at, author FROM secrets ",
-            $tail
+            $($tail),+
         )
     };
 }
@@ -625,11 +625,7 @@ impl Store {
     /// a delete are left out), sorted by name. No visibility check: the caller authorizes.
     pub async fn secrets(&self, env: &EnvironmentId) -> Result<Vec<SecretVersion>, StoreError> {
         let rows: Vec<VersionRow> = with_pool!(self, pool => {
-            sqlx::query_as(select_version!(
-                "s WHERE s.environment_id = $1 AND s.ciphertext IS NOT NULL \
-                 AND s.version = (SELECT MAX(v.version) FROM secrets v \
-                                  WHERE v.environment_id = s.environment_id AND v.name = s.name)"
-            ))
+            sqlx::query_as(select_version!("s WHERE ", live_secrets!()))
             .bind(env.to_string())
             .fetch_all(pool)
             .await?

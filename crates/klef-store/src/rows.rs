@@ -151,33 +151,22 @@ impl TryFrom<EnvironmentRow> for Environment {
 #[derive(sqlx::FromRow)]
 pub(crate) struct SecretRow {
     environment_id: String,
-    name: String,
-    version: i64,
-    ciphertext: Option<Vec<u8>>,
-    key_version: i64,
-    created_at: i64,
-    author: Option<String>,
+    #[sqlx(flatten)]
+    version: VersionRow,
 }
 
 impl TryFrom<SecretRow> for SecretVersion {
     type Error = StoreError;
 
     fn try_from(r: SecretRow) -> Result<Self, StoreError> {
-        Ok(SecretVersion {
-            environment_id: parse_id(&r.environment_id, "environment")?,
-            name: r.name,
-            version: r.version,
-            ciphertext: r.ciphertext.map(Blob),
-            key_version: r.key_version,
-            created_at: r.created_at,
-            author: r.author,
-        })
+        Ok(r.version
+            .into_version(parse_id(&r.environment_id, "environment")?))
     }
 }
 
-/// A secret version read for one environment (the query's `environment_id = $1`): the columns
-/// of [`SecretRow`] but the environment's id, which the caller already holds, so neither
-/// `SQLite` nor this conversion copies and parses the same id once per row.
+/// A secret version read for one environment (the query's `environment_id = $1`): every column
+/// but the environment's id, which the caller already holds, so neither `SQLite` nor this
+/// conversion copies and parses the same id once per row. [`SecretRow`] adds the id.
 #[derive(sqlx::FromRow)]
 pub(crate) struct VersionRow {
     name: String,

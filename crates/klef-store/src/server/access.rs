@@ -8,7 +8,7 @@ use klef_core::model::{Blob, Environment, Role, SecretVersion};
 use klef_core::wire::{GrantInfo, Grantee, RotateRequest};
 
 use super::{Audit, now_ms};
-use crate::rows::{EnvironmentRow, SecretRow, convert, parse_id};
+use crate::rows::{EnvironmentRow, VersionRow, parse_id};
 use crate::{Store, StoreError};
 
 /// What [`Store::access_facts`] is asked about.
@@ -102,7 +102,7 @@ struct EnvironmentFactsRow {
 #[derive(sqlx::FromRow)]
 struct SnapshotRow {
     #[sqlx(flatten)]
-    secret: SecretRow,
+    version: VersionRow,
     incarnation: String,
     revision_rows: i64,
 }
@@ -274,16 +274,16 @@ impl Store {
     ) -> Result<(Vec<SecretVersion>, Option<SecretsRevision>), StoreError> {
         let rows: Vec<SnapshotRow> = with_pool!(self, pool => {
             sqlx::query_as(
-                // The count once (a CTE), not once per row as a correlated sub-select would.
-                "WITH revision AS (SELECT COUNT(*) AS revision_rows FROM secrets \
-                                   WHERE environment_id = $1) \
-                 SELECT s.environment_id, s.name, s.version, s.ciphertext, s.key_version, \
-                 s.created_at, s.author, e.incarnation, revision.revision_rows \
-                 FROM secrets s JOIN environments e ON e.id = s.environment_id \
-                 CROSS JOIN revision \
-                 WHERE s.environment_id = $1 AND s.ciphertext IS NOT NULL \
-                 AND s.version = (SELECT MAX(v.version) FROM secrets v \
-                                  WHERE v.environment_id = s.environment_id AND v.name = s.name)",
+                concat!(
+                    // The count once (a CTE), not once per row as a correlated sub-select would.
+                    "WITH revision AS (SELECT COUNT(*) AS revision_rows FROM secrets \
+                                       WHERE environment_id = $1) \
+                     SELECT s.name, s.version, s.ciphertext, s.key_version, s.created_at, \
+                     s.author, e.incarnation, revision.revision_rows \
+                     FROM secrets s JOIN environments e ON e.id = s.environment_id \
+                     CROSS JOIN revision WHERE ",
+                    live_secrets!()
+                ),
             )
             .bind(env.to_string())
             .fetch_all(pool)
@@ -293,8 +293,11 @@ impl Store {
             incarnation: r.incarnation.clone(),
             rows: r.revision_rows,
         });
-        let mut out: Vec<SecretVersion> = convert(rows.into_iter().map(|r| r.secret).collect())?;
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut out: Vec<SecretVersion> = rows
+            .into_iter()
+            .map(|r| r.version.into_version(*env))
+            .collect();
+        out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         Ok((out, revision))
     }
 
