@@ -71,7 +71,7 @@ pub(crate) async fn import(base: &str, token: &str, bytes: &[u8], force: bool) -
     }
 }
 
-fn names_and_values(
+pub(crate) fn names_and_values(
     listed: &Value,
     env: &klef_core::ids::EnvironmentId,
     key: &klef_core::crypto::SymmetricKey,

@@ -3,13 +3,12 @@
 //! one after writes through the other, and a backup restore that brings the environment back to
 //! the same number of secret rows with different contents.
 
-use klef_core::crypto::SymmetricKey;
-use klef_core::ids::{EnvironmentId, WorkspaceId};
-use serde_json::{Value, json};
+use klef_core::ids::WorkspaceId;
+use serde_json::json;
 
-use crate::backup::{get_bytes, import};
+use crate::backup::{get_bytes, import, names_and_values};
 use crate::common::{
-    Api, Person, ProjectFixture, Server, T0, Target, open_value, put, with_postgres, with_sqlite,
+    Api, Person, ProjectFixture, Server, T0, Target, put, with_postgres, with_sqlite,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,22 +19,6 @@ async fn sqlite_cache_follows_the_database() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_cache_follows_the_database() {
     with_postgres(cache_follows_the_database).await;
-}
-
-/// `(name, version, value)` of every live secret, by name.
-fn listed(answer: &Value, env: &EnvironmentId, key: &SymmetricKey) -> Vec<(String, i64, String)> {
-    answer["secrets"]
-        .as_array()
-        .expect("secrets")
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().expect("name").to_owned(),
-                s["version"].as_i64().expect("version"),
-                open_value(env, key, s),
-            )
-        })
-        .collect()
 }
 
 fn one(name: &str, version: i64, value: &str) -> Vec<(String, i64, String)> {
@@ -76,19 +59,19 @@ async fn cache_follows_the_database(target: Target) {
     };
 
     // Empty, then one value; read twice through server one (the second read is its cached copy).
-    assert!(listed(&a.get(&path, &token).await.ok(200), &env.id, key).is_empty());
+    assert!(names_and_values(&a.get(&path, &token).await.ok(200), &env.id, key).is_empty());
     write(a.clone(), 0, "plaintext-a").await;
     let first = a.get(&path, &token).await.ok(200);
     assert_eq!(first, a.get(&path, &token).await.ok(200));
     assert_eq!(
-        listed(&first, &env.id, key),
+        names_and_values(&first, &env.id, key),
         one("DB_URL", 1, "plaintext-a")
     );
 
     // A write through server two is seen by the next read through server one.
     write(b.clone(), 1, "plaintext-b").await;
     assert_eq!(
-        listed(&a.get(&path, &token).await.ok(200), &env.id, key),
+        names_and_values(&a.get(&path, &token).await.ok(200), &env.id, key),
         one("DB_URL", 2, "plaintext-b")
     );
 
@@ -102,7 +85,7 @@ async fn cache_follows_the_database(target: Target) {
     assert_eq!(status, 200);
     write(b.clone(), 2, "plaintext-c").await;
     assert_eq!(
-        listed(&a.get(&path, &token).await.ok(200), &env.id, key),
+        names_and_values(&a.get(&path, &token).await.ok(200), &env.id, key),
         one("DB_URL", 3, "plaintext-c")
     );
     // Restore through server two (two rows: "a", "b"), then write "d": three rows again, as when
@@ -111,13 +94,13 @@ async fn cache_follows_the_database(target: Target) {
         .await
         .ok(200);
     assert_eq!(
-        listed(&a.get(&path, &token).await.ok(200), &env.id, key),
+        names_and_values(&a.get(&path, &token).await.ok(200), &env.id, key),
         one("DB_URL", 2, "plaintext-b")
     );
     write(b.clone(), 2, "plaintext-d").await;
     let after = a.get(&path, &token).await.ok(200);
     assert_eq!(
-        listed(&after, &env.id, key),
+        names_and_values(&after, &env.id, key),
         one("DB_URL", 3, "plaintext-d")
     );
     assert_eq!(after, b.get(&path, &token).await.ok(200));
