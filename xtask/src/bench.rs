@@ -329,14 +329,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
 
     eprintln!();
     eprintln!("xtask: bench targets:");
-    for t in &report.targets {
-        let verdict = match t.pass {
-            Some(true) => "pass",
-            Some(false) => "MISS",
-            None => "not measured",
-        };
-        eprintln!("  {verdict:>12}  {} ({}): {}", t.target, t.goal, t.measured);
-    }
+    print_targets(&report.targets);
     for note in &report.notes {
         eprintln!("xtask: note: {note}");
     }
@@ -346,6 +339,18 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         report.total_seconds
     );
     Ok(())
+}
+
+/// One line per target on stderr: pass, MISS or not measured.
+fn print_targets(targets: &[TargetRow]) {
+    for t in targets {
+        let verdict = match t.pass {
+            Some(true) => "pass",
+            Some(false) => "MISS",
+            None => "not measured",
+        };
+        eprintln!("  {verdict:>12}  {} ({}): {}", t.target, t.goal, t.measured);
+    }
 }
 
 /// `--server-only`: step 7 alone, for working on the server; prints the rows and writes
@@ -379,14 +384,7 @@ fn server_only_run(
             s.note
         );
     }
-    for t in &report.targets {
-        let verdict = match t.pass {
-            Some(true) => "pass",
-            Some(false) => "MISS",
-            None => "not measured",
-        };
-        eprintln!("  {verdict:>12}  {} ({}): {}", t.target, t.goal, t.measured);
-    }
+    print_targets(&report.targets);
     eprintln!("xtask: wrote {}", path.display());
     Ok(())
 }
