@@ -34,12 +34,79 @@ fn arguments_pass_through_untouched() {
 }
 
 #[test]
-fn exit_code_is_the_childs() {
+fn exit_status_is_the_commands() {
+    use std::os::unix::process::ExitStatusExt as _;
+
     let ctx = ctx_with_secret();
     ctx.run(["run", "--", "sh", "-c", "exit 42"]).code_is(42);
-    ctx.run(["run", "--", "sh", "-c", "kill -TERM $$"])
-        .code_is(128 + 15);
     ctx.run(["run", "--", "true"]).success();
+    // A command killed by a signal: klef's process is that command, so it ends the same way…
+    let out = ctx.run(["run", "--", "sh", "-c", "kill -TERM $$"]);
+    assert_eq!(
+        out.output.status.signal(),
+        Some(15),
+        "{:?}",
+        out.output.status
+    );
+    // …and a shell reports 128+N, as for the command itself.
+    let klef = ctx.klef(["run", "--", "sh", "-c", "kill -TERM $$"]);
+    let line = format!(
+        "{} \"$@\"; echo \"status=$?\"",
+        klef.get_program().to_string_lossy()
+    );
+    let mut sh = std::process::Command::new("sh");
+    sh.args(["-c", &line, "sh"]).args(klef.get_args());
+    for (k, v) in klef.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    if let Some(dir) = klef.get_current_dir() {
+        sh.current_dir(dir);
+    }
+    let out = sh.output().expect("sh");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "status=143\n");
+}
+
+#[test]
+fn the_command_takes_klefs_place() {
+    let ctx = ctx_with_secret();
+    // Same process id: whoever started klef (a shell, systemd, a container runtime) signals
+    // and waits for the command itself.
+    let child = ctx
+        .klef(["run", "--", "sh", "-c", "echo $$"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{pid}\n"));
+    // Only the standard streams come along: not the vault, not the agent's socket.
+    let out = ctx
+        .run([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "for f in /proc/$$/fd/*; do printf '%s %s\\n' \"${f##*/}\" \"$(readlink \"$f\")\"; done",
+        ])
+        .success();
+    let fds: Vec<String> = out.stdout().lines().map(str::to_owned).collect();
+    assert!(
+        fds.iter()
+            .all(|l| !l.contains("vault") && !l.contains("socket:") && !l.contains("klef-home")),
+        "descriptors inherited by the command: {fds:?}"
+    );
+    for fd in ["0", "1", "2"] {
+        assert!(
+            fds.iter().any(|l| l.split(' ').next() == Some(fd)),
+            "fd {fd} missing: {fds:?}"
+        );
+    }
 }
 
 #[test]
@@ -170,4 +237,10 @@ fn sigterm_reaches_child() {
 #[test]
 fn sigint_reaches_child() {
     signal_reaches_child("INT", 2);
+}
+
+#[test]
+fn any_signal_reaches_child() {
+    // Not only the usual four: the command is the process that receives them.
+    signal_reaches_child("USR1", 10);
 }

@@ -1,15 +1,17 @@
 //! `klef run [--preserve-env] -- CMD [ARGS…]`: runs CMD with the environment's secrets added
-//! to its environment. Arguments are passed untouched; stdin, stdout and stderr are inherited;
-//! SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to the child; klef exits with the child's
-//! code (128+N when it died of signal N, 127 when CMD does not exist, 126 when it cannot be
-//! executed). Values go only into the child's environment, never into any argv. Every argument
-//! after CMD is CMD's, even one that looks like a klef flag: put `--password-stdin` before
-//! `run`.
+//! to its environment. klef replaces itself with CMD (`execve`), so CMD keeps klef's process id,
+//! its stdin, stdout, stderr and controlling terminal, receives every signal sent to that
+//! process directly, and its exit status is klef's: its exit code, or death by the same signal
+//! (which a shell reports as 128+N). 127 when CMD does not exist and 126 when it cannot be
+//! executed, both with a one-line error from klef. Values go only into CMD's environment, never
+//! into any argv; no file descriptor of klef's (the vault, the agent's socket) is inherited.
+//! Every argument after CMD is CMD's, even one that looks like a klef flag: put
+//! `--password-stdin` before `run`. Why `execve` rather than a child process:
+//! docs/decisions/0010-run-execs-the-command.md.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 
-use anyhow::{Context as _, Result};
-use klef_core::backend::Backend as _;
+use anyhow::Result;
 
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
@@ -17,8 +19,8 @@ use crate::secrets;
 
 /// Run a command with the environment's secrets in its environment
 ///
-/// Secrets replace variables of the same name unless `--preserve-env` is given. klef exits with
-/// the command's exit code.
+/// Secrets replace variables of the same name unless `--preserve-env` is given. klef becomes
+/// the command (same process id, signals and exit status).
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Keep variables already set in the environment instead of overriding them with secrets
@@ -36,19 +38,18 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
-    let b = ctx.backend().await?;
-    let t = ctx.target(&b).await?;
-    let current = b.secrets(&t.env.id).await?;
-    let key = ctx.environment_key(&b, &t).await?;
-    let entries = secrets::decrypt_all(&key, &t, &current)?;
-    drop(key);
-
     let Some((program, rest)) = args.command.split_first() else {
         return Err(Failure::usage("no command given")
             .hint("usage: klef run -- CMD [ARGS…]")
             .into());
     };
-    let mut cmd = tokio::process::Command::new(program);
+    let b = ctx.backend().await?;
+    let t = ctx.target(&b).await?;
+    let (current, key) = ctx.current_secrets_and_key(&b, &t).await?;
+    let entries = secrets::decrypt_all(&key, &t, &current)?;
+    drop(key);
+
+    let mut cmd = std::process::Command::new(program);
     cmd.args(rest);
     let mut injected = 0usize;
     for e in &entries {
@@ -60,70 +61,41 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     }
     drop(entries);
     tracing::debug!(injected, "starting the command");
-
-    spawn_and_wait(cmd, program).await
+    Err(exec(cmd, program))
 }
 
+/// Replaces this process with `cmd`; returns only when that fails. Nothing is written to the
+/// vault by `run`, so nothing needs closing: every descriptor klef opened is close-on-exec
+/// (Rust's standard library and `SQLite` open them so), and the vault is left as after any
+/// reader, its write-ahead log intact.
 #[cfg(unix)]
-async fn spawn_and_wait(
-    mut cmd: tokio::process::Command,
-    program: &std::ffi::OsStr,
-) -> Result<ExitStatus> {
-    use std::os::unix::process::ExitStatusExt as _;
+fn exec(mut cmd: std::process::Command, program: &OsStr) -> anyhow::Error {
+    use std::io::Write as _;
+    use std::os::unix::process::CommandExt as _;
 
-    use rustix::process::{Pid, Signal, kill_process};
-    use tokio::signal::unix::{SignalKind, signal};
-
-    // Install the handlers before the child exists so no signal slips through unforwarded;
-    // from here on these signals no longer stop klef itself, they reach the child.
-    let mut sigint = signal(SignalKind::interrupt()).context("failed to handle SIGINT")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;
-    let mut sighup = signal(SignalKind::hangup()).context("failed to handle SIGHUP")?;
-    let mut sigquit = signal(SignalKind::quit()).context("failed to handle SIGQUIT")?;
-
-    let mut child = cmd.spawn().map_err(|e| spawn_error(&e, program))?;
-    let pid = child
-        .id()
-        .and_then(|id| i32::try_from(id).ok())
-        .and_then(Pid::from_raw);
-    let forward = |sig: Signal| {
-        if let Some(pid) = pid {
-            // The child may already be gone; nothing to do then.
-            let _ = kill_process(pid, sig);
-        }
-    };
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status.context("failed to wait for the command")?,
-            _ = sigint.recv() => forward(Signal::INT),
-            _ = sigterm.recv() => forward(Signal::TERM),
-            _ = sighup.recv() => forward(Signal::HUP),
-            _ = sigquit.recv() => forward(Signal::QUIT),
-        }
-    };
-    Ok(match (status.code(), status.signal()) {
-        (Some(code), _) => ExitStatus::from_code(code),
-        (None, Some(sig)) => ExitStatus::from_code(128 + sig),
-        (None, None) => ExitStatus::FAILURE,
-    })
+    // Nothing of klef's may be left in a buffer that `execve` would discard.
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    let err = cmd.exec();
+    spawn_error(&err, program)
 }
 
+/// Without `execve`: runs `cmd` as a child and exits with its code (klef is Unix-only today,
+/// docs/decisions/0008; this keeps the crate building elsewhere).
 #[cfg(not(unix))]
-async fn spawn_and_wait(
-    mut cmd: tokio::process::Command,
-    program: &std::ffi::OsStr,
-) -> Result<ExitStatus> {
-    let mut child = cmd.spawn().map_err(|e| spawn_error(&e, program))?;
-    let status = child
-        .wait()
-        .await
-        .context("failed to wait for the command")?;
-    Ok(status
-        .code()
-        .map_or(ExitStatus::FAILURE, ExitStatus::from_code))
+#[allow(
+    clippy::exit,
+    reason = "the child's exit code is klef's, as execve would make it"
+)]
+fn exec(mut cmd: std::process::Command, program: &OsStr) -> anyhow::Error {
+    let status = match cmd.status() {
+        Ok(s) => s,
+        Err(e) => return spawn_error(&e, program),
+    };
+    std::process::exit(status.code().unwrap_or(1))
 }
 
-fn spawn_error(e: &std::io::Error, program: &std::ffi::OsStr) -> anyhow::Error {
+fn spawn_error(e: &std::io::Error, program: &OsStr) -> anyhow::Error {
     let name = program.to_string_lossy();
     match e.kind() {
         std::io::ErrorKind::NotFound => Failure::new(
