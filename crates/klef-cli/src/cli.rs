@@ -66,6 +66,7 @@ pub(crate) struct GlobalArgs {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub(crate) enum Command {
     /// Create a project here, with development, staging and production environments
     ///
@@ -120,11 +121,11 @@ pub(crate) enum Command {
     Signup(commands::signup::Args),
     /// Sign in to a Klef server
     Login(commands::login::Args),
-    /// Sign out of the Klef server (revokes the session)
+    /// Sign out: revoke the session on the server and forget its token
     Logout(commands::logout::Args),
-    /// Show who you are signed in as and where the session token is kept
+    /// Show who you are signed in as, on which server, and where the session token is kept
     Whoami(commands::whoami::Args),
-    /// Show the workspace's audit log (server mode)
+    /// Show the workspace's audit log (who did what, when, with which key)
     Audit(commands::audit::Args),
     /// Manage API keys: user keys, and scoped system keys for CI (server mode)
     #[command(subcommand)]

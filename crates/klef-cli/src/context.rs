@@ -8,7 +8,7 @@ use klef_core::backend::{Backend as _, BackendError};
 use klef_core::crypto::SymmetricKey;
 use klef_core::ids::ProjectId;
 use klef_core::klef_file::{self, KlefFile};
-use klef_core::model::{Account, Environment, Project, Workspace};
+use klef_core::model::{Account, Environment, Project, SecretVersion, Workspace};
 
 use crate::backend::AnyBackend;
 use crate::cli::GlobalArgs;
@@ -114,6 +114,18 @@ impl Context {
     }
 
     /// [`Self::environment_key`] with adjusted password options.
+    /// The environment's current secrets (ciphertext) and its key, for commands that decrypt
+    /// all of them. The secrets are read while the key is fetched: the agent (or the password
+    /// prompt) and the vault or server answer at the same time.
+    pub(crate) async fn current_secrets_and_key(
+        &self,
+        b: &AnyBackend,
+        t: &Target,
+    ) -> Result<(Vec<SecretVersion>, SymmetricKey)> {
+        let secrets = async { Ok::<_, anyhow::Error>(b.secrets(&t.env.id).await?) };
+        tokio::try_join!(secrets, self.environment_key(b, t))
+    }
+
     pub(crate) async fn environment_key_with(
         &self,
         b: &AnyBackend,

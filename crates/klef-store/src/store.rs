@@ -172,6 +172,28 @@ impl Store {
     pub async fn close(&self) {
         with_pool!(self, pool => pool.close().await);
     }
+
+    /// Lets this process exit without closing its connection, for a process that only read
+    /// and is about to exit (the local vault, whose pool holds one connection): takes that
+    /// connection back once the last query has returned it, and keeps both from ever being
+    /// dropped.
+    ///
+    /// On `SQLite`, closing the last connection checkpoints the write-ahead log and deletes the
+    /// shared-memory index that the next process then creates and sizes again; a reader that
+    /// exits without closing leaves the database as a reader that was killed would, which
+    /// `SQLite` is built for. Do not use it after writing: the log then stays unfolded until
+    /// the next checkpoint (nothing is lost, but the database file alone is not the whole
+    /// database).
+    pub async fn leave_open(self) {
+        with_pool!(&self, pool => {
+            // Waits for the connection the last query used: it goes back to the pool in a
+            // task of its own, and a connection dropped with the runtime would be closed.
+            if let Ok(conn) = pool.acquire().await {
+                std::mem::forget(conn);
+            }
+        });
+        std::mem::forget(self);
+    }
 }
 
 #[cfg(feature = "sqlite")]

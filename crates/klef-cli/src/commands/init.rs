@@ -30,7 +30,10 @@ const INITIAL_ENVS: &[(&str, &str)] = &[
     ("production", "Production"),
 ];
 
-/// Create a project here (and, on first use, your local account)
+/// Create a project here, with development, staging and production environments
+///
+/// On first use this also creates your local account: you choose an encryption password
+/// (asked twice) and get a recovery code, shown once.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The project name (default: the current directory's name)

@@ -17,6 +17,7 @@ use crate::{fsutil, password};
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The project, by id or name
+    #[arg(id = "link_project", value_name = "PROJECT")]
     pub(crate) project: Option<String>,
 
     /// Replace an existing `.klef` in this directory

@@ -81,5 +81,6 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
             ));
         }
     }
+    b.finish_reading().await;
     Ok(ExitStatus::SUCCESS)
 }

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use klef_core::backend::Backend as _;
 use klef_core::dotenv::{self, Format, Portability};
 
 use crate::context::Context;
@@ -55,8 +54,7 @@ pub(crate) struct Args {
 pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     let b = ctx.backend().await?;
     let t = ctx.target(&b).await?;
-    let current = b.secrets(&t.env.id).await?;
-    let key = ctx.environment_key(&b, &t).await?;
+    let (current, key) = ctx.current_secrets_and_key(&b, &t).await?;
     let entries = secrets::decrypt_all(&key, &t, &current)?;
     let rendered = dotenv::render(&entries, args.format.into());
     if args.format == FormatArg::Dotenv {
@@ -74,6 +72,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             args.output.display()
         ));
     }
+    b.finish_reading().await;
     Ok(ExitStatus::SUCCESS)
 }
 

@@ -21,6 +21,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Start, stop and inspect the key agent
 #[derive(Debug, clap::Subcommand)]
+#[command(defer = true)]
 pub(crate) enum Command {
     /// Start the agent if it is not running (does nothing when it is)
     Start(start::Args),

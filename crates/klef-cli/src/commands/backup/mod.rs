@@ -16,6 +16,7 @@ use crate::diagnostics::{ExitStatus, Failure};
 
 /// Back up and restore the vault
 #[derive(Debug, clap::Subcommand)]
+#[command(defer = true)]
 pub(crate) enum Command {
     /// Write an encrypted backup of the current workspace to FILE
     ///

@@ -12,6 +12,7 @@ use crate::diagnostics::ExitStatus;
 
 /// Manage the project's environments
 #[derive(Debug, clap::Subcommand)]
+#[command(defer = true)]
 pub(crate) enum Command {
     /// List the project's environments
     List(list::Args),

@@ -31,6 +31,7 @@ use crate::remote::RemoteBackend;
 
 /// Manage API keys (server mode)
 #[derive(Debug, clap::Subcommand)]
+#[command(defer = true)]
 pub(crate) enum Command {
     /// Create a user key (acts as you) or a scoped system key (CI); prints it once
     Create(create::Args),

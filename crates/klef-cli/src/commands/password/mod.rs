@@ -17,6 +17,7 @@ use crate::password;
 
 /// Manage the encryption password
 #[derive(Debug, clap::Subcommand)]
+#[command(defer = true)]
 pub(crate) enum Command {
     /// Choose a new encryption password (secrets are not re-encrypted)
     ///

@@ -9,6 +9,7 @@ use crate::diagnostics::ExitStatus;
 
 /// Manage projects
 #[derive(Debug, clap::Subcommand)]
+#[command(defer = true)]
 pub(crate) enum Command {
     /// List the projects of the current workspace
     List(list::Args),

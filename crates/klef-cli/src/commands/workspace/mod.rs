@@ -20,6 +20,7 @@ use crate::diagnostics::{ExitStatus, Failure};
 
 /// Manage workspaces
 #[derive(Debug, clap::Subcommand)]
+#[command(defer = true)]
 pub(crate) enum Command {
     /// List your workspaces
     List(list::Args),
