@@ -26,6 +26,8 @@ pub(crate) struct Context {
     pub(crate) global: GlobalArgs,
     pub(crate) printer: Printer,
     pub(crate) dirs: Dirs,
+    /// The agent connection [`Context::backend_and_agent`] opened, until a key is needed.
+    early_agent: std::sync::Mutex<Option<unlock::EarlyAgent>>,
 }
 
 /// A `.klef` file found on disk.
@@ -65,6 +67,7 @@ impl Context {
             global,
             printer,
             dirs,
+            early_agent: std::sync::Mutex::new(None),
         })
     }
 
@@ -83,6 +86,22 @@ impl Context {
     }
 
     /// The account, or a "run klef init" error when the vault has none yet.
+    /// [`Context::backend`] for a command that will decrypt: connects to the agent while the
+    /// vault opens (or the server answers), two waits on other processes at the same time.
+    /// The connection is used by the first [`Context::environment_key`].
+    pub(crate) async fn backend_and_agent(&self) -> Result<AnyBackend> {
+        if crate::commands::keys::ci::system_token()?.is_some() {
+            // A system key decrypts by itself; no agent is involved.
+            return self.backend().await;
+        }
+        let (b, early) = tokio::join!(self.backend(), unlock::connect_early(&self.global));
+        *self
+            .early_agent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = early;
+        b
+    }
+
     pub(crate) async fn account(&self, b: &AnyBackend) -> Result<Account> {
         b.account().await?.ok_or_else(|| {
             Failure::auth("there is no local account yet")
@@ -105,7 +124,12 @@ impl Context {
         when: Unlock,
     ) -> Result<KeySource> {
         let account = self.account(b).await?;
-        unlock::key_source(global, &account, b.vault_id(&account), when).await
+        let early = self
+            .early_agent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        unlock::key_source(global, &account, b.vault_id(&account), when, early).await
     }
 
     /// Unlocks and returns the key of the target environment.
@@ -123,7 +147,10 @@ impl Context {
         t: &Target,
     ) -> Result<(Vec<SecretVersion>, SymmetricKey)> {
         let secrets = async { Ok::<_, anyhow::Error>(b.secrets(&t.env.id).await?) };
-        tokio::try_join!(secrets, self.environment_key(b, t))
+        // The key first: its short vault query goes ahead of the long one, and the agent's
+        // unwrap then runs while the secrets are read.
+        let (key, secrets) = tokio::try_join!(self.environment_key(b, t), secrets)?;
+        Ok((secrets, key))
     }
 
     pub(crate) async fn environment_key_with(

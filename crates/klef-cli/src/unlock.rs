@@ -231,11 +231,15 @@ pub(crate) enum Unlock {
 /// Returns a key source for `account` that can unwrap its keys, asking for the password when
 /// `when` says. `vault` is the agent's name for the account's keys (`AnyBackend::vault_id`: the
 /// account id locally, `<server url>#<account id>` on a server).
+///
+/// `early` is the agent connection [`connect_early`] opened while the vault was opening; it
+/// replaces the connection this would open when nothing needs asking up front.
 pub(crate) async fn key_source(
     global: &GlobalArgs,
     account: &Account,
     vault: String,
     when: Unlock,
+    early: Option<EarlyAgent>,
 ) -> Result<KeySource> {
     // The agent to hand the key to after a password unlock (`None`: start one if needed).
     let mut healthy = None;
@@ -243,7 +247,11 @@ pub(crate) async fn key_source(
     if hand_off {
         // `--password-stdin` always uses the password, whatever the agent holds.
         let ask = (when == Unlock::Upfront && !global.password_stdin).then_some(vault.as_str());
-        match probe(global, ask).await {
+        let probed = match early {
+            Some(EarlyAgent(probed)) if ask.is_none() => probed,
+            _ => probe(global, ask).await,
+        };
+        match probed {
             Probe::Unlocked(client) => {
                 return Ok(KeySource::agent(client, vault, global, account, false));
             }
@@ -380,6 +388,20 @@ async fn probe(global: &GlobalArgs, vault: Option<&str>) -> Probe {
         }
         Err(e) => Probe::Unusable(broken_note(&e)),
     }
+}
+
+/// An agent connection opened ahead of its first use: see [`connect_early`].
+pub(crate) struct EarlyAgent(Probe);
+
+/// Connects to the agent (socket, peer check, version handshake) without asking it anything,
+/// so that a command can do it while the vault opens; [`key_source`] then uses that connection.
+/// `None` when no agent would be used: `KLEF_NO_AGENT=1`, `--password-stdin`. Starts nothing and
+/// prints nothing: an absent or unusable agent is reported by [`key_source`], as without it.
+pub(crate) async fn connect_early(global: &GlobalArgs) -> Option<EarlyAgent> {
+    if agent_disabled() || global.password_stdin {
+        return None;
+    }
+    Some(EarlyAgent(probe(global, None).await))
 }
 
 /// Caches the private key in the agent, starting it when none runs. A failure does not fail the

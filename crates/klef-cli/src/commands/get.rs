@@ -23,7 +23,7 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     secrets::check_name(&args.key)?;
-    let b = ctx.backend().await?;
+    let b = ctx.backend_and_agent().await?;
     let t = ctx.target(&b).await?;
     // The versions of this one name, not the whole environment: the newest is the current
     // value (or a delete).

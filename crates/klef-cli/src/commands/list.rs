@@ -20,7 +20,11 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
-    let b = ctx.backend().await?;
+    let b = if args.reveal {
+        ctx.backend_and_agent().await?
+    } else {
+        ctx.backend().await?
+    };
     let t = ctx.target(&b).await?;
     let mut current: Vec<_> = b
         .secrets(&t.env.id)

@@ -52,7 +52,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
-    let b = ctx.backend().await?;
+    let b = ctx.backend_and_agent().await?;
     let t = ctx.target(&b).await?;
     let (current, key) = ctx.current_secrets_and_key(&b, &t).await?;
     let entries = secrets::decrypt_all(&key, &t, &current)?;

@@ -43,7 +43,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             .hint("usage: klef run -- CMD [ARGS…]")
             .into());
     };
-    let b = ctx.backend().await?;
+    let b = ctx.backend_and_agent().await?;
     let t = ctx.target(&b).await?;
     let (current, key) = ctx.current_secrets_and_key(&b, &t).await?;
     let entries = secrets::decrypt_all(&key, &t, &current)?;
