@@ -74,6 +74,24 @@ macro_rules! live_secrets {
     };
 }
 
+/// Binds the seven columns that seal an account's master key, in this order: `kdf_algorithm`,
+/// `kdf_m_cost_kib`, `kdf_t_cost`, `kdf_p_cost`, `kdf_salt`, `master_key_by_password`,
+/// `master_key_by_recovery`, from `$keys` (`&AccountKeys`). Shared by [`insert_account!`] and
+/// `Store::replace_account_keys` (a password change or recovery rewrites exactly these).
+macro_rules! bind_master_key_seal {
+    ($query:expr, $keys:expr) => {{
+        let keys: &klef_core::model::AccountKeys = $keys;
+        $query
+            .bind($crate::rows::kdf_algorithm_name(keys.kdf.algorithm))
+            .bind(i64::from(keys.kdf.m_cost_kib))
+            .bind(i64::from(keys.kdf.t_cost))
+            .bind(i64::from(keys.kdf.p_cost))
+            .bind(keys.kdf.salt.as_bytes())
+            .bind(keys.master_key_by_password.as_bytes())
+            .bind(keys.master_key_by_recovery.as_bytes())
+    }};
+}
+
 /// Inserts an [`Account`](klef_core::model::Account) on `$conn` with a sign-in password hash (`Option<&str>`: `None` for
 /// a local vault's owner and for accounts restored from a backup); evaluates to
 /// `Result<_, sqlx::Error>`. The one place that knows the column order of `accounts`.
@@ -82,7 +100,7 @@ macro_rules! insert_account {
         let account: &klef_core::model::Account = $account;
         let password_hash: Option<&str> = $password_hash;
         let keys = &account.keys;
-        sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO accounts (id, email, password_hash, kdf_algorithm, kdf_m_cost_kib, \
              kdf_t_cost, kdf_p_cost, kdf_salt, master_key_by_password, master_key_by_recovery, \
              public_key, private_key_sealed, created_at) \
@@ -90,19 +108,13 @@ macro_rules! insert_account {
         )
         .bind(account.id.to_string())
         .bind(account.email.as_deref())
-        .bind(password_hash)
-        .bind($crate::rows::kdf_algorithm_name(keys.kdf.algorithm))
-        .bind(i64::from(keys.kdf.m_cost_kib))
-        .bind(i64::from(keys.kdf.t_cost))
-        .bind(i64::from(keys.kdf.p_cost))
-        .bind(keys.kdf.salt.as_bytes())
-        .bind(keys.master_key_by_password.as_bytes())
-        .bind(keys.master_key_by_recovery.as_bytes())
-        .bind(keys.public_key.as_bytes())
-        .bind(keys.private_key_sealed.as_bytes())
-        .bind(account.created_at)
-        .execute($conn)
-        .await
+        .bind(password_hash);
+        bind_master_key_seal!(query, keys)
+            .bind(keys.public_key.as_bytes())
+            .bind(keys.private_key_sealed.as_bytes())
+            .bind(account.created_at)
+            .execute($conn)
+            .await
     }};
 }
 

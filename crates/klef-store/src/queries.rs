@@ -13,8 +13,7 @@ use klef_core::model::{
 use klef_core::names::{validate_display_name, validate_key_name, validate_slug};
 
 use crate::rows::{
-    AccountRow, EnvironmentRow, LatestRow, ProjectRow, SecretRow, VersionRow, WorkspaceRow,
-    convert, kdf_algorithm_name,
+    AccountRow, EnvironmentRow, LatestRow, ProjectRow, SecretRow, VersionRow, WorkspaceRow, convert,
 };
 use crate::server::Audit;
 use crate::{Store, StoreError};
@@ -249,21 +248,15 @@ impl Store {
             {
                 return Err(invalid("the account key pair cannot be replaced"));
             }
-            sqlx::query(
+            let update = sqlx::query(
                 "UPDATE accounts SET kdf_algorithm = $2, kdf_m_cost_kib = $3, kdf_t_cost = $4, \
                  kdf_p_cost = $5, kdf_salt = $6, master_key_by_password = $7, \
                  master_key_by_recovery = $8 WHERE id = $1",
             )
-            .bind(&id)
-            .bind(kdf_algorithm_name(keys.kdf.algorithm))
-            .bind(i64::from(keys.kdf.m_cost_kib))
-            .bind(i64::from(keys.kdf.t_cost))
-            .bind(i64::from(keys.kdf.p_cost))
-            .bind(keys.kdf.salt.as_bytes())
-            .bind(keys.master_key_by_password.as_bytes())
-            .bind(keys.master_key_by_recovery.as_bytes())
-            .execute(&mut *tx)
-            .await?;
+            .bind(&id);
+            bind_master_key_seal!(update, keys)
+                .execute(&mut *tx)
+                .await?;
             if let Some(entry) = audit {
                 insert_audit!(&mut *tx, entry)?;
             }
