@@ -373,6 +373,27 @@ fn files_holding_secrets_are_private() {
     assert_private_tree(&other.klef_home());
 }
 
+#[test]
+fn readers_leave_the_vault_open_and_later_writes_are_seen() {
+    let ctx = vault();
+    let beside = |suffix: &str| PathBuf::from(format!("{}{suffix}", ctx.vault_path().display()));
+    let (name, value) = SECRETS[0];
+    let out = ctx.run_pw(["get", name]).success();
+    assert_eq!(out.stdout(), format!("{value}\n"));
+    // A reader exits without closing (Store::leave_open): SQLite's log and its index stay for
+    // the next command, private like the vault.
+    assert_mode(&beside("-shm"), 0o600);
+    assert_mode(&beside("-wal"), 0o600);
+
+    // The index a reader left behind does not hide or block a later write, nor the next
+    // reader's view of it.
+    ctx.run_pw(["set", "FOLDED", "written-after-a-reader"])
+        .success();
+    let out = ctx.run_pw(["get", "FOLDED"]).success();
+    assert_eq!(out.stdout(), "written-after-a-reader\n");
+    assert_private_tree(&ctx.klef_home());
+}
+
 /// Every file under `root`, recursively.
 fn walk(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

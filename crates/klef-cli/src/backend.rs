@@ -39,7 +39,7 @@ impl AnyBackend {
     /// open: a closing reader would checkpoint the (empty) write-ahead log and delete the
     /// shared-memory index that the next command then creates and sizes again, a dozen system
     /// calls and two file creations on every `klef get`. See `Store::leave_open`. Commands that
-    /// wrote close as usual, so the log is folded into the vault file after them.
+    /// wrote drop their connection as before (the write is committed either way).
     pub(crate) async fn finish_reading(self) {
         if let AnyBackend::Local(vault) = self {
             vault.leave_open().await;

@@ -181,9 +181,9 @@ impl Store {
     /// On `SQLite`, closing the last connection checkpoints the write-ahead log and deletes the
     /// shared-memory index that the next process then creates and sizes again; a reader that
     /// exits without closing leaves the database as a reader that was killed would, which
-    /// `SQLite` is built for. Do not use it after writing: the log then stays unfolded until
-    /// the next checkpoint (nothing is lost, but the database file alone is not the whole
-    /// database).
+    /// `SQLite` is built for. Meant for readers: after a write the log would stay unfolded until
+    /// the next automatic checkpoint (nothing is lost; the database file alone is then not the
+    /// whole database).
     pub async fn leave_open(self) {
         with_pool!(&self, pool => {
             // Waits for the connection the last query used: it goes back to the pool in a
