@@ -10,7 +10,7 @@
 //! The agent's own hardening (not dumpable, `RLIMIT_CORE` 0) is tested in `agent.rs`.
 
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -374,24 +374,55 @@ fn files_holding_secrets_are_private() {
 }
 
 #[test]
-fn readers_leave_the_vault_open_and_later_writes_are_seen() {
+fn commands_leave_the_vault_open_with_its_log_folded() {
     let ctx = vault();
     let beside = |suffix: &str| PathBuf::from(format!("{}{suffix}", ctx.vault_path().display()));
+    let log_len = || std::fs::metadata(beside("-wal")).map_or(0, |m| m.len());
     let (name, value) = SECRETS[0];
     let out = ctx.run_pw(["get", name]).success();
     assert_eq!(out.stdout(), format!("{value}\n"));
-    // A reader exits without closing (Store::leave_open): SQLite's log and its index stay for
-    // the next command, private like the vault.
+    // Commands exit without closing the vault (Store::leave_open): SQLite's log and its index
+    // stay for the next command, private like the vault.
     assert_mode(&beside("-shm"), 0o600);
     assert_mode(&beside("-wal"), 0o600);
 
-    // The index a reader left behind does not hide or block a later write, nor the next
-    // reader's view of it.
+    // A write is folded into the vault file before the command exits: the log is empty, so
+    // the next command does not read it back to rebuild its index, and the vault file alone
+    // holds every secret.
+    let big: Vec<String> = (0..2000)
+        .map(|i| format!("FOLD_{i:04}=value-number-{i}-of-a-push-large-enough-to-fill-the-log"))
+        .collect();
+    let big = big.join("\n");
+    std::fs::write(ctx.cwd().join("big.env"), big).expect("write big.env");
+    ctx.run_pw(["push", "big.env"]).success();
+    assert_eq!(log_len(), 0, "the log was left unfolded after a push");
     ctx.run_pw(["set", "FOLDED", "written-after-a-reader"])
         .success();
+    assert_eq!(log_len(), 0, "the log was left unfolded after a set");
+
+    let copy = TestContext::new();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(copy.vault_path().parent().expect("data dir"))
+        .expect("mkdir");
+    std::fs::copy(ctx.vault_path(), copy.vault_path()).expect("copy the vault file alone");
+    std::fs::create_dir_all(copy.cwd()).expect("project dir");
+    std::fs::copy(ctx.cwd().join(".klef"), copy.cwd().join(".klef")).expect("copy .klef");
+    let out = copy.run_pw(["get", "FOLDED"]).success();
+    assert_eq!(out.stdout(), "written-after-a-reader\n");
+    let out = copy.run_pw(["get", "FOLD_1999"]).success();
+    assert_eq!(
+        out.stdout(),
+        "value-number-1999-of-a-push-large-enough-to-fill-the-log\n"
+    );
+
+    // The index a reader left behind does not hide or block a later write, nor the next
+    // reader's view of it.
     let out = ctx.run_pw(["get", "FOLDED"]).success();
     assert_eq!(out.stdout(), "written-after-a-reader\n");
     assert_private_tree(&ctx.klef_home());
+    assert_private_tree(&copy.klef_home());
 }
 
 /// Every file under `root`, recursively.

@@ -90,6 +90,12 @@ impl TestContext {
         self.root.path()
     }
 
+    /// The directory commands run in (`my-app/` under the root).
+    #[must_use]
+    pub fn cwd(&self) -> &Path {
+        &self.cwd
+    }
+
     /// `KLEF_HOME` of this context.
     #[must_use]
     pub fn klef_home(&self) -> PathBuf {

@@ -35,17 +35,6 @@ impl AnyBackend {
         Ok(Self::Local(vault))
     }
 
-    /// Ends a command that only read, just before the process exits, leaving the local vault
-    /// open: a closing reader would checkpoint the (empty) write-ahead log and delete the
-    /// shared-memory index that the next command then creates and sizes again, a dozen system
-    /// calls and two file creations on every `klef get`. See `Store::leave_open`. Commands that
-    /// wrote drop their connection as before (the write is committed either way).
-    pub(crate) async fn finish_reading(self) {
-        if let AnyBackend::Local(vault) = self {
-            vault.leave_open().await;
-        }
-    }
-
     /// The server's URL in server mode, `None` for the local vault.
     pub(crate) fn server(&self) -> Option<&str> {
         match self {

@@ -28,6 +28,8 @@ pub(crate) struct Context {
     pub(crate) dirs: Dirs,
     /// The agent connection [`Context::backend_and_agent`] opened, until a key is needed.
     early_agent: std::sync::Mutex<Option<unlock::EarlyAgent>>,
+    /// The local vault this command opened, for [`Context::finish`].
+    vault: std::sync::Mutex<Option<klef_store::Store>>,
 }
 
 /// A `.klef` file found on disk.
@@ -68,7 +70,21 @@ impl Context {
             printer,
             dirs,
             early_agent: std::sync::Mutex::new(None),
+            vault: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Ends the command, just before the process exits: folds the local vault's write-ahead
+    /// log when the command (or a writer killed before it) left one, and exits without
+    /// closing the vault. See `Store::leave_open`.
+    pub(crate) async fn finish(self) {
+        let vault = self
+            .vault
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(store) = vault {
+            store.leave_open().await;
+        }
     }
 
     /// Opens the backend: a Klef server when one is named (`--server`, `KLEF_SERVER`, `.klef`,
@@ -82,7 +98,14 @@ impl Context {
         if crate::commands::keys::ci::token()?.is_some() {
             return Err(crate::commands::keys::ci::needs_server());
         }
-        AnyBackend::open_local(&self.dirs.vault()).await
+        let b = AnyBackend::open_local(&self.dirs.vault()).await?;
+        if let AnyBackend::Local(vault) = &b {
+            *self
+                .vault
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(vault.store().clone());
+        }
+        Ok(b)
     }
 
     /// The account, or a "run klef init" error when the vault has none yet.

@@ -45,12 +45,6 @@ impl LocalVault {
     }
 
     /// The underlying store.
-    /// Exits without closing the vault, for a command that only read: see
-    /// [`Store::leave_open`].
-    pub async fn leave_open(self) {
-        self.store.leave_open().await;
-    }
-
     #[must_use]
     pub fn store(&self) -> &Store {
         &self.store

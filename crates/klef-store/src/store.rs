@@ -123,7 +123,10 @@ impl Store {
     /// WAL with `NORMAL` is `SQLite`'s recommended setting: a committed transaction survives the
     /// process being killed at any point, and the file is never corrupted; after a power loss or
     /// an OS crash the last transactions committed before it may be rolled back (the WAL is
-    /// synced at checkpoints, not at every commit).
+    /// synced at checkpoints, not at every commit). The CLI folds the log at the end of every
+    /// command ([`Store::leave_open`]), a checkpoint that syncs, so a command that exited
+    /// normally has its writes on disk (unless another process held the vault at that moment,
+    /// in which case the next command's fold does it).
     ///
     /// A file that is not a Klef vault gives [`StoreError::NotAVault`], one written by a newer
     /// Klef [`StoreError::NewerVersion`]; neither is modified.
@@ -173,26 +176,68 @@ impl Store {
         with_pool!(self, pool => pool.close().await);
     }
 
-    /// Lets this process exit without closing its connection, for a process that only read
-    /// and is about to exit (the local vault, whose pool holds one connection): takes that
-    /// connection back once the last query has returned it, and keeps both from ever being
-    /// dropped.
+    /// Ends a command's use of the local vault just before the process exits: folds the
+    /// write-ahead log into the vault file when the log holds anything, then lets the process
+    /// exit without closing the connection (the local vault's pool holds one). Meant for the
+    /// end of every command, whether it read or wrote.
     ///
-    /// On `SQLite`, closing the last connection checkpoints the write-ahead log and deletes the
-    /// shared-memory index that the next process then creates and sizes again; a reader that
-    /// exits without closing leaves the database as a reader that was killed would, which
-    /// `SQLite` is built for. Meant for readers: after a write the log would stay unfolded until
-    /// the next automatic checkpoint (nothing is lost; the database file alone is then not the
-    /// whole database).
+    /// Folding (`wal_checkpoint(TRUNCATE)`) matters for every later command: the first
+    /// connection of a process rebuilds the log's shared-memory index by reading the whole log,
+    /// so an unfolded log (a 10,000-secret `push` leaves ≈ 1.7 MB) made every later `klef get`
+    /// read it again. Folded, the log is empty and the vault file alone is the whole database.
+    /// A command that only read finds the log empty and pays one `stat`; one that finds a log
+    /// left by a writer that was killed folds it. When another process is writing, the fold
+    /// waits for it like any writer would (the busy timeout), and a fold that cannot finish is
+    /// only logged: the data is committed either way.
+    ///
+    /// Not closing: closing the last connection would delete the log and its index, which the
+    /// next command then creates and sizes again; a process that exits without closing leaves
+    /// the database as a killed reader would, which `SQLite` is built for.
     pub async fn leave_open(self) {
-        with_pool!(&self, pool => {
-            // Waits for the connection the last query used: it goes back to the pool in a
-            // task of its own, and a connection dropped with the runtime would be closed.
-            if let Ok(conn) = pool.acquire().await {
-                std::mem::forget(conn);
+        match &self {
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite(pool) => {
+                // Waits for the connection the last query used: it goes back to the pool in a
+                // task of its own, and a connection dropped with the runtime would be closed.
+                if let Ok(mut conn) = pool.acquire().await {
+                    fold_log(pool, &mut conn).await;
+                    std::mem::forget(conn);
+                }
             }
-        });
+            #[cfg(feature = "postgres")]
+            Store::Postgres(pool) => {
+                if let Ok(conn) = pool.acquire().await {
+                    std::mem::forget(conn);
+                }
+            }
+        }
         std::mem::forget(self);
+    }
+}
+
+/// Folds the `SQLite` write-ahead log into the database file and empties it, when it holds
+/// anything (see [`Store::leave_open`]). Failures are logged, never returned: the log is
+/// only an optimisation's concern at this point.
+#[cfg(feature = "sqlite")]
+async fn fold_log(pool: &SqlitePool, conn: &mut SqliteConnection) {
+    let mut log = pool.connect_options().get_filename().as_os_str().to_owned();
+    log.push("-wal");
+    match std::fs::metadata(&log) {
+        Ok(meta) if meta.len() > 0 => {}
+        _ => return,
+    }
+    let folded: Result<(i64, i64, i64), sqlx::Error> =
+        sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&mut *conn)
+            .await;
+    match folded {
+        Ok((0, pages, copied)) => tracing::debug!(pages, copied, "folded the write-ahead log"),
+        Ok((_, pages, copied)) => tracing::debug!(
+            pages,
+            copied,
+            "the write-ahead log was not folded: another process is using the vault"
+        ),
+        Err(e) => tracing::debug!(error = %e, "the write-ahead log was not folded"),
     }
 }
 

@@ -54,6 +54,5 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         line.push('\n');
         ctx.printer.data(&line)?;
     }
-    b.finish_reading().await;
     Ok(ExitStatus::SUCCESS)
 }

@@ -85,6 +85,5 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
             ));
         }
     }
-    b.finish_reading().await;
     Ok(ExitStatus::SUCCESS)
 }

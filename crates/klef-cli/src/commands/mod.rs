@@ -40,7 +40,7 @@ use crate::printer::Printer;
 /// Runs the parsed command line.
 pub(crate) async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus> {
     let ctx = Context::new(cli.global, printer)?;
-    match cli.command {
+    let status = match cli.command {
         Command::Init(args) => init::run(args, &ctx).await,
         Command::Link(args) => link::run(args, &ctx).await,
         Command::Projects(cmd) => projects::run(cmd, &ctx).await,
@@ -69,5 +69,7 @@ pub(crate) async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus> {
         Command::Backup(cmd) => backup::run(cmd, &ctx).await,
         Command::Completions(args) => completions::run(&args, &ctx),
         Command::Man => man::run(&ctx),
-    }
+    };
+    ctx.finish().await;
+    status
 }

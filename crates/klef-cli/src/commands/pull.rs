@@ -72,7 +72,6 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             args.output.display()
         ));
     }
-    b.finish_reading().await;
     Ok(ExitStatus::SUCCESS)
 }
 
