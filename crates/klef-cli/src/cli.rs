@@ -1,10 +1,66 @@
 //! The clap tree: `Cli { global, command }` (STYLE.md rule 7). Help text comes from the `///`
 //! doc comments; the first line is the short help.
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use std::ffi::OsString;
+
+use clap::{
+    ArgAction, ArgMatches, Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand,
+};
 use klef_core::env::EnvVars;
 
 use crate::commands;
+
+/// A parsed command line: the global flags and the subcommand.
+#[derive(Debug)]
+pub(crate) struct Cli {
+    pub(crate) global: GlobalArgs,
+    pub(crate) command: Command,
+}
+
+impl Cli {
+    /// The whole clap tree: [`Top`] with every subcommand.
+    pub(crate) fn command() -> clap::Command {
+        Command::augment_subcommands(Top::command())
+    }
+
+    /// The clap tree for parsing `args` (the first is the program name): [`Top`] with only the
+    /// subcommands whose name or alias is one of `args`, so building it costs what the command
+    /// line uses. clap copies every global flag into every subcommand before it parses; with
+    /// the whole tree that is nine flags into thirty subcommands, ≈ 0.5 MB of allocations and
+    /// 90 page faults on every start, `klef --version` included.
+    ///
+    /// A successful parse is the whole tree's: a parse only descends into subcommands named on
+    /// the command line, and every one of them is here. Anything else (help, a usage error with
+    /// its suggestions) depends on the subcommands left out, so the caller parses again with
+    /// [`Cli::command`] unless the result is the version, which does not.
+    pub(crate) fn command_for(args: &[OsString]) -> clap::Command {
+        let all = Command::augment_subcommands(clap::Command::new("klef"));
+        let named = all
+            .get_subcommands()
+            .filter(|sc| {
+                let mut names = std::iter::once(sc.get_name()).chain(sc.get_all_aliases());
+                names.any(|name| args.iter().skip(1).any(|arg| arg == name))
+            })
+            .cloned();
+        Top::command().subcommands(named)
+    }
+
+    /// The parsed command line from a tree built by [`Cli::command`] or [`Cli::command_for`].
+    pub(crate) fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        Ok(Self {
+            global: GlobalArgs::from_arg_matches(matches)?,
+            command: Command::from_arg_matches(matches)?,
+        })
+    }
+
+    /// Parses `args` as `klef` does (for tests).
+    #[cfg(test)]
+    pub(crate) fn try_parse_from<const N: usize>(args: [&str; N]) -> Result<Self, clap::Error> {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        let matches = Self::command_for(&args).try_get_matches_from(&args)?;
+        Self::from_arg_matches(&matches)
+    }
+}
 
 /// End-to-end encrypted secrets for developers.
 ///
@@ -13,12 +69,17 @@ use crate::commands;
 /// password, locked), 4 permission denied, 5 not found, 6 server unreachable, 7 conflict;
 /// `klef run` exits with its command's code.
 #[derive(Debug, Parser)]
-#[command(name = "klef", version, propagate_version = true, max_term_width = 100)]
-pub(crate) struct Cli {
+#[command(
+    name = "klef",
+    version,
+    propagate_version = true,
+    max_term_width = 100,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub(crate) struct Top {
     #[command(flatten)]
     pub(crate) global: GlobalArgs,
-    #[command(subcommand)]
-    pub(crate) command: Command,
 }
 
 /// Flags accepted by every command.
@@ -64,7 +125,8 @@ pub(crate) struct GlobalArgs {
     pub(crate) profile: Option<String>,
 }
 
-/// The subcommands.
+// The subcommands. No doc comment: clap would make it the about text of the tree they are
+// added to, over `Top`'s.
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
 pub(crate) enum Command {
@@ -139,8 +201,6 @@ pub(crate) enum Command {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory as _;
-
     use super::*;
 
     #[test]
@@ -159,5 +219,96 @@ mod tests {
     #[test]
     fn no_prefix_matching() {
         assert!(Cli::try_parse_from(["klef", "ge", "K"]).is_err());
+    }
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_tree_for_a_command_line_holds_the_subcommands_it_names() {
+        let names = |args: &[&str]| -> Vec<String> {
+            Cli::command_for(&os(args))
+                .get_subcommands()
+                .map(|sc| sc.get_name().to_owned())
+                .collect()
+        };
+        assert!(names(&["klef", "--version"]).is_empty());
+        assert_eq!(names(&["klef", "get", "KEY"]), ["get"]);
+        // Every token counts, wherever it is: a flag's value that names a subcommand keeps it.
+        assert_eq!(
+            names(&["klef", "-e", "list", "get", "KEY"]),
+            ["get", "list"]
+        );
+        // The program name itself is not an argument.
+        assert!(names(&["run"]).is_empty());
+        for sc in Cli::command().get_subcommands() {
+            Cli::command_for(&os(&["klef", sc.get_name()])).debug_assert();
+        }
+        Cli::command_for(&os(&["klef"])).debug_assert();
+    }
+
+    /// Whatever parses with the subcommands a command line names parses the same with the
+    /// whole tree; what fails may fail differently (the caller parses again with the whole tree
+    /// for the message).
+    #[test]
+    fn the_tree_for_a_command_line_parses_as_the_whole_tree() {
+        let lines: &[&[&str]] = &[
+            &["klef", "get", "KEY"],
+            &["klef", "-e", "staging", "get", "KEY", "--plain"],
+            &["klef", "get", "KEY", "--json", "-p", "my-app", "-vv"],
+            &["klef", "--env=list", "list", "--reveal"],
+            &["klef", "run", "--", "env", "get", "-e", "x"],
+            &["klef", "run", "--", "printenv"],
+            &["klef", "env", "use", "staging"],
+            &["klef", "env", "create", "qa", "--json"],
+            &[
+                "klef",
+                "keys",
+                "create",
+                "ci",
+                "--scope",
+                "app:prod",
+                "--permission",
+                "read",
+            ],
+            &["klef", "pull", "-o", "-"],
+            &["klef", "push", ".env", "--dry-run"],
+            &["klef", "set", "A=1", "B=2"],
+            &["klef", "unset", "A"],
+            &["klef", "--profile", "work", "lock"],
+            &["klef", "init", "get"],
+            &["klef", "agent", "status"],
+            &["klef", "completions", "zsh"],
+            &["klef", "man"],
+            &["klef"],
+            &["klef", "gett"],
+            &["klef", "get"],
+            &["klef", "get", "--nope"],
+            &["klef", "help", "get"],
+            &["klef", "get", "--help"],
+            &["klef", "env", "--version"],
+            &["klef", "-q", "-v", "get", "KEY"],
+        ];
+        for line in lines {
+            let args = os(line);
+            let named = Cli::command_for(&args).try_get_matches_from(&args);
+            let whole = Cli::command().try_get_matches_from(&args);
+            match (named, whole) {
+                (Ok(named), Ok(whole)) => {
+                    let named = Cli::from_arg_matches(&named).expect("named tree");
+                    let whole = Cli::from_arg_matches(&whole).expect("whole tree");
+                    assert_eq!(format!("{named:?}"), format!("{whole:?}"), "{line:?}");
+                }
+                (Ok(named), Err(e)) => panic!("{line:?}: {named:?} but the whole tree says {e}"),
+                (Err(named), Ok(_)) if named.kind() != clap::error::ErrorKind::DisplayVersion => {}
+                (Err(_), Ok(_)) => panic!("{line:?}: version only from the named tree"),
+                (Err(named), Err(whole)) => {
+                    if named.kind() == clap::error::ErrorKind::DisplayVersion {
+                        assert_eq!(named.to_string(), whole.to_string(), "{line:?}");
+                    }
+                }
+            }
+        }
     }
 }

@@ -34,8 +34,6 @@ mod unlock;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory as _, FromArgMatches as _};
-
 pub use diagnostics::ExitStatus;
 
 /// The complete clap command tree of `klef` (for completions, docs and tests).
@@ -68,7 +66,7 @@ pub fn main() -> ExitCode {
 pub fn main_with_args<I, T>(args: I) -> ExitCode
 where
     I: IntoIterator<Item = T>,
-    T: Into<std::ffi::OsString> + Clone,
+    T: Into<std::ffi::OsString>,
 {
     // Files we create (vault, config, `.env`) must never be group- or world-readable, even
     // before we set their mode explicitly.
@@ -78,13 +76,8 @@ where
         rustix::process::umask(Mode::from_bits_truncate(0o077));
     }
 
-    let mut command = command();
-    let parsed = command.try_get_matches_from_mut(args);
-    // The command tree (every subcommand, argument and help text) is not used after parsing
-    // and the process ends soon: freeing its thousands of allocations one by one costs
-    // ≈ 0.22 M instructions, 3 % of a warm `klef run -- true`, so the OS reclaims it instead.
-    std::mem::forget(command);
-    let matches = match parsed {
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let matches = match parse(&args) {
         Ok(m) => m,
         Err(err) => return diagnostics::clap_error(&err),
     };
@@ -110,5 +103,27 @@ where
     match status {
         Ok(status) => status.into(),
         Err(err) => diagnostics::report(&printer, &err).into(),
+    }
+}
+
+/// Parses the command line with the subcommands it names ([`cli::Cli::command_for`]), and
+/// again with the whole tree when that gives anything but a result or the version: help and
+/// usage errors list and suggest subcommands.
+fn parse(args: &[std::ffi::OsString]) -> Result<clap::ArgMatches, clap::Error> {
+    let mut named = cli::Cli::command_for(args);
+    let parsed = named.try_get_matches_from_mut(args);
+    // The command tree (every subcommand, argument and help text) is not used after parsing
+    // and the process ends soon: freeing its allocations one by one costs more than the OS
+    // reclaiming them at exit.
+    std::mem::forget(named);
+    match parsed {
+        Ok(matches) => Ok(matches),
+        Err(err) if err.kind() == clap::error::ErrorKind::DisplayVersion => Err(err),
+        Err(_) => {
+            let mut whole = command();
+            let parsed = whole.try_get_matches_from_mut(args);
+            std::mem::forget(whole);
+            parsed
+        }
     }
 }
