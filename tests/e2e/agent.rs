@@ -221,6 +221,40 @@ fn lock_wipes_the_keys_and_the_agent_keeps_running() {
     s.ctx.run(["lock"]).success().stderr_has("not running");
 }
 
+/// `klef run` replaces itself with the command (decision 0010); an agent it starts must not
+/// become that command's child, nor leave a launcher behind as one.
+#[test]
+fn the_agent_klef_run_starts_is_nobodys_child() {
+    let s = AgentSession::new();
+    // `read` is a shell builtin: the shell lists its children without starting one.
+    let out = s
+        .ctx
+        .run_pw([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "read -r kids < /proc/$$/task/$$/children; echo \"children=[$kids]\"",
+        ])
+        .success();
+    let pid = s.status()["pid"]
+        .as_u64()
+        .expect("klef run started the agent");
+    assert_eq!(out.stdout().trim(), "children=[]", "agent pid {pid}");
+    assert!(s.unlocked(), "the agent klef run started holds the key");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("agent stat");
+    // Fields after the command name: state, ppid.
+    let parent = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.split(' ').nth(1))
+        .expect("ppid in /proc/PID/stat");
+    assert_ne!(
+        parent,
+        std::process::id().to_string(),
+        "the agent is the test's child"
+    );
+}
+
 #[test]
 fn agent_stop_ends_the_process_and_removes_the_socket() {
     let s = AgentSession::new();

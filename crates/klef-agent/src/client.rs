@@ -343,58 +343,79 @@ async fn replace_old_agent(paths: &AgentPaths, pid: u32) -> Result<(), ClientErr
     Ok(())
 }
 
-/// Spawns the agent detached (new session, stdin null) and waits for its readiness line.
+/// Starts the agent and waits until it serves. `bin` runs as a launcher (see
+/// [`crate::daemon`]): it starts the agent proper, relays its readiness or its error, and
+/// exits, so the agent is nobody's child (not `klef`'s, nor the command `klef run` becomes).
 async fn start(paths: &AgentPaths, bin: &Path) -> Result<(), ClientError> {
-    let fail = |message: String| ClientError::StartFailed {
-        bin: bin.to_owned(),
-        message,
-    };
     paths.ensure_dir()?;
     let mut cmd = tokio::process::Command::new(bin);
     cmd.arg("--runtime-dir").arg(paths.dir());
+    spawn_until_ready(cmd, Ready::ThenExits)
+        .await
+        .map_err(|message| ClientError::StartFailed {
+            bin: bin.to_owned(),
+            message,
+        })
+}
+
+/// What a process started by [`spawn_until_ready`] does once it is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ready {
+    /// It exits (the launcher): wait for it, so it is not left a zombie.
+    ThenExits,
+    /// It keeps running (the agent proper): leave it.
+    ThenServes,
+}
+
+/// Spawns `cmd` in a new session (stdin null, stdout and stderr on pipes) and waits for its
+/// readiness line; `Err` holds why it did not get ready (its stderr when it says). An exit with
+/// success and no readiness line means another agent won the race to start, which is success
+/// too.
+pub(crate) async fn spawn_until_ready(
+    mut cmd: tokio::process::Command,
+    ready: Ready,
+) -> Result<(), String> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(false);
     crate::hardening::start_new_session(&mut cmd);
-    let mut child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| fail("no stdout pipe".into()))?;
+    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+    let stdout = child.stdout.take().ok_or("no stdout pipe")?;
     let mut line = String::new();
     let read = timeout(START_TIMEOUT, BufReader::new(stdout).read_line(&mut line)).await;
     match read {
-        Err(_) => Err(fail(format!(
-            "not ready within {}s",
-            START_TIMEOUT.as_secs()
-        ))),
-        Ok(Ok(_)) if line.trim_end() == READY_LINE => Ok(()),
-        Ok(Err(e)) => Err(fail(e.to_string())),
-        Ok(Ok(_)) => {
-            // No readiness line: the agent exited. Success means another agent won the race.
-            let status = timeout(START_TIMEOUT, child.wait())
-                .await
-                .map_err(|_| fail("it neither started nor exited".into()))?
-                .map_err(|e| fail(e.to_string()))?;
-            if status.success() {
-                return Ok(());
+        Err(_) => return Err(format!("not ready within {}s", START_TIMEOUT.as_secs())),
+        Ok(Err(e)) => return Err(e.to_string()),
+        Ok(Ok(_)) if line.trim_end() == READY_LINE => {
+            if ready == Ready::ThenExits {
+                let _ = timeout(START_TIMEOUT, child.wait()).await;
             }
-            let mut err = String::new();
-            if let Some(stderr) = child.stderr.take() {
-                let _ = timeout(
-                    Duration::from_secs(1),
-                    stderr.take(64 * 1024).read_to_string(&mut err),
-                )
-                .await;
-            }
-            let err = err.trim();
-            let err = err.strip_prefix("klef-agent: error: ").unwrap_or(err);
-            Err(fail(if err.is_empty() {
-                format!("it exited with {status}")
-            } else {
-                err.to_owned()
-            }))
+            return Ok(());
         }
+        Ok(Ok(_)) => {}
     }
+    // No readiness line: it exited.
+    let status = timeout(START_TIMEOUT, child.wait())
+        .await
+        .map_err(|_| "it neither started nor exited".to_owned())?
+        .map_err(|e| e.to_string())?;
+    if status.success() {
+        return Ok(());
+    }
+    let mut err = String::new();
+    if let Some(stderr) = child.stderr.take() {
+        let _ = timeout(
+            Duration::from_secs(1),
+            stderr.take(64 * 1024).read_to_string(&mut err),
+        )
+        .await;
+    }
+    let err = err.trim();
+    let err = err.strip_prefix("klef-agent: error: ").unwrap_or(err);
+    Err(if err.is_empty() {
+        format!("it exited with {status}")
+    } else {
+        err.to_owned()
+    })
 }

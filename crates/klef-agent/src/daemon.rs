@@ -1,10 +1,14 @@
 //! The `klef-agent` program: hardening, configuration, single-instance start-up, logging,
 //! signal handling and clean shutdown around [`crate::server::serve`].
 //!
-//! The agent never forks. `klef` starts it through [`crate::client::ensure_running`] in a new
-//! session with stdin at `/dev/null` and stdout/stderr on pipes: the agent writes `ready` on
-//! stdout once its socket is bound (the readiness signal), or a message on stderr and exits
-//! non-zero when it cannot start. After that it only writes to its log file.
+//! The agent never forks. `klef` starts it through [`crate::client::ensure_running`]: it runs
+//! `klef-agent` (the launcher), which starts `klef-agent --detached` (the agent proper) in a new
+//! session with stdin at `/dev/null` and stdout/stderr on pipes, relays its readiness or its
+//! error, and exits, so the agent is left with no parent but init (or a subreaper): not
+//! `klef`, nor the command `klef run` replaces itself with. The agent writes `ready` on stdout
+//! once its socket is bound (the readiness signal), or a message on stderr and exits non-zero
+//! when it cannot start; the launcher passes on the same. After that the agent only writes to
+//! its log file.
 
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
@@ -34,7 +38,8 @@ const MAX_LOG_BYTES: u64 = 1 << 20;
 const USAGE: &str = "\
 usage: klef-agent [--foreground] [--runtime-dir DIR]
 
-Caches Klef's unlocked keys for this user; `klef` starts it on demand.
+Caches Klef's unlocked keys for this user; `klef` starts it on demand. Without --foreground it
+starts the agent in the background, prints `ready` once it serves, and exits.
 
 options:
   --foreground        log to stderr instead of the runtime directory's agent.log
@@ -54,11 +59,14 @@ pub fn main() -> ExitCode {
     let hardening = harden_process();
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let mut foreground = false;
+    let mut detached = false;
     let mut runtime_dir = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.to_str() {
             Some("--foreground") => foreground = true,
+            // The agent proper, started by the launcher below (not in the usage: internal).
+            Some("--detached") => detached = true,
             Some("--runtime-dir") => match args.next() {
                 Some(dir) if !dir.is_empty() => runtime_dir = Some(PathBuf::from(dir)),
                 _ => {
@@ -83,6 +91,9 @@ pub fn main() -> ExitCode {
             }
         }
     }
+    if !foreground && !detached {
+        return launch(runtime_dir.as_deref());
+    }
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     match run(foreground, runtime_dir, &hardening) {
         Ok(code) => code,
@@ -91,6 +102,38 @@ pub fn main() -> ExitCode {
             let _ = writeln!(io::stderr(), "klef-agent: error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The launcher: starts the agent proper (`--detached`, in a new session), waits until it
+/// serves, passes on its readiness line or its error, and exits. See the module's doc.
+fn launch(runtime_dir: Option<&Path>) -> ExitCode {
+    let fail = |message: &str| {
+        let _ = writeln!(io::stderr(), "klef-agent: error: {message}");
+        ExitCode::FAILURE
+    };
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return fail(&format!("cannot find its own executable: {e}")),
+    };
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg("--detached");
+    if let Some(dir) = runtime_dir {
+        cmd.arg("--runtime-dir").arg(dir);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(crate::client::spawn_until_ready(
+        cmd,
+        crate::client::Ready::ThenServes,
+    )) {
+        Ok(()) => print_out(READY_LINE),
+        Err(message) => fail(&message),
     }
 }
 
