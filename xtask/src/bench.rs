@@ -533,6 +533,11 @@ impl Sandbox {
     }
 
     /// A command with the sandbox's environment, run in `cwd`.
+    ///
+    /// `LD_LIBRARY_PATH` is removed: `cargo xtask` runs under `cargo run`, which points it at
+    /// four build and toolchain directories, and the dynamic loader of every timed process
+    /// then looked for each shared library in all of them first (`true`: 42 `openat` instead
+    /// of 2; `klef`, three libraries, more), time no user's shell adds.
     fn command(&self, program: impl AsRef<std::ffi::OsStr>, cwd: &Path) -> Command {
         let mut cmd = Command::new(program);
         for (k, _) in std::env::vars_os() {
@@ -542,7 +547,11 @@ impl Sandbox {
                 || k.starts_with("DOTENV_")
                 || matches!(
                     &*k,
-                    "NO_COLOR" | "RUST_LOG" | "GNUPGHOME" | "PASSWORD_STORE_DIR"
+                    "NO_COLOR"
+                        | "RUST_LOG"
+                        | "GNUPGHOME"
+                        | "PASSWORD_STORE_DIR"
+                        | "LD_LIBRARY_PATH"
                 )
             {
                 cmd.env_remove(&*k);
