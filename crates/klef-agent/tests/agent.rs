@@ -26,8 +26,11 @@ struct Agent {
     paths: AgentPaths,
 }
 
+/// The agent proper (`--detached`: what the launcher `klef` runs starts), so the child is the
+/// agent itself: its pid, its signals, its exit.
 fn agent_command(home: &Path, envs: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
+    cmd.arg("--detached");
     cmd.env_clear()
         .env("KLEF_HOME", home)
         .envs(envs.iter().copied());
@@ -573,14 +576,25 @@ fn timeouts_above_the_defaults_are_refused_with_a_clear_message() {
     ];
     for (var, value, message) in cases {
         let home = tempfile::tempdir().unwrap();
-        let out = agent_command(home.path(), &[(var, value)])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{var}={value}: {stderr}");
-        assert!(stderr.contains(message), "{var}={value}: {stderr}");
-        assert!(out.stdout.is_empty());
-        assert!(!home.path().join("run/agent.sock").exists());
+        let detached = agent_command(home.path(), &[(var, value)]);
+        // Without `--detached`, the launcher passes the agent's error on.
+        let launcher = {
+            let mut cmd = Command::new(BIN);
+            cmd.env_clear()
+                .env("KLEF_HOME", home.path())
+                .env(var, value)
+                .stdin(Stdio::null());
+            cmd
+        };
+        for mut cmd in [detached, launcher] {
+            let out = cmd.output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{var}={value}: {stderr}");
+            assert!(stderr.contains(message), "{var}={value}: {stderr}");
+            assert_eq!(stderr.matches("klef-agent: error:").count(), 1, "{stderr}");
+            assert!(out.stdout.is_empty());
+            assert!(!home.path().join("run/agent.sock").exists());
+        }
     }
 }
 
@@ -601,6 +615,9 @@ async fn ensure_running_starts_a_detached_agent_once() {
         .parse()
         .unwrap();
     assert_eq!(session, pid);
+    // Started through the launcher, which has exited: the agent is not this process's child.
+    let parent = after_comm.split_whitespace().nth(1).unwrap();
+    assert_ne!(parent, std::process::id().to_string());
     assert_eq!(client.status().await.unwrap().pid, pid);
     let again = ensure_running(&paths, Path::new(BIN)).await.unwrap();
     assert_eq!(again.pid(), pid, "a running agent is reused");
