@@ -29,8 +29,14 @@ struct Agent {
 /// The agent proper (`--detached`: what the launcher `klef` runs starts), so the child is the
 /// agent itself: its pid, its signals, its exit.
 fn agent_command(home: &Path, envs: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = launcher_command(home, envs);
     cmd.arg("--detached");
+    cmd
+}
+
+/// Plain `klef-agent`: the launcher, which starts the agent proper and exits.
+fn launcher_command(home: &Path, envs: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
     cmd.env_clear()
         .env("KLEF_HOME", home)
         .envs(envs.iter().copied());
@@ -576,17 +582,11 @@ fn timeouts_above_the_defaults_are_refused_with_a_clear_message() {
     ];
     for (var, value, message) in cases {
         let home = tempfile::tempdir().unwrap();
-        let detached = agent_command(home.path(), &[(var, value)]);
         // Without `--detached`, the launcher passes the agent's error on.
-        let launcher = {
-            let mut cmd = Command::new(BIN);
-            cmd.env_clear()
-                .env("KLEF_HOME", home.path())
-                .env(var, value)
-                .stdin(Stdio::null());
-            cmd
-        };
-        for mut cmd in [detached, launcher] {
+        for mut cmd in [
+            agent_command(home.path(), &[(var, value)]),
+            launcher_command(home.path(), &[(var, value)]),
+        ] {
             let out = cmd.output().unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(1), "{var}={value}: {stderr}");

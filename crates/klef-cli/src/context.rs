@@ -108,7 +108,6 @@ impl Context {
         Ok(b)
     }
 
-    /// The account, or a "run klef init" error when the vault has none yet.
     /// [`Context::backend`] for a command that will decrypt: connects to the agent while the
     /// vault opens (or the server answers), two waits on other processes at the same time.
     /// The connection is used by the first [`Context::environment_key`].
@@ -125,6 +124,7 @@ impl Context {
         b
     }
 
+    /// The account, or a "run klef init" error when the vault has none yet.
     pub(crate) async fn account(&self, b: &AnyBackend) -> Result<Account> {
         b.account().await?.ok_or_else(|| {
             Failure::auth("there is no local account yet")

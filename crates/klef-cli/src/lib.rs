@@ -110,20 +110,21 @@ where
 /// again with the whole tree when that gives anything but a result or the version: help and
 /// usage errors list and suggest subcommands.
 fn parse(args: &[std::ffi::OsString]) -> Result<clap::ArgMatches, clap::Error> {
-    let mut named = cli::Cli::command_for(args);
-    let parsed = named.try_get_matches_from_mut(args);
-    // The command tree (every subcommand, argument and help text) is not used after parsing
-    // and the process ends soon: freeing its allocations one by one costs more than the OS
-    // reclaiming them at exit.
-    std::mem::forget(named);
-    match parsed {
+    match parse_with(cli::Cli::command_for(args), args) {
         Ok(matches) => Ok(matches),
         Err(err) if err.kind() == clap::error::ErrorKind::DisplayVersion => Err(err),
-        Err(_) => {
-            let mut whole = command();
-            let parsed = whole.try_get_matches_from_mut(args);
-            std::mem::forget(whole);
-            parsed
-        }
+        Err(_) => parse_with(command(), args),
     }
+}
+
+/// Parses `args` with `tree`, then forgets the tree: it (every subcommand, argument and help
+/// text) is not used after parsing and the process ends soon, so freeing its allocations one
+/// by one costs more than the OS reclaiming them at exit.
+fn parse_with(
+    mut tree: clap::Command,
+    args: &[std::ffi::OsString],
+) -> Result<clap::ArgMatches, clap::Error> {
+    let parsed = tree.try_get_matches_from_mut(args);
+    std::mem::forget(tree);
+    parsed
 }

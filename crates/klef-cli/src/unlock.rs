@@ -444,7 +444,6 @@ fn hand_off_failed(global: &GlobalArgs, e: &ClientError) {
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
     use crate::cli::Cli;
 
