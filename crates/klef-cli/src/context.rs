@@ -29,7 +29,7 @@ pub(crate) struct Context {
     /// The agent connection [`Context::backend_and_agent`] opened, until a key is needed.
     early_agent: std::sync::Mutex<Option<unlock::EarlyAgent>>,
     /// The local vault this command opened, for [`Context::finish`].
-    vault: std::sync::Mutex<Option<klef_store::Store>>,
+    vault: std::sync::Mutex<Option<klef_store::LocalVault>>,
 }
 
 /// A `.klef` file found on disk.
@@ -82,8 +82,8 @@ impl Context {
             .vault
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(store) = vault {
-            store.leave_open().await;
+        if let Some(vault) = vault {
+            vault.leave_open().await;
         }
     }
 
@@ -103,7 +103,7 @@ impl Context {
             *self
                 .vault
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(vault.store().clone());
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(vault.clone());
         }
         Ok(b)
     }

@@ -98,6 +98,22 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// A database error on the CLI's blocking read connection (`crate::blocking`). The message
+    /// never contains bound values (`SQLite`'s messages do not quote them).
+    #[cfg(feature = "sqlite")]
+    #[error("database error: {source}")]
+    Sqlite {
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+#[cfg(feature = "sqlite")]
+impl From<rusqlite::Error> for StoreError {
+    fn from(source: rusqlite::Error) -> Self {
+        StoreError::Sqlite { source }
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -64,6 +64,27 @@ macro_rules! write_tx {
     };
 }
 
+/// Declares a row struct read by column name, from one field list: `#[derive(sqlx::FromRow)]`
+/// for the pools and `blocking::FromRow` for the CLI's blocking reads of the local vault
+/// (`blocking::Reader`). Every field is a column of the same name.
+macro_rules! row {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident { $($fvis:vis $field:ident: $ty:ty,)* }
+    ) => {
+        $(#[$meta])*
+        #[derive(sqlx::FromRow)]
+        $vis struct $name { $($fvis $field: $ty,)* }
+
+        #[cfg(feature = "sqlite")]
+        impl $crate::blocking::FromRow for $name {
+            fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                Ok(Self { $($field: row.get(stringify!($field))?,)* })
+            }
+        }
+    };
+}
+
 /// The `WHERE` condition, on `secrets s`, selecting the latest version of every live name of
 /// environment `$1` (a name whose latest version is a delete is left out).
 macro_rules! live_secrets {
@@ -119,11 +140,14 @@ macro_rules! insert_account {
 }
 
 mod backup;
+#[cfg(feature = "sqlite")]
+mod blocking;
 mod error;
 mod local;
 #[macro_use]
 pub mod server;
 mod queries;
+mod reads;
 mod rows;
 mod store;
 

@@ -1,8 +1,8 @@
 //! [`LocalVault`]: the embedded single-account vault, a [`Backend`] over a [`Store`] whose one
 //! account is the caller.
 
-use std::path::Path;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use klef_core::backend::{Backend, BackendError, BackendResult};
 use klef_core::ids::{AccountId, EnvironmentId, ProjectId, WorkspaceId};
@@ -11,16 +11,34 @@ use klef_core::model::{
     SecretVersion, SecretWrite, Workspace,
 };
 
+use crate::reads::{self, Db};
 use crate::{Store, StoreError};
 
 /// The author recorded on secret versions written through a [`LocalVault`].
 pub const LOCAL_AUTHOR: &str = "local";
 
 /// The local vault: one account (created by `klef init`), its workspaces, projects and secrets
-/// in one `SQLite` file. Every [`Backend`] call acts as that account.
-#[derive(Debug)]
+/// in one `SQLite` file. Every [`Backend`] call acts as that account. Cheap to clone (the
+/// handle is shared).
+///
+/// [`LocalVault::open`] on a vault this build can use as it is reads it through a blocking
+/// connection on the calling thread (docs/decisions/0012-blocking-vault-reads.md) and opens the
+/// sqlx [`Store`] only when the command writes; any other file is opened as a [`Store`] right
+/// away, which creates, migrates or refuses it.
+#[derive(Debug, Clone)]
 pub struct LocalVault {
-    store: Store,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The vault file, to open the store on first write (`None` for [`LocalVault::new`], whose
+    /// store is already open).
+    path: Option<PathBuf>,
+    /// The blocking reads, when the vault was up to date at open.
+    reader: Option<Reader>,
+    /// The pool, for writes (and reads when there is no reader).
+    store: tokio::sync::OnceCell<Store>,
     owner: OnceLock<AccountId>,
     /// The account row as last read or written through this handle, so a command that needs
     /// both the owner's id and the account (every keyed command) reads the row once.
@@ -31,28 +49,104 @@ impl LocalVault {
     /// Wraps an opened store.
     #[must_use]
     pub fn new(store: Store) -> Self {
+        Self::with(None, None, tokio::sync::OnceCell::from(store))
+    }
+
+    fn with(
+        path: Option<PathBuf>,
+        reader: Option<Reader>,
+        store: tokio::sync::OnceCell<Store>,
+    ) -> Self {
         Self {
-            store,
-            owner: OnceLock::new(),
-            account: Mutex::new(None),
+            inner: Arc::new(Inner {
+                path,
+                reader,
+                store,
+                owner: OnceLock::new(),
+                account: Mutex::new(None),
+            }),
         }
     }
 
-    /// Opens (or creates) the vault file at `path`; see [`Store::open_local`].
+    /// Opens (or creates) the vault file at `path`; see [`Store::open_local`] and the type's
+    /// documentation.
     #[cfg(feature = "sqlite")]
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        Ok(Self::new(Store::open_local(path).await?))
+        if let Some(reader) = crate::blocking::Reader::open(path) {
+            tracing::debug!(path = %path.display(), "opened the sqlite vault for reading");
+            return Ok(Self::with(
+                Some(path.to_owned()),
+                Some(reader),
+                tokio::sync::OnceCell::new(),
+            ));
+        }
+        let store = Store::open_local(path).await?;
+        Ok(Self::with(
+            Some(path.to_owned()),
+            None,
+            tokio::sync::OnceCell::from(store),
+        ))
     }
 
-    /// The underlying store.
+    /// Whether reads go straight to the file on the calling thread (the vault was up to date
+    /// when opened) rather than through the store's pool.
     #[must_use]
-    pub fn store(&self) -> &Store {
-        &self.store
+    pub fn reads_directly(&self) -> bool {
+        self.inner.reader.is_some()
+    }
+
+    /// The underlying store, opened now if the vault has only been read so far.
+    pub async fn store(&self) -> Result<&Store, StoreError> {
+        self.inner
+            .store
+            .get_or_try_init(|| async {
+                let path = self
+                    .inner
+                    .path
+                    .as_deref()
+                    .ok_or_else(|| StoreError::Invalid {
+                        reason: "the local vault has no path".into(),
+                    })?;
+                open_store(path).await
+            })
+            .await
+    }
+
+    /// Where reads run: the blocking reader when there is one, else the store.
+    async fn db(&self) -> Result<Db<'_>, StoreError> {
+        #[cfg(feature = "sqlite")]
+        if let Some(reader) = &self.inner.reader {
+            return Ok(Db::Blocking(reader));
+        }
+        Ok(Db::Pool(self.store().await?))
+    }
+
+    /// Ends a command's use of the vault just before the process exits; see
+    /// [`Store::leave_open`]. Every clone of this handle must be dropped first (a clone
+    /// still held is left as it is).
+    pub async fn leave_open(self) {
+        let Ok(inner) = Arc::try_unwrap(self.inner) else {
+            return;
+        };
+        let Inner { store, reader, .. } = inner;
+        if let Some(store) = store.into_inner() {
+            store.leave_open().await;
+            // Not closed either: the store's connection folded the log.
+            #[cfg(feature = "sqlite")]
+            std::mem::forget(reader);
+            return;
+        }
+        #[cfg(feature = "sqlite")]
+        if let Some(reader) = reader {
+            reader.leave_open();
+        }
+        #[cfg(not(feature = "sqlite"))]
+        let _ = reader;
     }
 
     /// The vault owner's id; [`BackendError::NotFound`] before `create_account`.
     async fn owner(&self) -> BackendResult<AccountId> {
-        if let Some(id) = self.owner.get() {
+        if let Some(id) = self.inner.owner.get() {
             return Ok(*id);
         }
         let account = self
@@ -70,9 +164,9 @@ impl LocalVault {
         if cached.is_some() {
             return Ok(cached);
         }
-        let account = self.store.first_account().await?;
+        let account = reads::first_account(self.db().await?).await?;
         if let Some(a) = &account {
-            self.owner.get_or_init(|| a.id);
+            self.inner.owner.get_or_init(|| a.id);
             *self.cached_account() = Some(Box::new(a.clone()));
         }
         Ok(account)
@@ -80,8 +174,30 @@ impl LocalVault {
 
     fn cached_account(&self) -> std::sync::MutexGuard<'_, Option<Box<Account>>> {
         // The guarded value is a plain cache: a panic while holding it cannot leave it torn.
-        self.account.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .account
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+#[cfg(feature = "sqlite")]
+type Reader = crate::blocking::Reader;
+/// No blocking reads without `SQLite`.
+#[cfg(not(feature = "sqlite"))]
+type Reader = std::convert::Infallible;
+
+/// [`Store::open_local`], for a vault first opened for reading.
+#[cfg(feature = "sqlite")]
+async fn open_store(path: &Path) -> Result<Store, StoreError> {
+    Store::open_local(path).await
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn open_store(_path: &Path) -> Result<Store, StoreError> {
+    Err(StoreError::UnsupportedUrl {
+        reason: "this build has no SQLite support".into(),
+    })
 }
 
 impl Backend for LocalVault {
@@ -90,7 +206,8 @@ impl Backend for LocalVault {
     }
 
     async fn create_account(&self, account: &Account, personal: &Workspace) -> BackendResult<()> {
-        self.store
+        self.store()
+            .await?
             .create_first_account(account, personal)
             .await
             .map_err(|e| match e {
@@ -99,7 +216,7 @@ impl Backend for LocalVault {
                 },
                 other => other.into(),
             })?;
-        self.owner.get_or_init(|| account.id);
+        self.inner.owner.get_or_init(|| account.id);
         *self.cached_account() = Some(Box::new(account.clone()));
         Ok(())
     }
@@ -108,51 +225,55 @@ impl Backend for LocalVault {
         let owner = self.owner().await?;
         // Read again on next use, whatever the outcome.
         *self.cached_account() = None;
-        Ok(self.store.replace_account_keys(&owner, keys).await?)
+        Ok(self
+            .store()
+            .await?
+            .replace_account_keys(&owner, keys)
+            .await?)
     }
 
     async fn workspaces(&self) -> BackendResult<Vec<Workspace>> {
         let owner = self.owner().await?;
-        Ok(self.store.workspaces_for(&owner).await?)
+        Ok(reads::workspaces_for(self.db().await?, &owner).await?)
     }
 
     async fn create_workspace(&self, ws: &Workspace) -> BackendResult<()> {
         let owner = self.owner().await?;
-        Ok(self.store.create_workspace(&owner, ws).await?)
+        Ok(self.store().await?.create_workspace(&owner, ws).await?)
     }
 
     async fn projects(&self, ws: &WorkspaceId) -> BackendResult<Vec<Project>> {
         let owner = self.owner().await?;
-        Ok(self.store.projects_for(&owner, ws).await?)
+        Ok(reads::projects_for(self.db().await?, &owner, ws).await?)
     }
 
     async fn project(&self, id: &ProjectId) -> BackendResult<Project> {
         let owner = self.owner().await?;
-        Ok(self.store.project_for(&owner, id).await?)
+        Ok(reads::project_for(self.db().await?, &owner, id).await?)
     }
 
     async fn create_project(&self, new: &NewProject) -> BackendResult<()> {
         let owner = self.owner().await?;
-        Ok(self.store.create_project(&owner, new).await?)
+        Ok(self.store().await?.create_project(&owner, new).await?)
     }
 
     async fn environments(&self, project: &ProjectId) -> BackendResult<Vec<Environment>> {
         let owner = self.owner().await?;
-        Ok(self.store.environments_for(&owner, project).await?)
+        Ok(reads::environments_for(self.db().await?, &owner, project).await?)
     }
 
     async fn create_environment(&self, new: &NewEnvironment) -> BackendResult<()> {
         let owner = self.owner().await?;
-        Ok(self.store.create_environment(&owner, new).await?)
+        Ok(self.store().await?.create_environment(&owner, new).await?)
     }
 
     async fn environment_key(&self, env: &EnvironmentId) -> BackendResult<EnvironmentKeyAccess> {
         let owner = self.owner().await?;
-        Ok(self.store.environment_key_for(&owner, env).await?)
+        Ok(reads::environment_key_for(self.db().await?, &owner, env).await?)
     }
 
     async fn secrets(&self, env: &EnvironmentId) -> BackendResult<Vec<SecretVersion>> {
-        Ok(self.store.secrets(env).await?)
+        Ok(reads::secrets(self.db().await?, env).await?)
     }
 
     async fn secret_history(
@@ -160,7 +281,7 @@ impl Backend for LocalVault {
         env: &EnvironmentId,
         name: &str,
     ) -> BackendResult<Vec<SecretVersion>> {
-        Ok(self.store.secret_history(env, name).await?)
+        Ok(reads::secret_history(self.db().await?, env, name).await?)
     }
 
     async fn write_secrets(
@@ -169,7 +290,8 @@ impl Backend for LocalVault {
         writes: &[SecretWrite],
     ) -> BackendResult<Vec<SecretVersion>> {
         Ok(self
-            .store
+            .store()
+            .await?
             .write_secrets(env, writes, Some(LOCAL_AUTHOR))
             .await?)
     }

@@ -12,45 +12,10 @@ use klef_core::model::{
 };
 use klef_core::names::{validate_display_name, validate_key_name, validate_slug};
 
-use crate::rows::{
-    AccountRow, EnvironmentRow, LatestRow, ProjectRow, SecretRow, VersionRow, WorkspaceRow, convert,
-};
+use crate::reads::{self, Db, select_account};
+use crate::rows::{AccountRow, LatestRow};
 use crate::server::Audit;
 use crate::{Store, StoreError};
-
-/// `SELECT <every account column> FROM accounts` followed by `$tail`.
-macro_rules! select_account {
-    ($tail:literal) => {
-        concat!(
-            "SELECT id, email, kdf_algorithm, kdf_m_cost_kib, kdf_t_cost, kdf_p_cost, kdf_salt, \
-             master_key_by_password, master_key_by_recovery, public_key, private_key_sealed, \
-             created_at FROM accounts ",
-            $tail
-        )
-    };
-}
-
-/// `SELECT <every secret column> FROM secrets` followed by `$tail`.
-macro_rules! select_secret {
-    ($tail:literal) => {
-        concat!(
-            "SELECT environment_id, name, version, ciphertext, key_version, created_at, author \
-             FROM secrets ",
-            $tail
-        )
-    };
-}
-
-/// `SELECT <every secret column but environment_id> FROM secrets` followed by `$tail`, for
-/// [`VersionRow`]s of the one environment `$tail` selects.
-macro_rules! select_version {
-    ($($tail:expr),+) => {
-        concat!(
-            "SELECT name, version, ciphertext, key_version, created_at, author FROM secrets ",
-            $($tail),+
-        )
-    };
-}
 
 /// Inserts one [`NewEnvironment`] on `$conn`; a taken slug (or id) becomes `AlreadyExists`.
 macro_rules! insert_environment {
@@ -143,12 +108,7 @@ impl Store {
 
     /// The oldest account: the owner of a local vault (which holds exactly one).
     pub async fn first_account(&self) -> Result<Option<Account>, StoreError> {
-        let row: Option<AccountRow> = with_pool!(self, pool => {
-            sqlx::query_as(select_account!("ORDER BY created_at, id LIMIT 1"))
-                .fetch_optional(pool)
-                .await?
-        });
-        row.map(Account::try_from).transpose()
+        reads::first_account(Db::Pool(self)).await
     }
 
     /// Creates an account with its personal workspace (the account as owner) in one
@@ -266,24 +226,7 @@ impl Store {
 
     /// The workspaces `account` belongs to, the personal one first, then by creation.
     pub async fn workspaces_for(&self, account: &AccountId) -> Result<Vec<Workspace>, StoreError> {
-        let rows: Vec<WorkspaceRow> = with_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT w.id, w.name, w.personal, w.created_at FROM workspaces w \
-                 JOIN workspace_members m ON m.workspace_id = w.id \
-                 WHERE m.account_id = $1",
-            )
-            .bind(account.to_string())
-            .fetch_all(pool)
-            .await?
-        });
-        let mut out: Vec<Workspace> = convert(rows)?;
-        out.sort_by(|a, b| {
-            b.personal
-                .cmp(&a.personal)
-                .then(a.created_at.cmp(&b.created_at))
-                .then(a.id.cmp(&b.id))
-        });
-        Ok(out)
+        reads::workspaces_for(Db::Pool(self), account).await
     }
 
     /// Creates a workspace with `owner` as its owner. A workspace of the same name among the
@@ -357,24 +300,7 @@ impl Store {
         account: &AccountId,
         ws: &WorkspaceId,
     ) -> Result<Option<Role>, StoreError> {
-        let role: Option<String> = with_pool!(self, pool => {
-            sqlx::query_scalar(
-                "SELECT role FROM workspace_members WHERE workspace_id = $1 AND account_id = $2",
-            )
-            .bind(ws.to_string())
-            .bind(account.to_string())
-            .fetch_optional(pool)
-            .await?
-        });
-        role.map(|r| match r.as_str() {
-            "owner" => Ok(Role::Owner),
-            "admin" => Ok(Role::Admin),
-            "member" => Ok(Role::Member),
-            _ => Err(StoreError::Corrupt {
-                what: "unknown workspace role".into(),
-            }),
-        })
-        .transpose()
+        reads::role_in(Db::Pool(self), account, ws).await
     }
 
     /// The projects of a workspace, by name. [`StoreError::NotFound`] when `account` is not a
@@ -384,20 +310,7 @@ impl Store {
         account: &AccountId,
         ws: &WorkspaceId,
     ) -> Result<Vec<Project>, StoreError> {
-        if self.role_in(account, ws).await?.is_none() {
-            return Err(not_found(format!("workspace {ws}")));
-        }
-        let rows: Vec<ProjectRow> = with_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT id, workspace_id, name, created_at FROM projects WHERE workspace_id = $1",
-            )
-            .bind(ws.to_string())
-            .fetch_all(pool)
-            .await?
-        });
-        let mut out: Vec<Project> = convert(rows)?;
-        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-        Ok(out)
+        reads::projects_for(Db::Pool(self), account, ws).await
     }
 
     /// One project, if `account` is a member of its workspace.
@@ -406,20 +319,7 @@ impl Store {
         account: &AccountId,
         id: &ProjectId,
     ) -> Result<Project, StoreError> {
-        let row: Option<ProjectRow> = with_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT p.id, p.workspace_id, p.name, p.created_at FROM projects p \
-                 JOIN workspace_members m ON m.workspace_id = p.workspace_id \
-                 WHERE p.id = $1 AND m.account_id = $2",
-            )
-            .bind(id.to_string())
-            .bind(account.to_string())
-            .fetch_optional(pool)
-            .await?
-        });
-        row.map(Project::try_from)
-            .transpose()?
-            .ok_or_else(|| not_found(format!("project {id}")))
+        reads::project_for(Db::Pool(self), account, id).await
     }
 
     /// Creates a project, its key wrapped for `account`, and its environments in one
@@ -495,24 +395,7 @@ impl Store {
         account: &AccountId,
         project: &ProjectId,
     ) -> Result<Vec<Environment>, StoreError> {
-        self.project_for(account, project).await?;
-        let rows: Vec<EnvironmentRow> = with_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT e.id, e.project_id, e.slug, e.name, e.key_version, e.created_at \
-                 FROM environments e WHERE e.project_id = $1 AND ( \
-                   EXISTS (SELECT 1 FROM project_keys k \
-                           WHERE k.project_id = e.project_id AND k.account_id = $2) \
-                   OR EXISTS (SELECT 1 FROM environment_grants g WHERE g.environment_id = e.id \
-                              AND g.grantee_kind = 'account' AND g.grantee_id = $2))",
-            )
-            .bind(project.to_string())
-            .bind(account.to_string())
-            .fetch_all(pool)
-            .await?
-        });
-        let mut out: Vec<Environment> = convert(rows)?;
-        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.slug.cmp(&b.slug)));
-        Ok(out)
+        reads::environments_for(Db::Pool(self), account, project).await
     }
 
     /// Adds an environment to a project `account` holds the project key of. A slug already
@@ -562,71 +445,18 @@ impl Store {
         account: &AccountId,
         env: &EnvironmentId,
     ) -> Result<EnvironmentKeyAccess, StoreError> {
-        let env_id = env.to_string();
-        let account_id = account.to_string();
-        let via_project: Option<(Vec<u8>, Vec<u8>)> = with_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT k.wrapped_key, e.sealed_key FROM environments e \
-                 JOIN project_keys k ON k.project_id = e.project_id AND k.account_id = $2 \
-                 WHERE e.id = $1",
-            )
-            .bind(&env_id)
-            .bind(&account_id)
-            .fetch_optional(pool)
-            .await?
-        });
-        if let Some((project_key, environment_key)) = via_project {
-            return Ok(EnvironmentKeyAccess::ViaProject {
-                project_key: Blob(project_key),
-                environment_key: Blob(environment_key),
-            });
-        }
-        let direct: Option<Vec<u8>> = with_pool!(self, pool => {
-            sqlx::query_scalar(
-                "SELECT wrapped_key FROM environment_grants WHERE environment_id = $1 \
-                 AND grantee_kind = 'account' AND grantee_id = $2",
-            )
-            .bind(&env_id)
-            .bind(&account_id)
-            .fetch_optional(pool)
-            .await?
-        });
-        direct
-            .map(|k| EnvironmentKeyAccess::Direct {
-                environment_key: Blob(k),
-            })
-            .ok_or_else(|| not_found(format!("environment {env}")))
+        reads::environment_key_for(Db::Pool(self), account, env).await
     }
 
     /// The environment, by id (no visibility check: the caller authorizes).
     pub async fn environment(&self, env: &EnvironmentId) -> Result<Environment, StoreError> {
-        let row: Option<EnvironmentRow> = with_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT id, project_id, slug, name, key_version, created_at \
-                 FROM environments WHERE id = $1",
-            )
-            .bind(env.to_string())
-            .fetch_optional(pool)
-            .await?
-        });
-        row.map(Environment::try_from)
-            .transpose()?
-            .ok_or_else(|| not_found(format!("environment {env}")))
+        reads::environment(Db::Pool(self), env).await
     }
 
     /// The latest live version of every name in an environment (names whose latest version is
     /// a delete are left out), sorted by name. No visibility check: the caller authorizes.
     pub async fn secrets(&self, env: &EnvironmentId) -> Result<Vec<SecretVersion>, StoreError> {
-        let rows: Vec<VersionRow> = with_pool!(self, pool => {
-            sqlx::query_as(select_version!("s WHERE ", live_secrets!()))
-            .bind(env.to_string())
-            .fetch_all(pool)
-            .await?
-        });
-        self.environment_exists_unless_found(env, &rows).await?;
-        let mut out: Vec<SecretVersion> = rows.into_iter().map(|r| r.into_version(*env)).collect();
-        out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        reads::secrets(Db::Pool(self), env).await
     }
 
     /// Every version of one name, oldest first, deletes included. No visibility check.
@@ -635,32 +465,7 @@ impl Store {
         env: &EnvironmentId,
         name: &str,
     ) -> Result<Vec<SecretVersion>, StoreError> {
-        let rows: Vec<SecretRow> = with_pool!(self, pool => {
-            sqlx::query_as(select_secret!(
-                "WHERE environment_id = $1 AND name = $2 ORDER BY version"
-            ))
-            .bind(env.to_string())
-            .bind(name)
-            .fetch_all(pool)
-            .await?
-        });
-        self.environment_exists_unless_found(env, &rows).await?;
-        convert(rows)
-    }
-
-    /// `NotFound` when a read of `env`'s secrets found none because `env` does not exist. The
-    /// environment is looked up only then: a stored secret references its environment (a
-    /// foreign key without `ON DELETE CASCADE` on both backends), so any row proves that it
-    /// exists, and a read that found some needs no second statement.
-    async fn environment_exists_unless_found<R>(
-        &self,
-        env: &EnvironmentId,
-        rows: &[R],
-    ) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            self.environment(env).await?;
-        }
-        Ok(())
+        reads::secret_history(Db::Pool(self), env, name).await
     }
 
     /// Applies `writes` in one transaction, each as a new version (current + 1) sealed under

@@ -32,20 +32,21 @@ fn kdf_cost(value: i64, what: &str) -> Result<u32, StoreError> {
     })
 }
 
-#[derive(sqlx::FromRow)]
-pub(crate) struct AccountRow {
-    id: String,
-    email: Option<String>,
-    kdf_algorithm: String,
-    kdf_m_cost_kib: i64,
-    kdf_t_cost: i64,
-    kdf_p_cost: i64,
-    kdf_salt: Vec<u8>,
-    master_key_by_password: Vec<u8>,
-    master_key_by_recovery: Vec<u8>,
-    public_key: Vec<u8>,
-    private_key_sealed: Vec<u8>,
-    created_at: i64,
+row! {
+    pub(crate) struct AccountRow {
+        id: String,
+        email: Option<String>,
+        kdf_algorithm: String,
+        kdf_m_cost_kib: i64,
+        kdf_t_cost: i64,
+        kdf_p_cost: i64,
+        kdf_salt: Vec<u8>,
+        master_key_by_password: Vec<u8>,
+        master_key_by_recovery: Vec<u8>,
+        public_key: Vec<u8>,
+        private_key_sealed: Vec<u8>,
+        created_at: i64,
+    }
 }
 
 impl TryFrom<AccountRow> for Account {
@@ -81,12 +82,13 @@ impl TryFrom<AccountRow> for Account {
     }
 }
 
-#[derive(sqlx::FromRow)]
-pub(crate) struct WorkspaceRow {
-    id: String,
-    name: String,
-    personal: bool,
-    created_at: i64,
+row! {
+    pub(crate) struct WorkspaceRow {
+        id: String,
+        name: String,
+        personal: bool,
+        created_at: i64,
+    }
 }
 
 impl TryFrom<WorkspaceRow> for Workspace {
@@ -102,12 +104,13 @@ impl TryFrom<WorkspaceRow> for Workspace {
     }
 }
 
-#[derive(sqlx::FromRow)]
-pub(crate) struct ProjectRow {
-    id: String,
-    workspace_id: String,
-    name: String,
-    created_at: i64,
+row! {
+    pub(crate) struct ProjectRow {
+        id: String,
+        workspace_id: String,
+        name: String,
+        created_at: i64,
+    }
 }
 
 impl TryFrom<ProjectRow> for Project {
@@ -123,14 +126,15 @@ impl TryFrom<ProjectRow> for Project {
     }
 }
 
-#[derive(sqlx::FromRow)]
-pub(crate) struct EnvironmentRow {
-    id: String,
-    project_id: String,
-    slug: String,
-    name: String,
-    key_version: i64,
-    created_at: i64,
+row! {
+    pub(crate) struct EnvironmentRow {
+        id: String,
+        project_id: String,
+        slug: String,
+        name: String,
+        key_version: i64,
+        created_at: i64,
+    }
 }
 
 impl TryFrom<EnvironmentRow> for Environment {
@@ -155,6 +159,16 @@ pub(crate) struct SecretRow {
     version: VersionRow,
 }
 
+#[cfg(feature = "sqlite")]
+impl crate::blocking::FromRow for SecretRow {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            environment_id: row.get("environment_id")?,
+            version: crate::blocking::FromRow::from_row(row)?,
+        })
+    }
+}
+
 impl TryFrom<SecretRow> for SecretVersion {
     type Error = StoreError;
 
@@ -164,17 +178,18 @@ impl TryFrom<SecretRow> for SecretVersion {
     }
 }
 
-/// A secret version read for one environment (the query's `environment_id = $1`): every column
-/// but the environment's id, which the caller already holds, so neither `SQLite` nor this
-/// conversion copies and parses the same id once per row. [`SecretRow`] adds the id.
-#[derive(sqlx::FromRow)]
-pub(crate) struct VersionRow {
-    name: String,
-    version: i64,
-    ciphertext: Option<Vec<u8>>,
-    key_version: i64,
-    created_at: i64,
-    author: Option<String>,
+row! {
+    /// A secret version read for one environment (the query's `environment_id = $1`): every column
+    /// but the environment's id, which the caller already holds, so neither `SQLite` nor this
+    /// conversion copies and parses the same id once per row. [`SecretRow`] adds the id.
+    pub(crate) struct VersionRow {
+        name: String,
+        version: i64,
+        ciphertext: Option<Vec<u8>>,
+        key_version: i64,
+        created_at: i64,
+        author: Option<String>,
+    }
 }
 
 impl VersionRow {
@@ -192,12 +207,13 @@ impl VersionRow {
     }
 }
 
-/// The newest version of one name, as `write_secrets` needs it.
-#[derive(sqlx::FromRow)]
-pub(crate) struct LatestRow {
-    pub(crate) version: i64,
-    pub(crate) deleted: bool,
-    pub(crate) author: Option<String>,
+row! {
+    /// The newest version of one name, as `write_secrets` needs it.
+    pub(crate) struct LatestRow {
+        pub(crate) version: i64,
+        pub(crate) deleted: bool,
+        pub(crate) author: Option<String>,
+    }
 }
 
 /// Converts every row, failing on the first unreadable one.

@@ -25,7 +25,7 @@ pub const FORMAT_VERSION: i64 = 1;
 pub const SQLITE_APPLICATION_ID: i64 = 0x4B4C_4546;
 
 /// How long a `SQLite` connection waits for another writer (in any process) before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long to wait for a pooled connection (and for the first one when connecting, so an
 /// unreachable server is reported within this time).
@@ -44,7 +44,7 @@ const LOCAL_MAX_CONNECTIONS: u32 = 1;
 const POSTGRES_MAX_CONNECTIONS: u32 = 10;
 
 #[cfg(feature = "sqlite")]
-static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(crate) static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 #[cfg(feature = "postgres")]
 static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -220,21 +220,36 @@ impl Store {
 /// only an optimisation's concern at this point.
 #[cfg(feature = "sqlite")]
 async fn fold_log(pool: &SqlitePool, conn: &mut SqliteConnection) {
-    let mut log = pool.connect_options().get_filename().as_os_str().to_owned();
-    log.push("-wal");
-    match std::fs::metadata(&log) {
-        Ok(meta) if meta.len() > 0 => {}
-        _ => return,
+    if !log_holds_anything(Some(pool.connect_options().get_filename())) {
+        return;
     }
     let folded: Result<(i64, i64, i64), sqlx::Error> =
         sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
             .fetch_one(&mut *conn)
             .await;
+    log_folded(
+        folded
+            .map(|(busy, pages, _)| (busy, pages))
+            .map_err(StoreError::from),
+    );
+}
+
+/// Whether the write-ahead log of the vault at `path` (`<path>-wal`) holds anything.
+#[cfg(feature = "sqlite")]
+pub(crate) fn log_holds_anything(path: Option<&Path>) -> bool {
+    let Some(path) = path else { return false };
+    let mut log = path.as_os_str().to_owned();
+    log.push("-wal");
+    std::fs::metadata(&log).is_ok_and(|meta| meta.len() > 0)
+}
+
+/// Logs how `PRAGMA wal_checkpoint(TRUNCATE)` went: its busy flag and the log's size in pages.
+#[cfg(feature = "sqlite")]
+pub(crate) fn log_folded(folded: Result<(i64, i64), StoreError>) {
     match folded {
-        Ok((0, pages, copied)) => tracing::debug!(pages, copied, "folded the write-ahead log"),
-        Ok((_, pages, copied)) => tracing::debug!(
+        Ok((0, pages)) => tracing::debug!(pages, "folded the write-ahead log"),
+        Ok((_, pages)) => tracing::debug!(
             pages,
-            copied,
             "the write-ahead log was not folded: another process is using the vault"
         ),
         Err(e) => tracing::debug!(error = %e, "the write-ahead log was not folded"),
@@ -387,19 +402,19 @@ async fn connect_postgres_url(_url: &str) -> Result<Store, StoreError> {
 
 /// What a database says about itself, read without modifying it.
 #[derive(Debug, Default)]
-struct VaultFacts {
+pub(crate) struct VaultFacts {
     /// Whether the `klef_meta` table exists.
-    has_meta: bool,
+    pub(crate) has_meta: bool,
     /// `klef_meta.format_version`, when present.
-    format_version: Option<String>,
+    pub(crate) format_version: Option<String>,
     /// The versions recorded in `_sqlx_migrations`.
-    applied: Vec<i64>,
+    pub(crate) applied: Vec<i64>,
 }
 
 /// Whether a database that passed [`check_vault`] still needs the migrator.
 #[cfg(feature = "sqlite")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Schema {
+pub(crate) enum Schema {
     /// Every migration of this build, and only those, is applied with its exact checksum.
     Current,
     /// Empty, behind, or in a state only the migrator can judge (a failed migration, a
@@ -410,16 +425,16 @@ enum Schema {
 /// One row of `_sqlx_migrations`.
 #[cfg(feature = "sqlite")]
 #[derive(Debug, sqlx::FromRow)]
-struct AppliedMigration {
-    version: i64,
-    checksum: Vec<u8>,
-    success: bool,
+pub(crate) struct AppliedMigration {
+    pub(crate) version: i64,
+    pub(crate) checksum: Vec<u8>,
+    pub(crate) success: bool,
 }
 
 /// Whether `applied` is exactly the up-migrations of `migrator`, all successful, with the same
 /// checksums: then running the migrator would change nothing and is skipped.
 #[cfg(feature = "sqlite")]
-fn schema_state(applied: &[AppliedMigration], migrator: &Migrator) -> Schema {
+pub(crate) fn schema_state(applied: &[AppliedMigration], migrator: &Migrator) -> Schema {
     let mut embedded: Vec<(i64, &[u8])> = migrator
         .iter()
         .filter(|m| !m.migration_type.is_down_migration())
@@ -440,7 +455,11 @@ fn schema_state(applied: &[AppliedMigration], migrator: &Migrator) -> Schema {
 }
 
 /// Decides whether a database may be migrated and used by this build.
-fn check_vault(location: &str, facts: &VaultFacts, migrator: &Migrator) -> Result<(), StoreError> {
+pub(crate) fn check_vault(
+    location: &str,
+    facts: &VaultFacts,
+    migrator: &Migrator,
+) -> Result<(), StoreError> {
     if !facts.has_meta {
         // Empty, or only an empty migrations table left by an interrupted first start: fresh.
         // Migrations recorded without klef_meta belong to another application.
@@ -528,7 +547,7 @@ fn prepare_vault_file(path: &Path) -> Result<bool, StoreError> {
 /// that is not a database at all is refused without `SQLite` ever opening it. Returns whether
 /// the file is in WAL mode (header bytes 18 and 19, the read and write versions, are 2).
 #[cfg(feature = "sqlite")]
-fn check_sqlite_header(path: &Path, location: &str) -> Result<bool, StoreError> {
+pub(crate) fn check_sqlite_header(path: &Path, location: &str) -> Result<bool, StoreError> {
     let not_a_vault = || StoreError::NotAVault {
         location: location.to_owned(),
     };
@@ -588,17 +607,17 @@ fn is_not_a_database(e: &sqlx::Error) -> bool {
 
 /// What a `SQLite` file says about itself.
 #[cfg(feature = "sqlite")]
-struct SqliteLook {
+pub(crate) struct SqliteLook {
     /// `PRAGMA application_id`.
-    application_id: i64,
+    pub(crate) application_id: i64,
     /// Whether it has tables other than `_sqlx_migrations`.
-    other_tables: bool,
+    pub(crate) other_tables: bool,
     /// The Klef-specific facts (read only from files stamped with Klef's application id, and
     /// the migrations list when that is the only table).
-    facts: VaultFacts,
+    pub(crate) facts: VaultFacts,
     /// The rows of `_sqlx_migrations` with their checksums (files stamped with Klef's
     /// application id only).
-    migrations: Vec<AppliedMigration>,
+    pub(crate) migrations: Vec<AppliedMigration>,
 }
 
 #[cfg(feature = "sqlite")]
@@ -657,29 +676,31 @@ async fn facts_one_by_one(conn: &mut SqliteConnection) -> Result<SqliteLook, Sto
 
 /// The facts of a file that already is a Klef vault, in one statement instead of four (every
 /// command opens the vault, and each statement is a round trip to sqlx's `SQLite` thread): the
-/// application id, the format version and the applied migrations. `None` when that statement
-/// cannot run (no `klef_meta` or `_sqlx_migrations` table: a new, foreign or damaged file, or an
-/// I/O error) or the application id is not Klef's; [`sqlite_facts`] then looks fact by fact,
-/// and reports any error itself.
+/// application id, the format version and the applied migrations, one row per migration.
+/// It fails on a file without a `klef_meta` or `_sqlx_migrations` table (a new, foreign or
+/// damaged file). Read by [`vault_look`] and by the blocking reader (`crate::blocking`).
 #[cfg(feature = "sqlite")]
-async fn vault_look(conn: &mut SqliteConnection) -> Option<SqliteLook> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
+pub(crate) const VAULT_LOOK: &str = "SELECT a.application_id, \
+        (SELECT value FROM klef_meta WHERE key = 'format_version') AS format_version, \
+        m.version, m.checksum, m.success \
+     FROM pragma_application_id() a LEFT JOIN _sqlx_migrations m ON 1 = 1";
+
+#[cfg(feature = "sqlite")]
+row! {
+    /// One row of [`VAULT_LOOK`].
+    pub(crate) struct LookRow {
         application_id: i64,
         format_version: Option<String>,
         version: Option<i64>,
         checksum: Option<Vec<u8>>,
         success: Option<bool>,
     }
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT a.application_id, \
-                (SELECT value FROM klef_meta WHERE key = 'format_version') AS format_version, \
-                m.version, m.checksum, m.success \
-         FROM pragma_application_id() a LEFT JOIN _sqlx_migrations m ON 1 = 1",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .ok()?;
+}
+
+/// The look [`VAULT_LOOK`]'s rows give; `None` when there are none or the application id is
+/// not Klef's.
+#[cfg(feature = "sqlite")]
+pub(crate) fn look_from(rows: Vec<LookRow>) -> Option<SqliteLook> {
     let application_id = rows.first()?.application_id;
     if application_id != SQLITE_APPLICATION_ID {
         return None;
@@ -706,6 +727,18 @@ async fn vault_look(conn: &mut SqliteConnection) -> Option<SqliteLook> {
         },
         migrations,
     })
+}
+
+/// [`VAULT_LOOK`] on `conn`: `None` when the statement cannot run (see there, or an I/O
+/// error) or the application id is not Klef's; [`sqlite_facts`] then looks fact by fact, and
+/// reports any error itself.
+#[cfg(feature = "sqlite")]
+async fn vault_look(conn: &mut SqliteConnection) -> Option<SqliteLook> {
+    let rows: Vec<LookRow> = sqlx::query_as(VAULT_LOOK)
+        .fetch_all(&mut *conn)
+        .await
+        .ok()?;
+    look_from(rows)
 }
 
 #[cfg(feature = "postgres")]

@@ -529,7 +529,7 @@ async fn story(target: Target) {
     ));
 
     // Append-only is enforced by the database itself.
-    let store = vault.store();
+    let store = vault.store().await.expect("store");
     let update = "UPDATE secrets SET ciphertext = NULL WHERE name = 'API_KEY'";
     let delete_all = "DELETE FROM secrets";
     for sql in [update, delete_all] {
@@ -556,8 +556,14 @@ async fn story(target: Target) {
             .len(),
         2
     );
-    reopened.store().ping().await.expect("ping");
-    reopened.store().close().await;
+    reopened
+        .store()
+        .await
+        .expect("store")
+        .ping()
+        .await
+        .expect("ping");
+    reopened.store().await.expect("store").close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -582,7 +588,7 @@ const WRITES_EACH: usize = 50;
 async fn concurrent_writers(target: Target) {
     let (vault, project) = seeded(target.open().await, &["development"]).await;
     let env = project.environments[0].environment.id;
-    vault.store().close().await;
+    vault.store().await.expect("store").close().await;
 
     let mut tasks = Vec::new();
     for t in 0..WRITERS {
@@ -770,7 +776,7 @@ async fn sqlite_refuses_newer_vaults_without_touching_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("vault.db");
     let (vault, _) = seeded(Store::open_local(&path).await.expect("open"), &["dev"]).await;
-    vault.store().close().await;
+    vault.store().await.expect("store").close().await;
 
     let tamper = |sql: &'static str| {
         let path = path.clone();
@@ -813,7 +819,7 @@ async fn sqlite_refuses_newer_vaults_without_touching_them() {
     tamper("DELETE FROM _sqlx_migrations WHERE version = 99990101000000").await;
     let vault = LocalVault::open(&path).await.expect("reopen");
     assert!(vault.account().await.expect("account").is_some());
-    vault.store().close().await;
+    vault.store().await.expect("store").close().await;
 }
 
 #[tokio::test]
@@ -881,7 +887,7 @@ async fn sqlite_vault_is_private() {
             assert_eq!(mode(&side), 0o600, "{suffix} file");
         }
     }
-    vault.store().close().await;
+    vault.store().await.expect("store").close().await;
 }
 
 #[tokio::test]
@@ -893,4 +899,185 @@ async fn connect_rejects_unknown_urls_without_echoing_them() {
     assert!(!err.to_string().contains("hunter2"), "{err}");
     let err = Store::connect("sqlite::memory:").await.unwrap_err();
     assert!(matches!(err, StoreError::UnsupportedUrl { .. }), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several processes opening one fresh database at once (servers starting side by side)
+
+/// Eight stores connect to one fresh database at the same moment: every one of them must
+/// succeed (each migrator waits for or follows the others), and the schema ends up whole.
+async fn simultaneous_first_opens(target: Target) {
+    let opens: Vec<_> = (0..8)
+        .map(|_| {
+            let target = target.clone();
+            tokio::spawn(async move { target.open().await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for open in opens {
+        stores.push(open.await.expect("every simultaneous open succeeds"));
+    }
+    let (vault, _) = seeded(stores[0].clone(), &["dev"]).await;
+    assert!(vault.account().await.expect("read").is_some());
+    for store in stores {
+        store.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_simultaneous_first_opens() {
+    with_sqlite(simultaneous_first_opens).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_simultaneous_first_opens() {
+    with_postgres(|target, _| simultaneous_first_opens(target)).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CLI's blocking reads (docs/decisions/0012-blocking-vault-reads.md)
+
+/// `LocalVault::open` on an up-to-date vault reads through a blocking connection; every read
+/// must answer exactly as the pool does, errors included, and a write through it (which opens
+/// the pool) must be seen by its next read.
+#[tokio::test]
+async fn blocking_reads_answer_as_the_pool_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("vault.db");
+    let (vault, project) = seeded(
+        Store::open_local(&path).await.expect("open"),
+        &["dev", "prod"],
+    )
+    .await;
+    let dev = project.environments[0].environment.id;
+    let prod = project.environments[1].environment.id;
+    for (env, writes) in [
+        (
+            dev,
+            vec![
+                put("API_KEY", None, "a1"),
+                put("DB_URL", None, "d1"),
+                put("GONE", None, "g1"),
+            ],
+        ),
+        (
+            dev,
+            vec![put("API_KEY", Some(1), "a2"), delete("GONE", Some(1))],
+        ),
+        (prod, vec![put("API_KEY", None, "p1")]),
+    ] {
+        vault.write_secrets(&env, &writes).await.expect("write");
+    }
+    vault.store().await.expect("store").close().await;
+
+    let pooled = LocalVault::new(Store::open_local(&path).await.expect("open"));
+    let blocking = LocalVault::open(&path).await.expect("open for reading");
+    assert!(
+        blocking.reads_directly(),
+        "an up-to-date vault is read directly"
+    );
+    let fresh = LocalVault::open(&dir.path().join("new.db"))
+        .await
+        .expect("create");
+    assert!(
+        !fresh.reads_directly(),
+        "a new vault is created through the pool"
+    );
+    assert!(fresh.account().await.expect("read").is_none());
+    assert!(!pooled.reads_directly());
+    let ws = project.project.workspace_id;
+    let unknown_env = EnvironmentId::random();
+    let unknown_project = ProjectId::random();
+    let unknown_ws = WorkspaceId::random();
+
+    macro_rules! same {
+        ($call:ident($($arg:expr),*)) => {{
+            let want = pooled.$call($($arg),*).await;
+            let got = blocking.$call($($arg),*).await;
+            match (&want, &got) {
+                (Ok(want), Ok(got)) => assert_eq!(got, want, "{}", stringify!($call)),
+                (Err(want), Err(got)) => {
+                    assert_eq!(got.to_string(), want.to_string(), "{}", stringify!($call))
+                }
+                _ => panic!("{}: pool {want:?}, blocking {got:?}", stringify!($call)),
+            }
+            want.is_ok()
+        }};
+    }
+    assert!(same!(account()));
+    assert!(same!(workspaces()));
+    assert!(same!(projects(&ws)));
+    assert!(!same!(projects(&unknown_ws)));
+    assert!(same!(project(&project.project.id)));
+    assert!(!same!(project(&unknown_project)));
+    assert!(same!(environments(&project.project.id)));
+    assert!(!same!(environments(&unknown_project)));
+    for env in [dev, prod] {
+        assert!(same!(environment_key(&env)));
+        assert!(same!(secrets(&env)));
+        for name in ["API_KEY", "DB_URL", "GONE", "NEVER_SET"] {
+            assert!(same!(secret_history(&env, name)));
+        }
+    }
+    assert!(!same!(environment_key(&unknown_env)));
+    assert!(!same!(secrets(&unknown_env)));
+    assert!(!same!(secret_history(&unknown_env, "API_KEY")));
+
+    let live = blocking.secrets(&dev).await.expect("secrets");
+    let names: Vec<_> = live.iter().map(|s| (s.name.as_str(), s.version)).collect();
+    assert_eq!(
+        names,
+        [("API_KEY", 2), ("DB_URL", 1)],
+        "latest live versions only"
+    );
+    assert_eq!(bytes(live[0].ciphertext.as_ref()), Some(&b"a2"[..]));
+
+    // A write through the reading handle opens the pool; the next read sees it.
+    blocking
+        .write_secrets(&dev, &[put("DB_URL", Some(1), "d2")])
+        .await
+        .expect("write through the reading handle");
+    let history = blocking
+        .secret_history(&dev, "DB_URL")
+        .await
+        .expect("history");
+    assert_eq!(history.len(), 2);
+    assert_eq!(bytes(history[1].ciphertext.as_ref()), Some(&b"d2"[..]));
+    pooled.store().await.expect("store").close().await;
+}
+
+/// A command that only reads still folds a write-ahead log a killed writer left behind, through
+/// its blocking connection, so the next command does not read the log back.
+#[tokio::test]
+async fn a_reading_command_folds_a_log_left_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("vault.db");
+    let (vault, project) = seeded(Store::open_local(&path).await.expect("open"), &["dev"]).await;
+    vault.store().await.expect("store").close().await;
+    let log = dir.path().join("vault.db-wal");
+    let log_len = || std::fs::metadata(&log).map_or(0, |m| m.len());
+
+    // A writer that never checkpoints and is never closed (as if killed): its log stays.
+    let Store::Sqlite(writer) = Store::open_local(&path).await.expect("open") else {
+        panic!("a local vault is SQLite");
+    };
+    let mut conn = writer.acquire().await.expect("connection");
+    sqlx::query("PRAGMA wal_autocheckpoint = 0")
+        .execute(&mut *conn)
+        .await
+        .expect("pragma");
+    sqlx::query("INSERT INTO klef_meta (key, value) VALUES ('left_behind', 'by a test')")
+        .execute(&mut *conn)
+        .await
+        .expect("write");
+    std::mem::forget(conn);
+    std::mem::forget(writer);
+    assert!(log_len() > 0, "the writer left its log");
+
+    let reader = LocalVault::open(&path).await.expect("open for reading");
+    assert!(reader.reads_directly());
+    let env = project.environments[0].environment.id;
+    assert!(reader.secrets(&env).await.expect("read").is_empty());
+    reader.leave_open().await;
+    assert_eq!(log_len(), 0, "the reading command folded the log");
 }

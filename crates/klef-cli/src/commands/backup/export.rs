@@ -40,6 +40,7 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
             let producer = format!("klef {}", env!("CARGO_PKG_VERSION"));
             vault
                 .store()
+                .await?
                 .export_workspace(&ws.id, ArchiveSource::Local, &producer)
                 .await
                 .with_context(|| format!("failed to read workspace \"{}\"", ws.name))?

@@ -52,7 +52,7 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         .into());
     }
 
-    let store = super::store(&b)?;
+    let store = super::store(&b).await?;
     let contents = store.contents().await?;
     if !contents.is_empty() && !args.force {
         return Err(not_empty(&args.file, contents.projects, contents.secret_versions).into());

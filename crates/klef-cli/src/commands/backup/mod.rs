@@ -44,9 +44,9 @@ pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
 }
 
 /// The store behind the backend (backups work on stored rows of the local vault).
-fn store(b: &AnyBackend) -> Result<&Store> {
+async fn store(b: &AnyBackend) -> Result<&Store> {
     match b {
-        AnyBackend::Local(vault) => Ok(vault.store()),
+        AnyBackend::Local(vault) => Ok(vault.store().await?),
         AnyBackend::Remote(_) => Err(Failure::usage(
             "`klef backup` works on the local vault, and klef is using a Klef server",
         )

@@ -116,6 +116,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             };
             match vault
                 .store()
+                .await?
                 .rotate_environment(&env.id, &req, klef_store::LOCAL_AUTHOR, &audit)
                 .await
                 .with_context(|| format!("failed to rotate the key of {}", t.describe()))?
