@@ -116,11 +116,32 @@ impl Server {
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(klef_server::launch_with_listener(listener, config, async {
+        let mut handle = tokio::spawn(klef_server::launch_with_listener(listener, config, async {
             let _ = rx.await;
         }));
+        let base = format!("http://{addr}");
+        // Ready once it answers its health check: a server that failed to start (its database
+        // refused it, a migration failed) panics here with its own error, instead of surfacing
+        // later as a refused connection in the middle of a test.
+        let health = format!("{base}/v1/health");
+        let http = reqwest::Client::new();
+        loop {
+            tokio::select! {
+                ended = &mut handle => match ended {
+                    Ok(Ok(())) => panic!("the server stopped before it was ready"),
+                    Ok(Err(e)) => panic!("the server failed to start: {e:?}"),
+                    Err(e) => panic!("the server task failed: {e}"),
+                },
+                answer = http.get(&health).send() => {
+                    if answer.is_ok_and(|r| r.status().is_success()) {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+        }
         Server {
-            base: format!("http://{addr}"),
+            base,
             shutdown: Some(tx),
             handle,
         }
