@@ -210,6 +210,7 @@ impl VersionRow {
 row! {
     /// The newest version of one name, as `write_secrets` needs it.
     pub(crate) struct LatestRow {
+        pub(crate) name: String,
         pub(crate) version: i64,
         pub(crate) deleted: bool,
         pub(crate) author: Option<String>,

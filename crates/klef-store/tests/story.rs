@@ -1081,3 +1081,91 @@ async fn a_reading_command_folds_a_log_left_behind() {
     reader.leave_open().await;
     assert_eq!(log_len(), 0, "the reading command folded the log");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Large batches (a 10,000-line push is read and written a chunk of names per statement)
+
+async fn large_batches(target: Target) {
+    let (vault, project) = seeded(target.open().await, &["dev"]).await;
+    let env = project.environments[0].environment.id;
+    let n = 1_201; // more than two chunks of 500
+    let names: Vec<String> = (0..n).map(|i| format!("KEY_{i:05}")).collect();
+
+    // New names, plus one name written twice in the same batch: the second follows the first.
+    let mut first: Vec<SecretWrite> = names.iter().map(|k| put(k, Some(0), "v1")).collect();
+    first.push(put("KEY_00600", Some(1), "v1-again"));
+    let written = vault
+        .write_secrets(&env, &first)
+        .await
+        .expect("first batch");
+    assert_eq!(written.len(), n + 1);
+    assert_eq!(
+        written[n].version, 2,
+        "the repeated name's second write is version 2"
+    );
+
+    // A stale expected version far into a big batch rolls the whole batch back.
+    let mut stale: Vec<SecretWrite> = names.iter().map(|k| put(k, Some(1), "v2")).collect();
+    let err = vault
+        .write_secrets(&env, &stale)
+        .await
+        .expect_err("KEY_00600 is at 2");
+    assert!(
+        matches!(&err, BackendError::Conflict { name, expected: 1, actual: 2, .. } if name == "KEY_00600"),
+        "{err:?}"
+    );
+    let live = vault.secrets(&env).await.expect("secrets");
+    assert_eq!(live.len(), n);
+    assert!(
+        live.iter()
+            .all(|s| bytes(s.ciphertext.as_ref()) != Some(&b"v2"[..])),
+        "nothing of the failed batch was written"
+    );
+
+    // Updates and deletes across chunks, with the right expected versions.
+    stale[600] = put("KEY_00600", Some(2), "v3");
+    stale[1_200] = delete("KEY_01200", Some(1));
+    vault
+        .write_secrets(&env, &stale)
+        .await
+        .expect("second batch");
+    let live = vault.secrets(&env).await.expect("secrets");
+    assert_eq!(live.len(), n - 1, "KEY_01200 was deleted");
+    for s in &live {
+        let (version, value) = if s.name == "KEY_00600" {
+            (3, "v3")
+        } else {
+            (2, "v2")
+        };
+        assert_eq!(
+            (s.version, bytes(s.ciphertext.as_ref())),
+            (version, Some(value.as_bytes())),
+            "{}",
+            s.name
+        );
+    }
+    // Re-creating the deleted name with expected 0.
+    vault
+        .write_secrets(&env, &[put("KEY_01200", Some(0), "back")])
+        .await
+        .expect("re-create");
+    let history = vault
+        .secret_history(&env, "KEY_01200")
+        .await
+        .expect("history");
+    assert_eq!(
+        history.iter().map(|s| s.version).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    vault.store().await.expect("store").close().await;
+}
+
+#[tokio::test]
+async fn sqlite_large_batches() {
+    with_sqlite(large_batches).await;
+}
+
+#[tokio::test]
+async fn postgres_large_batches() {
+    with_postgres(|target, _| large_batches(target)).await;
+}
