@@ -5,14 +5,14 @@
 //! push fail with exit code 7 instead of overwriting it. The summary (added / changed /
 //! unchanged / removed) goes to stderr; `--json` prints the names per group on stdout.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead as _, Write as _};
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use klef_core::backend::Backend as _;
 use klef_core::dotenv;
-use klef_core::model::SecretWrite;
+use klef_core::model::{SecretVersion, SecretWrite};
 use serde_json::json;
 
 use crate::context::Context;
@@ -64,12 +64,16 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         .filter(|s| s.ciphertext.is_some())
         .collect();
     let key = ctx.environment_key(&b, &t).await?;
+    // By name: a linear search per line made a 10,000-line push over 10,000 stored names
+    // quadratic (40 % of its time in memcmp).
+    let by_name: HashMap<&str, &SecretVersion> =
+        current.iter().map(|s| (s.name.as_str(), s)).collect();
 
     let (mut added, mut changed, mut unchanged, mut removed) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut writes: Vec<SecretWrite> = Vec::new();
     for (name, value) in &wanted {
-        match current.iter().find(|s| &s.name == name) {
+        match by_name.get(name.as_str()) {
             None => {
                 added.push(name.clone());
                 writes.push(SecretWrite {
