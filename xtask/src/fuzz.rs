@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{cargo, step};
+use crate::{cargo, quick_install, step};
 
 /// The cargo-fuzz release whose stable-compatible flags are described above.
 const CARGO_FUZZ: &str = "cargo-fuzz@0.13.2";
@@ -310,7 +310,7 @@ fn ensure_cargo_fuzz() -> Result<()> {
     );
     step(
         &format!("cargo install --locked {CARGO_FUZZ}"),
-        cargo(&["install", "--locked", CARGO_FUZZ]),
+        quick_install(CARGO_FUZZ),
     )
 }
 

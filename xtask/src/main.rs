@@ -98,6 +98,18 @@ fn cargo(args: &[&str]) -> Command {
     cmd
 }
 
+/// `cargo install --locked KRATE` for a tool the checks need (cargo-fuzz; .ci/run does the same
+/// for cargo-deny): built without LTO at opt-level 1, whatever the tool's own release profile
+/// asks. A tool run for seconds on this project's small inputs gains nothing from a
+/// whole-program optimised build, which took minutes of CI's two cores.
+fn quick_install(krate: &str) -> Command {
+    let mut cmd = cargo(&["install", "--locked", krate]);
+    cmd.env("CARGO_PROFILE_RELEASE_LTO", "false")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16")
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1");
+    cmd
+}
+
 /// Runs a command, echoing its name, and fails if it fails.
 fn step(name: &str, mut cmd: Command) -> Result<()> {
     eprintln!("xtask: running {name}");
