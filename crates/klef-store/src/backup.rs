@@ -115,10 +115,6 @@ const INSERT_GRANT: &str = "INSERT INTO environment_grants \
      (environment_id, grantee_kind, grantee_id, wrapped_key, key_version, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6)";
 
-const INSERT_SECRET: &str = "INSERT INTO secrets \
-     (environment_id, name, version, ciphertext, key_version, created_at, author) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7)";
-
 /// The tables [`ImportMode::Replace`] empties, children before parents.
 const WIPE: &[&str] = &[
     "DELETE FROM secrets",
@@ -504,18 +500,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            for s in &archive.secrets {
-                sqlx::query(INSERT_SECRET)
-                    .bind(s.environment_id.to_string())
-                    .bind(&s.name)
-                    .bind(s.version)
-                    .bind(s.ciphertext.as_ref().map(Blob::as_bytes))
-                    .bind(s.key_version)
-                    .bind(s.created_at)
-                    .bind(s.author.as_deref())
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            insert_secret_versions!(tx, dialect, &archive.secrets)?;
             Ok(ImportSummary {
                 accounts: archive.accounts.len(),
                 workspaces: archive.workspaces.len(),
@@ -990,18 +975,7 @@ impl Store {
                     .await?;
                 }
             }
-            for s in &archive.secrets {
-                sqlx::query(INSERT_SECRET)
-                    .bind(s.environment_id.to_string())
-                    .bind(&s.name)
-                    .bind(s.version)
-                    .bind(s.ciphertext.as_ref().map(Blob::as_bytes))
-                    .bind(s.key_version)
-                    .bind(s.created_at)
-                    .bind(s.author.as_deref())
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            insert_secret_versions!(tx, dialect, &archive.secrets)?;
             sqlx::query(INSERT_AUDIT)
                 .bind(audit.workspace_id.map(|w| w.to_string()))
                 .bind(audit.actor.kind.as_str())

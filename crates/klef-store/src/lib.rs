@@ -139,6 +139,36 @@ macro_rules! insert_account {
     }};
 }
 
+/// Inserts `$versions` (`&[SecretVersion]`) into `secrets` on the transaction `$tx` of dialect
+/// `$dialect`, 500 rows per statement (`queries::insert_secrets_sql`); evaluates to
+/// `Result<(), sqlx::Error>`. The one place that binds the columns of `secrets`, for
+/// `write_secrets` and both backup imports.
+macro_rules! insert_secret_versions {
+    ($tx:expr, $dialect:expr, $versions:expr) => {{
+        let versions: &[klef_core::model::SecretVersion] = $versions;
+        let mut inserted: Result<(), sqlx::Error> = Ok(());
+        for chunk in versions.chunks($crate::queries::WRITE_CHUNK) {
+            let sql = $crate::queries::insert_secrets_sql($dialect, chunk.len());
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for v in chunk {
+                insert = insert
+                    .bind(v.environment_id.to_string())
+                    .bind(&v.name)
+                    .bind(v.version)
+                    .bind(v.ciphertext.as_ref().map(klef_core::model::Blob::as_bytes))
+                    .bind(v.key_version)
+                    .bind(v.created_at)
+                    .bind(v.author.as_deref());
+            }
+            if let Err(e) = insert.execute(&mut *$tx).await {
+                inserted = Err(e);
+                break;
+            }
+        }
+        inserted
+    }};
+}
+
 mod backup;
 #[cfg(feature = "sqlite")]
 mod blocking;

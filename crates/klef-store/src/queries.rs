@@ -9,8 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use klef_core::ids::{AccountId, EnvironmentId, ProjectId, WorkspaceId};
 use klef_core::model::{
-    Account, AccountKeys, Blob, Environment, EnvironmentKeyAccess, NewEnvironment, NewProject,
-    Project, Role, SecretVersion, SecretWrite, Timestamp, Workspace,
+    Account, AccountKeys, Environment, EnvironmentKeyAccess, NewEnvironment, NewProject, Project,
+    Role, SecretVersion, SecretWrite, Timestamp, Workspace,
 };
 use klef_core::names::{validate_display_name, validate_key_name, validate_slug};
 
@@ -63,7 +63,7 @@ fn now_ms() -> Timestamp {
 /// Secrets per statement in [`Store::write_secrets`]: its name lookups bind one parameter per
 /// name and its inserts seven per row, far below both backends' limits (`SQLite` 32,766,
 /// `PostgreSQL` 65,535).
-const WRITE_CHUNK: usize = 500;
+pub(crate) const WRITE_CHUNK: usize = 500;
 
 /// Appends `count` parameter placeholders, numbered from `first`, separated by `, `. `SQLite`
 /// gets anonymous `?`s: it looks a named parameter (`$N`) up by a linear search at parse and
@@ -101,7 +101,7 @@ fn latest_versions_sql(dialect: Dialect, names: usize) -> String {
 }
 
 /// An `INSERT` of `rows` secret versions, seven parameters each in column order.
-fn insert_secrets_sql(dialect: Dialect, rows: usize) -> String {
+pub(crate) fn insert_secrets_sql(dialect: Dialect, rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO secrets \
          (environment_id, name, version, ciphertext, key_version, created_at, author) VALUES ",
@@ -622,23 +622,7 @@ impl Store {
                     author: author.map(str::to_owned),
                 });
             }
-            for chunk in written.chunks(WRITE_CHUNK) {
-                let mut insert = sqlx::query(sqlx::AssertSqlSafe(insert_secrets_sql(
-                    dialect,
-                    chunk.len(),
-                )));
-                for v in chunk {
-                    insert = insert
-                        .bind(&env_id)
-                        .bind(&v.name)
-                        .bind(v.version)
-                        .bind(v.ciphertext.as_ref().map(Blob::as_bytes))
-                        .bind(key_version)
-                        .bind(created_at)
-                        .bind(author);
-                }
-                insert.execute(&mut *tx).await?;
-            }
+            insert_secret_versions!(tx, dialect, &written)?;
             if let Some(entry) = audit {
                 insert_audit!(&mut *tx, entry)?;
             }
