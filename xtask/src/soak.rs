@@ -103,17 +103,12 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     );
     let cluster = pg_cluster_version()?;
 
-    let mut build = cargo(&[
-        "build",
-        "-p",
-        "klef-cli",
-        "-p",
-        "klef-server",
-        "--bins",
-        "--locked",
-    ]);
+    // The whole workspace's binaries, as `cargo xtask test` builds them: `-p klef-cli -p
+    // klef-server` alone unifies the dependencies' features differently, and rebuilt three
+    // crates (23 s of CI) that the test step had just built.
+    let mut build = cargo(&["build", "--workspace", "--bins", "--locked"]);
     build.env_remove("RUSTFLAGS");
-    step("cargo build (klef, klef-server)", build)?;
+    step("cargo build --bins", build)?;
     let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), Into::into);
     let bin_dir = target.join("debug");
 
