@@ -625,7 +625,15 @@ async fn sqlite_facts(conn: &mut SqliteConnection) -> Result<SqliteLook, StoreEr
     if let Some(look) = vault_look(conn).await {
         return Ok(look);
     }
-    facts_one_by_one(conn).await
+    // One read transaction, so every statement sees the same snapshot: another process may be
+    // creating this vault right now, and the application id read before its first migration
+    // committed with the migration list read after it (id 0, migration 1 applied) looked like
+    // another application's database (store test `sqlite_simultaneous_first_opens`).
+    let mut snapshot = sqlx::Connection::begin(&mut *conn).await?;
+    let look = facts_one_by_one(&mut snapshot).await;
+    // Read only: nothing to commit.
+    snapshot.rollback().await?;
+    look
 }
 
 /// [`sqlite_facts`] for any file: one statement per fact, each asked only when the previous
