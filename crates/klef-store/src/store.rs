@@ -751,25 +751,30 @@ async fn vault_look(conn: &mut SqliteConnection) -> Option<SqliteLook> {
 
 #[cfg(feature = "postgres")]
 async fn postgres_facts(pool: &PgPool) -> Result<VaultFacts, StoreError> {
-    let (has_meta, has_migrations): (bool, bool) = sqlx::query_as(
-        "SELECT to_regclass('klef_meta') IS NOT NULL, to_regclass('_sqlx_migrations') IS NOT NULL",
-    )
-    .fetch_one(pool)
-    .await?;
-    let mut facts = VaultFacts {
-        has_meta,
-        ..VaultFacts::default()
-    };
-    if has_meta {
-        facts.format_version =
-            sqlx::query_scalar("SELECT value FROM klef_meta WHERE key = 'format_version'")
-                .fetch_optional(pool)
-                .await?;
-    }
+    // Each statement sees what was committed when it ran, and another server may be creating
+    // this database right now. So the migrations are read before `klef_meta`: migration 1
+    // creates `klef_meta` and records itself in one transaction, so a migration seen here means
+    // `klef_meta` is seen below. In the other order, `klef_meta` missing (read before that
+    // commit) with migration 1 applied (read after it) looked like another application's
+    // database (`NotAVault`), and a server starting beside another one refused to start.
+    let has_migrations: bool =
+        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(pool)
+            .await?;
+    let mut facts = VaultFacts::default();
     if has_migrations {
         facts.applied = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
             .fetch_all(pool)
             .await?;
+    }
+    facts.has_meta = sqlx::query_scalar("SELECT to_regclass('klef_meta') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    if facts.has_meta {
+        facts.format_version =
+            sqlx::query_scalar("SELECT value FROM klef_meta WHERE key = 'format_version'")
+                .fetch_optional(pool)
+                .await?;
     }
     Ok(facts)
 }
