@@ -48,10 +48,10 @@ impl Reader {
         let conn = Connection::open_with_flags(path, flags).ok()?;
         conn.busy_timeout(store::BUSY_TIMEOUT).ok()?;
         let look = store::look_from(all(&conn, store::VAULT_LOOK, &[]).ok()?)?;
-        if store::check_vault(&location, &look.facts, &store::SQLITE_MIGRATOR).is_err()
-            || store::schema_state(&look.migrations, &store::SQLITE_MIGRATOR)
-                != store::Schema::Current
-        {
+        if !matches!(
+            store::schema_of(&look, &location),
+            Ok(store::Schema::Current)
+        ) {
             return None;
         }
         Some(Self {

@@ -85,13 +85,23 @@ macro_rules! row {
     };
 }
 
+/// The condition, on `secrets s`, that `s` is the newest version of its name (a delete
+/// included). The one definition of "newest", for [`live_secrets!`] and `write_secrets`.
+macro_rules! newest_version {
+    () => {
+        "s.version = (SELECT MAX(v.version) FROM secrets v \
+                      WHERE v.environment_id = s.environment_id AND v.name = s.name)"
+    };
+}
+
 /// The `WHERE` condition, on `secrets s`, selecting the latest version of every live name of
 /// environment `$1` (a name whose latest version is a delete is left out).
 macro_rules! live_secrets {
     () => {
-        "s.environment_id = $1 AND s.ciphertext IS NOT NULL \
-         AND s.version = (SELECT MAX(v.version) FROM secrets v \
-                          WHERE v.environment_id = s.environment_id AND v.name = s.name)"
+        concat!(
+            "s.environment_id = $1 AND s.ciphertext IS NOT NULL AND ",
+            newest_version!()
+        )
     };
 }
 

@@ -91,10 +91,7 @@ fn latest_versions_sql(dialect: Dialect, names: usize) -> String {
          WHERE s.environment_id = ",
     );
     placeholders(&mut sql, dialect, 1, 1);
-    sql.push_str(
-        " AND s.version = (SELECT MAX(v.version) FROM secrets v \
-         WHERE v.environment_id = s.environment_id AND v.name = s.name) AND s.name IN (",
-    );
+    sql.push_str(concat!(" AND ", newest_version!(), " AND s.name IN ("));
     placeholders(&mut sql, dialect, 2, names);
     sql.push(')');
     sql

@@ -207,14 +207,13 @@ impl VersionRow {
     }
 }
 
-row! {
-    /// The newest version of one name, as `write_secrets` needs it.
-    pub(crate) struct LatestRow {
-        pub(crate) name: String,
-        pub(crate) version: i64,
-        pub(crate) deleted: bool,
-        pub(crate) author: Option<String>,
-    }
+/// The newest version of one name, as `write_secrets` needs it (read by the pool only).
+#[derive(sqlx::FromRow)]
+pub(crate) struct LatestRow {
+    pub(crate) name: String,
+    pub(crate) version: i64,
+    pub(crate) deleted: bool,
+    pub(crate) author: Option<String>,
 }
 
 /// Converts every row, failing on the first unreadable one.

@@ -434,7 +434,7 @@ pub(crate) struct AppliedMigration {
 /// Whether `applied` is exactly the up-migrations of `migrator`, all successful, with the same
 /// checksums: then running the migrator would change nothing and is skipped.
 #[cfg(feature = "sqlite")]
-pub(crate) fn schema_state(applied: &[AppliedMigration], migrator: &Migrator) -> Schema {
+fn schema_state(applied: &[AppliedMigration], migrator: &Migrator) -> Schema {
     let mut embedded: Vec<(i64, &[u8])> = migrator
         .iter()
         .filter(|m| !m.migration_type.is_down_migration())
@@ -455,11 +455,7 @@ pub(crate) fn schema_state(applied: &[AppliedMigration], migrator: &Migrator) ->
 }
 
 /// Decides whether a database may be migrated and used by this build.
-pub(crate) fn check_vault(
-    location: &str,
-    facts: &VaultFacts,
-    migrator: &Migrator,
-) -> Result<(), StoreError> {
+fn check_vault(location: &str, facts: &VaultFacts, migrator: &Migrator) -> Result<(), StoreError> {
     if !facts.has_meta {
         // Empty, or only an empty migrations table left by an interrupted first start: fresh.
         // Migrations recorded without klef_meta belong to another application.
@@ -585,6 +581,13 @@ async fn inspect_sqlite(conn: &mut SqliteConnection, location: &str) -> Result<S
         StoreError::Database { ref source } if is_not_a_database(source) => not_a_vault(),
         other => other,
     })?;
+    schema_of(&look, location)
+}
+
+/// What this build may do with a `SQLite` file that says `look` about itself: use it as it is,
+/// migrate it, or refuse it. Shared by [`inspect_sqlite`] and the blocking reader's open.
+#[cfg(feature = "sqlite")]
+pub(crate) fn schema_of(look: &SqliteLook, location: &str) -> Result<Schema, StoreError> {
     if look.application_id != SQLITE_APPLICATION_ID {
         // A SQLite file with no tables (or only the empty migrations table of an interrupted
         // first start) may become a vault; anything else belongs to someone else.
@@ -592,7 +595,9 @@ async fn inspect_sqlite(conn: &mut SqliteConnection, location: &str) -> Result<S
         return if empty {
             Ok(Schema::Migrate)
         } else {
-            Err(not_a_vault())
+            Err(StoreError::NotAVault {
+                location: location.to_owned(),
+            })
         };
     }
     check_vault(location, &look.facts, &SQLITE_MIGRATOR)?;
