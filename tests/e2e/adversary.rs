@@ -207,11 +207,7 @@ fn mutate(v: &mut Value, rng: &mut Rng, rate: u64) {
                 mutate(item, rng, rate);
             }
         }
-        Value::Number(_) => {
-            if rng.below(2) == 0 {
-                *v = number(rng);
-            }
-        }
+        Value::Number(_) if rng.below(2) == 0 => *v = number(rng),
         Value::String(_) if rng.below(3) == 0 => *v = string(rng),
         _ => {}
     }
@@ -283,7 +279,10 @@ fn serve(fake: &Arc<Fake>, mut stream: TcpStream) {
         bytes.len()
     );
     for (k, v) in headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
+        out.push_str(&k);
+        out.push_str(": ");
+        out.push_str(&v);
+        out.push_str("\r\n");
     }
     out.push_str("\r\n");
     let _ = stream.write_all(out.as_bytes());
