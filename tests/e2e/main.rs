@@ -2,12 +2,14 @@
 //! directories. One test binary (`autotests = false`), one module per area.
 
 mod account_safety;
+mod adversary;
 mod agent;
 mod backup_server;
 mod bad_input;
 mod crash;
 mod hygiene;
 mod keys;
+mod messages;
 mod run;
 mod teams;
 mod workflow;
