@@ -24,6 +24,7 @@ mod context;
 mod diagnostics;
 mod dirs;
 mod fsutil;
+mod import;
 mod logging;
 mod password;
 mod printer;
