@@ -23,6 +23,7 @@ mod config;
 mod context;
 mod diagnostics;
 mod dirs;
+mod env_choice;
 mod fsutil;
 mod import;
 mod logging;
