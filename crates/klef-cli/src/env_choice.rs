@@ -162,7 +162,7 @@ pub(crate) fn user_choice(dirs: &Dirs, klef: &Located) -> Result<Option<String>>
 /// Records (`Some`) or forgets (`None`) the user's choice for `klef`'s directory.
 pub(crate) fn set_user_choice(dirs: &Dirs, klef: &Located, slug: Option<&str>) -> Result<()> {
     let key = dir_key(klef);
-    let project = klef.file.project.clone();
+    let project = klef.file.project;
     update(dirs, |choices| match slug {
         Some(slug) => {
             choices.directories.insert(
@@ -265,7 +265,7 @@ mod tests {
     fn located(dir: &Path, project: &ProjectId, env: &str) -> Located {
         let file = KlefFile {
             version: 1,
-            project: project.clone(),
+            project: *project,
             environment: env.to_owned(),
             server: None,
         };

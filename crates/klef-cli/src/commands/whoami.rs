@@ -64,7 +64,7 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
             "token_store": session.token_store.as_str(),
             "token_location": location,
             "server_owner": me.server_owner,
-            "session_expires_at": table::time(me.session_expires_at),
+            "session_expires_at": table::expiry(me.session_expires_at),
             "environment": environment.as_ref().map(|c| json!({"slug": c.slug, "source": c.source.as_str()})),
         }))?;
         return Ok(ExitStatus::SUCCESS);
@@ -78,7 +78,10 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
             "token store",
             format!("{} ({location})", session.token_store.as_str()),
         ),
-        ("session expires", table::time(me.session_expires_at)),
+        (
+            "session expires",
+            table::expiry(me.session_expires_at).unwrap_or_else(|| "never".to_owned()),
+        ),
     ];
     let mut out = String::new();
     let environment = environment.map(|c| {
@@ -88,7 +91,7 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
         )
     });
     for (k, v) in rows.into_iter().chain(environment) {
-        let _ = writeln!(out, "{k:<16} {v}");
+        let _ = writeln!(out, "{k:<16} {}", table::printable(&v));
     }
     ctx.printer.data(&out)?;
     Ok(ExitStatus::SUCCESS)
