@@ -7,6 +7,8 @@
 //!
 //! * [`encoding`]: the labelled encoding every signed, MAC-protected or hashed object uses (§9.5).
 //! * [`identity`]: Ed25519 identity keys derived from the master key, and fingerprints (§9.1).
+//! * [`roster`]: the signed, hash-chained workspace roster, invite codes and verification codes
+//!   (§9.2).
 //!
 //! The byte-level format and the attack each check stops are in
 //! `docs/decisions/0013-trust-records.md`; known-answer vectors in
@@ -14,10 +16,10 @@
 
 pub mod encoding;
 pub mod identity;
+pub mod roster;
 // Some helpers serve the records of the next commits (roster, manifest, API keys).
 #[allow(dead_code)]
 mod primitives;
-#[allow(dead_code)] // base32 serves the invite codes of the next commit
 mod text;
 
 use crate::ids::RawId;
