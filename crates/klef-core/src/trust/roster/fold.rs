@@ -630,6 +630,29 @@ impl VerifiedRoster {
         at: RosterHead,
         key_change: bool,
     ) -> Result<VerifyingKey, WriterError> {
+        let key = self.check_writer_at(signer, project, environment, at, key_change)?;
+        let later = self.principals.get(signer).into_iter().flatten();
+        for change in later.filter(|c| c.sequence > at.sequence) {
+            if !may_write(&change.record, project, environment, key_change) {
+                return Err(WriterError::RevokedSince {
+                    principal: *signer,
+                    sequence: change.sequence,
+                });
+            }
+        }
+        Ok(key)
+    }
+
+    /// The first half of [`check_writer`](Self::check_writer): the right at entry `at` only
+    /// (for manifests a later authorised manifest vouches for by hash).
+    pub fn check_writer_at(
+        &self,
+        signer: &PrincipalId,
+        project: &ProjectId,
+        environment: &EnvironmentId,
+        at: RosterHead,
+        key_change: bool,
+    ) -> Result<VerifyingKey, WriterError> {
         let head = self.head().sequence;
         match self.hash_at(at.sequence) {
             None => {
@@ -645,12 +668,13 @@ impl VerifiedRoster {
             }
             Some(_) => {}
         }
+        let not_a_principal = WriterError::NotAPrincipal {
+            principal: *signer,
+            sequence: at.sequence,
+        };
         let record = self
             .record_at(signer, at.sequence)
-            .ok_or(WriterError::NotAPrincipal {
-                principal: *signer,
-                sequence: at.sequence,
-            })?;
+            .ok_or_else(|| not_a_principal.clone())?;
         if !may_write(record, project, environment, key_change) {
             return Err(WriterError::NotAuthorised {
                 principal: *signer,
@@ -662,26 +686,11 @@ impl VerifiedRoster {
                 sequence: at.sequence,
             });
         }
-        let key = match record {
-            Record::Member(m) => m.identity_key,
-            Record::SystemKey(k) => k.signing_key,
-            Record::Removed(_) => {
-                return Err(WriterError::NotAPrincipal {
-                    principal: *signer,
-                    sequence: at.sequence,
-                });
-            }
-        };
-        let later = self.principals.get(signer).into_iter().flatten();
-        for change in later.filter(|c| c.sequence > at.sequence) {
-            if !may_write(&change.record, project, environment, key_change) {
-                return Err(WriterError::RevokedSince {
-                    principal: *signer,
-                    sequence: change.sequence,
-                });
-            }
+        match record {
+            Record::Member(m) => Ok(m.identity_key),
+            Record::SystemKey(k) => Ok(k.signing_key),
+            Record::Removed(_) => Err(not_a_principal),
         }
-        Ok(key)
     }
 }
 
