@@ -529,3 +529,65 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_fresh_client_may_skip_from_the_key_s_admin_manifest_to_the_newest() {
+    let c = chain();
+    let w = &c.world;
+    let auth = Authority::Roster(&w.roster);
+    let mia = PrincipalId::Member(w.member.account);
+    let m2 = verified(w, &c.manifests);
+    let m3 = m2.next_body(mia, Some(w.roster.head())).sign(&w.member.key);
+    let m3v = verify_update(
+        &expected(w),
+        &auth,
+        Some(&m2.head()),
+        &[c.manifests[1].clone(), m3.clone()],
+    )
+    .unwrap();
+    // Revision 1 (admin, sets the key) then straight to revision 3.
+    let skipped = verify_update(&expected(w), &auth, None, &[c.manifests[0].clone(), m3]).unwrap();
+    assert_eq!(skipped, m3v);
+    // Across the gap the key rules still hold: a new commitment under the same key version,
+    // or a new key version signed by a member, is refused.
+    let mut injected = m3v.next_body(mia, Some(w.roster.head()));
+    injected.key_commitment = KeyCommitment::environment(&env_key(9), &w.staging, 1);
+    assert_eq!(
+        verify_update(
+            &expected(w),
+            &auth,
+            None,
+            &[c.manifests[0].clone(), injected.sign(&w.member.key)]
+        )
+        .unwrap_err(),
+        ManifestError::CommitmentChanged { revision: 4 }
+    );
+    let mut rotated = m3v.next_body(mia, Some(w.roster.head()));
+    rotated.key_version = 2;
+    rotated.key_commitment = KeyCommitment::environment(&env_key(9), &w.staging, 2);
+    assert!(matches!(
+        verify_update(
+            &expected(w),
+            &auth,
+            None,
+            &[c.manifests[0].clone(), rotated.sign(&w.member.key)]
+        ),
+        Err(ManifestError::Unauthorised { revision: 4, .. })
+    ));
+    // Only one skip, right after the first manifest.
+    let m4 = m3v
+        .next_body(mia, Some(w.roster.head()))
+        .sign(&w.member.key);
+    assert!(matches!(
+        verify_update(
+            &expected(w),
+            &auth,
+            None,
+            &[c.manifests[0].clone(), c.manifests[1].clone(), m4]
+        ),
+        Err(ManifestError::Gap {
+            expected: 3,
+            found: 4
+        })
+    ));
+}
