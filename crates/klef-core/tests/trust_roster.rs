@@ -606,20 +606,42 @@ fn the_writer_rule_follows_the_roster() {
         world.roster.check_writer(&ci, &p, &prod, at, false),
         Err(WriterError::RevokedSince { sequence: 6, .. })
     ));
+    // Adam demoted to a member who keeps access: what he signed as admin stays vouched for;
+    // anything he signs under the new entry may not set a key.
     world.append(
         Record::Member(world.admin.record(Role::Member, Access::All)),
         Who::Owner,
     );
-    assert!(matches!(
-        world.roster.check_writer(&adam, &p, &prod, at, true),
-        Err(WriterError::RevokedSince { sequence: 7, .. })
-    ));
+    assert!(
+        world
+            .roster
+            .check_writer(&adam, &p, &prod, at, true)
+            .is_ok()
+    );
     assert!(
         world
             .roster
             .check_writer(&adam, &p, &prod, at, false)
             .is_ok()
     );
+    let now = world.roster.head();
+    assert!(matches!(
+        world.roster.check_writer(&adam, &p, &prod, now, true),
+        Err(WriterError::NotAuthorised { sequence: 7, .. })
+    ));
+    // Then narrowed to staging only: production is revoked since entry 8.
+    world.append(
+        Record::Member(
+            world
+                .admin
+                .record(Role::Member, Access::Only(BTreeSet::from([s]))),
+        ),
+        Who::Owner,
+    );
+    assert!(matches!(
+        world.roster.check_writer(&adam, &p, &prod, at, false),
+        Err(WriterError::RevokedSince { sequence: 8, .. })
+    ));
 }
 
 #[test]
