@@ -272,7 +272,7 @@ impl VerifiedRoster {
         let head = self.head();
         let entry = EntryBody {
             workspace: self.workspace,
-            sequence: head.sequence + 1,
+            sequence: head.sequence.saturating_add(1),
             previous: head.hash,
             signer,
             record,
@@ -343,7 +343,7 @@ impl VerifiedRoster {
         let body = EntryBody::parse(&entry.body)
             .map_err(|error| RosterError::Malformed { position, error })?;
         let head = self.head();
-        let expected = head.sequence + 1;
+        let expected = head.sequence.saturating_add(1);
         let sequence = body.sequence;
         if body.workspace != self.workspace {
             return Err(RosterError::ForeignWorkspace { sequence });
