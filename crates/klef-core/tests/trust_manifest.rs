@@ -30,20 +30,31 @@ fn expected(world: &World) -> Expected<'_> {
 
 /// The first manifest of staging, signed by the admin (environment creation).
 fn first(world: &World) -> ManifestBody {
-    ManifestBody {
-        workspace: world.workspace,
-        project: world.project,
-        project_name: "api".into(),
-        environment: world.staging,
-        environment_name: "staging".into(),
-        revision: 1,
-        previous: ManifestHash::ZERO,
-        key_version: 1,
-        key_commitment: KeyCommitment::environment(&env_key(1), &world.staging, 1),
-        roster: Some(world.roster.head()),
-        signer: PrincipalId::Member(world.admin.account),
-        values: BTreeMap::new(),
-    }
+    let body = ManifestBody::first(
+        &expected(world),
+        &env_key(1),
+        1,
+        Some(world.roster.head()),
+        PrincipalId::Member(world.admin.account),
+    );
+    assert_eq!(
+        body,
+        ManifestBody {
+            workspace: world.workspace,
+            project: world.project,
+            project_name: "api".into(),
+            environment: world.staging,
+            environment_name: "staging".into(),
+            revision: 1,
+            previous: ManifestHash::ZERO,
+            key_version: 1,
+            key_commitment: KeyCommitment::environment(&env_key(1), &world.staging, 1),
+            roster: Some(world.roster.head()),
+            signer: PrincipalId::Member(world.admin.account),
+            values: BTreeMap::new(),
+        }
+    );
+    body
 }
 
 fn verified(world: &World, chain: &[SignedManifest]) -> Manifest {
@@ -243,9 +254,12 @@ fn keys_change_only_forward_and_only_by_admins() {
     let mia = PrincipalId::Member(w.member.account);
 
     // An admin's rotation to key version 2 verifies; the new key is the committed one.
-    let mut rotation = m2.next_body(admin, Some(w.roster.head()));
-    rotation.key_version = 2;
-    rotation.key_commitment = KeyCommitment::environment(&env_key(2), &w.staging, 2);
+    let rotation = m2.rotation_body(&env_key(2), admin, Some(w.roster.head()));
+    assert_eq!(rotation.key_version, 2);
+    assert_eq!(
+        rotation.key_commitment,
+        KeyCommitment::environment(&env_key(2), &w.staging, 2)
+    );
     let mut chain = c.manifests.clone();
     chain.push(rotation.sign(&w.admin.key));
     let m3 = verify_update(&expected(w), &auth, Some(&m2.head()), &chain[1..]).unwrap();
