@@ -6,6 +6,7 @@ mod agent;
 mod backup_server;
 mod bad_input;
 mod crash;
+mod hardening;
 mod hygiene;
 mod keys;
 mod run;

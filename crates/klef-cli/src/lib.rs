@@ -23,6 +23,7 @@ mod config;
 mod context;
 mod diagnostics;
 mod dirs;
+mod env_policy;
 mod fsutil;
 mod logging;
 mod password;
