@@ -2,6 +2,7 @@
 //! directories. One test binary (`autotests = false`), one module per area.
 
 mod account_safety;
+mod adversary;
 mod agent;
 mod backup_server;
 mod bad_input;
@@ -9,6 +10,7 @@ mod crash;
 mod hardening;
 mod hygiene;
 mod keys;
+mod messages;
 mod run;
 mod teams;
 mod workflow;

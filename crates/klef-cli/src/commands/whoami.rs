@@ -57,7 +57,7 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
             "token_store": session.token_store.as_str(),
             "token_location": location,
             "server_owner": me.server_owner,
-            "session_expires_at": table::time(me.session_expires_at),
+            "session_expires_at": table::expiry(me.session_expires_at),
         }))?;
         return Ok(ExitStatus::SUCCESS);
     }
@@ -70,11 +70,14 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
             "token store",
             format!("{} ({location})", session.token_store.as_str()),
         ),
-        ("session expires", table::time(me.session_expires_at)),
+        (
+            "session expires",
+            table::expiry(me.session_expires_at).unwrap_or_else(|| "never".to_owned()),
+        ),
     ];
     let mut out = String::new();
     for (k, v) in rows {
-        let _ = writeln!(out, "{k:<16} {v}");
+        let _ = writeln!(out, "{k:<16} {}", table::printable(&v));
     }
     ctx.printer.data(&out)?;
     Ok(ExitStatus::SUCCESS)
