@@ -591,3 +591,24 @@ fn a_fresh_client_may_skip_from_the_key_s_admin_manifest_to_the_newest() {
         })
     ));
 }
+
+#[test]
+fn revisions_at_the_top_of_the_range_do_not_wrap() {
+    let world = World::new();
+    let auth = Authority::Roster(&world.roster);
+    let mut top = first(&world);
+    top.revision = u64::MAX;
+    top.previous = ManifestHash([1; 32]);
+    let top = top.sign(&world.admin.key);
+    let m = verify_update(&expected(&world), &auth, None, std::slice::from_ref(&top)).unwrap();
+    let next = m
+        .next_body(
+            PrincipalId::Member(world.admin.account),
+            Some(world.roster.head()),
+        )
+        .sign(&world.admin.key);
+    assert_eq!(
+        verify_update(&expected(&world), &auth, Some(&m.head()), &[top, next]).unwrap_err(),
+        ManifestError::BrokenChain { revision: u64::MAX }
+    );
+}

@@ -349,7 +349,7 @@ impl Manifest {
     #[must_use]
     pub fn next_body(&self, signer: PrincipalId, roster: Option<RosterHead>) -> ManifestBody {
         ManifestBody {
-            revision: self.body.revision + 1,
+            revision: self.body.revision.saturating_add(1),
             previous: self.hash,
             signer,
             roster,

@@ -305,7 +305,10 @@ pub fn verify_update(
         let body = ManifestBody::parse(&signed.body).map_err(ManifestError::Malformed)?;
         let prev = &current.body;
         let revision = body.revision;
-        let expected_revision = prev.revision + 1;
+        let expected_revision = prev
+            .revision
+            .checked_add(1)
+            .ok_or(ManifestError::BrokenChain { revision })?;
         // A fresh client may skip from the admin-signed manifest to the newest ones: it has no
         // head to descend from, and the key rules below still hold across the gap.
         let skip = head.is_none() && i == start + 1 && revision > expected_revision;

@@ -272,7 +272,7 @@ impl VerifiedRoster {
         let head = self.head();
         let entry = EntryBody {
             workspace: self.workspace,
-            sequence: head.sequence + 1,
+            sequence: head.sequence.saturating_add(1),
             previous: head.hash,
             signer,
             record,
@@ -343,7 +343,7 @@ impl VerifiedRoster {
         let body = EntryBody::parse(&entry.body)
             .map_err(|error| RosterError::Malformed { position, error })?;
         let head = self.head();
-        let expected = head.sequence + 1;
+        let expected = head.sequence.saturating_add(1);
         let sequence = body.sequence;
         if body.workspace != self.workspace {
             return Err(RosterError::ForeignWorkspace { sequence });
@@ -619,9 +619,12 @@ impl VerifiedRoster {
 
     /// DESIGN.md §9.3's authorisation rule for a manifest of `environment` in `project`
     /// signed by `signer` under roster entry `at`: the entry is in this verified roster, the
-    /// signer could write that environment then (and change its key, when `key_change`), and
-    /// no later entry up to this roster's head took that right away. Returns the signer's
-    /// verifying key as of `at`.
+    /// signer could write that environment then (and set its key, when `key_change`: owners
+    /// and admins only), and no later entry up to this roster's head took the right to write
+    /// it away (removed, revoked, demoted out of it, scope or permission narrowed). A key set
+    /// by someone who was an admin then stays vouched for if they are later demoted but keep
+    /// write access: they know the key either way. Returns the signer's verifying key as of
+    /// `at`.
     pub fn check_writer(
         &self,
         signer: &PrincipalId,
@@ -633,7 +636,7 @@ impl VerifiedRoster {
         let key = self.check_writer_at(signer, project, environment, at, key_change)?;
         let later = self.principals.get(signer).into_iter().flatten();
         for change in later.filter(|c| c.sequence > at.sequence) {
-            if !may_write(&change.record, project, environment, key_change) {
+            if !may_write(&change.record, project, environment, false) {
                 return Err(WriterError::RevokedSince {
                     principal: *signer,
                     sequence: change.sequence,
