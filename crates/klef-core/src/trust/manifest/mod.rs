@@ -156,11 +156,14 @@ pub struct ManifestBody {
     pub workspace: WorkspaceId,
     /// The project.
     pub project: ProjectId,
-    /// The project's name (readers check it is the one they asked for).
+    /// The project's name (readers check it is the one they asked for; changing it needs an
+    /// owner's or admin's signature).
     pub project_name: String,
     /// The environment.
     pub environment: EnvironmentId,
-    /// The environment's name (no relabelling of staging as production).
+    /// The environment's name, the slug users type (readers check it is the one they asked
+    /// for, so staging cannot be relabelled production; changing it needs an owner's or
+    /// admin's signature).
     pub environment_name: String,
     /// 1 for the first manifest, then +1 per write.
     pub revision: u64,
