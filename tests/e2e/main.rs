@@ -2,12 +2,16 @@
 //! directories. One test binary (`autotests = false`), one module per area.
 
 mod account_safety;
+mod adversary;
 mod agent;
 mod backup_server;
 mod bad_input;
 mod crash;
+mod env_choice;
 mod hygiene;
 mod keys;
+mod messages;
+mod pull_push;
 mod run;
 mod teams;
 mod workflow;

@@ -58,27 +58,27 @@ impl Printer {
     /// A progress or success message on stderr (silenced by `-q`).
     pub(crate) fn info(&self, msg: &str) {
         if !self.quiet {
-            eprintln!("{msg}");
+            eprintln!("{}", sanitize(msg));
         }
     }
 
     /// A message on stderr that `-q` does not silence (a prompt's context, the recovery code).
     #[allow(clippy::unused_self)] // a method so all output goes through the printer
     pub(crate) fn always(&self, msg: &str) {
-        eprintln!("{msg}");
+        eprintln!("{}", sanitize(msg));
     }
 
     /// A `warning: …` line on stderr (silenced by `-q`).
     pub(crate) fn warn(&self, msg: &str) {
         if !self.quiet {
-            eprintln!("{}: {msg}", self.paint("warning", "33;1"));
+            eprintln!("{}: {}", self.paint("warning", "33;1"), sanitize(msg));
         }
     }
 
     /// A `hint: …` line on stderr (silenced by `-q`).
     pub(crate) fn hint(&self, msg: &str) {
         if !self.quiet {
-            eprintln!("{}: {msg}", self.paint("hint", "36;1"));
+            eprintln!("{}: {}", self.paint("hint", "36;1"), sanitize(msg));
         }
     }
 
@@ -91,7 +91,7 @@ impl Printer {
                 "hint" => "36;1",
                 _ => "2",
             };
-            let _ = writeln!(err, "{}: {text}", self.paint(label, code));
+            let _ = writeln!(err, "{}: {}", self.paint(label, code), sanitize(text));
         }
     }
 
@@ -102,4 +102,24 @@ impl Printer {
             label.to_owned()
         }
     }
+}
+
+/// `msg` with every control character but newline and tab escaped (`\u{1b}`): messages carry
+/// names and texts a server chose, and a terminal escape in them must not reach the terminal.
+pub(crate) fn sanitize(msg: &str) -> std::borrow::Cow<'_, str> {
+    if !msg
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return std::borrow::Cow::Borrowed(msg);
+    }
+    let mut out = String::with_capacity(msg.len() + 8);
+    for c in msg.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }

@@ -5,8 +5,15 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use klef_core::model::Timestamp;
 
-/// Renders rows under a header, columns separated by two spaces, no trailing spaces.
+/// Renders rows under a header, columns separated by two spaces, no trailing spaces. Control
+/// characters in cells (a server's names could carry terminal escapes or newlines) are shown
+/// escaped, so every row is one line of plain text.
 pub(crate) fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| printable(c)).collect())
+        .collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -40,10 +47,41 @@ pub(crate) fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// RFC 3339 in UTC with second precision, e.g. `2026-11-27T15:49:56Z`.
+/// `text` with every control character escaped (`\u{1b}`, `\n`).
+pub(crate) fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// The last instant RFC 3339 can write, `9999-12-31T23:59:59.999Z`, in unix milliseconds.
+/// `humantime` panics on anything later.
+const LAST_RFC3339_MS: Timestamp = 253_402_300_799_999;
+
+/// RFC 3339 in UTC with second precision, e.g. `2026-11-27T15:49:56Z`. Timestamps come from
+/// the server, an adversary: one before 1970 or after 9999 is shown as `-`, never a panic.
 pub(crate) fn time(ts: Timestamp) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ts).unwrap_or(0));
-    humantime::format_rfc3339_seconds(t).to_string()
+    match u64::try_from(ts) {
+        Ok(ms) if ts <= LAST_RFC3339_MS => {
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+        }
+        _ => "-".to_owned(),
+    }
+}
+
+/// An expiry time: [`time`], or `None` for "never" (the server sends `i64::MAX` for API keys,
+/// which do not expire; anything past year 9999 is taken the same way).
+pub(crate) fn expiry(ts: Timestamp) -> Option<String> {
+    (ts <= LAST_RFC3339_MS).then(|| time(ts))
 }
 
 #[cfg(test)]
@@ -66,5 +104,30 @@ mod tests {
     fn formats_time() {
         assert_eq!(time(0), "1970-01-01T00:00:00Z");
         assert_eq!(time(1_500), "1970-01-01T00:00:01Z");
+        assert_eq!(time(LAST_RFC3339_MS), "9999-12-31T23:59:59Z");
+        assert_eq!(time(LAST_RFC3339_MS + 1), "-");
+        assert_eq!(time(i64::MAX), "-");
+        assert_eq!(time(-1), "-");
+        assert_eq!(expiry(i64::MAX), None);
+        assert_eq!(expiry(0).as_deref(), Some("1970-01-01T00:00:00Z"));
+    }
+
+    proptest::proptest! {
+        /// Any timestamp a server sends formats without a panic, as RFC 3339 or `-`.
+        #[test]
+        fn any_timestamp_formats(ts in proptest::num::i64::ANY) {
+            let s = time(ts);
+            proptest::prop_assert!(s == "-" || s.ends_with('Z'), "{}", s);
+            let _ = expiry(ts);
+        }
+
+        /// Any table of server-supplied text renders, one line per row plus the header.
+        #[test]
+        fn any_table_renders(rows in proptest::collection::vec(
+            proptest::collection::vec(".{0,40}", 0..6), 0..8)) {
+            let out = render(&["A", "B", "C"], &rows);
+            proptest::prop_assert_eq!(out.split('\n').count(), rows.len() + 2);
+            proptest::prop_assert!(!out.chars().any(|c| c.is_control() && c != '\n'));
+        }
     }
 }

@@ -48,6 +48,13 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
         StoreKind::File => store.file_path().display().to_string(),
     };
     let email = me.account.email.clone().unwrap_or(session.email.clone());
+    // The environment this directory uses (without asking the server: `-e`, `KLEF_ENV`, the
+    // user's choice or `.klef`).
+    let environment = crate::env_choice::resolve(
+        &ctx.dirs,
+        ctx.global.env.as_deref(),
+        Context::find_klef_file()?.as_ref(),
+    )?;
     if ctx.global.json {
         ctx.printer.json(&json!({
             "email": email,
@@ -57,7 +64,8 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
             "token_store": session.token_store.as_str(),
             "token_location": location,
             "server_owner": me.server_owner,
-            "session_expires_at": table::time(me.session_expires_at),
+            "session_expires_at": table::expiry(me.session_expires_at),
+            "environment": environment.as_ref().map(|c| json!({"slug": c.slug, "source": c.source.as_str()})),
         }))?;
         return Ok(ExitStatus::SUCCESS);
     }
@@ -70,11 +78,20 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
             "token store",
             format!("{} ({location})", session.token_store.as_str()),
         ),
-        ("session expires", table::time(me.session_expires_at)),
+        (
+            "session expires",
+            table::expiry(me.session_expires_at).unwrap_or_else(|| "never".to_owned()),
+        ),
     ];
     let mut out = String::new();
-    for (k, v) in rows {
-        let _ = writeln!(out, "{k:<16} {v}");
+    let environment = environment.map(|c| {
+        (
+            "environment",
+            format!("{} ({})", c.slug, c.source.describe()),
+        )
+    });
+    for (k, v) in rows.into_iter().chain(environment) {
+        let _ = writeln!(out, "{k:<16} {}", table::printable(&v));
     }
     ctx.printer.data(&out)?;
     Ok(ExitStatus::SUCCESS)
