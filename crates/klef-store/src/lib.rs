@@ -182,7 +182,7 @@ macro_rules! insert_secret_versions {
 mod backup;
 #[cfg(feature = "sqlite")]
 mod blocking;
-mod error;
+pub mod error;
 mod local;
 #[macro_use]
 pub mod server;
