@@ -529,7 +529,8 @@ mod tests {
     async fn refused_connections_name_the_server() {
         // Port 1 on loopback: nothing listens there.
         let e = api().get::<()>("/v1/health").await.unwrap_err();
-        assert!(matches!(e, BackendError::Unreachable(_)), "{e:?}");
+        assert_eq!(e.kind(), BackendErrorKind::Unreachable, "{e:?}");
         assert!(e.to_string().contains("http://127.0.0.1:1"), "{e}");
+        assert!(std::error::Error::source(&e).is_some(), "the cause is kept");
     }
 }
