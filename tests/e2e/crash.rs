@@ -388,7 +388,9 @@ fn killed_pull_leaves_old_or_new_file_and_no_temp_file() {
 
     let start = Instant::now();
     std::fs::write(&target, old).expect("write the old file");
-    ctx.run_pw(["pull", "-o", "out/app.env"]).success();
+    // --force: the old file's name is not in the environment (a plain pull refuses to lose it).
+    ctx.run_pw(["pull", "-o", "out/app.env", "--force"])
+        .success();
     let full = start.elapsed();
     assert!(
         std::fs::read_to_string(&target).expect("read") == new,
@@ -402,7 +404,7 @@ fn killed_pull_leaves_old_or_new_file_and_no_temp_file() {
         // load: aim the kills around the end, from half to one and a half uninterrupted pulls.
         let delay = rng.between(full / 2, full * 3 / 2);
         killed += usize::from(kill_after(
-            spawn_pw(&ctx, &["pull", "-o", "out/app.env"]),
+            spawn_pw(&ctx, &["pull", "-o", "out/app.env", "--force"]),
             delay,
         ));
         let content = std::fs::read_to_string(&target).expect("the target still exists");

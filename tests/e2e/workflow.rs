@@ -148,7 +148,19 @@ pub(crate) fn environments_and_overrides(mode: Mode) {
     );
     ctx.remove_env("KLEF_ENV");
 
+    // `env use` is the user's own choice: the committed .klef does not change.
+    let klef_before = std::fs::read(ctx.cwd.join(".klef")).expect("read");
     ctx.run(["env", "use", "production"]).success();
+    assert_eq!(
+        std::fs::read(ctx.cwd.join(".klef")).expect("read"),
+        klef_before
+    );
+    assert_eq!(
+        ctx.run_pw(["get", "WHERE", "--plain"]).success().stdout(),
+        "prod"
+    );
+    // `--save` changes the team default.
+    ctx.run(["env", "use", "production", "--save"]).success();
     let file: Value =
         serde_json::from_str(&std::fs::read_to_string(ctx.cwd.join(".klef")).expect("read"))
             .expect("json");

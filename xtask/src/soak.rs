@@ -29,10 +29,11 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
+use klef_core::ids::EnvironmentId;
 use klef_core::model::{Blob, SecretWrite};
 use klef_core::wire::{
-    ErrorBody, LoginRequest, SecretList, SecretText, SessionResponse, WriteSecretsRequest,
-    WriteSecretsResponse,
+    EnvironmentList, ErrorBody, LoginRequest, ProjectList, SecretList, SecretText, SessionResponse,
+    WorkspaceList, WriteSecretsRequest, WriteSecretsResponse, routes,
 };
 use serde_json::{Value, json};
 
@@ -241,7 +242,7 @@ struct Shared {
     http: reqwest::Client,
     base: String,
     token: String,
-    env_id: String,
+    env_id: EnvironmentId,
     phase: AtomicU8,
     deadline: Instant,
 }
@@ -351,7 +352,7 @@ async fn load(opts: &Options, server: &ServerProcess, cluster: &str) -> Result<S
 /// Signs in over HTTP (a session of its own; the CLI's stays in its token file).
 async fn login(http: &reqwest::Client, base: &str) -> Result<String> {
     let resp = http
-        .post(format!("{base}/v1/login"))
+        .post(format!("{base}{}", routes::LOGIN))
         .json(&LoginRequest {
             email: EMAIL.into(),
             password: SecretText::new(ACCOUNT_PASSWORD),
@@ -369,8 +370,13 @@ async fn login(http: &reqwest::Client, base: &str) -> Result<String> {
 }
 
 /// The id of the `development` environment of project `soak` in the personal workspace.
-async fn development_env(http: &reqwest::Client, base: &str, token: &str) -> Result<String> {
-    let get = |path: String| async move {
+async fn development_env(http: &reqwest::Client, base: &str, token: &str) -> Result<EnvironmentId> {
+    async fn get<T: serde::de::DeserializeOwned>(
+        http: &reqwest::Client,
+        base: &str,
+        token: &str,
+        path: &str,
+    ) -> Result<T> {
         let resp = http
             .get(format!("{base}{path}"))
             .bearer_auth(token)
@@ -378,24 +384,18 @@ async fn development_env(http: &reqwest::Client, base: &str, token: &str) -> Res
             .await
             .with_context(|| format!("GET {path} failed"))?;
         ensure!(resp.status().is_success(), "GET {path}: {}", resp.status());
-        resp.json::<Value>()
+        resp.json::<T>()
             .await
             .with_context(|| format!("GET {path}: bad JSON"))
-    };
-    let workspaces = get("/v1/workspaces".into()).await?;
-    for ws in workspaces["workspaces"].as_array().into_iter().flatten() {
-        let ws_id = ws["id"].as_str().context("workspace without id")?;
-        let projects = get(format!("/v1/workspaces/{ws_id}/projects")).await?;
-        for p in projects["projects"].as_array().into_iter().flatten() {
-            if p["name"] != "soak" {
-                continue;
-            }
-            let p_id = p["id"].as_str().context("project without id")?;
-            let envs = get(format!("/v1/projects/{p_id}/environments")).await?;
-            for e in envs["environments"].as_array().into_iter().flatten() {
-                if e["slug"] == "development" {
-                    return Ok(e["id"].as_str().context("environment without id")?.into());
-                }
+    }
+    let workspaces: WorkspaceList = get(http, base, token, routes::WORKSPACES).await?;
+    for ws in workspaces.workspaces {
+        let projects: ProjectList = get(http, base, token, &routes::projects(&ws.id)).await?;
+        for p in projects.projects.into_iter().filter(|p| p.name == "soak") {
+            let envs: EnvironmentList =
+                get(http, base, token, &routes::environments(&p.id)).await?;
+            if let Some(e) = envs.environments.iter().find(|e| e.slug == "development") {
+                return Ok(e.id);
             }
         }
     }
@@ -411,7 +411,7 @@ async fn client(shared: Arc<Shared>, index: usize) -> ClientReport {
     // The version this client believes each key is at.
     let mut version: HashMap<String, i64> = names.iter().map(|n| (n.clone(), 0)).collect();
     let mut rng = (index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    let secrets_url = format!("{}/v1/environments/{}/secrets", shared.base, shared.env_id);
+    let secrets_url = format!("{}{}", shared.base, routes::secrets(&shared.env_id));
     let mut sent = 0u64;
     while Instant::now() < shared.deadline && sent < MAX_REQUESTS_PER_CLIENT {
         sent += 1;
@@ -550,8 +550,9 @@ async fn verify_histories(shared: &Shared, reports: &[ClientReport]) -> Vec<Stri
         for k in 0..KEYS_PER_CLIENT {
             let name = format!("SOAK_C{i:03}_K{k}");
             let url = format!(
-                "{}/v1/environments/{}/secrets/{name}/history",
-                shared.base, shared.env_id
+                "{}{}",
+                shared.base,
+                routes::secret_history(&shared.env_id, &name)
             );
             let list = match history(shared, &url).await {
                 Ok(l) => l,

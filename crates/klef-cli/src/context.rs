@@ -15,6 +15,7 @@ use crate::cli::GlobalArgs;
 use crate::config::Config;
 use crate::diagnostics::Failure;
 use crate::dirs::Dirs;
+use crate::env_choice::{self, Choice, Source};
 use crate::printer::Printer;
 use crate::unlock::{self, KeySource, Unlock};
 
@@ -364,30 +365,56 @@ impl Context {
         Ok(envs)
     }
 
-    /// The project and environment (`-e`/`KLEF_ENV`, else `.klef`, else `development`).
+    /// Which environment this command uses and why (see `env_choice` for the precedence:
+    /// `-e` > `KLEF_ENV` > the user's choice > `.klef` > a system key's scope > `development`).
+    pub(crate) async fn env_choice(&self, b: &AnyBackend, pt: &ProjectTarget) -> Result<Choice> {
+        if let Some(choice) =
+            env_choice::resolve(&self.dirs, self.global.env.as_deref(), pt.klef.as_ref())?
+        {
+            return Ok(choice);
+        }
+        Ok(
+            match crate::commands::keys::ci::scoped_environment(b, &pt.project).await? {
+                Some(slug) => Choice {
+                    slug,
+                    source: Source::KeyScope,
+                },
+                None => Choice {
+                    slug: DEFAULT_ENV.to_owned(),
+                    source: Source::Default,
+                },
+            },
+        )
+    }
+
+    /// The project and environment (see [`Context::env_choice`]).
     pub(crate) async fn target(&self, b: &AnyBackend) -> Result<Target> {
         let pt = self.project(b).await?;
-        let slug = match self
-            .global
-            .env
-            .clone()
-            .or_else(|| pt.klef.as_ref().map(|k| k.file.environment.clone()))
-        {
-            Some(slug) => slug,
-            None => crate::commands::keys::ci::scoped_environment(b, &pt.project)
-                .await?
-                .unwrap_or_else(|| DEFAULT_ENV.to_owned()),
-        };
+        let choice = self.env_choice(b, &pt).await?;
         let envs = Self::environments(b, &pt.project).await?;
-        let env = match find_env(&envs, &slug, &pt.project) {
+        let env = match find_env(&envs, &choice.slug, &pt.project) {
             Ok(env) => env,
             Err(e) => {
                 if let Some(e) =
-                    crate::commands::keys::ci::out_of_scope(b, &pt.project, &slug).await?
+                    crate::commands::keys::ci::out_of_scope(b, &pt.project, &choice.slug).await?
                 {
                     return Err(e);
                 }
-                return Err(crate::remote::explain_missing_env(b, &envs, &slug, e).await);
+                let e = crate::remote::explain_missing_env(b, &envs, &choice.slug, e).await;
+                if matches!(choice.source, Source::User(_))
+                    && crate::diagnostics::exit_status(&e)
+                        == crate::diagnostics::ExitStatus::NOT_FOUND
+                {
+                    let names: Vec<&str> = envs.iter().map(|e| e.slug.as_str()).collect();
+                    return Err(Failure::not_found(format!(
+                        "environment \"{}\", your choice for this directory, is not in project \"{}\" any more",
+                        choice.slug, pt.project.name
+                    ))
+                    .hint(format!("available environments: {}", names.join(", ")))
+                    .hint("`klef env use SLUG` chooses another; `klef env use --reset` follows the team default in .klef")
+                    .into());
+                }
+                return Err(e);
             }
         };
         Ok(Target {

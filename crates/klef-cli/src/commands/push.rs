@@ -1,13 +1,17 @@
-//! `klef push [FILE] [--replace] [--yes]`: imports a dotenv file in one transaction.
+//! `klef push [FILE] [--replace] [--yes] [--dry-run] [--format dotenv|json|yaml]`: imports a
+//! file of names and values in one transaction.
 //!
+//! The format is `--format`, else the file's extension (`.json`, `.yaml`/`.yml`), else its
+//! first line (`{` is JSON, `---` or a quoted key is YAML), else dotenv (see `crate::import`).
 //! The whole file is parsed and checked before anything is written; a bad line is reported
 //! with its number. Each write carries the version klef read, so a concurrent change makes the
 //! push fail with exit code 7 instead of overwriting it. The summary (added / changed /
-//! unchanged / removed) goes to stderr; `--json` prints the names per group on stdout.
+//! unchanged / removed) goes to stderr; `--json` prints the names per group on stdout, with
+//! `"dry_run"`. `--dry-run` computes the same summary and writes nothing.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead as _, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use klef_core::backend::Backend as _;
@@ -17,17 +21,28 @@ use serde_json::json;
 
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
+use crate::import::{self, Format};
 use crate::{password, secrets};
 
-/// Import a dotenv file into the environment in one transaction
+/// Import a dotenv, JSON or YAML file into the environment in one transaction
 ///
 /// Keys absent from the file are kept unless `--replace` is given, which removes them after a
-/// confirmation (`--yes` skips it; without a terminal `--yes` is required).
+/// confirmation (`--yes` skips it; without a terminal `--yes` is required). JSON is one object
+/// and YAML one mapping, of string values only: a nested, numeric, boolean or null value is
+/// refused, naming its key, so nothing is imported as a different text than you see.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The dotenv file
+    /// The file to import
     #[arg(default_value = ".env")]
     pub(crate) file: PathBuf,
+
+    /// The file's format (default: from its extension, else its content, else dotenv)
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<FormatArg>,
+
+    /// Show what would be added, changed and removed, and write nothing
+    #[arg(long, short = 'n')]
+    pub(crate) dry_run: bool,
 
     /// Also remove keys that are not in the file
     #[arg(long)]
@@ -38,14 +53,53 @@ pub(crate) struct Args {
     pub(crate) yes: bool,
 }
 
-pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
-    let path = &args.file;
-    let bytes = fs_err::read(path).with_context(|| format!("failed to read {}", path.display()))?;
+/// Input formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum FormatArg {
+    /// `KEY=value` lines (the grammar of node `dotenv`; see docs/dotenv.md)
+    Dotenv,
+    /// One JSON object of string values
+    Json,
+    /// One YAML mapping of string values
+    Yaml,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Dotenv => Format::Dotenv,
+            FormatArg::Json => Format::Json,
+            FormatArg::Yaml => Format::Yaml,
+        }
+    }
+}
+
+/// Reads and parses the file; nothing of it reaches an error message but names and lines.
+fn read_entries(path: &Path, format: Option<FormatArg>) -> Result<Vec<dotenv::Entry>> {
+    let bytes = zeroize::Zeroizing::new(
+        fs_err::read(path).with_context(|| format!("failed to read {}", path.display()))?,
+    );
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| Failure::other(format!("{} is not valid UTF-8", path.display())))?;
-    let entries =
-        dotenv::parse(text).with_context(|| format!("failed to parse {}", path.display()))?;
-    drop(bytes);
+    let format = format.map_or_else(|| Format::detect(path, text), Format::from);
+    import::parse(text, format).map_err(|e| {
+        let mut failure = Failure::other(format!(
+            "failed to parse {} as {}: {e}",
+            path.display(),
+            format.name()
+        ));
+        if format == Format::Dotenv
+            && let Some(hint) = import::other_format_hint(text)
+        {
+            failure = failure.hint(hint);
+        }
+        failure.into()
+    })
+}
+
+pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
+    let path = &args.file;
+    let entries = read_entries(path, args.format)?;
     // Later duplicates win.
     let mut wanted: BTreeMap<String, zeroize::Zeroizing<String>> = BTreeMap::new();
     for e in entries {
@@ -107,18 +161,39 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             });
         }
         removed.sort();
-        if !removed.is_empty() && !args.yes {
+        if !removed.is_empty() && !args.yes && !args.dry_run {
             confirm_removal(ctx, &removed, &args.file, &t.describe())?;
         }
     }
 
-    if !writes.is_empty() {
+    if !writes.is_empty() && !args.dry_run {
         b.write_secrets(&t.env.id, &writes)
             .await
             .with_context(|| format!("failed to write to {}", t.describe()))?;
     }
     if ctx.global.json {
-        ctx.printer.json(&json!({"added": added, "changed": changed, "unchanged": unchanged, "removed": removed}))?;
+        ctx.printer.json(
+            &json!({"added": added, "changed": changed, "unchanged": unchanged,
+                                 "removed": removed, "dry_run": args.dry_run}),
+        )?;
+    }
+    if args.dry_run {
+        for (label, names) in [("add", &added), ("change", &changed), ("remove", &removed)] {
+            if !names.is_empty() {
+                ctx.printer
+                    .info(&format!("would {label}: {}", names.join(", ")));
+            }
+        }
+        ctx.printer.info(&format!(
+            "dry run, nothing written: pushing {} to {} would add {}, change {}, keep {} unchanged and remove {}",
+            path.display(),
+            t.describe(),
+            added.len(),
+            changed.len(),
+            unchanged.len(),
+            removed.len()
+        ));
+        return Ok(ExitStatus::SUCCESS);
     }
     ctx.printer.info(&format!(
         "pushed {} to {}: {} added, {} changed, {} unchanged, {} removed",

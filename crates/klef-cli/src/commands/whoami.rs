@@ -53,6 +53,13 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
         StoreKind::File => store.file_path().display().to_string(),
     };
     let email = me.account.email.clone().unwrap_or(session.email.clone());
+    // The environment this directory uses (without asking the server: `-e`, `KLEF_ENV`, the
+    // user's choice or `.klef`).
+    let environment = crate::env_choice::resolve(
+        &ctx.dirs,
+        ctx.global.env.as_deref(),
+        Context::find_klef_file()?.as_ref(),
+    )?;
     if ctx.global.json {
         ctx.printer.json(&json!({
             "email": email,
@@ -63,6 +70,7 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
             "token_location": location,
             "server_owner": me.server_owner,
             "session_expires_at": table::expiry(me.session_expires_at),
+            "environment": environment.as_ref().map(|c| json!({"slug": c.slug, "source": c.source.as_str()})),
         }))?;
         return Ok(ExitStatus::SUCCESS);
     }
@@ -81,7 +89,13 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
         ),
     ];
     let mut out = String::new();
-    for (k, v) in rows {
+    let environment = environment.map(|c| {
+        (
+            "environment",
+            format!("{} ({})", c.slug, c.source.describe()),
+        )
+    });
+    for (k, v) in rows.into_iter().chain(environment) {
         let _ = writeln!(out, "{k:<16} {}", table::printable(&v));
     }
     ctx.printer.data(&out)?;

@@ -4,23 +4,20 @@
 //! is decoded and checked here again (signature, version, checksum, consistency) whatever the
 //! client checked. Both are audited. The rules are in docs/server.md, "Backups".
 //!
-//! These two routes are mounted outside the 16 MiB body limit of the others: import bodies
-//! may reach [`MAX_BACKUP_BYTES`].
+//! These two routes have their own body limit in the route table instead of the 16 MiB of the
+//! others: import bodies may reach [`MAX_BACKUP_BYTES`].
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use klef_core::backup::{self, Archive, ArchiveSource};
 use klef_core::ids::WorkspaceId;
 use klef_core::model::Role;
 use klef_core::wire::{
     BACKUP_MEDIA_TYPE, ImportBackupParams, ImportBackupResponse, MAX_BACKUP_BYTES,
 };
-use tower_http::limit::RequestBodyLimitLayer;
 use tracing::instrument;
 
 use super::audit_by;
@@ -29,21 +26,12 @@ use crate::authz::{Action, Principal, Resource, authorize};
 use crate::error::ApiError;
 use crate::extract::ApiPath;
 
-/// The backup routes, each with its own body limit ([`MAX_BACKUP_BYTES`]).
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/workspaces/{workspace_id}/export", get(export))
-        .route("/v1/import", post(import))
-        .layer(DefaultBodyLimit::max(MAX_BACKUP_BYTES))
-        .layer(RequestBodyLimitLayer::new(MAX_BACKUP_BYTES))
-}
-
 fn producer() -> String {
     format!("klef-server {}", env!("CARGO_PKG_VERSION"))
 }
 
 #[instrument(skip_all)]
-async fn export(
+pub(super) async fn export(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
@@ -136,7 +124,7 @@ async fn check_owner(
 }
 
 #[instrument(skip_all)]
-async fn import(
+pub(super) async fn import(
     State(state): State<AppState>,
     principal: Principal,
     query: Result<Query<ImportBackupParams>, QueryRejection>,

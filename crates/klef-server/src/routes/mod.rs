@@ -1,5 +1,6 @@
-//! The router: every route of `/v1` ([`ROUTES`], documented in `openapi.json`), the layers
-//! (trace, JSON errors, panic catching, body limit) and the health and `OpenAPI` handlers.
+//! The router: every route of `/v1`, built from the one route table
+//! ([`klef_core::wire::routes::Endpoint`], documented in `openapi.json`), the layers (trace,
+//! JSON errors, panic catching, body limits) and the health and `OpenAPI` handlers.
 
 mod accounts;
 mod api_keys;
@@ -7,12 +8,15 @@ mod backup;
 mod content;
 mod teams;
 
+use std::convert::Infallible;
+
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
-use klef_core::wire::{HealthResponse, MAX_BODY_BYTES};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use klef_core::wire::HealthResponse;
+use klef_core::wire::routes::{Endpoint, Method};
 use klef_store::server::{Actor, ActorKind, Audit};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -25,131 +29,24 @@ use crate::error::ApiError;
 /// The `OpenAPI` 3.1 document served at `/v1/openapi.json`.
 pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 
-/// Every route as (method, path), in the order of `docs/server.md`. A test checks that each
-/// is served and appears in [`OPENAPI_JSON`].
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/v1/health"),
-    ("GET", "/v1/openapi.json"),
-    ("POST", "/v1/signup"),
-    ("POST", "/v1/login"),
-    ("POST", "/v1/logout"),
-    ("GET", "/v1/me"),
-    ("PUT", "/v1/me/keys"),
-    ("GET", "/v1/workspaces"),
-    ("POST", "/v1/workspaces"),
-    ("GET", "/v1/workspaces/{workspace_id}/projects"),
-    ("POST", "/v1/workspaces/{workspace_id}/projects"),
-    ("GET", "/v1/projects/{project_id}"),
-    ("GET", "/v1/projects/{project_id}/environments"),
-    ("POST", "/v1/projects/{project_id}/environments"),
-    ("GET", "/v1/environments/{environment_id}/key"),
-    ("GET", "/v1/environments/{environment_id}/secrets"),
-    ("POST", "/v1/environments/{environment_id}/secrets"),
-    (
-        "GET",
-        "/v1/environments/{environment_id}/secrets/{name}/history",
-    ),
-    ("GET", "/v1/environments/{environment_id}/grants"),
-    ("POST", "/v1/environments/{environment_id}/rotate"),
-    ("POST", "/v1/workspaces/{workspace_id}/invitations"),
-    ("GET", "/v1/invitations"),
-    ("POST", "/v1/invitations/{invitation_id}/accept"),
-    ("GET", "/v1/workspaces/{workspace_id}/members"),
-    (
-        "POST",
-        "/v1/workspaces/{workspace_id}/members/{account_id}/confirm",
-    ),
-    (
-        "DELETE",
-        "/v1/workspaces/{workspace_id}/members/{account_id}",
-    ),
-    ("GET", "/v1/workspaces/{workspace_id}/audit"),
-    ("GET", "/v1/api-keys"),
-    ("POST", "/v1/api-keys"),
-    ("PUT", "/v1/api-keys/{api_key_id}"),
-    ("DELETE", "/v1/api-keys/{api_key_id}"),
-    ("GET", "/v1/me/api-key"),
-    ("GET", "/v1/projects/{project_id}/api-key-recipients"),
-    ("GET", "/v1/workspaces/{workspace_id}/export"),
-    ("POST", "/v1/import"),
-];
-
-/// The application: routes, state and layers.
+/// The application: every [`Endpoint`] of the route table with its handler and body limit,
+/// the state and the layers.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/health", get(health))
-        .route("/v1/openapi.json", get(openapi))
-        .route("/v1/signup", post(accounts::signup))
-        .route("/v1/login", post(accounts::login))
-        .route("/v1/logout", post(accounts::logout))
-        .route("/v1/me", get(accounts::me))
-        .route("/v1/me/keys", put(accounts::replace_keys))
-        .route(
-            "/v1/workspaces",
-            get(content::workspaces).post(content::create_workspace),
-        )
-        .route(
-            "/v1/workspaces/{workspace_id}/projects",
-            get(content::projects).post(content::create_project),
-        )
-        .route("/v1/projects/{project_id}", get(content::project))
-        .route(
-            "/v1/projects/{project_id}/environments",
-            get(content::environments).post(content::create_environment),
-        )
-        .route(
-            "/v1/environments/{environment_id}/key",
-            get(content::environment_key),
-        )
-        .route(
-            "/v1/environments/{environment_id}/secrets",
-            get(content::secrets).post(content::write_secrets),
-        )
-        .route(
-            "/v1/environments/{environment_id}/secrets/{name}/history",
-            get(content::secret_history),
-        )
-        .route(
-            "/v1/environments/{environment_id}/grants",
-            get(content::grants),
-        )
-        .route(
-            "/v1/environments/{environment_id}/rotate",
-            post(content::rotate),
-        )
-        .route(
-            "/v1/workspaces/{workspace_id}/invitations",
-            post(teams::invite),
-        )
-        .route("/v1/invitations", get(teams::my_invitations))
-        .route(
-            "/v1/invitations/{invitation_id}/accept",
-            post(teams::accept),
-        )
-        .route("/v1/workspaces/{workspace_id}/members", get(teams::members))
-        .route(
-            "/v1/workspaces/{workspace_id}/members/{account_id}/confirm",
-            post(teams::confirm),
-        )
-        .route(
-            "/v1/workspaces/{workspace_id}/members/{account_id}",
-            delete(teams::remove),
-        )
-        .route("/v1/workspaces/{workspace_id}/audit", get(teams::audit))
-        .route("/v1/api-keys", get(api_keys::list).post(api_keys::create))
-        .route(
-            "/v1/api-keys/{api_key_id}",
-            put(api_keys::put).delete(api_keys::revoke),
-        )
-        .route("/v1/me/api-key", get(api_keys::current))
-        .route(
-            "/v1/projects/{project_id}/api-key-recipients",
-            get(content::api_key_recipients),
-        )
-        // The body limit covers every route above; the backup routes below have their own.
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .merge(backup::router())
+    let mut router = Router::new();
+    for &endpoint in Endpoint::ALL {
+        let limit = endpoint.max_body();
+        let method = match endpoint.method() {
+            Method::Get => MethodFilter::GET,
+            Method::Post => MethodFilter::POST,
+            Method::Put => MethodFilter::PUT,
+            Method::Delete => MethodFilter::DELETE,
+        };
+        let route: MethodRouter<AppState> = handler(endpoint, method)
+            .layer::<_, Infallible>(DefaultBodyLimit::max(limit))
+            .layer(RequestBodyLimitLayer::new(limit));
+        router = router.route(endpoint.path(), route);
+    }
+    router
         .fallback(no_route)
         .with_state(state)
         .layer(CatchPanicLayer::custom(
@@ -160,6 +57,49 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::map_response(json_errors))
         .layer(TraceLayer::new_for_http())
+}
+
+/// The handler of each endpoint, on its method. Exhaustive: a new [`Endpoint`] does not
+/// compile until it has a handler.
+fn handler(endpoint: Endpoint, method: MethodFilter) -> MethodRouter<AppState> {
+    use Endpoint as E;
+    match endpoint {
+        E::Health => on(method, health),
+        E::OpenApi => on(method, openapi),
+        E::Signup => on(method, accounts::signup),
+        E::Login => on(method, accounts::login),
+        E::Logout => on(method, accounts::logout),
+        E::Me => on(method, accounts::me),
+        E::ReplaceKeys => on(method, accounts::replace_keys),
+        E::Workspaces => on(method, content::workspaces),
+        E::CreateWorkspace => on(method, content::create_workspace),
+        E::Projects => on(method, content::projects),
+        E::CreateProject => on(method, content::create_project),
+        E::Project => on(method, content::project),
+        E::Environments => on(method, content::environments),
+        E::CreateEnvironment => on(method, content::create_environment),
+        E::EnvironmentKey => on(method, content::environment_key),
+        E::Secrets => on(method, content::secrets),
+        E::WriteSecrets => on(method, content::write_secrets),
+        E::SecretHistory => on(method, content::secret_history),
+        E::Grants => on(method, content::grants),
+        E::Rotate => on(method, content::rotate),
+        E::Invite => on(method, teams::invite),
+        E::MyInvitations => on(method, teams::my_invitations),
+        E::AcceptInvitation => on(method, teams::accept),
+        E::Members => on(method, teams::members),
+        E::ConfirmMember => on(method, teams::confirm),
+        E::RemoveMember => on(method, teams::remove),
+        E::Audit => on(method, teams::audit),
+        E::ApiKeys => on(method, api_keys::list),
+        E::CreateApiKey => on(method, api_keys::create),
+        E::PutApiKey => on(method, api_keys::put),
+        E::RevokeApiKey => on(method, api_keys::revoke),
+        E::CurrentApiKey => on(method, api_keys::current),
+        E::ApiKeyRecipients => on(method, content::api_key_recipients),
+        E::ExportWorkspace => on(method, backup::export),
+        E::ImportBackup => on(method, backup::import),
+    }
 }
 
 async fn no_route() -> ApiError {

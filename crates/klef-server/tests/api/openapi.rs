@@ -2,7 +2,8 @@
 
 use std::collections::BTreeSet;
 
-use klef_server::routes::{OPENAPI_JSON, ROUTES};
+use klef_core::wire::routes::Endpoint;
+use klef_server::routes::OPENAPI_JSON;
 use serde_json::Value;
 
 use crate::common::{Api, Server, with_sqlite};
@@ -24,9 +25,9 @@ fn every_route_is_documented_and_nothing_else() {
             }
         }
     }
-    let routed: BTreeSet<(String, String)> = ROUTES
+    let routed: BTreeSet<(String, String)> = Endpoint::ALL
         .iter()
-        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .map(|e| (e.method().as_str().to_owned(), e.path().to_owned()))
         .collect();
     assert_eq!(documented, routed);
 }
@@ -37,14 +38,15 @@ async fn every_listed_route_is_served() {
         let server = Server::start(&target, false).await;
         let api = Api::new(&server.base);
         let id = "0f8fad5b-d9cb-469f-a165-70867728950e";
-        for (method, path) in ROUTES {
+        for endpoint in Endpoint::ALL {
+            let (method, path) = (endpoint.method().as_str(), endpoint.path());
             let concrete = path
                 .replace("{name}", "API_KEY")
                 .split('/')
                 .map(|seg| if seg.starts_with('{') { id } else { seg })
                 .collect::<Vec<_>>()
                 .join("/");
-            let body = if *method == "GET" || *method == "DELETE" {
+            let body = if method == "GET" || method == "DELETE" {
                 None
             } else {
                 Some("{}".to_owned())

@@ -14,11 +14,11 @@ use crate::diagnostics::ExitStatus;
 #[derive(Debug, clap::Subcommand)]
 #[command(defer = true)]
 pub(crate) enum Command {
-    /// List the project's environments
+    /// List the project's environments, marking the one in use and why
     List(list::Args),
     /// Add an environment to the project
     Create(create::Args),
-    /// Change the default environment in `.klef`
+    /// Choose the environment this directory uses (yours; `--save` for the team's default)
     Use(use_::Args),
     /// Give the environment a new key and re-encrypt its values
     RotateKey(rotate_key::Args),

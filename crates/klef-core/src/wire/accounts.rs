@@ -1,0 +1,93 @@
+//! Accounts and sessions: sign-up, sign-in, `me`, key replacement (`routes/accounts.rs`).
+
+use serde::{Deserialize, Serialize};
+
+use super::SecretText;
+use crate::ids::AccountId;
+use crate::model::{Account, AccountKeys, Timestamp, Workspace};
+
+/// `POST /v1/signup`: creates an account and its personal workspace, and signs in.
+///
+/// The first account on a server owns it; later sign-ups need a pending invitation for the
+/// email unless the server runs with `--open-signup`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    /// The sign-in email (compared case-insensitively; stored lower-case).
+    pub email: String,
+    /// The account (sign-in) password, at least 8 characters. Never the encryption password.
+    pub password: SecretText,
+    /// The account id, chosen by the client (it is bound into the sealed keys' AAD).
+    pub account_id: AccountId,
+    /// The sealed key material made by the client (`crypto::account::create`).
+    pub keys: AccountKeys,
+    /// The personal workspace (`personal: true`), chosen by the client.
+    pub personal_workspace: Workspace,
+}
+
+/// `POST /v1/login`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The sign-in email.
+    pub email: String,
+    /// The account (sign-in) password.
+    pub password: SecretText,
+}
+
+/// The answer to [`SignupRequest`] and [`LoginRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionResponse {
+    /// The bearer token (`klef_sess_…`). Shown once; the server keeps only its SHA-256.
+    pub token: SecretText,
+    /// When the session expires.
+    pub expires_at: Timestamp,
+    /// The signed-in account (sealed keys, to unlock with the encryption password).
+    pub account: Account,
+}
+
+/// `GET /v1/me`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeResponse {
+    /// The caller's account.
+    pub account: Account,
+    /// Whether the caller owns the server (the first account).
+    pub server_owner: bool,
+    /// When the current session expires.
+    pub session_expires_at: Timestamp,
+}
+
+/// `PUT /v1/me/keys`: replaces the sealed master-key copies and KDF parameters (password change,
+/// recovery). The public key and sealed private key must be unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceKeysRequest {
+    /// The new key material.
+    pub keys: AccountKeys,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_text_is_redacted_and_round_trips() {
+        let req = LoginRequest {
+            email: "a@example.com".into(),
+            password: SecretText::new("hunter2-hunter2"),
+        };
+        assert!(!format!("{req:?}").contains("hunter2"));
+        let json = serde_json::to_string(&req).unwrap();
+        assert!(json.contains("hunter2-hunter2"));
+        assert_eq!(serde_json::from_str::<LoginRequest>(&json).unwrap(), req);
+    }
+
+    #[test]
+    fn requests_reject_unknown_fields() {
+        let err = serde_json::from_str::<LoginRequest>(
+            r#"{"email":"a@example.com","password":"x","admin":true}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+}
