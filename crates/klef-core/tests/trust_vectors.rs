@@ -113,6 +113,10 @@ fn default_inputs() -> Value {
             "revision": 12,
             "manifest_hash": "ef".repeat(32),
             "key_version": 2,
+            "project_id": "30000000-0000-4000-8000-000000000001",
+            "project_revision": 3,
+            "project_record_hash": "12".repeat(32),
+            "project_key_version": 1,
         }],
     })
 }
@@ -221,6 +225,14 @@ fn compute(mut cases: Value) -> Value {
                             revision: case["revision"].as_u64().unwrap(),
                             hash: ManifestHash(key32(case, "manifest_hash")),
                             key_version: case["key_version"].as_u64().unwrap(),
+                        },
+                    )]),
+                    projects: BTreeMap::from([(
+                        ProjectId::from_str(s(case, "project_id")).unwrap(),
+                        ManifestHead {
+                            revision: case["project_revision"].as_u64().unwrap(),
+                            hash: ManifestHash(key32(case, "project_record_hash")),
+                            key_version: case["project_key_version"].as_u64().unwrap(),
                         },
                     )]),
                 },

@@ -252,6 +252,11 @@ def main() -> int:
             u64(case["revision"]),
             bytes.fromhex(case["manifest_hash"]),
             u64(case["key_version"]),
+            u32(1),
+            uuid_bytes(case["project_id"]),
+            u64(case["project_revision"]),
+            bytes.fromhex(case["project_record_hash"]),
+            u64(case["project_key_version"]),
         )
         check(f"account_state[{i}].plaintext", want.hex(), case["plaintext"])
         sealed = bytes.fromhex(case["sealed"])
