@@ -7,6 +7,7 @@ mod cache;
 mod common;
 mod concurrency;
 mod keys;
+mod logging;
 mod matrix;
 mod openapi;
 mod story;
