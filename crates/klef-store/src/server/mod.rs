@@ -43,7 +43,10 @@ use klef_core::model::Timestamp;
 
 pub use access::{AccessFacts, AccessTarget, RotateOutcome, SecretsRevision};
 pub use api_keys::{ApiKeyAuth, EnvironmentCreation, NewApiKey};
-pub use sessions::{AttemptScope, NewSession, SessionInfo, Signup, SignupOutcome};
+pub use sessions::{
+    AttemptIds, AttemptLimit, AttemptScope, NewSession, Reservation, SessionInfo, Signup,
+    SignupOutcome, SignupPrecheck,
+};
 pub use teams::NewInvitation;
 
 /// Milliseconds since the Unix epoch, now.
