@@ -30,20 +30,31 @@ fn expected(world: &World) -> Expected<'_> {
 
 /// The first manifest of staging, signed by the admin (environment creation).
 fn first(world: &World) -> ManifestBody {
-    ManifestBody {
-        workspace: world.workspace,
-        project: world.project,
-        project_name: "api".into(),
-        environment: world.staging,
-        environment_name: "staging".into(),
-        revision: 1,
-        previous: ManifestHash::ZERO,
-        key_version: 1,
-        key_commitment: KeyCommitment::environment(&env_key(1), &world.staging, 1),
-        roster: Some(world.roster.head()),
-        signer: PrincipalId::Member(world.admin.account),
-        values: BTreeMap::new(),
-    }
+    let body = ManifestBody::first(
+        &expected(world),
+        &env_key(1),
+        1,
+        Some(world.roster.head()),
+        PrincipalId::Member(world.admin.account),
+    );
+    assert_eq!(
+        body,
+        ManifestBody {
+            workspace: world.workspace,
+            project: world.project,
+            project_name: "api".into(),
+            environment: world.staging,
+            environment_name: "staging".into(),
+            revision: 1,
+            previous: ManifestHash::ZERO,
+            key_version: 1,
+            key_commitment: KeyCommitment::environment(&env_key(1), &world.staging, 1),
+            roster: Some(world.roster.head()),
+            signer: PrincipalId::Member(world.admin.account),
+            values: BTreeMap::new(),
+        }
+    );
+    body
 }
 
 fn verified(world: &World, chain: &[SignedManifest]) -> Manifest {
@@ -243,9 +254,12 @@ fn keys_change_only_forward_and_only_by_admins() {
     let mia = PrincipalId::Member(w.member.account);
 
     // An admin's rotation to key version 2 verifies; the new key is the committed one.
-    let mut rotation = m2.next_body(admin, Some(w.roster.head()));
-    rotation.key_version = 2;
-    rotation.key_commitment = KeyCommitment::environment(&env_key(2), &w.staging, 2);
+    let rotation = m2.rotation_body(&env_key(2), admin, Some(w.roster.head()));
+    assert_eq!(rotation.key_version, 2);
+    assert_eq!(
+        rotation.key_commitment,
+        KeyCommitment::environment(&env_key(2), &w.staging, 2)
+    );
     let mut chain = c.manifests.clone();
     chain.push(rotation.sign(&w.admin.key));
     let m3 = verify_update(&expected(w), &auth, Some(&m2.head()), &chain[1..]).unwrap();
@@ -611,4 +625,98 @@ fn revisions_at_the_top_of_the_range_do_not_wrap() {
         verify_update(&expected(&world), &auth, Some(&m.head()), &[top, next]).unwrap_err(),
         ManifestError::BrokenChain { revision: u64::MAX }
     );
+}
+
+#[test]
+fn renames_need_an_admin_and_do_not_break_older_heads() {
+    let c = chain();
+    let w = &c.world;
+    let auth = Authority::Roster(&w.roster);
+    let m2 = verified(w, &c.manifests);
+    let admin = PrincipalId::Member(w.admin.account);
+    let mia = PrincipalId::Member(w.member.account);
+    let renamed = Expected {
+        environment_name: "stage",
+        ..expected(w)
+    };
+
+    // An admin renames staging to stage (`klef env rename`); a reader whose head still has
+    // the old name follows it, then Mia writes under the new name.
+    let mut rename = m2.next_body(admin, Some(w.roster.head()));
+    rename.environment_name = "stage".into();
+    let m3 = rename.sign(&w.admin.key);
+    let v3 = verify_update(
+        &renamed,
+        &auth,
+        Some(&m2.head()),
+        &[c.manifests[1].clone(), m3.clone()],
+    )
+    .unwrap();
+    let m4 = v3.next_body(mia, Some(w.roster.head())).sign(&w.member.key);
+    let v4 = verify_update(
+        &renamed,
+        &auth,
+        Some(&m2.head()),
+        &[c.manifests[1].clone(), m3.clone(), m4.clone()],
+    )
+    .unwrap();
+    assert_eq!(v4.body().environment_name, "stage");
+    // Asked for by its old name, the renamed environment is refused.
+    assert_eq!(
+        verify_update(
+            &expected(w),
+            &auth,
+            Some(&m2.head()),
+            &[c.manifests[1].clone(), m3.clone()]
+        )
+        .unwrap_err(),
+        ManifestError::WrongEnvironment {
+            what: "environment name"
+        }
+    );
+    // A fresh client starts from the admin's rename and skips to the newest.
+    assert_eq!(
+        verify_update(&renamed, &auth, None, &[m3.clone(), m4.clone()]).unwrap(),
+        v4
+    );
+    // Starting from the creation manifest, the name changes in the gap under a member's
+    // signature: refused (the server must serve the rename).
+    assert!(matches!(
+        verify_update(&renamed, &auth, None, &[c.manifests[0].clone(), m4]),
+        Err(ManifestError::Unauthorised { revision: 4, .. })
+    ));
+
+    // A member relabels staging as production by signing the new name herself: refused.
+    let mut relabel = m2.next_body(mia, Some(w.roster.head()));
+    relabel.environment_name = "production".into();
+    let as_production = Expected {
+        environment_name: "production",
+        ..expected(w)
+    };
+    let err = verify_update(
+        &as_production,
+        &auth,
+        Some(&m2.head()),
+        &[c.manifests[1].clone(), relabel.sign(&w.member.key)],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, ManifestError::Unauthorised { revision: 3, error: WriterError::NotAuthorised { what, .. } } if what.contains("names")),
+        "{err:?}"
+    );
+    let mut project_relabel = m2.next_body(mia, Some(w.roster.head()));
+    project_relabel.project_name = "billing".into();
+    let as_billing = Expected {
+        project_name: "billing",
+        ..expected(w)
+    };
+    assert!(matches!(
+        verify_update(
+            &as_billing,
+            &auth,
+            Some(&m2.head()),
+            &[c.manifests[1].clone(), project_relabel.sign(&w.member.key)]
+        ),
+        Err(ManifestError::Unauthorised { revision: 3, .. })
+    ));
 }

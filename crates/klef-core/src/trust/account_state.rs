@@ -152,6 +152,20 @@ impl AccountState {
         })
     }
 
+    /// The environment head pinned for `environment` of `workspace`, if any.
+    #[must_use]
+    pub fn environment_head(
+        &self,
+        workspace: &WorkspaceId,
+        environment: &EnvironmentId,
+    ) -> Option<ManifestHead> {
+        self.workspaces
+            .get(workspace)?
+            .environments
+            .get(environment)
+            .copied()
+    }
+
     /// Records a newly verified roster (never lowering the pinned head).
     pub fn record_roster(&mut self, anchor: &RosterAnchor) -> Result<(), MergeError> {
         let head = anchor.head.unwrap_or(RosterHead {

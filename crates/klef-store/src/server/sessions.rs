@@ -4,26 +4,11 @@ use klef_core::ids::AccountId;
 use klef_core::model::{Account, Role, Timestamp, Workspace};
 use klef_core::names::validate_display_name;
 
-use super::Audit;
-
-/// Inserts a session row for the account id `$account` on `$conn` (either backend).
-macro_rules! insert_session {
-    ($conn:expr, $account:expr, $session:expr) => {{
-        let session: &NewSession = $session;
-        sqlx::query(
-            "INSERT INTO sessions (id, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&session.token_hash)
-        .bind($account)
-        .bind(session.created_at)
-        .bind(session.expires_at)
-        .execute($conn)
-        .await
-        .map(|_| ())
-    }};
-}
+use crate::audit::Audit;
 use crate::rows::parse_id;
-use crate::{Store, StoreError};
+use crate::tables;
+use crate::tx::{Dialect, Tx};
+use crate::{Store, StoreError, invalid, now_ms};
 
 /// A new account as the server creates it.
 #[derive(Debug)]
@@ -145,69 +130,57 @@ impl Store {
     ) -> Result<SignupOutcome, StoreError> {
         let account = signup.account;
         let personal = signup.personal;
-        validate_display_name("workspace name", &personal.name).map_err(|e| {
-            StoreError::Invalid {
-                reason: e.to_string(),
-            }
-        })?;
+        validate_display_name("workspace name", &personal.name).map_err(invalid)?;
         let Some(email) = account.email.as_deref() else {
-            return Err(StoreError::Invalid {
-                reason: "a server account needs an email".into(),
-            });
+            return Err(invalid("a server account needs an email"));
         };
-        let id = account.id.to_string();
-        let ws_id = personal.id.to_string();
-        write_tx!(self, |tx, _dialect| {
-            let accounts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
-                .fetch_one(&mut *tx)
-                .await?;
-            let server_owner = accounts == 0;
+        let mut tx = Tx::write(self).await?;
+        let result = async {
+            let server_owner = tx.count("SELECT COUNT(*) FROM accounts", &[]).await? == 0;
             if server_owner {
-                sqlx::query("INSERT INTO klef_meta (key, value) VALUES ('server_owner', $1)")
-                    .bind(&id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| StoreError::exists_or(e, || "the server owner".into()))?;
-            } else if signup.require_invitation {
-                let open: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM invitations WHERE email = $1 AND closed_at IS NULL",
+                tx.execute(
+                    "INSERT INTO klef_meta (key, value) VALUES ('server_owner', $1)",
+                    &[account.id.to_string().into()],
                 )
-                .bind(email)
-                .fetch_one(&mut *tx)
-                .await?;
+                .await
+                .map_err(|e| StoreError::exists_or(e, || "the server owner".into()))?;
+            } else if signup.require_invitation {
+                let open = tx
+                    .count(
+                        "SELECT COUNT(*) FROM invitations WHERE email = $1 AND closed_at IS NULL",
+                        &[email.into()],
+                    )
+                    .await?;
                 if open == 0 {
                     return Ok(SignupOutcome::InvitationRequired);
                 }
             }
-            insert_account!(&mut *tx, account, Some(signup.password_hash)).map_err(|e| {
-                StoreError::exists_or(e, || "an account with this email or id".into())
-            })?;
-            sqlx::query(
-                "INSERT INTO workspaces (id, name, personal, created_by, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+            tables::insert_account(&mut tx, account, Some(signup.password_hash))
+                .await
+                .map_err(|e| {
+                    StoreError::exists_or(e, || "an account with this email or id".into())
+                })?;
+            let personal = Workspace {
+                personal: true,
+                ..personal.clone()
+            };
+            tables::insert_workspace(&mut tx, &personal, &account.id)
+                .await
+                .map_err(|e| StoreError::exists_or(e, || format!("workspace {}", personal.id)))?;
+            tables::insert_member(
+                &mut tx,
+                &personal.id,
+                &account.id,
+                Role::Owner,
+                personal.created_at,
             )
-            .bind(&ws_id)
-            .bind(&personal.name)
-            .bind(true)
-            .bind(&id)
-            .bind(personal.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::exists_or(e, || format!("workspace {}", personal.id)))?;
-            sqlx::query(
-                "INSERT INTO workspace_members (workspace_id, account_id, role, created_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&ws_id)
-            .bind(&id)
-            .bind(Role::Owner.as_str())
-            .bind(personal.created_at)
-            .execute(&mut *tx)
             .await?;
-            insert_session!(&mut *tx, &id, signup.session)?;
-            insert_audit!(&mut *tx, audit)?;
+            insert_session(&mut tx, &account.id, signup.session).await?;
+            tables::insert_audit(&mut tx, audit).await?;
             Ok(SignupOutcome::Created { server_owner })
-        })
+        }
+        .await;
+        tx.finish(result).await
     }
 
     /// The account id and password hash for a sign-in email.
@@ -232,12 +205,14 @@ impl Store {
         session: &NewSession,
         audit: &Audit,
     ) -> Result<(), StoreError> {
-        let id = account.to_string();
-        write_tx!(self, |tx, _dialect| {
-            insert_session!(&mut *tx, &id, session)?;
-            insert_audit!(&mut *tx, audit)?;
+        let mut tx = Tx::write(self).await?;
+        let result = async {
+            insert_session(&mut tx, account, session).await?;
+            tables::insert_audit(&mut tx, audit).await?;
             Ok(())
-        })
+        }
+        .await;
+        tx.finish(result).await
     }
 
     /// The live (not revoked, not expired at `now`) session with this token hash.
@@ -273,21 +248,21 @@ impl Store {
         token_hash: &str,
         audit: &Audit,
     ) -> Result<bool, StoreError> {
-        let now = super::now_ms();
-        write_tx!(self, |tx, _dialect| {
-            let done = sqlx::query(
-                "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-            )
-            .bind(token_hash)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let mut tx = Tx::write(self).await?;
+        let result = async {
+            let done = tx
+                .execute(
+                    "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                    &[token_hash.into(), now_ms().into()],
+                )
+                .await?;
             if done > 0 {
-                insert_audit!(&mut *tx, audit)?;
+                tables::insert_audit(&mut tx, audit).await?;
             }
             Ok(done > 0)
-        })
+        }
+        .await;
+        tx.finish(result).await
     }
 
     /// Reserves one attempt against every limit in `limits`, atomically: in one transaction
@@ -302,7 +277,7 @@ impl Store {
         limits: &[AttemptLimit<'_>],
         since: Timestamp,
     ) -> Result<Reservation, StoreError> {
-        let now = super::now_ms();
+        let now = now_ms();
         let mut keys: Vec<String> = limits
             .iter()
             .map(|l| format!("{}:{}", l.scope.as_str(), l.subject))
@@ -310,25 +285,29 @@ impl Store {
         // One order for every caller, so two reservations never wait on each other's locks.
         keys.sort();
         keys.dedup();
-        write_tx!(self, |tx, dialect| {
-            if dialect == crate::store::Dialect::Postgres {
+        let mut tx = Tx::write(self).await?;
+        let result = async {
+            if tx.dialect() == Dialect::Postgres {
                 for key in &keys {
-                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                        .bind(key)
-                        .execute(&mut *tx)
-                        .await?;
+                    tx.execute(
+                        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                        &[key.into()],
+                    )
+                    .await?;
                 }
             }
             for limit in limits {
-                let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
-                    "SELECT COUNT(*), MIN(attempted_at) FROM login_attempts \
-                     WHERE scope = $1 AND subject = $2 AND attempted_at >= $3",
-                )
-                .bind(limit.scope.as_str())
-                .bind(limit.subject)
-                .bind(since)
-                .fetch_one(&mut *tx)
-                .await?;
+                let (count, oldest): (i64, Option<i64>) = tx
+                    .one(
+                        "SELECT COUNT(*), MIN(attempted_at) FROM login_attempts \
+                         WHERE scope = $1 AND subject = $2 AND attempted_at >= $3",
+                        &[
+                            limit.scope.as_str().into(),
+                            limit.subject.into(),
+                            since.into(),
+                        ],
+                    )
+                    .await?;
                 if count >= limit.max {
                     return Ok(Reservation::Refused {
                         scope: limit.scope,
@@ -338,19 +317,19 @@ impl Store {
             }
             let mut ids = Vec::with_capacity(limits.len());
             for limit in limits {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO login_attempts (scope, subject, attempted_at) \
-                     VALUES ($1, $2, $3) RETURNING id",
-                )
-                .bind(limit.scope.as_str())
-                .bind(limit.subject)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
+                let (id,): (i64,) = tx
+                    .one(
+                        "INSERT INTO login_attempts (scope, subject, attempted_at) \
+                         VALUES ($1, $2, $3) RETURNING id",
+                        &[limit.scope.as_str().into(), limit.subject.into(), now.into()],
+                    )
+                    .await?;
                 ids.push(id);
             }
             Ok(Reservation::Reserved(AttemptIds(ids)))
-        })
+        }
+        .await;
+        tx.finish(result).await
     }
 
     /// Gives a reserved attempt back: it succeeded, or no password was checked after all.
@@ -373,14 +352,18 @@ impl Store {
         prune_before: Timestamp,
         audit: &Audit,
     ) -> Result<(), StoreError> {
-        write_tx!(self, |tx, _dialect| {
-            sqlx::query("DELETE FROM login_attempts WHERE attempted_at < $1")
-                .bind(prune_before)
-                .execute(&mut *tx)
-                .await?;
-            insert_audit!(&mut *tx, audit)?;
+        let mut tx = Tx::write(self).await?;
+        let result = async {
+            tx.execute(
+                "DELETE FROM login_attempts WHERE attempted_at < $1",
+                &[prune_before.into()],
+            )
+            .await?;
+            tables::insert_audit(&mut tx, audit).await?;
             Ok(())
-        })
+        }
+        .await;
+        tx.finish(result).await
     }
 
     /// Whether a sign-up for `email` could succeed, from cheap reads only, so the server can
@@ -436,4 +419,23 @@ impl Store {
         });
         id.map(|id| parse_id(&id, "account")).transpose()
     }
+}
+
+/// Stores a session of `account` (only the token's hash).
+async fn insert_session(
+    tx: &mut Tx,
+    account: &AccountId,
+    session: &NewSession,
+) -> Result<(), sqlx::Error> {
+    tx.execute(
+        "INSERT INTO sessions (id, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        &[
+            (&session.token_hash).into(),
+            account.to_string().into(),
+            session.created_at.into(),
+            session.expires_at.into(),
+        ],
+    )
+    .await?;
+    Ok(())
 }

@@ -156,11 +156,14 @@ pub struct ManifestBody {
     pub workspace: WorkspaceId,
     /// The project.
     pub project: ProjectId,
-    /// The project's name (readers check it is the one they asked for).
+    /// The project's name (readers check it is the one they asked for; changing it needs an
+    /// owner's or admin's signature).
     pub project_name: String,
     /// The environment.
     pub environment: EnvironmentId,
-    /// The environment's name (no relabelling of staging as production).
+    /// The environment's name, the slug users type (readers check it is the one they asked
+    /// for, so staging cannot be relabelled production; changing it needs an owner's or
+    /// admin's signature).
     pub environment_name: String,
     /// 1 for the first manifest, then +1 per write.
     pub revision: u64,
@@ -207,6 +210,32 @@ impl SignedManifest {
 const MAX_NAME_LEN: usize = 1024;
 
 impl ManifestBody {
+    /// The first manifest of a new environment (revision 1, no values, a commitment to `key`
+    /// at `key_version`): what `env create` signs, as an owner or admin.
+    #[must_use]
+    pub fn first(
+        expected: &Expected<'_>,
+        key: &SymmetricKey,
+        key_version: u64,
+        roster: Option<RosterHead>,
+        signer: PrincipalId,
+    ) -> Self {
+        Self {
+            workspace: expected.workspace,
+            project: expected.project,
+            project_name: expected.project_name.to_owned(),
+            environment: expected.environment,
+            environment_name: expected.environment_name.to_owned(),
+            revision: 1,
+            previous: ManifestHash::ZERO,
+            key_version,
+            key_commitment: KeyCommitment::environment(key, &expected.environment, key_version),
+            roster,
+            signer,
+            values: BTreeMap::new(),
+        }
+    }
+
     /// The labelled body (label `sig/manifest`); see the decision record for the field order.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
@@ -354,6 +383,28 @@ impl Manifest {
             signer,
             roster,
             ..self.body.clone()
+        }
+    }
+
+    /// The next manifest's body for a key rotation to `new_key`: key version + 1 and its
+    /// commitment. The caller re-encrypts every value under the new key and replaces `values`
+    /// with the new versions before an owner or admin signs.
+    #[must_use]
+    pub fn rotation_body(
+        &self,
+        new_key: &SymmetricKey,
+        signer: PrincipalId,
+        roster: Option<RosterHead>,
+    ) -> ManifestBody {
+        let key_version = self.body.key_version.saturating_add(1);
+        ManifestBody {
+            key_version,
+            key_commitment: KeyCommitment::environment(
+                new_key,
+                &self.body.environment,
+                key_version,
+            ),
+            ..self.next_body(signer, roster)
         }
     }
 

@@ -151,12 +151,14 @@ pub enum ManifestError {
 /// How strictly [`open`] applies the writer rule.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Check {
-    /// The manifest sets a key (first manifest, rotation): owners and admins only.
-    key_change: bool,
-    /// The signer must still hold the right at the reader's roster head (the newest manifest,
-    /// whose values are used). Older manifests of a chain need the right only at the roster
-    /// entry they reference: a later authorised writer's manifest vouches for them by hash.
-    through_head: bool,
+    /// The manifest sets the key or the names (first manifest, rotation, rename): owners and
+    /// admins only.
+    admin_only: bool,
+    /// The newest manifest, whose values are used: its signer must still hold the right at the
+    /// reader's roster head, and its names must be the ones asked for. Older manifests of a
+    /// chain need the right only at the roster entry they reference (a later authorised
+    /// writer's manifest vouches for them by hash) and may carry names from before a rename.
+    newest: bool,
 }
 
 /// Verifies one manifest: parse, find the signer's key (and right) from `authority`, check
@@ -175,13 +177,13 @@ fn open(
                 return Err(ManifestError::WrongEnvironment { what: "workspace" });
             }
             let at = body.roster.ok_or(ManifestError::NoRoster { revision })?;
-            let result = if check.through_head {
+            let result = if check.newest {
                 roster.check_writer(
                     &body.signer,
                     &body.project,
                     &body.environment,
                     at,
-                    check.key_change,
+                    check.admin_only,
                 )
             } else {
                 roster.check_writer_at(
@@ -189,7 +191,7 @@ fn open(
                     &body.project,
                     &body.environment,
                     at,
-                    check.key_change,
+                    check.admin_only,
                 )
             };
             result.map_err(|error| ManifestError::Unauthorised { revision, error })?
@@ -207,10 +209,13 @@ fn open(
     let checks = [
         (body.workspace == expected.workspace, "workspace"),
         (body.project == expected.project, "project"),
-        (body.project_name == expected.project_name, "project name"),
+        (
+            !check.newest || body.project_name == expected.project_name,
+            "project name",
+        ),
         (body.environment == expected.environment, "environment"),
         (
-            body.environment_name == expected.environment_name,
+            !check.newest || body.environment_name == expected.environment_name,
             "environment name",
         ),
     ];
@@ -232,14 +237,16 @@ fn open(
 /// account has seen), it must hold that very manifest (same revision and hash) and run
 /// contiguously from it to the newest (manifests before the head are ignored); without one (a
 /// fresh client, a CI job) it must start at a manifest an owner or admin signed (the
-/// environment's creation or its latest rotation: the server serves the one that introduced
-/// the current key version), so every key commitment a client uses was set by an admin; the
+/// environment's creation, its latest rotation or rename: the server serves the newest one
+/// that set the current key version and names), so every key commitment and name a client
+/// uses was set by an admin; the
 /// rest may then skip ahead to the newest (a fresh client has no head to descend from, so it
-/// needs no history it cannot check). Along the chain: revisions +1, each names its predecessor's hash, key versions never
-/// decrease, a new key version needs an admin signer, the same key version keeps the same
-/// commitment, roster references never decrease; each manifest's signer could write at the
-/// roster entry it references, the newest one's signer still can at the reader's roster head,
-/// and every manifest is about `expected`.
+/// needs no history it cannot check). Along the chain: revisions +1, each names its
+/// predecessor's hash, key versions never decrease, a new key version or a new project or
+/// environment name needs an admin signer, the same key version keeps the same commitment,
+/// roster references never decrease; each manifest's signer could write at the roster entry it
+/// references and every manifest has the ids of `expected`; the newest one's signer still can
+/// write at the reader's roster head, and it carries the names of `expected`.
 pub fn verify_update(
     expected: &Expected<'_>,
     authority: &Authority<'_>,
@@ -247,9 +254,9 @@ pub fn verify_update(
     served: &[SignedManifest],
 ) -> Result<Manifest, ManifestError> {
     let last = served.len().checked_sub(1).ok_or(ManifestError::Empty)?;
-    let check = |i: usize, key_change: bool| Check {
-        key_change,
-        through_head: i == last,
+    let check = |i: usize, admin_only: bool| Check {
+        admin_only,
+        newest: i == last,
     };
     let start = match head {
         None => 0,
@@ -331,7 +338,9 @@ pub fn verify_update(
         if !new_key && body.key_commitment != prev.key_commitment {
             return Err(ManifestError::CommitmentChanged { revision });
         }
-        let next = open(signed, expected, authority, check(i, new_key))?;
+        let renamed = body.project_name != prev.project_name
+            || body.environment_name != prev.environment_name;
+        let next = open(signed, expected, authority, check(i, new_key || renamed))?;
         if next.body.previous != current.hash && !skip {
             return Err(ManifestError::BrokenChain { revision });
         }

@@ -619,21 +619,21 @@ impl VerifiedRoster {
 
     /// DESIGN.md §9.3's authorisation rule for a manifest of `environment` in `project`
     /// signed by `signer` under roster entry `at`: the entry is in this verified roster, the
-    /// signer could write that environment then (and set its key, when `key_change`: owners
-    /// and admins only), and no later entry up to this roster's head took the right to write
-    /// it away (removed, revoked, demoted out of it, scope or permission narrowed). A key set
-    /// by someone who was an admin then stays vouched for if they are later demoted but keep
-    /// write access: they know the key either way. Returns the signer's verifying key as of
-    /// `at`.
+    /// signer could write that environment then (and, when `admin_only`, set its key or
+    /// names: owners and admins only), and no later entry up to this roster's head took the
+    /// right to write it away (removed, revoked, demoted out of it, scope or permission
+    /// narrowed). A key set by someone who was an admin then stays vouched for if they are
+    /// later demoted but keep write access: they know the key either way. Returns the signer's
+    /// verifying key as of `at`.
     pub fn check_writer(
         &self,
         signer: &PrincipalId,
         project: &ProjectId,
         environment: &EnvironmentId,
         at: RosterHead,
-        key_change: bool,
+        admin_only: bool,
     ) -> Result<VerifyingKey, WriterError> {
-        let key = self.check_writer_at(signer, project, environment, at, key_change)?;
+        let key = self.check_writer_at(signer, project, environment, at, admin_only)?;
         let later = self.principals.get(signer).into_iter().flatten();
         for change in later.filter(|c| c.sequence > at.sequence) {
             if !may_write(&change.record, project, environment, false) {
@@ -654,7 +654,7 @@ impl VerifiedRoster {
         project: &ProjectId,
         environment: &EnvironmentId,
         at: RosterHead,
-        key_change: bool,
+        admin_only: bool,
     ) -> Result<VerifyingKey, WriterError> {
         let head = self.head().sequence;
         match self.hash_at(at.sequence) {
@@ -678,11 +678,11 @@ impl VerifiedRoster {
         let record = self
             .record_at(signer, at.sequence)
             .ok_or_else(|| not_a_principal.clone())?;
-        if !may_write(record, project, environment, key_change) {
+        if !may_write(record, project, environment, admin_only) {
             return Err(WriterError::NotAuthorised {
                 principal: *signer,
-                what: if key_change {
-                    "set this environment's key"
+                what: if admin_only {
+                    "set this environment's key or names"
                 } else {
                     "write this environment"
                 },
@@ -697,19 +697,19 @@ impl VerifiedRoster {
     }
 }
 
-/// Whether `record` may write `environment` of `project` (and set its key, for `key_change`:
-/// owners and admins only).
+/// Whether `record` may write `environment` of `project` (and set its key or names, for
+/// `admin_only`: owners and admins only).
 fn may_write(
     record: &Record,
     project: &ProjectId,
     environment: &EnvironmentId,
-    key_change: bool,
+    admin_only: bool,
 ) -> bool {
     match record {
-        Record::Member(m) if key_change => m.is_admin(),
+        Record::Member(m) if admin_only => m.is_admin(),
         Record::Member(m) => m.is_admin() || m.access.covers(environment),
         Record::SystemKey(k) => {
-            !key_change && k.permission == Permission::ReadWrite && k.covers(project, environment)
+            !admin_only && k.permission == Permission::ReadWrite && k.covers(project, environment)
         }
         Record::Removed(_) => false,
     }
