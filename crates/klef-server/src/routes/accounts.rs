@@ -4,8 +4,9 @@
 //! before any hashing when it is not allowed (closed sign-up without an invitation, a taken
 //! email); then every sign-up and sign-in reserves its attempt in the database
 //! (`Store::reserve_attempt`, atomic across replicas) before the password is hashed or checked,
-//! and the hash or check runs under the server's `PasswordGate` (bounded workers and queue,
-//! 503 beyond).
+//! and the hash or check runs under the server's `PasswordGate`. The gate admits a request
+//! before its reservation (bounded workers and queue; beyond them 503 at once, with nothing
+//! reserved), so a flood neither queues on the database nor holds memory.
 
 use std::net::SocketAddr;
 
@@ -113,7 +114,10 @@ pub(super) async fn signup(
     }
     let address = client_address(&state, peer, &headers);
     let limit = state.config.login_limit;
-    let reserved = reserve(
+    let gate = &state.config.password_gate;
+    let admitted = gate.admit()?;
+    // Kept whatever happens next: every sign-up attempt counts, successful ones included.
+    let _reserved = reserve(
         &state,
         "sign-up attempts",
         &[
@@ -130,14 +134,8 @@ pub(super) async fn signup(
         ],
     )
     .await?;
-    let password_hash = match state.config.password_gate.hash(req.password).await {
-        Ok(h) => h,
-        Err(e) => {
-            // Nothing was hashed (busy): the attempt does not count.
-            state.store.release_attempt(&reserved).await?;
-            return Err(e);
-        }
-    };
+    let password_hash = gate.hash(&admitted, req.password).await?;
+    drop(admitted);
     let now = now_ms();
     let account = Account {
         id: req.account_id,
@@ -261,6 +259,9 @@ pub(super) async fn login(
     let address = client_address(&state, peer, &headers);
     let limit = state.config.login_limit;
     let account_subject = format!("login:{email}");
+    // Admitted before the database is touched: beyond the gate's queue, 503 at once.
+    let gate = &state.config.password_gate;
+    let admitted = gate.admit()?;
     // Reserved before the password is checked: N parallel guesses check at most the limit.
     let reserved = reserve(
         &state,
@@ -281,19 +282,8 @@ pub(super) async fn login(
     .await?;
     let found = state.store.login_lookup(&email).await?;
     let stored_hash = found.as_ref().and_then(|(_, hash)| hash.clone());
-    let ok = match state
-        .config
-        .password_gate
-        .verify(req.password, stored_hash)
-        .await
-    {
-        Ok(ok) => ok,
-        Err(e) => {
-            // No password was checked (busy): the attempt does not count.
-            state.store.release_attempt(&reserved).await?;
-            return Err(e);
-        }
-    };
+    let ok = gate.verify(&admitted, req.password, stored_hash).await?;
+    drop(admitted);
     let Some((account_id, _)) = found.filter(|_| ok) else {
         // The reserved rows stay: they are this failure.
         let window_ms = i64::try_from(limit.window.as_millis()).unwrap_or(i64::MAX);

@@ -321,7 +321,11 @@ impl Store {
                     .one(
                         "INSERT INTO login_attempts (scope, subject, attempted_at) \
                          VALUES ($1, $2, $3) RETURNING id",
-                        &[limit.scope.as_str().into(), limit.subject.into(), now.into()],
+                        &[
+                            limit.scope.as_str().into(),
+                            limit.subject.into(),
+                            now.into(),
+                        ],
                     )
                     .await?;
                 ids.push(id);
