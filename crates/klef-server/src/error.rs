@@ -64,7 +64,8 @@ pub enum ApiError {
     #[error("{0}")]
     Stale(String),
     /// Too many failed sign-ins, or sign-ups, for an email or an address.
-    #[error("too many {what}; try again in {retry_after_secs} s")]
+    /// (The wait is in `retry_after_secs` and the `Retry-After` header, not the message.)
+    #[error("too many {what}")]
     RateLimited {
         /// What was counted (`failed sign-ins`, `sign-up attempts`).
         what: &'static str,
@@ -72,7 +73,7 @@ pub enum ApiError {
         retry_after_secs: u64,
     },
     /// Every password worker is busy and the queue is full (503 with `Retry-After`).
-    #[error("the server is busy checking passwords; try again in {retry_after_secs} s")]
+    #[error("the server is busy checking passwords")]
     Busy {
         /// Seconds to wait.
         retry_after_secs: u64,
@@ -217,10 +218,10 @@ impl From<StoreError> for ApiError {
             }),
             StoreError::Invalid { reason } => ApiError::InvalidRequest(reason),
             StoreError::Connect { .. } => {
-                tracing::error!(error = %e, "database unreachable");
+                tracing::error!(error = %klef_store::error::Chain(&e), "database unreachable");
                 ApiError::Unavailable
             }
-            other => ApiError::internal(&other),
+            other => ApiError::internal(&klef_store::error::Chain(&other)),
         }
     }
 }
