@@ -210,20 +210,20 @@ impl PasswordGate {
     ) -> Result<bool, ApiError> {
         self.verifications.fetch_add(1, Ordering::Relaxed);
         self.run(admitted, move || {
-            with_blocks(|blocks| match stored {
-                Some(phc) => verify_in(blocks, password.expose().as_bytes(), &phc),
-                None => {
-                    let mut out = [0u8; 32];
-                    hasher()?
-                        .hash_password_into_with_memory(
-                            password.expose().as_bytes(),
-                            &[0u8; 16],
-                            &mut out,
-                            blocks,
-                        )
-                        .map_err(|e| ApiError::internal(&e))?;
-                    Ok(false)
+            with_blocks(|blocks| {
+                if let Some(phc) = stored {
+                    return verify_in(blocks, password.expose().as_bytes(), &phc);
                 }
+                let mut out = [0u8; 32];
+                hasher()?
+                    .hash_password_into_with_memory(
+                        password.expose().as_bytes(),
+                        &[0u8; 16],
+                        &mut out,
+                        blocks,
+                    )
+                    .map_err(|e| ApiError::internal(&e))?;
+                Ok(false)
             })
         })
         .await
