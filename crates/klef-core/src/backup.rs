@@ -168,6 +168,19 @@ impl GranteeKind {
     }
 }
 
+impl std::str::FromStr for GranteeKind {
+    type Err = crate::model::UnknownName;
+
+    /// The kind [`GranteeKind::as_str`] names.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "account" => Ok(GranteeKind::Account),
+            "api_key" => Ok(GranteeKind::ApiKey),
+            _ => Err(crate::model::UnknownName::new("grantee kind", s)),
+        }
+    }
+}
+
 /// An environment key wrapped directly to an account or an API key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

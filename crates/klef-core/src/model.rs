@@ -138,6 +138,42 @@ impl Role {
     }
 }
 
+impl std::str::FromStr for Role {
+    type Err = UnknownName;
+
+    /// The role [`Role::as_str`] names.
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        match s {
+            "owner" => Ok(Role::Owner),
+            "admin" => Ok(Role::Admin),
+            "member" => Ok(Role::Member),
+            _ => Err(UnknownName::new("workspace role", s)),
+        }
+    }
+}
+
+/// A name that is none of a closed set's: what parsing a [`Role`] (or another such enum, from
+/// its stored or typed name) fails with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {value:?}")]
+pub struct UnknownName {
+    /// What was parsed, e.g. `workspace role`.
+    pub kind: &'static str,
+    /// The text that is not one of its names.
+    pub value: String,
+}
+
+impl UnknownName {
+    /// `value` is not a name of `kind`.
+    #[must_use]
+    pub fn new(kind: &'static str, value: &str) -> Self {
+        Self {
+            kind,
+            value: value.to_owned(),
+        }
+    }
+}
+
 /// A workspace: the top-level grouping of projects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Workspace {

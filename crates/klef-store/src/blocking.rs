@@ -47,7 +47,7 @@ impl Reader {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).ok()?;
         conn.busy_timeout(store::BUSY_TIMEOUT).ok()?;
-        let look = store::look_from(all(&conn, store::VAULT_LOOK, &[]).ok()?)?;
+        let look = store::identity_from(all(&conn, store::VAULT_IDENTITY, &[]).ok()?)?;
         if !matches!(
             store::schema_of(&look, &location),
             Ok(store::Schema::Current)

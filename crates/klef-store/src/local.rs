@@ -11,7 +11,8 @@ use klef_core::model::{
     SecretVersion, SecretWrite, Workspace,
 };
 
-use crate::reads::{self, Db};
+use crate::environments::EnvironmentCreation;
+use crate::reads::{self, Source};
 use crate::{Store, StoreError};
 
 /// The author recorded on secret versions written through a [`LocalVault`].
@@ -113,12 +114,12 @@ impl LocalVault {
     }
 
     /// Where reads run: the blocking reader when there is one, else the store.
-    async fn db(&self) -> Result<Db<'_>, StoreError> {
+    async fn source(&self) -> Result<Source<'_>, StoreError> {
         #[cfg(feature = "sqlite")]
         if let Some(reader) = &self.inner.reader {
-            return Ok(Db::Blocking(reader));
+            return Ok(Source::Blocking(reader));
         }
-        Ok(Db::Pool(self.store().await?))
+        Ok(Source::Pool(self.store().await?))
     }
 
     /// Ends a command's use of the vault just before the process exits; see
@@ -164,7 +165,7 @@ impl LocalVault {
         if cached.is_some() {
             return Ok(cached);
         }
-        let account = reads::first_account(self.db().await?).await?;
+        let account = reads::first_account(self.source().await?).await?;
         if let Some(a) = &account {
             self.inner.owner.get_or_init(|| a.id);
             *self.cached_account() = Some(Box::new(a.clone()));
@@ -228,52 +229,69 @@ impl Backend for LocalVault {
         Ok(self
             .store()
             .await?
-            .replace_account_keys(&owner, keys)
+            .replace_account_keys(&owner, keys, None)
             .await?)
     }
 
     async fn workspaces(&self) -> BackendResult<Vec<Workspace>> {
         let owner = self.owner().await?;
-        Ok(reads::workspaces_for(self.db().await?, &owner).await?)
+        Ok(reads::workspaces_for(self.source().await?, &owner).await?)
     }
 
     async fn create_workspace(&self, ws: &Workspace) -> BackendResult<()> {
         let owner = self.owner().await?;
-        Ok(self.store().await?.create_workspace(&owner, ws).await?)
+        Ok(self
+            .store()
+            .await?
+            .create_workspace(&owner, ws, None)
+            .await?)
     }
 
     async fn projects(&self, ws: &WorkspaceId) -> BackendResult<Vec<Project>> {
         let owner = self.owner().await?;
-        Ok(reads::projects_for(self.db().await?, &owner, ws).await?)
+        Ok(reads::projects_for(self.source().await?, &owner, ws).await?)
     }
 
     async fn project(&self, id: &ProjectId) -> BackendResult<Project> {
         let owner = self.owner().await?;
-        Ok(reads::project_for(self.db().await?, &owner, id).await?)
+        Ok(reads::project_for(self.source().await?, &owner, id).await?)
     }
 
     async fn create_project(&self, new: &NewProject) -> BackendResult<()> {
         let owner = self.owner().await?;
-        Ok(self.store().await?.create_project(&owner, new).await?)
+        Ok(self
+            .store()
+            .await?
+            .create_project(&owner, new, None)
+            .await?)
     }
 
     async fn environments(&self, project: &ProjectId) -> BackendResult<Vec<Environment>> {
         let owner = self.owner().await?;
-        Ok(reads::environments_for(self.db().await?, &owner, project).await?)
+        Ok(reads::environments_for(self.source().await?, &owner, project).await?)
     }
 
     async fn create_environment(&self, new: &NewEnvironment) -> BackendResult<()> {
         let owner = self.owner().await?;
-        Ok(self.store().await?.create_environment(&owner, new).await?)
+        match self
+            .store()
+            .await?
+            .create_environment(&owner, new, &[], None)
+            .await?
+        {
+            EnvironmentCreation::Created => Ok(()),
+            // The local vault has no API keys to wrap the key to.
+            EnvironmentCreation::StaleRecipients { reason } => Err(BackendError::Invalid(reason)),
+        }
     }
 
     async fn environment_key(&self, env: &EnvironmentId) -> BackendResult<EnvironmentKeyAccess> {
         let owner = self.owner().await?;
-        Ok(reads::environment_key_for(self.db().await?, &owner, env).await?)
+        Ok(reads::environment_key_for(self.source().await?, &owner, env).await?)
     }
 
     async fn secrets(&self, env: &EnvironmentId) -> BackendResult<Vec<SecretVersion>> {
-        Ok(reads::secrets(self.db().await?, env).await?)
+        Ok(reads::secrets(self.source().await?, env).await?)
     }
 
     async fn secret_history(
@@ -281,7 +299,7 @@ impl Backend for LocalVault {
         env: &EnvironmentId,
         name: &str,
     ) -> BackendResult<Vec<SecretVersion>> {
-        Ok(reads::secret_history(self.db().await?, env, name).await?)
+        Ok(reads::secret_history(self.source().await?, env, name).await?)
     }
 
     async fn write_secrets(
@@ -292,7 +310,7 @@ impl Backend for LocalVault {
         Ok(self
             .store()
             .await?
-            .write_secrets(env, writes, Some(LOCAL_AUTHOR))
+            .write_secrets(env, writes, Some(LOCAL_AUTHOR), None)
             .await?)
     }
 }

@@ -1,4 +1,4 @@
-//! The read statements the local vault's commands need, written once over [`Db`]: a [`Store`]'s
+//! The read statements the local vault's commands need, written once over [`Source`]: a [`Store`]'s
 //! pool (the server, and the CLI when it writes) or the CLI's blocking `SQLite` connection
 //! (`crate::blocking::Reader`). The [`Store`] methods of the same names (`crate::queries`) are
 //! these functions on the pool; see them for what each returns.
@@ -10,12 +10,14 @@ use klef_core::model::{
 
 use crate::rows::{
     AccountRow, EnvironmentRow, ProjectRow, SecretRow, VersionRow, WorkspaceRow, convert,
+    parse_name,
 };
-use crate::{Store, StoreError};
+use crate::tx::PoolRow;
+use crate::{Store, StoreError, not_found};
 
-/// Where a read statement runs.
+/// Where a read statement runs: the pool, or the blocking connection of the CLI.
 #[derive(Clone, Copy)]
-pub(crate) enum Db<'a> {
+pub(crate) enum Source<'a> {
     /// A pool, through sqlx.
     Pool(&'a Store),
     /// The CLI's blocking connection to an up-to-date local vault.
@@ -23,52 +25,23 @@ pub(crate) enum Db<'a> {
     Blocking(&'a crate::blocking::Reader),
 }
 
-/// A row type both [`Db`]s can read (see `row!` in lib.rs).
-#[cfg(all(feature = "sqlite", feature = "postgres"))]
-pub(crate) trait Row:
-    for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-    + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
-    + crate::blocking::FromRow
-    + Send
-    + Unpin
-{
-}
-#[cfg(all(feature = "sqlite", feature = "postgres"))]
-impl<R> Row for R where
-    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
-        + crate::blocking::FromRow
-        + Send
-        + Unpin
-{
-}
-
-/// A row type both [`Db`]s can read (see `row!` in lib.rs).
-#[cfg(all(feature = "sqlite", not(feature = "postgres")))]
-pub(crate) trait Row:
-    for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + crate::blocking::FromRow + Send + Unpin
-{
-}
-#[cfg(all(feature = "sqlite", not(feature = "postgres")))]
-impl<R> Row for R where
-    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + crate::blocking::FromRow + Send + Unpin
-{
-}
+/// A row type every [`Source`] can read (see `row!` in lib.rs).
+#[cfg(feature = "sqlite")]
+pub(crate) trait Row: PoolRow + crate::blocking::FromRow {}
+#[cfg(feature = "sqlite")]
+impl<R: PoolRow + crate::blocking::FromRow> Row for R {}
 
 /// A row type the pool can read.
 #[cfg(not(feature = "sqlite"))]
-pub(crate) trait Row:
-    for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin
-{
-}
+pub(crate) trait Row: PoolRow {}
 #[cfg(not(feature = "sqlite"))]
-impl<R> Row for R where R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin {}
+impl<R: PoolRow> Row for R {}
 
-impl Db<'_> {
+impl Source<'_> {
     /// Every row `sql` returns with `binds` bound to `$1`, `$2`, … in order.
     async fn all<R: Row>(self, sql: &'static str, binds: &[&str]) -> Result<Vec<R>, StoreError> {
         match self {
-            Db::Pool(store) => Ok(with_pool!(store, pool => {
+            Source::Pool(store) => Ok(with_pool!(store, pool => {
                 let mut query = sqlx::query_as(sql);
                 for value in binds {
                     query = query.bind(*value);
@@ -76,7 +49,7 @@ impl Db<'_> {
                 query.fetch_all(pool).await?
             })),
             #[cfg(feature = "sqlite")]
-            Db::Blocking(reader) => reader.all(sql, binds),
+            Source::Blocking(reader) => reader.all(sql, binds),
         }
     }
 
@@ -87,7 +60,7 @@ impl Db<'_> {
         binds: &[&str],
     ) -> Result<Option<R>, StoreError> {
         match self {
-            Db::Pool(store) => Ok(with_pool!(store, pool => {
+            Source::Pool(store) => Ok(with_pool!(store, pool => {
                 let mut query = sqlx::query_as(sql);
                 for value in binds {
                     query = query.bind(*value);
@@ -95,7 +68,7 @@ impl Db<'_> {
                 query.fetch_optional(pool).await?
             })),
             #[cfg(feature = "sqlite")]
-            Db::Blocking(reader) => reader.optional(sql, binds),
+            Source::Blocking(reader) => reader.optional(sql, binds),
         }
     }
 }
@@ -111,7 +84,6 @@ macro_rules! select_account {
         )
     };
 }
-pub(crate) use select_account;
 
 /// `SELECT <every secret column> FROM secrets` followed by `$tail`.
 macro_rules! select_secret {
@@ -157,22 +129,30 @@ row! {
     }
 }
 
-fn not_found(what: String) -> StoreError {
-    StoreError::NotFound { what }
+pub(crate) async fn account(
+    source: Source<'_>,
+    id: &AccountId,
+) -> Result<Option<Account>, StoreError> {
+    source
+        .optional::<AccountRow>(select_account!("WHERE id = $1"), &[id.to_string().as_str()])
+        .await?
+        .map(Account::try_from)
+        .transpose()
 }
 
-pub(crate) async fn first_account(db: Db<'_>) -> Result<Option<Account>, StoreError> {
-    db.optional::<AccountRow>(select_account!("ORDER BY created_at, id LIMIT 1"), &[])
+pub(crate) async fn first_account(source: Source<'_>) -> Result<Option<Account>, StoreError> {
+    source
+        .optional::<AccountRow>(select_account!("ORDER BY created_at, id LIMIT 1"), &[])
         .await?
         .map(Account::try_from)
         .transpose()
 }
 
 pub(crate) async fn workspaces_for(
-    db: Db<'_>,
+    source: Source<'_>,
     account: &AccountId,
 ) -> Result<Vec<Workspace>, StoreError> {
-    let rows: Vec<WorkspaceRow> = db
+    let rows: Vec<WorkspaceRow> = source
         .all(
             "SELECT w.id, w.name, w.personal, w.created_at FROM workspaces w \
              JOIN workspace_members m ON m.workspace_id = w.id \
@@ -191,36 +171,28 @@ pub(crate) async fn workspaces_for(
 }
 
 pub(crate) async fn role_in(
-    db: Db<'_>,
+    source: Source<'_>,
     account: &AccountId,
     ws: &WorkspaceId,
 ) -> Result<Option<Role>, StoreError> {
-    let row: Option<RoleRow> = db
+    let row: Option<RoleRow> = source
         .optional(
             "SELECT role FROM workspace_members WHERE workspace_id = $1 AND account_id = $2",
             &[ws.to_string().as_str(), account.to_string().as_str()],
         )
         .await?;
-    row.map(|r| match r.role.as_str() {
-        "owner" => Ok(Role::Owner),
-        "admin" => Ok(Role::Admin),
-        "member" => Ok(Role::Member),
-        _ => Err(StoreError::Corrupt {
-            what: "unknown workspace role".into(),
-        }),
-    })
-    .transpose()
+    row.map(|r| parse_name::<Role>(&r.role)).transpose()
 }
 
 pub(crate) async fn projects_for(
-    db: Db<'_>,
+    source: Source<'_>,
     account: &AccountId,
     ws: &WorkspaceId,
 ) -> Result<Vec<Project>, StoreError> {
-    if role_in(db, account, ws).await?.is_none() {
+    if role_in(source, account, ws).await?.is_none() {
         return Err(not_found(format!("workspace {ws}")));
     }
-    let rows: Vec<ProjectRow> = db
+    let rows: Vec<ProjectRow> = source
         .all(
             "SELECT id, workspace_id, name, created_at FROM projects WHERE workspace_id = $1",
             &[ws.to_string().as_str()],
@@ -232,11 +204,11 @@ pub(crate) async fn projects_for(
 }
 
 pub(crate) async fn project_for(
-    db: Db<'_>,
+    source: Source<'_>,
     account: &AccountId,
     id: &ProjectId,
 ) -> Result<Project, StoreError> {
-    let row: Option<ProjectRow> = db
+    let row: Option<ProjectRow> = source
         .optional(
             "SELECT p.id, p.workspace_id, p.name, p.created_at FROM projects p \
              JOIN workspace_members m ON m.workspace_id = p.workspace_id \
@@ -250,12 +222,12 @@ pub(crate) async fn project_for(
 }
 
 pub(crate) async fn environments_for(
-    db: Db<'_>,
+    source: Source<'_>,
     account: &AccountId,
     project: &ProjectId,
 ) -> Result<Vec<Environment>, StoreError> {
-    project_for(db, account, project).await?;
-    let rows: Vec<EnvironmentRow> = db
+    project_for(source, account, project).await?;
+    let rows: Vec<EnvironmentRow> = source
         .all(
             "SELECT e.id, e.project_id, e.slug, e.name, e.key_version, e.created_at \
              FROM environments e WHERE e.project_id = $1 AND ( \
@@ -272,13 +244,13 @@ pub(crate) async fn environments_for(
 }
 
 pub(crate) async fn environment_key_for(
-    db: Db<'_>,
+    source: Source<'_>,
     account: &AccountId,
     env: &EnvironmentId,
 ) -> Result<EnvironmentKeyAccess, StoreError> {
     let (env_id, account_id) = (env.to_string(), account.to_string());
     let binds = [env_id.as_str(), account_id.as_str()];
-    let via_project: Option<ViaProjectRow> = db
+    let via_project: Option<ViaProjectRow> = source
         .optional(
             "SELECT k.wrapped_key, e.sealed_key FROM environments e \
              JOIN project_keys k ON k.project_id = e.project_id AND k.account_id = $2 \
@@ -292,7 +264,7 @@ pub(crate) async fn environment_key_for(
             environment_key: Blob(row.sealed_key),
         });
     }
-    let direct: Option<GrantRow> = db
+    let direct: Option<GrantRow> = source
         .optional(
             "SELECT wrapped_key FROM environment_grants WHERE environment_id = $1 \
              AND grantee_kind = 'account' AND grantee_id = $2",
@@ -307,10 +279,10 @@ pub(crate) async fn environment_key_for(
 }
 
 pub(crate) async fn environment(
-    db: Db<'_>,
+    source: Source<'_>,
     env: &EnvironmentId,
 ) -> Result<Environment, StoreError> {
-    let row: Option<EnvironmentRow> = db
+    let row: Option<EnvironmentRow> = source
         .optional(
             "SELECT id, project_id, slug, name, key_version, created_at \
              FROM environments WHERE id = $1",
@@ -323,33 +295,33 @@ pub(crate) async fn environment(
 }
 
 pub(crate) async fn secrets(
-    db: Db<'_>,
+    source: Source<'_>,
     env: &EnvironmentId,
 ) -> Result<Vec<SecretVersion>, StoreError> {
-    let rows: Vec<VersionRow> = db
+    let rows: Vec<VersionRow> = source
         .all(
             select_version!("s WHERE ", live_secrets!()),
             &[env.to_string().as_str()],
         )
         .await?;
-    environment_exists_unless_found(db, env, &rows).await?;
+    environment_exists_unless_found(source, env, &rows).await?;
     let mut out: Vec<SecretVersion> = rows.into_iter().map(|r| r.into_version(*env)).collect();
     out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
 
 pub(crate) async fn secret_history(
-    db: Db<'_>,
+    source: Source<'_>,
     env: &EnvironmentId,
     name: &str,
 ) -> Result<Vec<SecretVersion>, StoreError> {
-    let rows: Vec<SecretRow> = db
+    let rows: Vec<SecretRow> = source
         .all(
             select_secret!("WHERE environment_id = $1 AND name = $2 ORDER BY version"),
             &[env.to_string().as_str(), name],
         )
         .await?;
-    environment_exists_unless_found(db, env, &rows).await?;
+    environment_exists_unless_found(source, env, &rows).await?;
     convert(rows)
 }
 
@@ -358,12 +330,12 @@ pub(crate) async fn secret_history(
 /// key without `ON DELETE CASCADE` on both backends), so any row proves that it exists, and a
 /// read that found some needs no second statement.
 async fn environment_exists_unless_found<R>(
-    db: Db<'_>,
+    source: Source<'_>,
     env: &EnvironmentId,
     rows: &[R],
 ) -> Result<(), StoreError> {
     if rows.is_empty() {
-        environment(db, env).await?;
+        environment(source, env).await?;
     }
     Ok(())
 }

@@ -4,11 +4,13 @@
 
 use std::str::FromStr;
 
+use klef_core::backup::GranteeKind;
 use klef_core::ids::{EnvironmentId, ProjectId};
 use klef_core::model::{
     Account, AccountKeys, Blob, Environment, KdfAlgorithm, KdfParams, Project, SecretVersion,
-    Workspace,
+    UnknownName, Workspace,
 };
+use klef_core::wire::Grantee;
 
 use crate::StoreError;
 
@@ -16,6 +18,21 @@ use crate::StoreError;
 pub(crate) fn parse_id<T: FromStr>(raw: &str, what: &str) -> Result<T, StoreError> {
     raw.parse().map_err(|_| StoreError::Corrupt {
         what: format!("invalid {what} id"),
+    })
+}
+
+/// Parses a stored name of a closed set (a role, a grantee kind, …) through its `FromStr`.
+pub(crate) fn parse_name<T: FromStr<Err = UnknownName>>(raw: &str) -> Result<T, StoreError> {
+    raw.parse().map_err(|e: UnknownName| StoreError::Corrupt {
+        what: format!("unknown {}", e.kind),
+    })
+}
+
+/// The grantee a stored `grantee_kind` and `grantee_id` name.
+pub(crate) fn grantee_of(kind: &str, id: &str) -> Result<Grantee, StoreError> {
+    Ok(match parse_name(kind)? {
+        GranteeKind::Account => Grantee::Account(parse_id(id, "account")?),
+        GranteeKind::ApiKey => Grantee::ApiKey(parse_id(id, "api key")?),
     })
 }
 

@@ -601,7 +601,10 @@ async fn concurrent_writers(target: Target) {
             for i in 0..WRITES_EACH {
                 loop {
                     let write = put("COUNTER", Some(expected), &format!("{t}-{i}"));
-                    match store.write_secrets(&env, &[write], Some(&author)).await {
+                    match store
+                        .write_secrets(&env, &[write], Some(&author), None)
+                        .await
+                    {
                         Ok(done) => {
                             expected = done[0].version;
                             break;
@@ -616,7 +619,7 @@ async fn concurrent_writers(target: Target) {
                 if i % 5 == 0 {
                     let free = put("FREE", None, &format!("{t}-{i}"));
                     store
-                        .write_secrets(&env, &[free], Some(&author))
+                        .write_secrets(&env, &[free], Some(&author), None)
                         .await
                         .expect("free write");
                 }

@@ -308,7 +308,7 @@ pub(super) async fn replace_keys(
     );
     state
         .store
-        .replace_account_keys_audited(&id, &req.keys, Some(&audit))
+        .replace_account_keys(&id, &req.keys, Some(&audit))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,7 +16,8 @@ use klef_core::wire::{
     EnvironmentKeyResponse, EnvironmentList, GrantList, ProjectList, RotateRequest, RotateResponse,
     SecretList, WorkspaceList, WriteSecretsRequest, WriteSecretsResponse,
 };
-use klef_store::server::{EnvironmentCreation, RotateOutcome, now_ms};
+use klef_store::EnvironmentCreation;
+use klef_store::server::{RotateOutcome, now_ms};
 use tracing::instrument;
 
 use super::{audit_by, created};
@@ -58,7 +59,7 @@ pub(super) async fn create_workspace(
     );
     state
         .store
-        .create_workspace_audited(principal.account()?, &ws, Some(&audit))
+        .create_workspace(principal.account()?, &ws, Some(&audit))
         .await?;
     Ok(created(ws))
 }
@@ -123,7 +124,7 @@ pub(super) async fn create_project(
     );
     state
         .store
-        .create_project_audited(principal.account()?, &new, Some(&audit))
+        .create_project(principal.account()?, &new, Some(&audit))
         .await?;
     Ok(created(new.project))
 }
@@ -219,7 +220,12 @@ pub(super) async fn create_environment(
     );
     match state
         .store
-        .create_environment_with_key_grants(principal.account()?, &new, &req.api_key_grants, &audit)
+        .create_environment(
+            principal.account()?,
+            &new,
+            &req.api_key_grants,
+            Some(&audit),
+        )
         .await?
     {
         EnvironmentCreation::Created => Ok(created(new.environment)),
@@ -365,7 +371,7 @@ pub(super) async fn write_secrets(
     );
     let written = state
         .store
-        .write_secrets_audited(&id, &req.writes, Some(principal.label()), Some(&audit))
+        .write_secrets(&id, &req.writes, Some(principal.label()), Some(&audit))
         .await?;
     Ok(axum::Json(WriteSecretsResponse { written }))
 }

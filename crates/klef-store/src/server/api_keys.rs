@@ -6,18 +6,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use klef_core::backup::GranteeKind;
 use klef_core::crypto::token::{TokenKind, prefix_of};
-use klef_core::ids::{AccountId, ApiKeyId, EnvironmentId, ProjectId};
-use klef_core::model::{Blob, Environment, NewEnvironment, Project, Timestamp};
-use klef_core::names::{validate_display_name, validate_slug};
+use klef_core::ids::{AccountId, ApiKeyId, EnvironmentId};
+use klef_core::model::{Blob, Timestamp};
+use klef_core::names::validate_display_name;
 use klef_core::wire::{
-    ApiKeyGrant, ApiKeyInfo, ApiKeyKind, ApiKeyPermission, ApiKeyRecipient, ApiKeyScope,
-    ApiKeyScopeInfo, PutApiKeyRequest, WrappedEnvironmentKey,
+    ApiKeyInfo, ApiKeyKind, ApiKeyPermission, ApiKeyScope, ApiKeyScopeInfo, PutApiKeyRequest,
+    WrappedEnvironmentKey,
 };
 
-use super::{Audit, now_ms};
-use crate::rows::{EnvironmentRow, ProjectRow, convert, parse_id};
-use crate::{Store, StoreError};
+use crate::audit::Audit;
+use crate::rows::parse_id;
+use crate::tables::{self, Grant};
+use crate::tx::Tx;
+use crate::{Store, StoreError, invalid, not_found, now_ms};
 
 /// A key to register (its secret stays with the client).
 #[derive(Debug, Clone, Copy)]
@@ -76,18 +79,6 @@ impl std::fmt::Debug for ApiKeyAuth {
     }
 }
 
-/// What [`Store::create_environment_with_key_grants`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EnvironmentCreation {
-    /// The environment exists, with grants for every `proj:*` key.
-    Created,
-    /// Nothing was written: the grants do not name exactly the live `proj:*` keys.
-    StaleRecipients {
-        /// What differs, as a lower-case phrase.
-        reason: String,
-    },
-}
-
 /// A stored key row.
 #[derive(sqlx::FromRow)]
 struct KeyRow {
@@ -115,12 +106,6 @@ macro_rules! select_key {
             $tail
         )
     };
-}
-
-fn invalid(reason: impl Into<String>) -> StoreError {
-    StoreError::Invalid {
-        reason: reason.into(),
-    }
 }
 
 fn parse_kind(raw: &str) -> Result<ApiKeyKind, StoreError> {
@@ -222,106 +207,105 @@ fn check_grants(
     Ok(())
 }
 
-/// Checks the scopes against the database on `$conn` and evaluates to the environments they
-/// cover: `Result<BTreeMap<EnvironmentId, (key_version, slug)>, StoreError>`.
-macro_rules! covered_environments {
-    ($conn:expr, $scopes:expr) => {{
-        let scopes: &[ApiKeyScope] = $scopes;
-        let mut covered: BTreeMap<EnvironmentId, (i64, String)> = BTreeMap::new();
-        let mut failure: Option<StoreError> = None;
-        for s in scopes {
-            let rows: Vec<(String, i64, String)> = match s.environment_id {
-                Some(env) => {
-                    sqlx::query_as(
-                        "SELECT id, key_version, slug FROM environments \
-                         WHERE id = $1 AND project_id = $2",
-                    )
-                    .bind(env.to_string())
-                    .bind(s.project_id.to_string())
-                    .fetch_all(&mut *$conn)
-                    .await?
-                }
-                None => {
-                    sqlx::query_as(
-                        "SELECT id, key_version, slug FROM environments WHERE project_id = $1",
-                    )
-                    .bind(s.project_id.to_string())
-                    .fetch_all(&mut *$conn)
-                    .await?
-                }
-            };
-            let project: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM projects WHERE id = $1")
-                .bind(s.project_id.to_string())
-                .fetch_one(&mut *$conn)
-                .await?;
-            if project == 0 {
-                failure = Some(StoreError::NotFound {
-                    what: format!("project {}", s.project_id),
-                });
-                break;
+/// Checks the scopes against the database and answers the environments they cover, each
+/// with its current key version and slug.
+async fn covered_environments(
+    tx: &mut Tx,
+    scopes: &[ApiKeyScope],
+) -> Result<BTreeMap<EnvironmentId, (i64, String)>, StoreError> {
+    let mut covered = BTreeMap::new();
+    for s in scopes {
+        let project = s.project_id.to_string();
+        let rows: Vec<(String, i64, String)> = match s.environment_id {
+            Some(env) => {
+                tx.all(
+                    "SELECT id, key_version, slug FROM environments \
+                     WHERE id = $1 AND project_id = $2",
+                    &[env.to_string().into(), (&project).into()],
+                )
+                .await?
             }
-            if let (Some(env), true) = (s.environment_id, rows.is_empty()) {
-                failure = Some(StoreError::NotFound {
-                    what: format!("environment {env} of project {}", s.project_id),
-                });
-                break;
+            None => {
+                tx.all(
+                    "SELECT id, key_version, slug FROM environments WHERE project_id = $1",
+                    &[(&project).into()],
+                )
+                .await?
             }
-            for (id, version, slug) in rows {
-                covered.insert(parse_id(&id, "environment")?, (version, slug));
-            }
+        };
+        let exists = tx
+            .count(
+                "SELECT COUNT(*) FROM projects WHERE id = $1",
+                &[(&project).into()],
+            )
+            .await?;
+        if exists == 0 {
+            return Err(not_found(format!("project {}", s.project_id)));
         }
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(covered),
+        if let (Some(env), true) = (s.environment_id, rows.is_empty()) {
+            return Err(not_found(format!(
+                "environment {env} of project {}",
+                s.project_id
+            )));
         }
-    }};
+        for (id, version, slug) in rows {
+            covered.insert(parse_id(&id, "environment")?, (version, slug));
+        }
+    }
+    Ok(covered)
 }
 
-/// Inserts the scopes of key `$id` on `$conn`.
-macro_rules! insert_scopes {
-    ($conn:expr, $id:expr, $scopes:expr) => {{
-        let scopes: &[ApiKeyScope] = $scopes;
-        for s in scopes {
-            sqlx::query(
-                "INSERT INTO api_key_scopes (api_key_id, project_id, environment_id) \
-                 VALUES ($1, $2, $3)",
-            )
-            .bind($id)
-            .bind(s.project_id.to_string())
-            .bind(s.environment_id.map(|e| e.to_string()))
-            .execute(&mut *$conn)
-            .await?;
-        }
-    }};
+/// Stores the scopes of key `key`.
+async fn insert_scopes(tx: &mut Tx, key: &str, scopes: &[ApiKeyScope]) -> Result<(), StoreError> {
+    for s in scopes {
+        tx.execute(
+            "INSERT INTO api_key_scopes (api_key_id, project_id, environment_id) \
+             VALUES ($1, $2, $3)",
+            &[
+                key.into(),
+                s.project_id.to_string().into(),
+                s.environment_id.map(|e| e.to_string()).into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
-/// Inserts (or replaces) direct grants of key `$id` on `$conn`.
-macro_rules! upsert_grants {
-    ($conn:expr, $id:expr, $grants:expr, $now:expr) => {{
-        let grants: &[WrappedEnvironmentKey] = $grants;
-        for g in grants {
-            sqlx::query(
-                "DELETE FROM environment_grants WHERE environment_id = $1 \
-                 AND grantee_kind = 'api_key' AND grantee_id = $2",
-            )
-            .bind(g.environment_id.to_string())
-            .bind($id)
-            .execute(&mut *$conn)
-            .await?;
-            sqlx::query(
-                "INSERT INTO environment_grants \
-                 (environment_id, grantee_kind, grantee_id, wrapped_key, key_version, created_at) \
-                 VALUES ($1, 'api_key', $2, $3, $4, $5)",
-            )
-            .bind(g.environment_id.to_string())
-            .bind($id)
-            .bind(g.wrapped_key.as_bytes())
-            .bind(g.key_version)
-            .bind($now)
-            .execute(&mut *$conn)
-            .await?;
-        }
-    }};
+/// Stores (or replaces) direct grants of environment keys to key `key`.
+async fn upsert_grants(
+    tx: &mut Tx,
+    key: &str,
+    grants: &[WrappedEnvironmentKey],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    for g in grants {
+        delete_grant(tx, &g.environment_id, key).await?;
+        tables::insert_grant(
+            tx,
+            &Grant {
+                environment_id: &g.environment_id,
+                grantee_kind: GranteeKind::ApiKey,
+                grantee_id: key,
+                wrapped_key: &g.wrapped_key,
+                key_version: g.key_version,
+                created_at: now,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Deletes the grant of `env`'s key to key `key`.
+async fn delete_grant(tx: &mut Tx, env: &EnvironmentId, key: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM environment_grants WHERE environment_id = $1 \
+         AND grantee_kind = 'api_key' AND grantee_id = $2",
+        &[env.to_string().into(), key.into()],
+    )
+    .await?;
+    Ok(())
 }
 
 impl Store {
@@ -372,32 +356,36 @@ impl Store {
         };
         let id = new.id.to_string();
         let now = now_ms();
-        write_tx!(self, |tx, _dialect| {
-            sqlx::query(
+        let mut tx = Tx::write(self).await?;
+        let result = async {
+            tx.execute(
                 "INSERT INTO api_keys (id, kind, label, secret_hash, public_key, permission, \
                  created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    (&id).into(),
+                    new.kind.as_str().into(),
+                    new.label.into(),
+                    new.secret_hash.into(),
+                    new.public_key.into(),
+                    permission.as_str().into(),
+                    new.created_by.to_string().into(),
+                    now.into(),
+                ],
             )
-            .bind(&id)
-            .bind(new.kind.as_str())
-            .bind(new.label)
-            .bind(new.secret_hash)
-            .bind(new.public_key)
-            .bind(permission.as_str())
-            .bind(new.created_by.to_string())
-            .bind(now)
-            .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::exists_or(e, || format!("API key {}", new.id)))?;
             if new.kind == ApiKeyKind::System {
-                let covered = covered_environments!(tx, new.scopes)?;
+                let covered = covered_environments(&mut tx, new.scopes).await?;
                 let required: BTreeSet<EnvironmentId> = covered.keys().copied().collect();
                 check_grants(&covered, new.environment_keys, &required)?;
-                insert_scopes!(tx, &id, new.scopes);
-                upsert_grants!(tx, &id, new.environment_keys, now);
+                insert_scopes(&mut tx, &id, new.scopes).await?;
+                upsert_grants(&mut tx, &id, new.environment_keys, now).await?;
             }
-            insert_audit!(&mut *tx, audit)?;
+            tables::insert_audit(&mut tx, audit).await?;
             Ok(())
-        })?;
+        }
+        .await;
+        tx.finish(result).await?;
         self.api_key_info(&new.id)
             .await?
             .map(|(info, _)| info)
@@ -559,78 +547,9 @@ impl Store {
         audit: &Audit,
     ) -> Result<ApiKeyInfo, StoreError> {
         check_scopes(&req.scopes)?;
-        let key = id.to_string();
-        let now = now_ms();
-        write_tx!(self, |tx, dialect| {
-            let kind: Option<String> = sqlx::query_scalar(dialect.pick(
-                "SELECT kind FROM api_keys WHERE id = $1 AND revoked_at IS NULL",
-                "SELECT kind FROM api_keys WHERE id = $1 AND revoked_at IS NULL FOR UPDATE",
-            ))
-            .bind(&key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            match kind.as_deref() {
-                None => {
-                    return Err(StoreError::NotFound {
-                        what: format!("API key {id}"),
-                    });
-                }
-                Some("system") => {}
-                Some(_) => {
-                    return Err(invalid(
-                        "a user key has no scopes: it acts as its owner everywhere",
-                    ));
-                }
-            }
-            let covered = covered_environments!(tx, &req.scopes)?;
-            let held: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT environment_id, key_version FROM environment_grants \
-                 WHERE grantee_kind = 'api_key' AND grantee_id = $1",
-            )
-            .bind(&key)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut held_current = BTreeSet::new();
-            let mut stale_or_gone = Vec::new();
-            for (env, version) in held {
-                let env: EnvironmentId = parse_id(&env, "environment")?;
-                match covered.get(&env) {
-                    Some((current, _)) if *current == version => {
-                        held_current.insert(env);
-                    }
-                    _ => stale_or_gone.push(env),
-                }
-            }
-            let required: BTreeSet<EnvironmentId> = covered
-                .keys()
-                .filter(|e| !held_current.contains(e))
-                .copied()
-                .collect();
-            check_grants(&covered, &req.environment_keys, &required)?;
-            for env in stale_or_gone {
-                sqlx::query(
-                    "DELETE FROM environment_grants WHERE environment_id = $1 \
-                     AND grantee_kind = 'api_key' AND grantee_id = $2",
-                )
-                .bind(env.to_string())
-                .bind(&key)
-                .execute(&mut *tx)
-                .await?;
-            }
-            upsert_grants!(tx, &key, &req.environment_keys, now);
-            sqlx::query("DELETE FROM api_key_scopes WHERE api_key_id = $1")
-                .bind(&key)
-                .execute(&mut *tx)
-                .await?;
-            insert_scopes!(tx, &key, &req.scopes);
-            sqlx::query("UPDATE api_keys SET permission = $2 WHERE id = $1")
-                .bind(&key)
-                .bind(req.permission.as_str())
-                .execute(&mut *tx)
-                .await?;
-            insert_audit!(&mut *tx, audit)?;
-            Ok(())
-        })?;
+        let mut tx = Tx::write(self).await?;
+        let result = put_in(&mut tx, id, req, audit).await;
+        tx.finish(result).await?;
         self.api_key_info(id)
             .await?
             .map(|(info, _)| info)
@@ -652,30 +571,27 @@ impl Store {
             });
         };
         let key = id.to_string();
-        let now = now_ms();
-        write_tx!(self, |tx, _dialect| {
-            let done = sqlx::query(
-                "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-            )
-            .bind(&key)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let mut tx = Tx::write(self).await?;
+        let result = async {
+            let done = tx
+                .execute(
+                    "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                    &[(&key).into(), now_ms().into()],
+                )
+                .await?;
             if done == 0 {
-                return Err(StoreError::NotFound {
-                    what: format!("API key {id}"),
-                });
+                return Err(not_found(format!("API key {id}")));
             }
-            sqlx::query(
+            tx.execute(
                 "DELETE FROM environment_grants WHERE grantee_kind = 'api_key' AND grantee_id = $1",
+                &[(&key).into()],
             )
-            .bind(&key)
-            .execute(&mut *tx)
             .await?;
-            insert_audit!(&mut *tx, audit)?;
+            tables::insert_audit(&mut tx, audit).await?;
             Ok(())
-        })?;
+        }
+        .await;
+        tx.finish(result).await?;
         Ok(info)
     }
 
@@ -697,179 +613,83 @@ impl Store {
         });
         Ok(wrapped.map(Blob))
     }
+}
 
-    /// A project by id, with no visibility check (the caller authorizes: system keys).
-    pub async fn project_by_id(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
-        let row: Option<ProjectRow> = with_pool!(self, pool => {
-            sqlx::query_as("SELECT id, workspace_id, name, created_at FROM projects WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(pool)
-                .await?
-        });
-        row.map(Project::try_from).transpose()
-    }
-
-    /// Every environment of a project, oldest first, with no visibility check (the caller
-    /// filters: system keys see those in their scopes).
-    pub async fn project_environments(
-        &self,
-        project: &ProjectId,
-    ) -> Result<Vec<Environment>, StoreError> {
-        let rows: Vec<EnvironmentRow> = with_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT id, project_id, slug, name, key_version, created_at \
-                 FROM environments WHERE project_id = $1",
-            )
-            .bind(project.to_string())
-            .fetch_all(pool)
-            .await?
-        });
-        let mut out: Vec<Environment> = convert(rows)?;
-        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.slug.cmp(&b.slug)));
-        Ok(out)
-    }
-
-    /// The live system keys scoped to every environment of `project` (`proj:*`), by id.
-    pub async fn api_key_recipients(
-        &self,
-        project: &ProjectId,
-    ) -> Result<Vec<ApiKeyRecipient>, StoreError> {
-        let rows: Vec<(String, Option<Vec<u8>>)> = with_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT k.id, k.public_key FROM api_keys k JOIN api_key_scopes s \
-                 ON s.api_key_id = k.id WHERE s.project_id = $1 AND s.environment_id IS NULL \
-                 AND k.kind = 'system' AND k.revoked_at IS NULL ORDER BY k.id",
-            )
-            .bind(project.to_string())
-            .fetch_all(pool)
-            .await?
-        });
-        rows.into_iter()
-            .map(|(id, public_key)| {
-                let api_key_id: ApiKeyId = parse_id(&id, "API key")?;
-                Ok(ApiKeyRecipient {
-                    api_key_id,
-                    prefix: prefix_of(TokenKind::System, &api_key_id),
-                    public_key: Blob(public_key.unwrap_or_default()),
-                })
-            })
-            .collect()
-    }
-
-    /// Adds an environment to a project `account` holds the key of, with its key wrapped to
-    /// every live `proj:*` system key, and records `audit`, in one transaction. `grants` must
-    /// name exactly those keys ([`EnvironmentCreation::StaleRecipients`] otherwise, nothing
-    /// written). A slug already used gives [`StoreError::AlreadyExists`].
-    pub async fn create_environment_with_key_grants(
-        &self,
-        account: &AccountId,
-        new: &NewEnvironment,
-        grants: &[ApiKeyGrant],
-        audit: &Audit,
-    ) -> Result<EnvironmentCreation, StoreError> {
-        let e = &new.environment;
-        validate_slug(&e.slug).map_err(|err| invalid(err.to_string()))?;
-        validate_display_name("environment name", &e.name)
-            .map_err(|err| invalid(err.to_string()))?;
-        if e.key_version < 1 {
-            return Err(invalid("an environment key version starts at 1"));
+/// The transaction of [`Store::put_api_key`].
+async fn put_in(
+    tx: &mut Tx,
+    id: &ApiKeyId,
+    req: &PutApiKeyRequest,
+    audit: &Audit,
+) -> Result<(), StoreError> {
+    let key = id.to_string();
+    let now = now_ms();
+    let kind: Option<(String,)> = tx
+        .optional(
+            tx.dialect().pick(
+                "SELECT kind FROM api_keys WHERE id = $1 AND revoked_at IS NULL",
+                "SELECT kind FROM api_keys WHERE id = $1 AND revoked_at IS NULL FOR UPDATE",
+            ),
+            &[(&key).into()],
+        )
+        .await?;
+    match kind.map(|(k,)| parse_kind(&k)).transpose()? {
+        None => return Err(not_found(format!("API key {id}"))),
+        Some(ApiKeyKind::System) => {}
+        Some(ApiKeyKind::User) => {
+            return Err(invalid(
+                "a user key has no scopes: it acts as its owner everywhere",
+            ));
         }
-        let mut given: BTreeMap<ApiKeyId, &ApiKeyGrant> = BTreeMap::new();
-        for g in grants {
-            if g.wrapped_key.as_bytes().is_empty() {
-                return Err(invalid("a wrapped environment key is empty"));
-            }
-            if given.insert(g.api_key_id, g).is_some() {
-                return Err(invalid(format!(
-                    "API key {} is granted twice",
-                    g.api_key_id
-                )));
-            }
-        }
-        let project = e.project_id.to_string();
-        let env_id = e.id.to_string();
-        let account_id = account.to_string();
-        let now: Timestamp = now_ms();
-        write_tx!(self, |tx, _dialect| {
-            let has_key: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM project_keys WHERE project_id = $1 AND account_id = $2",
-            )
-            .bind(&project)
-            .bind(&account_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            if has_key == 0 {
-                return Err(StoreError::NotFound {
-                    what: format!("project {}", e.project_id),
-                });
-            }
-            let wanted: Vec<String> = sqlx::query_scalar(
-                "SELECT k.id FROM api_keys k JOIN api_key_scopes s ON s.api_key_id = k.id \
-                 WHERE s.project_id = $1 AND s.environment_id IS NULL \
-                 AND k.kind = 'system' AND k.revoked_at IS NULL",
-            )
-            .bind(&project)
-            .fetch_all(&mut *tx)
-            .await?;
-            let wanted: BTreeSet<ApiKeyId> = wanted
-                .iter()
-                .map(|k| parse_id(k, "API key"))
-                .collect::<Result<_, _>>()?;
-            if let Some(missing) = wanted.iter().find(|k| !given.contains_key(k)) {
-                return Ok(EnvironmentCreation::StaleRecipients {
-                    reason: format!(
-                        "system key {} covers every environment of this project: wrap the new \
-                         environment's key to it (GET /v1/projects/{}/api-key-recipients)",
-                        prefix_of(TokenKind::System, missing),
-                        e.project_id
-                    ),
-                });
-            }
-            if let Some(extra) = given.keys().find(|k| !wanted.contains(k)) {
-                return Ok(EnvironmentCreation::StaleRecipients {
-                    reason: format!(
-                        "API key {extra} is not a live key scoped to every environment of \
-                         this project"
-                    ),
-                });
-            }
-            sqlx::query(
-                "INSERT INTO environments \
-                 (id, project_id, slug, name, sealed_key, key_version, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&env_id)
-            .bind(&project)
-            .bind(&e.slug)
-            .bind(&e.name)
-            .bind(new.sealed_key.as_bytes())
-            .bind(e.key_version)
-            .bind(e.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|err| StoreError::exists_or(err, || format!("environment {:?}", e.slug)))?;
-            for g in given.values() {
-                sqlx::query(
-                    "INSERT INTO environment_grants \
-                     (environment_id, grantee_kind, grantee_id, wrapped_key, key_version, created_at) \
-                     VALUES ($1, 'api_key', $2, $3, $4, $5)",
-                )
-                .bind(&env_id)
-                .bind(g.api_key_id.to_string())
-                .bind(g.wrapped_key.as_bytes())
-                .bind(e.key_version)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-            insert_audit!(&mut *tx, audit)?;
-            Ok(EnvironmentCreation::Created)
-        })
     }
+    let covered = covered_environments(tx, &req.scopes).await?;
+    let held: Vec<(String, i64)> = tx
+        .all(
+            "SELECT environment_id, key_version FROM environment_grants \
+             WHERE grantee_kind = 'api_key' AND grantee_id = $1",
+            &[(&key).into()],
+        )
+        .await?;
+    let mut held_current = BTreeSet::new();
+    let mut stale_or_gone = Vec::new();
+    for (env, version) in held {
+        let env: EnvironmentId = parse_id(&env, "environment")?;
+        match covered.get(&env) {
+            Some((current, _)) if *current == version => {
+                held_current.insert(env);
+            }
+            _ => stale_or_gone.push(env),
+        }
+    }
+    let required: BTreeSet<EnvironmentId> = covered
+        .keys()
+        .filter(|e| !held_current.contains(e))
+        .copied()
+        .collect();
+    check_grants(&covered, &req.environment_keys, &required)?;
+    for env in stale_or_gone {
+        delete_grant(tx, &env, &key).await?;
+    }
+    upsert_grants(tx, &key, &req.environment_keys, now).await?;
+    tx.execute(
+        "DELETE FROM api_key_scopes WHERE api_key_id = $1",
+        &[(&key).into()],
+    )
+    .await?;
+    insert_scopes(tx, &key, &req.scopes).await?;
+    tx.execute(
+        "UPDATE api_keys SET permission = $2 WHERE id = $1",
+        &[(&key).into(), req.permission.as_str().into()],
+    )
+    .await?;
+    tables::insert_audit(tx, audit).await?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use klef_core::ids::ProjectId;
+
     use super::*;
 
     fn scope(p: ProjectId, e: Option<EnvironmentId>) -> ApiKeyScope {

@@ -4,26 +4,11 @@ use klef_core::ids::AccountId;
 use klef_core::model::{Account, Role, Timestamp, Workspace};
 use klef_core::names::validate_display_name;
 
-use super::Audit;
-
-/// Inserts a session row for the account id `$account` on `$conn` (either backend).
-macro_rules! insert_session {
-    ($conn:expr, $account:expr, $session:expr) => {{
-        let session: &NewSession = $session;
-        sqlx::query(
-            "INSERT INTO sessions (id, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&session.token_hash)
-        .bind($account)
-        .bind(session.created_at)
-        .bind(session.expires_at)
-        .execute($conn)
-        .await
-        .map(|_| ())
-    }};
-}
+use crate::audit::Audit;
 use crate::rows::parse_id;
-use crate::{Store, StoreError};
+use crate::tables;
+use crate::tx::Tx;
+use crate::{Store, StoreError, invalid, now_ms};
 
 /// A new account as the server creates it.
 #[derive(Debug)]
@@ -105,69 +90,57 @@ impl Store {
     ) -> Result<SignupOutcome, StoreError> {
         let account = signup.account;
         let personal = signup.personal;
-        validate_display_name("workspace name", &personal.name).map_err(|e| {
-            StoreError::Invalid {
-                reason: e.to_string(),
-            }
-        })?;
+        validate_display_name("workspace name", &personal.name).map_err(invalid)?;
         let Some(email) = account.email.as_deref() else {
-            return Err(StoreError::Invalid {
-                reason: "a server account needs an email".into(),
-            });
+            return Err(invalid("a server account needs an email"));
         };
-        let id = account.id.to_string();
-        let ws_id = personal.id.to_string();
-        write_tx!(self, |tx, _dialect| {
-            let accounts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
-                .fetch_one(&mut *tx)
-                .await?;
-            let server_owner = accounts == 0;
+        let mut tx = Tx::write(self).await?;
+        let result = async {
+            let server_owner = tx.count("SELECT COUNT(*) FROM accounts", &[]).await? == 0;
             if server_owner {
-                sqlx::query("INSERT INTO klef_meta (key, value) VALUES ('server_owner', $1)")
-                    .bind(&id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| StoreError::exists_or(e, || "the server owner".into()))?;
-            } else if signup.require_invitation {
-                let open: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM invitations WHERE email = $1 AND closed_at IS NULL",
+                tx.execute(
+                    "INSERT INTO klef_meta (key, value) VALUES ('server_owner', $1)",
+                    &[account.id.to_string().into()],
                 )
-                .bind(email)
-                .fetch_one(&mut *tx)
-                .await?;
+                .await
+                .map_err(|e| StoreError::exists_or(e, || "the server owner".into()))?;
+            } else if signup.require_invitation {
+                let open = tx
+                    .count(
+                        "SELECT COUNT(*) FROM invitations WHERE email = $1 AND closed_at IS NULL",
+                        &[email.into()],
+                    )
+                    .await?;
                 if open == 0 {
                     return Ok(SignupOutcome::InvitationRequired);
                 }
             }
-            insert_account!(&mut *tx, account, Some(signup.password_hash)).map_err(|e| {
-                StoreError::exists_or(e, || "an account with this email or id".into())
-            })?;
-            sqlx::query(
-                "INSERT INTO workspaces (id, name, personal, created_by, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+            tables::insert_account(&mut tx, account, Some(signup.password_hash))
+                .await
+                .map_err(|e| {
+                    StoreError::exists_or(e, || "an account with this email or id".into())
+                })?;
+            let personal = Workspace {
+                personal: true,
+                ..personal.clone()
+            };
+            tables::insert_workspace(&mut tx, &personal, &account.id)
+                .await
+                .map_err(|e| StoreError::exists_or(e, || format!("workspace {}", personal.id)))?;
+            tables::insert_member(
+                &mut tx,
+                &personal.id,
+                &account.id,
+                Role::Owner,
+                personal.created_at,
             )
-            .bind(&ws_id)
-            .bind(&personal.name)
-            .bind(true)
-            .bind(&id)
-            .bind(personal.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::exists_or(e, || format!("workspace {}", personal.id)))?;
-            sqlx::query(
-                "INSERT INTO workspace_members (workspace_id, account_id, role, created_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&ws_id)
-            .bind(&id)
-            .bind(Role::Owner.as_str())
-            .bind(personal.created_at)
-            .execute(&mut *tx)
             .await?;
-            insert_session!(&mut *tx, &id, signup.session)?;
-            insert_audit!(&mut *tx, audit)?;
+            insert_session(&mut tx, &account.id, signup.session).await?;
+            tables::insert_audit(&mut tx, audit).await?;
             Ok(SignupOutcome::Created { server_owner })
-        })
+        }
+        .await;
+        tx.finish(result).await
     }
 
     /// The account id and password hash for a sign-in email.
@@ -192,12 +165,14 @@ impl Store {
         session: &NewSession,
         audit: &Audit,
     ) -> Result<(), StoreError> {
-        let id = account.to_string();
-        write_tx!(self, |tx, _dialect| {
-            insert_session!(&mut *tx, &id, session)?;
-            insert_audit!(&mut *tx, audit)?;
+        let mut tx = Tx::write(self).await?;
+        let result = async {
+            insert_session(&mut tx, account, session).await?;
+            tables::insert_audit(&mut tx, audit).await?;
             Ok(())
-        })
+        }
+        .await;
+        tx.finish(result).await
     }
 
     /// The live (not revoked, not expired at `now`) session with this token hash.
@@ -233,21 +208,21 @@ impl Store {
         token_hash: &str,
         audit: &Audit,
     ) -> Result<bool, StoreError> {
-        let now = super::now_ms();
-        write_tx!(self, |tx, _dialect| {
-            let done = sqlx::query(
-                "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-            )
-            .bind(token_hash)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let mut tx = Tx::write(self).await?;
+        let result = async {
+            let done = tx
+                .execute(
+                    "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                    &[token_hash.into(), now_ms().into()],
+                )
+                .await?;
             if done > 0 {
-                insert_audit!(&mut *tx, audit)?;
+                tables::insert_audit(&mut tx, audit).await?;
             }
             Ok(done > 0)
-        })
+        }
+        .await;
+        tx.finish(result).await
     }
 
     /// How many failed sign-ins `subject` has had since `since`, and when the oldest of them
@@ -280,25 +255,26 @@ impl Store {
         prune_before: Timestamp,
         audit: &Audit,
     ) -> Result<(), StoreError> {
-        let now = super::now_ms();
-        write_tx!(self, |tx, _dialect| {
-            sqlx::query("DELETE FROM login_attempts WHERE attempted_at < $1")
-                .bind(prune_before)
-                .execute(&mut *tx)
-                .await?;
+        let now = now_ms();
+        let mut tx = Tx::write(self).await?;
+        let result = async {
+            tx.execute(
+                "DELETE FROM login_attempts WHERE attempted_at < $1",
+                &[prune_before.into()],
+            )
+            .await?;
             for (scope, subject) in subjects {
-                sqlx::query(
+                tx.execute(
                     "INSERT INTO login_attempts (scope, subject, attempted_at) VALUES ($1, $2, $3)",
+                    &[scope.as_str().into(), (*subject).into(), now.into()],
                 )
-                .bind(scope.as_str())
-                .bind(*subject)
-                .bind(now)
-                .execute(&mut *tx)
                 .await?;
             }
-            insert_audit!(&mut *tx, audit)?;
+            tables::insert_audit(&mut tx, audit).await?;
             Ok(())
-        })
+        }
+        .await;
+        tx.finish(result).await
     }
 
     /// Forgets the failed sign-ins of `subject` (after a successful one).
@@ -326,4 +302,23 @@ impl Store {
         });
         id.map(|id| parse_id(&id, "account")).transpose()
     }
+}
+
+/// Stores a session of `account` (only the token's hash).
+async fn insert_session(
+    tx: &mut Tx,
+    account: &AccountId,
+    session: &NewSession,
+) -> Result<(), sqlx::Error> {
+    tx.execute(
+        "INSERT INTO sessions (id, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        &[
+            (&session.token_hash).into(),
+            account.to_string().into(),
+            session.created_at.into(),
+            session.expires_at.into(),
+        ],
+    )
+    .await?;
+    Ok(())
 }

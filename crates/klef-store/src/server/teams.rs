@@ -9,9 +9,13 @@ use klef_core::wire::{
     ConfirmMemberRequest, EnvironmentRef, Invitation, InvitationStatus, Member, MemberStatus,
 };
 
-use super::{Audit, now_ms};
-use crate::rows::parse_id;
-use crate::{Store, StoreError};
+use klef_core::backup::GranteeKind;
+
+use crate::audit::Audit;
+use crate::rows::{parse_id, parse_name};
+use crate::tables::{self, Grant};
+use crate::tx::Tx;
+use crate::{Store, StoreError, invalid, not_found, now_ms};
 
 /// A new invitation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,17 +62,6 @@ struct InvitationRow {
     accepted_at: Option<i64>,
 }
 
-pub(crate) fn parse_role(raw: &str) -> Result<Role, StoreError> {
-    match raw {
-        "owner" => Ok(Role::Owner),
-        "admin" => Ok(Role::Admin),
-        "member" => Ok(Role::Member),
-        _ => Err(StoreError::Corrupt {
-            what: "unknown workspace role".into(),
-        }),
-    }
-}
-
 fn parse_environments(raw: Option<&str>) -> Result<Option<Vec<EnvironmentId>>, StoreError> {
     raw.map(|text| {
         serde_json::from_str(text).map_err(|_| StoreError::Corrupt {
@@ -92,7 +85,7 @@ impl InvitationRow {
             workspace_id: parse_id(&self.workspace_id, "workspace")?,
             workspace_name: self.workspace_name,
             email: self.email,
-            role: parse_role(&self.role)?,
+            role: parse_name(&self.role)?,
             environments: parse_environments(self.environments.as_deref())?,
             invited_by: self.invited_by,
             created_at: self.created_at,
@@ -102,12 +95,6 @@ impl InvitationRow {
                 InvitationStatus::Pending
             },
         })
-    }
-}
-
-fn invalid(reason: impl Into<String>) -> StoreError {
-    StoreError::Invalid {
-        reason: reason.into(),
     }
 }
 
@@ -144,70 +131,75 @@ impl Store {
             .map_err(|_| invalid("environments could not be encoded"))?;
         let ws = new.workspace_id.to_string();
         let created_at = now_ms();
-        write_tx!(self, |tx, _dialect| {
-            let member: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM workspace_members m JOIN accounts a ON a.id = m.account_id \
-                 WHERE m.workspace_id = $1 AND a.email = $2",
-            )
-            .bind(&ws)
-            .bind(&new.email)
-            .fetch_one(&mut *tx)
-            .await?;
+        let mut tx = Tx::write(self).await?;
+        let result = async {
+            let member = tx
+                .count(
+                    "SELECT COUNT(*) FROM workspace_members m \
+                     JOIN accounts a ON a.id = m.account_id \
+                     WHERE m.workspace_id = $1 AND a.email = $2",
+                    &[(&ws).into(), (&new.email).into()],
+                )
+                .await?;
             if member > 0 {
                 return Err(StoreError::AlreadyExists {
                     what: format!("member {} of this workspace", new.email),
                 });
             }
-            let open: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM invitations \
-                 WHERE workspace_id = $1 AND email = $2 AND closed_at IS NULL",
-            )
-            .bind(&ws)
-            .bind(&new.email)
-            .fetch_one(&mut *tx)
-            .await?;
+            let open = tx
+                .count(
+                    "SELECT COUNT(*) FROM invitations \
+                     WHERE workspace_id = $1 AND email = $2 AND closed_at IS NULL",
+                    &[(&ws).into(), (&new.email).into()],
+                )
+                .await?;
             if open > 0 {
                 return Err(StoreError::AlreadyExists {
                     what: format!("an open invitation for {}", new.email),
                 });
             }
             for env in environments.iter().flatten() {
-                let inside: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM environments e JOIN projects p ON p.id = e.project_id \
-                     WHERE e.id = $1 AND p.workspace_id = $2",
-                )
-                .bind(env.to_string())
-                .bind(&ws)
-                .fetch_one(&mut *tx)
-                .await?;
+                let inside = tx
+                    .count(
+                        "SELECT COUNT(*) FROM environments e \
+                         JOIN projects p ON p.id = e.project_id \
+                         WHERE e.id = $1 AND p.workspace_id = $2",
+                        &[env.to_string().into(), (&ws).into()],
+                    )
+                    .await?;
                 if inside == 0 {
                     return Err(invalid(format!(
                         "environment {env} is not in this workspace"
                     )));
                 }
             }
-            sqlx::query(
+            tx.execute(
                 "INSERT INTO invitations \
                  (id, workspace_id, email, role, environments, invited_by, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    new.id.to_string().into(),
+                    (&ws).into(),
+                    (&new.email).into(),
+                    new.role.as_str().into(),
+                    env_json.as_deref().into(),
+                    new.invited_by.to_string().into(),
+                    created_at.into(),
+                ],
             )
-            .bind(new.id.to_string())
-            .bind(&ws)
-            .bind(&new.email)
-            .bind(new.role.as_str())
-            .bind(env_json.as_deref())
-            .bind(new.invited_by.to_string())
-            .bind(created_at)
-            .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::exists_or(e, || format!("invitation {}", new.id)))?;
-            insert_audit!(&mut *tx, audit)?;
-            let row: InvitationRow = sqlx::query_as(select_invitation!("WHERE i.id = $1"))
-                .bind(new.id.to_string())
-                .fetch_one(&mut *tx)
+            tables::insert_audit(&mut tx, audit).await?;
+            let row: InvitationRow = tx
+                .one(
+                    select_invitation!("WHERE i.id = $1"),
+                    &[new.id.to_string().into()],
+                )
                 .await?;
             row.into_invitation()
-        })
+        }
+        .await;
+        tx.finish(result).await
     }
 
     /// The open invitations for an email, oldest first.
@@ -234,44 +226,36 @@ impl Store {
         email: &str,
         audit: &Audit,
     ) -> Result<Invitation, StoreError> {
-        let now = now_ms();
-        write_tx!(self, |tx, _dialect| {
-            let done = sqlx::query(
-                "UPDATE invitations SET accepted_by = $3, accepted_at = $4 \
-                 WHERE id = $1 AND email = $2 AND closed_at IS NULL AND accepted_at IS NULL",
-            )
-            .bind(id.to_string())
-            .bind(email)
-            .bind(account.to_string())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let mut tx = Tx::write(self).await?;
+        let result = async {
+            let done = tx
+                .execute(
+                    "UPDATE invitations SET accepted_by = $3, accepted_at = $4 \
+                     WHERE id = $1 AND email = $2 AND closed_at IS NULL AND accepted_at IS NULL",
+                    &[
+                        id.to_string().into(),
+                        email.into(),
+                        account.to_string().into(),
+                        now_ms().into(),
+                    ],
+                )
+                .await?;
             if done == 0 {
-                return Err(StoreError::NotFound {
-                    what: format!("open invitation {id}"),
-                });
+                return Err(not_found(format!("open invitation {id}")));
             }
-            let row: InvitationRow = sqlx::query_as(select_invitation!("WHERE i.id = $1"))
-                .bind(id.to_string())
-                .fetch_one(&mut *tx)
+            let row: InvitationRow = tx
+                .one(
+                    select_invitation!("WHERE i.id = $1"),
+                    &[id.to_string().into()],
+                )
                 .await?;
             let mut entry = audit.clone();
             entry.workspace_id = Some(parse_id(&row.workspace_id, "workspace")?);
-            insert_audit!(&mut *tx, &entry)?;
+            tables::insert_audit(&mut tx, &entry).await?;
             row.into_invitation()
-        })
-    }
-
-    /// The invitation `id` if it is open (for deciding who may see it).
-    pub async fn open_invitation(&self, id: &InviteId) -> Result<Option<Invitation>, StoreError> {
-        let row: Option<InvitationRow> = with_pool!(self, pool => {
-            sqlx::query_as(select_invitation!("WHERE i.id = $1 AND i.closed_at IS NULL"))
-                .bind(id.to_string())
-                .fetch_optional(pool)
-                .await?
-        });
-        row.map(InvitationRow::into_invitation).transpose()
+        }
+        .await;
+        tx.finish(result).await
     }
 
     /// The members of a workspace: confirmed ones (owner, admins, members by email), then the
@@ -346,7 +330,7 @@ impl Store {
             members.push(Member {
                 account_id: Some(parse_id(&id, "account")?),
                 email: email.unwrap_or_default(),
-                role: parse_role(&role)?,
+                role: parse_name(&role)?,
                 status: MemberStatus::Confirmed,
                 public_key: Some(Blob(public_key)),
                 invitation_id: None,
@@ -385,134 +369,9 @@ impl Store {
         keys: &ConfirmMemberRequest,
         audit: &Audit,
     ) -> Result<(), StoreError> {
-        let ws_id = ws.to_string();
-        let account_id = account.to_string();
-        let now = now_ms();
-        write_tx!(self, |tx, _dialect| {
-            let row: Option<InvitationRow> = sqlx::query_as(select_invitation!(
-                "WHERE i.workspace_id = $1 AND i.accepted_by = $2 AND i.closed_at IS NULL"
-            ))
-            .bind(&ws_id)
-            .bind(&account_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = row else {
-                return Err(StoreError::NotFound {
-                    what: format!("accepted invitation of account {account}"),
-                });
-            };
-            let invitation = row.into_invitation()?;
-            if let Some(allowed) = &invitation.environments {
-                if !keys.project_keys.is_empty() {
-                    return Err(invalid(
-                        "this member is restricted to some environments: send environment keys, \
-                         not project keys",
-                    ));
-                }
-                if let Some(extra) = keys
-                    .environment_keys
-                    .iter()
-                    .find(|k| !allowed.contains(&k.environment_id))
-                {
-                    return Err(invalid(format!(
-                        "environment {} is not in this member's invitation",
-                        extra.environment_id
-                    )));
-                }
-            }
-            if keys.project_keys.is_empty() && keys.environment_keys.is_empty() {
-                return Err(invalid(
-                    "confirming a member needs at least one wrapped key",
-                ));
-            }
-            for pk in &keys.project_keys {
-                let inside: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM projects WHERE id = $1 AND workspace_id = $2",
-                )
-                .bind(pk.project_id.to_string())
-                .bind(&ws_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                if inside == 0 {
-                    return Err(invalid(format!(
-                        "project {} is not in this workspace",
-                        pk.project_id
-                    )));
-                }
-                sqlx::query(
-                    "INSERT INTO project_keys (project_id, account_id, wrapped_key, created_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(pk.project_id.to_string())
-                .bind(&account_id)
-                .bind(pk.wrapped_key.as_bytes())
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| {
-                    StoreError::exists_or(e, || format!("a key of project {}", pk.project_id))
-                })?;
-            }
-            for ek in &keys.environment_keys {
-                let current: Option<i64> = sqlx::query_scalar(
-                    "SELECT e.key_version FROM environments e \
-                     JOIN projects p ON p.id = e.project_id \
-                     WHERE e.id = $1 AND p.workspace_id = $2",
-                )
-                .bind(ek.environment_id.to_string())
-                .bind(&ws_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                match current {
-                    None => {
-                        return Err(invalid(format!(
-                            "environment {} is not in this workspace",
-                            ek.environment_id
-                        )));
-                    }
-                    Some(v) if v != ek.key_version => {
-                        return Err(invalid(format!(
-                            "environment {} is at key version {v}, not {}",
-                            ek.environment_id, ek.key_version
-                        )));
-                    }
-                    Some(_) => {}
-                }
-                sqlx::query(
-                    "INSERT INTO environment_grants \
-                     (environment_id, grantee_kind, grantee_id, wrapped_key, key_version, created_at) \
-                     VALUES ($1, 'account', $2, $3, $4, $5)",
-                )
-                .bind(ek.environment_id.to_string())
-                .bind(&account_id)
-                .bind(ek.wrapped_key.as_bytes())
-                .bind(ek.key_version)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| {
-                    StoreError::exists_or(e, || format!("a key of environment {}", ek.environment_id))
-                })?;
-            }
-            sqlx::query(
-                "INSERT INTO workspace_members (workspace_id, account_id, role, created_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&ws_id)
-            .bind(&account_id)
-            .bind(invitation.role.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::exists_or(e, || format!("member {account}")))?;
-            sqlx::query("UPDATE invitations SET closed_at = $2 WHERE id = $1")
-                .bind(invitation.id.to_string())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            insert_audit!(&mut *tx, audit)?;
-            Ok(())
-        })
+        let mut tx = Tx::write(self).await?;
+        let result = confirm_in(&mut tx, ws, account, keys, audit).await;
+        tx.finish(result).await
     }
 
     /// Removes `account` from `ws`: its membership, every project key and direct grant wrapped
@@ -526,86 +385,202 @@ impl Store {
         account: &AccountId,
         audit: &Audit,
     ) -> Result<Vec<EnvironmentRef>, StoreError> {
-        let ws_id = ws.to_string();
-        let account_id = account.to_string();
-        let now = now_ms();
-        write_tx!(self, |tx, _dialect| {
-            let role: Option<String> = sqlx::query_scalar(
-                "SELECT role FROM workspace_members WHERE workspace_id = $1 AND account_id = $2",
-            )
-            .bind(&ws_id)
-            .bind(&account_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if role.as_deref() == Some("owner") {
-                return Err(invalid("the workspace owner cannot be removed"));
-            }
-            let reachable: Vec<(String, String, String)> = sqlx::query_as(
-                "SELECT e.id, e.project_id, e.slug FROM environments e \
-                 JOIN projects p ON p.id = e.project_id WHERE p.workspace_id = $1 AND ( \
-                   EXISTS (SELECT 1 FROM project_keys k \
-                           WHERE k.project_id = e.project_id AND k.account_id = $2) \
-                   OR EXISTS (SELECT 1 FROM environment_grants g WHERE g.environment_id = e.id \
-                              AND g.grantee_kind = 'account' AND g.grantee_id = $2)) \
-                 ORDER BY e.created_at, e.id",
-            )
-            .bind(&ws_id)
-            .bind(&account_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            sqlx::query(
-                "DELETE FROM project_keys WHERE account_id = $2 AND project_id IN \
-                 (SELECT id FROM projects WHERE workspace_id = $1)",
-            )
-            .bind(&ws_id)
-            .bind(&account_id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "DELETE FROM environment_grants WHERE grantee_kind = 'account' \
-                 AND grantee_id = $2 AND environment_id IN \
-                 (SELECT e.id FROM environments e JOIN projects p ON p.id = e.project_id \
-                  WHERE p.workspace_id = $1)",
-            )
-            .bind(&ws_id)
-            .bind(&account_id)
-            .execute(&mut *tx)
-            .await?;
-            let members = sqlx::query(
-                "DELETE FROM workspace_members WHERE workspace_id = $1 AND account_id = $2",
-            )
-            .bind(&ws_id)
-            .bind(&account_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            let invitations = sqlx::query(
-                "UPDATE invitations SET closed_at = $3 WHERE workspace_id = $1 \
-                 AND closed_at IS NULL AND (accepted_by = $2 OR email = \
-                 (SELECT email FROM accounts WHERE id = $2))",
-            )
-            .bind(&ws_id)
-            .bind(&account_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if members == 0 && invitations == 0 {
-                return Err(StoreError::NotFound {
-                    what: format!("member {account}"),
-                });
-            }
-            insert_audit!(&mut *tx, audit)?;
-            reachable
-                .into_iter()
-                .map(|(id, project_id, slug)| {
-                    Ok(EnvironmentRef {
-                        id: parse_id(&id, "environment")?,
-                        project_id: parse_id(&project_id, "project")?,
-                        slug,
-                    })
-                })
-                .collect::<Result<Vec<_>, StoreError>>()
-        })
+        let mut tx = Tx::write(self).await?;
+        let result = remove_in(&mut tx, ws, account, audit).await;
+        tx.finish(result).await
     }
+}
+
+/// The transaction of [`Store::confirm_member`].
+async fn confirm_in(
+    tx: &mut Tx,
+    ws: &WorkspaceId,
+    account: &AccountId,
+    keys: &ConfirmMemberRequest,
+    audit: &Audit,
+) -> Result<(), StoreError> {
+    let ws_id = ws.to_string();
+    let account_id = account.to_string();
+    let now = now_ms();
+    let row: Option<InvitationRow> = tx
+        .optional(
+            select_invitation!(
+                "WHERE i.workspace_id = $1 AND i.accepted_by = $2 AND i.closed_at IS NULL"
+            ),
+            &[(&ws_id).into(), (&account_id).into()],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Err(not_found(format!(
+            "accepted invitation of account {account}"
+        )));
+    };
+    let invitation = row.into_invitation()?;
+    if let Some(allowed) = &invitation.environments {
+        if !keys.project_keys.is_empty() {
+            return Err(invalid(
+                "this member is restricted to some environments: send environment keys, \
+                 not project keys",
+            ));
+        }
+        if let Some(extra) = keys
+            .environment_keys
+            .iter()
+            .find(|k| !allowed.contains(&k.environment_id))
+        {
+            return Err(invalid(format!(
+                "environment {} is not in this member's invitation",
+                extra.environment_id
+            )));
+        }
+    }
+    if keys.project_keys.is_empty() && keys.environment_keys.is_empty() {
+        return Err(invalid(
+            "confirming a member needs at least one wrapped key",
+        ));
+    }
+    for pk in &keys.project_keys {
+        let inside = tx
+            .count(
+                "SELECT COUNT(*) FROM projects WHERE id = $1 AND workspace_id = $2",
+                &[pk.project_id.to_string().into(), (&ws_id).into()],
+            )
+            .await?;
+        if inside == 0 {
+            return Err(invalid(format!(
+                "project {} is not in this workspace",
+                pk.project_id
+            )));
+        }
+        tables::insert_project_key(tx, &pk.project_id, account, &pk.wrapped_key, now)
+            .await
+            .map_err(|e| {
+                StoreError::exists_or(e, || format!("a key of project {}", pk.project_id))
+            })?;
+    }
+    for ek in &keys.environment_keys {
+        let current: Option<(i64,)> = tx
+            .optional(
+                "SELECT e.key_version FROM environments e \
+                 JOIN projects p ON p.id = e.project_id \
+                 WHERE e.id = $1 AND p.workspace_id = $2",
+                &[ek.environment_id.to_string().into(), (&ws_id).into()],
+            )
+            .await?;
+        match current {
+            None => {
+                return Err(invalid(format!(
+                    "environment {} is not in this workspace",
+                    ek.environment_id
+                )));
+            }
+            Some((v,)) if v != ek.key_version => {
+                return Err(invalid(format!(
+                    "environment {} is at key version {v}, not {}",
+                    ek.environment_id, ek.key_version
+                )));
+            }
+            Some(_) => {}
+        }
+        tables::insert_grant(
+            tx,
+            &Grant {
+                environment_id: &ek.environment_id,
+                grantee_kind: GranteeKind::Account,
+                grantee_id: &account_id,
+                wrapped_key: &ek.wrapped_key,
+                key_version: ek.key_version,
+                created_at: now,
+            },
+        )
+        .await
+        .map_err(|e| {
+            StoreError::exists_or(e, || format!("a key of environment {}", ek.environment_id))
+        })?;
+    }
+    tables::insert_member(tx, ws, account, invitation.role, now)
+        .await
+        .map_err(|e| StoreError::exists_or(e, || format!("member {account}")))?;
+    tx.execute(
+        "UPDATE invitations SET closed_at = $2 WHERE id = $1",
+        &[invitation.id.to_string().into(), now.into()],
+    )
+    .await?;
+    tables::insert_audit(tx, audit).await?;
+    Ok(())
+}
+
+/// The transaction of [`Store::remove_member`].
+async fn remove_in(
+    tx: &mut Tx,
+    ws: &WorkspaceId,
+    account: &AccountId,
+    audit: &Audit,
+) -> Result<Vec<EnvironmentRef>, StoreError> {
+    let ws_id = ws.to_string();
+    let account_id = account.to_string();
+    let both = || [(&ws_id).into(), (&account_id).into()];
+    let role: Option<(String,)> = tx
+        .optional(
+            "SELECT role FROM workspace_members WHERE workspace_id = $1 AND account_id = $2",
+            &both(),
+        )
+        .await?;
+    if role.is_some_and(|(r,)| r == Role::Owner.as_str()) {
+        return Err(invalid("the workspace owner cannot be removed"));
+    }
+    let reachable: Vec<(String, String, String)> = tx
+        .all(
+            "SELECT e.id, e.project_id, e.slug FROM environments e \
+             JOIN projects p ON p.id = e.project_id WHERE p.workspace_id = $1 AND ( \
+               EXISTS (SELECT 1 FROM project_keys k \
+                       WHERE k.project_id = e.project_id AND k.account_id = $2) \
+               OR EXISTS (SELECT 1 FROM environment_grants g WHERE g.environment_id = e.id \
+                          AND g.grantee_kind = 'account' AND g.grantee_id = $2)) \
+             ORDER BY e.created_at, e.id",
+            &both(),
+        )
+        .await?;
+    tx.execute(
+        "DELETE FROM project_keys WHERE account_id = $2 AND project_id IN \
+         (SELECT id FROM projects WHERE workspace_id = $1)",
+        &both(),
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM environment_grants WHERE grantee_kind = 'account' \
+         AND grantee_id = $2 AND environment_id IN \
+         (SELECT e.id FROM environments e JOIN projects p ON p.id = e.project_id \
+          WHERE p.workspace_id = $1)",
+        &both(),
+    )
+    .await?;
+    let members = tx
+        .execute(
+            "DELETE FROM workspace_members WHERE workspace_id = $1 AND account_id = $2",
+            &both(),
+        )
+        .await?;
+    let invitations = tx
+        .execute(
+            "UPDATE invitations SET closed_at = $3 WHERE workspace_id = $1 \
+             AND closed_at IS NULL AND (accepted_by = $2 OR email = \
+             (SELECT email FROM accounts WHERE id = $2))",
+            &[(&ws_id).into(), (&account_id).into(), now_ms().into()],
+        )
+        .await?;
+    if members == 0 && invitations == 0 {
+        return Err(not_found(format!("member {account}")));
+    }
+    tables::insert_audit(tx, audit).await?;
+    reachable
+        .into_iter()
+        .map(|(id, project_id, slug)| {
+            Ok(EnvironmentRef {
+                id: parse_id(&id, "environment")?,
+                project_id: parse_id(&project_id, "project")?,
+                slug,
+            })
+        })
+        .collect()
 }

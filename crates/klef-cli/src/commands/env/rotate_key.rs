@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use klef_core::backend::Backend as _;
 use klef_core::crypto::{self, Aad, PublicKey, SymmetricKey};
 use klef_core::wire::{RotateRequest, RotatedGrant, RotatedSecret};
-use klef_store::server::{Actor, ActorKind, Audit, RotateOutcome};
+use klef_store::{Actor, ActorKind, Audit, RotateOutcome};
 use serde_json::json;
 
 use crate::backend::AnyBackend;
