@@ -10,6 +10,7 @@ mod crash;
 mod env_choice;
 mod hygiene;
 mod keys;
+mod lifecycle;
 mod messages;
 mod pull_push;
 mod run;

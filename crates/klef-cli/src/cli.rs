@@ -138,7 +138,7 @@ pub(crate) enum Command {
     /// Write `.klef` here for an existing project
     Link(commands::link::Args),
     /// Manage projects
-    #[command(subcommand)]
+    #[command(subcommand, alias = "project")]
     Projects(commands::projects::Command),
     /// Manage workspaces (a personal one exists by default)
     #[command(subcommand)]

@@ -20,6 +20,7 @@ mod backend;
 mod cli;
 mod commands;
 mod config;
+mod confirm;
 mod context;
 mod diagnostics;
 mod dirs;
