@@ -33,6 +33,8 @@ impl AgentSession {
         ctx.init();
         ctx.run_pw(["set", "API_KEY", VALUE]).success();
         ctx.remove_env("KLEF_NO_AGENT");
+        // Tests run without a terminal, where keyed commands start no agent unless asked.
+        ctx.set_env("KLEF_AGENT_AUTOSTART", "1");
         let s = Self {
             ctx,
             pids: Mutex::new(Vec::new()),
@@ -782,6 +784,7 @@ fn init_unlocks_the_session() {
     }
     let mut ctx = TestContext::new();
     ctx.remove_env("KLEF_NO_AGENT");
+    ctx.set_env("KLEF_AGENT_AUTOSTART", "1");
     let _stop = StopAgent(&ctx);
     ctx.init();
     ctx.run(["set", "FIRST", "no password asked"]).success();

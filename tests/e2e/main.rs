@@ -8,6 +8,7 @@ mod backup_server;
 mod bad_input;
 mod crash;
 mod env_choice;
+mod hardening;
 mod hygiene;
 mod keys;
 mod lifecycle;

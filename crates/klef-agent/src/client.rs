@@ -350,12 +350,43 @@ async fn start(paths: &AgentPaths, bin: &Path) -> Result<(), ClientError> {
     paths.ensure_dir()?;
     let mut cmd = tokio::process::Command::new(bin);
     cmd.arg("--runtime-dir").arg(paths.dir());
+    // The agent lives for hours: it gets only what it reads, never a credential of the command
+    // that started it (`KLEF_PASSWORD`, `KLEF_TOKEN`, …, which would stay readable in
+    // /proc/<pid>/environ for its whole life).
+    cmd.env_clear();
+    for (name, value) in std::env::vars_os() {
+        if name.to_str().is_some_and(agent_needs) {
+            cmd.env(name, value);
+        }
+    }
     spawn_until_ready(cmd, Ready::ThenExits)
         .await
         .map_err(|message| ClientError::StartFailed {
             bin: bin.to_owned(),
             message,
         })
+}
+
+/// The variables the agent is started with; every other one is left out (see [`start`]).
+const AGENT_ENV: &[&str] = &[
+    EnvVars::KLEF_HOME,
+    EnvVars::KLEF_PROFILE,
+    EnvVars::KLEF_AGENT_IDLE_TIMEOUT,
+    EnvVars::KLEF_AGENT_MAX_LIFETIME,
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "TMPDIR",
+    "LANG",
+    "LC_ALL",
+    "RUST_LOG",
+    "NO_COLOR",
+];
+
+/// Whether the agent is started with the variable `name`: [`AGENT_ENV`] and the `XDG_*`
+/// directories.
+fn agent_needs(name: &str) -> bool {
+    AGENT_ENV.contains(&name) || name.starts_with("XDG_")
 }
 
 /// What a process started by [`spawn_until_ready`] does once it is ready.

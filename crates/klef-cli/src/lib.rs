@@ -25,6 +25,7 @@ mod context;
 mod diagnostics;
 mod dirs;
 mod env_choice;
+mod env_policy;
 mod fsutil;
 mod import;
 mod logging;

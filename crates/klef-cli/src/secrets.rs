@@ -17,8 +17,21 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks a value's size (at most 1 MiB).
-pub(crate) fn check_value(name: &str, value: &str) -> Result<()> {
+/// What storing a value means for `klef run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ValueFit {
+    /// It can be passed as an environment variable.
+    Fits,
+    /// It is stored, but `klef run` cannot pass it: warn with
+    /// [`crate::env_policy::too_long_warning`].
+    TooLongForRun,
+}
+
+/// The one check of every value `klef set` and `klef push` store: at most 1 MiB, and no NUL
+/// byte (no program could receive it in its environment); both are usage errors naming the
+/// key (exit 2) and never show the value. A value too long to pass as one environment variable
+/// is accepted as [`ValueFit::TooLongForRun`].
+pub(crate) fn check_value(name: &str, value: &str) -> Result<ValueFit> {
     if value.len() > MAX_VALUE_LEN {
         return Err(Failure::usage(format!(
             "the value of {name} is larger than 1 MiB ({} bytes)",
@@ -26,7 +39,18 @@ pub(crate) fn check_value(name: &str, value: &str) -> Result<()> {
         ))
         .into());
     }
-    Ok(())
+    if value.contains('\0') {
+        return Err(Failure::usage(format!(
+            "the value of {name} contains a NUL byte, which no environment variable can hold"
+        ))
+        .hint("remove the NUL byte; store binary data encoded (base64), or keep it in a file")
+        .into());
+    }
+    Ok(if crate::env_policy::too_long_for_env(name, value) {
+        ValueFit::TooLongForRun
+    } else {
+        ValueFit::Fits
+    })
 }
 
 /// Decrypts one stored version (a tombstone has no value and is an error here).
@@ -106,6 +130,21 @@ mod tests {
         assert!(check_value("A", &"x".repeat(MAX_VALUE_LEN)).is_ok());
         let err = check_value("A", &"x".repeat(MAX_VALUE_LEN + 1)).unwrap_err();
         assert!(err.to_string().contains("1 MiB"));
+    }
+
+    #[test]
+    fn nul_is_refused_naming_the_key_and_long_values_are_flagged() {
+        let err = check_value("DB_PASS", "a\0b").unwrap_err();
+        assert_eq!(
+            crate::diagnostics::exit_status(&err),
+            crate::diagnostics::ExitStatus::USAGE
+        );
+        let lines = crate::diagnostics::render(&err);
+        assert!(lines[0].1.contains("DB_PASS"), "{lines:?}");
+        assert!(!lines.iter().any(|(_, t)| t.contains("a\0b")));
+        assert_eq!(check_value("K", "plain").unwrap(), ValueFit::Fits);
+        let long = "x".repeat(200 * 1024);
+        assert_eq!(check_value("K", &long).unwrap(), ValueFit::TooLongForRun);
     }
 
     #[test]

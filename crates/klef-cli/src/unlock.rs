@@ -29,7 +29,9 @@
 //! of stdin is never mistaken for data (`klef set KEY --password-stdin`).
 //!
 //! With `KLEF_NO_AGENT=1` klef never connects to an agent, never starts one and never creates
-//! the agent's runtime directory.
+//! the agent's runtime directory. In CI (`CI` set) or without a terminal on stdin a keyed
+//! command uses an agent that runs, but starts none ([`may_start_agent`]), unless
+//! `KLEF_AGENT_AUTOSTART=1`; `klef unlock` and `klef agent start` always do.
 //!
 //! The agent caches keys per vault under the account id.
 
@@ -304,10 +306,37 @@ pub(crate) fn password_unlock(global: &GlobalArgs, account: &Account) -> Result<
     }
 }
 
+/// Whether a keyed command may start the agent by itself after a password unlock: not in CI
+/// (`CI` set, other than `0`/`false`) nor without a terminal on stdin, where the agent would
+/// outlive the job or script that started it; `KLEF_AGENT_AUTOSTART=1` asks for it anyway.
+/// `klef unlock` and `klef agent start` always start it: they are the explicit ask.
+pub(crate) fn may_start_agent() -> bool {
+    autostart_decision(
+        std::env::var(EnvVars::KLEF_AGENT_AUTOSTART).ok().as_deref(),
+        std::env::var(EnvVars::CI).ok().as_deref(),
+        std::io::IsTerminal::is_terminal(&std::io::stdin()),
+    )
+}
+
+/// [`may_start_agent`] over its inputs.
+fn autostart_decision(autostart: Option<&str>, ci: Option<&str>, stdin_tty: bool) -> bool {
+    if autostart.is_some_and(truthy) {
+        return true;
+    }
+    let in_ci = ci.is_some_and(|v| {
+        let v = v.trim();
+        !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false")
+    });
+    !in_ci && stdin_tty
+}
+
+fn truthy(v: &str) -> bool {
+    matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes")
+}
+
 /// `KLEF_NO_AGENT=1` (or `true`/`yes`) turns the agent off entirely.
 pub(crate) fn agent_disabled() -> bool {
-    std::env::var(EnvVars::KLEF_NO_AGENT)
-        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+    std::env::var(EnvVars::KLEF_NO_AGENT).is_ok_and(|v| truthy(&v))
 }
 
 /// The agent's runtime files for this invocation: as [`AgentPaths::from_env`], with `--profile`
@@ -415,7 +444,13 @@ async fn hand_to_agent(
     let result = async {
         let mut client = match running {
             Some(c) => c,
-            None => ensure_running(&agent_paths(global)?, &default_agent_bin()).await?,
+            None if may_start_agent() => {
+                ensure_running(&agent_paths(global)?, &default_agent_bin()).await?
+            }
+            None => {
+                tracing::debug!("no agent runs and none is started in CI or without a terminal");
+                return Ok(());
+            }
         };
         client.unlock(vault, key).await
     }
@@ -459,6 +494,19 @@ mod tests {
             .into_owned();
         assert!(leaf.ends_with("-work"), "{leaf}");
         assert!(with.socket().ends_with("agent.sock"));
+    }
+
+    #[test]
+    fn the_agent_starts_by_itself_only_at_a_terminal_outside_ci_unless_asked() {
+        assert!(autostart_decision(None, None, true));
+        assert!(!autostart_decision(None, None, false), "no terminal");
+        assert!(!autostart_decision(None, Some("true"), true), "CI");
+        assert!(!autostart_decision(None, Some("1"), true), "CI");
+        assert!(autostart_decision(None, Some("false"), true));
+        assert!(autostart_decision(None, Some("0"), true));
+        assert!(autostart_decision(None, Some(""), true));
+        assert!(autostart_decision(Some("1"), Some("true"), false), "asked");
+        assert!(!autostart_decision(Some("0"), None, false));
     }
 
     #[test]

@@ -29,6 +29,11 @@ impl EnvVars {
     pub const KLEF_ACCOUNT_PASSWORD: &'static str = "KLEF_ACCOUNT_PASSWORD";
     /// Set to `1` to never contact or start the agent.
     pub const KLEF_NO_AGENT: &'static str = "KLEF_NO_AGENT";
+    /// Set to `1` to let a keyed command start the agent after a password unlock even in CI or
+    /// without a terminal (where it otherwise starts none).
+    pub const KLEF_AGENT_AUTOSTART: &'static str = "KLEF_AGENT_AUTOSTART";
+    /// Set by CI systems; when set (and not `0`/`false`) klef starts no agent by itself.
+    pub const CI: &'static str = "CI";
     /// Idle timeout of the agent's key cache (at most `1h`), read when the agent starts.
     pub const KLEF_AGENT_IDLE_TIMEOUT: &'static str = "KLEF_AGENT_IDLE_TIMEOUT";
     /// Hard cap on how long the agent keeps keys after an unlock (at most `8h`).
@@ -40,6 +45,15 @@ impl EnvVars {
     /// Disables coloured output when set to any value.
     pub const NO_COLOR: &'static str = "NO_COLOR";
 }
+
+/// The variables that carry a credential (a password or an API key). `klef run` removes them
+/// from the command's environment and the agent is started without them.
+pub const CREDENTIALS: &[&str] = &[
+    EnvVars::KLEF_PASSWORD,
+    EnvVars::KLEF_NEW_PASSWORD,
+    EnvVars::KLEF_ACCOUNT_PASSWORD,
+    EnvVars::KLEF_TOKEN,
+];
 
 /// Every variable with its documentation line, for generated docs.
 pub const ALL: &[(&str, &str)] = &[
@@ -84,6 +98,14 @@ pub const ALL: &[(&str, &str)] = &[
     (
         EnvVars::KLEF_NO_AGENT,
         "`1`: never contact or start the agent.",
+    ),
+    (
+        EnvVars::KLEF_AGENT_AUTOSTART,
+        "`1`: start the agent after a password unlock even in CI or without a terminal.",
+    ),
+    (
+        EnvVars::CI,
+        "Set by CI systems: klef then starts no agent unless asked.",
     ),
     (
         EnvVars::KLEF_AGENT_IDLE_TIMEOUT,

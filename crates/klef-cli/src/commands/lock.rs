@@ -4,6 +4,8 @@
 //! With no agent running there is nothing to wipe: success, with a note. An agent of another
 //! protocol version cannot be asked to lock, so it is stopped instead (which wipes its keys).
 //!
+//! With `KLEF_NO_AGENT=1` it contacts nothing and fails (exit 1), saying so.
+//!
 //! JSON: `{"running", "pid", "wiped"}` (`wiped` is true when an agent was told to drop its keys).
 
 use anyhow::{Context as _, Result};
@@ -20,6 +22,7 @@ use crate::unlock;
 pub(crate) struct Args {}
 
 pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
+    agent::require_agent("lock")?;
     let paths = unlock::agent_paths(&ctx.global)?;
     let (running, pid) = match AgentClient::connect(&paths).await {
         Ok(mut client) => {

@@ -102,10 +102,13 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     let entries = read_entries(path, args.format)?;
     // Later duplicates win.
     let mut wanted: BTreeMap<String, zeroize::Zeroizing<String>> = BTreeMap::new();
+    let mut too_long = Vec::new();
     for e in entries {
         secrets::check_name(&e.name)
             .with_context(|| format!("failed to parse {}", path.display()))?;
-        secrets::check_value(&e.name, &e.value)?;
+        if secrets::check_value(&e.name, &e.value)? == secrets::ValueFit::TooLongForRun {
+            too_long.push(crate::env_policy::too_long_warning(&e.name, &e.value));
+        }
         wanted.insert(e.name, e.value);
     }
 
@@ -204,6 +207,9 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         unchanged.len(),
         removed.len()
     ));
+    for warning in &too_long {
+        ctx.printer.warn(warning);
+    }
     Ok(ExitStatus::SUCCESS)
 }
 

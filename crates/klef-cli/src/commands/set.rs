@@ -108,11 +108,15 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
 
     // Later duplicates win, as in a .env file.
     let mut writes: Vec<SecretWrite> = Vec::with_capacity(pairs.len());
+    let mut too_long = Vec::new();
     for (name, value) in pairs {
         let value = match value {
             Some(v) => v,
             None => read_stdin_value(&name)?,
         };
+        if secrets::check_value(&name, &value)? == secrets::ValueFit::TooLongForRun {
+            too_long.push(crate::env_policy::too_long_warning(&name, &value));
+        }
         writes.retain(|w| w.name != name);
         let ciphertext = secrets::encrypt(&key, &t, &name, &value);
         writes.push(SecretWrite {
@@ -135,6 +139,9 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     let names: Vec<&str> = writes.iter().map(|w| w.name.as_str()).collect();
     ctx.printer
         .info(&format!("set {} in {}", names.join(", "), t.describe()));
+    for warning in &too_long {
+        ctx.printer.warn(warning);
+    }
     Ok(ExitStatus::SUCCESS)
 }
 

@@ -81,7 +81,6 @@ impl SigningKey {
     /// Signs a labelled body. Crate-private: only the record types of this module sign, always
     /// over a body that starts with its own `sig/…` label, so no signature of one kind can be
     /// passed off as another.
-    #[cfg_attr(not(test), allow(dead_code))] // the roster and manifest records sign and read keys
     pub(crate) fn sign(&self, body: &[u8]) -> Signature {
         debug_assert!(
             body.starts_with(b"klef/v1/sig/"),
@@ -132,7 +131,6 @@ impl VerifyingKey {
     }
 
     /// Reads the next field of `reader` as a public key.
-    #[allow(dead_code)] // the roster and manifest records read keys
     pub(crate) fn read(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Self::from_bytes(&reader.array()?).map_err(|e| match e {
             KeyError::Invalid => DecodeError::Invalid("not an Ed25519 public key"),
@@ -160,7 +158,6 @@ impl Signature {
 }
 
 /// Reads an X25519 public key field, refusing low-order points.
-#[allow(dead_code)] // the roster records read X25519 keys
 pub(crate) fn read_x25519(reader: &mut Reader<'_>) -> Result<PublicKey, DecodeError> {
     let key = PublicKey(reader.array()?);
     key.validate()

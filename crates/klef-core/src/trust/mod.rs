@@ -7,17 +7,24 @@
 //!
 //! * [`encoding`]: the labelled encoding every signed, MAC-protected or hashed object uses (§9.5).
 //! * [`identity`]: Ed25519 identity keys derived from the master key, and fingerprints (§9.1).
+//! * [`roster`]: the signed, hash-chained workspace roster, invite codes and verification codes
+//!   (§9.2).
+//! * [`manifest`]: key commitments and signed environment manifests (§9.3).
+//! * [`api_key`]: split API-key secrets and the sealed CI anchor (§9.4).
+//! * [`account_state`]: the account's pins and heads, sealed under the master key and merged
+//!   by maximum across devices (§9.2).
 //!
 //! The byte-level format and the attack each check stops are in
 //! `docs/decisions/0013-trust-records.md`; known-answer vectors in
 //! `crates/klef-core/tests/data/trust-vectors.json`.
 
+pub mod account_state;
+pub mod api_key;
 pub mod encoding;
 pub mod identity;
-// Some helpers serve the records of the next commits (roster, manifest, API keys).
-#[allow(dead_code)]
+pub mod manifest;
 mod primitives;
-#[allow(dead_code)] // base32 serves the invite codes of the next commit
+pub mod roster;
 mod text;
 
 use crate::ids::RawId;

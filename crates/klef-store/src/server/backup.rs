@@ -189,7 +189,7 @@ async fn import_in(
                 &[(&wsid).into(), (&me).into()],
             )
             .await?;
-        if !role.is_some_and(|(r,)| r == Role::Owner.as_str()) {
+        if role.is_none_or(|(r,)| r != Role::Owner.as_str()) {
             return Err(invalid(format!(
                 "workspace {} exists on this server and you are not its owner",
                 ws.id

@@ -42,13 +42,20 @@ pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
     }
 }
 
-/// Fails when `KLEF_NO_AGENT` turns the agent off, naming the command that cannot work then.
+/// Fails when `KLEF_NO_AGENT` turns the agent off, naming the command that cannot work then
+/// (exit 1). Checked before anything else: with it set no socket is ever opened.
 pub(crate) fn require_agent(command: &str) -> Result<()> {
     if unlock::agent_disabled() {
+        let hint = match command {
+            "unlock" | "start" => "unset KLEF_NO_AGENT to unlock once per session; with it set, every command asks for the password".to_owned(),
+            other => format!(
+                "to reach an agent started earlier, run it without the variable: `env -u KLEF_NO_AGENT klef agent {other}`"
+            ),
+        };
         return Err(Failure::other(format!(
-            "there is no agent to {command}: KLEF_NO_AGENT is set, so klef neither starts nor uses one"
+            "there is no agent to {command}: KLEF_NO_AGENT is set, so klef neither starts nor contacts one"
         ))
-        .hint("unset KLEF_NO_AGENT to unlock once per session; with it set, every command asks for the password")
+        .hint(hint)
         .into());
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! `klef agent status [--json]`: whether the agent runs, its pid and version, its timeouts, and
 //! for each vault whether it is unlocked and how long until its key is wiped. Exit 0 whether or
-//! not the agent runs.
+//! not the agent runs. With `KLEF_NO_AGENT=1` the agent is not contacted: `running` is false
+//! and `disabled` true (exit 0).
 //!
 //! JSON (stable field names, documented in `docs/agent.md`):
 //! `{"running", "healthy", "problem", "disabled", "socket", "pid", "version", "protocol",
@@ -37,13 +38,18 @@ struct VaultRow {
 pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
     let paths = unlock::agent_paths(&ctx.global)?;
     let current = current_vault(ctx).await;
-    let (status, problem) = match AgentClient::connect(&paths).await {
-        Ok(mut client) => match client.status().await {
-            Ok(s) => (Some(s), None),
+    // With `KLEF_NO_AGENT=1` the socket is not even opened: reported as not running, disabled.
+    let (status, problem) = if unlock::agent_disabled() {
+        (None, None)
+    } else {
+        match AgentClient::connect(&paths).await {
+            Ok(mut client) => match client.status().await {
+                Ok(s) => (Some(s), None),
+                Err(e) => (None, Some(e)),
+            },
+            Err(ClientError::NotRunning { .. }) => (None, None),
             Err(e) => (None, Some(e)),
-        },
-        Err(ClientError::NotRunning { .. }) => (None, None),
-        Err(e) => (None, Some(e)),
+        }
     };
     let running = status.is_some() || problem.is_some();
     let rows = vault_rows(status.as_ref(), current.as_deref());
@@ -86,7 +92,10 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
             s.pid, s.version, s.protocol
         ),
         (None, Some(_)) => "running, but not usable".to_owned(),
-        (None, None) if unlock::agent_disabled() => "not running (KLEF_NO_AGENT is set)".to_owned(),
+        (None, None) if unlock::agent_disabled() => {
+            "not contacted: KLEF_NO_AGENT is set, so klef neither starts nor contacts one"
+                .to_owned()
+        }
         (None, None) => "not running".to_owned(),
     };
     head.push(vec!["agent".into(), state]);

@@ -4,13 +4,15 @@
 //! An agent of another protocol version, or one that holds the lock but answers garbage, is
 //! sent SIGTERM instead (it wipes its keys on that signal too).
 //!
+//! With `KLEF_NO_AGENT=1` it contacts nothing and fails (exit 1), saying so.
+//!
 //! JSON: `{"stopped", "pid"}`.
 
 use anyhow::{Context as _, Result};
 use klef_agent::client::{AgentClient, ClientError};
 use serde_json::json;
 
-use crate::commands::agent::{lock_holder, terminate_and_wait, unusable, wait_gone};
+use crate::commands::agent::{lock_holder, require_agent, terminate_and_wait, unusable, wait_gone};
 use crate::context::Context;
 use crate::diagnostics::ExitStatus;
 use crate::unlock;
@@ -20,6 +22,7 @@ use crate::unlock;
 pub(crate) struct Args {}
 
 pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
+    require_agent("stop")?;
     let paths = unlock::agent_paths(&ctx.global)?;
     let pid = match AgentClient::connect(&paths).await {
         Ok(client) => {

@@ -1,0 +1,506 @@
+//! An account's pins and high-water marks across devices (DESIGN.md §9.2).
+//!
+//! One record per workspace: `(workspace id, genesis hash, roster head, environment heads)`.
+//! The whole [`AccountState`] is sealed (AES-256-GCM) under
+//! `HKDF-SHA256(master key, "klef/v1/account-state")` with associated data
+//! `labelled("account-state", account id)`, and stored both on the server and locally. On
+//! unlock a device [`merge`](AccountState::merge)s the two by maximum: a member's second laptop
+//! inherits the pins, and a server that serves an old record cannot lower what this device has
+//! seen. The server can withhold the record (the device then does the ceremony again, never
+//! trust-on-first-use), never forge it. Two records that disagree on a genesis, or on the hash
+//! at the same roster sequence or manifest revision, are an error: the server showed two
+//! devices different histories.
+
+use std::collections::BTreeMap;
+
+use super::encoding::{DecodeError, Labelled, Reader};
+use super::manifest::{ManifestHash, ManifestHead};
+use super::primitives::{hkdf_key, open, seal};
+use super::roster::{EntryHash, RosterAnchor, RosterHead};
+use crate::crypto::SymmetricKey;
+use crate::ids::{AccountId, EnvironmentId, WorkspaceId};
+
+/// HKDF `info` of the sealing key.
+pub const ACCOUNT_STATE_INFO: &[u8] = b"klef/v1/account-state";
+/// The label of the sealed plaintext.
+const PINS_LABEL: &str = "account-state/pins";
+
+/// One workspace's pins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspacePins {
+    /// The roster's genesis hash (the trust anchor).
+    pub genesis: EntryHash,
+    /// The newest verified roster entry.
+    pub roster: RosterHead,
+    /// The newest verified manifest of each environment.
+    pub environments: BTreeMap<EnvironmentId, ManifestHead>,
+}
+
+/// Every workspace's pins for one account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountState {
+    /// Pins by workspace.
+    pub workspaces: BTreeMap<WorkspaceId, WorkspacePins>,
+}
+
+/// Two records (or a record and a newly verified state) that cannot both be true.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MergeError {
+    /// Two genesis hashes for one workspace.
+    #[error(
+        "two different roster geneses were pinned for workspace {0}: the server showed this account two different workspaces"
+    )]
+    ConflictingGenesis(WorkspaceId),
+    /// Two hashes at one roster sequence.
+    #[error(
+        "two different roster entries {sequence} were seen for workspace {workspace}: the server forked the roster between devices"
+    )]
+    RosterFork {
+        /// The workspace.
+        workspace: WorkspaceId,
+        /// The sequence number.
+        sequence: u64,
+    },
+    /// Two hashes at one manifest revision.
+    #[error(
+        "two different revisions {revision} were seen for environment {environment}: the server forked its history between devices"
+    )]
+    EnvironmentFork {
+        /// The environment.
+        environment: EnvironmentId,
+        /// The revision.
+        revision: u64,
+    },
+}
+
+/// The sealed record does not open, or does not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the account's sealed pins do not open: the server replaced or altered them, or they belong to another account"
+)]
+pub struct SealedStateError;
+
+fn max_roster(ws: WorkspaceId, a: RosterHead, b: RosterHead) -> Result<RosterHead, MergeError> {
+    if a.sequence == b.sequence && a.hash != b.hash {
+        return Err(MergeError::RosterFork {
+            workspace: ws,
+            sequence: a.sequence,
+        });
+    }
+    Ok(if b.sequence > a.sequence { b } else { a })
+}
+
+fn max_manifest(
+    env: EnvironmentId,
+    a: ManifestHead,
+    b: ManifestHead,
+) -> Result<ManifestHead, MergeError> {
+    if a.revision == b.revision && a != b {
+        return Err(MergeError::EnvironmentFork {
+            environment: env,
+            revision: a.revision,
+        });
+    }
+    Ok(if b.revision > a.revision { b } else { a })
+}
+
+impl WorkspacePins {
+    fn merge(&self, ws: WorkspaceId, other: &Self) -> Result<Self, MergeError> {
+        if self.genesis != other.genesis {
+            return Err(MergeError::ConflictingGenesis(ws));
+        }
+        let roster = max_roster(ws, self.roster, other.roster)?;
+        let mut environments = self.environments.clone();
+        for (env, head) in &other.environments {
+            let merged = match environments.get(env) {
+                Some(mine) => max_manifest(*env, *mine, *head)?,
+                None => *head,
+            };
+            environments.insert(*env, merged);
+        }
+        Ok(Self {
+            genesis: self.genesis,
+            roster,
+            environments,
+        })
+    }
+}
+
+impl AccountState {
+    /// The pins of both records, each head the higher of the two. Commutative, idempotent and
+    /// monotone: merging never lowers a head and never drops a workspace or environment.
+    pub fn merge(&self, other: &Self) -> Result<Self, MergeError> {
+        let mut workspaces = self.workspaces.clone();
+        for (ws, pins) in &other.workspaces {
+            let merged = match workspaces.get(ws) {
+                Some(mine) => mine.merge(*ws, pins)?,
+                None => pins.clone(),
+            };
+            workspaces.insert(*ws, merged);
+        }
+        Ok(Self { workspaces })
+    }
+
+    /// The roster anchor pinned for `workspace`, if any.
+    #[must_use]
+    pub fn anchor(&self, workspace: &WorkspaceId) -> Option<RosterAnchor> {
+        self.workspaces.get(workspace).map(|p| RosterAnchor {
+            workspace: *workspace,
+            genesis: p.genesis,
+            head: Some(p.roster),
+        })
+    }
+
+    /// The environment head pinned for `environment` of `workspace`, if any.
+    #[must_use]
+    pub fn environment_head(
+        &self,
+        workspace: &WorkspaceId,
+        environment: &EnvironmentId,
+    ) -> Option<ManifestHead> {
+        self.workspaces
+            .get(workspace)?
+            .environments
+            .get(environment)
+            .copied()
+    }
+
+    /// Records a newly verified roster (never lowering the pinned head).
+    pub fn record_roster(&mut self, anchor: &RosterAnchor) -> Result<(), MergeError> {
+        let head = anchor.head.unwrap_or(RosterHead {
+            sequence: 0,
+            hash: anchor.genesis,
+        });
+        let new = Self {
+            workspaces: BTreeMap::from([(
+                anchor.workspace,
+                WorkspacePins {
+                    genesis: anchor.genesis,
+                    roster: head,
+                    environments: BTreeMap::new(),
+                },
+            )]),
+        };
+        *self = self.merge(&new)?;
+        Ok(())
+    }
+
+    /// Records a newly verified environment head (never lowering it). The workspace must be
+    /// pinned already.
+    pub fn record_environment(
+        &mut self,
+        workspace: &WorkspaceId,
+        environment: EnvironmentId,
+        head: ManifestHead,
+    ) -> Result<bool, MergeError> {
+        let Some(pins) = self.workspaces.get_mut(workspace) else {
+            return Ok(false);
+        };
+        let merged = match pins.environments.get(&environment) {
+            Some(mine) => max_manifest(environment, *mine, head)?,
+            None => head,
+        };
+        pins.environments.insert(environment, merged);
+        Ok(true)
+    }
+
+    /// The labelled plaintext (label `account-state/pins`).
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Labelled::new(PINS_LABEL).count(self.workspaces.len());
+        for (ws, pins) in &self.workspaces {
+            w.push_field(ws.0.as_bytes());
+            w.push_field(&pins.genesis.0);
+            w.push_field(&pins.roster.sequence.to_be_bytes());
+            w.push_field(&pins.roster.hash.0);
+            let n = u32::try_from(pins.environments.len()).expect("fewer than 2^32 environments");
+            w.push_field(&n.to_be_bytes());
+            for (env, head) in &pins.environments {
+                w.push_field(env.0.as_bytes());
+                w.push_field(&head.revision.to_be_bytes());
+                w.push_field(&head.hash.0);
+                w.push_field(&head.key_version.to_be_bytes());
+            }
+        }
+        w.finish()
+    }
+
+    /// Parses [`encode`](Self::encode)'s output (canonical: ascending ids, no repeats).
+    pub fn parse(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes, PINS_LABEL)?;
+        // A workspace is at least 20 + 36 + 12 + 36 + 8 bytes.
+        let n = r.count(112)?;
+        let mut workspaces = BTreeMap::new();
+        for _ in 0..n {
+            let ws = WorkspaceId(r.id()?);
+            let genesis = EntryHash(r.array()?);
+            let roster = RosterHead {
+                sequence: r.u64()?,
+                hash: EntryHash(r.array()?),
+            };
+            if roster.sequence == 0 && roster.hash != genesis {
+                return Err(DecodeError::Invalid(
+                    "a roster head at 0 that is not the genesis",
+                ));
+            }
+            // An environment is 20 + 12 + 36 + 12 bytes.
+            let m = r.count(80)?;
+            let mut environments = BTreeMap::new();
+            for _ in 0..m {
+                let env = EnvironmentId(r.id()?);
+                let head = ManifestHead {
+                    revision: r.u64()?,
+                    hash: ManifestHash(r.array()?),
+                    key_version: r.u64()?,
+                };
+                if environments
+                    .last_key_value()
+                    .is_some_and(|(last, _)| *last >= env)
+                {
+                    return Err(DecodeError::Invalid("environments not in ascending order"));
+                }
+                environments.insert(env, head);
+            }
+            if workspaces
+                .last_key_value()
+                .is_some_and(|(last, _)| *last >= ws)
+            {
+                return Err(DecodeError::Invalid("workspaces not in ascending order"));
+            }
+            workspaces.insert(
+                ws,
+                WorkspacePins {
+                    genesis,
+                    roster,
+                    environments,
+                },
+            );
+        }
+        r.finish()?;
+        Ok(Self { workspaces })
+    }
+
+    /// Seals the record for `account` under its master key.
+    #[must_use]
+    pub fn seal(&self, master_key: &SymmetricKey, account: &AccountId) -> Vec<u8> {
+        let key = hkdf_key(master_key.expose(), ACCOUNT_STATE_INFO);
+        seal(&key, &aad(account), &self.encode())
+    }
+
+    /// Opens a record sealed by [`seal`](Self::seal).
+    pub fn open(
+        master_key: &SymmetricKey,
+        account: &AccountId,
+        sealed: &[u8],
+    ) -> Result<Self, SealedStateError> {
+        let key = hkdf_key(master_key.expose(), ACCOUNT_STATE_INFO);
+        let plain = open(&key, &aad(account), sealed).ok_or(SealedStateError)?;
+        Self::parse(&plain).map_err(|_| SealedStateError)
+    }
+}
+
+fn aad(account: &AccountId) -> Vec<u8> {
+    Labelled::new("account-state").id(&account.0).finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn ws(n: u8) -> WorkspaceId {
+        WorkspaceId(crate::trust::raw_id(&[n; 16]))
+    }
+
+    fn env(n: u8) -> EnvironmentId {
+        EnvironmentId(crate::trust::raw_id(&[n; 16]))
+    }
+
+    /// A consistent "true history": hashes are a function of the position, so two states
+    /// drawn from it never fork, as two honest devices' states would not.
+    fn roster_at(seq: u64) -> RosterHead {
+        RosterHead {
+            sequence: seq,
+            hash: if seq == 0 {
+                EntryHash([0xee; 32])
+            } else {
+                EntryHash([seq as u8; 32])
+            },
+        }
+    }
+
+    fn manifest_at(rev: u64) -> ManifestHead {
+        ManifestHead {
+            revision: rev,
+            hash: ManifestHash([rev as u8; 32]),
+            key_version: rev / 3,
+        }
+    }
+
+    prop_compose! {
+        fn state()(spec in proptest::collection::btree_map(0u8..4, (0u64..6, proptest::collection::btree_map(0u8..4, 1u64..9, 0..3)), 0..3)) -> AccountState {
+            AccountState {
+                workspaces: spec.into_iter().map(|(w, (seq, envs))| (ws(w), WorkspacePins {
+                    genesis: EntryHash([0xee; 32]),
+                    roster: roster_at(seq),
+                    environments: envs.into_iter().map(|(e, rev)| (env(e), manifest_at(rev))).collect(),
+                })).collect(),
+            }
+        }
+    }
+
+    fn at_least(big: &AccountState, small: &AccountState) -> bool {
+        small.workspaces.iter().all(|(w, p)| {
+            big.workspaces.get(w).is_some_and(|q| {
+                q.roster.sequence >= p.roster.sequence
+                    && p.environments.iter().all(|(e, h)| {
+                        q.environments
+                            .get(e)
+                            .is_some_and(|g| g.revision >= h.revision)
+                    })
+            })
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn merge_is_commutative_idempotent_associative_and_monotone(a in state(), b in state(), c in state()) {
+            let ab = a.merge(&b).unwrap();
+            prop_assert_eq!(&ab, &b.merge(&a).unwrap());
+            prop_assert_eq!(&a.merge(&a).unwrap(), &a);
+            prop_assert_eq!(&ab.merge(&c).unwrap(), &a.merge(&b.merge(&c).unwrap()).unwrap());
+            prop_assert!(at_least(&ab, &a) && at_least(&ab, &b));
+            prop_assert_eq!(&ab.merge(&a).unwrap(), &ab, "merging an older record changes nothing");
+        }
+
+        #[test]
+        fn encoding_round_trips_and_seals(a in state()) {
+            prop_assert_eq!(&AccountState::parse(&a.encode()).unwrap(), &a);
+            let master = SymmetricKey::from_bytes(Box::new([4; 32]));
+            let account = AccountId(crate::trust::raw_id(&[9; 16]));
+            let sealed = a.seal(&master, &account);
+            prop_assert_eq!(&AccountState::open(&master, &account, &sealed).unwrap(), &a);
+        }
+
+        #[test]
+        fn parsing_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut input = Labelled::new(PINS_LABEL).finish();
+            input.extend_from_slice(&bytes);
+            let _ = AccountState::parse(&input);
+        }
+    }
+
+    #[test]
+    fn conflicts_are_errors_in_both_orders() {
+        let base = AccountState {
+            workspaces: BTreeMap::from([(
+                ws(1),
+                WorkspacePins {
+                    genesis: EntryHash([0xee; 32]),
+                    roster: roster_at(3),
+                    environments: BTreeMap::from([(env(1), manifest_at(4))]),
+                },
+            )]),
+        };
+        let mut other_genesis = base.clone();
+        other_genesis.workspaces.get_mut(&ws(1)).unwrap().genesis = EntryHash([1; 32]);
+        let mut roster_fork = base.clone();
+        roster_fork.workspaces.get_mut(&ws(1)).unwrap().roster.hash = EntryHash([9; 32]);
+        let mut env_fork = base.clone();
+        env_fork
+            .workspaces
+            .get_mut(&ws(1))
+            .unwrap()
+            .environments
+            .get_mut(&env(1))
+            .unwrap()
+            .hash = ManifestHash([9; 32]);
+        for (other, want) in [
+            (other_genesis, MergeError::ConflictingGenesis(ws(1))),
+            (
+                roster_fork,
+                MergeError::RosterFork {
+                    workspace: ws(1),
+                    sequence: 3,
+                },
+            ),
+            (
+                env_fork,
+                MergeError::EnvironmentFork {
+                    environment: env(1),
+                    revision: 4,
+                },
+            ),
+        ] {
+            assert_eq!(base.merge(&other), Err(want));
+            assert_eq!(other.merge(&base), Err(want));
+        }
+    }
+
+    #[test]
+    fn recording_never_lowers_and_sealing_binds_the_account() {
+        let mut state = AccountState::default();
+        let anchor = RosterAnchor {
+            workspace: ws(1),
+            genesis: EntryHash([0xee; 32]),
+            head: None,
+        };
+        state.record_roster(&anchor).unwrap();
+        assert_eq!(state.anchor(&ws(1)).unwrap().head, Some(roster_at(0)));
+        state
+            .record_roster(&RosterAnchor {
+                head: Some(roster_at(5)),
+                ..anchor
+            })
+            .unwrap();
+        state
+            .record_roster(&RosterAnchor {
+                head: Some(roster_at(2)),
+                ..anchor
+            })
+            .unwrap();
+        assert_eq!(state.anchor(&ws(1)).unwrap().head, Some(roster_at(5)));
+        assert!(
+            state
+                .record_environment(&ws(1), env(1), manifest_at(7))
+                .unwrap()
+        );
+        assert!(
+            state
+                .record_environment(&ws(1), env(1), manifest_at(2))
+                .unwrap()
+        );
+        assert_eq!(
+            state.workspaces[&ws(1)].environments[&env(1)],
+            manifest_at(7)
+        );
+        assert!(
+            !state
+                .record_environment(&ws(2), env(1), manifest_at(1))
+                .unwrap()
+        );
+
+        let master = SymmetricKey::from_bytes(Box::new([4; 32]));
+        let me = AccountId(crate::trust::raw_id(&[9; 16]));
+        let sealed = state.seal(&master, &me);
+        assert_eq!(AccountState::open(&master, &me, &sealed).unwrap(), state);
+        let other = AccountId(crate::trust::raw_id(&[8; 16]));
+        assert_eq!(
+            AccountState::open(&master, &other, &sealed),
+            Err(SealedStateError)
+        );
+        let wrong_master = SymmetricKey::from_bytes(Box::new([5; 32]));
+        assert_eq!(
+            AccountState::open(&wrong_master, &me, &sealed),
+            Err(SealedStateError)
+        );
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            AccountState::open(&master, &me, &tampered),
+            Err(SealedStateError)
+        );
+    }
+}
