@@ -39,7 +39,7 @@ use std::ffi::OsString;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context as _, Result};
-use klef_core::crypto::{self, Aad, CryptoError, PrivateKey, SymmetricKey};
+use klef_core::crypto::{self, Aad, PrivateKey, SymmetricKey};
 use klef_core::env::EnvVars;
 use klef_core::model::{Account, Environment, EnvironmentKeyAccess, Project};
 
@@ -296,14 +296,10 @@ pub(crate) async fn remember_in_agent(global: &GlobalArgs, vault: &str, key: &Pr
 /// Opens the account's private key with the password (`--password-stdin`, `KLEF_PASSWORD`, a
 /// prompt); exit code 3 when there is no way to ask or the password is wrong.
 pub(crate) fn password_unlock(global: &GlobalArgs, account: &Account) -> Result<PrivateKey> {
-    let Some(pw) = password::current_password(global, "encryption password: ")? else {
-        return Err(password::locked_error().into());
-    };
-    match crypto::account::unlock(&account.id, &account.keys, &pw) {
-        Ok(unlocked) => Ok(unlocked.private_key),
-        Err(CryptoError::WrongPassword) => Err(CryptoError::WrongPassword.into()),
-        Err(e) => Err(anyhow::Error::new(e).context("failed to unlock the vault")),
-    }
+    password::try_current_password(global, "encryption password: ", |pw| {
+        crypto::account::unlock(&account.id, &account.keys, pw).map(|u| u.private_key)
+    })?
+    .ok_or_else(|| password::locked_error().into())
 }
 
 /// Whether a keyed command may start the agent by itself after a password unlock: not in CI
