@@ -20,7 +20,7 @@ pub(crate) struct Cli {
 impl Cli {
     /// The whole clap tree: [`Top`] with every subcommand.
     pub(crate) fn command() -> clap::Command {
-        Command::augment_subcommands(Top::command())
+        crate::help::with_examples(Command::augment_subcommands(Top::command()), "")
     }
 
     /// The clap tree for parsing `args` (the first is the program name): [`Top`] with only the

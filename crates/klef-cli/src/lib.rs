@@ -27,6 +27,7 @@ mod dirs;
 mod env_choice;
 mod env_policy;
 mod fsutil;
+mod help;
 mod import;
 mod logging;
 mod password;

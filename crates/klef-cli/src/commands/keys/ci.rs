@@ -8,7 +8,7 @@
 
 use anyhow::{Context as _, Result};
 use klef_core::crypto::token::{ApiToken, TokenKind};
-use klef_core::crypto::{self, Aad, SymmetricKey};
+use klef_core::crypto::{self, Aad, SymmetricKey, WrappedKey};
 use klef_core::env::EnvVars;
 use klef_core::model::{Environment, EnvironmentKeyAccess, Project};
 use klef_core::wire::{ApiKeyInfo, SecretText, routes};
@@ -77,7 +77,7 @@ pub(crate) fn open_environment_key(
     let (private, _) = token.derive_keypair()?;
     crypto::unwrap_key(
         &private,
-        environment_key.as_bytes(),
+        &WrappedKey::from(environment_key),
         &Aad::EnvironmentKey(&env.id),
         &format!("the key of environment \"{}\"", env.slug),
     )

@@ -17,7 +17,7 @@ use anyhow::{Context as _, Result};
 use klef_core::backend::Backend as _;
 use klef_core::crypto::token::ApiToken;
 use klef_core::crypto::{self, Aad, PublicKey, SymmetricKey};
-use klef_core::model::{Blob, Environment, NewEnvironment, Project};
+use klef_core::model::{Environment, NewEnvironment, Project};
 use klef_core::names::validate_slug;
 use klef_core::wire::{
     ApiKeyGrant, ApiKeyInfo, ApiKeyList, ApiKeyRecipientList, ApiKeyScope,
@@ -172,11 +172,7 @@ pub(crate) async fn wrap_covered(
         out.push(WrappedEnvironmentKey {
             environment_id: env.id,
             key_version: env.key_version,
-            wrapped_key: Blob(crypto::wrap_key(
-                public,
-                &key,
-                &Aad::EnvironmentKey(&env.id),
-            )),
+            wrapped_key: crypto::wrap_key(public, &key, &Aad::EnvironmentKey(&env.id)).into(),
         });
     }
     Ok(out)
@@ -209,11 +205,7 @@ pub(crate) async fn create_environment(
         })?;
         api_key_grants.push(ApiKeyGrant {
             api_key_id: k.api_key_id,
-            wrapped_key: Blob(crypto::wrap_key(
-                &public,
-                key,
-                &Aad::EnvironmentKey(&env.id),
-            )),
+            wrapped_key: crypto::wrap_key(&public, key, &Aad::EnvironmentKey(&env.id)).into(),
         });
     }
     let _: Environment = r
