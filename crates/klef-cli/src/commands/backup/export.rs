@@ -35,6 +35,9 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     let b = ctx.backend().await?;
     ctx.account(&b).await?;
     let ws = ctx.current_workspace(&b).await?;
+    let progress = ctx
+        .printer
+        .progress(format!("exporting workspace \"{}\"", ws.name));
     let archive = match &b {
         AnyBackend::Local(vault) => {
             let producer = format!("klef {}", env!("CARGO_PKG_VERSION"));
@@ -49,6 +52,7 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     };
     let bytes = backup::encode(&archive);
     write_archive(&args.file, &bytes, args.force)?;
+    drop(progress);
 
     let versions = archive.secrets.len();
     if ctx.global.json {

@@ -63,6 +63,7 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     } else {
         ImportMode::IntoEmpty
     };
+    let progress = ctx.printer.progress("importing the archive");
     let summary = match store.import_archive(&archive, mode).await {
         Ok(s) => s,
         // Someone wrote to the vault between the check and the import.
@@ -77,6 +78,7 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
             )));
         }
     };
+    drop(progress);
     if let Some(old) = previous {
         crate::commands::password::forget_in_agent(ctx, &old.id.to_string()).await;
     }

@@ -66,6 +66,9 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         project: t.project.clone(),
         env: env.clone(),
     };
+    let progress = ctx
+        .printer
+        .progress(format!("re-encrypting {} values", live.len()));
     let mut rotated = Vec::with_capacity(live.len());
     for sv in &live {
         let value = secrets::decrypt(&old_key, &target, sv)?;
@@ -133,6 +136,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             }
         }
     };
+    drop(progress);
     if ctx.global.json {
         ctx.printer.json(&json!({
             "environment": env.slug,
