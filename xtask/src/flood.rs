@@ -339,7 +339,7 @@ impl Server {
             .env("RUST_LOG", "warn,klef_server=info")
             .env("KLEF_HOME", work.join("server"))
             .current_dir(work);
-        // Waits for the readiness line (decision 0014); the log stays next to the database.
+        // Waits for the readiness line (decision 0015); the log stays next to the database.
         let started = klef_testkit::spawn_until_ready_logging(
             cmd,
             Duration::from_secs(30),

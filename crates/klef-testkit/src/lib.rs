@@ -1,4 +1,4 @@
-//! The one test and ops kit of the workspace (docs/decisions/0014-test-kit.md):
+//! The one test and ops kit of the workspace (docs/decisions/0015-test-kit.md):
 //!
 //! * [`Hermetic`]: a command environment that cannot touch the developer's real files: `HOME`
 //!   and every `XDG_*` directory inside a temporary directory, and no inherited `KLEF_*`
