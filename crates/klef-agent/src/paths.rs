@@ -33,7 +33,7 @@ const MAX_SOCKET_PATH: usize = 107;
 pub enum PathsError {
     /// `KLEF_PROFILE` holds characters that cannot be part of a directory name.
     #[error(
-        "invalid KLEF_PROFILE {0:?}: use letters, digits, '.', '_' or '-' (not starting with '.')"
+        "invalid KLEF_PROFILE {0:?}: profile names use letters, digits, '-' and '_' (at most 64)"
     )]
     InvalidProfile(String),
     /// The socket path would not fit in a Unix socket address.
@@ -95,7 +95,7 @@ impl AgentPaths {
                 let p = p
                     .into_string()
                     .map_err(|p| PathsError::InvalidProfile(p.to_string_lossy().into_owned()))?;
-                if !valid_profile(&p) {
+                if !klef_core::names::is_valid_profile_name(&p) {
                     return Err(PathsError::InvalidProfile(p));
                 }
                 Some(p)
@@ -207,14 +207,6 @@ pub fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
-fn valid_profile(p: &str) -> bool {
-    !p.is_empty()
-        && p.len() <= 64
-        && !p.starts_with('.')
-        && p.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,7 +255,7 @@ mod tests {
 
     #[test]
     fn bad_profiles_are_refused() {
-        for bad in ["../x", ".hidden", "a/b", "sp ace"] {
+        for bad in ["../x", ".hidden", "a/b", "sp ace", "a.b"] {
             assert!(
                 matches!(
                     resolve(&[("KLEF_PROFILE", bad)]),

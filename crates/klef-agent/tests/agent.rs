@@ -732,3 +732,26 @@ fn unhex(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
 }
+
+/// The agent and `klef` share one profile-name rule (`klef_core::names`): a name `klef` refuses,
+/// such as one with a `.`, the agent binary refuses too, before creating anything.
+#[test]
+fn a_profile_name_klef_refuses_is_refused_by_the_agent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_klef-agent"))
+        .arg("--foreground")
+        .env_clear()
+        .env("HOME", tmp.path())
+        .env("KLEF_HOME", tmp.path().join("klef"))
+        .env("KLEF_PROFILE", "a.b")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid KLEF_PROFILE \"a.b\"") && err.contains("'-' and '_'"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("klef").join("run-a.b").exists());
+}

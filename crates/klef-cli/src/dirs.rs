@@ -100,11 +100,7 @@ fn env_path(var: &str) -> Option<PathBuf> {
 }
 
 fn validate_profile(p: &str) -> Result<()> {
-    let ok = !p.is_empty()
-        && p.len() <= 64
-        && p.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
+    if klef_core::names::is_valid_profile_name(p) {
         Ok(())
     } else {
         Err(Failure::usage(format!("invalid profile name {p:?}"))

@@ -83,9 +83,41 @@ pub fn validate_display_name(what: &'static str, name: &str) -> Result<(), Inval
     Ok(())
 }
 
+/// Whether `name` is a valid profile name (`KLEF_PROFILE`, `--profile`): 1–64 ASCII letters,
+/// digits, `-` and `_`. The CLI and the agent both use this one rule: a profile names a
+/// directory and the agent's socket, so no `.`, `/` or anything a shell quotes.
+#[must_use]
+pub fn is_valid_profile_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profile_names() {
+        for ok in ["work", "a-b_c", "X1", &"p".repeat(64)] {
+            assert!(is_valid_profile_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a.b",
+            ".hidden",
+            "a/b",
+            "a b",
+            "é",
+            &"p".repeat(65),
+        ] {
+            assert!(!is_valid_profile_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn key_names() {
