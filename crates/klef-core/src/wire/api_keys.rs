@@ -6,50 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::WrappedEnvironmentKey;
 use crate::ids::{ApiKeyId, EnvironmentId, ProjectId};
+pub use crate::model::{ApiKeyGrant, ApiKeyKind, ApiKeyPermission, ApiKeyRecipient};
 use crate::model::{Blob, Timestamp};
-
-/// The kind of an API key (`klef_user_…` or `klef_sys_…`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ApiKeyKind {
-    /// Authenticates as the person who made it (full access as them; unlocking still needs
-    /// their encryption password).
-    User,
-    /// A scoped machine key with its own key pair: decrypts end to end within its scopes.
-    System,
-}
-
-impl ApiKeyKind {
-    /// `user` or `system`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApiKeyKind::User => "user",
-            ApiKeyKind::System => "system",
-        }
-    }
-}
-
-/// What a system key may do within its scopes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ApiKeyPermission {
-    /// List, get and read the history of secrets, and reach the environment keys.
-    Read,
-    /// [`Read`](Self::Read), and write secrets.
-    Readwrite,
-}
-
-impl ApiKeyPermission {
-    /// `read` or `readwrite`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApiKeyPermission::Read => "read",
-            ApiKeyPermission::Readwrite => "readwrite",
-        }
-    }
-}
 
 /// One scope of a system key: an environment of a project, or every environment of it
 /// (`environment_id: null`, written `proj:*`), including environments created later.
@@ -61,16 +19,6 @@ pub struct ApiKeyScope {
     /// The environment, or `None` for every environment of the project.
     #[serde(default)]
     pub environment_id: Option<EnvironmentId>,
-}
-
-/// An environment key wrapped (HPKE, `Aad::EnvironmentKey`) to a system key's public key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiKeyGrant {
-    /// The system key.
-    pub api_key_id: ApiKeyId,
-    /// The environment key, wrapped to the key's public key.
-    pub wrapped_key: Blob,
 }
 
 /// `POST /v1/api-keys`: registers a key the client generated (`ApiToken::generate`). The
@@ -173,17 +121,6 @@ pub struct ApiKeyInfo {
 pub struct ApiKeyList {
     /// The keys.
     pub keys: Vec<ApiKeyInfo>,
-}
-
-/// One system key that must receive a new environment's key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiKeyRecipient {
-    /// The key.
-    pub api_key_id: ApiKeyId,
-    /// Its public prefix (for messages).
-    pub prefix: String,
-    /// Its X25519 public key.
-    pub public_key: Blob,
 }
 
 /// `GET /v1/projects/{project_id}/api-key-recipients` (admins holding the project key): the

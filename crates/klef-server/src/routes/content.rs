@@ -450,7 +450,7 @@ pub(super) async fn rotate(
     );
     match state
         .store
-        .rotate_environment(&id, &req, principal.label(), &audit)
+        .rotate_environment(&id, &req, principal.label(), Some(&audit))
         .await?
     {
         RotateOutcome::Rotated {

@@ -3,8 +3,7 @@
 //! direct grants of an environment.
 
 use klef_core::ids::{EnvironmentId, ProjectId, WorkspaceId};
-use klef_core::model::{Blob, Environment, Role, SecretVersion};
-use klef_core::wire::{GrantInfo, Grantee};
+use klef_core::model::{Blob, Environment, GrantInfo, Grantee, Role, SecretVersion};
 
 use crate::rotate::grantee_parts;
 use crate::rows::{EnvironmentRow, VersionRow, grantee_of, parse_id, parse_name};

@@ -9,15 +9,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use klef_core::backup::GranteeKind;
 use klef_core::crypto::token::{TokenKind, prefix_of};
 use klef_core::ids::{AccountId, ApiKeyId, EnvironmentId};
-use klef_core::model::{Blob, Timestamp};
+use klef_core::model::{ApiKeyKind, ApiKeyPermission, Blob, Timestamp};
 use klef_core::names::validate_display_name;
 use klef_core::wire::{
-    ApiKeyInfo, ApiKeyKind, ApiKeyPermission, ApiKeyScope, ApiKeyScopeInfo, PutApiKeyRequest,
-    WrappedEnvironmentKey,
+    ApiKeyInfo, ApiKeyScope, ApiKeyScopeInfo, PutApiKeyRequest, WrappedEnvironmentKey,
 };
 
 use crate::audit::Audit;
-use crate::rows::parse_id;
+use crate::rows::{parse_id, parse_name};
 use crate::tables::{self, Grant};
 use crate::tx::Tx;
 use crate::{Store, StoreError, invalid, not_found, now_ms};
@@ -106,26 +105,6 @@ macro_rules! select_key {
             $tail
         )
     };
-}
-
-fn parse_kind(raw: &str) -> Result<ApiKeyKind, StoreError> {
-    match raw {
-        "user" => Ok(ApiKeyKind::User),
-        "system" => Ok(ApiKeyKind::System),
-        _ => Err(StoreError::Corrupt {
-            what: "unknown API key kind".into(),
-        }),
-    }
-}
-
-fn parse_permission(raw: &str) -> Result<ApiKeyPermission, StoreError> {
-    match raw {
-        "read" => Ok(ApiKeyPermission::Read),
-        "readwrite" => Ok(ApiKeyPermission::Readwrite),
-        _ => Err(StoreError::Corrupt {
-            what: "unknown API key permission".into(),
-        }),
-    }
 }
 
 fn token_kind(kind: ApiKeyKind) -> TokenKind {
@@ -424,7 +403,7 @@ impl Store {
         let Some((row, secret_hash, scopes)) = found else {
             return Ok(None);
         };
-        let kind = parse_kind(&row.kind)?;
+        let kind = parse_name::<ApiKeyKind>(&row.kind)?;
         Ok(Some(ApiKeyAuth {
             id: *id,
             kind,
@@ -432,7 +411,7 @@ impl Store {
             secret_hash,
             permission: match kind {
                 ApiKeyKind::User => None,
-                ApiKeyKind::System => Some(parse_permission(&row.permission)?),
+                ApiKeyKind::System => Some(parse_name::<ApiKeyPermission>(&row.permission)?),
             },
             revoked: row.revoked_at.is_some(),
             created_by: parse_id(&row.created_by, "account")?,
@@ -470,7 +449,7 @@ impl Store {
     }
 
     async fn key_info(&self, row: KeyRow) -> Result<ApiKeyInfo, StoreError> {
-        let kind = parse_kind(&row.kind)?;
+        let kind = parse_name::<ApiKeyKind>(&row.kind)?;
         let id: ApiKeyId = parse_id(&row.id, "API key")?;
         let rows: Vec<(String, String, Option<String>, Option<String>)> = with_pool!(self, pool => {
             sqlx::query_as(
@@ -503,7 +482,7 @@ impl Store {
             created_by_email: row.creator_email,
             permission: match kind {
                 ApiKeyKind::User => None,
-                ApiKeyKind::System => Some(parse_permission(&row.permission)?),
+                ApiKeyKind::System => Some(parse_name::<ApiKeyPermission>(&row.permission)?),
             },
             scopes,
             public_key: row.public_key.map(Blob),
@@ -633,7 +612,7 @@ async fn put_in(
             &[(&key).into()],
         )
         .await?;
-    match kind.map(|(k,)| parse_kind(&k)).transpose()? {
+    match kind.map(|(k,)| parse_name::<ApiKeyKind>(&k)).transpose()? {
         None => return Err(not_found(format!("API key {id}"))),
         Some(ApiKeyKind::System) => {}
         Some(ApiKeyKind::User) => {
