@@ -1,10 +1,10 @@
 //! Fuzzes envelope opening and recovery-code parsing.
 //!
-//! * Arbitrary bytes given to [`open`], [`open_key`], [`decrypt_value`] and [`unwrap_key`] under
-//!   fixed keys must be rejected with `Tampered`, `Malformed` or `UnsupportedSuite`, never a
-//!   panic.
-//! * The input as plaintext: sealing then opening gives it back, and flipping any one bit of
-//!   the envelope makes opening fail. The same for HPKE-wrapped keys.
+//! * Arbitrary bytes given to [`open_key`], [`open_private_key`], [`decrypt_value`] and
+//!   [`unwrap_key`] under fixed keys must be rejected with `Tampered`, `Malformed` or
+//!   `UnsupportedSuite`, never a panic.
+//! * The input as a value: encrypting then decrypting gives it back, and flipping any one bit
+//!   of the envelope makes decrypting fail. The same for sealed and HPKE-wrapped keys.
 //! * A public key read with [`PublicKey::from_slice`] can always be wrapped to.
 //! * The input as a typed recovery code: a code that parses prints back to a code that parses
 //!   to the same key.
@@ -14,8 +14,8 @@ use std::sync::OnceLock;
 
 use klef_core::crypto::recovery::RecoveryCode;
 use klef_core::crypto::{
-    Aad, CryptoError, PrivateKey, PublicKey, SymmetricKey, decrypt_value, open, open_key, seal,
-    seal_key, try_wrap_key, unwrap_key,
+    Aad, CryptoError, PrivateKey, PublicKey, SealedKey, SealedValue, SymmetricKey, WrappedKey,
+    decrypt_value, encrypt_value, open_key, open_private_key, seal_key, try_wrap_key, unwrap_key,
 };
 use klef_core::ids::{AccountId, EnvironmentId, ProjectId};
 use libfuzzer_sys::fuzz_target;
@@ -80,22 +80,27 @@ fuzz_target!(|data: &[u8]| {
     // Arbitrary bytes as an envelope: an error of the documented kinds, never a panic. (The
     // seed corpus holds genuine envelopes under these keys, which do open.)
     for result in [
-        open(&key, data, &aad, "fuzz envelope").map(|_| ()),
-        open_key(&key, data, &aad, "fuzz key").map(|_| ()),
-        decrypt_value(&key, &environment, "API_KEY", data).map(|_| ()),
-        unwrap_key(&private, data, &aad, "fuzz wrapped key").map(|_| ()),
+        open_private_key(&key, &SealedKey::from_bytes(data.to_vec()), &aad, "fuzz private key")
+            .map(|_| ()),
+        open_key(&key, &SealedKey::from_bytes(data.to_vec()), &aad, "fuzz key").map(|_| ()),
+        decrypt_value(&key, &environment, "API_KEY", &SealedValue::from_bytes(data.to_vec()))
+            .map(|_| ()),
+        unwrap_key(&private, &WrappedKey::from_bytes(data.to_vec()), &aad, "fuzz wrapped key")
+            .map(|_| ()),
     ] {
         if let Err(err) = result {
             assert!(is_rejection(&err), "unexpected error kind: {err:?}");
         }
     }
 
-    // The input as plaintext: seal/open round-trips and any bit flip is caught.
-    let sealed = seal(&key, data, &aad);
-    let opened = open(&key, &sealed, &aad, "round trip").expect("a sealed envelope must open");
+    // The input as a value: encrypt/decrypt round-trips and any bit flip is caught.
+    let sealed = encrypt_value(&key, &environment, "API_KEY", data);
+    let opened = decrypt_value(&key, &environment, "API_KEY", &sealed)
+        .expect("a sealed value must open");
     assert_eq!(opened.as_slice(), data);
     let bit = data.iter().map(|&b| usize::from(b)).sum::<usize>();
-    let err = open(&key, &flip(&sealed, bit), &aad, "flipped")
+    let flipped = SealedValue::from_bytes(flip(sealed.as_bytes(), bit));
+    let err = decrypt_value(&key, &environment, "API_KEY", &flipped)
         .expect_err("a modified envelope was accepted");
     assert!(is_rejection(&err));
 
@@ -113,7 +118,8 @@ fuzz_target!(|data: &[u8]| {
                 let back = unwrap_key(&private, &wrapped, &aad, "wrapped key")
                     .expect("a wrapped key must unwrap");
                 assert_eq!(back.expose(), inner.expose());
-                match unwrap_key(&private, &flip(&wrapped, bit), &aad, "flipped") {
+                let flipped = WrappedKey::from_bytes(flip(wrapped.as_bytes(), bit));
+                match unwrap_key(&private, &flipped, &aad, "flipped") {
                     Ok(_) => panic!("a modified wrapped key was accepted"),
                     Err(err) => assert!(is_rejection(&err), "unexpected error kind: {err:?}"),
                 }

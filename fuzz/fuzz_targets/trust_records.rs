@@ -1,13 +1,15 @@
-//! Fuzzes the parsers of the trust records (DESIGN.md §9: roster entries, manifests, account
-//! pins, invite codes, fingerprints), which read bytes a malicious server chose. The first byte
-//! picks the parser. Arbitrary input must never panic; whatever a parser accepts must re-encode
-//! to exactly the input (one encoding per record, so a hash or signature over the received
-//! bytes names one record); a roster chain that verifies is consistent with its own head.
+//! Fuzzes the parsers of the trust records (DESIGN.md §9: roster entries, manifests, project
+//! records, account pins, invite codes, fingerprints), which read bytes a malicious server
+//! chose. The first byte picks the parser. Arbitrary input must never panic; whatever a parser
+//! accepts must re-encode to exactly the input (one encoding per record, so a hash or signature
+//! over the received bytes names one record); a roster chain that verifies is consistent with
+//! its own head.
 #![no_main]
 
 use klef_core::trust::account_state::AccountState;
 use klef_core::trust::identity::{Fingerprint, Signature};
 use klef_core::trust::manifest::ManifestBody;
+use klef_core::trust::manifest::project::ProjectBody;
 use klef_core::trust::roster::invite::InviteCode;
 use klef_core::trust::roster::{EntryBody, RosterAnchor, SignedEntry, VerifiedRoster};
 use libfuzzer_sys::fuzz_target;
@@ -17,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {
         return;
     };
-    match selector % 6 {
+    match selector % 7 {
         0 => {
             if let Ok(entry) = EntryBody::parse(body) {
                 assert_eq!(entry.encode(), body, "a roster entry must be canonical");
@@ -31,6 +33,11 @@ fuzz_target!(|data: &[u8]| {
         2 => {
             if let Ok(state) = AccountState::parse(body) {
                 assert_eq!(state.encode(), body, "account pins must be canonical");
+            }
+        }
+        4 => {
+            if let Ok(record) = ProjectBody::parse(body) {
+                assert_eq!(record.encode(), body, "a project record must be canonical");
             }
         }
         3 => {

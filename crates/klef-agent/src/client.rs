@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use klef_core::crypto::{Aad, PrivateKey, SymmetricKey};
+use klef_core::crypto::{Aad, PrivateKey, SymmetricKey, WrappedKey};
 use klef_core::env::EnvVars;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::UnixStream;
@@ -183,12 +183,12 @@ impl AgentClient {
     pub async fn unwrap_key(
         &mut self,
         vault: &str,
-        envelope: &[u8],
+        envelope: &WrappedKey,
         context: &Aad<'_>,
     ) -> Result<SymmetricKey, ClientError> {
         let req = Request::Unwrap {
             vault: vault.to_owned(),
-            envelope: envelope.to_vec(),
+            envelope: envelope.clone(),
             context: OwnedAad::from(context),
         };
         match self.request(&req).await? {

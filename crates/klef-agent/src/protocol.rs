@@ -12,7 +12,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use klef_core::crypto::{Aad, PrivateKey, SymmetricKey};
+use klef_core::crypto::{Aad, PrivateKey, SymmetricKey, WrappedKey};
 use klef_core::ids::{AccountId, EnvironmentId, ProjectId};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -49,8 +49,8 @@ pub enum Request {
     Unwrap {
         /// The vault whose key to use.
         vault: String,
-        /// The envelope made by `klef_core::crypto::wrap_key`.
-        envelope: Vec<u8>,
+        /// The envelope made by `klef_core::crypto::wrap_key` (on the wire: its bytes).
+        envelope: WrappedKey,
         /// The context the envelope is bound to.
         context: OwnedAad,
     },
@@ -475,7 +475,7 @@ mod tests {
         let env = EnvironmentId::random();
         let req = Request::Unwrap {
             vault: "v".into(),
-            envelope: vec![1, 2, 3],
+            envelope: WrappedKey::from_bytes(vec![1, 2, 3]),
             context: OwnedAad::SecretValue {
                 environment: env,
                 name: "API_KEY".into(),
@@ -488,7 +488,7 @@ mod tests {
                 context,
             } => {
                 assert_eq!(vault, "v");
-                assert_eq!(envelope, [1, 2, 3]);
+                assert_eq!(envelope.as_bytes(), [1, 2, 3]);
                 assert_eq!(
                     context,
                     OwnedAad::SecretValue {

@@ -14,7 +14,7 @@ use klef_agent::paths::AgentPaths;
 use klef_agent::protocol::{
     ErrorCode, KeyBytes, OwnedAad, PROTOCOL_VERSION, Request, Response, decode, encode,
 };
-use klef_core::crypto::{Aad, SymmetricKey, generate_keypair, wrap_key};
+use klef_core::crypto::{Aad, SymmetricKey, WrappedKey, generate_keypair, wrap_key};
 use klef_core::ids::EnvironmentId;
 
 const BIN: &str = env!("CARGO_BIN_EXE_klef-agent");
@@ -169,7 +169,7 @@ fn expect_error_then_close(s: &mut UnixStream, code: ErrorCode) {
 
 fn wrapped_env_key(
     public: &klef_core::crypto::PublicKey,
-) -> (SymmetricKey, EnvironmentId, Vec<u8>) {
+) -> (SymmetricKey, EnvironmentId, WrappedKey) {
     let env = EnvironmentId::random();
     let key = SymmetricKey::generate();
     let envelope = wrap_key(public, &key, &Aad::EnvironmentKey(&env));

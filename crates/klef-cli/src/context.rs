@@ -127,6 +127,9 @@ impl Context {
 
     /// The account, or a "run klef init" error when the vault has none yet.
     pub(crate) async fn account(&self, b: &AnyBackend) -> Result<Account> {
+        if crate::commands::keys::ci::system_token()?.is_some() {
+            return Err(crate::commands::keys::ci::no_account());
+        }
         b.account().await?.ok_or_else(|| {
             Failure::auth("there is no local account yet")
                 .hint("run `klef init` to create your account and a first project")
@@ -253,6 +256,9 @@ impl Context {
                 Err(e) => Err(e.into()),
             };
         }
+        if let Some(p) = crate::commands::keys::ci::scoped_project_named(b, needle).await? {
+            return Ok(p);
+        }
         let current = self.current_workspace(b).await?;
         let mut matches: Vec<Project> = b
             .projects(&current.id)
@@ -321,6 +327,17 @@ impl Context {
         }
         let project = match b.project(&located.file.project).await {
             Ok(p) => p,
+            Err(BackendError::NotFound { .. } | BackendError::PermissionDenied(_))
+                if let Some(server) = b.server() =>
+            {
+                return Err(Failure::permission(format!(
+                    "no access to project {} (named in {}) on {server}: your access was removed, or the project was deleted",
+                    located.file.project,
+                    located.path.display()
+                ))
+                .hint("ask an admin of its workspace to invite you again; `klef link PROJECT` points this directory at another project")
+                .into());
+            }
             Err(BackendError::NotFound { .. }) => {
                 return Err(Failure::not_found(format!(
                     "project {} named in {} is not in the local vault",
@@ -378,6 +395,11 @@ impl Context {
         let env = match find_env(&envs, &choice.slug, &pt.project) {
             Ok(env) => env,
             Err(e) => {
+                if let Some(e) =
+                    crate::commands::keys::ci::out_of_scope(b, &pt.project, &choice.slug).await?
+                {
+                    return Err(e);
+                }
                 let e = crate::remote::explain_missing_env(b, &envs, &choice.slug, e).await;
                 if matches!(choice.source, Source::User(_))
                     && crate::diagnostics::exit_status(&e)

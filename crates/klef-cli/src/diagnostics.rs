@@ -21,7 +21,7 @@
 
 use std::fmt;
 
-use klef_core::backend::BackendError;
+use klef_core::backend::{BackendError, BackendErrorKind};
 use klef_core::crypto::CryptoError;
 use klef_core::names::InvalidName;
 
@@ -137,12 +137,16 @@ pub(crate) fn exit_status(err: &anyhow::Error) -> ExitStatus {
             return f.status;
         }
         if let Some(b) = cause.downcast_ref::<BackendError>() {
-            return match b {
-                BackendError::NotFound { .. } => ExitStatus::NOT_FOUND,
-                BackendError::Conflict { .. } => ExitStatus::CONFLICT,
-                BackendError::Unauthenticated(_) => ExitStatus::AUTH,
-                BackendError::PermissionDenied(_) => ExitStatus::PERMISSION,
-                BackendError::Unreachable(_) => ExitStatus::UNREACHABLE,
+            return match b.kind() {
+                BackendErrorKind::NotFound => ExitStatus::NOT_FOUND,
+                BackendErrorKind::Conflict => ExitStatus::CONFLICT,
+                BackendErrorKind::Unauthenticated | BackendErrorKind::NotSignedIn => {
+                    ExitStatus::AUTH
+                }
+                BackendErrorKind::PermissionDenied => ExitStatus::PERMISSION,
+                BackendErrorKind::Unreachable | BackendErrorKind::TimedOut => {
+                    ExitStatus::UNREACHABLE
+                }
                 _ => ExitStatus::FAILURE,
             };
         }
@@ -159,41 +163,50 @@ pub(crate) fn exit_status(err: &anyhow::Error) -> ExitStatus {
     ExitStatus::FAILURE
 }
 
-/// The `hint:` lines for an error, from every [`Failure`] and known typed error in its chain.
+/// The `hint:` lines for an error: those of every [`Failure`] in its chain (said where the
+/// failure is raised, since they name its context) and, for typed errors, [`typed_hint`].
 pub(crate) fn hints(err: &anyhow::Error) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for cause in err.chain() {
         if let Some(f) = cause.downcast_ref::<Failure>() {
             out.extend(f.hints.iter().cloned());
-        } else if let Some(b) = cause.downcast_ref::<BackendError>() {
-            match b {
-                BackendError::Conflict { .. } => out.push(
-                    "someone changed this key since klef read it; run the command again to write over the new version"
-                        .into(),
-                ),
-                BackendError::Unauthenticated(m) if m == crate::remote::client::NOT_SIGNED_IN => {
-                    out.push("run `klef login` to sign in (again)".into());
-                }
-                BackendError::Unreachable(_) => out.push(
-                    "check the server URL (--server, KLEF_SERVER or the server field of .klef) and that the server is running"
-                        .into(),
-                ),
-                BackendError::Incompatible(_) => {
-                    out.push("upgrade klef, or point KLEF_HOME at another directory".into());
-                }
-                _ => {}
-            }
-        } else if let Some(CryptoError::WrongPassword) = cause.downcast_ref::<CryptoError>() {
-            out.push(
-                "this is the encryption password chosen at `klef init`; if it is lost, `klef recover` resets it with the recovery code"
-                    .into(),
-            );
-        } else if let Some(CryptoError::Tampered { .. }) = cause.downcast_ref::<CryptoError>() {
-            out.push("restore the vault from a backup; do not trust this value".into());
+        } else if let Some(h) = typed_hint(cause) {
+            out.push(h.to_owned());
         }
     }
     out.dedup();
     out
+}
+
+/// The one place where typed errors get their fix suggestion, decided by kind.
+fn typed_hint(cause: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    if let Some(b) = cause.downcast_ref::<BackendError>() {
+        return match b.kind() {
+            BackendErrorKind::Conflict => Some(
+                "someone changed this key since klef read it; run the command again to write over the new version",
+            ),
+            BackendErrorKind::NotSignedIn => Some("run `klef login` to sign in (again)"),
+            BackendErrorKind::Unreachable => Some(
+                "check the server URL (--server, KLEF_SERVER or the server field of .klef) and that the server is running",
+            ),
+            BackendErrorKind::TimedOut => Some(
+                "check that the server is running and reachable; if it is only slow, raise KLEF_TIMEOUT (seconds)",
+            ),
+            BackendErrorKind::Incompatible => {
+                Some("upgrade klef, or point KLEF_HOME at another directory")
+            }
+            _ => None,
+        };
+    }
+    match cause.downcast_ref::<CryptoError>() {
+        Some(CryptoError::WrongPassword) => Some(
+            "this is the encryption password chosen at `klef init`; if it is lost, `klef recover` resets it with the recovery code",
+        ),
+        Some(CryptoError::Tampered { .. }) => {
+            Some("restore the vault from a backup; do not trust this value")
+        }
+        _ => None,
+    }
 }
 
 /// The rendered lines (without colour) of an error: `error:`, `caused by:` and `hint:`.

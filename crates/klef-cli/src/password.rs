@@ -9,6 +9,8 @@ use klef_core::env::EnvVars;
 use secrecy::{ExposeSecret as _, SecretString};
 use zeroize::Zeroizing;
 
+use klef_core::crypto::CryptoError;
+
 use crate::cli::GlobalArgs;
 use crate::diagnostics::Failure;
 
@@ -43,6 +45,43 @@ pub(crate) fn read_stdin_line() -> Result<Zeroizing<String>> {
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| Failure::usage("the password on stdin is not valid UTF-8"))?;
     Ok(Zeroizing::new(text.to_owned()))
+}
+
+/// How many times a prompt asks for a password before giving up, as sudo and ssh do.
+const PROMPT_TRIES: u32 = 3;
+
+/// The password of an existing account, tried with `check`: `Ok(None)` when no source is
+/// available. A password typed at a prompt that `check` refuses as wrong is asked again, up to
+/// three tries; one from stdin or the environment is tried once.
+pub(crate) fn try_current_password<T>(
+    global: &GlobalArgs,
+    prompt: &str,
+    mut check: impl FnMut(&SecretString) -> Result<T, CryptoError>,
+) -> Result<Option<T>> {
+    let prompted =
+        !global.password_stdin && env_password(EnvVars::KLEF_PASSWORD).is_none() && interactive();
+    let tries = if prompted { PROMPT_TRIES } else { 1 };
+    for attempt in 1..=tries {
+        let Some(pw) = current_password(global, prompt)? else {
+            return Ok(None);
+        };
+        match check(&pw) {
+            Ok(v) => return Ok(Some(v)),
+            Err(CryptoError::WrongPassword) if attempt < tries => {
+                crate::printer::Printer::new(global).always("wrong password; try again");
+            }
+            Err(CryptoError::WrongPassword) => {
+                let e = anyhow::Error::new(CryptoError::WrongPassword);
+                return Err(if prompted {
+                    e.context(format!("{tries} wrong passwords"))
+                } else {
+                    e
+                });
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("failed to unlock the vault")),
+        }
+    }
+    Ok(None)
 }
 
 /// The password of an existing account, or `None` when no source is available.
@@ -129,4 +168,29 @@ fn env_password(var: &str) -> Option<SecretString> {
 fn prompt_password(prompt: &str) -> Result<SecretString> {
     let pw = rpassword::prompt_password(prompt).map_err(|_| locked_error())?;
     Ok(SecretString::from(pw))
+}
+
+/// A secret value typed at the terminal for `name`: a hidden prompt, asked twice.
+pub(crate) fn prompt_value_twice(name: &str) -> Result<Zeroizing<String>> {
+    let ask = |prompt: String| {
+        rpassword::prompt_password(prompt)
+            .map(Zeroizing::new)
+            .context("failed to read the value from the terminal")
+    };
+    let first = ask(format!("value of {name} (hidden): "))?;
+    let second = ask(format!("repeat the value of {name}: "))?;
+    if *first != *second {
+        return Err(Failure::usage(format!(
+            "the two values of {name} differ; nothing was written"
+        ))
+        .hint("type the value again, or pipe it: `printf %s \"$VALUE\" | klef set NAME`")
+        .into());
+    }
+    if first.is_empty() {
+        return Err(Failure::usage(format!(
+            "no value was typed for {name}; nothing was written"
+        ))
+        .into());
+    }
+    Ok(first)
 }

@@ -2,7 +2,7 @@
 //! versions, and the current time. Values stay in `Zeroizing` buffers throughout.
 
 use anyhow::{Context as _, Result};
-use klef_core::crypto::{self, SymmetricKey};
+use klef_core::crypto::{self, SealedValue, SymmetricKey};
 use klef_core::dotenv::Entry;
 use klef_core::model::{SecretVersion, Timestamp};
 use klef_core::names::{MAX_VALUE_LEN, validate_key_name};
@@ -64,7 +64,7 @@ pub(crate) fn decrypt(
             Failure::not_found(format!("{} was deleted in {}", sv.name, t.describe())).into(),
         );
     };
-    let bytes = crypto::decrypt_value(key, &t.env.id, &sv.name, ct.as_bytes())
+    let bytes = crypto::decrypt_value(key, &t.env.id, &sv.name, &SealedValue::from(ct))
         .with_context(|| format!("failed to decrypt {}", sv.name))?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| Failure::other(format!("the value of {} is not valid UTF-8", sv.name)))?;

@@ -39,7 +39,7 @@ use std::ffi::OsString;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context as _, Result};
-use klef_core::crypto::{self, Aad, CryptoError, PrivateKey, SymmetricKey};
+use klef_core::crypto::{self, Aad, PrivateKey, SealedKey, SymmetricKey, WrappedKey};
 use klef_core::env::EnvVars;
 use klef_core::model::{Account, Environment, EnvironmentKeyAccess, Project};
 
@@ -117,7 +117,7 @@ impl KeySource {
     /// Unwraps an HPKE envelope bound to `aad`.
     pub(crate) async fn unwrap_key(
         &self,
-        envelope: &[u8],
+        envelope: &WrappedKey,
         aad: &Aad<'_>,
         what: &str,
     ) -> Result<SymmetricKey> {
@@ -171,7 +171,7 @@ impl KeySource {
         match access {
             EnvironmentKeyAccess::ViaProject { project_key, .. } => {
                 self.unwrap_key(
-                    project_key.as_bytes(),
+                    &WrappedKey::from(project_key),
                     &Aad::ProjectKey(&project.id),
                     &format!("the key of project \"{}\"", project.name),
                 )
@@ -201,7 +201,7 @@ impl KeySource {
                 let project_key = self.project_key(project, access).await?;
                 crypto::open_key(
                     &project_key,
-                    environment_key.as_bytes(),
+                    &SealedKey::from(environment_key),
                     &Aad::EnvironmentKey(&env.id),
                     &what,
                 )
@@ -209,7 +209,7 @@ impl KeySource {
             }
             EnvironmentKeyAccess::Direct { environment_key } => {
                 self.unwrap_key(
-                    environment_key.as_bytes(),
+                    &WrappedKey::from(environment_key),
                     &Aad::EnvironmentKey(&env.id),
                     &what,
                 )
@@ -296,14 +296,10 @@ pub(crate) async fn remember_in_agent(global: &GlobalArgs, vault: &str, key: &Pr
 /// Opens the account's private key with the password (`--password-stdin`, `KLEF_PASSWORD`, a
 /// prompt); exit code 3 when there is no way to ask or the password is wrong.
 pub(crate) fn password_unlock(global: &GlobalArgs, account: &Account) -> Result<PrivateKey> {
-    let Some(pw) = password::current_password(global, "encryption password: ")? else {
-        return Err(password::locked_error().into());
-    };
-    match crypto::account::unlock(&account.id, &account.keys, &pw) {
-        Ok(unlocked) => Ok(unlocked.private_key),
-        Err(CryptoError::WrongPassword) => Err(CryptoError::WrongPassword.into()),
-        Err(e) => Err(anyhow::Error::new(e).context("failed to unlock the vault")),
-    }
+    password::try_current_password(global, "encryption password: ", |pw| {
+        crypto::account::unlock(&account.id, &account.keys, pw).map(|u| u.private_key)
+    })?
+    .ok_or_else(|| password::locked_error().into())
 }
 
 /// Whether a keyed command may start the agent by itself after a password unlock: not in CI

@@ -12,8 +12,46 @@ use crate::model::{
     SecretWrite, Workspace,
 };
 
-/// Errors a backend reports. Messages are lower-case and never contain secret material.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// What kind of failure a [`BackendError`] is. The CLI decides exit codes and hints on the
+/// kind alone, never on a message's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BackendErrorKind {
+    /// Something looked for does not exist (or is not visible to the caller).
+    NotFound,
+    /// Something with that name or id already exists.
+    AlreadyExists,
+    /// A write carried a stale expected version.
+    Conflict,
+    /// A credential was refused (a wrong password, a revoked or unknown key).
+    Unauthenticated,
+    /// No session, or the session expired or was revoked: signing in again helps.
+    NotSignedIn,
+    /// Signed in, but not allowed.
+    PermissionDenied,
+    /// The server (or database) could not be reached.
+    Unreachable,
+    /// The server accepted the connection (or was being connected to) but did not answer in
+    /// time (`KLEF_TIMEOUT`).
+    TimedOut,
+    /// Too many attempts; the server asks to wait.
+    RateLimited,
+    /// The request was rejected as invalid.
+    Invalid,
+    /// The vault or database is not a Klef vault, or was written by a newer Klef; or the
+    /// server is not a Klef server.
+    Incompatible,
+    /// Anything else.
+    Other,
+}
+
+/// The lower-level cause of a [`BackendError::Failed`] (shared, so the error stays `Clone`).
+pub type ErrorSource = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Errors a backend reports: a [`kind`](BackendError::kind), a lower-case message that never
+/// contains secret material, and, for failures of the layer below, the cause as the error's
+/// `source()` (rendered as `caused by:` lines, never flattened into the message).
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum BackendError {
     /// The named thing does not exist (or is not visible to the caller).
@@ -40,15 +78,26 @@ pub enum BackendError {
         /// Who wrote the current version (`someone else` when unknown).
         changed_by: String,
     },
-    /// No valid session or key.
+    /// A credential was refused (says why: a revoked key, a wrong password).
     #[error("{0}")]
     Unauthenticated(String),
+    /// No session, or the session expired or was revoked.
+    #[error("not signed in or session expired")]
+    NotSignedIn,
     /// Signed in, but not allowed.
     #[error("{0}")]
     PermissionDenied(String),
     /// The server could not be reached.
     #[error("{0}")]
     Unreachable(String),
+    /// Too many attempts: the server's message, and how long it asks to wait.
+    #[error("{message}; try again {}", RetryIn(*retry_after_secs))]
+    RateLimited {
+        /// What was limited, e.g. `too many failed sign-ins`.
+        message: String,
+        /// Seconds until the next attempt may succeed, when the server said.
+        retry_after_secs: Option<u64>,
+    },
     /// The request was rejected as invalid.
     #[error("{0}")]
     Invalid(String),
@@ -58,6 +107,76 @@ pub enum BackendError {
     /// Anything else (I/O, database).
     #[error("{0}")]
     Other(String),
+    /// A failure of the layer below (file system, database, network) of the given kind, with
+    /// its cause kept as the source.
+    #[error("{message}")]
+    Failed {
+        /// What kind of failure it is.
+        kind: BackendErrorKind,
+        /// What failed, e.g. `failed to open /home/a/.local/share/klef/vault.db`.
+        message: String,
+        /// The cause.
+        #[source]
+        source: ErrorSource,
+    },
+}
+
+impl BackendError {
+    /// A [`BackendError::Failed`] of `kind`, keeping `source` as the cause.
+    pub fn caused(
+        kind: BackendErrorKind,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        BackendError::Failed {
+            kind,
+            message: message.into(),
+            source: std::sync::Arc::new(source),
+        }
+    }
+
+    /// What kind of failure this is.
+    #[must_use]
+    pub fn kind(&self) -> BackendErrorKind {
+        match self {
+            BackendError::NotFound { .. } => BackendErrorKind::NotFound,
+            BackendError::AlreadyExists { .. } => BackendErrorKind::AlreadyExists,
+            BackendError::Conflict { .. } => BackendErrorKind::Conflict,
+            BackendError::Unauthenticated(_) => BackendErrorKind::Unauthenticated,
+            BackendError::NotSignedIn => BackendErrorKind::NotSignedIn,
+            BackendError::PermissionDenied(_) => BackendErrorKind::PermissionDenied,
+            BackendError::Unreachable(_) => BackendErrorKind::Unreachable,
+            BackendError::RateLimited { .. } => BackendErrorKind::RateLimited,
+            BackendError::Invalid(_) => BackendErrorKind::Invalid,
+            BackendError::Incompatible(_) => BackendErrorKind::Incompatible,
+            BackendError::Other(_) => BackendErrorKind::Other,
+            BackendError::Failed { kind, .. } => *kind,
+        }
+    }
+}
+
+/// Two errors are equal when they are of the same kind and say the same (causes aside).
+impl PartialEq for BackendError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind() == other.kind() && self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for BackendError {}
+
+/// `in 30 s`, `in 15 min`, or `later`.
+struct RetryIn(Option<u64>);
+
+impl std::fmt::Display for RetryIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            None => f.write_str("later"),
+            Some(s) if s < 120 => write!(f, "in {s} s"),
+            Some(s) if s < 2 * 3600 => write!(f, "in {} min", s.div_ceil(60)),
+            Some(s) if s < 2 * 86_400 => write!(f, "in {} h", s.div_ceil(3600)),
+            Some(s) => write!(f, "in {} days", s.div_ceil(86_400)),
+        }
+    }
 }
 
 /// Shorthand for backend results.
@@ -180,4 +299,52 @@ pub trait Backend: Send + Sync {
         env: &EnvironmentId,
         writes: &[SecretWrite],
     ) -> impl Future<Output = BackendResult<Vec<SecretVersion>>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_sources() {
+        let io = std::io::Error::other("disk on fire");
+        let e = BackendError::caused(BackendErrorKind::Unreachable, "failed to read x", io);
+        assert_eq!(e.kind(), BackendErrorKind::Unreachable);
+        assert_eq!(e.to_string(), "failed to read x");
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("disk on fire"));
+        assert_eq!(
+            BackendError::NotSignedIn.kind(),
+            BackendErrorKind::NotSignedIn
+        );
+    }
+
+    #[test]
+    fn rate_limits_say_the_wait_once() {
+        let e = |secs| BackendError::RateLimited {
+            message: "too many failed sign-ins".into(),
+            retry_after_secs: secs,
+        };
+        assert_eq!(
+            e(Some(30)).to_string(),
+            "too many failed sign-ins; try again in 30 s"
+        );
+        assert_eq!(
+            e(Some(891)).to_string(),
+            "too many failed sign-ins; try again in 15 min"
+        );
+        assert_eq!(
+            e(None).to_string(),
+            "too many failed sign-ins; try again later"
+        );
+    }
+
+    proptest::proptest! {
+        /// Any wait a server asks for renders, without overflow.
+        #[test]
+        fn any_wait_renders(secs in proptest::option::of(proptest::num::u64::ANY)) {
+            let e = BackendError::RateLimited { message: "m".into(), retry_after_secs: secs };
+            proptest::prop_assert!(e.to_string().starts_with("m; try again "));
+        }
+    }
 }

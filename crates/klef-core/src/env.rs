@@ -21,6 +21,9 @@ impl EnvVars {
     pub const KLEF_SERVER: &'static str = "KLEF_SERVER";
     /// An API key (`klef_sys_…` or `klef_user_…`) for CI: no password, no agent.
     pub const KLEF_TOKEN: &'static str = "KLEF_TOKEN";
+    /// Seconds to wait for a Klef server: to connect (at most 10 s) and for each request
+    /// (default 30 s). A server that does not answer in time fails the command with exit 6.
+    pub const KLEF_TIMEOUT: &'static str = "KLEF_TIMEOUT";
     /// The encryption password. A last resort for automation: prefer `--password-stdin`.
     pub const KLEF_PASSWORD: &'static str = "KLEF_PASSWORD";
     /// The new encryption password for `klef password change` and `klef recover`.
@@ -82,6 +85,10 @@ pub const ALL: &[(&str, &str)] = &[
     (
         EnvVars::KLEF_TOKEN,
         "An API key for CI: `klef_sys_…` or `klef_user_…`.",
+    ),
+    (
+        EnvVars::KLEF_TIMEOUT,
+        "Seconds to wait for a Klef server to connect (at most 10) and to answer (default 30).",
     ),
     (
         EnvVars::KLEF_PASSWORD,

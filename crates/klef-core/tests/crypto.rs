@@ -9,7 +9,8 @@ use hpke::{Deserializable as _, Kem as _, Serializable as _};
 use klef_core::crypto::account::{self, UnlockedAccount};
 use klef_core::crypto::recovery::RecoveryCode;
 use klef_core::crypto::{
-    self, Aad, CryptoError, MIN_M_COST_KIB, PrivateKey, PublicKey, SymmetricKey,
+    self, Aad, CryptoError, MIN_M_COST_KIB, PrivateKey, PublicKey, SealedValue, SymmetricKey,
+    WrappedKey,
 };
 use klef_core::ids::{AccountId, EnvironmentId, ProjectId};
 use klef_core::model::{AccountKeys, Blob, KdfParams};
@@ -140,7 +141,7 @@ fn interop_with_an_independent_implementation() {
 
     let env_key = crypto::unwrap_key(
         &sk,
-        &hex_field(&v, "wrapped_environment_key"),
+        &WrappedKey::from_bytes(hex_field(&v, "wrapped_environment_key")),
         &Aad::EnvironmentKey(&env),
         "the environment key",
     )
@@ -148,7 +149,7 @@ fn interop_with_an_independent_implementation() {
     assert_eq!(env_key.expose().to_vec(), hex_field(&v, "environment_key"));
     let project_key = crypto::unwrap_key(
         &sk,
-        &hex_field(&v, "wrapped_project_key"),
+        &WrappedKey::from_bytes(hex_field(&v, "wrapped_project_key")),
         &Aad::ProjectKey(&project),
         "the project key",
     )
@@ -158,7 +159,7 @@ fn interop_with_an_independent_implementation() {
     assert!(matches!(
         crypto::unwrap_key(
             &sk,
-            &hex_field(&v, "wrapped_environment_key"),
+            &WrappedKey::from_bytes(hex_field(&v, "wrapped_environment_key")),
             &Aad::EnvironmentKey(&EnvironmentId(project.0)),
             "k"
         ),
@@ -166,11 +167,22 @@ fn interop_with_an_independent_implementation() {
     ));
 
     let name = v["secret_name"].as_str().unwrap();
-    let value =
-        crypto::decrypt_value(&env_key, &env, name, &hex_field(&v, "sealed_value")).unwrap();
+    let value = crypto::decrypt_value(
+        &env_key,
+        &env,
+        name,
+        &SealedValue::from_bytes(hex_field(&v, "sealed_value")),
+    )
+    .unwrap();
     assert_eq!(value.to_vec(), hex_field(&v, "secret_value"));
     assert_eq!(
-        crypto::decrypt_value(&env_key, &env, "OTHER", &hex_field(&v, "sealed_value")).err(),
+        crypto::decrypt_value(
+            &env_key,
+            &env,
+            "OTHER",
+            &SealedValue::from_bytes(hex_field(&v, "sealed_value"))
+        )
+        .err(),
         Some(CryptoError::Tampered {
             what: "the value of OTHER".into()
         })

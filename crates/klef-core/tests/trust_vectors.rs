@@ -18,6 +18,7 @@ use klef_core::trust::account_state::{AccountState, WorkspacePins};
 use klef_core::trust::api_key::{CiAnchor, SplitSecret};
 use klef_core::trust::encoding::Labelled;
 use klef_core::trust::identity::{Fingerprint, PublicIdentity, Signature, SigningKey};
+use klef_core::trust::manifest::project::{ProjectBody, SignedProjectRecord, verify_project};
 use klef_core::trust::manifest::{
     Authority, Expected, KeyCommitment, ManifestBody, ManifestHash, ManifestHead, SignedManifest,
     ValueRef, verify_update,
@@ -112,6 +113,10 @@ fn default_inputs() -> Value {
             "revision": 12,
             "manifest_hash": "ef".repeat(32),
             "key_version": 2,
+            "project_id": "30000000-0000-4000-8000-000000000001",
+            "project_revision": 3,
+            "project_record_hash": "12".repeat(32),
+            "project_key_version": 1,
         }],
     })
 }
@@ -220,6 +225,14 @@ fn compute(mut cases: Value) -> Value {
                             revision: case["revision"].as_u64().unwrap(),
                             hash: ManifestHash(key32(case, "manifest_hash")),
                             key_version: case["key_version"].as_u64().unwrap(),
+                        },
+                    )]),
+                    projects: BTreeMap::from([(
+                        ProjectId::from_str(s(case, "project_id")).unwrap(),
+                        ManifestHead {
+                            revision: case["project_revision"].as_u64().unwrap(),
+                            hash: ManifestHash(key32(case, "project_record_hash")),
+                            key_version: case["project_key_version"].as_u64().unwrap(),
                         },
                     )]),
                 },
@@ -349,6 +362,22 @@ fn compute_roster(case: &mut Value) {
         ]),
     }
     .sign(&admin.key);
+    let project_record = ProjectBody::first(
+        ws,
+        project,
+        "api",
+        &SymmetricKey::from_bytes(Box::new([0x22; 32])),
+        1,
+        roster.head(),
+        PrincipalId::Member(owner.account),
+    )
+    .sign(&owner.key);
+    case["project_record"] = json!({
+        "project_key": hex::encode([0x22; 32]),
+        "body": hex::encode(&project_record.body),
+        "signature": hex::encode(project_record.signature.0),
+        "hash": hex::encode(project_record.hash().0),
+    });
     case["manifest"] = json!({
         "environment_key": hex::encode([0x11; 32]),
         "values": {"API_KEY": [1, hex::encode(b"ciphertext-1")], "DB_URL": [2, hex::encode(b"ciphertext-2")]},
@@ -383,6 +412,22 @@ fn verify_stored_roster(case: &Value) {
         format!("{} {code}", code.sequence),
         s(case, "verification_code")
     );
+    let p = &case["project_record"];
+    let record = verify_project(
+        anchor.workspace,
+        ProjectId::from_str(s(case, "project_id")).unwrap(),
+        "api",
+        &roster,
+        None,
+        &[SignedProjectRecord {
+            body: bytes(p, "body"),
+            signature: Signature::from_slice(&bytes(p, "signature")).unwrap(),
+        }],
+    )
+    .unwrap();
+    record
+        .check_key(&SymmetricKey::from_bytes(Box::new(key32(p, "project_key"))))
+        .unwrap();
     let m = &case["manifest"];
     let signed = SignedManifest {
         body: bytes(m, "body"),

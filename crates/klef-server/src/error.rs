@@ -64,7 +64,8 @@ pub enum ApiError {
     #[error("{0}")]
     Stale(String),
     /// Too many failed sign-ins.
-    #[error("too many failed sign-ins; try again in {retry_after_secs} s")]
+    /// (The wait is in `retry_after_secs` and the `Retry-After` header, not the message.)
+    #[error("too many failed sign-ins")]
     RateLimited {
         /// Seconds to wait.
         retry_after_secs: u64,
@@ -203,10 +204,10 @@ impl From<StoreError> for ApiError {
             }),
             StoreError::Invalid { reason } => ApiError::InvalidRequest(reason),
             StoreError::Connect { .. } => {
-                tracing::error!(error = %e, "database unreachable");
+                tracing::error!(error = %klef_store::error::Chain(&e), "database unreachable");
                 ApiError::Unavailable
             }
-            other => ApiError::internal(&other),
+            other => ApiError::internal(&klef_store::error::Chain(&other)),
         }
     }
 }

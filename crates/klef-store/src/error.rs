@@ -1,8 +1,9 @@
 //! [`StoreError`]: everything the store can report, and its mapping onto
 //! [`BackendError`]. No message ever contains a blob, a bound
-//! value or a database password.
+//! value or a database password. A lower-level cause (I/O, sqlx, rusqlite) stays the error's
+//! `source()`, through the mapping too; it is never flattened into the message.
 
-use klef_core::backend::BackendError;
+use klef_core::backend::{BackendError, BackendErrorKind};
 
 /// An error from the store.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +79,7 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// The database server could not be reached.
-    #[error("could not connect to the database: {}", safe_sqlx_message(.source))]
+    #[error("could not connect to the database")]
     Connect {
         /// The cause.
         #[source]
@@ -92,7 +93,7 @@ pub enum StoreError {
         source: sqlx::migrate::MigrateError,
     },
     /// Any other database error. The message never contains bound values.
-    #[error("database error: {}", safe_sqlx_message(.source))]
+    #[error("database error")]
     Database {
         /// The cause.
         #[source]
@@ -101,7 +102,7 @@ pub enum StoreError {
     /// A database error on the CLI's blocking read connection (`crate::blocking`). The message
     /// never contains bound values (`SQLite`'s messages do not quote them).
     #[cfg(feature = "sqlite")]
-    #[error("database error: {source}")]
+    #[error("database error")]
     Sqlite {
         /// The cause.
         #[source]
@@ -151,15 +152,6 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
     }
 }
 
-/// The database's own message (no bound values: sqlx never formats them into errors), or the
-/// error kind for non-database errors.
-fn safe_sqlx_message(e: &sqlx::Error) -> String {
-    match e {
-        sqlx::Error::Database(db) => db.message().to_owned(),
-        other => other.to_string(),
-    }
-}
-
 impl StoreError {
     /// Wraps a sqlx error, turning a unique-constraint violation into
     /// [`StoreError::AlreadyExists`] for `what`.
@@ -196,10 +188,79 @@ impl From<StoreError> for BackendError {
                 changed_by,
             },
             StoreError::Invalid { reason } => BackendError::Invalid(reason),
-            StoreError::Connect { .. } => BackendError::Unreachable(e.to_string()),
-            StoreError::Io { ref source, .. } => BackendError::Other(format!("{e}: {source}")),
-            StoreError::Migrate { ref source } => BackendError::Other(format!("{e}: {source}")),
-            other => BackendError::Other(other.to_string()),
+            StoreError::Connect { source } => BackendError::caused(
+                BackendErrorKind::Unreachable,
+                "could not connect to the database",
+                source,
+            ),
+            StoreError::Io {
+                action,
+                path,
+                source,
+            } => BackendError::caused(
+                BackendErrorKind::Other,
+                format!("failed to {action} {path}"),
+                source,
+            ),
+            StoreError::Migrate { source } => BackendError::caused(
+                BackendErrorKind::Other,
+                "failed to migrate the database",
+                source,
+            ),
+            StoreError::Database { source } => {
+                BackendError::caused(BackendErrorKind::Other, "database error", source)
+            }
+            #[cfg(feature = "sqlite")]
+            StoreError::Sqlite { source } => {
+                BackendError::caused(BackendErrorKind::Other, "database error", source)
+            }
+            other @ (StoreError::UnsupportedUrl { .. } | StoreError::Corrupt { .. }) => {
+                BackendError::Other(other.to_string())
+            }
         }
+    }
+}
+
+/// An error and its causes on one line, `outer: inner: innermost`, for logs (the server logs
+/// a store failure this way; the CLI renders causes as `caused by:` lines instead).
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_are_kept_not_flattened() {
+        let e = StoreError::Io {
+            action: "open",
+            path: "/v/vault.db".into(),
+            source: std::io::Error::other("permission denied"),
+        };
+        assert_eq!(
+            Chain(&e).to_string(),
+            "failed to open /v/vault.db: permission denied"
+        );
+        let b = BackendError::from(e);
+        assert_eq!(b.to_string(), "failed to open /v/vault.db");
+        assert_eq!(b.kind(), BackendErrorKind::Other);
+        let cause = std::error::Error::source(&b).map(ToString::to_string);
+        assert_eq!(cause.as_deref(), Some("permission denied"));
+        let b = BackendError::from(StoreError::Connect {
+            source: sqlx::Error::PoolTimedOut,
+        });
+        assert_eq!(b.kind(), BackendErrorKind::Unreachable);
+        assert!(std::error::Error::source(&b).is_some());
     }
 }

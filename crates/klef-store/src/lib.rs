@@ -84,7 +84,7 @@ mod backup;
 #[cfg(feature = "sqlite")]
 mod blocking;
 mod environments;
-mod error;
+pub mod error;
 mod local;
 mod queries;
 mod reads;

@@ -31,12 +31,15 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     let previous = Session::load(&ctx.dirs.config)?;
-    let server = match (ctx.global.server.as_deref(), &previous) {
-        (Some(s), _) => s.to_owned(),
-        (None, Some(p)) => p.server.clone(),
-        (None, None) => {
+    // --server/KLEF_SERVER, else the server the nearest `.klef` names, else the last one.
+    let named = Context::find_klef_file()?.and_then(|k| k.file.server);
+    let server = match (ctx.global.server.as_deref(), named, &previous) {
+        (Some(s), _, _) => s.to_owned(),
+        (None, Some(s), _) => s,
+        (None, None, Some(p)) => p.server.clone(),
+        (None, None, None) => {
             return Err(Failure::usage("which server? pass --server URL")
-                .hint("or set KLEF_SERVER")
+                .hint("or set KLEF_SERVER; in a project linked to a server, its .klef names it")
                 .into());
         }
     };
@@ -86,7 +89,11 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         (Some(e), _) => e.trim().to_owned(),
         (None, Some(p)) if p.server == server && !p.email.is_empty() => p.email.clone(),
         _ => {
-            return Err(Failure::usage("which account? pass --email EMAIL").into());
+            return Err(
+                Failure::usage(format!("which account on {server}? pass --email EMAIL"))
+                    .hint("or `--key klef_user_…` to sign in with a user key")
+                    .into(),
+            );
         }
     };
     let password = remote::account_password(false)?;

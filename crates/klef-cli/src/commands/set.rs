@@ -4,7 +4,7 @@
 //! * `klef set KEY=VALUE [KEY=VALUE…]`
 //! * `klef set KEY` reads the value from stdin, so it stays out of shell history and `ps`.
 //!   Piped input is taken byte for byte (`klef get --plain A | klef set B` copies exactly);
-//!   typed on a terminal, the final newline before Ctrl-D is dropped.
+//!   on a terminal the value is asked with a hidden prompt, twice.
 //!
 //! All writes go in one transaction. With `--password-stdin`, the first line of stdin is the
 //! password and the rest is the value.
@@ -25,8 +25,8 @@ use crate::secrets;
 /// Set one or more secrets
 ///
 /// Forms: `klef set KEY VALUE`, `klef set KEY=VALUE [KEY=VALUE…]`, or `klef set KEY` to read
-/// the value from stdin (piped input is stored byte for byte; typed on a terminal, the last
-/// newline is dropped). Names match `[A-Za-z_][A-Za-z0-9_]*`; values are UTF-8, up to 1 MiB.
+/// the value from stdin (piped input is stored byte for byte; on a terminal it is asked with a
+/// hidden prompt, twice). Names match `[A-Za-z_][A-Za-z0-9_]*`; values are UTF-8, up to 1 MiB.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// `KEY VALUE`, `KEY=VALUE…`, or `KEY` alone to read the value from stdin
@@ -42,13 +42,17 @@ fn parse(args: Vec<String>) -> Result<Pairs> {
     let first_has_eq = args.first().is_some_and(|a| a.contains('='));
     if first_has_eq {
         let mut out = Vec::with_capacity(args.len());
-        for a in &args {
+        for (i, a) in args.iter().enumerate() {
             let Some((k, v)) = a.split_once('=') else {
-                return Err(
-                    Failure::usage(format!("expected KEY=VALUE, got the bare name {a:?}"))
-                        .hint("mix no forms: use `klef set KEY=VALUE…`, or `klef set KEY VALUE`")
-                        .into(),
-                );
+                // A bare word may be a value typed by mistake: name it only if it is a name.
+                let what = if klef_core::names::validate_key_name(a).is_ok() {
+                    format!("got the bare name {}", a.as_str())
+                } else {
+                    format!("argument {} is not KEY=VALUE", i + 1)
+                };
+                return Err(Failure::usage(format!("expected KEY=VALUE, {what}"))
+                    .hint("mix no forms: use `klef set KEY=VALUE…`, or `klef set KEY VALUE`; `klef set KEY` alone reads the value from stdin")
+                    .into());
             };
             out.push((k.to_owned(), Some(Zeroizing::new(v.to_owned()))));
         }
@@ -66,24 +70,19 @@ fn parse(args: Vec<String>) -> Result<Pairs> {
     }
 }
 
-/// Reads the value from stdin (at most 1 MiB), dropping the final newline only when typed.
+/// Reads the value from stdin (at most 1 MiB): on a terminal from a hidden prompt, asked twice;
+/// piped, byte for byte.
 fn read_stdin_value(name: &str) -> Result<Zeroizing<String>> {
     let stdin = std::io::stdin();
-    let typed = stdin.is_terminal();
+    if stdin.is_terminal() {
+        return crate::password::prompt_value_twice(name);
+    }
     let mut buf = Zeroizing::new(Vec::new());
     stdin
         .lock()
         .take(MAX_VALUE_LEN as u64 + 1)
         .read_to_end(&mut buf)
         .with_context(|| format!("failed to read the value of {name} from stdin"))?;
-    if typed {
-        let len = buf.len();
-        if buf.ends_with(b"\r\n") {
-            buf.truncate(len - 2);
-        } else if buf.ends_with(b"\n") {
-            buf.truncate(len - 1);
-        }
-    }
     if buf.len() > MAX_VALUE_LEN {
         return Err(
             Failure::usage(format!("the value of {name} on stdin is larger than 1 MiB")).into(),

@@ -1,11 +1,13 @@
 //! `klef whoami [--json]`: the signed-in account (email, server, account id, key fingerprint)
 //! and where its session token is stored (`keyring` or `file`). Checks the session with the
-//! server, so an expired or revoked one is reported (exit 3).
+//! server, so an expired or revoked one is reported (exit 3). With `KLEF_TOKEN` set it describes
+//! that API key instead: its kind, prefix, label, permission, scopes and server.
 
 use std::fmt::Write as _;
 
 use anyhow::{Context as _, Result};
 use klef_core::crypto::PublicKey;
+use klef_core::wire::{ApiKeyInfo, ApiKeyKind, routes};
 use serde_json::json;
 
 use crate::context::Context;
@@ -20,6 +22,9 @@ use crate::table;
 pub(crate) struct Args {}
 
 pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
+    if crate::commands::keys::ci::token()?.is_some() {
+        return describe_token(ctx).await;
+    }
     let config = &ctx.dirs.config;
     let Some(session) = Session::load(config)? else {
         return Err(Failure::auth("not signed in")
@@ -91,6 +96,67 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
         )
     });
     for (k, v) in rows.into_iter().chain(environment) {
+        let _ = writeln!(out, "{k:<16} {}", table::printable(&v));
+    }
+    ctx.printer.data(&out)?;
+    Ok(ExitStatus::SUCCESS)
+}
+
+/// `whoami` with `KLEF_TOKEN`: what the key is and reaches, as the server describes it.
+async fn describe_token(ctx: &Context) -> Result<ExitStatus> {
+    let Some(server) = crate::remote::server_for(ctx)? else {
+        return Err(crate::commands::keys::ci::needs_server());
+    };
+    let backend = crate::remote::connect(ctx, &server)?;
+    let info: ApiKeyInfo = backend
+        .api()
+        .get(routes::ME_API_KEY)
+        .await
+        .with_context(|| format!("failed to check KLEF_TOKEN with {server}"))?;
+    let kind = match info.kind {
+        ApiKeyKind::System => "system key",
+        ApiKeyKind::User => "user key",
+    };
+    let scopes: Vec<String> = info.scopes.iter().map(ToString::to_string).collect();
+    let permission = info.permission.map(|p| p.as_str().to_owned());
+    if ctx.global.json {
+        ctx.printer.json(&json!({
+            "server": server,
+            "key": {
+                "kind": info.kind,
+                "prefix": info.prefix,
+                "label": info.label,
+                "permission": permission,
+                "scopes": scopes,
+                "created_by": info.created_by_email,
+            },
+        }))?;
+        return Ok(ExitStatus::SUCCESS);
+    }
+    let rows = [
+        ("signed in with", format!("KLEF_TOKEN ({kind})")),
+        ("key", info.prefix.clone()),
+        ("label", info.label.clone()),
+        ("server", server.clone()),
+        (
+            "permission",
+            permission.unwrap_or_else(|| "everything its owner may do".to_owned()),
+        ),
+        (
+            "scopes",
+            if scopes.is_empty() {
+                "-".to_owned()
+            } else {
+                scopes.join(", ")
+            },
+        ),
+        (
+            "created by",
+            info.created_by_email.unwrap_or_else(|| "-".to_owned()),
+        ),
+    ];
+    let mut out = String::new();
+    for (k, v) in rows {
         let _ = writeln!(out, "{k:<16} {}", table::printable(&v));
     }
     ctx.printer.data(&out)?;

@@ -1,32 +1,57 @@
 //! The HTTP client of the Klef server's JSON API (`/v1`, `klef_core::wire`): one [`Api`] per
 //! server, bearer authentication, and the mapping of every failure onto
 //! [`BackendError`] so the CLI's exit codes hold in server mode (401 → 3, 403 → 4, 404 → 5,
-//! unreachable → 6, 409 → 7).
+//! unreachable or silent → 6, 409 → 7).
+//!
+//! The server is an adversary: whatever it answers (a body that is not Klef's, numbers out of
+//! range, huge strings) becomes an error or a value, never a panic; a server that accepts the
+//! connection and then says nothing fails after `KLEF_TIMEOUT` seconds.
 //!
 //! Nothing secret is logged: requests are traced by method, path and status only.
 
 use std::time::Duration;
 
-use klef_core::backend::{BackendError, BackendResult};
+use klef_core::backend::{BackendError, BackendErrorKind, BackendResult};
+use klef_core::env::EnvVars;
 use klef_core::wire::{ErrorBody, SecretText, codes};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// How long to wait for a TCP/TLS connection.
+/// The longest wait for a TCP/TLS connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long one request may take in total (a rotation re-encrypts and uploads a whole
-/// environment, so this is generous).
-const REQUEST_TIMEOUT: Duration = Duration::from_mins(2);
+/// How long the server may stay silent (no byte of an answer) by default: `KLEF_TIMEOUT`.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The message for a missing, expired or revoked session.
-pub(crate) const NOT_SIGNED_IN: &str = "not signed in or session expired";
+/// How long to wait for a server: `(connect, silence)`, from `KLEF_TIMEOUT` (whole seconds,
+/// 1 or more) or the defaults. The connection wait is the smaller of the two.
+pub(crate) fn timeouts() -> BackendResult<(Duration, Duration)> {
+    let Some(raw) = std::env::var_os(EnvVars::KLEF_TIMEOUT).filter(|v| !v.is_empty()) else {
+        return Ok((CONNECT_TIMEOUT, DEFAULT_TIMEOUT));
+    };
+    let text = raw.to_string_lossy();
+    let secs = text
+        .trim()
+        .trim_end_matches('s')
+        .parse::<u64>()
+        .ok()
+        .filter(|s| (1..=86_400).contains(s))
+        .ok_or_else(|| {
+            BackendError::Invalid(format!(
+                "KLEF_TIMEOUT={text:?} is not a number of seconds between 1 and 86400 (e.g. KLEF_TIMEOUT=60)"
+            ))
+        })?;
+    let t = Duration::from_secs(secs);
+    Ok((t.min(CONNECT_TIMEOUT), t))
+}
 
 /// A client of one Klef server.
 pub(crate) struct Api {
     base: String,
     http: reqwest::Client,
     token: Option<SecretText>,
+    /// The silence allowed (for messages).
+    timeout: Duration,
 }
 
 impl Api {
@@ -34,13 +59,27 @@ impl Api {
     /// authenticating with `token` when given.
     pub(crate) fn new(base: &str, token: Option<SecretText>) -> BackendResult<Self> {
         let base = normalize_url(base)?;
+        let (connect, silence) = timeouts()?;
+        // A read timeout, not a total one: a rotation or a push of thousands of keys may take
+        // long, but a server that says nothing for `silence` is not answering.
         let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(connect)
+            .read_timeout(silence)
             .user_agent(concat!("klef/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| BackendError::Other(format!("failed to set up the HTTP client: {e}")))?;
-        Ok(Self { base, http, token })
+            .map_err(|e| {
+                BackendError::caused(
+                    BackendErrorKind::Other,
+                    "failed to set up the HTTP client",
+                    e,
+                )
+            })?;
+        Ok(Self {
+            base,
+            http,
+            token,
+            timeout: silence,
+        })
     }
 
     /// The server's base URL, normalised.
@@ -108,13 +147,40 @@ impl Api {
         let bytes = self
             .send_raw(Method::POST, path, Some((content_type, body)))
             .await?;
-        let json: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        self.decode(&Method::POST, path, &bytes)
+    }
+
+    /// Decodes a success answer; one that is not JSON at all means the URL is not a Klef
+    /// server's.
+    fn decode<T: DeserializeOwned>(
+        &self,
+        method: &Method,
+        path: &str,
+        bytes: &[u8],
+    ) -> BackendResult<T> {
+        let json: &[u8] = if bytes.is_empty() { b"null" } else { bytes };
         serde_json::from_slice(json).map_err(|e| {
-            BackendError::Other(format!(
-                "unexpected answer from the Klef server at {} to POST {path}: {e}",
-                self.base
-            ))
+            if serde_json::from_slice::<serde::de::IgnoredAny>(json).is_err() {
+                self.not_klef(&format!("an answer that is not JSON to {method} {path}"))
+            } else {
+                BackendError::caused(
+                    BackendErrorKind::Other,
+                    format!(
+                        "unexpected answer from the Klef server at {} to {method} {path}",
+                        self.base
+                    ),
+                    e,
+                )
+            }
         })
+    }
+
+    /// The error for a URL whose answers are not a Klef server's.
+    fn not_klef(&self, what: &str) -> BackendError {
+        BackendError::Unreachable(format!(
+            "{} is not a Klef server (or a proxy in front of it answered): it sent {what}",
+            self.base
+        ))
     }
 
     /// Sends a request with an optional raw body; the success body as bytes, or the mapped
@@ -135,7 +201,7 @@ impl Api {
                 .header(reqwest::header::CONTENT_TYPE, content_type)
                 .body(bytes);
         }
-        let resp = req.send().await.map_err(|e| self.transport_error(&e))?;
+        let resp = req.send().await.map_err(|e| self.transport_error(e))?;
         let status = resp.status();
         tracing::debug!(%method, path, status = status.as_u16(), "server answered");
         let retry_after = resp
@@ -143,11 +209,11 @@ impl Api {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let bytes = resp.bytes().await.map_err(|e| self.transport_error(&e))?;
+        let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
         if status.is_success() {
             return Ok(bytes.to_vec());
         }
-        Err(self.status_error(status, &bytes, retry_after))
+        Err(self.status_error(status, &bytes, retry_after, &method, path))
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(
@@ -164,7 +230,7 @@ impl Api {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await.map_err(|e| self.transport_error(&e))?;
+        let resp = req.send().await.map_err(|e| self.transport_error(e))?;
         let status = resp.status();
         tracing::debug!(%method, path, status = status.as_u16(), "server answered");
         let retry_after = resp
@@ -172,43 +238,53 @@ impl Api {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let bytes = resp.bytes().await.map_err(|e| self.transport_error(&e))?;
+        let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
         if status.is_success() {
-            let json: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-            return serde_json::from_slice(json).map_err(|e| {
-                BackendError::Other(format!(
-                    "unexpected answer from the Klef server at {} to {method} {path}: {e}",
-                    self.base
-                ))
-            });
+            return self.decode(&method, path, &bytes);
         }
-        Err(self.status_error(status, &bytes, retry_after))
+        Err(self.status_error(status, &bytes, retry_after, &method, path))
     }
 
-    /// A failure to talk to the server at all.
-    fn transport_error(&self, e: &reqwest::Error) -> BackendError {
-        if e.is_timeout() {
-            BackendError::Unreachable(format!(
-                "the Klef server at {} did not answer in time",
-                self.base
-            ))
+    /// A failure to talk to the server at all; the transport error stays the source.
+    fn transport_error(&self, e: reqwest::Error) -> BackendError {
+        let (kind, message) = if e.is_timeout() && e.is_connect() {
+            (
+                BackendErrorKind::TimedOut,
+                format!(
+                    "could not connect to the Klef server at {} within {} s",
+                    self.base,
+                    self.timeout.min(CONNECT_TIMEOUT).as_secs()
+                ),
+            )
+        } else if e.is_timeout() {
+            (
+                BackendErrorKind::TimedOut,
+                format!(
+                    "the Klef server at {} did not answer within {} s",
+                    self.base,
+                    self.timeout.as_secs()
+                ),
+            )
         } else if e.is_connect() {
-            BackendError::Unreachable(format!(
-                "cannot reach the Klef server at {} (connection failed)",
-                self.base
-            ))
+            (
+                BackendErrorKind::Unreachable,
+                format!("cannot reach the Klef server at {}", self.base),
+            )
         } else if e.is_decode() || e.is_body() {
-            BackendError::Unreachable(format!(
-                "the connection to the Klef server at {} broke off",
-                self.base
-            ))
+            (
+                BackendErrorKind::Unreachable,
+                format!(
+                    "the connection to the Klef server at {} broke off",
+                    self.base
+                ),
+            )
         } else {
-            BackendError::Unreachable(format!(
-                "cannot reach the Klef server at {}: {}",
-                self.base,
-                without_url(e)
-            ))
-        }
+            (
+                BackendErrorKind::Unreachable,
+                format!("cannot talk to the Klef server at {}", self.base),
+            )
+        };
+        BackendError::caused(kind, message, e.without_url())
     }
 
     /// The error for a non-success HTTP status.
@@ -217,30 +293,38 @@ impl Api {
         status: StatusCode,
         body: &[u8],
         retry_after: Option<u64>,
+        method: &Method,
+        path: &str,
     ) -> BackendError {
-        let detail = serde_json::from_slice::<ErrorBody>(body)
-            .ok()
-            .map(|b| b.error);
-        let message = detail.as_ref().map_or_else(
-            || format!("the Klef server at {} answered HTTP {status}", self.base),
-            |d| d.message.clone(),
-        );
-        let code = detail.as_ref().map_or_else(String::new, |d| d.code.clone());
-        let code = code.as_str();
+        let Ok(ErrorBody { error: detail }) = serde_json::from_slice::<ErrorBody>(body) else {
+            // Not a Klef error body: a web server, a proxy, or a server that is down behind
+            // one. Its words are not shown (they may be a whole HTML page).
+            return match status {
+                StatusCode::SERVICE_UNAVAILABLE
+                | StatusCode::BAD_GATEWAY
+                | StatusCode::GATEWAY_TIMEOUT => BackendError::Unreachable(format!(
+                    "the Klef server at {} is not answering (a proxy in front of it said HTTP {status})",
+                    self.base
+                )),
+                _ => self.not_klef(&format!("HTTP {status} to {method} {path}")),
+            };
+        };
+        let message = detail.message.clone();
+        let code = detail.code.as_str();
         match status {
             StatusCode::UNAUTHORIZED => {
                 // An API key's refusal says why (revoked, unknown); it names only the prefix.
                 if code == codes::INVALID_CREDENTIALS || self.uses_api_key() {
                     BackendError::Unauthenticated(message)
                 } else {
-                    BackendError::Unauthenticated(NOT_SIGNED_IN.into())
+                    BackendError::NotSignedIn
                 }
             }
             StatusCode::FORBIDDEN => BackendError::PermissionDenied(message),
             StatusCode::NOT_FOUND => BackendError::NotFound {
                 what: strip_suffix(&message, " not found"),
             },
-            StatusCode::CONFLICT => match detail.and_then(|d| d.conflict) {
+            StatusCode::CONFLICT => match detail.conflict {
                 Some(c) => BackendError::Conflict {
                     name: c.name,
                     expected: c.expected,
@@ -252,16 +336,10 @@ impl Api {
                 },
                 None => BackendError::Other(message),
             },
-            StatusCode::TOO_MANY_REQUESTS => {
-                let secs = detail
-                    .as_ref()
-                    .and_then(|d| d.retry_after_secs)
-                    .or(retry_after);
-                BackendError::Other(match secs {
-                    Some(s) => format!("{message}; try again in {}", humane_secs(s)),
-                    None => format!("{message}; try again later"),
-                })
-            }
+            StatusCode::TOO_MANY_REQUESTS => BackendError::RateLimited {
+                message,
+                retry_after_secs: detail.retry_after_secs.or(retry_after),
+            },
             StatusCode::SERVICE_UNAVAILABLE => BackendError::Unreachable(format!(
                 "the Klef server at {} cannot reach its database",
                 self.base
@@ -305,23 +383,6 @@ fn strip_suffix(message: &str, suffix: &str) -> String {
     message.strip_suffix(suffix).unwrap_or(message).to_owned()
 }
 
-fn humane_secs(s: u64) -> String {
-    if s < 120 {
-        format!("{s} s")
-    } else {
-        format!("{} min", s.div_ceil(60))
-    }
-}
-
-/// A reqwest error's text without the URL it embeds (we name the server ourselves).
-fn without_url(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        text = text.replace(&format!(" ({url})"), "");
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,19 +415,25 @@ mod tests {
         }
     }
 
+    fn status(a: &Api, status: StatusCode, body: &[u8], retry: Option<u64>) -> BackendError {
+        a.status_error(status, body, retry, &Method::GET, "/v1/me")
+    }
+
     #[test]
     fn statuses_map_to_backend_errors() {
         let a = api();
         assert_eq!(
-            a.status_error(
+            status(
+                &a,
                 StatusCode::UNAUTHORIZED,
                 &body("unauthenticated", "x"),
                 None
             ),
-            BackendError::Unauthenticated(NOT_SIGNED_IN.into())
+            BackendError::NotSignedIn
         );
         assert_eq!(
-            a.status_error(
+            status(
+                &a,
                 StatusCode::UNAUTHORIZED,
                 &body("invalid_credentials", "wrong email or password"),
                 None
@@ -374,7 +441,8 @@ mod tests {
             BackendError::Unauthenticated("wrong email or password".into())
         );
         assert_eq!(
-            a.status_error(
+            status(
+                &a,
                 StatusCode::FORBIDDEN,
                 &body("forbidden", "no access to production"),
                 None
@@ -382,7 +450,8 @@ mod tests {
             BackendError::PermissionDenied("no access to production".into())
         );
         assert_eq!(
-            a.status_error(
+            status(
+                &a,
                 StatusCode::NOT_FOUND,
                 &body("not_found", "project x not found"),
                 None
@@ -392,27 +461,76 @@ mod tests {
             }
         );
         let conflict = br#"{"error":{"code":"conflict","message":"m","conflict":{"name":"K","expected":1,"actual":2,"changed_by":"bob@example.com"}}}"#;
-        let e = a.status_error(StatusCode::CONFLICT, conflict, None);
+        let e = status(&a, StatusCode::CONFLICT, conflict, None);
         assert!(
             e.to_string()
                 .contains("K was changed by bob@example.com (now version 2"),
             "{e}"
         );
-        let e = a.status_error(
+        let e = status(
+            &a,
             StatusCode::TOO_MANY_REQUESTS,
             &body("rate_limited", "too many failed sign-ins"),
-            Some(30),
+            Some(891),
         );
-        assert_eq!(e.to_string(), "too many failed sign-ins; try again in 30 s");
-        let e = a.status_error(StatusCode::BAD_GATEWAY, b"<html>", None);
+        assert_eq!(
+            e.to_string(),
+            "too many failed sign-ins; try again in 15 min"
+        );
+        let e = status(&a, StatusCode::BAD_GATEWAY, b"<html>", None);
         assert!(e.to_string().contains("HTTP 502"), "{e}");
+        assert_eq!(e.kind(), BackendErrorKind::Unreachable);
+        let e = status(&a, StatusCode::NOT_FOUND, b"not found", None);
+        assert_eq!(
+            e.to_string(),
+            "http://127.0.0.1:1 is not a Klef server (or a proxy in front of it answered): it sent HTTP 404 Not Found to GET /v1/me"
+        );
+    }
+
+    #[test]
+    fn success_answers_that_are_not_json_mean_another_server() {
+        let a = api();
+        let e = a
+            .decode::<klef_core::wire::MeResponse>(&Method::GET, "/v1/me", b"<html>hi</html>")
+            .unwrap_err();
+        assert!(e.to_string().contains("is not a Klef server"), "{e}");
+        let e = a
+            .decode::<klef_core::wire::MeResponse>(&Method::GET, "/v1/me", b"{\"a\":1}")
+            .unwrap_err();
+        assert!(e.to_string().starts_with("unexpected answer"), "{e}");
+        assert!(std::error::Error::source(&e).is_some());
+    }
+
+    proptest::proptest! {
+        /// Any status and body a server sends maps onto an error, without a panic.
+        #[test]
+        fn any_error_answer_maps(code in 400u16..600, body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+                                 retry in proptest::option::of(proptest::num::u64::ANY)) {
+            let a = api();
+            let s = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+            let _ = status(&a, s, &body, retry).to_string();
+        }
+
+        /// Any JSON error body with hostile numbers and strings maps without a panic.
+        #[test]
+        fn any_klef_error_body_maps(code in 400u16..600, message in ".{0,200}",
+                                    retry in proptest::option::of(proptest::num::u64::ANY),
+                                    expected in proptest::num::i64::ANY, actual in proptest::num::i64::ANY) {
+            let a = api();
+            let body = serde_json::json!({"error": {"code": "conflict", "message": message,
+                "retry_after_secs": retry,
+                "conflict": {"name": message, "expected": expected, "actual": actual, "changed_by": "x"}}});
+            let s = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+            let _ = status(&a, s, body.to_string().as_bytes(), retry).to_string();
+        }
     }
 
     #[tokio::test]
     async fn refused_connections_name_the_server() {
         // Port 1 on loopback: nothing listens there.
         let e = api().get::<()>("/v1/health").await.unwrap_err();
-        assert!(matches!(e, BackendError::Unreachable(_)), "{e:?}");
+        assert_eq!(e.kind(), BackendErrorKind::Unreachable, "{e:?}");
         assert!(e.to_string().contains("http://127.0.0.1:1"), "{e}");
+        assert!(std::error::Error::source(&e).is_some(), "the cause is kept");
     }
 }

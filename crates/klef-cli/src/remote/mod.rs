@@ -59,7 +59,7 @@ impl RemoteBackend {
     /// `GET /v1/me` (cached for the command).
     pub(crate) async fn me(&self) -> BackendResult<&MeResponse> {
         if !self.api.has_token() {
-            return Err(BackendError::Unauthenticated(client::NOT_SIGNED_IN.into()));
+            return Err(BackendError::NotSignedIn);
         }
         self.me.get_or_try_init(|| self.api.get(routes::ME)).await
     }

@@ -5,8 +5,8 @@ use secrecy::SecretString;
 
 use super::recovery::RecoveryCode;
 use super::{
-    Aad, CryptoError, PrivateKey, SymmetricKey, default_kdf_params, derive_kek, generate_keypair,
-    open, open_key, seal, seal_key,
+    Aad, CryptoError, PrivateKey, SealedKey, SymmetricKey, default_kdf_params, derive_kek,
+    generate_keypair, open_key, open_private_key, seal_key, seal_private_key,
 };
 use crate::ids::AccountId;
 use crate::model::{AccountKeys, Blob, KdfParams};
@@ -43,22 +43,17 @@ pub fn create_with_params(
     let (private_key, public_key) = generate_keypair();
     let keys = AccountKeys {
         kdf,
-        master_key_by_password: Blob(seal_key(
-            &kek,
-            &master_key,
-            &Aad::MasterKeyByPassword(account),
-        )),
-        master_key_by_recovery: Blob(seal_key(
+        master_key_by_password: seal_key(&kek, &master_key, &Aad::MasterKeyByPassword(account))
+            .into(),
+        master_key_by_recovery: seal_key(
             &recovery_key,
             &master_key,
             &Aad::MasterKeyByRecovery(account),
-        )),
+        )
+        .into(),
         public_key: Blob(public_key.0.to_vec()),
-        private_key_sealed: Blob(seal(
-            &master_key,
-            private_key.expose(),
-            &Aad::PrivateKey(account),
-        )),
+        private_key_sealed: seal_private_key(&master_key, &private_key, &Aad::PrivateKey(account))
+            .into(),
     };
     Ok((
         keys,
@@ -81,7 +76,7 @@ pub fn unlock(
     let kek = derive_kek(password, &keys.kdf)?;
     let master_key = open_master(
         &kek,
-        keys.master_key_by_password.as_bytes(),
+        &SealedKey::from(&keys.master_key_by_password),
         &Aad::MasterKeyByPassword(account),
     )?;
     open_private(account, keys, master_key)
@@ -95,7 +90,7 @@ pub fn unlock_with_recovery(
 ) -> Result<UnlockedAccount, CryptoError> {
     let master_key = open_master(
         &code.recovery_key()?,
-        keys.master_key_by_recovery.as_bytes(),
+        &SealedKey::from(&keys.master_key_by_recovery),
         &Aad::MasterKeyByRecovery(account),
     )?;
     open_private(account, keys, master_key)
@@ -129,11 +124,12 @@ pub fn reseal_with_password(
     let kek = derive_kek(new_password, &kdf)?;
     Ok(AccountKeys {
         kdf,
-        master_key_by_password: Blob(seal_key(
+        master_key_by_password: seal_key(
             &kek,
             &unlocked.master_key,
             &Aad::MasterKeyByPassword(account),
-        )),
+        )
+        .into(),
         ..keys.clone()
     })
 }
@@ -142,10 +138,10 @@ pub fn reseal_with_password(
 /// was wrong, which is what a person needs to hear.
 fn open_master(
     kek: &SymmetricKey,
-    envelope: &[u8],
+    sealed: &SealedKey,
     aad: &Aad<'_>,
 ) -> Result<SymmetricKey, CryptoError> {
-    match open_key(kek, envelope, aad, "the master key") {
+    match open_key(kek, sealed, aad, "the master key") {
         Err(CryptoError::Tampered { .. }) => Err(CryptoError::WrongPassword),
         other => other,
     }
@@ -159,17 +155,12 @@ fn open_private(
     master_key: SymmetricKey,
 ) -> Result<UnlockedAccount, CryptoError> {
     const WHAT: &str = "the account's private key";
-    let bytes = open(
+    let private_key = open_private_key(
         &master_key,
-        keys.private_key_sealed.as_bytes(),
+        &SealedKey::from(&keys.private_key_sealed),
         &Aad::PrivateKey(account),
         WHAT,
     )?;
-    let arr: [u8; 32] = bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| CryptoError::Malformed { what: WHAT.into() })?;
-    let private_key = PrivateKey::from_bytes(Box::new(arr));
     if private_key.public_key().0.as_slice() != keys.public_key.as_bytes() {
         return Err(CryptoError::Tampered {
             what: "the account's public key".into(),

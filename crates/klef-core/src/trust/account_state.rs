@@ -1,6 +1,7 @@
 //! An account's pins and high-water marks across devices (DESIGN.md §9.2).
 //!
-//! One record per workspace: `(workspace id, genesis hash, roster head, environment heads)`.
+//! One record per workspace: `(workspace id, genesis hash, roster head, environment heads,
+//! project-record heads)`.
 //! The whole [`AccountState`] is sealed (AES-256-GCM) under
 //! `HKDF-SHA256(master key, "klef/v1/account-state")` with associated data
 //! `labelled("account-state", account id)`, and stored both on the server and locally. On
@@ -18,7 +19,7 @@ use super::manifest::{ManifestHash, ManifestHead};
 use super::primitives::{hkdf_key, open, seal};
 use super::roster::{EntryHash, RosterAnchor, RosterHead};
 use crate::crypto::SymmetricKey;
-use crate::ids::{AccountId, EnvironmentId, WorkspaceId};
+use crate::ids::{AccountId, EnvironmentId, ProjectId, RawId, WorkspaceId};
 
 /// HKDF `info` of the sealing key.
 pub const ACCOUNT_STATE_INFO: &[u8] = b"klef/v1/account-state";
@@ -34,6 +35,8 @@ pub struct WorkspacePins {
     pub roster: RosterHead,
     /// The newest verified manifest of each environment.
     pub environments: BTreeMap<EnvironmentId, ManifestHead>,
+    /// The newest verified signed record of each project (its key commitment).
+    pub projects: BTreeMap<ProjectId, ManifestHead>,
 }
 
 /// Every workspace's pins for one account.
@@ -61,6 +64,16 @@ pub enum MergeError {
         workspace: WorkspaceId,
         /// The sequence number.
         sequence: u64,
+    },
+    /// Two hashes at one project-record revision.
+    #[error(
+        "two different records {revision} were seen for project {project}: the server forked its history between devices"
+    )]
+    ProjectFork {
+        /// The project.
+        project: ProjectId,
+        /// The revision.
+        revision: u64,
     },
     /// Two hashes at one manifest revision.
     #[error(
@@ -91,18 +104,34 @@ fn max_roster(ws: WorkspaceId, a: RosterHead, b: RosterHead) -> Result<RosterHea
     Ok(if b.sequence > a.sequence { b } else { a })
 }
 
-fn max_manifest(
-    env: EnvironmentId,
+/// The higher of two heads of one environment or project; two hashes at one revision is a
+/// fork (`fork` names it).
+fn max_head(
     a: ManifestHead,
     b: ManifestHead,
+    fork: impl FnOnce(u64) -> MergeError,
 ) -> Result<ManifestHead, MergeError> {
     if a.revision == b.revision && a != b {
-        return Err(MergeError::EnvironmentFork {
-            environment: env,
-            revision: a.revision,
-        });
+        return Err(fork(a.revision));
     }
     Ok(if b.revision > a.revision { b } else { a })
+}
+
+/// Both maps of heads, each the higher of the two.
+fn merge_heads<K: Ord + Copy>(
+    mine: &BTreeMap<K, ManifestHead>,
+    theirs: &BTreeMap<K, ManifestHead>,
+    fork: impl Fn(K, u64) -> MergeError,
+) -> Result<BTreeMap<K, ManifestHead>, MergeError> {
+    let mut out = mine.clone();
+    for (id, head) in theirs {
+        let merged = match out.get(id) {
+            Some(m) => max_head(*m, *head, |revision| fork(*id, revision))?,
+            None => *head,
+        };
+        out.insert(*id, merged);
+    }
+    Ok(out)
 }
 
 impl WorkspacePins {
@@ -110,21 +139,58 @@ impl WorkspacePins {
         if self.genesis != other.genesis {
             return Err(MergeError::ConflictingGenesis(ws));
         }
-        let roster = max_roster(ws, self.roster, other.roster)?;
-        let mut environments = self.environments.clone();
-        for (env, head) in &other.environments {
-            let merged = match environments.get(env) {
-                Some(mine) => max_manifest(*env, *mine, *head)?,
-                None => *head,
-            };
-            environments.insert(*env, merged);
-        }
         Ok(Self {
             genesis: self.genesis,
-            roster,
-            environments,
+            roster: max_roster(ws, self.roster, other.roster)?,
+            environments: merge_heads(&self.environments, &other.environments, |e, r| {
+                MergeError::EnvironmentFork {
+                    environment: e,
+                    revision: r,
+                }
+            })?,
+            projects: merge_heads(&self.projects, &other.projects, |p, r| {
+                MergeError::ProjectFork {
+                    project: p,
+                    revision: r,
+                }
+            })?,
         })
     }
+}
+
+/// Appends a `u32` count and each `(id, revision, hash, key version)`.
+fn write_heads<K>(w: &mut Labelled, heads: &BTreeMap<K, ManifestHead>, id: impl Fn(&K) -> RawId) {
+    let n = u32::try_from(heads.len()).expect("fewer than 2^32 heads");
+    w.push_field(&n.to_be_bytes());
+    for (k, head) in heads {
+        w.push_field(id(k).as_bytes());
+        w.push_field(&head.revision.to_be_bytes());
+        w.push_field(&head.hash.0);
+        w.push_field(&head.key_version.to_be_bytes());
+    }
+}
+
+/// Reads what [`write_heads`] wrote (strictly ascending ids).
+fn read_heads<K: Ord>(
+    r: &mut Reader<'_>,
+    make: impl Fn(RawId) -> K,
+) -> Result<BTreeMap<K, ManifestHead>, DecodeError> {
+    // Each is 20 + 12 + 36 + 12 bytes.
+    let n = r.count(80)?;
+    let mut heads = BTreeMap::new();
+    for _ in 0..n {
+        let id = make(r.id()?);
+        let head = ManifestHead {
+            revision: r.u64()?,
+            hash: ManifestHash(r.array()?),
+            key_version: r.u64()?,
+        };
+        if heads.last_key_value().is_some_and(|(last, _)| *last >= id) {
+            return Err(DecodeError::Invalid("ids not in ascending order"));
+        }
+        heads.insert(id, head);
+    }
+    Ok(heads)
 }
 
 impl AccountState {
@@ -179,6 +245,7 @@ impl AccountState {
                     genesis: anchor.genesis,
                     roster: head,
                     environments: BTreeMap::new(),
+                    projects: BTreeMap::new(),
                 },
             )]),
         };
@@ -198,11 +265,50 @@ impl AccountState {
             return Ok(false);
         };
         let merged = match pins.environments.get(&environment) {
-            Some(mine) => max_manifest(environment, *mine, head)?,
+            Some(mine) => max_head(*mine, head, |revision| MergeError::EnvironmentFork {
+                environment,
+                revision,
+            })?,
             None => head,
         };
         pins.environments.insert(environment, merged);
         Ok(true)
+    }
+
+    /// Records a newly verified project-record head (never lowering it). The workspace must
+    /// be pinned already.
+    pub fn record_project(
+        &mut self,
+        workspace: &WorkspaceId,
+        project: ProjectId,
+        head: ManifestHead,
+    ) -> Result<bool, MergeError> {
+        let Some(pins) = self.workspaces.get_mut(workspace) else {
+            return Ok(false);
+        };
+        let merged = match pins.projects.get(&project) {
+            Some(mine) => max_head(*mine, head, |revision| MergeError::ProjectFork {
+                project,
+                revision,
+            })?,
+            None => head,
+        };
+        pins.projects.insert(project, merged);
+        Ok(true)
+    }
+
+    /// The project-record head pinned for `project` of `workspace`, if any.
+    #[must_use]
+    pub fn project_head(
+        &self,
+        workspace: &WorkspaceId,
+        project: &ProjectId,
+    ) -> Option<ManifestHead> {
+        self.workspaces
+            .get(workspace)?
+            .projects
+            .get(project)
+            .copied()
     }
 
     /// The labelled plaintext (label `account-state/pins`).
@@ -214,14 +320,8 @@ impl AccountState {
             w.push_field(&pins.genesis.0);
             w.push_field(&pins.roster.sequence.to_be_bytes());
             w.push_field(&pins.roster.hash.0);
-            let n = u32::try_from(pins.environments.len()).expect("fewer than 2^32 environments");
-            w.push_field(&n.to_be_bytes());
-            for (env, head) in &pins.environments {
-                w.push_field(env.0.as_bytes());
-                w.push_field(&head.revision.to_be_bytes());
-                w.push_field(&head.hash.0);
-                w.push_field(&head.key_version.to_be_bytes());
-            }
+            write_heads(&mut w, &pins.environments, |e| e.0);
+            write_heads(&mut w, &pins.projects, |p| p.0);
         }
         w.finish()
     }
@@ -229,8 +329,8 @@ impl AccountState {
     /// Parses [`encode`](Self::encode)'s output (canonical: ascending ids, no repeats).
     pub fn parse(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes, PINS_LABEL)?;
-        // A workspace is at least 20 + 36 + 12 + 36 + 8 bytes.
-        let n = r.count(112)?;
+        // A workspace is at least 20 + 36 + 12 + 36 + 8 + 8 bytes.
+        let n = r.count(120)?;
         let mut workspaces = BTreeMap::new();
         for _ in 0..n {
             let ws = WorkspaceId(r.id()?);
@@ -244,24 +344,8 @@ impl AccountState {
                     "a roster head at 0 that is not the genesis",
                 ));
             }
-            // An environment is 20 + 12 + 36 + 12 bytes.
-            let m = r.count(80)?;
-            let mut environments = BTreeMap::new();
-            for _ in 0..m {
-                let env = EnvironmentId(r.id()?);
-                let head = ManifestHead {
-                    revision: r.u64()?,
-                    hash: ManifestHash(r.array()?),
-                    key_version: r.u64()?,
-                };
-                if environments
-                    .last_key_value()
-                    .is_some_and(|(last, _)| *last >= env)
-                {
-                    return Err(DecodeError::Invalid("environments not in ascending order"));
-                }
-                environments.insert(env, head);
-            }
+            let environments = read_heads(&mut r, EnvironmentId)?;
+            let projects = read_heads(&mut r, ProjectId)?;
             if workspaces
                 .last_key_value()
                 .is_some_and(|(last, _)| *last >= ws)
@@ -274,6 +358,7 @@ impl AccountState {
                     genesis,
                     roster,
                     environments,
+                    projects,
                 },
             );
         }
@@ -318,6 +403,10 @@ mod tests {
         EnvironmentId(crate::trust::raw_id(&[n; 16]))
     }
 
+    fn project(n: u8) -> ProjectId {
+        ProjectId(crate::trust::raw_id(&[n; 16]))
+    }
+
     /// A consistent "true history": hashes are a function of the position, so two states
     /// drawn from it never fork, as two honest devices' states would not.
     fn roster_at(seq: u64) -> RosterHead {
@@ -340,12 +429,13 @@ mod tests {
     }
 
     prop_compose! {
-        fn state()(spec in proptest::collection::btree_map(0u8..4, (0u64..6, proptest::collection::btree_map(0u8..4, 1u64..9, 0..3)), 0..3)) -> AccountState {
+        fn state()(spec in proptest::collection::btree_map(0u8..4, (0u64..6, proptest::collection::btree_map(0u8..4, 1u64..9, 0..3), proptest::collection::btree_map(0u8..3, 1u64..5, 0..2)), 0..3)) -> AccountState {
             AccountState {
-                workspaces: spec.into_iter().map(|(w, (seq, envs))| (ws(w), WorkspacePins {
+                workspaces: spec.into_iter().map(|(w, (seq, envs, projects))| (ws(w), WorkspacePins {
                     genesis: EntryHash([0xee; 32]),
                     roster: roster_at(seq),
                     environments: envs.into_iter().map(|(e, rev)| (env(e), manifest_at(rev))).collect(),
+                    projects: projects.into_iter().map(|(p, rev)| (project(p), manifest_at(rev))).collect(),
                 })).collect(),
             }
         }
@@ -360,6 +450,9 @@ mod tests {
                             .get(e)
                             .is_some_and(|g| g.revision >= h.revision)
                     })
+                    && p.projects
+                        .iter()
+                        .all(|(e, h)| q.projects.get(e).is_some_and(|g| g.revision >= h.revision))
             })
         })
     }
@@ -401,6 +494,7 @@ mod tests {
                     genesis: EntryHash([0xee; 32]),
                     roster: roster_at(3),
                     environments: BTreeMap::from([(env(1), manifest_at(4))]),
+                    projects: BTreeMap::from([(project(1), manifest_at(2))]),
                 },
             )]),
         };
@@ -417,6 +511,15 @@ mod tests {
             .get_mut(&env(1))
             .unwrap()
             .hash = ManifestHash([9; 32]);
+        let mut project_fork = base.clone();
+        project_fork
+            .workspaces
+            .get_mut(&ws(1))
+            .unwrap()
+            .projects
+            .get_mut(&project(1))
+            .unwrap()
+            .key_version = 7;
         for (other, want) in [
             (other_genesis, MergeError::ConflictingGenesis(ws(1))),
             (
@@ -431,6 +534,13 @@ mod tests {
                 MergeError::EnvironmentFork {
                     environment: env(1),
                     revision: 4,
+                },
+            ),
+            (
+                project_fork,
+                MergeError::ProjectFork {
+                    project: project(1),
+                    revision: 2,
                 },
             ),
         ] {
@@ -473,8 +583,28 @@ mod tests {
                 .unwrap()
         );
         assert_eq!(
-            state.workspaces[&ws(1)].environments[&env(1)],
-            manifest_at(7)
+            state.environment_head(&ws(1), &env(1)),
+            Some(manifest_at(7))
+        );
+        assert_eq!(state.environment_head(&ws(1), &env(2)), None);
+        assert!(
+            state
+                .record_project(&ws(1), project(1), manifest_at(3))
+                .unwrap()
+        );
+        assert!(
+            state
+                .record_project(&ws(1), project(1), manifest_at(1))
+                .unwrap()
+        );
+        assert_eq!(
+            state.project_head(&ws(1), &project(1)),
+            Some(manifest_at(3))
+        );
+        assert!(
+            !state
+                .record_project(&ws(2), project(1), manifest_at(1))
+                .unwrap()
         );
         assert!(
             !state

@@ -1,7 +1,8 @@
 //! The few primitives the trust records need, on the crates `crypto` already uses (sha2 0.11,
 //! hkdf 0.13, hmac 0.13, aes-gcm 0.11). Kept here, small and private, so this module does not
 //! depend on the layout of `crypto` while that is being split; the envelope format of
-//! [`seal`]/[`open`] is `crypto::seal`'s (suite `0x01`, random 96-bit nonce).
+//! [`seal`]/[`open`] is the AES-256-GCM envelope of `crypto` (suite `0x01`, random 96-bit
+//! nonce, then ciphertext and tag), with raw associated-data bytes.
 
 use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};

@@ -129,6 +129,22 @@ def check_roster(case: dict, check) -> None:
     code = hashlib.sha256(labelled("roster-code", ws, u64(4), prev)).digest()[:8]
     check("verification code", f"4 {grouped(code)}", case["verification_code"])
 
+    pr = case["project_record"]
+    pk = bytes.fromhex(pr["project_key"])
+    body = labelled(
+        "sig/project", ws, project, b"api", u64(1), bytes(32), u64(1),
+        mac(pk, labelled("project-key-commit", project, u64(1))),
+        u8(1), u64(4), prev, u8(1), owner["account"],
+    )
+    check("project record body", body.hex(), pr["body"])
+    check("project record hash", hashlib.sha256(body).hexdigest(), pr["hash"])
+    try:
+        ed25519.Ed25519PublicKey.from_public_bytes(owner["ed"]).verify(
+            bytes.fromhex(pr["signature"]), body
+        )
+    except Exception:  # noqa: BLE001
+        check("project record signature", "invalid", "valid")
+
     m = case["manifest"]
     env_key = bytes.fromhex(m["environment_key"])
     kc = mac(env_key, labelled("key-commit", env, u64(1)))
@@ -236,6 +252,11 @@ def main() -> int:
             u64(case["revision"]),
             bytes.fromhex(case["manifest_hash"]),
             u64(case["key_version"]),
+            u32(1),
+            uuid_bytes(case["project_id"]),
+            u64(case["project_revision"]),
+            bytes.fromhex(case["project_record_hash"]),
+            u64(case["project_key_version"]),
         )
         check(f"account_state[{i}].plaintext", want.hex(), case["plaintext"])
         sealed = bytes.fromhex(case["sealed"])

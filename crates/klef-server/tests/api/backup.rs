@@ -159,7 +159,7 @@ async fn backups(a: Target, b: Target) {
     )
     .await
     .ok(200);
-    let grant = Blob(wrap_key(
+    let grant = Blob::from(wrap_key(
         &bob.public_key(),
         staging_key,
         &Aad::EnvironmentKey(&staging.id),

@@ -429,7 +429,7 @@ impl ProjectFixture {
     pub(crate) fn new_project(&self, owner: &PublicKey) -> NewProject {
         NewProject {
             project: self.project.clone(),
-            project_key: Blob(wrap_key(
+            project_key: Blob::from(wrap_key(
                 owner,
                 &self.key,
                 &Aad::ProjectKey(&self.project.id),
@@ -439,7 +439,7 @@ impl ProjectFixture {
                 .iter()
                 .map(|(env, key)| NewEnvironment {
                     environment: env.clone(),
-                    sealed_key: Blob(seal_key(&self.key, key, &Aad::EnvironmentKey(&env.id))),
+                    sealed_key: Blob::from(seal_key(&self.key, key, &Aad::EnvironmentKey(&env.id))),
                 })
                 .collect(),
         }
@@ -462,14 +462,14 @@ pub(crate) fn put(
     value: &str,
 ) -> Value {
     let ct = klef_core::crypto::encrypt_value(key, env, name, value.as_bytes());
-    json!({"name": name, "expected_version": expected, "ciphertext": Blob(ct)})
+    json!({"name": name, "expected_version": expected, "ciphertext": Blob::from(ct)})
 }
 
 /// Decrypts a secret version from a JSON answer.
 pub(crate) fn open_value(env: &EnvironmentId, key: &SymmetricKey, secret: &Value) -> String {
     let blob: Blob = serde_json::from_value(secret["ciphertext"].clone()).expect("ciphertext");
     let name = secret["name"].as_str().expect("name");
-    let pt = klef_core::crypto::decrypt_value(key, env, name, blob.as_bytes()).expect("decrypt");
+    let pt = klef_core::crypto::decrypt_value(key, env, name, &blob.into()).expect("decrypt");
     String::from_utf8(pt.to_vec()).expect("utf-8")
 }
 

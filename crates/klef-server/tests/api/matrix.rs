@@ -451,7 +451,7 @@ impl SysKey {
         json!({
             "environment_id": env,
             "key_version": version,
-            "wrapped_key": Blob(wrap_key(&self.public, key, &Aad::EnvironmentKey(env))),
+            "wrapped_key": Blob::from(wrap_key(&self.public, key, &Aad::EnvironmentKey(env))),
         })
     }
 
@@ -500,7 +500,7 @@ pub(crate) fn reach_key(private: &PrivateKey, env: &EnvironmentId, answer: &Valu
     match access {
         EnvironmentKeyAccess::Direct { environment_key } => unwrap_key(
             private,
-            environment_key.as_bytes(),
+            &environment_key.into(),
             &Aad::EnvironmentKey(env),
             "environment key",
         )
@@ -514,14 +514,14 @@ pub(crate) fn reach_key(private: &PrivateKey, env: &EnvironmentId, answer: &Valu
                     .expect("project id");
             let pk = unwrap_key(
                 private,
-                project_key.as_bytes(),
+                &project_key.into(),
                 &Aad::ProjectKey(&project),
                 "project key",
             )
             .expect("unwrap the project key");
             open_key(
                 &pk,
-                environment_key.as_bytes(),
+                &environment_key.into(),
                 &Aad::EnvironmentKey(env),
                 "environment key",
             )
@@ -607,7 +607,7 @@ async fn setup(api: &Api, target: &Target) -> World {
         .ok(201);
     }
     let bob_token = join(api, &alice_token, ws, &bob, None).await;
-    let pk = Blob(wrap_key(
+    let pk = Blob::from(wrap_key(
         &bob.public_key(),
         &fx.key,
         &Aad::ProjectKey(&fx.project.id),
@@ -621,7 +621,7 @@ async fn setup(api: &Api, target: &Target) -> World {
     .ok(200);
     let (staging, staging_key) = fx.env("staging");
     let carol_token = join(api, &alice_token, ws, &carol, Some(vec![staging.id])).await;
-    let grant = Blob(wrap_key(
+    let grant = Blob::from(wrap_key(
         &carol.public_key(),
         staging_key,
         &Aad::EnvironmentKey(&staging.id),
@@ -842,7 +842,7 @@ pub(crate) fn create_env_body(
 ) -> Value {
     let new = NewEnvironment {
         environment: env.0.clone(),
-        sealed_key: Blob(klef_core::crypto::seal_key(
+        sealed_key: Blob::from(klef_core::crypto::seal_key(
             &fx.key,
             &env.1,
             &Aad::EnvironmentKey(&env.0.id),
@@ -852,7 +852,7 @@ pub(crate) fn create_env_body(
         "environment": new,
         "api_key_grants": [{
             "api_key_id": star.id,
-            "wrapped_key": Blob(wrap_key(&star.public, &env.1, &Aad::EnvironmentKey(&env.0.id))),
+            "wrapped_key": Blob::from(wrap_key(&star.public, &env.1, &Aad::EnvironmentKey(&env.0.id))),
         }],
     })
 }

@@ -31,7 +31,7 @@ fn env_key(person: &Person, env: &EnvironmentId, answer: &Value) -> SymmetricKey
     match access {
         EnvironmentKeyAccess::Direct { environment_key } => unwrap_key(
             person.private_key(),
-            environment_key.as_bytes(),
+            &environment_key.into(),
             &Aad::EnvironmentKey(env),
             "env key",
         )
@@ -45,14 +45,14 @@ fn env_key(person: &Person, env: &EnvironmentId, answer: &Value) -> SymmetricKey
                     .expect("project id");
             let pk = unwrap_key(
                 person.private_key(),
-                project_key.as_bytes(),
+                &project_key.into(),
                 &Aad::ProjectKey(&project),
                 "pk",
             )
             .expect("unwrap project key");
             open_key(
                 &pk,
-                environment_key.as_bytes(),
+                &environment_key.into(),
                 &Aad::EnvironmentKey(env),
                 "env key",
             )
@@ -236,7 +236,7 @@ async fn story(target: Target) {
     api.get(&format!("/v1/workspaces/{acme}/members"), &bob_token)
         .await
         .err(404, "not_found");
-    let wrapped_pk = Blob(wrap_key(
+    let wrapped_pk = Blob::from(wrap_key(
         &bob.public_key(),
         &fx.key,
         &Aad::ProjectKey(&fx.project.id),
@@ -248,7 +248,7 @@ async fn story(target: Target) {
     )
     .await
     .err(400, "invalid_request");
-    let grant = Blob(wrap_key(
+    let grant = Blob::from(wrap_key(
         &bob.public_key(),
         staging_key,
         &Aad::EnvironmentKey(&staging.id),
@@ -368,7 +368,7 @@ async fn story(target: Target) {
     keys.push(*qa_key.expose());
     let new_env = NewEnvironment {
         environment: qa.clone(),
-        sealed_key: Blob(seal_key(&fx.key, &qa_key, &Aad::EnvironmentKey(&qa.id))),
+        sealed_key: Blob::from(seal_key(&fx.key, &qa_key, &Aad::EnvironmentKey(&qa.id))),
     };
     api.post(
         &format!("/v1/projects/{}/environments", fx.project.id),
@@ -418,9 +418,9 @@ async fn story(target: Target) {
         .collect();
     let rotate_body = json!({
         "expected_key_version": 1,
-        "sealed_key": Blob(seal_key(&fx.key, &new_key, &Aad::EnvironmentKey(&staging.id))),
+        "sealed_key": Blob::from(seal_key(&fx.key, &new_key, &Aad::EnvironmentKey(&staging.id))),
         "secrets": rotated,
-        "grants": [{"grantee": {"kind": "account", "id": bob.id}, "wrapped_key": Blob(wrap_key(&bob.public_key(), &new_key, &Aad::EnvironmentKey(&staging.id)))}],
+        "grants": [{"grantee": {"kind": "account", "id": bob.id}, "wrapped_key": Blob::from(wrap_key(&bob.public_key(), &new_key, &Aad::EnvironmentKey(&staging.id)))}],
     });
     api.post(
         &format!("/v1/environments/{}/rotate", staging.id),

@@ -63,18 +63,41 @@ pub(crate) fn require_agent(command: &str) -> Result<()> {
 
 /// The error for an agent that could not be started or reached after starting it.
 pub(crate) fn start_failure(e: ClientError) -> anyhow::Error {
+    explain_start_failure(e, klef_agent::cache::Timeouts::from_env().err())
+}
+
+/// [`start_failure`], given what is wrong with the agent's timeout variables (the agent reads
+/// them at start and refuses values it cannot use): the hint is chosen by the typed error.
+fn explain_start_failure(
+    e: ClientError,
+    timeouts: Option<klef_agent::cache::TimeoutError>,
+) -> anyhow::Error {
+    use klef_agent::cache::TimeoutError;
+    if let Some(te) = timeouts {
+        let hint = match &te {
+            TimeoutError::Unparseable { var, .. } => format!(
+                "write {var} as a duration such as 90s, 15m or 1h, or unset it for the default"
+            ),
+            TimeoutError::Zero { var, .. } => {
+                format!("set {var} to a duration longer than zero, e.g. 15m")
+            }
+            TimeoutError::AboveMaximum { var, max, .. } => format!(
+                "timeouts can only be shortened: set {var} to {max} or less, or unset it for the default"
+            ),
+            _ => "unset KLEF_AGENT_IDLE_TIMEOUT and KLEF_AGENT_MAX_LIFETIME for the defaults"
+                .to_owned(),
+        };
+        return Failure::other(format!("the agent could not start: {te}"))
+            .hint(hint)
+            .into();
+    }
     match e {
         ClientError::StartFailed { bin, message } => {
-            let hint = if message.contains("KLEF_AGENT_") {
-                "timeouts can only be shortened: lower the variable named above, or unset it for the default".to_owned()
-            } else {
-                format!(
+            Failure::other(format!("the agent could not start: {message}"))
+                .hint(format!(
                     "klef ran {}; install klef-agent next to klef, or point KLEF_AGENT_BIN at it",
                     bin.display()
-                )
-            };
-            Failure::other(format!("the agent could not start: {message}"))
-                .hint(hint)
+                ))
                 .into()
         }
         ClientError::Broken { .. } | ClientError::VersionMismatch { .. } => unusable("start", &e),
@@ -221,10 +244,12 @@ mod tests {
 
     #[test]
     fn start_failures_name_the_agents_message_and_a_fitting_hint() {
-        let timeout = start_failure(ClientError::StartFailed {
+        let failed = || ClientError::StartFailed {
             bin: "/x/klef-agent".into(),
-            message: "KLEF_AGENT_IDLE_TIMEOUT=\"2h\" is above the maximum of 1h".into(),
-        });
+            message: "exited".into(),
+        };
+        let parse = |idle| klef_agent::cache::Timeouts::parse(Some(idle), None).err();
+        let timeout = explain_start_failure(failed(), parse("2h"));
         let lines = crate::diagnostics::render(&timeout);
         assert!(lines[0].1.contains("KLEF_AGENT_IDLE_TIMEOUT=\"2h\""));
         assert!(
@@ -232,10 +257,20 @@ mod tests {
                 .iter()
                 .any(|(l, t)| *l == "hint" && t.contains("shortened"))
         );
-        let missing = start_failure(ClientError::StartFailed {
-            bin: "/x/klef-agent".into(),
-            message: "No such file or directory".into(),
-        });
+        let banana = crate::diagnostics::render(&explain_start_failure(failed(), parse("banana")));
+        assert!(
+            banana.iter().any(|(l, t)| *l == "hint"
+                && t.contains("90s, 15m or 1h")
+                && !t.contains("shortened")),
+            "{banana:?}"
+        );
+        let missing = explain_start_failure(
+            ClientError::StartFailed {
+                bin: "/x/klef-agent".into(),
+                message: "No such file or directory".into(),
+            },
+            None,
+        );
         let lines = crate::diagnostics::render(&missing);
         assert!(
             lines

@@ -5,7 +5,7 @@ use anyhow::{Context as _, Result};
 use klef_core::backend::Backend;
 use klef_core::crypto::{self, Aad, PublicKey, SymmetricKey};
 use klef_core::ids::EnvironmentId;
-use klef_core::model::{ApiKeyGrant, Blob, Environment, NewEnvironment};
+use klef_core::model::{ApiKeyGrant, Environment, NewEnvironment};
 use klef_core::names::{validate_display_name, validate_slug};
 
 use crate::context::Context;
@@ -94,11 +94,7 @@ async fn create_environment(
         })?;
         grants.push(ApiKeyGrant {
             api_key_id: k.api_key_id,
-            wrapped_key: Blob(crypto::wrap_key(
-                &public,
-                key,
-                &Aad::EnvironmentKey(&env.id),
-            )),
+            wrapped_key: crypto::wrap_key(&public, key, &Aad::EnvironmentKey(&env.id)).into(),
         });
     }
     b.create_environment(new, &grants).await?;

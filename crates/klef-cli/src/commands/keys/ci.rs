@@ -8,7 +8,7 @@
 
 use anyhow::{Context as _, Result};
 use klef_core::crypto::token::{ApiToken, TokenKind};
-use klef_core::crypto::{self, Aad, SymmetricKey};
+use klef_core::crypto::{self, Aad, SymmetricKey, WrappedKey};
 use klef_core::env::EnvVars;
 use klef_core::model::{Environment, EnvironmentKeyAccess, Project};
 use klef_core::wire::{ApiKeyInfo, SecretText, routes};
@@ -51,6 +51,16 @@ pub(crate) fn needs_server() -> anyhow::Error {
         .into()
 }
 
+/// The error for a command that needs an account (its keys or its identity) run with a system
+/// key in `KLEF_TOKEN`, which has neither.
+pub(crate) fn no_account() -> anyhow::Error {
+    Failure::permission(
+        "KLEF_TOKEN holds a system key, which has no account: it can read and write the values in its scopes, nothing else",
+    )
+    .hint("run this command signed in as a person (`klef login`), or with a user key (klef_user_…) in KLEF_TOKEN")
+    .into()
+}
+
 /// Opens an environment key wrapped to a system key, with the key pair derived from `token`.
 pub(crate) fn open_environment_key(
     token: &ApiToken,
@@ -67,7 +77,7 @@ pub(crate) fn open_environment_key(
     let (private, _) = token.derive_keypair()?;
     crypto::unwrap_key(
         &private,
-        environment_key.as_bytes(),
+        &WrappedKey::from(environment_key),
         &Aad::EnvironmentKey(&env.id),
         &format!("the key of environment \"{}\"", env.slug),
     )
@@ -93,6 +103,74 @@ async fn describe(b: &AnyBackend) -> Result<Option<ApiKeyInfo>> {
         .await
         .context("failed to read the scopes of KLEF_TOKEN")?;
     Ok(Some(info))
+}
+
+/// The project named `name` among a system key's scopes (a system key cannot list
+/// workspaces, so a name is looked up in what the key reaches).
+pub(crate) async fn scoped_project_named(b: &AnyBackend, name: &str) -> Result<Option<Project>> {
+    let Some(info) = describe(b).await? else {
+        return Ok(None);
+    };
+    let Some(scope) = info.scopes.iter().find(|s| s.project_name == name) else {
+        let names: Vec<&str> = info
+            .scopes
+            .iter()
+            .map(|s| s.project_name.as_str())
+            .collect();
+        return Err(Failure::not_found(format!(
+            "project \"{name}\" not found among KLEF_TOKEN's scopes"
+        ))
+        .hint(format!(
+            "this key reaches: {}",
+            if names.is_empty() {
+                "nothing".to_owned()
+            } else {
+                names.join(", ")
+            }
+        ))
+        .into());
+    };
+    Ok(Some(
+        klef_core::backend::Backend::project(b, &scope.project_id).await?,
+    ))
+}
+
+/// For a system key that does not reach environment `slug` of `project`, the error saying which
+/// environments of it the key does reach and how to pick one.
+pub(crate) async fn out_of_scope(
+    b: &AnyBackend,
+    project: &Project,
+    slug: &str,
+) -> Result<Option<anyhow::Error>> {
+    let Some(info) = describe(b).await? else {
+        return Ok(None);
+    };
+    let reached: Vec<&str> = info
+        .scopes
+        .iter()
+        .filter(|s| s.project_id == project.id)
+        .filter_map(|s| s.environment_slug.as_deref())
+        .collect();
+    if reached.is_empty() || reached.contains(&slug) {
+        return Ok(None);
+    }
+    let hint = match reached.as_slice() {
+        [only] => format!(
+            "pass `-e {only}` (or set KLEF_ENV={only}): that is the environment this key reaches"
+        ),
+        many => format!(
+            "pass -e with one of the environments this key reaches: {}",
+            many.join(", ")
+        ),
+    };
+    Ok(Some(
+        Failure::permission(format!(
+            "KLEF_TOKEN's key does not reach environment \"{slug}\" of project \"{}\"",
+            project.name
+        ))
+        .hint(hint)
+        .into(),
+    ))
 }
 
 /// The project of a system key whose scopes name exactly one project.

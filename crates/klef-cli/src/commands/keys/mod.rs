@@ -17,7 +17,7 @@ use anyhow::{Context as _, Result};
 use klef_core::backend::Backend as _;
 use klef_core::crypto::token::ApiToken;
 use klef_core::crypto::{self, Aad, PublicKey};
-use klef_core::model::{Blob, Environment, Project};
+use klef_core::model::{Environment, Project};
 use klef_core::names::validate_slug;
 use klef_core::wire::{ApiKeyInfo, ApiKeyList, ApiKeyScope, WrappedEnvironmentKey, routes};
 
@@ -168,11 +168,7 @@ pub(crate) async fn wrap_covered(
         out.push(WrappedEnvironmentKey {
             environment_id: env.id,
             key_version: env.key_version,
-            wrapped_key: Blob(crypto::wrap_key(
-                public,
-                &key,
-                &Aad::EnvironmentKey(&env.id),
-            )),
+            wrapped_key: crypto::wrap_key(public, &key, &Aad::EnvironmentKey(&env.id)).into(),
         });
     }
     Ok(out)

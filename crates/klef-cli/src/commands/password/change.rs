@@ -3,7 +3,7 @@
 
 use anyhow::{Context as _, Result};
 use klef_core::backend::Backend as _;
-use klef_core::crypto::{self, CryptoError};
+use klef_core::crypto;
 use serde_json::json;
 
 use crate::context::Context;
@@ -17,16 +17,11 @@ pub(crate) struct Args {}
 pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
     let b = ctx.backend().await?;
     let account = ctx.account(&b).await?;
-    let Some(current) = password::current_password(&ctx.global, "current encryption password: ")?
-    else {
-        return Err(password::locked_error().into());
-    };
-    let unlocked = match crypto::account::unlock(&account.id, &account.keys, &current) {
-        Ok(u) => u,
-        Err(CryptoError::WrongPassword) => return Err(CryptoError::WrongPassword.into()),
-        Err(e) => return Err(anyhow::Error::new(e).context("failed to unlock the vault")),
-    };
-    drop(current);
+    let unlocked =
+        password::try_current_password(&ctx.global, "current encryption password: ", |pw| {
+            crypto::account::unlock(&account.id, &account.keys, pw)
+        })?
+        .ok_or_else(password::locked_error)?;
     // The current password may have come from stdin; the new one never does.
     let new = super::new_password(ctx, false)?;
     let raised = crypto::kdf_params_below_default(&account.keys.kdf);

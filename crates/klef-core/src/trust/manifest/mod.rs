@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+pub mod project;
 mod verify;
 
 pub use verify::{Authority, Expected, ManifestError, verify_update};

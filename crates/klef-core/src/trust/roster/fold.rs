@@ -656,21 +656,7 @@ impl VerifiedRoster {
         at: RosterHead,
         admin_only: bool,
     ) -> Result<VerifyingKey, WriterError> {
-        let head = self.head().sequence;
-        match self.hash_at(at.sequence) {
-            None => {
-                return Err(WriterError::RosterAhead {
-                    sequence: at.sequence,
-                    head,
-                });
-            }
-            Some(h) if h != at.hash => {
-                return Err(WriterError::RosterMismatch {
-                    sequence: at.sequence,
-                });
-            }
-            Some(_) => {}
-        }
+        self.check_reference(at)?;
         let not_a_principal = WriterError::NotAPrincipal {
             principal: *signer,
             sequence: at.sequence,
@@ -693,6 +679,60 @@ impl VerifiedRoster {
             Record::Member(m) => Ok(m.identity_key),
             Record::SystemKey(k) => Ok(k.signing_key),
             Record::Removed(_) => Err(not_a_principal),
+        }
+    }
+
+    /// For records only owners and admins sign (a project's key commitment): `signer` was an
+    /// owner or admin at entry `at` and, when `through_head`, no later entry up to this
+    /// roster's head removed or demoted them. Returns their identity key as of `at`.
+    pub fn check_admin(
+        &self,
+        signer: &PrincipalId,
+        at: RosterHead,
+        through_head: bool,
+    ) -> Result<VerifyingKey, WriterError> {
+        self.check_reference(at)?;
+        let is_admin = |r: &Record| matches!(r, Record::Member(m) if m.is_admin());
+        let key = match self.record_at(signer, at.sequence) {
+            Some(Record::Member(m)) if m.is_admin() => m.identity_key,
+            Some(_) => {
+                return Err(WriterError::NotAuthorised {
+                    principal: *signer,
+                    what: "act as an admin",
+                    sequence: at.sequence,
+                });
+            }
+            None => {
+                return Err(WriterError::NotAPrincipal {
+                    principal: *signer,
+                    sequence: at.sequence,
+                });
+            }
+        };
+        let later = self.principals.get(signer).into_iter().flatten();
+        if let Some(change) = later
+            .filter(|c| through_head && c.sequence > at.sequence)
+            .find(|c| !is_admin(&c.record))
+        {
+            return Err(WriterError::RevokedSince {
+                principal: *signer,
+                sequence: change.sequence,
+            });
+        }
+        Ok(key)
+    }
+
+    /// A record's roster reference must name an entry of this verified roster.
+    fn check_reference(&self, at: RosterHead) -> Result<(), WriterError> {
+        match self.hash_at(at.sequence) {
+            None => Err(WriterError::RosterAhead {
+                sequence: at.sequence,
+                head: self.head().sequence,
+            }),
+            Some(h) if h != at.hash => Err(WriterError::RosterMismatch {
+                sequence: at.sequence,
+            }),
+            Some(_) => Ok(()),
         }
     }
 }

@@ -1,0 +1,127 @@
+//! The typed envelopes the crypto API hands out and takes back: [`SealedValue`] (a secret value
+//! under an environment key), [`SealedKey`] (a key under another symmetric key) and
+//! [`WrappedKey`] (a key wrapped to a public key with HPKE). Each is its own type, so a wrapped
+//! key cannot be passed where a value is opened. On the wire and in the database they are plain
+//! bytes ([`Blob`]); convert at that edge with `From`.
+//!
+//! ```compile_fail
+//! # use klef_core::crypto::{Aad, SymmetricKey, decrypt_value, generate_keypair, wrap_key};
+//! # use klef_core::ids::EnvironmentId;
+//! let (_, public) = generate_keypair();
+//! let key = SymmetricKey::generate();
+//! let env = EnvironmentId::random();
+//! let wrapped = wrap_key(&public, &key, &Aad::EnvironmentKey(&env));
+//! // A wrapped key is not a sealed value: this does not compile.
+//! let _ = decrypt_value(&key, &env, "API_KEY", &wrapped);
+//! ```
+//!
+//! Every envelope starts with a one-byte suite id ([`SUITE_AES256GCM`],
+//! [`SUITE_HPKE_X25519_SHA256_AES256GCM`]).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::CryptoError;
+use crate::model::Blob;
+
+/// Suite id of an AES-256-GCM envelope: `[0x01][nonce 12][ciphertext ‖ tag 16]`.
+pub const SUITE_AES256GCM: u8 = 0x01;
+/// Suite id of an HPKE envelope: `[0x10][encapsulated key 32][ciphertext ‖ tag 16]`.
+pub const SUITE_HPKE_X25519_SHA256_AES256GCM: u8 = 0x10;
+
+macro_rules! envelope {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        ///
+        /// Serializes as its bytes (`#[serde(transparent)]`); `Debug` shows only the length.
+        #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Vec<u8>);
+
+        impl $name {
+            /// Takes bytes read from storage or the network, unchecked: opening checks them.
+            #[must_use]
+            pub fn from_bytes(bytes: Vec<u8>) -> Self {
+                Self(bytes)
+            }
+
+            /// The envelope's bytes.
+            #[must_use]
+            pub fn as_bytes(&self) -> &[u8] {
+                &self.0
+            }
+
+            /// The envelope's bytes, for storage or the network.
+            #[must_use]
+            pub fn into_bytes(self) -> Vec<u8> {
+                self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({} bytes)"), self.0.len())
+            }
+        }
+
+        impl From<Blob> for $name {
+            fn from(blob: Blob) -> Self {
+                Self(blob.0)
+            }
+        }
+
+        impl From<&Blob> for $name {
+            fn from(blob: &Blob) -> Self {
+                Self(blob.0.clone())
+            }
+        }
+
+        impl From<$name> for Blob {
+            fn from(envelope: $name) -> Self {
+                Blob(envelope.0)
+            }
+        }
+    };
+}
+
+envelope! {
+    /// A secret value sealed (AES-256-GCM, [`Aad::SecretValue`](super::Aad::SecretValue)) under
+    /// an environment key: [`encrypt_value`](super::encrypt_value) /
+    /// [`decrypt_value`](super::decrypt_value).
+    SealedValue
+}
+
+envelope! {
+    /// A key sealed (AES-256-GCM) under a symmetric key: an environment key under its project
+    /// key, the master key under the KEK or the recovery key, the private key under the master
+    /// key. [`seal_key`](super::seal_key) / [`open_key`](super::open_key).
+    SealedKey
+}
+
+envelope! {
+    /// A symmetric key wrapped to an X25519 public key with HPKE (RFC 9180):
+    /// [`wrap_key`](super::wrap_key) / [`unwrap_key`](super::unwrap_key).
+    WrappedKey
+}
+
+/// Checks an envelope's suite byte and returns the rest. Empty → `Malformed`; a suite this
+/// build does not know → `UnsupportedSuite`; a known suite of the other kind → `Malformed`.
+pub(super) fn check_suite<'e>(
+    envelope: &'e [u8],
+    expected: u8,
+    what: &str,
+) -> Result<&'e [u8], CryptoError> {
+    let (&suite, body) = envelope
+        .split_first()
+        .ok_or_else(|| CryptoError::Malformed {
+            what: what.to_owned(),
+        })?;
+    match suite {
+        s if s == expected => Ok(body),
+        SUITE_AES256GCM | SUITE_HPKE_X25519_SHA256_AES256GCM => Err(CryptoError::Malformed {
+            what: what.to_owned(),
+        }),
+        other => Err(CryptoError::UnsupportedSuite(other)),
+    }
+}
