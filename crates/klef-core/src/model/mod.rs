@@ -10,6 +10,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ids::{AccountId, ApiKeyId, EnvironmentId, ProjectId, WorkspaceId};
 
+mod api_keys;
+mod teams;
+
+pub use api_keys::*;
+pub use teams::*;
+
 /// Milliseconds since the Unix epoch, UTC.
 pub type Timestamp = i64;
 
@@ -361,95 +367,4 @@ pub enum RotationOutcome {
         /// What changed, as a lower-case phrase.
         reason: String,
     },
-}
-
-/// The kind of an API key (`klef_user_…` or `klef_sys_…`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ApiKeyKind {
-    /// Authenticates as the person who made it (full access as them; unlocking still needs
-    /// their encryption password).
-    User,
-    /// A scoped machine key with its own key pair: decrypts end to end within its scopes.
-    System,
-}
-
-impl ApiKeyKind {
-    /// `user` or `system`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApiKeyKind::User => "user",
-            ApiKeyKind::System => "system",
-        }
-    }
-}
-
-impl std::str::FromStr for ApiKeyKind {
-    type Err = UnknownName;
-
-    /// The kind [`ApiKeyKind::as_str`] names.
-    fn from_str(s: &str) -> Result<Self, UnknownName> {
-        match s {
-            "user" => Ok(ApiKeyKind::User),
-            "system" => Ok(ApiKeyKind::System),
-            _ => Err(UnknownName::new("API key kind", s)),
-        }
-    }
-}
-
-/// What a system key may do within its scopes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ApiKeyPermission {
-    /// List, get and read the history of secrets, and reach the environment keys.
-    Read,
-    /// [`Read`](Self::Read), and write secrets.
-    Readwrite,
-}
-
-impl ApiKeyPermission {
-    /// `read` or `readwrite`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApiKeyPermission::Read => "read",
-            ApiKeyPermission::Readwrite => "readwrite",
-        }
-    }
-}
-
-impl std::str::FromStr for ApiKeyPermission {
-    type Err = UnknownName;
-
-    /// The permission [`ApiKeyPermission::as_str`] names.
-    fn from_str(s: &str) -> Result<Self, UnknownName> {
-        match s {
-            "read" => Ok(ApiKeyPermission::Read),
-            "readwrite" => Ok(ApiKeyPermission::Readwrite),
-            _ => Err(UnknownName::new("API key permission", s)),
-        }
-    }
-}
-
-/// A new environment's key wrapped (HPKE, `Aad::EnvironmentKey`) to a system key's public key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiKeyGrant {
-    /// The system key.
-    pub api_key_id: ApiKeyId,
-    /// The environment key, wrapped to the key's public key.
-    pub wrapped_key: Blob,
-}
-
-/// One system key that must receive a new environment's key (scoped to every environment of
-/// the project, `proj:*`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiKeyRecipient {
-    /// The key.
-    pub api_key_id: ApiKeyId,
-    /// Its public prefix (for messages).
-    pub prefix: String,
-    /// Its X25519 public key.
-    pub public_key: Blob,
 }

@@ -1,25 +1,18 @@
 //! API keys and their scopes (`routes/api_keys.rs`).
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use super::WrappedEnvironmentKey;
-use crate::ids::{ApiKeyId, EnvironmentId, ProjectId};
-pub use crate::model::{ApiKeyGrant, ApiKeyKind, ApiKeyPermission, ApiKeyRecipient};
-use crate::model::{Blob, Timestamp};
+use crate::ids::ApiKeyId;
+pub use crate::model::{
+    ApiKeyGrant, ApiKeyInfo, ApiKeyKind, ApiKeyPermission, ApiKeyRecipient, ApiKeyScope,
+    ApiKeyScopeInfo,
+};
+use crate::model::{ApiKeyUpdate, Blob};
 
-/// One scope of a system key: an environment of a project, or every environment of it
-/// (`environment_id: null`, written `proj:*`), including environments created later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiKeyScope {
-    /// The project.
-    pub project_id: ProjectId,
-    /// The environment, or `None` for every environment of the project.
-    #[serde(default)]
-    pub environment_id: Option<EnvironmentId>,
-}
+/// `PUT /v1/api-keys/{api_key_id}`: an [`ApiKeyUpdate`] of a system key; answers with the
+/// key's [`ApiKeyInfo`].
+pub type PutApiKeyRequest = ApiKeyUpdate;
 
 /// `POST /v1/api-keys`: registers a key the client generated (`ApiToken::generate`). The
 /// server never sees the secret: only its SHA-256 and, for a system key, the public key
@@ -51,68 +44,6 @@ pub struct CreateApiKeyRequest {
     /// A system key's environment keys, wrapped to `public_key`.
     #[serde(default)]
     pub environment_keys: Vec<WrappedEnvironmentKey>,
-}
-
-/// `PUT /v1/api-keys/{api_key_id}`: replaces all scopes and the permission of a system key
-/// (user keys are refused). `environment_keys` must wrap every environment the new scopes
-/// cover that the key does not hold yet; grants of environments no longer covered are deleted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PutApiKeyRequest {
-    /// The new scopes (at least one).
-    pub scopes: Vec<ApiKeyScope>,
-    /// The new permission.
-    pub permission: ApiKeyPermission,
-    /// Environment keys for newly covered environments, wrapped to the key's public key.
-    #[serde(default)]
-    pub environment_keys: Vec<WrappedEnvironmentKey>,
-}
-
-/// A scope as listed, with names for display (`proj:env`, `proj:*`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiKeyScopeInfo {
-    /// The project.
-    pub project_id: ProjectId,
-    /// The project's name.
-    pub project_name: String,
-    /// The environment, or `None` for every environment (`*`).
-    pub environment_id: Option<EnvironmentId>,
-    /// The environment's slug, or `None` for `*`.
-    pub environment_slug: Option<String>,
-}
-
-impl fmt::Display for ApiKeyScopeInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}",
-            self.project_name,
-            self.environment_slug.as_deref().unwrap_or("*")
-        )
-    }
-}
-
-/// An API key as `klef keys list` shows it. Never the secret or its hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiKeyInfo {
-    /// The id.
-    pub id: ApiKeyId,
-    /// The public prefix `klef_user_<id>` / `klef_sys_<id>`.
-    pub prefix: String,
-    /// User or system.
-    pub kind: ApiKeyKind,
-    /// The label.
-    pub label: String,
-    /// The creator's email (`None` when unknown).
-    pub created_by_email: Option<String>,
-    /// A system key's permission; `None` for a user key (full access as its owner).
-    pub permission: Option<ApiKeyPermission>,
-    /// A system key's scopes (empty for a user key).
-    pub scopes: Vec<ApiKeyScopeInfo>,
-    /// A system key's public key.
-    pub public_key: Option<Blob>,
-    /// When it was created.
-    pub created_at: Timestamp,
 }
 
 /// `GET /v1/api-keys`: the live keys the caller created, and the system keys scoped to

@@ -9,11 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use klef_core::backup::GranteeKind;
 use klef_core::crypto::token::{TokenKind, prefix_of};
 use klef_core::ids::{AccountId, ApiKeyId, EnvironmentId};
-use klef_core::model::{ApiKeyKind, ApiKeyPermission, Blob, Timestamp};
-use klef_core::names::validate_display_name;
-use klef_core::wire::{
-    ApiKeyInfo, ApiKeyScope, ApiKeyScopeInfo, PutApiKeyRequest, WrappedEnvironmentKey,
+use klef_core::model::{
+    ApiKeyInfo, ApiKeyKind, ApiKeyPermission, ApiKeyScope, ApiKeyScopeInfo, ApiKeyUpdate, Blob,
+    Timestamp, WrappedEnvironmentKey,
 };
+use klef_core::names::validate_display_name;
 
 use crate::audit::Audit;
 use crate::rows::{parse_id, parse_name};
@@ -522,7 +522,7 @@ impl Store {
     pub async fn put_api_key(
         &self,
         id: &ApiKeyId,
-        req: &PutApiKeyRequest,
+        req: &ApiKeyUpdate,
         audit: &Audit,
     ) -> Result<ApiKeyInfo, StoreError> {
         check_scopes(&req.scopes)?;
@@ -598,7 +598,7 @@ impl Store {
 async fn put_in(
     tx: &mut Tx,
     id: &ApiKeyId,
-    req: &PutApiKeyRequest,
+    req: &ApiKeyUpdate,
     audit: &Audit,
 ) -> Result<(), StoreError> {
     let key = id.to_string();
