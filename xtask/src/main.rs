@@ -7,11 +7,14 @@
 //! * `codegen [--check]` — regenerates the reference docs (and checks for drift).
 //! * `bench` — runs the benchmarks and writes `docs/performance.md`.
 //! * `fuzz [--seconds N]` — runs every fuzz target for a bounded time.
+//! * `flood [--requests N]` — N refused sign-ups, then N wrong sign-ins, at once against
+//!   `klef-server` on `SQLite`: every request answered, memory bounded, Argon2 work within limits.
 //! * `soak [--seconds N] [--clients N]` — a bounded load test of `klef-server` on `PostgreSQL`,
 //!   with the database restarted half-way (run after the test suite, never alongside it).
 
 mod bench;
 mod codegen;
+mod flood;
 mod fuzz;
 mod soak;
 mod test;
@@ -74,10 +77,13 @@ fn run(args: &[String]) -> Result<()> {
         "bench" => bench::run(&root, rest),
         "fuzz" => fuzz::run(&root, rest),
         "soak" => soak::run(&root, rest),
+        "flood" => flood::run(&root, rest),
         "man" => codegen::man(&root),
         "codegen" => codegen::run(&root, rest.iter().any(|a| a == "--check")),
         "help" | "--help" | "-h" => {
-            eprintln!("usage: cargo xtask <ci|test|install|man|codegen [--check]|bench|fuzz>");
+            eprintln!(
+                "usage: cargo xtask <ci|test|install|man|codegen [--check]|bench|fuzz|flood|soak>"
+            );
             Ok(())
         }
         other => bail!("unknown task `{other}`; run `cargo xtask help`"),

@@ -3,10 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use klef_core::env::EnvVars;
+
+use crate::password::PasswordGate;
 
 /// The Klef team server: sign-in, sync and sharing of end-to-end encrypted secrets.
 ///
@@ -49,6 +52,21 @@ pub struct Args {
     /// Log as JSON lines instead of text (the level comes from `RUST_LOG`, default `info`).
     #[arg(long, env = "KLEF_SERVER_LOG_JSON")]
     pub log_json: bool,
+
+    /// Password hashes and checks (Argon2id, 19 MiB each) that may run at once (default: one
+    /// per core).
+    #[arg(long, env = "KLEF_SERVER_PASSWORD_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub password_workers: Option<u16>,
+
+    /// Requests that may wait for a password worker; beyond that the server answers 503 with
+    /// `Retry-After` at once (default: eight per worker).
+    #[arg(long, env = "KLEF_SERVER_PASSWORD_QUEUE", value_parser = clap::value_parser!(u16).range(0..=65_535))]
+    pub password_queue: Option<u16>,
+
+    /// Write the password gate's counts as JSON to this file when the server stops (for load
+    /// tests: `cargo xtask flood`).
+    #[arg(long, hide = true)]
+    pub stats_file: Option<PathBuf>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -76,12 +94,23 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-/// Sign-in rate limit: at most `max_failures` failed sign-ins per email and per client
-/// address within `window`.
+/// Sign-in and sign-up rate limits within a sliding `window`. Each attempt is reserved in the
+/// database before its password is hashed or checked, so parallel attempts never exceed them.
+///
+/// Sign-in: at most `max_failures` failures per email, and `address_max_failures` per client
+/// address (ten times as many by default: one account's failures, at most `max_failures`, never
+/// lock out a teammate behind the same address). Sign-up: at most `max_signups_per_email`
+/// attempts per email and `max_signups_per_address` per address (successful ones included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginLimit {
-    /// Failures allowed in the window.
+    /// Failed sign-ins allowed per email in the window.
     pub max_failures: i64,
+    /// Failed sign-ins allowed per client address in the window.
+    pub address_max_failures: i64,
+    /// Sign-up attempts allowed per email in the window.
+    pub max_signups_per_email: i64,
+    /// Sign-up attempts allowed per client address in the window.
+    pub max_signups_per_address: i64,
     /// The sliding window.
     pub window: Duration,
 }
@@ -90,6 +119,9 @@ impl Default for LoginLimit {
     fn default() -> Self {
         Self {
             max_failures: 5,
+            address_max_failures: 50,
+            max_signups_per_email: 5,
+            max_signups_per_address: 50,
             window: Duration::from_mins(15),
         }
     }
@@ -106,6 +138,10 @@ fn mib(n: u32) -> usize {
 /// The server's settings.
 #[derive(Clone)]
 pub struct Config {
+    /// Bounds (and counts) the Argon2 work; shared by every request of this server.
+    pub password_gate: Arc<PasswordGate>,
+    /// Where to write the gate's counts when the server stops (`--stats-file`).
+    pub stats_file: Option<PathBuf>,
     /// The database URL (`sqlite://…` or `postgres://…`).
     pub database_url: String,
     /// Whether anyone may sign up.
@@ -130,6 +166,8 @@ impl std::fmt::Debug for Config {
             .field("session_ttl", &self.session_ttl)
             .field("login_limit", &self.login_limit)
             .field("secret_cache_bytes", &self.secret_cache_bytes)
+            .field("password_gate", &self.password_gate.sizes())
+            .field("stats_file", &self.stats_file)
             .finish()
     }
 }
@@ -140,6 +178,8 @@ impl Config {
     #[must_use]
     pub fn new(database_url: impl Into<String>) -> Self {
         Self {
+            password_gate: Arc::new(PasswordGate::for_this_machine()),
+            stats_file: None,
             database_url: database_url.into(),
             open_signup: false,
             trust_forwarded_for: false,
@@ -162,7 +202,15 @@ impl Config {
             };
             format!("sqlite://{}", dir.join("server.db").display())
         };
+        let default_gate = PasswordGate::for_this_machine().sizes();
+        let workers = args.password_workers.map_or(default_gate.0, usize::from);
+        let queue = args.password_queue.map_or(
+            workers * (default_gate.1 / default_gate.0.max(1)),
+            usize::from,
+        );
         Ok(Self {
+            password_gate: Arc::new(PasswordGate::new(workers, queue)),
+            stats_file: args.stats_file.clone(),
             database_url,
             open_signup: args.open_signup,
             trust_forwarded_for: args.trust_forwarded_for,

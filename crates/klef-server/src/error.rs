@@ -63,10 +63,18 @@ pub enum ApiError {
     /// A stale rotation.
     #[error("{0}")]
     Stale(String),
-    /// Too many failed sign-ins.
+    /// Too many failed sign-ins, or sign-ups, for an email or an address.
     /// (The wait is in `retry_after_secs` and the `Retry-After` header, not the message.)
-    #[error("too many failed sign-ins")]
+    #[error("too many {what}")]
     RateLimited {
+        /// What was counted (`failed sign-ins`, `sign-up attempts`).
+        what: &'static str,
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+    /// Every password worker is busy and the queue is full (503 with `Retry-After`).
+    #[error("the server is busy checking passwords")]
+    Busy {
         /// Seconds to wait.
         retry_after_secs: u64,
     },
@@ -102,7 +110,7 @@ impl ApiError {
                 StatusCode::CONFLICT
             }
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -127,7 +135,7 @@ impl ApiError {
             ApiError::Conflict(_) => codes::CONFLICT,
             ApiError::Stale(_) => codes::STALE,
             ApiError::RateLimited { .. } => codes::RATE_LIMITED,
-            ApiError::Unavailable => codes::UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Busy { .. } => codes::UNAVAILABLE,
             ApiError::Internal => codes::INTERNAL,
         }
     }
@@ -144,7 +152,10 @@ impl ApiError {
                     _ => None,
                 },
                 retry_after_secs: match self {
-                    ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+                    ApiError::RateLimited {
+                        retry_after_secs, ..
+                    }
+                    | ApiError::Busy { retry_after_secs } => Some(*retry_after_secs),
                     _ => None,
                 },
             },
@@ -172,7 +183,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, axum::Json(self.body())).into_response();
-        if let ApiError::RateLimited { retry_after_secs } = self
+        if let ApiError::RateLimited {
+            retry_after_secs, ..
+        }
+        | ApiError::Busy { retry_after_secs } = self
             && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);

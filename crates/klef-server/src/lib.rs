@@ -23,7 +23,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod extract;
-mod password;
+pub mod password;
 pub mod routes;
 
 use std::future::Future;
@@ -72,10 +72,11 @@ pub async fn launch_with_listener(
         open_signup = config.open_signup,
         "klef-server listening"
     );
+    let state_config = Arc::new(config);
     let state = AppState {
         store: store.clone(),
-        secret_lists: Arc::new(cache::SecretListCache::new(config.secret_cache_bytes)),
-        config: Arc::new(config),
+        secret_lists: Arc::new(cache::SecretListCache::new(state_config.secret_cache_bytes)),
+        config: state_config.clone(),
     };
     let app = routes::router(state);
     let served = axum::serve(
@@ -85,6 +86,15 @@ pub async fn launch_with_listener(
     .with_graceful_shutdown(shutdown)
     .await;
     store.close().await;
+    if let Some(path) = &state_config.stats_file {
+        let counts = state_config.password_gate.counts();
+        let written = serde_json::to_vec(&counts)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(path, bytes));
+        if let Err(e) = written {
+            tracing::warn!(error = %e, path = %path.display(), "cannot write the stats file");
+        }
+    }
     tracing::info!("klef-server stopped");
     served.map_err(ServerError::Io)
 }

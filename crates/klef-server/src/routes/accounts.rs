@@ -1,4 +1,12 @@
 //! Sign-up, sign-in (rate-limited), sign-out and the caller's own account.
+//!
+//! Password work is expensive (Argon2id, 19 MiB), so it comes last: a sign-up is refused
+//! before any hashing when it is not allowed (closed sign-up without an invitation, a taken
+//! email); then every sign-up and sign-in reserves its attempt in the database
+//! (`Store::reserve_attempt`, atomic across replicas) before the password is hashed or checked,
+//! and the hash or check runs under the server's `PasswordGate`. The gate admits a request
+//! before its reservation (bounded workers and queue; beyond them 503 at once, with nothing
+//! reserved), so a flood neither queues on the database nor holds memory.
 
 use std::net::SocketAddr;
 
@@ -11,7 +19,10 @@ use klef_core::secrecy::ExposeSecret as _;
 use klef_core::wire::{
     LoginRequest, MeResponse, ReplaceKeysRequest, SecretText, SessionResponse, SignupRequest,
 };
-use klef_store::server::{AttemptScope, NewSession, Signup, SignupOutcome, now_ms};
+use klef_store::server::{
+    AttemptIds, AttemptLimit, AttemptScope, NewSession, Reservation, Signup, SignupOutcome,
+    SignupPrecheck, now_ms,
+};
 use tracing::instrument;
 
 use super::{audit_anonymous, audit_by};
@@ -19,7 +30,6 @@ use crate::AppState;
 use crate::authz::Principal;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::password;
 
 /// Shortest and longest accepted sign-in password, in characters.
 const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=1024;
@@ -72,6 +82,8 @@ fn new_session(state: &AppState) -> (SecretText, NewSession) {
 #[instrument(skip_all)]
 pub(super) async fn signup(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<SignupRequest>,
 ) -> Result<(StatusCode, axum::Json<SessionResponse>), ApiError> {
     let email = normalize_email(&req.email)?;
@@ -86,7 +98,44 @@ pub(super) async fn signup(
             "personal_workspace must have personal: true".into(),
         ));
     }
-    let password_hash = password::hash(req.password).await?;
+    // Refused sign-ups cost no Argon2 work: only an allowed one is rate-limited and hashed.
+    match state
+        .store
+        .signup_precheck(&email, !state.config.open_signup)
+        .await?
+    {
+        SignupPrecheck::Allowed => {}
+        SignupPrecheck::InvitationRequired => return Err(ApiError::SignupClosed),
+        SignupPrecheck::EmailTaken => {
+            return Err(ApiError::AlreadyExists(
+                "an account with this email or id".into(),
+            ));
+        }
+    }
+    let address = client_address(&state, peer, &headers);
+    let limit = state.config.login_limit;
+    let gate = &state.config.password_gate;
+    let admitted = gate.admit()?;
+    // Kept whatever happens next: every sign-up attempt counts, successful ones included.
+    let _reserved = reserve(
+        &state,
+        "sign-up attempts",
+        &[
+            (
+                AttemptScope::Account,
+                format!("signup:{email}"),
+                limit.max_signups_per_email,
+            ),
+            (
+                AttemptScope::Address,
+                format!("signup:{address}"),
+                limit.max_signups_per_address,
+            ),
+        ],
+    )
+    .await?;
+    let password_hash = gate.hash(&admitted, req.password).await?;
+    drop(admitted);
     let now = now_ms();
     let account = Account {
         id: req.account_id,
@@ -153,6 +202,40 @@ fn client_address(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> St
     peer.ip().to_string()
 }
 
+/// Reserves one attempt against each `(scope, subject, max)` within the configured window, or
+/// answers 429 with the time until the oldest counted attempt leaves it. `what` names the
+/// attempts in that answer.
+async fn reserve(
+    state: &AppState,
+    what: &'static str,
+    limits: &[(AttemptScope, String, i64)],
+) -> Result<AttemptIds, ApiError> {
+    let window_ms = i64::try_from(state.config.login_limit.window.as_millis()).unwrap_or(i64::MAX);
+    let now = now_ms();
+    let limits: Vec<AttemptLimit<'_>> = limits
+        .iter()
+        .map(|(scope, subject, max)| AttemptLimit {
+            scope: *scope,
+            subject,
+            max: *max,
+        })
+        .collect();
+    match state
+        .store
+        .reserve_attempt(&limits, now.saturating_sub(window_ms))
+        .await?
+    {
+        Reservation::Reserved(ids) => Ok(ids),
+        Reservation::Refused { scope, oldest } => {
+            tracing::warn!(?scope, what, "rate limit reached");
+            Err(ApiError::RateLimited {
+                what,
+                retry_after_secs: retry_after(oldest, window_ms, now),
+            })
+        }
+    }
+}
+
 /// Seconds until the oldest counted failure leaves the window (at least 1).
 fn retry_after(oldest: Option<Timestamp>, window_ms: i64, now: Timestamp) -> u64 {
     let until = oldest
@@ -175,42 +258,46 @@ pub(super) async fn login(
     let email = normalize_email(&req.email).map_err(|_| ApiError::InvalidCredentials)?;
     let address = client_address(&state, peer, &headers);
     let limit = state.config.login_limit;
-    let window_ms = i64::try_from(limit.window.as_millis()).unwrap_or(i64::MAX);
-    let now = now_ms();
-    let since = now.saturating_sub(window_ms);
-    for (scope, subject) in [
-        (AttemptScope::Account, &email),
-        (AttemptScope::Address, &address),
-    ] {
-        let (failures, oldest) = state.store.login_failures(scope, subject, since).await?;
-        if failures >= limit.max_failures {
-            tracing::warn!(?scope, "sign-in rate limit reached");
-            return Err(ApiError::RateLimited {
-                retry_after_secs: retry_after(oldest, window_ms, now),
-            });
-        }
-    }
+    let account_subject = format!("login:{email}");
+    // Admitted before the database is touched: beyond the gate's queue, 503 at once.
+    let gate = &state.config.password_gate;
+    let admitted = gate.admit()?;
+    // Reserved before the password is checked: N parallel guesses check at most the limit.
+    let reserved = reserve(
+        &state,
+        "failed sign-ins",
+        &[
+            (
+                AttemptScope::Account,
+                account_subject.clone(),
+                limit.max_failures,
+            ),
+            (
+                AttemptScope::Address,
+                format!("login:{address}"),
+                limit.address_max_failures,
+            ),
+        ],
+    )
+    .await?;
     let found = state.store.login_lookup(&email).await?;
     let stored_hash = found.as_ref().and_then(|(_, hash)| hash.clone());
-    let ok = password::verify(req.password, stored_hash).await?;
+    let ok = gate.verify(&admitted, req.password, stored_hash).await?;
+    drop(admitted);
     let Some((account_id, _)) = found.filter(|_| ok) else {
+        // The reserved rows stay: they are this failure.
+        let window_ms = i64::try_from(limit.window.as_millis()).unwrap_or(i64::MAX);
         let audit = audit_anonymous("login.failed", format!("email {email}"));
         state
             .store
-            .record_login_failure(
-                &[
-                    (AttemptScope::Account, &email),
-                    (AttemptScope::Address, &address),
-                ],
-                now.saturating_sub(window_ms.saturating_mul(4)),
-                &audit,
-            )
+            .record_failed_attempt(now_ms().saturating_sub(window_ms.saturating_mul(4)), &audit)
             .await?;
         return Err(ApiError::InvalidCredentials);
     };
+    state.store.release_attempt(&reserved).await?;
     state
         .store
-        .clear_login_failures(AttemptScope::Account, &email)
+        .clear_login_failures(AttemptScope::Account, &account_subject)
         .await?;
     let account = state
         .store

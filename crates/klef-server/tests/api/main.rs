@@ -7,6 +7,7 @@ mod cache;
 mod common;
 mod concurrency;
 mod keys;
+mod limits;
 mod matrix;
 mod openapi;
 mod story;

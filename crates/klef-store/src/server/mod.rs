@@ -18,5 +18,8 @@ pub use crate::rotate::RotateOutcome;
 pub use access::{AccessFacts, AccessTarget, SecretsRevision};
 pub use api_keys::{ApiKeyAuth, NewApiKey};
 pub use backup::ServerImport;
-pub use sessions::{AttemptScope, NewSession, SessionInfo, Signup, SignupOutcome};
+pub use sessions::{
+    AttemptIds, AttemptLimit, AttemptScope, NewSession, Reservation, SessionInfo, Signup,
+    SignupOutcome, SignupPrecheck,
+};
 pub use teams::NewInvitation;

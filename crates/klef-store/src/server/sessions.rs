@@ -7,7 +7,7 @@ use klef_core::names::validate_display_name;
 use crate::audit::Audit;
 use crate::rows::parse_id;
 use crate::tables;
-use crate::tx::Tx;
+use crate::tx::{Dialect, Tx};
 use crate::{Store, StoreError, invalid, now_ms};
 
 /// A new account as the server creates it.
@@ -59,13 +59,53 @@ pub struct SessionInfo {
     pub expires_at: Timestamp,
 }
 
-/// What a failed sign-in is counted against.
+/// What an attempt (sign-in or sign-up) is counted against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptScope {
     /// The email tried (whether or not the account exists).
     Account,
     /// The client address.
     Address,
+}
+
+/// One limit an attempt is counted against: at most `max` attempts of `subject` in the window.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptLimit<'a> {
+    /// Email or address.
+    pub scope: AttemptScope,
+    /// What is counted (the server prefixes it with the action, `login:` or `signup:`).
+    pub subject: &'a str,
+    /// Attempts allowed in the window.
+    pub max: i64,
+}
+
+/// The rows of a reserved attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptIds(Vec<i64>);
+
+/// What [`Store::reserve_attempt`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// The attempt is reserved: one row per limit.
+    Reserved(AttemptIds),
+    /// A limit is reached; nothing was written.
+    Refused {
+        /// The limit reached.
+        scope: AttemptScope,
+        /// When the oldest attempt counted against it was made.
+        oldest: Option<Timestamp>,
+    },
+}
+
+/// What [`Store::signup_precheck`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignupPrecheck {
+    /// A sign-up may go ahead.
+    Allowed,
+    /// The email has an account already.
+    EmailTaken,
+    /// An open invitation for the email is needed.
+    InvitationRequired,
 }
 
 impl AttemptScope {
@@ -225,37 +265,97 @@ impl Store {
         tx.finish(result).await
     }
 
-    /// How many failed sign-ins `subject` has had since `since`, and when the oldest of them
-    /// happened.
-    pub async fn login_failures(
+    /// Reserves one attempt against every limit in `limits`, atomically: in one transaction
+    /// that holds a per-subject lock (`PostgreSQL`: a transaction-scoped advisory lock per
+    /// subject, so replicas sharing the database serialise too; `SQLite`: the write lock of
+    /// `BEGIN IMMEDIATE`), counts each subject's attempts since `since` and, when every count is
+    /// below its `max`, inserts one attempt row per subject. N parallel attempts therefore
+    /// reserve at most `max` rows, and only a reserved attempt may check a password. The rows
+    /// stay (they are the failures) unless [`Store::release_attempt`] gives them back.
+    pub async fn reserve_attempt(
         &self,
-        scope: AttemptScope,
-        subject: &str,
+        limits: &[AttemptLimit<'_>],
         since: Timestamp,
-    ) -> Result<(i64, Option<Timestamp>), StoreError> {
-        let row: (i64, Option<i64>) = with_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT COUNT(*), MIN(attempted_at) FROM login_attempts \
-                 WHERE scope = $1 AND subject = $2 AND attempted_at >= $3",
-            )
-            .bind(scope.as_str())
-            .bind(subject)
-            .bind(since)
-            .fetch_one(pool)
-            .await?
-        });
-        Ok(row)
+    ) -> Result<Reservation, StoreError> {
+        let now = now_ms();
+        let mut keys: Vec<String> = limits
+            .iter()
+            .map(|l| format!("{}:{}", l.scope.as_str(), l.subject))
+            .collect();
+        // One order for every caller, so two reservations never wait on each other's locks.
+        keys.sort();
+        keys.dedup();
+        let mut tx = Tx::write(self).await?;
+        let result = async {
+            if tx.dialect() == Dialect::Postgres {
+                for key in &keys {
+                    tx.execute(
+                        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                        &[key.into()],
+                    )
+                    .await?;
+                }
+            }
+            for limit in limits {
+                let (count, oldest): (i64, Option<i64>) = tx
+                    .one(
+                        "SELECT COUNT(*), MIN(attempted_at) FROM login_attempts \
+                         WHERE scope = $1 AND subject = $2 AND attempted_at >= $3",
+                        &[
+                            limit.scope.as_str().into(),
+                            limit.subject.into(),
+                            since.into(),
+                        ],
+                    )
+                    .await?;
+                if count >= limit.max {
+                    return Ok(Reservation::Refused {
+                        scope: limit.scope,
+                        oldest,
+                    });
+                }
+            }
+            let mut ids = Vec::with_capacity(limits.len());
+            for limit in limits {
+                let (id,): (i64,) = tx
+                    .one(
+                        "INSERT INTO login_attempts (scope, subject, attempted_at) \
+                         VALUES ($1, $2, $3) RETURNING id",
+                        &[
+                            limit.scope.as_str().into(),
+                            limit.subject.into(),
+                            now.into(),
+                        ],
+                    )
+                    .await?;
+                ids.push(id);
+            }
+            Ok(Reservation::Reserved(AttemptIds(ids)))
+        }
+        .await;
+        tx.finish(result).await
     }
 
-    /// Records one failed sign-in against each of `subjects` and records `audit`; rows older
-    /// than `prune_before` are deleted on the way.
-    pub async fn record_login_failure(
+    /// Gives a reserved attempt back: it succeeded, or no password was checked after all.
+    pub async fn release_attempt(&self, ids: &AttemptIds) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            for id in &ids.0 {
+                sqlx::query("DELETE FROM login_attempts WHERE id = $1")
+                    .bind(id)
+                    .execute(pool)
+                    .await?;
+            }
+        });
+        Ok(())
+    }
+
+    /// Records `audit` for a failed attempt (its reserved rows stay, counting as the failure)
+    /// and deletes attempt rows older than `prune_before`.
+    pub async fn record_failed_attempt(
         &self,
-        subjects: &[(AttemptScope, &str)],
         prune_before: Timestamp,
         audit: &Audit,
     ) -> Result<(), StoreError> {
-        let now = now_ms();
         let mut tx = Tx::write(self).await?;
         let result = async {
             tx.execute(
@@ -263,18 +363,39 @@ impl Store {
                 &[prune_before.into()],
             )
             .await?;
-            for (scope, subject) in subjects {
-                tx.execute(
-                    "INSERT INTO login_attempts (scope, subject, attempted_at) VALUES ($1, $2, $3)",
-                    &[scope.as_str().into(), (*subject).into(), now.into()],
-                )
-                .await?;
-            }
             tables::insert_audit(&mut tx, audit).await?;
             Ok(())
         }
         .await;
         tx.finish(result).await
+    }
+
+    /// Whether a sign-up for `email` could succeed, from cheap reads only, so the server can
+    /// refuse before hashing a password: not when the email is taken, nor when an invitation
+    /// is required (`require_invitation`, and the server has an owner already) and none is
+    /// open for it. [`Store::signup`] checks the same again in its transaction.
+    pub async fn signup_precheck(
+        &self,
+        email: &str,
+        require_invitation: bool,
+    ) -> Result<SignupPrecheck, StoreError> {
+        let (taken, accounts, open): (i64, i64, i64) = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM accounts WHERE email = $1), \
+                        (SELECT COUNT(*) FROM accounts), \
+                        (SELECT COUNT(*) FROM invitations WHERE email = $1 AND closed_at IS NULL)",
+            )
+            .bind(email)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(if taken > 0 {
+            SignupPrecheck::EmailTaken
+        } else if require_invitation && accounts > 0 && open == 0 {
+            SignupPrecheck::InvitationRequired
+        } else {
+            SignupPrecheck::Allowed
+        })
     }
 
     /// Forgets the failed sign-ins of `subject` (after a successful one).
