@@ -15,4 +15,5 @@ mod messages;
 mod pull_push;
 mod run;
 mod teams;
+mod token_destination;
 mod workflow;

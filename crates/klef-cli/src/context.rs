@@ -33,6 +33,38 @@ pub(crate) struct Context {
     vault: std::sync::Mutex<Option<klef_store::LocalVault>>,
 }
 
+/// Whether a `.klef` belongs to this user (or root). One another user owns (a parent directory
+/// such as `/tmp`, a shared checkout) could point klef at a server of theirs or a project of
+/// their choosing, so it is skipped with a warning (once per file and process) and the search
+/// goes on upwards.
+#[allow(
+    clippy::print_stderr,
+    reason = "found before any Printer exists (a static lookup); same `warning:` form"
+)]
+fn owned_by_us(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    static WARNED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() == me || meta.uid() == 0 {
+        return true;
+    }
+    let mut warned = WARNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !warned.iter().any(|p| p == path) {
+        warned.push(path.to_owned());
+        eprintln!(
+            "warning: ignoring {}: it belongs to another user (uid {}), who could point klef at a server or project of theirs; choose explicitly with -p PROJECT (and --server URL)",
+            crate::printer::sanitize(&path.display().to_string()),
+            meta.uid()
+        );
+    }
+    false
+}
+
 /// A `.klef` file found on disk.
 #[derive(Debug, Clone)]
 pub(crate) struct Located {
@@ -231,6 +263,7 @@ impl Context {
         for dir in cwd.ancestors() {
             let path = dir.join(klef_file::FILE_NAME);
             match fs_err::read(&path) {
+                Ok(_) if !owned_by_us(&path) => {}
                 Ok(bytes) => {
                     let file = KlefFile::parse(&bytes)
                         .with_context(|| format!("failed to read {}", path.display()))?;

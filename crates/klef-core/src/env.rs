@@ -32,6 +32,8 @@ impl EnvVars {
     pub const KLEF_ACCOUNT_PASSWORD: &'static str = "KLEF_ACCOUNT_PASSWORD";
     /// Set to `1` to never contact or start the agent.
     pub const KLEF_NO_AGENT: &'static str = "KLEF_NO_AGENT";
+    /// Set to `1` to allow plain `http://` to a server that is not on loopback.
+    pub const KLEF_ALLOW_HTTP: &'static str = "KLEF_ALLOW_HTTP";
     /// Set to `1` to let a keyed command start the agent after a password unlock even in CI or
     /// without a terminal (where it otherwise starts none).
     pub const KLEF_AGENT_AUTOSTART: &'static str = "KLEF_AGENT_AUTOSTART";
@@ -105,6 +107,10 @@ pub const ALL: &[(&str, &str)] = &[
     (
         EnvVars::KLEF_NO_AGENT,
         "`1`: never contact or start the agent.",
+    ),
+    (
+        EnvVars::KLEF_ALLOW_HTTP,
+        "`1`: allow plain `http://` to a server that is not on loopback (refused by default: tokens and passwords would cross the network unencrypted).",
     ),
     (
         EnvVars::KLEF_AGENT_AUTOSTART,

@@ -108,6 +108,7 @@ async fn describe_token(ctx: &Context) -> Result<ExitStatus> {
         return Err(crate::commands::keys::ci::needs_server());
     };
     let backend = crate::remote::connect(ctx, &server)?;
+    let server = server.url;
     let info: ApiKeyInfo = backend
         .api()
         .get(routes::ME_API_KEY)

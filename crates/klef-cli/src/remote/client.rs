@@ -59,6 +59,7 @@ impl Api {
     /// authenticating with `token` when given.
     pub(crate) fn new(base: &str, token: Option<SecretText>) -> BackendResult<Self> {
         let base = normalize_url(base)?;
+        refuse_plain_http(&base)?;
         let (connect, silence) = timeouts()?;
         // A read timeout, not a total one: a rotation or a push of thousands of keys may take
         // long, but a server that says nothing for `silence` is not answering.
@@ -379,6 +380,34 @@ pub(crate) fn normalize_url(raw: &str) -> BackendResult<String> {
     Ok(trimmed.to_owned())
 }
 
+/// Refuses plain `http://` to a host other than loopback unless `KLEF_ALLOW_HTTP=1`: session
+/// tokens, API keys, account passwords and ciphertext would cross the network unencrypted, and
+/// anyone on the path could act as the server (DESIGN §9.4).
+fn refuse_plain_http(base: &str) -> BackendResult<()> {
+    let Ok(url) = reqwest::Url::parse(base) else {
+        return Ok(()); // normalize_url has refused it already
+    };
+    if url.scheme() != "http" {
+        return Ok(());
+    }
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let allowed = std::env::var(klef_core::env::EnvVars::KLEF_ALLOW_HTTP)
+        .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes"));
+    if loopback || allowed {
+        return Ok(());
+    }
+    Err(BackendError::Invalid(format!(
+        "refusing plain http:// to {}: credentials and ciphertext would cross the network unencrypted; use https://, or set KLEF_ALLOW_HTTP=1 on a network you trust",
+        url.host_str().unwrap_or("the server")
+    )))
+}
+
 fn strip_suffix(message: &str, suffix: &str) -> String {
     message.strip_suffix(suffix).unwrap_or(message).to_owned()
 }
@@ -386,6 +415,29 @@ fn strip_suffix(message: &str, suffix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        for ok in [
+            "https://klef.example.com",
+            "http://127.0.0.1:8600",
+            "http://127.8.9.1",
+            "http://localhost:1",
+            "http://[::1]:8600",
+        ] {
+            assert!(refuse_plain_http(ok).is_ok(), "{ok}");
+        }
+        // (KLEF_ALLOW_HTTP is not set in unit tests; the e2e test covers the opt-in.)
+        for bad in [
+            "http://klef.example.com",
+            "http://10.0.0.5:8600",
+            "http://[2001:db8::1]",
+        ] {
+            let e = refuse_plain_http(bad).unwrap_err().to_string();
+            assert!(e.contains("refusing plain http://"), "{e}");
+            assert!(e.contains("KLEF_ALLOW_HTTP=1"), "{e}");
+        }
+    }
 
     fn api() -> Api {
         Api::new("http://127.0.0.1:1/", None).unwrap()

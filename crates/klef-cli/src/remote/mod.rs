@@ -341,41 +341,91 @@ pub(crate) fn needs_server(command: &str) -> crate::diagnostics::Failure {
     .hint("create an account on a server with `klef signup --server URL --email EMAIL`, or sign in with `klef login --server URL`")
 }
 
+/// Where the server a command talks to was named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ServerSource {
+    /// `--server` or `KLEF_SERVER`: the user's own choice.
+    Flag,
+    /// The `server` field of the nearest `.klef` (a file of the working tree).
+    KlefFile(std::path::PathBuf),
+    /// The signed-in session (the user's own config).
+    Session,
+}
+
+/// A server and where it was named.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerChoice {
+    /// The normalised base URL.
+    pub(crate) url: String,
+    pub(crate) source: ServerSource,
+}
+
 /// Which server a command talks to, if any: `--server`/`KLEF_SERVER`, else the nearest
 /// `.klef`'s `server` (a `.klef` without one means the local vault), else the signed-in
 /// session's server. `None` means the local vault.
-pub(crate) fn server_for(ctx: &crate::context::Context) -> anyhow::Result<Option<String>> {
+pub(crate) fn server_for(ctx: &crate::context::Context) -> anyhow::Result<Option<ServerChoice>> {
     if let Some(url) = ctx
         .global
         .server
         .as_deref()
         .filter(|s| !s.trim().is_empty())
     {
-        return Ok(Some(client::normalize_url(url)?));
+        return Ok(Some(ServerChoice {
+            url: client::normalize_url(url)?,
+            source: ServerSource::Flag,
+        }));
     }
     if let Some(located) = crate::context::Context::find_klef_file()? {
         return match located.file.server {
-            Some(url) => Ok(Some(client::normalize_url(&url)?)),
+            Some(url) => Ok(Some(ServerChoice {
+                url: client::normalize_url(&url)?,
+                source: ServerSource::KlefFile(located.path),
+            })),
             None => Ok(None),
         };
     }
-    Ok(session::Session::load(&ctx.dirs.config)?.map(|s| s.server))
+    Ok(
+        session::Session::load(&ctx.dirs.config)?.map(|s| ServerChoice {
+            url: s.server,
+            source: ServerSource::Session,
+        }),
+    )
 }
 
 /// A backend for `server`, authenticated with `KLEF_TOKEN` (an API key) when set, else with the
 /// stored session when it is for that server.
+///
+/// An API key goes only to a server the user named (`--server`/`KLEF_SERVER`) or signed in to,
+/// never to one named only by a `.klef` in the working tree: a freshly cloned repository, or a
+/// parent directory, could otherwise collect the CI key (DESIGN §9.4).
 pub(crate) fn connect(
     ctx: &crate::context::Context,
-    server: &str,
+    server: &ServerChoice,
 ) -> anyhow::Result<RemoteBackend> {
     if let Some(token) = crate::commands::keys::ci::bearer()? {
-        return Ok(RemoteBackend::new(Api::new(server, Some(token))?));
+        if let ServerSource::KlefFile(path) = &server.source {
+            let own = session::Session::load(&ctx.dirs.config)?.map(|s| s.server);
+            let mut failure = crate::diagnostics::Failure::auth(format!(
+                "KLEF_TOKEN is not sent to {}, which only {} names{}",
+                server.url,
+                path.display(),
+                own.as_deref()
+                    .map(|o| format!(" (you are signed in to {o})"))
+                    .unwrap_or_default()
+            ));
+            failure = failure.hint(format!(
+                "API keys go only to the server you choose: set KLEF_SERVER={} if you trust it",
+                server.url
+            ));
+            return Err(failure.into());
+        }
+        return Ok(RemoteBackend::new(Api::new(&server.url, Some(token))?));
     }
     let token = match session::Session::load(&ctx.dirs.config)? {
-        Some(s) if s.server == server => s.token(&ctx.dirs.config)?,
+        Some(s) if s.server == server.url => s.token(&ctx.dirs.config)?,
         _ => None,
     };
-    Ok(RemoteBackend::new(Api::new(server, token)?))
+    Ok(RemoteBackend::new(Api::new(&server.url, token)?))
 }
 
 /// The account (sign-in) password: `KLEF_ACCOUNT_PASSWORD`, else a no-echo prompt (twice when
