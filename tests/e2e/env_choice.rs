@@ -137,6 +137,19 @@ fn precedence_suite(ctx: &mut TestContext) {
     );
     ctx.run(["env", "use"]).code_is(2);
     ctx.run(["env", "use", "nope"]).code_is(5).clean_error(&[]);
+
+    // A choice whose environment is gone (deleted from another machine) says so and how to
+    // choose again; the team default is not silently used instead.
+    ctx.run(["env", "use", "staging"]).success();
+    let raw = std::fs::read_to_string(&choices).expect("choices file");
+    std::fs::write(&choices, raw.replace("\"staging\"", "\"gone-elsewhere\"")).expect("write");
+    ctx.run_pw(["get", "WHERE"])
+        .code_is(5)
+        .clean_error(&[])
+        .stderr_has("environment \"gone-elsewhere\", your choice for this directory, is not in project \"my-app\" any more")
+        .stderr_has("`klef env use --reset` follows the team default");
+    ctx.run(["env", "use", "--reset"]).success();
+    assert_eq!(where_(ctx), "production");
 }
 
 #[test]

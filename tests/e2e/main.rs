@@ -11,6 +11,7 @@ mod env_choice;
 mod hardening;
 mod hygiene;
 mod keys;
+mod lifecycle;
 mod messages;
 mod pull_push;
 mod run;

@@ -324,3 +324,19 @@ fn a_removed_member_is_told_access_was_removed_on_that_server() {
         .stderr();
     assert!(!err.contains("local vault"), "{err}");
 }
+
+#[test]
+fn signup_shows_the_recovery_code_boxed_as_init_does() {
+    let mut ctx = TestContext::new();
+    ctx.server = Some(Server::sqlite(&ctx.root().join("server")));
+    let signup = ctx.signup(&url(&ctx), OWNER).stderr();
+    let local = TestContext::new();
+    let init = local.init().stderr();
+    for out in [&signup, &init] {
+        assert!(out.contains("┌") && out.contains("└"), "not boxed:\n{out}");
+        assert!(
+            out.contains("│ your recovery code: write this down and keep it somewhere safe"),
+            "{out}"
+        );
+    }
+}

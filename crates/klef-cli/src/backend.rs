@@ -180,4 +180,33 @@ impl Backend for AnyBackend {
     ) -> BackendResult<Vec<SecretVersion>> {
         dispatch!(self, b => b.write_secrets(env, writes).await)
     }
+
+    async fn rename_environment(
+        &self,
+        env: &EnvironmentId,
+        slug: &str,
+        name: &str,
+    ) -> BackendResult<()> {
+        dispatch!(self, b => b.rename_environment(env, slug, name).await)
+    }
+
+    async fn delete_environment(&self, env: &EnvironmentId) -> BackendResult<()> {
+        dispatch!(self, b => b.delete_environment(env).await)
+    }
+
+    async fn rename_project(&self, project: &ProjectId, name: &str) -> BackendResult<()> {
+        dispatch!(self, b => b.rename_project(project, name).await)
+    }
+
+    async fn delete_project(&self, project: &ProjectId) -> BackendResult<()> {
+        dispatch!(self, b => b.delete_project(project).await)
+    }
+
+    async fn rename_workspace(&self, ws: &WorkspaceId, name: &str) -> BackendResult<()> {
+        dispatch!(self, b => b.rename_workspace(ws, name).await)
+    }
+
+    async fn delete_workspace(&self, ws: &WorkspaceId) -> BackendResult<()> {
+        dispatch!(self, b => b.delete_workspace(ws).await)
+    }
 }

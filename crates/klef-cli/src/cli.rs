@@ -20,7 +20,7 @@ pub(crate) struct Cli {
 impl Cli {
     /// The whole clap tree: [`Top`] with every subcommand.
     pub(crate) fn command() -> clap::Command {
-        Command::augment_subcommands(Top::command())
+        crate::help::with_examples(Command::augment_subcommands(Top::command()), "")
     }
 
     /// The clap tree for parsing `args` (the first is the program name): [`Top`] with only the
@@ -138,7 +138,7 @@ pub(crate) enum Command {
     /// Write `.klef` here for an existing project
     Link(commands::link::Args),
     /// Manage projects
-    #[command(subcommand)]
+    #[command(subcommand, alias = "project")]
     Projects(commands::projects::Command),
     /// Manage workspaces (a personal one exists by default)
     #[command(subcommand)]

@@ -179,8 +179,6 @@ pub(crate) fn set_user_choice(dirs: &Dirs, klef: &Located, slug: Option<&str>) -
     })
 }
 
-// Reason: called by `klef env rename|delete` and `klef project delete`, added next.
-#[allow(dead_code)]
 /// After an environment of `project` was renamed (`Some(new)`) or deleted (`None`): every
 /// choice of it follows the new slug or is forgotten. Returns how many choices changed.
 pub(crate) fn environment_changed(
@@ -211,8 +209,6 @@ pub(crate) fn environment_changed(
     Ok(changed)
 }
 
-// Reason: called by `klef project delete`, added next.
-#[allow(dead_code)]
 /// After a project was deleted: forgets every choice made for it.
 pub(crate) fn project_deleted(dirs: &Dirs, project: &ProjectId) -> Result<()> {
     if !file(dirs).exists() {

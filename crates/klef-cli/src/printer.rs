@@ -3,7 +3,10 @@
 //! `logging`). Colour only on a terminal, never with `NO_COLOR` or `--no-color`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::io::{self, IsTerminal as _, Write as _};
+use std::fmt::Write as _;
+use std::io::{self, IsTerminal as _};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use crate::cli::GlobalArgs;
 
@@ -12,6 +15,8 @@ use crate::cli::GlobalArgs;
 pub(crate) struct Printer {
     quiet: bool,
     color: bool,
+    /// Whether a progress indicator may be drawn: stderr is a terminal and not `-q`.
+    progress: bool,
 }
 
 impl Printer {
@@ -23,6 +28,7 @@ impl Printer {
         Self {
             quiet: global.quiet > 0,
             color,
+            progress: global.quiet == 0 && io::stderr().is_terminal(),
         }
     }
 
@@ -40,7 +46,7 @@ impl Printer {
     #[allow(clippy::unused_self)] // a method so all output goes through the printer
     pub(crate) fn data_bytes(&self, bytes: &[u8]) -> anyhow::Result<()> {
         let mut out = io::stdout().lock();
-        match out.write_all(bytes).and_then(|()| out.flush()) {
+        match io::Write::write_all(&mut out, bytes).and_then(|()| io::Write::flush(&mut out)) {
             Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
                 Err(anyhow::Error::new(e).context("failed to write to stdout"))
             }
@@ -68,6 +74,49 @@ impl Printer {
         eprintln!("{}", sanitize(msg));
     }
 
+    /// A progress indicator for `message` on stderr, shown only if the work takes more than
+    /// about a second, on a terminal, without `-q`; animated unless colour is off (`NO_COLOR`,
+    /// `--no-color`). It disappears when the returned guard is dropped: drop it before asking
+    /// anything or printing results.
+    pub(crate) fn progress(&self, message: impl Into<String>) -> Progress {
+        if !self.progress {
+            return Progress::none();
+        }
+        Progress::start(
+            Box::new(io::stderr()),
+            sanitize(&message.into()).into_owned(),
+            self.color,
+            PROGRESS_DELAY,
+        )
+    }
+
+    /// The recovery code, once, in a box on stderr (not silenced by `-q`: it is the only time
+    /// it is shown), and where else it was written. The same after `init` and `signup`.
+    pub(crate) fn recovery_code(&self, code: &str, file: Option<&std::path::Path>) {
+        let lines = [
+            "your recovery code: write this down and keep it somewhere safe".to_owned(),
+            String::new(),
+            format!("    {code}"),
+            String::new(),
+            "it is shown only once; with it, `klef recover` resets a forgotten password".to_owned(),
+        ];
+        let width = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+        let rule = "─".repeat(width + 2);
+        let mut boxed = format!("┌{rule}┐\n");
+        for l in &lines {
+            let pad = " ".repeat(width - l.chars().count());
+            let _ = writeln!(boxed, "│ {l}{pad} │");
+        }
+        let _ = write!(boxed, "└{rule}┘");
+        self.always(&boxed);
+        if let Some(f) = file {
+            self.always(&format!(
+                "the recovery code was also written to {} (mode 0600)",
+                f.display()
+            ));
+        }
+    }
+
     /// A `warning: …` line on stderr (silenced by `-q`).
     pub(crate) fn warn(&self, msg: &str) {
         if !self.quiet {
@@ -91,7 +140,10 @@ impl Printer {
                 "hint" => "36;1",
                 _ => "2",
             };
-            let _ = writeln!(err, "{}: {}", self.paint(label, code), sanitize(text));
+            let _ = io::Write::write_fmt(
+                &mut err,
+                format_args!("{}: {}\n", self.paint(label, code), sanitize(text)),
+            );
         }
     }
 
@@ -100,6 +152,80 @@ impl Printer {
             format!("\x1b[{code}m{label}\x1b[0m")
         } else {
             label.to_owned()
+        }
+    }
+}
+
+/// How long work may take before a progress indicator appears.
+const PROGRESS_DELAY: Duration = Duration::from_secs(1);
+
+/// A progress indicator drawn by a thread until dropped (see [`Printer::progress`]).
+pub(crate) struct Progress {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn none() -> Self {
+        Self {
+            stop: None,
+            thread: None,
+        }
+    }
+
+    /// Draws `message` on `out` after `delay`, with a spinner when `animate`, until dropped;
+    /// then clears the line.
+    fn start(
+        mut out: Box<dyn io::Write + Send>,
+        message: String,
+        animate: bool,
+        delay: Duration,
+    ) -> Self {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            if !matches!(
+                stopped.recv_timeout(delay),
+                Err(mpsc::RecvTimeoutError::Timeout)
+            ) {
+                return;
+            }
+            let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+            let width = message.chars().count() + 2;
+            for i in 0.. {
+                let line = if animate {
+                    format!("\r{} {message}", frames[i % frames.len()])
+                } else {
+                    format!("\r{message}…")
+                };
+                let _ = out.write_all(line.as_bytes());
+                let _ = out.flush();
+                let wait = if animate {
+                    Duration::from_millis(100)
+                } else {
+                    Duration::MAX
+                };
+                if !matches!(
+                    stopped.recv_timeout(wait),
+                    Err(mpsc::RecvTimeoutError::Timeout)
+                ) {
+                    break;
+                }
+            }
+            let _ = out.write_all(format!("\r{}\r", " ".repeat(width)).as_bytes());
+            let _ = out.flush();
+        });
+        Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
@@ -122,4 +248,76 @@ pub(crate) fn sanitize(msg: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Shared {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(
+                &self
+                    .0
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            )
+            .into_owned()
+        }
+    }
+
+    #[test]
+    fn quick_work_shows_no_progress() {
+        let out = Shared::default();
+        drop(Progress::start(
+            Box::new(out.clone()),
+            "pulling".into(),
+            true,
+            Duration::from_secs(5),
+        ));
+        assert_eq!(out.text(), "");
+    }
+
+    #[test]
+    fn slow_work_shows_progress_then_clears_the_line() {
+        for animate in [true, false] {
+            let out = Shared::default();
+            let p = Progress::start(
+                Box::new(out.clone()),
+                "pulling 3000 secrets".into(),
+                animate,
+                Duration::ZERO,
+            );
+            std::thread::sleep(Duration::from_millis(250));
+            drop(p);
+            let text = out.text();
+            assert!(text.contains("pulling 3000 secrets"), "{text:?}");
+            assert!(text.ends_with('\r'), "the line is cleared: {text:?}");
+            assert_eq!(text.contains('⠋'), animate, "{text:?}");
+            assert!(!text.contains('\u{1b}'), "no escape codes: {text:?}");
+        }
+    }
+
+    #[test]
+    fn messages_cannot_carry_terminal_escapes() {
+        assert_eq!(sanitize("a\u{1b}[2Jb\nc\td"), "a\\u{1b}[2Jb\nc\td");
+        assert_eq!(sanitize("plain"), "plain");
+    }
 }

@@ -292,6 +292,45 @@ pub trait Backend: Send + Sync {
         name: &str,
     ) -> impl Future<Output = BackendResult<Vec<SecretVersion>>> + Send;
 
+    /// Gives an environment a new slug and display name (admins on a server). Values stay
+    /// readable: they are bound to the environment's id.
+    fn rename_environment(
+        &self,
+        env: &EnvironmentId,
+        slug: &str,
+        name: &str,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// Deletes an environment with every version of its secrets (admins on a server). The
+    /// project's last environment is refused.
+    fn delete_environment(
+        &self,
+        env: &EnvironmentId,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// Renames a project (admins on a server).
+    fn rename_project(
+        &self,
+        project: &ProjectId,
+        name: &str,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// Deletes a project with its environments and every version of their secrets (admins on
+    /// a server).
+    fn delete_project(&self, project: &ProjectId)
+    -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// Renames a workspace (admins on a server).
+    fn rename_workspace(
+        &self,
+        ws: &WorkspaceId,
+        name: &str,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// Deletes a team workspace with everything in it (its owner on a server). A personal
+    /// workspace is refused.
+    fn delete_workspace(&self, ws: &WorkspaceId) -> impl Future<Output = BackendResult<()>> + Send;
+
     /// Applies all writes in one transaction: either all become new versions or none does
     /// (a stale `expected_version` fails the batch with [`BackendError::Conflict`]).
     fn write_secrets(

@@ -275,6 +275,18 @@ pub enum Action {
     /// Restore a backup: into an existing workspace (its owner only), or as a new workspace
     /// on [`Resource::OwnAccount`] (any account, never a system key).
     ImportBackup,
+    /// Rename a workspace (admins).
+    RenameWorkspace,
+    /// Delete a team workspace with everything in it (its owner; never a personal one).
+    DeleteWorkspace,
+    /// Rename a project (admins).
+    RenameProject,
+    /// Delete a project with its environments and secrets (admins).
+    DeleteProject,
+    /// Give an environment a new slug and name (admins holding the project key).
+    RenameEnvironment,
+    /// Delete an environment with its secrets (admins holding the project key).
+    DeleteEnvironment,
 }
 
 /// What it is done to.
@@ -424,8 +436,25 @@ pub fn decide(action: Action, facts: &Facts) -> Result<(), ApiError> {
     };
     match action {
         Action::ReadWorkspace | Action::ReadProject => Ok(()),
-        Action::CreateProject | Action::ReadAudit | Action::ListGrants | Action::ExportBackup => {
-            require_admin()
+        Action::CreateProject
+        | Action::ReadAudit
+        | Action::ListGrants
+        | Action::ExportBackup
+        | Action::RenameWorkspace
+        | Action::RenameProject
+        | Action::DeleteProject => require_admin(),
+        Action::DeleteWorkspace => {
+            if facts.personal {
+                Err(ApiError::Forbidden(
+                    "a personal workspace cannot be deleted".into(),
+                ))
+            } else if role == Role::Owner {
+                Ok(())
+            } else {
+                Err(ApiError::Forbidden(
+                    "only the workspace's owner can delete it".into(),
+                ))
+            }
         }
         Action::ManageApiKeys => require_admin().map_err(|_| {
             ApiError::Forbidden(
@@ -489,7 +518,7 @@ pub fn decide(action: Action, facts: &Facts) -> Result<(), ApiError> {
                 ))
             }
         }
-        Action::RotateKey => {
+        Action::RotateKey | Action::RenameEnvironment | Action::DeleteEnvironment => {
             require_admin()?;
             if facts.project_key {
                 Ok(())
@@ -715,6 +744,34 @@ mod tests {
             (ExportBackup, None, false, false, Some(404)),
             (ImportBackup, Some(Role::Admin), true, false, Some(403)),
             (ImportBackup, Some(Role::Owner), false, false, None),
+            (RenameWorkspace, Some(Role::Member), false, false, Some(403)),
+            (RenameWorkspace, Some(Role::Admin), false, false, None),
+            (RenameWorkspace, None, false, false, Some(404)),
+            (DeleteWorkspace, Some(Role::Admin), true, false, Some(403)),
+            (DeleteWorkspace, Some(Role::Owner), false, false, None),
+            (DeleteWorkspace, None, false, false, Some(404)),
+            (RenameProject, Some(Role::Member), true, false, Some(403)),
+            (RenameProject, Some(Role::Admin), false, false, None),
+            (DeleteProject, Some(Role::Member), true, false, Some(403)),
+            (DeleteProject, Some(Role::Admin), false, false, None),
+            (
+                RenameEnvironment,
+                Some(Role::Member),
+                true,
+                false,
+                Some(403),
+            ),
+            (RenameEnvironment, Some(Role::Admin), false, true, Some(403)),
+            (RenameEnvironment, Some(Role::Admin), true, false, None),
+            (
+                DeleteEnvironment,
+                Some(Role::Member),
+                true,
+                false,
+                Some(403),
+            ),
+            (DeleteEnvironment, Some(Role::Admin), true, false, None),
+            (DeleteEnvironment, None, true, false, Some(404)),
         ];
         for (action, role, pk, grant, expected) in cases {
             let got = decide(*action, &facts(*role, *pk, *grant))
@@ -727,6 +784,11 @@ mod tests {
         let mut personal = facts(Some(Role::Owner), true, false);
         personal.personal = true;
         assert!(decide(ManageMembers, &personal).is_err());
+        assert_eq!(
+            decide(DeleteWorkspace, &personal).unwrap_err().to_string(),
+            "a personal workspace cannot be deleted"
+        );
+        assert!(decide(RenameWorkspace, &personal).is_ok());
         let mut own = own_keys_facts();
         own.what = OWN_ACCOUNT.into();
         assert!(decide(ImportBackup, &own).is_ok());

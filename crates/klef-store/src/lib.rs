@@ -85,6 +85,7 @@ mod backup;
 mod blocking;
 mod environments;
 pub mod error;
+mod lifecycle;
 mod local;
 mod queries;
 mod reads;

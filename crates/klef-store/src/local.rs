@@ -434,4 +434,63 @@ impl Backend for LocalVault {
             .write_secrets(env, writes, Some(LOCAL_AUTHOR), None)
             .await?)
     }
+
+    async fn rename_environment(
+        &self,
+        env: &EnvironmentId,
+        slug: &str,
+        name: &str,
+    ) -> BackendResult<()> {
+        let owner = self.owner().await?;
+        Ok(self
+            .store()
+            .await?
+            .rename_environment(&owner, env, slug, name, None)
+            .await?)
+    }
+
+    async fn delete_environment(&self, env: &EnvironmentId) -> BackendResult<()> {
+        let owner = self.owner().await?;
+        Ok(self
+            .store()
+            .await?
+            .delete_environment(&owner, env, None)
+            .await?)
+    }
+
+    async fn rename_project(&self, project: &ProjectId, name: &str) -> BackendResult<()> {
+        let owner = self.owner().await?;
+        Ok(self
+            .store()
+            .await?
+            .rename_project(&owner, project, name, None)
+            .await?)
+    }
+
+    async fn delete_project(&self, project: &ProjectId) -> BackendResult<()> {
+        let owner = self.owner().await?;
+        Ok(self
+            .store()
+            .await?
+            .delete_project(&owner, project, None)
+            .await?)
+    }
+
+    async fn rename_workspace(&self, ws: &WorkspaceId, name: &str) -> BackendResult<()> {
+        let owner = self.owner().await?;
+        Ok(self
+            .store()
+            .await?
+            .rename_workspace(&owner, ws, name, None)
+            .await?)
+    }
+
+    async fn delete_workspace(&self, ws: &WorkspaceId) -> BackendResult<()> {
+        let owner = self.owner().await?;
+        Ok(self
+            .store()
+            .await?
+            .delete_workspace(&owner, ws, None)
+            .await?)
+    }
 }

@@ -1,7 +1,6 @@
 //! `klef init [NAME]`: creates the local account on first use, then a project with the
 //! `development`, `staging` and `production` environments, and writes `.klef` here.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
@@ -225,35 +224,10 @@ async fn create_account(
         workspace: Some(personal.id),
     })?;
 
-    show_recovery_code(ctx, display.expose_secret(), recovery_file);
+    ctx.printer
+        .recovery_code(display.expose_secret(), recovery_file);
     // The password was just typed: unlock the session now, as `klef unlock` would.
     crate::unlock::remember_in_agent(&ctx.global, &b.vault_id(&account), &unlocked.private_key)
         .await;
     Ok(account)
-}
-
-fn show_recovery_code(ctx: &Context, code: &str, file: Option<&std::path::Path>) {
-    let lines = [
-        "your recovery code: write this down and keep it somewhere safe".to_owned(),
-        String::new(),
-        format!("    {code}"),
-        String::new(),
-        "it is shown only once; with it, `klef recover` resets a forgotten password".to_owned(),
-    ];
-    let width = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
-    let rule = "─".repeat(width + 2);
-    let mut boxed = format!("┌{rule}┐\n");
-    for l in &lines {
-        let pad = " ".repeat(width - l.chars().count());
-        let _ = writeln!(boxed, "│ {l}{pad} │");
-    }
-    let _ = write!(boxed, "└{rule}┘");
-    // Not silenced by -q: this is the only time the code is shown.
-    ctx.printer.always(&boxed);
-    if let Some(f) = file {
-        ctx.printer.always(&format!(
-            "the recovery code was also written to {} (mode 0600)",
-            f.display()
-        ));
-    }
 }

@@ -118,7 +118,11 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             .collect();
         check_overwrite(&args.output, &names, &t)?;
     }
+    let progress = ctx
+        .printer
+        .progress(format!("decrypting {} values", current.len()));
     let entries = secrets::decrypt_all(&key, &t, &current)?;
+    drop(progress);
     let rendered = dotenv::render(&entries, format.into());
     if format == FormatArg::Dotenv {
         warn_unportable(ctx, &entries);

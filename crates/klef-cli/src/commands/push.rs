@@ -170,6 +170,9 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     }
 
     if !writes.is_empty() && !args.dry_run {
+        let _progress = ctx
+            .printer
+            .progress(format!("writing {} values", writes.len()));
         b.write_secrets(&t.env.id, &writes)
             .await
             .with_context(|| format!("failed to write to {}", t.describe()))?;

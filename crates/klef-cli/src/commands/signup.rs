@@ -116,7 +116,8 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         text.push('\n');
         fsutil::write_new(path, text.as_bytes(), 0o600)?;
     }
-    show_recovery_code(ctx, display.expose_secret(), args.recovery_file.as_deref());
+    ctx.printer
+        .recovery_code(display.expose_secret(), args.recovery_file.as_deref());
     // The encryption password was just typed: unlock the session now, as `klef unlock` would.
     let vault = remote::session::vault_label(&server, &id);
     crate::unlock::remember_in_agent(&ctx.global, &vault, &unlocked.private_key).await;
@@ -178,17 +179,4 @@ async fn from_backup(
         file.display()
     ));
     crate::commands::backup::adopt::restore(ctx, file).await
-}
-
-/// Shows the recovery code once, in a box, on stderr (not silenced by `-q`).
-fn show_recovery_code(ctx: &Context, code: &str, file: Option<&std::path::Path>) {
-    ctx.printer.always(&format!(
-        "your recovery code (shown only once; keep it somewhere safe):\n\n    {code}\n\nwith it, `klef recover` resets a forgotten encryption password"
-    ));
-    if let Some(f) = file {
-        ctx.printer.always(&format!(
-            "the recovery code was also written to {} (mode 0600)",
-            f.display()
-        ));
-    }
 }

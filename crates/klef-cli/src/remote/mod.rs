@@ -23,9 +23,9 @@ use klef_core::wire::{
     CreateEnvironmentRequest, CreateInvitationRequest, CreateProjectRequest,
     CreateWorkspaceRequest, EnvironmentKeyResponse, EnvironmentList, GrantList,
     ImportBackupResponse, Invitation, InvitationList, LoginRequest, MeResponse, Member, MemberList,
-    ProjectList, RemoveMemberResponse, ReplaceKeysRequest, RotateResponse, SecretList,
-    SessionResponse, SignupRequest, WorkspaceList, WriteSecretsRequest, WriteSecretsResponse,
-    routes,
+    ProjectList, RemoveMemberResponse, RenameEnvironmentRequest, RenameProjectRequest,
+    RenameWorkspaceRequest, ReplaceKeysRequest, RotateResponse, SecretList, SessionResponse,
+    SignupRequest, WorkspaceList, WriteSecretsRequest, WriteSecretsResponse, routes,
 };
 use tokio::sync::OnceCell;
 
@@ -330,6 +330,63 @@ impl Backend for RemoteBackend {
             )
             .await?;
         Ok(resp.written)
+    }
+
+    async fn rename_environment(
+        &self,
+        env: &EnvironmentId,
+        slug: &str,
+        name: &str,
+    ) -> BackendResult<()> {
+        let _: Environment = self
+            .api
+            .put(
+                &routes::environment(env),
+                &RenameEnvironmentRequest {
+                    slug: slug.to_owned(),
+                    name: name.to_owned(),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_environment(&self, env: &EnvironmentId) -> BackendResult<()> {
+        self.api.delete(&routes::environment(env)).await
+    }
+
+    async fn rename_project(&self, project: &ProjectId, name: &str) -> BackendResult<()> {
+        let _: Project = self
+            .api
+            .put(
+                &routes::project(project),
+                &RenameProjectRequest {
+                    name: name.to_owned(),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_project(&self, project: &ProjectId) -> BackendResult<()> {
+        self.api.delete(&routes::project(project)).await
+    }
+
+    async fn rename_workspace(&self, ws: &WorkspaceId, name: &str) -> BackendResult<()> {
+        let _: Workspace = self
+            .api
+            .put(
+                &routes::workspace(ws),
+                &RenameWorkspaceRequest {
+                    name: name.to_owned(),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_workspace(&self, ws: &WorkspaceId) -> BackendResult<()> {
+        self.api.delete(&routes::workspace(ws)).await
     }
 }
 

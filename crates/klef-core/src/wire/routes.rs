@@ -78,11 +78,18 @@ pub const WORKSPACES: &str = "/v1/workspaces";
 /// `GET` [`ProjectList`](super::ProjectList), `POST`
 /// [`CreateProjectRequest`](super::CreateProjectRequest); see [`projects`].
 pub const PROJECTS: &str = "/v1/workspaces/{workspace_id}/projects";
-/// `GET` a [`Project`](crate::model::Project); see [`project`].
+/// `PUT` [`RenameWorkspaceRequest`](super::RenameWorkspaceRequest), `DELETE` (`204`); see
+/// [`workspace`].
+pub const WORKSPACE: &str = "/v1/workspaces/{workspace_id}";
+/// `GET` a [`Project`](crate::model::Project), `PUT`
+/// [`RenameProjectRequest`](super::RenameProjectRequest), `DELETE` (`204`); see [`project`].
 pub const PROJECT: &str = "/v1/projects/{project_id}";
 /// `GET` [`EnvironmentList`](super::EnvironmentList), `POST`
 /// [`CreateEnvironmentRequest`](super::CreateEnvironmentRequest); see [`environments`].
 pub const ENVIRONMENTS: &str = "/v1/projects/{project_id}/environments";
+/// `PUT` [`RenameEnvironmentRequest`](super::RenameEnvironmentRequest), `DELETE` (`204`); see
+/// [`environment`].
+pub const ENVIRONMENT: &str = "/v1/environments/{environment_id}";
 /// `GET` [`EnvironmentKeyResponse`](super::EnvironmentKeyResponse); see [`environment_key`].
 pub const ENVIRONMENT_KEY: &str = "/v1/environments/{environment_id}/key";
 /// `GET` [`SecretList`](super::SecretList), `POST`
@@ -228,6 +235,18 @@ endpoints! {
     ExportWorkspace => Get WORKSPACE_EXPORT,
     /// Restores a backup archive.
     ImportBackup => Post IMPORT,
+    /// Renames a workspace.
+    RenameWorkspace => Put WORKSPACE,
+    /// Deletes a team workspace with everything in it.
+    DeleteWorkspace => Delete WORKSPACE,
+    /// Renames a project.
+    RenameProject => Put PROJECT,
+    /// Deletes a project with its environments and secrets.
+    DeleteProject => Delete PROJECT,
+    /// Renames an environment (a new slug and name).
+    RenameEnvironment => Put ENVIRONMENT,
+    /// Deletes an environment with its secrets.
+    DeleteEnvironment => Delete ENVIRONMENT,
 }
 
 impl Endpoint {
@@ -258,6 +277,18 @@ fn fill(template: &str, args: &[&dyn fmt::Display]) -> String {
     }
     debug_assert!(args.next().is_none(), "more arguments than path parameters");
     out
+}
+
+/// [`WORKSPACE`].
+#[must_use]
+pub fn workspace(ws: &WorkspaceId) -> String {
+    fill(WORKSPACE, &[ws])
+}
+
+/// [`ENVIRONMENT`].
+#[must_use]
+pub fn environment(env: &EnvironmentId) -> String {
+    fill(ENVIRONMENT, &[env])
 }
 
 /// [`PROJECTS`] of a workspace.

@@ -6,6 +6,7 @@ mod accounts;
 mod api_keys;
 mod backup;
 mod content;
+mod lifecycle;
 mod teams;
 
 use std::convert::Infallible;
@@ -99,6 +100,12 @@ fn handler(endpoint: Endpoint, method: MethodFilter) -> MethodRouter<AppState> {
         E::ApiKeyRecipients => on(method, content::api_key_recipients),
         E::ExportWorkspace => on(method, backup::export),
         E::ImportBackup => on(method, backup::import),
+        E::RenameWorkspace => on(method, lifecycle::rename_workspace),
+        E::DeleteWorkspace => on(method, lifecycle::delete_workspace),
+        E::RenameProject => on(method, lifecycle::rename_project),
+        E::DeleteProject => on(method, lifecycle::delete_project),
+        E::RenameEnvironment => on(method, lifecycle::rename_environment),
+        E::DeleteEnvironment => on(method, lifecycle::delete_environment),
     }
 }
 

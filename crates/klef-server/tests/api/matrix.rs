@@ -330,6 +330,42 @@ pub(crate) const MATRIX: &[Row] = &[
         "not a backup (`{}`)",
         [400, 400, 400, 400, 403, 403, 403, 403, U, U, U, U],
     ),
+    (
+        "PUT",
+        "/v1/workspaces/{workspace_id}",
+        "its own name again",
+        [200, 403, 403, 200, 403, 403, 403, 403, U, U, U, U],
+    ),
+    (
+        "PUT",
+        "/v1/projects/{project_id}",
+        "a project made for the column, a new name",
+        [200, 403, 403, 200, 403, 403, 403, 403, U, U, U, U],
+    ),
+    (
+        "PUT",
+        "/v1/environments/{environment_id}",
+        "an environment made for the column, a new slug",
+        [200, 403, 403, 200, 403, 403, 403, 403, U, U, U, U],
+    ),
+    (
+        "DELETE",
+        "/v1/environments/{environment_id}",
+        "an environment made for the column",
+        [204, 403, 403, 204, 403, 403, 403, 403, U, U, U, U],
+    ),
+    (
+        "DELETE",
+        "/v1/projects/{project_id}",
+        "a project made for the column",
+        [204, 403, 403, 204, 403, 403, 403, 403, U, U, U, U],
+    ),
+    (
+        "DELETE",
+        "/v1/workspaces/{workspace_id}",
+        "the workspace; alice's columns: one made for the column",
+        [204, 403, 403, 204, 403, 403, 403, 403, U, U, U, U],
+    ),
     // Last in each column: it ends the caller's session.
     (
         "POST",
@@ -585,6 +621,9 @@ struct World {
     put_target: SysKey,
     alice_user_key: ApiKeyId,
     victims: Vec<SysKey>,
+    /// Per column: an environment of `api`, a project and a workspace of alice's that the
+    /// rename and delete rows act on.
+    doomed: Vec<(EnvironmentId, ProjectId, WorkspaceId)>,
 }
 
 const SECRET: &str = "API_KEY";
@@ -774,6 +813,35 @@ async fn setup(api: &Api, target: &Target) -> World {
         .ok(201);
         victims.push(v);
     }
+    // What the rename and delete rows act on, one of each per column.
+    let mut doomed = Vec::new();
+    for col in 0..WHO.len() {
+        let env = new_env(&fx, &format!("doomed{col}"));
+        api.post(
+            &format!("/v1/projects/{}/environments", fx.project.id),
+            Some(&alice_token),
+            &create_env_body(&fx, &env, &star),
+        )
+        .await
+        .ok(201);
+        let p = ProjectFixture::new(ws, &format!("doomed{col}"), &["dev"]);
+        api.post(
+            &format!("/v1/workspaces/{ws}/projects"),
+            Some(&alice_token),
+            &json!({"project": p.new_project(&alice.public_key())}),
+        )
+        .await
+        .ok(201);
+        let own = WorkspaceId::random();
+        api.post(
+            "/v1/workspaces",
+            Some(&alice_token),
+            &json!({"workspace": {"id": own, "name": format!("doomed {col}"), "personal": false, "created_at": T0}}),
+        )
+        .await
+        .ok(201);
+        doomed.push((env.0.id, p.project.id, own));
+    }
     // An expired session of bob.
     let expired = bob.login(api).await;
     exec(
@@ -828,6 +896,7 @@ async fn setup(api: &Api, target: &Target) -> World {
         put_target,
         alice_user_key,
         victims,
+        doomed,
     }
 }
 
@@ -951,6 +1020,26 @@ fn request(w: &World, row: usize, col: usize) -> (String, Option<Value>) {
         }
         ("POST", _) => Some(json!({})),
         _ => None,
+    };
+    let (doomed_env, doomed_project, doomed_ws) = w.doomed[col];
+    let alices = matches!(who, Who::Owner | Who::UserKey);
+    let concrete = match (MATRIX[row].0, path) {
+        ("PUT" | "DELETE", "/v1/environments/{environment_id}") => {
+            format!("/v1/environments/{doomed_env}")
+        }
+        ("PUT" | "DELETE", "/v1/projects/{project_id}") => format!("/v1/projects/{doomed_project}"),
+        ("DELETE", "/v1/workspaces/{workspace_id}") if alices => {
+            format!("/v1/workspaces/{doomed_ws}")
+        }
+        _ => concrete,
+    };
+    let body = match (MATRIX[row].0, path) {
+        ("PUT", "/v1/workspaces/{workspace_id}") => Some(json!({"name": "Acme"})),
+        ("PUT", "/v1/projects/{project_id}") => Some(json!({"name": format!("renamed {col}")})),
+        ("PUT", "/v1/environments/{environment_id}") => {
+            Some(json!({"slug": format!("renamed{col}"), "name": "Renamed"}))
+        }
+        _ => body,
     };
     let concrete = if path == "/v1/api-keys/{api_key_id}" {
         let id = match (MATRIX[row].0, note.contains("user key")) {

@@ -9,6 +9,5 @@ mod export;
 mod guard;
 mod local;
 
-#[cfg(feature = "server")]
 pub(crate) use guard::delete_past_guard;
 pub use local::{Contents, ImportMode, ImportSummary};

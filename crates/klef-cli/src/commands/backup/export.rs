@@ -33,12 +33,16 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     let b = ctx.backend().await?;
     ctx.account(&b).await?;
     let ws = ctx.current_workspace(&b).await?;
+    let progress = ctx
+        .printer
+        .progress(format!("exporting workspace \"{}\"", ws.name));
     let archive = b
         .export_backup(&ws)
         .await
         .map_err(|e| export_failed(e, &ws, b.server()))?;
     let bytes = backup::encode(&archive);
     write_archive(&args.file, &bytes, args.force)?;
+    drop(progress);
 
     let versions = archive.secrets.len();
     if ctx.global.json {

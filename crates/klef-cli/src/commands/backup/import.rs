@@ -44,7 +44,10 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     };
     drop(bytes);
     let file = args.file.display();
-    let restored = match b.import_backup(&archive, args.force).await {
+    let progress = ctx.printer.progress("importing the archive");
+    let imported = b.import_backup(&archive, args.force).await;
+    drop(progress);
+    let restored = match imported {
         Ok(Restore::Restored(done)) => done,
         Ok(Restore::Occupied {
             projects,

@@ -1,7 +1,9 @@
 //! `klef env …`: the project's environments.
 
 pub(crate) mod create;
+pub(crate) mod delete;
 pub(crate) mod list;
+pub(crate) mod rename;
 pub(crate) mod rotate_key;
 pub(crate) mod use_;
 
@@ -22,6 +24,10 @@ pub(crate) enum Command {
     Use(use_::Args),
     /// Give the environment a new key and re-encrypt its values
     RotateKey(rotate_key::Args),
+    /// Rename an environment (admins)
+    Rename(rename::Args),
+    /// Delete an environment and all its values (admins)
+    Delete(delete::Args),
 }
 
 pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
@@ -30,5 +36,7 @@ pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
         Command::Create(args) => create::run(args, ctx).await,
         Command::Use(args) => use_::run(&args, ctx).await,
         Command::RotateKey(args) => rotate_key::run(args, ctx).await,
+        Command::Rename(args) => rename::run(&args, ctx).await,
+        Command::Delete(args) => delete::run(&args, ctx).await,
     }
 }

@@ -59,6 +59,9 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         project: t.project.clone(),
         env: env.clone(),
     };
+    let progress = ctx
+        .printer
+        .progress(format!("re-encrypting {} values", live.len()));
     let mut rotated = Vec::with_capacity(live.len());
     for sv in &live {
         let value = secrets::decrypt(&old_key, &target, sv)?;
@@ -100,6 +103,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             .into());
         }
     };
+    drop(progress);
     if ctx.global.json {
         ctx.printer.json(&json!({
             "environment": env.slug,

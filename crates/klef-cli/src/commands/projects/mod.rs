@@ -1,6 +1,8 @@
-//! `klef projects …`.
+//! `klef projects …` (also `klef project …`).
 
+pub(crate) mod delete;
 pub(crate) mod list;
+pub(crate) mod rename;
 
 use anyhow::Result;
 
@@ -13,10 +15,16 @@ use crate::diagnostics::ExitStatus;
 pub(crate) enum Command {
     /// List the projects of the current workspace
     List(list::Args),
+    /// Rename a project (admins)
+    Rename(rename::Args),
+    /// Delete a project with its environments and values (admins)
+    Delete(delete::Args),
 }
 
 pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
     match cmd {
         Command::List(args) => list::run(&args, ctx).await,
+        Command::Rename(args) => rename::run(&args, ctx).await,
+        Command::Delete(args) => delete::run(&args, ctx).await,
     }
 }

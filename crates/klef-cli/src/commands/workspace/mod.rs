@@ -3,10 +3,12 @@
 pub(crate) mod accept;
 pub(crate) mod confirm;
 pub(crate) mod create;
+pub(crate) mod delete;
 pub(crate) mod invite;
 pub(crate) mod list;
 pub(crate) mod members;
 pub(crate) mod remove;
+pub(crate) mod rename;
 pub(crate) mod use_;
 
 use anyhow::Result;
@@ -38,6 +40,10 @@ pub(crate) enum Command {
     Members(members::Args),
     /// Remove a member (then rotate the keys they could read)
     Remove(remove::Args),
+    /// Rename a workspace (admins)
+    Rename(rename::Args),
+    /// Delete a team workspace with everything in it (its owner)
+    Delete(delete::Args),
 }
 
 pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
@@ -50,6 +56,8 @@ pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
         Command::Confirm(args) => confirm::run(&args, ctx).await,
         Command::Members(args) => members::run(&args, ctx).await,
         Command::Remove(args) => remove::run(&args, ctx).await,
+        Command::Rename(args) => rename::run(&args, ctx).await,
+        Command::Delete(args) => delete::run(&args, ctx).await,
     }
 }
 
