@@ -11,10 +11,9 @@
 //! Delays come from a seeded generator; the seed is printed, and `KLEF_CRASH_SEED=N` replays a
 //! run.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use klef_e2e::{ACCOUNT_PASSWORD, PASSWORD, TestContext, bin};
@@ -232,56 +231,20 @@ impl CrashableServer {
         format!("http://{}", self.addr)
     }
 
-    /// Starts the server on `self.addr` and waits for its "listening" log line.
+    /// Starts the server on `self.addr` and waits for its readiness line, which names the
+    /// port it bound.
     fn launch(&mut self) {
         let db = format!("sqlite://{}", self.dir.join("server.db").display());
         let mut cmd = Command::new(bin("klef-server"));
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            if k.starts_with("KLEF_") || k == "RUST_LOG" {
-                cmd.env_remove(&k);
-            }
-        }
-        let mut child = cmd
-            .args(["--listen", &self.addr, "--database-url", &db])
+        klef_testkit::scrub_inherited(&mut cmd);
+        cmd.args(["--listen", &self.addr, "--database-url", &db])
             .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
             .env("KLEF_HOME", &self.dir)
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start klef-server");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            let mut log = String::new();
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                log.push_str(&line);
-                log.push('\n');
-                if line.contains("klef-server listening")
-                    && let Some(addr) = address_in(&line)
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(Ok(addr));
-                }
-            }
-            if let Some(tx) = tx {
-                let _ = tx.send(Err(log));
-            }
-        });
-        match rx.recv_timeout(Duration::from_mins(1)) {
-            Ok(Ok(addr)) => self.addr = addr,
-            other => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("klef-server did not start on {}: {other:?}", self.addr);
-            }
-        }
-        self.child = Some(child);
+            .current_dir(&self.dir);
+        let started = klef_testkit::spawn_until_ready(cmd, Duration::from_mins(1))
+            .unwrap_or_else(|e| panic!("klef-server did not start on {}: {e}", self.addr));
+        self.addr = started.addr().to_string();
+        self.child = Some(started.child);
     }
 
     /// SIGKILL (`Child::kill`), and waits for the process to be gone.
@@ -297,16 +260,6 @@ impl Drop for CrashableServer {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// `127.0.0.1:PORT` in a log line.
-fn address_in(line: &str) -> Option<String> {
-    let start = line.find("127.0.0.1:")?;
-    let port: String = line[start + 10..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    (!port.is_empty()).then(|| format!("127.0.0.1:{port}"))
 }
 
 #[test]

@@ -125,26 +125,9 @@ impl TestContext {
     #[must_use]
     pub fn command(&self, binary: &str) -> Command {
         let mut cmd = Command::new(bin(binary));
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            if k.starts_with("KLEF_")
-                || k.starts_with("XDG_")
-                || k == "NO_COLOR"
-                || k == "RUST_LOG"
-                || k == "DBUS_SESSION_BUS_ADDRESS"
-            {
-                cmd.env_remove(&k);
-            }
-        }
-        let home = self.root.path().join("home");
-        cmd.env("HOME", &home)
-            .env("XDG_CONFIG_HOME", home.join(".config"))
-            .env("XDG_DATA_HOME", home.join(".local/share"))
-            .env("XDG_CACHE_HOME", home.join(".cache"))
-            .env("XDG_STATE_HOME", home.join(".local/state"))
-            .env("KLEF_HOME", self.klef_home())
+        klef_testkit::Hermetic::new(self.root.path().join("home")).apply(&mut cmd);
+        cmd.env("KLEF_HOME", self.klef_home())
             .env("KLEF_AGENT_BIN", bin_dir().join("klef-agent"))
-            .env("NO_COLOR", "1")
             .current_dir(&self.cwd);
         for (k, v) in &self.envs {
             cmd.env(k, v);

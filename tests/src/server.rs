@@ -1,13 +1,13 @@
 //! A real `klef-server` process for end-to-end tests, killed when the guard drops.
 //!
-//! The server binds `127.0.0.1:0` and logs the address it got; the guard reads it from the
-//! server's stderr, so no port is guessed and nothing sleeps while it starts. Each server gets
+//! The server binds `127.0.0.1:0` and announces the address it got in its readiness line
+//! (`klef_testkit::spawn_until_ready`), so no port is guessed, nothing sleeps while it starts and
+//! no log is scraped. Each server gets
 //! its own `SQLite` file, or its own `PostgreSQL` schema (`KLEF_TEST_DATABASE_URL`), dropped after.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::bin;
@@ -88,51 +88,18 @@ impl Server {
             Database::Postgres { url, .. } => url.clone(),
         };
         let mut cmd = Command::new(bin("klef-server"));
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            if k.starts_with("KLEF_") || k == "RUST_LOG" {
-                cmd.env_remove(&k);
-            }
-        }
+        klef_testkit::scrub_inherited(&mut cmd);
         cmd.args(["--listen", "127.0.0.1:0", "--database-url", &url_arg])
             .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
             .env("KLEF_HOME", dir)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start klef-server");
-        let stderr = child.stderr.take().expect("klef-server stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = listening_address(&line)
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(addr);
-                }
-                if let Ok(mut l) = sink.lock() {
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            }
-        });
-        let Ok(addr) = rx.recv_timeout(START_TIMEOUT) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            let log = log.lock().map(|l| l.clone()).unwrap_or_default();
-            panic!("klef-server did not report its address:\n{log}");
-        };
+            .current_dir(dir);
+        let started = klef_testkit::spawn_until_ready(cmd, START_TIMEOUT)
+            .unwrap_or_else(|e| panic!("klef-server did not start: {e}"));
         Self {
-            child,
-            url: format!("http://{addr}"),
+            url: format!("http://{}", started.addr()),
+            log: started.log_handle(),
+            child: started.child,
             database,
-            log,
         }
     }
 
@@ -162,19 +129,6 @@ impl Drop for Server {
     }
 }
 
-/// `127.0.0.1:PORT` from the server's "klef-server listening address=Some(…)" log line.
-fn listening_address(line: &str) -> Option<String> {
-    if !line.contains("klef-server listening") {
-        return None;
-    }
-    let start = line.find("127.0.0.1:")?;
-    let rest = &line[start..];
-    let end = rest[10..]
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or(rest.len(), |i| i + 10);
-    Some(rest[..end].to_owned())
-}
-
 /// Runs one SQL statement with `psql` (the test machine's client).
 fn psql(url: &str, sql: &str) {
     let out = Command::new("psql")
@@ -194,16 +148,4 @@ fn getrandom_bytes(buf: &mut [u8]) {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(buf))
         .expect("read /dev/urandom");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::listening_address;
-
-    #[test]
-    fn parses_the_listening_line() {
-        let line = "2026-11-27T16:00:00Z  INFO klef_server: klef-server listening address=Some(127.0.0.1:41234) database=\"sqlite\"";
-        assert_eq!(listening_address(line).as_deref(), Some("127.0.0.1:41234"));
-        assert_eq!(listening_address("other 127.0.0.1:1"), None);
-    }
 }

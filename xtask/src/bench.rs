@@ -540,33 +540,21 @@ impl Sandbox {
     /// of 2; `klef`, three libraries, more), time no user's shell adds.
     fn command(&self, program: impl AsRef<std::ffi::OsStr>, cwd: &Path) -> Command {
         let mut cmd = Command::new(program);
+        // HOME and XDG_* in the sandbox, no KLEF_*, XDG_*, NO_COLOR, RUST_LOG nor session bus
+        // of the caller (the session keyring); then what the other tools read.
+        klef_testkit::Hermetic::new(&self.home).apply(&mut cmd);
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy();
-            if k.starts_with("KLEF_")
-                || k.starts_with("XDG_")
-                || k.starts_with("DOTENV_")
-                || matches!(
-                    &*k,
-                    "NO_COLOR"
-                        | "RUST_LOG"
-                        | "GNUPGHOME"
-                        | "PASSWORD_STORE_DIR"
-                        | "LD_LIBRARY_PATH"
-                )
+            if k.starts_with("DOTENV_")
+                || matches!(&*k, "GNUPGHOME" | "PASSWORD_STORE_DIR" | "LD_LIBRARY_PATH")
             {
                 cmd.env_remove(&*k);
             }
         }
-        cmd.env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", self.home.join(".config"))
-            .env("XDG_DATA_HOME", self.home.join(".local/share"))
-            .env("XDG_CACHE_HOME", self.home.join(".cache"))
-            .env("XDG_STATE_HOME", self.home.join(".local/state"))
-            .env("KLEF_HOME", &self.klef_home)
+        cmd.env("KLEF_HOME", &self.klef_home)
             .env("KLEF_AGENT_BIN", &self.agent)
             .env("GNUPGHOME", &self.gnupghome)
             .env("PASSWORD_STORE_DIR", self.path("password-store"))
-            .env("NO_COLOR", "1")
             .current_dir(cwd);
         cmd
     }

@@ -16,9 +16,8 @@
 //! it stops (SIGTERM). Summary: `target/flood-summary.json`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -327,15 +326,9 @@ struct Server {
 impl Server {
     fn start(bin_dir: &Path, work: &Path, stats: &Path) -> Result<Self> {
         let mut cmd = Command::new(bin_dir.join("klef-server"));
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            if k.starts_with("KLEF_") || k == "RUST_LOG" {
-                cmd.env_remove(&k);
-            }
-        }
+        klef_testkit::scrub_inherited(&mut cmd);
         let db = format!("sqlite://{}", work.join("server.db").display());
-        let mut child = cmd
-            .args(["--listen", "127.0.0.1:0", "--database-url", &db])
+        cmd.args(["--listen", "127.0.0.1:0", "--database-url", &db])
             .args(
                 std::env::var("FLOOD_SERVER_ARGS")
                     .unwrap_or_default()
@@ -344,43 +337,27 @@ impl Server {
             .arg("--stats-file")
             .arg(stats)
             .env("RUST_LOG", "warn,klef_server=info")
-            .env("NO_COLOR", "1")
             .env("KLEF_HOME", work.join("server"))
-            .current_dir(work)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("failed to start klef-server")?;
-        let stderr = child.stderr.take().context("no stderr pipe")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("klef-server listening")
-                    && let Some(start) = line.find("127.0.0.1:")
-                    && let Some(tx) = tx.take()
-                {
-                    let port: String = line[start + 10..]
-                        .chars()
-                        .take_while(char::is_ascii_digit)
-                        .collect();
-                    let _ = tx.send(port);
-                }
-            }
-        });
-        let Ok(port) = rx.recv_timeout(Duration::from_secs(30)) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("klef-server did not report its address");
-        };
-        let pid = child.id();
-        Ok(Self {
+            .current_dir(work);
+        // Waits for the readiness line (decision 0015); the log stays next to the database.
+        let started = klef_testkit::spawn_until_ready_logging(
+            cmd,
+            Duration::from_secs(30),
+            Some(&work.join("flood-server.log")),
+        )
+        .map_err(|e| anyhow::anyhow!("klef-server did not start: {e}"))?;
+        let addr = started.addr();
+        let child = started.child;
+        let server = Self {
+            pid: child.id(),
             child,
-            pid,
-            url: format!("http://127.0.0.1:{port}"),
-        })
+            url: format!("http://{addr}"),
+        };
+        ensure!(
+            addr.ip().is_loopback(),
+            "klef-server announced {addr}, not a loopback address"
+        );
+        Ok(server)
     }
 
     /// SIGTERM, then waits (at most 20 s) for the server to finish and write its stats.

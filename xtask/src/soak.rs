@@ -20,7 +20,7 @@
 //! Prints one summary line and writes `target/soak-summary.json`.
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -181,22 +181,16 @@ fn setup_with_cli(bin_dir: &Path, work: &Path, url: &str) -> Result<()> {
     let app = work.join("app");
     std::fs::create_dir_all(&home).context("failed to create the client's home")?;
     std::fs::create_dir_all(&app).context("failed to create the client's project directory")?;
+    let hermetic = klef_testkit::Hermetic::new(&home);
     let klef = |args: &[&str]| -> Result<()> {
         let mut cmd = Command::new(bin_dir.join("klef"));
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            if k.starts_with("KLEF_") || k.starts_with("XDG_") || k == "RUST_LOG" {
-                cmd.env_remove(&k);
-            }
-        }
+        hermetic.apply(&mut cmd);
         cmd.arg("--password-stdin")
             .args(args)
-            .env("HOME", &home)
             .env("KLEF_HOME", work.join("klef-home"))
             .env("KLEF_NO_AGENT", "1")
             .env("KLEF_TOKEN_STORE", "file")
             .env("KLEF_ACCOUNT_PASSWORD", ACCOUNT_PASSWORD)
-            .env("NO_COLOR", "1")
             .current_dir(&app)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -750,55 +744,27 @@ struct ServerProcess {
 impl ServerProcess {
     fn start(bin_dir: &Path, database_url: &str, work: &Path, target: &Path) -> Result<Self> {
         let mut cmd = Command::new(bin_dir.join("klef-server"));
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            if k.starts_with("KLEF_") || k == "RUST_LOG" {
-                cmd.env_remove(&k);
-            }
-        }
-        let mut child = cmd
-            .args(["--listen", "127.0.0.1:0", "--database-url", database_url])
+        klef_testkit::scrub_inherited(&mut cmd);
+        cmd.args(["--listen", "127.0.0.1:0", "--database-url", database_url])
             .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
             .env("KLEF_HOME", work.join("server"))
-            .current_dir(work)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("failed to start klef-server")?;
-        let stderr = child.stderr.take().context("no stderr pipe")?;
+            .current_dir(work);
         let log_path: PathBuf = target.join("soak-server.log");
-        let mut log = std::fs::File::create(&log_path)
-            .with_context(|| format!("failed to create {}", log_path.display()))?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let _ = writeln!(log, "{line}");
-                if line.contains("klef-server listening")
-                    && let Some(addr) = loopback_address(&line)
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(addr);
-                }
-            }
-        });
-        let Ok(addr) = rx.recv_timeout(START_TIMEOUT) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "klef-server did not report its address; see {}",
-                log_path.display()
-            );
-        };
-        let pid = child.id();
-        Ok(Self {
+        let started = klef_testkit::spawn_until_ready_logging(cmd, START_TIMEOUT, Some(&log_path))
+            .map_err(|e| anyhow::anyhow!("klef-server did not start: {e}"))?;
+        let addr = started.addr();
+        let child = started.child;
+        let server = Self {
+            pid: child.id(),
             child,
-            pid,
             url: format!("http://{addr}"),
-        })
+        };
+        // The soak only ever talks to loopback (dropping `server` kills it).
+        ensure!(
+            addr.ip().is_loopback(),
+            "klef-server announced {addr}, not a loopback address"
+        );
+        Ok(server)
     }
 }
 
@@ -807,17 +773,6 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// `127.0.0.1:PORT` from the server's "listening" line; anything else is refused, so the soak
-/// only ever talks to loopback.
-fn loopback_address(line: &str) -> Option<String> {
-    let start = line.find("127.0.0.1:")?;
-    let port: String = line[start + 10..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    port.parse::<u16>().ok().map(|p| format!("127.0.0.1:{p}"))
 }
 
 fn vm_rss_kib(pid: u32) -> Option<u64> {
@@ -900,17 +855,5 @@ mod tests {
         assert_eq!(phase_of(BEFORE, AFTER), 1);
         assert_eq!(phase_of(OUTAGE, AFTER), 1);
         assert_eq!(phase_of(AFTER, AFTER), 2);
-    }
-
-    #[test]
-    fn only_loopback_addresses_are_taken() {
-        assert_eq!(
-            loopback_address("klef-server listening address=Some(127.0.0.1:4100)").as_deref(),
-            Some("127.0.0.1:4100")
-        );
-        assert_eq!(
-            loopback_address("listening address=Some(10.0.0.1:4100)"),
-            None
-        );
     }
 }

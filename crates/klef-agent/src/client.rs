@@ -25,7 +25,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::time::timeout;
 
-use crate::daemon::READY_LINE;
+use klef_core::ready::ReadyLine;
+
+use crate::daemon::LEGACY_READY_LINE;
 use crate::paths::{AgentPaths, PathsError, euid};
 use crate::protocol::{
     AgentStatus, ErrorCode, FrameError, KeyBytes, OwnedAad, PROTOCOL_VERSION, Request, Response,
@@ -361,6 +363,7 @@ async fn start(paths: &AgentPaths, bin: &Path) -> Result<(), ClientError> {
     }
     spawn_until_ready(cmd, Ready::ThenExits)
         .await
+        .map(drop)
         .map_err(|message| ClientError::StartFailed {
             bin: bin.to_owned(),
             message,
@@ -405,7 +408,7 @@ pub(crate) enum Ready {
 pub(crate) async fn spawn_until_ready(
     mut cmd: tokio::process::Command,
     ready: Ready,
-) -> Result<(), String> {
+) -> Result<Option<String>, String> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -418,11 +421,11 @@ pub(crate) async fn spawn_until_ready(
     match read {
         Err(_) => return Err(format!("not ready within {}s", START_TIMEOUT.as_secs())),
         Ok(Err(e)) => return Err(e.to_string()),
-        Ok(Ok(_)) if line.trim_end() == READY_LINE => {
+        Ok(Ok(_)) if is_ready_line(&line) => {
             if ready == Ready::ThenExits {
                 let _ = timeout(START_TIMEOUT, child.wait()).await;
             }
-            return Ok(());
+            return Ok(Some(line.trim_end().to_owned()));
         }
         Ok(Ok(_)) => {}
     }
@@ -432,7 +435,7 @@ pub(crate) async fn spawn_until_ready(
         .map_err(|_| "it neither started nor exited".to_owned())?
         .map_err(|e| e.to_string())?;
     if status.success() {
-        return Ok(());
+        return Ok(None);
     }
     let mut err = String::new();
     if let Some(stderr) = child.stderr.take() {
@@ -449,4 +452,10 @@ pub(crate) async fn spawn_until_ready(
     } else {
         err.to_owned()
     })
+}
+
+/// Whether `line` is the agent's readiness line: the JSON [`ReadyLine`] both Klef daemons
+/// write, or the bare `ready` of agents before it.
+pub(crate) fn is_ready_line(line: &str) -> bool {
+    ReadyLine::parse(line).is_some() || line.trim_end() == LEGACY_READY_LINE
 }

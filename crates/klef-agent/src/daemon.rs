@@ -5,8 +5,8 @@
 //! `klef-agent` (the launcher), which starts `klef-agent --detached` (the agent proper) in a new
 //! session with stdin at `/dev/null` and stdout/stderr on pipes, relays its readiness or its
 //! error, and exits, so the agent is left with no parent but init (or a subreaper): not
-//! `klef`, nor the command `klef run` replaces itself with. The agent writes `ready` on stdout
-//! once its socket is bound (the readiness signal), or a message on stderr and exits non-zero
+//! `klef`, nor the command `klef run` replaces itself with. The agent writes its readiness line
+//! ([`ReadyLine`], on stdout) once its socket is bound, or a message on stderr and exits non-zero
 //! when it cannot start; the launcher passes on the same. After that the agent only writes to
 //! its log file.
 
@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context;
+use klef_core::ready::ReadyLine;
 use tracing_subscriber::EnvFilter;
 
 use crate::cache::Timeouts;
@@ -29,8 +30,9 @@ use crate::instance::{Instance, InstanceError};
 use crate::paths::AgentPaths;
 use crate::server::{AgentState, serve};
 
-/// The line the agent writes on stdout when it is ready to serve.
-pub const READY_LINE: &str = "ready";
+/// The readiness line of agents before the JSON [`ReadyLine`] (still accepted from an older
+/// agent binary).
+pub const LEGACY_READY_LINE: &str = "ready";
 
 /// Rotate the log at start-up once it grows beyond this.
 const MAX_LOG_BYTES: u64 = 1 << 20;
@@ -39,7 +41,8 @@ const USAGE: &str = "\
 usage: klef-agent [--foreground] [--runtime-dir DIR]
 
 Caches Klef's unlocked keys for this user; `klef` starts it on demand. Without --foreground it
-starts the agent in the background, prints `ready` once it serves, and exits.
+starts the agent in the background, prints its readiness line once it serves
+({\"event\":\"ready\",\"socket\":PATH}), and exits.
 
 options:
   --foreground        log to stderr instead of the runtime directory's agent.log
@@ -132,7 +135,19 @@ fn launch(runtime_dir: Option<&Path>) -> ExitCode {
         cmd,
         crate::client::Ready::ThenServes,
     )) {
-        Ok(()) => print_out(READY_LINE),
+        // Pass on the agent's own line; when another agent won the race to start, describe
+        // that one's socket.
+        Ok(Some(line)) => print_out(&line),
+        Ok(None) => {
+            let paths = match runtime_dir {
+                Some(dir) => Ok(AgentPaths::in_dir(dir)),
+                None => AgentPaths::from_env(),
+            };
+            match paths {
+                Ok(paths) => print_out(&ReadyLine::socket(&paths.socket()).to_line()),
+                Err(e) => fail(&e.to_string()),
+            }
+        }
         Err(message) => fail(&message),
     }
 }
@@ -192,7 +207,7 @@ fn run(
         if !foreground {
             // The readiness signal for `ensure_running`; stdout is not written again.
             let mut out = io::stdout().lock();
-            writeln!(out, "{READY_LINE}")
+            writeln!(out, "{}", ReadyLine::socket(&paths.socket()).to_line())
                 .and_then(|()| out.flush())
                 .context("cannot signal readiness")?;
         }

@@ -59,7 +59,7 @@ impl Agent {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        if line.trim_end() != "ready" {
+        if klef_core::ready::ReadyLine::parse(&line).is_none() {
             let mut err = String::new();
             child
                 .stderr

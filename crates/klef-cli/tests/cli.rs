@@ -6,6 +6,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use klef_testkit::Hermetic;
+
 const PASSWORD: &str = "a long and unguessable test password";
 
 struct Env {
@@ -27,19 +29,11 @@ impl Env {
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_klef"));
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            if k.starts_with("KLEF_") || k.starts_with("XDG_") || k == "RUST_LOG" || k == "NO_COLOR"
-            {
-                cmd.env_remove(&k);
-            }
-        }
+        Hermetic::new(self.root.path().join("home")).apply(&mut cmd);
         cmd.args(args)
             .current_dir(&self.cwd)
-            .env("HOME", self.root.path().join("home"))
             .env("KLEF_HOME", self.root.path().join("klef-home"))
-            .env("KLEF_NO_AGENT", "1")
-            .env("NO_COLOR", "1");
+            .env("KLEF_NO_AGENT", "1");
         cmd
     }
 

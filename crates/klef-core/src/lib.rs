@@ -21,6 +21,7 @@ pub mod ids;
 pub mod klef_file;
 pub mod model;
 pub mod names;
+pub mod ready;
 pub mod trust;
 pub mod wire;
 

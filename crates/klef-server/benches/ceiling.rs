@@ -5,9 +5,9 @@
 //! distance between its requests per second and this one's.
 //!
 //! A plain `harness = false` binary, built with the bench profile (optimised like the release
-//! build). It binds `127.0.0.1` on a port the kernel picks (loopback only), prints
-//! `ceiling listening on 127.0.0.1:PORT` on stdout, and serves until it is killed; `cargo bench`'s
-//! own `--bench` argument is ignored.
+//! build). It binds `127.0.0.1` on a port the kernel picks (loopback only), prints the readiness
+//! line `klef-server` prints (`{"event":"ready","listen":"127.0.0.1:PORT"}`) on stdout, and
+//! serves until it is killed; `cargo bench`'s own `--bench` argument is ignored.
 //!
 //! `cargo bench -p klef-server --bench ceiling` (then e.g. `curl http://127.0.0.1:PORT/`).
 
@@ -43,7 +43,11 @@ async fn serve() -> std::io::Result<()> {
         tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
     let addr = listener.local_addr()?;
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "ceiling listening on {addr}")?;
+    writeln!(
+        stdout,
+        "{}",
+        klef_core::ready::ReadyLine::listening(addr).to_line()
+    )?;
     stdout.flush()?;
     drop(stdout);
     let app = Router::new().route("/", get(|| async { "hello" }));

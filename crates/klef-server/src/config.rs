@@ -49,8 +49,14 @@ pub struct Args {
     #[arg(long, env = "KLEF_SERVER_SECRET_CACHE_MIB", default_value_t = DEFAULT_SECRET_CACHE_MIB, value_parser = clap::value_parser!(u32).range(0..=65_536))]
     pub secret_cache_mib: u32,
 
-    /// Log as JSON lines instead of text (the level comes from `RUST_LOG`, default `info`).
-    #[arg(long, env = "KLEF_SERVER_LOG_JSON")]
+    /// Log format on stderr: `text` (coloured only on a terminal without `NO_COLOR`) or `json`
+    /// (one object per line, for log shippers). The level comes from `RUST_LOG` (default
+    /// `info`).
+    #[arg(long, env = "KLEF_SERVER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Same as `--log-format json` (kept for existing deployments).
+    #[arg(long, env = "KLEF_SERVER_LOG_JSON", hide = true)]
     pub log_json: bool,
 
     /// Password hashes and checks (Argon2id, 19 MiB each) that may run at once (default: one
@@ -67,6 +73,34 @@ pub struct Args {
     /// tests: `cargo xtask flood`).
     #[arg(long, hide = true)]
     pub stats_file: Option<PathBuf>,
+}
+
+/// How the server writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Whether text logs are coloured: only on a terminal, and not when `NO_COLOR` is set to a
+/// non-empty value (<https://no-color.org>).
+#[must_use]
+pub fn log_colour(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
+}
+
+impl Args {
+    /// The log format the flags ask for (`--log-json` is `--log-format json`).
+    #[must_use]
+    pub fn log_format(&self) -> LogFormat {
+        if self.log_json {
+            LogFormat::Json
+        } else {
+            self.log_format
+        }
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -154,6 +188,9 @@ pub struct Config {
     pub login_limit: LoginLimit,
     /// Bytes of memory for cached secret lists (`0`: off).
     pub secret_cache_bytes: usize,
+    /// Write the readiness line ([`klef_core::ready::ReadyLine`]) on stdout once serving (the
+    /// binary does; tests that call the library do not need it).
+    pub announce_ready: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -168,6 +205,7 @@ impl std::fmt::Debug for Config {
             .field("secret_cache_bytes", &self.secret_cache_bytes)
             .field("password_gate", &self.password_gate.sizes())
             .field("stats_file", &self.stats_file)
+            .field("announce_ready", &self.announce_ready)
             .finish()
     }
 }
@@ -186,6 +224,7 @@ impl Config {
             session_ttl: Duration::from_hours(30 * 24),
             login_limit: LoginLimit::default(),
             secret_cache_bytes: mib(DEFAULT_SECRET_CACHE_MIB),
+            announce_ready: false,
         }
     }
 
@@ -217,6 +256,7 @@ impl Config {
             session_ttl: args.session_ttl,
             login_limit: LoginLimit::default(),
             secret_cache_bytes: mib(args.secret_cache_mib),
+            announce_ready: true,
         })
     }
 }
@@ -247,6 +287,15 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(log_colour(true, None));
+        assert!(log_colour(true, Some(OsStr::new(""))));
+        assert!(!log_colour(true, Some(OsStr::new("1"))));
+        assert!(!log_colour(false, None));
+    }
 
     #[test]
     fn durations_and_redaction() {

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use klef_store::{Store, StoreError};
 
-pub use config::{Args, Config, LoginLimit};
+pub use config::{Args, Config, LogFormat, LoginLimit};
 pub use error::ApiError;
 
 /// What every handler shares.
@@ -58,6 +58,18 @@ pub enum ServerError {
     Io(#[source] std::io::Error),
 }
 
+/// Writes the readiness line on stdout (the only thing the server writes there) and flushes it.
+fn announce_ready(address: SocketAddr) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}",
+        klef_core::ready::ReadyLine::listening(address).to_line()
+    )?;
+    out.flush()
+}
+
 /// Opens the database (running migrations), then serves the API on `listener` until
 /// `shutdown` resolves; in-flight requests finish first, then the pool closes.
 pub async fn launch_with_listener(
@@ -66,12 +78,16 @@ pub async fn launch_with_listener(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let store = Store::connect(&config.database_url).await?;
+    let address = listener.local_addr().map_err(ServerError::Io)?;
     tracing::info!(
         database = store.backend_name(),
-        address = ?listener.local_addr().ok(),
+        %address,
         open_signup = config.open_signup,
         "klef-server listening"
     );
+    if config.announce_ready {
+        announce_ready(address).map_err(ServerError::Io)?;
+    }
     let state_config = Arc::new(config);
     let state = AppState {
         store: store.clone(),

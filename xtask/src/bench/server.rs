@@ -23,11 +23,9 @@
 //! never its argv or a file of ours.
 
 use std::fmt::Write as _;
-use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail, ensure};
@@ -374,11 +372,7 @@ fn ceiling_case(root: &Path, load: &Load, report: &mut Report) -> Result<WrkResu
     report
         .commands
         .push("cargo bench -p klef-server --bench ceiling --no-run --locked".into());
-    let server = Server::start(
-        Command::new(&bin),
-        "ceiling listening on",
-        &load.log_dir.join("ceiling.log"),
-    )?;
+    let server = Server::start(Command::new(&bin), &load.log_dir.join("ceiling.log"))?;
     let url = format!("http://{}/", server.addr);
     check_ceiling(&url)?;
     load.run(&url, None, report)
@@ -470,18 +464,16 @@ fn klef_server_case(
     report: &mut Report,
 ) -> Result<(WrkResult, Option<u64>)> {
     let mut cmd = Command::new(release.join("klef-server"));
-    scrub_env(&mut cmd);
+    klef_testkit::scrub_inherited(&mut cmd);
     cmd.args(["--listen", "127.0.0.1:0", "--database-url", database_url]);
     if !cache {
         cmd.args(["--secret-cache-mib", "0"]);
     }
     cmd.env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
         .env("KLEF_HOME", work.join("server-home"))
         .current_dir(work);
     let server = Server::start(
         cmd,
-        "klef-server listening",
         &load.log_dir.join(format!(
             "klef-server-{name}{}.log",
             if cache { "" } else { "-uncached" }
@@ -504,17 +496,16 @@ fn set_up_with_cli(release: &Path, work: &Path, base: &str) -> Result<(SecretTex
     let app = work.join("app");
     write_file(&app.join(".env"), &dotenv_text(SECRETS))?;
     std::fs::create_dir_all(&home).context("failed to create the client's home")?;
+    let hermetic = klef_testkit::Hermetic::new(&home);
     let klef = |args: &[&str]| -> Result<String> {
         let mut cmd = Command::new(release.join("klef"));
-        scrub_env(&mut cmd);
+        hermetic.apply(&mut cmd);
         cmd.args(args)
-            .env("HOME", &home)
             .env("KLEF_HOME", &klef_home)
             .env("KLEF_NO_AGENT", "1")
             .env("KLEF_TOKEN_STORE", "file")
             .env("KLEF_ACCOUNT_PASSWORD", ACCOUNT_PASSWORD)
             .env("KLEF_PASSWORD", super::PASSWORD)
-            .env("NO_COLOR", "1")
             .current_dir(&app);
         run_capture(&mut cmd, &format!("klef {}", args.join(" ")), None)
     };
@@ -626,65 +617,23 @@ struct Server {
 }
 
 impl Server {
-    /// Spawns `cmd` and waits for the line containing `ready`, which must name a
-    /// `127.0.0.1:PORT` address; its output goes to `log`.
-    fn start(mut cmd: Command, ready: &'static str, log: &Path) -> Result<Self> {
-        if let Some(dir) = log.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("failed to create {}", dir.display()))?;
-        }
-        let mut log_file = std::fs::File::create(log)
-            .with_context(|| format!("failed to create {}", log.display()))?;
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("failed to start the server")?;
-        let (tx, rx) = mpsc::channel();
-        for pipe in [
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let tx = tx.clone();
-            let mut log = log_file
-                .try_clone()
-                .context("failed to share the server log")?;
-            std::thread::spawn(move || {
-                use std::io::Write as _;
-                let mut tx = Some(tx);
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    let _ = writeln!(log, "{line}");
-                    if line.contains(ready)
-                        && let Some(addr) = loopback_address(&line)
-                        && let Some(tx) = tx.take()
-                    {
-                        let _ = tx.send(addr);
-                    }
-                }
-            });
-        }
-        drop(tx);
-        let _ = std::io::Write::flush(&mut log_file);
-        let Ok(addr) = rx.recv_timeout(START_TIMEOUT) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "the server did not report a loopback address; see {}",
-                log.display()
-            );
+    /// Spawns `cmd` and waits for its readiness line (`klef_testkit::spawn_until_ready`),
+    /// which must name a loopback address, so the load only ever goes to loopback; its output
+    /// goes to `log`.
+    fn start(cmd: Command, log: &Path) -> Result<Self> {
+        let started = klef_testkit::spawn_until_ready_logging(cmd, START_TIMEOUT, Some(log))
+            .map_err(|e| anyhow::anyhow!("the server did not start: {e}"))?;
+        let addr = started.addr();
+        let server = Self {
+            child: started.child,
+            addr,
         };
-        Ok(Self { child, addr })
+        ensure!(
+            addr.ip().is_loopback() && addr.port() != 0,
+            "the server announced {addr}, not a loopback address; see {}",
+            log.display()
+        );
+        Ok(server)
     }
 }
 
@@ -692,30 +641,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// `127.0.0.1:PORT` from a "listening" line; anything else is refused, so the load only ever
-/// goes to loopback.
-fn loopback_address(line: &str) -> Option<SocketAddr> {
-    let start = line.find("127.0.0.1:")?;
-    let port: String = line[start + 10..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    port.parse::<u16>()
-        .ok()
-        .filter(|p| *p != 0)
-        .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
-}
-
-/// Removes the caller's Klef and XDG settings so the run is hermetic.
-fn scrub_env(cmd: &mut Command) {
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy();
-        if k.starts_with("KLEF_") || k.starts_with("XDG_") || k == "RUST_LOG" {
-            cmd.env_remove(&*k);
-        }
     }
 }
 

@@ -8,6 +8,7 @@ mod common;
 mod concurrency;
 mod keys;
 mod limits;
+mod logging;
 mod matrix;
 mod openapi;
 mod story;
