@@ -16,5 +16,6 @@ mod messages;
 mod pull_push;
 mod run;
 mod teams;
+mod terminal;
 mod token_destination;
 mod workflow;

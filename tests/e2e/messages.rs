@@ -340,3 +340,42 @@ fn signup_shows_the_recovery_code_boxed_as_init_does() {
         );
     }
 }
+
+/// The subcommands `klef PATH --help` lists (without `help`).
+fn subcommands(ctx: &TestContext, path: &[String]) -> Vec<String> {
+    let mut args = path.to_vec();
+    args.push("--help".into());
+    let help = ctx.run(&args).success().stdout();
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .filter(|name| name != "help")
+        .collect()
+}
+
+#[test]
+fn every_command_help_through_the_binary_ends_with_examples_of_itself() {
+    let ctx = TestContext::new();
+    let mut todo = vec![Vec::<String>::new()];
+    let mut seen = 0;
+    while let Some(path) = todo.pop() {
+        let mut args = path.clone();
+        args.push("--help".into());
+        let help = ctx.run(&args).success().stdout();
+        let want = format!("Examples:\n  klef {}", path.join(" "));
+        assert!(
+            help.contains(want.trim_end()),
+            "`klef {} --help` has no examples of itself:\n{help}",
+            path.join(" ")
+        );
+        seen += 1;
+        for sub in subcommands(&ctx, &path) {
+            let mut p = path.clone();
+            p.push(sub);
+            todo.push(p);
+        }
+    }
+    assert!(seen > 40, "only {seen} commands were found in --help");
+}

@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 mod server;
+mod terminal;
 
 pub use server::{Database, Server};
+pub use terminal::Terminal;
 
 /// The encryption password every test vault uses.
 pub const PASSWORD: &str = "correct horse battery staple";

@@ -6,10 +6,12 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 use klef_core::backend::{Backend, BackendResult};
+use klef_core::backup::{Archive, Restore};
 use klef_core::ids::{EnvironmentId, ProjectId, WorkspaceId};
 use klef_core::model::{
-    Account, AccountKeys, Environment, EnvironmentKeyAccess, NewEnvironment, NewProject, Project,
-    SecretVersion, SecretWrite, Workspace,
+    Account, AccountKeys, ApiKeyGrant, ApiKeyRecipient, Environment, EnvironmentKeyAccess,
+    GrantInfo, KeyRotation, NewEnvironment, NewProject, Project, RotationOutcome, SecretVersion,
+    SecretWrite, Workspace,
 };
 use klef_store::LocalVault;
 
@@ -45,9 +47,15 @@ impl AnyBackend {
 
     /// The server client, or the "needs a server" error for the local vault.
     pub(crate) fn remote(&self, command: &str) -> Result<&RemoteBackend> {
+        self.as_remote()
+            .ok_or_else(|| crate::remote::needs_server(command).into())
+    }
+
+    /// The server client in server mode (the team commands that only a server has).
+    pub(crate) fn as_remote(&self) -> Option<&RemoteBackend> {
         match self {
-            AnyBackend::Remote(r) => Ok(r),
-            AnyBackend::Local(_) => Err(crate::remote::needs_server(command).into()),
+            AnyBackend::Remote(r) => Some(r),
+            AnyBackend::Local(_) => None,
         }
     }
 
@@ -107,8 +115,46 @@ impl Backend for AnyBackend {
         dispatch!(self, b => b.environments(project).await)
     }
 
-    async fn create_environment(&self, new: &NewEnvironment) -> BackendResult<()> {
-        dispatch!(self, b => b.create_environment(new).await)
+    async fn environment_recipients(
+        &self,
+        project: &ProjectId,
+    ) -> BackendResult<Vec<ApiKeyRecipient>> {
+        dispatch!(self, b => b.environment_recipients(project).await)
+    }
+
+    async fn create_environment(
+        &self,
+        new: &NewEnvironment,
+        grants: &[ApiKeyGrant],
+    ) -> BackendResult<()> {
+        dispatch!(self, b => b.create_environment(new, grants).await)
+    }
+
+    async fn environment_with_key(
+        &self,
+        env: &EnvironmentId,
+    ) -> BackendResult<(Environment, EnvironmentKeyAccess)> {
+        dispatch!(self, b => b.environment_with_key(env).await)
+    }
+
+    async fn environment_grants(&self, env: &EnvironmentId) -> BackendResult<Vec<GrantInfo>> {
+        dispatch!(self, b => b.environment_grants(env).await)
+    }
+
+    async fn rotate_environment_key(
+        &self,
+        env: &EnvironmentId,
+        rotation: &KeyRotation,
+    ) -> BackendResult<RotationOutcome> {
+        dispatch!(self, b => b.rotate_environment_key(env, rotation).await)
+    }
+
+    async fn export_backup(&self, ws: &Workspace) -> BackendResult<Archive> {
+        dispatch!(self, b => b.export_backup(ws).await)
+    }
+
+    async fn import_backup(&self, archive: &Archive, replace: bool) -> BackendResult<Restore> {
+        dispatch!(self, b => b.import_backup(archive, replace).await)
     }
 
     async fn environment_key(&self, env: &EnvironmentId) -> BackendResult<EnvironmentKeyAccess> {

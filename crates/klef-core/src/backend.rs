@@ -4,10 +4,12 @@
 
 use std::future::Future;
 
+use crate::backup::{Archive, Restore};
 use crate::ids::{EnvironmentId, ProjectId, WorkspaceId};
 use crate::model::{
-    Account, AccountKeys, Environment, EnvironmentKeyAccess, NewEnvironment, NewProject, Project,
-    SecretVersion, SecretWrite, Workspace,
+    Account, AccountKeys, ApiKeyGrant, ApiKeyRecipient, Environment, EnvironmentKeyAccess,
+    GrantInfo, KeyRotation, NewEnvironment, NewProject, Project, RotationOutcome, SecretVersion,
+    SecretWrite, Workspace,
 };
 
 /// What kind of failure a [`BackendError`] is. The CLI decides exit codes and hints on the
@@ -223,11 +225,53 @@ pub trait Backend: Send + Sync {
         project: &ProjectId,
     ) -> impl Future<Output = BackendResult<Vec<Environment>>> + Send;
 
-    /// Adds an environment to a project.
+    /// The system API keys a new environment of `project` must have its key wrapped to (those
+    /// scoped to every environment of it); the local vault has none.
+    fn environment_recipients(
+        &self,
+        project: &ProjectId,
+    ) -> impl Future<Output = BackendResult<Vec<ApiKeyRecipient>>> + Send;
+
+    /// Adds an environment to a project, its key wrapped in `grants` to exactly the
+    /// [`Backend::environment_recipients`], in one transaction.
     fn create_environment(
         &self,
         new: &NewEnvironment,
+        grants: &[ApiKeyGrant],
     ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// The environment as stored now (its current key version) and how the caller reaches its
+    /// key: where a key rotation starts.
+    fn environment_with_key(
+        &self,
+        env: &EnvironmentId,
+    ) -> impl Future<Output = BackendResult<(Environment, EnvironmentKeyAccess)>> + Send;
+
+    /// The direct grants of an environment with each grantee's public key (a rotation
+    /// re-wraps the new key to them); the local vault has none.
+    fn environment_grants(
+        &self,
+        env: &EnvironmentId,
+    ) -> impl Future<Output = BackendResult<Vec<GrantInfo>>> + Send;
+
+    /// Applies a key rotation the caller sealed, in one transaction.
+    fn rotate_environment_key(
+        &self,
+        env: &EnvironmentId,
+        rotation: &KeyRotation,
+    ) -> impl Future<Output = BackendResult<RotationOutcome>> + Send;
+
+    /// Every stored row of a workspace as a backup archive, checked.
+    fn export_backup(&self, ws: &Workspace) -> impl Future<Output = BackendResult<Archive>> + Send;
+
+    /// Restores an archive the caller has checked, in one transaction: into an empty local
+    /// vault (or over everything in it with `replace`), or on a server for the archive's owner
+    /// (over an existing workspace with projects only with `replace`).
+    fn import_backup(
+        &self,
+        archive: &Archive,
+        replace: bool,
+    ) -> impl Future<Output = BackendResult<Restore>> + Send;
 
     /// How the caller reaches the environment's key.
     fn environment_key(

@@ -403,6 +403,40 @@ pub fn decode(bytes: &[u8]) -> Result<Archive, BackupError> {
     Ok(archive)
 }
 
+/// What restoring an archive did ([`Backend::import_backup`](crate::backend::Backend)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restore {
+    /// The archive was restored.
+    Restored(Restored),
+    /// Nothing was written: the local vault already holds data and replacing it was not
+    /// asked for.
+    Occupied {
+        /// Projects it holds.
+        projects: i64,
+        /// Secret versions it holds.
+        secret_versions: i64,
+    },
+}
+
+/// A restored archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    /// The restored workspace as the storage now has it.
+    pub workspace: Workspace,
+    /// Whether existing contents were replaced.
+    pub replaced: bool,
+    /// Members restored (a server's restore; the caller included).
+    pub members: u64,
+    /// Projects restored.
+    pub projects: u64,
+    /// Environments restored.
+    pub environments: u64,
+    /// Secret versions restored (history and deletes included).
+    pub secret_versions: u64,
+    /// What was left out or changed, one sentence each (members skipped, grants dropped).
+    pub notes: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

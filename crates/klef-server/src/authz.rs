@@ -242,8 +242,15 @@ pub enum Action {
     ReadWorkspace,
     /// Create a project in a workspace.
     CreateProject,
-    /// Invite, list, confirm and remove members.
+    /// List and confirm members (admins and the owner; never in a personal workspace).
     ManageMembers,
+    /// Invite someone into a workspace with this role: as [`Action::ManageMembers`], and never
+    /// as a second owner.
+    Invite(Role),
+    /// Remove the member of a [`Resource::Member`]: as [`Action::ManageMembers`]; never
+    /// oneself, and an admin only by the owner. (The owner is never removed: the store refuses
+    /// it in the removal's transaction.)
+    RemoveMember,
     /// Read the audit log.
     ReadAudit,
     /// Read a project and its environment list.
@@ -287,6 +294,8 @@ pub enum Action {
 pub enum Resource {
     /// A workspace.
     Workspace(WorkspaceId),
+    /// An account as a member of a workspace (it need not be one).
+    Member(WorkspaceId, AccountId),
     /// A project.
     Project(ProjectId),
     /// An environment.
@@ -311,6 +320,8 @@ pub struct Facts {
     /// The principal's role in the resource's workspace (`None`: not a member, or no such
     /// resource).
     pub role: Option<Role>,
+    /// For [`Resource::Member`]: that account.
+    pub member: Option<MemberFacts>,
     /// Whether the workspace is someone's personal one.
     pub personal: bool,
     /// Whether the principal holds the project key (project and environment resources).
@@ -321,6 +332,15 @@ pub struct Facts {
     pub slug: Option<String>,
     /// For a system key: what its scopes allow here.
     pub system_key: Option<SystemKeyFacts>,
+}
+
+/// What [`decide`] needs to know of the account a [`Resource::Member`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberFacts {
+    /// Its role in the workspace (`None`: not a member).
+    pub role: Option<Role>,
+    /// Whether it is the principal's own account.
+    pub is_self: bool,
 }
 
 /// What [`decide`] needs to know of a system key.
@@ -398,6 +418,16 @@ pub fn decide(action: Action, facts: &Facts) -> Result<(), ApiError> {
             ))
         }
     };
+    let manage_members = || {
+        require_admin()?;
+        if facts.personal {
+            Err(ApiError::Forbidden(
+                "a personal workspace cannot be shared; create a team workspace".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    };
     let no_access = || {
         ApiError::Forbidden(format!(
             "no access to {}",
@@ -433,11 +463,30 @@ pub fn decide(action: Action, facts: &Facts) -> Result<(), ApiError> {
                     .into(),
             )
         }),
-        Action::ManageMembers => {
-            require_admin()?;
-            if facts.personal {
+        Action::ManageMembers => manage_members(),
+        Action::Invite(invited) => {
+            manage_members()?;
+            if invited == Role::Owner {
+                Err(ApiError::InvalidRequest(
+                    "a workspace has one owner: invite as admin or member".into(),
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        Action::RemoveMember => {
+            manage_members()?;
+            let target = facts.member.unwrap_or(MemberFacts {
+                role: None,
+                is_self: false,
+            });
+            if target.is_self {
+                Err(ApiError::InvalidRequest(
+                    "you cannot remove yourself".into(),
+                ))
+            } else if target.role == Some(Role::Admin) && role != Role::Owner {
                 Err(ApiError::Forbidden(
-                    "a personal workspace cannot be shared; create a team workspace".into(),
+                    "only the owner can remove an admin".into(),
                 ))
             } else {
                 Ok(())
@@ -480,6 +529,21 @@ pub fn decide(action: Action, facts: &Facts) -> Result<(), ApiError> {
     }
 }
 
+/// Which of a project's environments (`all` of them) a system key sees listed: those its
+/// scopes cover (`proj:env`, or every one with `proj:*`, an environment created after the key
+/// included). An account's visible environments are a query of the store
+/// (`Store::environments_for`), which applies a member's restriction.
+#[must_use]
+pub fn environments_for_system_key(
+    key: &SystemKeyPrincipal,
+    project: &ProjectId,
+    all: Vec<Environment>,
+) -> Vec<Environment> {
+    all.into_iter()
+        .filter(|e| key.covers(project, &e.id))
+        .collect()
+}
+
 /// What an authorized request may use: the workspace and, for environment resources, the
 /// environment.
 #[derive(Debug, Clone)]
@@ -520,6 +584,9 @@ pub async fn authorize(
             return Ok(Authorized::nothing());
         }
         Resource::Workspace(ws) => (AccessTarget::Workspace(ws), format!("workspace {ws}")),
+        Resource::Member(ws, account) => {
+            (AccessTarget::Member(ws, account), format!("workspace {ws}"))
+        }
         Resource::Project(p) => (AccessTarget::Project(p), format!("project {p}")),
         Resource::Environment(e) => (AccessTarget::Environment(e), format!("environment {e}")),
     };
@@ -541,6 +608,13 @@ pub async fn authorize(
             Facts {
                 what,
                 role: member.and_then(|f| f.role),
+                member: match resource {
+                    Resource::Member(_, account) => Some(MemberFacts {
+                        role: member.and_then(|f| f.member_role),
+                        is_self: principal.account().ok() == Some(&account),
+                    }),
+                    _ => None,
+                },
                 personal: member.is_some_and(|f| f.personal),
                 project_key: member.is_some_and(|f| f.project_key),
                 grant: member.is_some_and(|f| f.grant),
@@ -576,6 +650,7 @@ fn own_keys_facts() -> Facts {
     Facts {
         what: OWN_KEYS.into(),
         role: None,
+        member: None,
         personal: false,
         project_key: false,
         grant: false,
@@ -601,6 +676,7 @@ fn system_key_facts(key: &SystemKeyPrincipal, what: String, found: Option<&Acces
     Facts {
         what,
         role: None,
+        member: None,
         personal: false,
         project_key: false,
         grant: false,
@@ -623,6 +699,7 @@ mod tests {
         Facts {
             what: "environment x".into(),
             role,
+            member: None,
             personal: false,
             project_key,
             grant,
@@ -719,5 +796,133 @@ mod tests {
             decide(ExportBackup, &own).unwrap_err().status().as_u16(),
             403
         );
+    }
+
+    /// Inviting and removing members: the rules beyond "admins and the owner manage members".
+    #[test]
+    fn member_decisions() {
+        use Action::*;
+        let status = |action: Action, facts: &Facts| {
+            decide(action, facts).err().map(|e| e.status().as_u16())
+        };
+        let member = |caller: Role, target: Option<Role>, is_self: bool| Facts {
+            what: "workspace w".into(),
+            role: Some(caller),
+            member: Some(MemberFacts {
+                role: target,
+                is_self,
+            }),
+            personal: false,
+            project_key: false,
+            grant: false,
+            slug: None,
+            system_key: None,
+        };
+        // Nobody invites a second owner; admins and the owner invite admins and members.
+        assert_eq!(
+            status(Invite(Role::Owner), &member(Role::Owner, None, false)),
+            Some(400)
+        );
+        assert_eq!(
+            status(Invite(Role::Admin), &member(Role::Admin, None, false)),
+            None
+        );
+        assert_eq!(
+            status(Invite(Role::Member), &member(Role::Owner, None, false)),
+            None
+        );
+        assert_eq!(
+            status(Invite(Role::Member), &member(Role::Member, None, false)),
+            Some(403)
+        );
+        // Only the owner removes an admin; an admin removes members; nobody removes themself.
+        let admin = Some(Role::Admin);
+        assert_eq!(
+            status(RemoveMember, &member(Role::Admin, admin, false)),
+            Some(403)
+        );
+        assert_eq!(
+            status(RemoveMember, &member(Role::Owner, admin, false)),
+            None
+        );
+        assert_eq!(
+            status(
+                RemoveMember,
+                &member(Role::Admin, Some(Role::Member), false)
+            ),
+            None
+        );
+        assert_eq!(
+            status(
+                RemoveMember,
+                &member(Role::Member, Some(Role::Member), false)
+            ),
+            Some(403)
+        );
+        assert_eq!(
+            status(RemoveMember, &member(Role::Admin, admin, true)),
+            Some(400)
+        );
+        // A non-member target reaches the store, which answers 404.
+        assert_eq!(
+            status(RemoveMember, &member(Role::Owner, None, false)),
+            None
+        );
+        let mut personal = member(Role::Owner, Some(Role::Member), false);
+        personal.personal = true;
+        assert_eq!(status(RemoveMember, &personal), Some(403));
+        assert_eq!(status(Invite(Role::Member), &personal), Some(403));
+        // A system key does neither.
+        let mut key = member(Role::Owner, None, false);
+        key.role = None;
+        key.system_key = Some(SystemKeyFacts {
+            exists: true,
+            name: "w".into(),
+            in_scope: true,
+            grant: true,
+            permission: ApiKeyPermission::Readwrite,
+        });
+        assert_eq!(status(Invite(Role::Member), &key), Some(403));
+        assert_eq!(status(RemoveMember, &key), Some(403));
+    }
+
+    /// A system key lists the environments its scopes cover: one (`proj:env`) or all (`proj:*`).
+    #[test]
+    fn system_key_environments() {
+        let project = ProjectId::random();
+        let env = |slug: &str| Environment {
+            id: EnvironmentId::random(),
+            project_id: project,
+            slug: slug.into(),
+            name: slug.into(),
+            key_version: 1,
+            created_at: 0,
+        };
+        let all = vec![env("staging"), env("production")];
+        let key = |scopes: Vec<ApiKeyScope>| SystemKeyPrincipal {
+            key_id: ApiKeyId::random(),
+            label: "ci".into(),
+            author: "ci (system key)".into(),
+            permission: ApiKeyPermission::Read,
+            scopes,
+        };
+        let slugs = |k: &SystemKeyPrincipal, p: &ProjectId| -> Vec<String> {
+            environments_for_system_key(k, p, all.clone())
+                .into_iter()
+                .map(|e| e.slug)
+                .collect()
+        };
+        let one = key(vec![ApiKeyScope {
+            project_id: project,
+            environment_id: Some(all[1].id),
+        }]);
+        assert_eq!(slugs(&one, &project), ["production"]);
+        let star = key(vec![ApiKeyScope {
+            project_id: project,
+            environment_id: None,
+        }]);
+        assert_eq!(slugs(&star, &project), ["staging", "production"]);
+        let other = ProjectId::random();
+        assert!(slugs(&star, &other).is_empty());
     }
 }

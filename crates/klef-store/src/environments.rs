@@ -8,9 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use klef_core::backup::GranteeKind;
 use klef_core::crypto::token::{TokenKind, prefix_of};
 use klef_core::ids::{AccountId, ApiKeyId};
-use klef_core::model::NewEnvironment;
+use klef_core::model::{ApiKeyGrant, NewEnvironment};
 use klef_core::names::{validate_display_name, validate_slug};
-use klef_core::wire::ApiKeyGrant;
 
 use crate::audit::Audit;
 use crate::rows::parse_id;

@@ -5,14 +5,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use klef_core::backend::{Backend, BackendError, BackendResult};
+use klef_core::backup::{Archive, ArchiveSource, Restore, Restored};
 use klef_core::ids::{AccountId, EnvironmentId, ProjectId, WorkspaceId};
 use klef_core::model::{
-    Account, AccountKeys, Environment, EnvironmentKeyAccess, NewEnvironment, NewProject, Project,
-    SecretVersion, SecretWrite, Workspace,
+    Account, AccountKeys, ApiKeyGrant, ApiKeyRecipient, Environment, EnvironmentKeyAccess,
+    GrantInfo, KeyRotation, NewEnvironment, NewProject, Project, RotationOutcome, SecretVersion,
+    SecretWrite, Workspace,
 };
 
+use crate::audit::{Actor, ActorKind, Audit};
+use crate::backup::ImportMode;
 use crate::environments::EnvironmentCreation;
 use crate::reads::{self, Source};
+use crate::rotate::RotateOutcome;
 use crate::{Store, StoreError};
 
 /// The author recorded on secret versions written through a [`LocalVault`].
@@ -271,18 +276,134 @@ impl Backend for LocalVault {
         Ok(reads::environments_for(self.source().await?, &owner, project).await?)
     }
 
-    async fn create_environment(&self, new: &NewEnvironment) -> BackendResult<()> {
+    async fn environment_recipients(
+        &self,
+        _project: &ProjectId,
+    ) -> BackendResult<Vec<ApiKeyRecipient>> {
+        // The local vault has no API keys.
+        Ok(Vec::new())
+    }
+
+    async fn create_environment(
+        &self,
+        new: &NewEnvironment,
+        grants: &[ApiKeyGrant],
+    ) -> BackendResult<()> {
         let owner = self.owner().await?;
         match self
             .store()
             .await?
-            .create_environment(&owner, new, &[], None)
+            .create_environment(&owner, new, grants, None)
             .await?
         {
             EnvironmentCreation::Created => Ok(()),
             // The local vault has no API keys to wrap the key to.
             EnvironmentCreation::StaleRecipients { reason } => Err(BackendError::Invalid(reason)),
         }
+    }
+
+    async fn environment_with_key(
+        &self,
+        env: &EnvironmentId,
+    ) -> BackendResult<(Environment, EnvironmentKeyAccess)> {
+        let owner = self.owner().await?;
+        let source = self.source().await?;
+        let access = reads::environment_key_for(source, &owner, env).await?;
+        Ok((reads::environment(source, env).await?, access))
+    }
+
+    async fn environment_grants(&self, _env: &EnvironmentId) -> BackendResult<Vec<GrantInfo>> {
+        // Direct grants go to team members and API keys, which the local vault has none of.
+        Ok(Vec::new())
+    }
+
+    async fn rotate_environment_key(
+        &self,
+        env: &EnvironmentId,
+        rotation: &KeyRotation,
+    ) -> BackendResult<RotationOutcome> {
+        let owner = self.owner().await?;
+        let environment = reads::environment(self.source().await?, env).await?;
+        let project =
+            reads::project_for(self.source().await?, &owner, &environment.project_id).await?;
+        let audit = Audit {
+            workspace_id: Some(project.workspace_id),
+            actor: Actor {
+                kind: ActorKind::Account,
+                id: Some(owner.to_string()),
+                label: Some(LOCAL_AUTHOR.to_owned()),
+            },
+            action: "environment.rotate".into(),
+            target: format!("environment {} ({})", environment.id, environment.slug),
+        };
+        let outcome = self
+            .store()
+            .await?
+            .rotate_environment(env, rotation, LOCAL_AUTHOR, Some(&audit))
+            .await?;
+        Ok(match outcome {
+            RotateOutcome::Rotated { environment, .. } => RotationOutcome::Rotated(environment),
+            RotateOutcome::Stale { reason } => RotationOutcome::Stale { reason },
+        })
+    }
+
+    async fn export_backup(&self, ws: &Workspace) -> BackendResult<Archive> {
+        let producer = format!("klef {}", env!("CARGO_PKG_VERSION"));
+        Ok(self
+            .store()
+            .await?
+            .export_workspace(&ws.id, ArchiveSource::Local, &producer)
+            .await?)
+    }
+
+    async fn import_backup(&self, archive: &Archive, replace: bool) -> BackendResult<Restore> {
+        let store = self.store().await?;
+        let contents = store.contents().await?;
+        if !contents.is_empty() && !replace {
+            return Ok(Restore::Occupied {
+                projects: contents.projects,
+                secret_versions: contents.secret_versions,
+            });
+        }
+        let mode = if replace {
+            ImportMode::Replace
+        } else {
+            ImportMode::IntoEmpty
+        };
+        let imported = store.import_archive(archive, mode).await;
+        // The vault may now belong to the archive's account.
+        *self.cached_account() = None;
+        let summary = match imported {
+            Ok(summary) => summary,
+            // Someone wrote to the vault between the check and the import.
+            Err(StoreError::AlreadyExists { .. }) if !replace => {
+                let now = store.contents().await?;
+                return Ok(Restore::Occupied {
+                    projects: now.projects,
+                    secret_versions: now.secret_versions,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let workspace = archive
+            .workspaces
+            .first()
+            .cloned()
+            .ok_or_else(|| BackendError::Invalid("the backup holds no workspace".into()))?;
+        let members = archive
+            .members
+            .iter()
+            .filter(|m| m.workspace_id == workspace.id)
+            .count();
+        Ok(Restore::Restored(Restored {
+            workspace,
+            replaced: replace && !contents.is_empty(),
+            members: members as u64,
+            projects: summary.projects as u64,
+            environments: summary.environments as u64,
+            secret_versions: summary.secret_versions as u64,
+            notes: Vec::new(),
+        }))
     }
 
     async fn environment_key(&self, env: &EnvironmentId) -> BackendResult<EnvironmentKeyAccess> {

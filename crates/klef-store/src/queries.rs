@@ -217,15 +217,6 @@ impl Store {
         tx.finish(result).await
     }
 
-    /// `account`'s role in a workspace, `None` when it is not a member.
-    pub async fn role_in(
-        &self,
-        account: &AccountId,
-        ws: &WorkspaceId,
-    ) -> Result<Option<Role>, StoreError> {
-        reads::role_in(Source::Pool(self), account, ws).await
-    }
-
     /// The projects of a workspace, by name. [`StoreError::NotFound`] when `account` is not a
     /// member.
     pub async fn projects_for(

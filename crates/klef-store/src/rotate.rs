@@ -6,8 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use klef_core::backup::GranteeKind;
 use klef_core::ids::EnvironmentId;
-use klef_core::model::{Environment, SecretVersion};
-use klef_core::wire::{Grantee, RotateRequest, RotatedSecret};
+use klef_core::model::{Environment, Grantee, KeyRotation, RotatedSecret, SecretVersion};
 
 use crate::audit::Audit;
 use crate::rows::{EnvironmentRow, grantee_of};
@@ -41,19 +40,18 @@ pub(crate) fn grantee_parts(g: &Grantee) -> (GranteeKind, String) {
 }
 
 impl Store {
-    /// Rotates an environment's key in one transaction (see
-    /// [`RotateRequest`](klef_core::wire::RotateRequest)): checks the key version, that every
+    /// Rotates an environment's key in one transaction (see [`KeyRotation`]): checks the key version, that every
     /// live secret is re-encrypted from its latest version, and that the grants are for current
     /// grantees; then bumps the key version, replaces the sealed key and the grants, writes
-    /// the re-encrypted versions signed `author`, and records `audit`. A secret changed since
+    /// the re-encrypted versions signed `author`, and records `audit` (the server records every change). A secret changed since
     /// it was read is [`StoreError::Conflict`]; any other stale view is
     /// [`RotateOutcome::Stale`]; in both cases nothing is written.
     pub async fn rotate_environment(
         &self,
         env: &EnvironmentId,
-        req: &RotateRequest,
+        req: &KeyRotation,
         author: &str,
-        audit: &Audit,
+        audit: Option<&Audit>,
     ) -> Result<RotateOutcome, StoreError> {
         let mut requested: BTreeMap<&str, &RotatedSecret> = BTreeMap::new();
         for s in &req.secrets {
@@ -77,11 +75,11 @@ impl Store {
 async fn rotate_in(
     tx: &mut Tx,
     env: &EnvironmentId,
-    req: &RotateRequest,
+    req: &KeyRotation,
     requested: &BTreeMap<&str, &RotatedSecret>,
     new_grantees: &BTreeSet<Grantee>,
     author: &str,
-    audit: &Audit,
+    audit: Option<&Audit>,
 ) -> Result<RotateOutcome, StoreError> {
     let env_id = env.to_string();
     let now = now_ms();
@@ -199,7 +197,9 @@ async fn rotate_in(
             &[(&env_id).into()],
         )
         .await?;
-    tables::insert_audit(tx, audit).await?;
+    if let Some(entry) = audit {
+        tables::insert_audit(tx, entry).await?;
+    }
     Ok(RotateOutcome::Rotated {
         environment: Environment::try_from(row)?,
         written,

@@ -7,10 +7,9 @@ use std::str::FromStr;
 use klef_core::backup::GranteeKind;
 use klef_core::ids::{EnvironmentId, ProjectId};
 use klef_core::model::{
-    Account, AccountKeys, Blob, Environment, KdfAlgorithm, KdfParams, Project, SecretVersion,
-    UnknownName, Workspace,
+    Account, AccountKeys, Blob, Environment, Grantee, KdfAlgorithm, KdfParams, Project,
+    SecretVersion, UnknownName, Workspace,
 };
-use klef_core::wire::Grantee;
 
 use crate::StoreError;
 

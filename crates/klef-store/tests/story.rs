@@ -358,11 +358,14 @@ async fn story(target: Target) {
     // Environments.
     let preview = new_environment(project.project.id, "preview", T0 + 100);
     vault
-        .create_environment(&preview)
+        .create_environment(&preview, &[])
         .await
         .expect("create environment");
     let err = vault
-        .create_environment(&new_environment(project.project.id, "preview", T0 + 101))
+        .create_environment(
+            &new_environment(project.project.id, "preview", T0 + 101),
+            &[],
+        )
         .await
         .unwrap_err();
     assert_eq!(
@@ -381,7 +384,7 @@ async fn story(target: Target) {
     );
     let bad_slug = new_environment(project.project.id, "Not A Slug", T0);
     assert!(matches!(
-        vault.create_environment(&bad_slug).await,
+        vault.create_environment(&bad_slug, &[]).await,
         Err(BackendError::Invalid(_))
     ));
 

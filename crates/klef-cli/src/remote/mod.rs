@@ -11,19 +11,21 @@ pub(crate) mod session;
 pub(crate) mod token_store;
 
 use klef_core::backend::{Backend, BackendError, BackendResult};
+use klef_core::backup::{self, Archive, ArchiveSource, Restore, Restored};
 use klef_core::ids::{AccountId, EnvironmentId, InviteId, ProjectId, WorkspaceId};
 use klef_core::model::{
-    Account, AccountKeys, Environment, EnvironmentKeyAccess, NewEnvironment, NewProject, Project,
-    SecretVersion, SecretWrite, Workspace,
+    Account, AccountKeys, ApiKeyGrant, ApiKeyRecipient, Environment, EnvironmentKeyAccess,
+    GrantInfo, KeyRotation, NewEnvironment, NewProject, Project, RotationOutcome, SecretVersion,
+    SecretWrite, Workspace,
 };
 use klef_core::wire::{
-    AuditList, ConfirmMemberRequest, CreateEnvironmentRequest, CreateInvitationRequest,
-    CreateProjectRequest, CreateWorkspaceRequest, EnvironmentKeyResponse, EnvironmentList,
-    GrantList, Invitation, InvitationList, LoginRequest, MeResponse, Member, MemberList,
+    ApiKeyRecipientList, AuditList, BACKUP_MEDIA_TYPE, ConfirmMemberRequest,
+    CreateEnvironmentRequest, CreateInvitationRequest, CreateProjectRequest,
+    CreateWorkspaceRequest, EnvironmentKeyResponse, EnvironmentList, GrantList,
+    ImportBackupResponse, Invitation, InvitationList, LoginRequest, MeResponse, Member, MemberList,
     ProjectList, RemoveMemberResponse, RenameEnvironmentRequest, RenameProjectRequest,
-    RenameWorkspaceRequest, ReplaceKeysRequest, RotateRequest, RotateResponse, SecretList,
-    SessionResponse, SignupRequest, WorkspaceList, WriteSecretsRequest, WriteSecretsResponse,
-    routes,
+    RenameWorkspaceRequest, ReplaceKeysRequest, RotateResponse, SecretList, SessionResponse,
+    SignupRequest, WorkspaceList, WriteSecretsRequest, WriteSecretsResponse, routes,
 };
 use tokio::sync::OnceCell;
 
@@ -52,27 +54,6 @@ impl RemoteBackend {
     /// The HTTP client (the API-key commands call their routes through it).
     pub(crate) fn api(&self) -> &Api {
         &self.api
-    }
-
-    /// `GET /v1/workspaces/{id}/export`: the workspace's backup archive, as the server sent it.
-    pub(crate) async fn export_backup(&self, ws: &WorkspaceId) -> BackendResult<Vec<u8>> {
-        self.api.get_bytes(&routes::workspace_export(ws)).await
-    }
-
-    /// `POST /v1/import[?force=true]`: restores an archive for the signed-in account.
-    pub(crate) async fn import_backup(
-        &self,
-        archive: Vec<u8>,
-        force: bool,
-    ) -> BackendResult<klef_core::wire::ImportBackupResponse> {
-        let path = if force {
-            format!("{}?force=true", routes::IMPORT)
-        } else {
-            routes::IMPORT.to_owned()
-        };
-        self.api
-            .post_bytes(&path, klef_core::wire::BACKUP_MEDIA_TYPE, archive)
-            .await
     }
 
     /// `GET /v1/me` (cached for the command).
@@ -141,20 +122,6 @@ impl RemoteBackend {
         env: &EnvironmentId,
     ) -> BackendResult<EnvironmentKeyResponse> {
         self.api.get(&routes::environment_key(env)).await
-    }
-
-    /// `GET /v1/environments/{id}/grants`.
-    pub(crate) async fn grants(&self, env: &EnvironmentId) -> BackendResult<GrantList> {
-        self.api.get(&routes::grants(env)).await
-    }
-
-    /// `POST /v1/environments/{id}/rotate`.
-    pub(crate) async fn rotate(
-        &self,
-        env: &EnvironmentId,
-        req: &RotateRequest,
-    ) -> BackendResult<RotateResponse> {
-        self.api.post(&routes::rotate(env), req).await
     }
 
     /// `GET /v1/workspaces/{id}/audit?limit=N`.
@@ -237,18 +204,95 @@ impl Backend for RemoteBackend {
         Ok(list.environments)
     }
 
-    async fn create_environment(&self, new: &NewEnvironment) -> BackendResult<()> {
+    async fn environment_recipients(
+        &self,
+        project: &ProjectId,
+    ) -> BackendResult<Vec<ApiKeyRecipient>> {
+        let list: ApiKeyRecipientList = self.api.get(&routes::api_key_recipients(project)).await?;
+        Ok(list.keys)
+    }
+
+    async fn create_environment(
+        &self,
+        new: &NewEnvironment,
+        grants: &[ApiKeyGrant],
+    ) -> BackendResult<()> {
         let _: Environment = self
             .api
             .post(
                 &routes::environments(&new.environment.project_id),
                 &CreateEnvironmentRequest {
                     environment: new.clone(),
-                    api_key_grants: Vec::new(),
+                    api_key_grants: grants.to_vec(),
                 },
             )
             .await?;
         Ok(())
+    }
+
+    async fn environment_with_key(
+        &self,
+        env: &EnvironmentId,
+    ) -> BackendResult<(Environment, EnvironmentKeyAccess)> {
+        let full = self.environment_key_full(env).await?;
+        Ok((full.environment, full.access))
+    }
+
+    async fn environment_grants(&self, env: &EnvironmentId) -> BackendResult<Vec<GrantInfo>> {
+        let list: GrantList = self.api.get(&routes::grants(env)).await?;
+        Ok(list.grants)
+    }
+
+    async fn rotate_environment_key(
+        &self,
+        env: &EnvironmentId,
+        rotation: &KeyRotation,
+    ) -> BackendResult<RotationOutcome> {
+        // A stale view is the server's `409 stale`, an error like any refusal.
+        let done: RotateResponse = self.api.post(&routes::rotate(env), rotation).await?;
+        Ok(RotationOutcome::Rotated(done.environment))
+    }
+
+    /// `GET /v1/workspaces/{id}/export`, checked completely (signature, version, checksum,
+    /// consistency) before it is handed on; its source becomes the URL klef used.
+    async fn export_backup(&self, ws: &Workspace) -> BackendResult<Archive> {
+        let bytes = self
+            .api
+            .get_bytes(&routes::workspace_export(&ws.id))
+            .await?;
+        let mut archive = backup::decode(&bytes).map_err(|e| {
+            BackendError::Other(format!(
+                "the server at {} sent a backup that does not check out: {e}",
+                self.server()
+            ))
+        })?;
+        archive.source = ArchiveSource::Server {
+            url: self.server().to_owned(),
+        };
+        Ok(archive)
+    }
+
+    /// `POST /v1/import[?force=true]`: restores the archive for the signed-in account (the
+    /// server checks the whole file again).
+    async fn import_backup(&self, archive: &Archive, replace: bool) -> BackendResult<Restore> {
+        let path = if replace {
+            format!("{}?force=true", routes::IMPORT)
+        } else {
+            routes::IMPORT.to_owned()
+        };
+        let done: ImportBackupResponse = self
+            .api
+            .post_bytes(&path, BACKUP_MEDIA_TYPE, backup::encode(archive))
+            .await?;
+        Ok(Restore::Restored(Restored {
+            workspace: done.workspace,
+            replaced: done.replaced,
+            members: done.members,
+            projects: done.projects,
+            environments: done.environments,
+            secret_versions: done.secret_versions,
+            notes: done.notes,
+        }))
     }
 
     async fn environment_key(&self, env: &EnvironmentId) -> BackendResult<EnvironmentKeyAccess> {

@@ -97,10 +97,3 @@ pub fn render(entries: &[Entry], format: Format) -> Zeroizing<String> {
         Format::Shell => renderer::shell(entries),
     }
 }
-
-/// Whether [`Format::Dotenv`] output carries `value` exactly to node `dotenv`, the `dotenvy`
-/// crate and [`parse`] alike (shorthand for [`portability`] being [`Portability::Portable`]).
-#[must_use]
-pub fn dotenv_safe(value: &str) -> bool {
-    portability(value) == Portability::Portable
-}

@@ -1,77 +1,18 @@
 //! API keys and their scopes (`routes/api_keys.rs`).
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use super::WrappedEnvironmentKey;
-use crate::ids::{ApiKeyId, EnvironmentId, ProjectId};
-use crate::model::{Blob, Timestamp};
+use crate::ids::ApiKeyId;
+pub use crate::model::{
+    ApiKeyGrant, ApiKeyInfo, ApiKeyKind, ApiKeyPermission, ApiKeyRecipient, ApiKeyScope,
+    ApiKeyScopeInfo,
+};
+use crate::model::{ApiKeyUpdate, Blob};
 
-/// The kind of an API key (`klef_user_…` or `klef_sys_…`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ApiKeyKind {
-    /// Authenticates as the person who made it (full access as them; unlocking still needs
-    /// their encryption password).
-    User,
-    /// A scoped machine key with its own key pair: decrypts end to end within its scopes.
-    System,
-}
-
-impl ApiKeyKind {
-    /// `user` or `system`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApiKeyKind::User => "user",
-            ApiKeyKind::System => "system",
-        }
-    }
-}
-
-/// What a system key may do within its scopes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ApiKeyPermission {
-    /// List, get and read the history of secrets, and reach the environment keys.
-    Read,
-    /// [`Read`](Self::Read), and write secrets.
-    Readwrite,
-}
-
-impl ApiKeyPermission {
-    /// `read` or `readwrite`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApiKeyPermission::Read => "read",
-            ApiKeyPermission::Readwrite => "readwrite",
-        }
-    }
-}
-
-/// One scope of a system key: an environment of a project, or every environment of it
-/// (`environment_id: null`, written `proj:*`), including environments created later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiKeyScope {
-    /// The project.
-    pub project_id: ProjectId,
-    /// The environment, or `None` for every environment of the project.
-    #[serde(default)]
-    pub environment_id: Option<EnvironmentId>,
-}
-
-/// An environment key wrapped (HPKE, `Aad::EnvironmentKey`) to a system key's public key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiKeyGrant {
-    /// The system key.
-    pub api_key_id: ApiKeyId,
-    /// The environment key, wrapped to the key's public key.
-    pub wrapped_key: Blob,
-}
+/// `PUT /v1/api-keys/{api_key_id}`: an [`ApiKeyUpdate`] of a system key; answers with the
+/// key's [`ApiKeyInfo`].
+pub type PutApiKeyRequest = ApiKeyUpdate;
 
 /// `POST /v1/api-keys`: registers a key the client generated (`ApiToken::generate`). The
 /// server never sees the secret: only its SHA-256 and, for a system key, the public key
@@ -105,85 +46,12 @@ pub struct CreateApiKeyRequest {
     pub environment_keys: Vec<WrappedEnvironmentKey>,
 }
 
-/// `PUT /v1/api-keys/{api_key_id}`: replaces all scopes and the permission of a system key
-/// (user keys are refused). `environment_keys` must wrap every environment the new scopes
-/// cover that the key does not hold yet; grants of environments no longer covered are deleted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PutApiKeyRequest {
-    /// The new scopes (at least one).
-    pub scopes: Vec<ApiKeyScope>,
-    /// The new permission.
-    pub permission: ApiKeyPermission,
-    /// Environment keys for newly covered environments, wrapped to the key's public key.
-    #[serde(default)]
-    pub environment_keys: Vec<WrappedEnvironmentKey>,
-}
-
-/// A scope as listed, with names for display (`proj:env`, `proj:*`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiKeyScopeInfo {
-    /// The project.
-    pub project_id: ProjectId,
-    /// The project's name.
-    pub project_name: String,
-    /// The environment, or `None` for every environment (`*`).
-    pub environment_id: Option<EnvironmentId>,
-    /// The environment's slug, or `None` for `*`.
-    pub environment_slug: Option<String>,
-}
-
-impl fmt::Display for ApiKeyScopeInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}",
-            self.project_name,
-            self.environment_slug.as_deref().unwrap_or("*")
-        )
-    }
-}
-
-/// An API key as `klef keys list` shows it. Never the secret or its hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiKeyInfo {
-    /// The id.
-    pub id: ApiKeyId,
-    /// The public prefix `klef_user_<id>` / `klef_sys_<id>`.
-    pub prefix: String,
-    /// User or system.
-    pub kind: ApiKeyKind,
-    /// The label.
-    pub label: String,
-    /// The creator's email (`None` when unknown).
-    pub created_by_email: Option<String>,
-    /// A system key's permission; `None` for a user key (full access as its owner).
-    pub permission: Option<ApiKeyPermission>,
-    /// A system key's scopes (empty for a user key).
-    pub scopes: Vec<ApiKeyScopeInfo>,
-    /// A system key's public key.
-    pub public_key: Option<Blob>,
-    /// When it was created.
-    pub created_at: Timestamp,
-}
-
 /// `GET /v1/api-keys`: the live keys the caller created, and the system keys scoped to
 /// projects of workspaces the caller administers; oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKeyList {
     /// The keys.
     pub keys: Vec<ApiKeyInfo>,
-}
-
-/// One system key that must receive a new environment's key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiKeyRecipient {
-    /// The key.
-    pub api_key_id: ApiKeyId,
-    /// Its public prefix (for messages).
-    pub prefix: String,
-    /// Its X25519 public key.
-    pub public_key: Blob,
 }
 
 /// `GET /v1/projects/{project_id}/api-key-recipients` (admins holding the project key): the

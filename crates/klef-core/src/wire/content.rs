@@ -2,12 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ApiKeyGrant;
-use crate::ids::{AccountId, ApiKeyId};
 use crate::model::{
-    Blob, Environment, EnvironmentKeyAccess, NewEnvironment, NewProject, Project, SecretVersion,
-    SecretWrite, Workspace,
+    ApiKeyGrant, Environment, EnvironmentKeyAccess, NewEnvironment, NewProject, Project,
+    SecretVersion, SecretWrite, Workspace,
 };
+pub use crate::model::{GrantInfo, Grantee, KeyRotation, RotatedGrant, RotatedSecret};
 
 /// `GET /v1/workspaces`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,28 +99,6 @@ pub struct WriteSecretsResponse {
     pub written: Vec<SecretVersion>,
 }
 
-/// Who holds a direct environment grant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
-pub enum Grantee {
-    /// A member restricted to some environments.
-    Account(AccountId),
-    /// A system API key.
-    ApiKey(ApiKeyId),
-}
-
-/// One direct grant of an environment, as `GET /v1/environments/{environment_id}/grants`
-/// lists them for the rotating admin.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GrantInfo {
-    /// Who holds it.
-    pub grantee: Grantee,
-    /// Their public key (to wrap the new key to).
-    pub public_key: Blob,
-    /// The key version they hold.
-    pub key_version: i64,
-}
-
 /// `GET /v1/environments/{environment_id}/grants` (admins).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantList {
@@ -129,46 +106,12 @@ pub struct GrantList {
     pub grants: Vec<GrantInfo>,
 }
 
-/// A live secret re-encrypted under the new environment key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RotatedSecret {
-    /// The key name.
-    pub name: String,
-    /// The version that was re-encrypted (must still be the latest).
-    pub expected_version: i64,
-    /// The value sealed under the new key.
-    pub ciphertext: Blob,
-}
-
-/// A direct grant re-wrapped for the new key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RotatedGrant {
-    /// Who it is for (must be one of the current grantees).
-    pub grantee: Grantee,
-    /// The new environment key wrapped to their public key.
-    pub wrapped_key: Blob,
-}
-
-/// `POST /v1/environments/{environment_id}/rotate` (admins holding the project key): in one
-/// transaction, `key_version` becomes `expected_key_version + 1`, the sealed key is replaced,
-/// every live secret gets a new version re-encrypted by the client, and the direct grants are
-/// replaced. A stale key version, a secret changed since it was read, or a grantee set that
-/// differs from the current one gives `409` [`codes::STALE`](super::codes::STALE) (or [`codes::CONFLICT`](super::codes::CONFLICT) for a
+/// `POST /v1/environments/{environment_id}/rotate` (admins holding the project key): the
+/// [`KeyRotation`], as JSON. A stale key version, a secret changed since it was read, or a
+/// grantee set that differs from the current one gives `409`
+/// [`codes::STALE`](super::codes::STALE) (or [`codes::CONFLICT`](super::codes::CONFLICT) for a
 /// secret) and nothing is written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RotateRequest {
-    /// The key version the client rotated from.
-    pub expected_key_version: i64,
-    /// The new environment key sealed (`Aad::EnvironmentKey`) under the project key.
-    pub sealed_key: Blob,
-    /// Every live secret, re-encrypted.
-    pub secrets: Vec<RotatedSecret>,
-    /// Every current direct grant, re-wrapped (grantees may be left out to drop them).
-    pub grants: Vec<RotatedGrant>,
-}
+pub type RotateRequest = KeyRotation;
 
 /// The answer to [`RotateRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +125,7 @@ pub struct RotateResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::AccountId;
 
     #[test]
     fn grantee_has_a_stable_shape() {

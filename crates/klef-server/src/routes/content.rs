@@ -22,7 +22,7 @@ use tracing::instrument;
 
 use super::{audit_by, created};
 use crate::AppState;
-use crate::authz::{Action, Principal, Resource, authorize};
+use crate::authz::{self, Action, Principal, Resource, authorize};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 
@@ -167,14 +167,11 @@ pub(super) async fn environments(
     )
     .await?;
     let environments = match &principal {
-        // A system key sees the environments its scopes cover.
-        Principal::SystemKey(key) => state
-            .store
-            .project_environments(&id)
-            .await?
-            .into_iter()
-            .filter(|e| key.covers(&id, &e.id))
-            .collect(),
+        Principal::SystemKey(key) => authz::environments_for_system_key(
+            key,
+            &id,
+            state.store.project_environments(&id).await?,
+        ),
         _ => {
             state
                 .store
@@ -450,7 +447,7 @@ pub(super) async fn rotate(
     );
     match state
         .store
-        .rotate_environment(&id, &req, principal.label(), &audit)
+        .rotate_environment(&id, &req, principal.label(), Some(&audit))
         .await?
     {
         RotateOutcome::Rotated {

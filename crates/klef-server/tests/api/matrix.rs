@@ -229,6 +229,12 @@ pub(crate) const MATRIX: &[Row] = &[
         [201, 403, 403, 201, 403, 403, 403, 403, U, U, U, U],
     ),
     (
+        "POST",
+        "/v1/workspaces/{workspace_id}/invitations",
+        "as `owner` (400: a second owner)",
+        [400, 403, 403, 400, 403, 403, 403, 403, U, U, U, U],
+    ),
+    (
         "GET",
         "/v1/invitations",
         "",
@@ -257,6 +263,12 @@ pub(crate) const MATRIX: &[Row] = &[
         "/v1/workspaces/{workspace_id}/members/{account_id}",
         "an account that is no member",
         [404, 403, 403, 404, 403, 403, 403, 403, U, U, U, U],
+    ),
+    (
+        "DELETE",
+        "/v1/workspaces/{workspace_id}/members/{account_id}",
+        "the caller's own account (400: not oneself)",
+        [400, 403, 403, 400, 403, 403, 403, 403, U, U, U, U],
     ),
     (
         "GET",
@@ -926,6 +938,19 @@ pub(crate) fn create_env_body(
     })
 }
 
+/// The `{account_id}` of a members route: the caller's own account for the row about removing
+/// oneself (alice's for the columns with no account of their own), else an unknown one.
+fn member_target(w: &World, who: Who, note: &str) -> AccountId {
+    if !note.contains("own account") {
+        return AccountId::random();
+    }
+    match who {
+        Who::Member | Who::ExpiredSession => w.bob.id,
+        Who::MemberNoEnv => w.carol.id,
+        _ => w.alice.id,
+    }
+}
+
 /// The request of `row` for column `col`: the concrete path and body.
 fn request(w: &World, row: usize, col: usize) -> (String, Option<Value>) {
     let (_, path, note, _) = MATRIX[row];
@@ -943,7 +968,7 @@ fn request(w: &World, row: usize, col: usize) -> (String, Option<Value>) {
         .replace("{environment_id}", &env.id.to_string())
         .replace("{name}", SECRET)
         .replace("{invitation_id}", &InviteId::random().to_string())
-        .replace("{account_id}", &AccountId::random().to_string());
+        .replace("{account_id}", &member_target(w, who, note).to_string());
     let body = match (MATRIX[row].0, path) {
         ("POST", "/v1/signup") => Some(Person::new("nobody").signup_body()),
         ("POST", "/v1/login") => {
@@ -972,7 +997,8 @@ fn request(w: &World, row: usize, col: usize) -> (String, Option<Value>) {
         ("POST", "/v1/environments/{environment_id}/rotate") => Some(json!({
             "expected_key_version": 0, "sealed_key": "AAAA", "secrets": [], "grants": []})),
         ("POST", "/v1/workspaces/{workspace_id}/invitations") => Some(json!({
-            "email": format!("invitee{col}@example.com"), "role": "member"})),
+            "email": format!("invitee{col}-{row}@example.com"),
+            "role": if note.contains("owner") { "owner" } else { "member" }})),
         ("POST", "/v1/api-keys") if note.starts_with("a user key") => Some(user_key("matrix").2),
         ("POST", "/v1/api-keys") => {
             let (production, production_key) = w.fx.env("production");

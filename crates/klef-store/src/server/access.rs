@@ -2,9 +2,8 @@
 //! in, which keys an account holds), a consistent read of an environment's secrets, and the
 //! direct grants of an environment.
 
-use klef_core::ids::{EnvironmentId, ProjectId, WorkspaceId};
-use klef_core::model::{Blob, Environment, Role, SecretVersion};
-use klef_core::wire::{GrantInfo, Grantee};
+use klef_core::ids::{AccountId, EnvironmentId, ProjectId, WorkspaceId};
+use klef_core::model::{Blob, Environment, GrantInfo, Grantee, Role, SecretVersion};
 
 use crate::rotate::grantee_parts;
 use crate::rows::{EnvironmentRow, VersionRow, grantee_of, parse_id, parse_name};
@@ -15,6 +14,9 @@ use crate::{Store, StoreError};
 pub enum AccessTarget {
     /// A workspace.
     Workspace(WorkspaceId),
+    /// A member (or any account) of a workspace: the workspace's facts and that account's
+    /// role there ([`AccessFacts::member_role`]).
+    Member(WorkspaceId, AccountId),
     /// A project.
     Project(ProjectId),
     /// An environment.
@@ -51,6 +53,10 @@ pub struct AccessFacts {
     pub personal: bool,
     /// The asking account's role there (`None` for API keys and non-members).
     pub role: Option<Role>,
+    /// For [`AccessTarget::Member`]: that account's role in the workspace (`None`: not a
+    /// member). A member's role never changes once it is a member (only removal ends it), so a
+    /// decision on it stays true until the removal's own transaction.
+    pub member_role: Option<Role>,
     /// The project and its name (project and environment targets).
     pub project: Option<(ProjectId, String)>,
     /// Whether the asking account holds the project key.
@@ -115,32 +121,9 @@ impl Store {
             Grantee::ApiKey(_) => String::new(),
         };
         match target {
-            AccessTarget::Workspace(ws) => {
-                let row: Option<(bool, Option<String>)> = with_pool!(self, pool => {
-                    sqlx::query_as(
-                        "SELECT w.personal, \
-                         (SELECT m.role FROM workspace_members m \
-                          WHERE m.workspace_id = w.id AND m.account_id = $2) AS role \
-                         FROM workspaces w WHERE w.id = $1",
-                    )
-                    .bind(ws.to_string())
-                    .bind(&account)
-                    .fetch_optional(pool)
-                    .await?
-                });
-                row.map(|(personal, role)| {
-                    Ok(AccessFacts {
-                        workspace_id: ws,
-                        personal,
-                        role: role.as_deref().map(parse_name::<Role>).transpose()?,
-                        project: None,
-                        project_key: false,
-                        grant: false,
-                        environment: None,
-                        revision: None,
-                    })
-                })
-                .transpose()
+            AccessTarget::Workspace(ws) => self.workspace_facts(ws, &account, None).await,
+            AccessTarget::Member(ws, member) => {
+                self.workspace_facts(ws, &account, Some(&member)).await
             }
             AccessTarget::Project(project) => {
                 let row: Option<ProjectFactsRow> = with_pool!(self, pool => {
@@ -163,6 +146,7 @@ impl Store {
                         workspace_id: parse_id(&r.workspace_id, "workspace")?,
                         personal: r.personal,
                         role: r.role.as_deref().map(parse_name::<Role>).transpose()?,
+                        member_role: None,
                         project: Some((project, r.project_name)),
                         project_key: r.project_key,
                         grant: false,
@@ -207,6 +191,7 @@ impl Store {
                         workspace_id: parse_id(&r.workspace_id, "workspace")?,
                         personal: r.personal,
                         role: r.role.as_deref().map(parse_name::<Role>).transpose()?,
+                        member_role: None,
                         project: Some((environment.project_id, r.project_name)),
                         project_key: r.project_key,
                         grant: r.granted,
@@ -217,6 +202,45 @@ impl Store {
                 .transpose()
             }
         }
+    }
+
+    /// [`Store::access_facts`] of a workspace, with `member`'s role there when asked.
+    async fn workspace_facts(
+        &self,
+        ws: WorkspaceId,
+        account: &str,
+        member: Option<&AccountId>,
+    ) -> Result<Option<AccessFacts>, StoreError> {
+        let member = member.map(ToString::to_string).unwrap_or_default();
+        let row: Option<(bool, Option<String>, Option<String>)> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT w.personal, \
+                 (SELECT m.role FROM workspace_members m \
+                  WHERE m.workspace_id = w.id AND m.account_id = $2) AS role, \
+                 (SELECT m.role FROM workspace_members m \
+                  WHERE m.workspace_id = w.id AND m.account_id = $3) AS member_role \
+                 FROM workspaces w WHERE w.id = $1",
+            )
+            .bind(ws.to_string())
+            .bind(account)
+            .bind(&member)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(|(personal, role, member_role)| {
+            Ok(AccessFacts {
+                workspace_id: ws,
+                personal,
+                role: role.as_deref().map(parse_name::<Role>).transpose()?,
+                member_role: member_role.as_deref().map(parse_name::<Role>).transpose()?,
+                project: None,
+                project_key: false,
+                grant: false,
+                environment: None,
+                revision: None,
+            })
+        })
+        .transpose()
     }
 
     /// The live secrets of an environment (as [`Store::secrets`], by name) and the

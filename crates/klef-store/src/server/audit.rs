@@ -1,7 +1,7 @@
 //! Reading the audit log (entries are written by every change through `insert_audit!`).
 
 use klef_core::ids::WorkspaceId;
-use klef_core::wire::{AuditActor, AuditEntry};
+use klef_core::model::{AuditActor, AuditEntry};
 
 use crate::rows::parse_id;
 use crate::{Store, StoreError};

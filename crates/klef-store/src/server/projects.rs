@@ -4,8 +4,7 @@
 
 use klef_core::crypto::token::{TokenKind, prefix_of};
 use klef_core::ids::{ApiKeyId, ProjectId};
-use klef_core::model::{Blob, Environment, Project};
-use klef_core::wire::ApiKeyRecipient;
+use klef_core::model::{ApiKeyRecipient, Blob, Environment, Project};
 
 use crate::rows::{EnvironmentRow, ProjectRow, convert, parse_id};
 use crate::{Store, StoreError};

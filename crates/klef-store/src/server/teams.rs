@@ -3,13 +3,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use klef_core::ids::{AccountId, EnvironmentId, InviteId, WorkspaceId};
-use klef_core::model::{Blob, Role};
-use klef_core::wire::{
-    ConfirmMemberRequest, EnvironmentRef, Invitation, InvitationStatus, Member, MemberStatus,
-};
-
 use klef_core::backup::GranteeKind;
+use klef_core::ids::{AccountId, EnvironmentId, InviteId, WorkspaceId};
+use klef_core::model::{
+    Blob, EnvironmentRef, Invitation, InvitationStatus, Member, MemberKeys, MemberStatus, Role,
+};
 
 use crate::audit::Audit;
 use crate::rows::{parse_id, parse_name};
@@ -366,7 +364,7 @@ impl Store {
         &self,
         ws: &WorkspaceId,
         account: &AccountId,
-        keys: &ConfirmMemberRequest,
+        keys: &MemberKeys,
         audit: &Audit,
     ) -> Result<(), StoreError> {
         let mut tx = Tx::write(self).await?;
@@ -396,7 +394,7 @@ async fn confirm_in(
     tx: &mut Tx,
     ws: &WorkspaceId,
     account: &AccountId,
-    keys: &ConfirmMemberRequest,
+    keys: &MemberKeys,
     audit: &Audit,
 ) -> Result<(), StoreError> {
     let ws_id = ws.to_string();

@@ -6,15 +6,13 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use klef_core::backend::BackendError;
-use klef_core::backup::{self, Archive, ArchiveSource};
+use klef_core::backend::{Backend as _, BackendError};
+use klef_core::backup;
 use klef_core::model::Workspace;
 use serde_json::json;
 
-use crate::backend::AnyBackend;
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
-use crate::remote::RemoteBackend;
 
 /// Write an encrypted backup of the current workspace
 #[derive(Debug, clap::Args)]
@@ -38,18 +36,10 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     let progress = ctx
         .printer
         .progress(format!("exporting workspace \"{}\"", ws.name));
-    let archive = match &b {
-        AnyBackend::Local(vault) => {
-            let producer = format!("klef {}", env!("CARGO_PKG_VERSION"));
-            vault
-                .store()
-                .await?
-                .export_workspace(&ws.id, ArchiveSource::Local, &producer)
-                .await
-                .with_context(|| format!("failed to read workspace \"{}\"", ws.name))?
-        }
-        AnyBackend::Remote(remote) => from_server(remote, &ws).await?,
-    };
+    let archive = b
+        .export_backup(&ws)
+        .await
+        .map_err(|e| export_failed(e, &ws, b.server()))?;
     let bytes = backup::encode(&archive);
     write_archive(&args.file, &bytes, args.force)?;
     drop(progress);
@@ -80,37 +70,23 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     Ok(ExitStatus::SUCCESS)
 }
 
-/// Downloads the workspace's archive and checks it completely (signature, version, checksum,
-/// consistency) before anything is written; the source becomes the URL klef used.
-async fn from_server(remote: &RemoteBackend, ws: &Workspace) -> Result<Archive> {
-    let bytes = remote.export_backup(&ws.id).await.map_err(|e| {
-        let denied = matches!(e, BackendError::PermissionDenied(_));
-        let context = format!(
-            "failed to export workspace \"{}\" from {}",
-            ws.name,
-            remote.server()
-        );
-        // The hint rides on a Failure at the root of the chain, where it is found.
-        if denied {
-            anyhow::Error::new(
-                Failure::permission(e.to_string())
-                    .hint("only the workspace's admins and owner can export it"),
-            )
-            .context(context)
-        } else {
-            anyhow::Error::new(e).context(context)
-        }
-    })?;
-    let mut archive = backup::decode(&bytes).map_err(|e| {
-        Failure::other(format!(
-            "the server at {} sent a backup that does not check out: {e}",
-            remote.server()
-        ))
-    })?;
-    archive.source = ArchiveSource::Server {
-        url: remote.server().to_owned(),
+/// Why the export failed, with where from: the local vault, or the server (which lets only
+/// the workspace's admins and owner export it).
+fn export_failed(e: BackendError, ws: &Workspace, server: Option<&str>) -> anyhow::Error {
+    let Some(server) = server else {
+        return anyhow::Error::new(e).context(format!("failed to read workspace \"{}\"", ws.name));
     };
-    Ok(archive)
+    let context = format!("failed to export workspace \"{}\" from {server}", ws.name);
+    // The hint rides on a Failure at the root of the chain, where it is found.
+    if matches!(e, BackendError::PermissionDenied(_)) {
+        anyhow::Error::new(
+            Failure::permission(e.to_string())
+                .hint("only the workspace's admins and owner can export it"),
+        )
+        .context(context)
+    } else {
+        anyhow::Error::new(e).context(context)
+    }
 }
 
 fn exists(path: &Path) -> Failure {

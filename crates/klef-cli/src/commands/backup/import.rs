@@ -4,19 +4,16 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use klef_core::backend::Backend as _;
-use klef_core::backend::BackendError;
-use klef_core::backup::{self, Archive, BackupError};
+use klef_core::backend::{Backend as _, BackendError};
+use klef_core::backup::{self, Archive, BackupError, Restore, Restored};
 use klef_core::model::Role;
 use klef_core::wire::MAX_BACKUP_BYTES;
-use klef_store::{ImportMode, StoreError};
 use serde_json::json;
 
 use crate::backend::AnyBackend;
 use crate::config::Config;
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
-use crate::remote::RemoteBackend;
 
 /// Archives larger than this are refused before being read (1 GiB).
 const MAX_ARCHIVE_BYTES: u64 = 1 << 30;
@@ -37,10 +34,48 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     // The whole file is checked before the vault is even opened, or anything sent.
     let (bytes, archive) = read_archive(&args.file)?;
     let b = ctx.backend().await?;
-    if let AnyBackend::Remote(remote) = &b {
-        return into_server(args, ctx, remote, bytes, &archive).await;
-    }
+    let server = b.server().map(str::to_owned);
+    let previous = if let Some(server) = &server {
+        check_for_server(args, &b, server, bytes.len(), &archive).await?;
+        None
+    } else {
+        check_for_local(args, &archive)?;
+        b.account().await?
+    };
     drop(bytes);
+    let file = args.file.display();
+    let progress = ctx.printer.progress("importing the archive");
+    let imported = b.import_backup(&archive, args.force).await;
+    drop(progress);
+    let restored = match imported {
+        Ok(Restore::Restored(done)) => done,
+        Ok(Restore::Occupied {
+            projects,
+            secret_versions,
+        }) => return Err(not_empty(&args.file, projects, secret_versions).into()),
+        Err(e) => {
+            return Err(match &server {
+                None => anyhow::Error::new(e)
+                    .context(format!("failed to import {file}; nothing was written")),
+                Some(server) => server_refusal(e, &format!("{file}"), server),
+            });
+        }
+    };
+    if let Some(old) = previous {
+        crate::commands::password::forget_in_agent(ctx, &old.id.to_string()).await;
+    }
+    ctx.save_config(&Config {
+        workspace: Some(restored.workspace.id),
+    })?;
+    match &server {
+        None => report_local(args, ctx, &restored)?,
+        Some(server) => report_server(args, ctx, server, &restored)?,
+    }
+    Ok(ExitStatus::SUCCESS)
+}
+
+/// The local vault takes one account's backup.
+fn check_for_local(args: &Args, archive: &Archive) -> Result<()> {
     if archive.accounts.len() != 1 || archive.workspaces.is_empty() {
         return Err(Failure::other(format!(
             "cannot import {}: it holds {} accounts and {} workspaces, the local vault takes one account",
@@ -51,81 +86,23 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         .hint("a team workspace's backup is restored into a Klef server")
         .into());
     }
-
-    let store = super::store(&b).await?;
-    let contents = store.contents().await?;
-    if !contents.is_empty() && !args.force {
-        return Err(not_empty(&args.file, contents.projects, contents.secret_versions).into());
-    }
-    let previous = b.account().await?;
-    let mode = if args.force {
-        ImportMode::Replace
-    } else {
-        ImportMode::IntoEmpty
-    };
-    let progress = ctx.printer.progress("importing the archive");
-    let summary = match store.import_archive(&archive, mode).await {
-        Ok(s) => s,
-        // Someone wrote to the vault between the check and the import.
-        Err(StoreError::AlreadyExists { .. }) if !args.force => {
-            let now = store.contents().await?;
-            return Err(not_empty(&args.file, now.projects, now.secret_versions).into());
-        }
-        Err(e) => {
-            return Err(anyhow::Error::new(e).context(format!(
-                "failed to import {}; nothing was written",
-                args.file.display()
-            )));
-        }
-    };
-    drop(progress);
-    if let Some(old) = previous {
-        crate::commands::password::forget_in_agent(ctx, &old.id.to_string()).await;
-    }
-    let workspace = &archive.workspaces[0];
-    ctx.save_config(&Config {
-        workspace: Some(workspace.id),
-    })?;
-
-    if ctx.global.json {
-        ctx.printer.json(&json!({
-            "file": args.file,
-            "replaced": args.force && !contents.is_empty(),
-            "workspace": { "id": workspace.id, "name": workspace.name },
-            "projects": summary.projects,
-            "environments": summary.environments,
-            "secret_versions": summary.secret_versions,
-        }))?;
-    }
-    ctx.printer.info(&format!(
-        "restored workspace \"{}\" from {} ({}, {}, {})",
-        workspace.name,
-        args.file.display(),
-        super::count(summary.projects as u64, "project"),
-        super::count(summary.environments as u64, "environment"),
-        super::count(summary.secret_versions as u64, "secret version"),
-    ));
-    ctx.printer
-        .info("unlock it with the encryption password it had, or reset that with `klef recover`");
-    Ok(ExitStatus::SUCCESS)
+    Ok(())
 }
 
-/// Restores the archive on the server for the signed-in account (server mode). The account
-/// must be the archive's owner with the same keys: checked here for a clear early answer, and
-/// again by the server, which also re-checks the whole file.
-async fn into_server(
+/// A server restores one workspace for its owner: the signed-in account must be the archive's
+/// owner with the same keys. Checked here for a clear early answer, and again by the server,
+/// which also re-checks the whole file.
+async fn check_for_server(
     args: &Args,
-    ctx: &Context,
-    remote: &RemoteBackend,
-    bytes: Vec<u8>,
+    b: &AnyBackend,
+    server: &str,
+    size: usize,
     archive: &Archive,
-) -> Result<ExitStatus> {
+) -> Result<()> {
     let file = args.file.display();
-    let server = remote.server().to_owned();
-    if bytes.len() > MAX_BACKUP_BYTES {
+    if size > MAX_BACKUP_BYTES {
         return Err(Failure::other(format!(
-            "cannot import {file}: {} bytes is more than the {MAX_BACKUP_BYTES} bytes a Klef server accepts",
-            bytes.len()
+            "cannot import {file}: {size} bytes is more than the {MAX_BACKUP_BYTES} bytes a Klef server accepts"
         ))
         .into());
     }
@@ -136,7 +113,10 @@ async fn into_server(
         ))
         .into());
     };
-    let me = &remote.me().await?.account;
+    let me = b.account().await?.ok_or_else(|| {
+        Failure::auth(format!("not signed in to {server}"))
+            .hint("sign in with `klef login --server URL`")
+    })?;
     let owner = archive
         .members
         .iter()
@@ -157,28 +137,55 @@ async fn into_server(
         .hint("only the account that owns a backup can restore it on a server (the server cannot re-wrap keys); to move a backup to a new server, create the account there with `klef signup --from-backup FILE`")
         .into());
     }
+    Ok(())
+}
 
-    let done = remote.import_backup(bytes, args.force).await.map_err(|e| {
-        let context = format!("failed to import {file} into {server}; nothing was written");
-        // The hint rides on a Failure at the root of the chain, where it is found.
-        let failure = match &e {
-            BackendError::AlreadyExists { .. } => Some(Failure::other(e.to_string()).hint(
-                "pass --force to replace that workspace's contents on the server with the backup",
-            )),
-            BackendError::PermissionDenied(_) => Some(
-                Failure::permission(e.to_string())
-                    .hint("only the workspace's owner can restore a backup over it"),
-            ),
-            _ => None,
-        };
-        match failure {
-            Some(f) => anyhow::Error::new(f).context(context),
-            None => anyhow::Error::new(e).context(context),
-        }
-    })?;
-    ctx.save_config(&Config {
-        workspace: Some(done.workspace.id),
-    })?;
+/// A server's refusal of a restore, with the hint that answers it.
+fn server_refusal(e: BackendError, file: &str, server: &str) -> anyhow::Error {
+    let context = format!("failed to import {file} into {server}; nothing was written");
+    // The hint rides on a Failure at the root of the chain, where it is found.
+    let failure = match &e {
+        BackendError::AlreadyExists { .. } => Some(Failure::other(e.to_string()).hint(
+            "pass --force to replace that workspace's contents on the server with the backup",
+        )),
+        BackendError::PermissionDenied(_) => Some(
+            Failure::permission(e.to_string())
+                .hint("only the workspace's owner can restore a backup over it"),
+        ),
+        _ => None,
+    };
+    match failure {
+        Some(f) => anyhow::Error::new(f).context(context),
+        None => anyhow::Error::new(e).context(context),
+    }
+}
+
+fn report_local(args: &Args, ctx: &Context, done: &Restored) -> Result<()> {
+    let workspace = &done.workspace;
+    if ctx.global.json {
+        ctx.printer.json(&json!({
+            "file": args.file,
+            "replaced": done.replaced,
+            "workspace": { "id": workspace.id, "name": workspace.name },
+            "projects": done.projects,
+            "environments": done.environments,
+            "secret_versions": done.secret_versions,
+        }))?;
+    }
+    ctx.printer.info(&format!(
+        "restored workspace \"{}\" from {} ({}, {}, {})",
+        workspace.name,
+        args.file.display(),
+        super::count(done.projects, "project"),
+        super::count(done.environments, "environment"),
+        super::count(done.secret_versions, "secret version"),
+    ));
+    ctx.printer
+        .info("unlock it with the encryption password it had, or reset that with `klef recover`");
+    Ok(())
+}
+
+fn report_server(args: &Args, ctx: &Context, server: &str, done: &Restored) -> Result<()> {
     if ctx.global.json {
         ctx.printer.json(&json!({
             "file": args.file,
@@ -196,18 +203,19 @@ async fn into_server(
         ctx.printer.warn(note);
     }
     ctx.printer.info(&format!(
-        "{} workspace \"{}\" on {server} from {file} ({}, {}, {})",
+        "{} workspace \"{}\" on {server} from {} ({}, {}, {})",
         if done.replaced {
             "replaced"
         } else {
             "restored"
         },
         done.workspace.name,
+        args.file.display(),
         super::count(done.projects, "project"),
         super::count(done.environments, "environment"),
         super::count(done.secret_versions, "secret version"),
     ));
-    Ok(ExitStatus::SUCCESS)
+    Ok(())
 }
 
 /// Reads and fully checks the archive; every refusal is one line naming the file.

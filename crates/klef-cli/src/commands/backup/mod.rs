@@ -8,11 +8,9 @@ pub(crate) mod export;
 pub(crate) mod import;
 
 use anyhow::Result;
-use klef_store::Store;
 
-use crate::backend::AnyBackend;
 use crate::context::Context;
-use crate::diagnostics::{ExitStatus, Failure};
+use crate::diagnostics::ExitStatus;
 
 /// Back up and restore the vault
 #[derive(Debug, clap::Subcommand)]
@@ -40,18 +38,6 @@ pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
     match cmd {
         Command::Export(args) => export::run(&args, ctx).await,
         Command::Import(args) => import::run(&args, ctx).await,
-    }
-}
-
-/// The store behind the backend (backups work on stored rows of the local vault).
-async fn store(b: &AnyBackend) -> Result<&Store> {
-    match b {
-        AnyBackend::Local(vault) => Ok(vault.store().await?),
-        AnyBackend::Remote(_) => Err(Failure::usage(
-            "`klef backup` works on the local vault, and klef is using a Klef server",
-        )
-        .hint("unset KLEF_SERVER (or drop --server) to back up or restore the local vault")
-        .into()),
     }
 }
 

@@ -2,10 +2,10 @@
 //! under the project key (which needs the password).
 
 use anyhow::{Context as _, Result};
-use klef_core::backend::Backend as _;
-use klef_core::crypto::{self, Aad, SymmetricKey};
+use klef_core::backend::Backend;
+use klef_core::crypto::{self, Aad, PublicKey, SymmetricKey};
 use klef_core::ids::EnvironmentId;
-use klef_core::model::{Environment, NewEnvironment};
+use klef_core::model::{ApiKeyGrant, Environment, NewEnvironment};
 use klef_core::names::{validate_display_name, validate_slug};
 
 use crate::context::Context;
@@ -57,7 +57,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     };
     let env_key = SymmetricKey::generate();
     let sealed = crypto::seal_key(&project_key, &env_key, &Aad::EnvironmentKey(&env.id));
-    crate::commands::keys::create_environment(
+    create_environment(
         &b,
         &NewEnvironment {
             environment: env,
@@ -72,4 +72,31 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         args.slug, pt.project.name
     ));
     Ok(ExitStatus::SUCCESS)
+}
+
+/// Creates an environment whose key is `key`, wrapped in the same request to every system key
+/// scoped to all of the project's environments (`proj:*`), so those keys reach the new
+/// environment end to end (the local vault has none).
+async fn create_environment(
+    b: &impl Backend,
+    new: &NewEnvironment,
+    key: &SymmetricKey,
+) -> Result<()> {
+    let env = &new.environment;
+    let recipients = b.environment_recipients(&env.project_id).await?;
+    let mut grants = Vec::with_capacity(recipients.len());
+    for k in recipients {
+        let public = PublicKey::from_slice(k.public_key.as_bytes()).map_err(|e| {
+            Failure::other(format!(
+                "the server sent a bad public key for {}: {e}",
+                k.prefix
+            ))
+        })?;
+        grants.push(ApiKeyGrant {
+            api_key_id: k.api_key_id,
+            wrapped_key: crypto::wrap_key(&public, key, &Aad::EnvironmentKey(&env.id)).into(),
+        });
+    }
+    b.create_environment(new, &grants).await?;
+    Ok(())
 }

@@ -7,11 +7,9 @@
 use anyhow::{Context as _, Result};
 use klef_core::backend::Backend as _;
 use klef_core::crypto::{self, Aad, PublicKey, SymmetricKey};
-use klef_core::wire::{RotateRequest, RotatedGrant, RotatedSecret};
-use klef_store::{Actor, ActorKind, Audit, RotateOutcome};
+use klef_core::model::{KeyRotation, RotatedGrant, RotatedSecret, RotationOutcome};
 use serde_json::json;
 
-use crate::backend::AnyBackend;
 use crate::context::{self, Context, Target};
 use crate::diagnostics::{ExitStatus, Failure};
 use crate::secrets;
@@ -40,13 +38,8 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         }
     };
     let keys = ctx.keys(&b).await?;
-    let (env, access) = match &b {
-        AnyBackend::Remote(r) => {
-            let full = r.environment_key_full(&t.env.id).await?;
-            (full.environment, full.access)
-        }
-        AnyBackend::Local(_) => (t.env.clone(), b.environment_key(&t.env.id).await?),
-    };
+    // The environment as stored now: its current key version is what the rotation replaces.
+    let (env, access) = b.environment_with_key(&t.env.id).await?;
     let project_key = keys.project_key(&t.project, &access).await.map_err(|e| {
         e.context(Failure::permission(format!(
             "rotating the key of {} needs the project key",
@@ -79,61 +72,35 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         });
     }
     let mut grants = Vec::new();
-    if let AnyBackend::Remote(r) = &b {
-        for g in r.grants(&env.id).await?.grants {
-            let pk = PublicKey::from_slice(g.public_key.as_bytes())
-                .context("a grantee's public key is malformed")?;
-            let wrapped = crypto::try_wrap_key(&pk, &new_key, &Aad::EnvironmentKey(&env.id))
-                .context("cannot wrap the new key to a grantee")?;
-            grants.push(RotatedGrant {
-                grantee: g.grantee,
-                wrapped_key: wrapped.into(),
-            });
-        }
+    for g in b.environment_grants(&env.id).await? {
+        let pk = PublicKey::from_slice(g.public_key.as_bytes())
+            .context("a grantee's public key is malformed")?;
+        let wrapped = crypto::try_wrap_key(&pk, &new_key, &Aad::EnvironmentKey(&env.id))
+            .context("cannot wrap the new key to a grantee")?;
+        grants.push(RotatedGrant {
+            grantee: g.grantee,
+            wrapped_key: wrapped.into(),
+        });
     }
-    let req = RotateRequest {
+    let req = KeyRotation {
         expected_key_version: env.key_version,
         sealed_key: crypto::seal_key(&project_key, &new_key, &Aad::EnvironmentKey(&env.id)).into(),
         secrets: rotated,
         grants,
     };
-    let new_version = match &b {
-        AnyBackend::Remote(r) => {
-            r.rotate(&env.id, &req)
-                .await
-                .with_context(|| format!("failed to rotate the key of {}", t.describe()))?
-                .environment
-                .key_version
-        }
-        AnyBackend::Local(vault) => {
-            let account = ctx.account(&b).await?;
-            let audit = Audit {
-                workspace_id: Some(t.project.workspace_id),
-                actor: Actor {
-                    kind: ActorKind::Account,
-                    id: Some(account.id.to_string()),
-                    label: Some(klef_store::LOCAL_AUTHOR.to_owned()),
-                },
-                action: "environment.rotate".into(),
-                target: format!("environment {} ({})", env.id, env.slug),
-            };
-            match vault
-                .store()
-                .await?
-                .rotate_environment(&env.id, &req, klef_store::LOCAL_AUTHOR, &audit)
-                .await
-                .with_context(|| format!("failed to rotate the key of {}", t.describe()))?
-            {
-                RotateOutcome::Rotated { environment, .. } => environment.key_version,
-                RotateOutcome::Stale { reason } => {
-                    return Err(Failure::new(
-                        crate::diagnostics::ExitStatus::CONFLICT,
-                        format!("the key of {} was not rotated: {reason}", t.describe()),
-                    )
-                    .hint("run the command again")
-                    .into());
-                }
-            }
+    let outcome = b
+        .rotate_environment_key(&env.id, &req)
+        .await
+        .with_context(|| format!("failed to rotate the key of {}", t.describe()))?;
+    let new_version = match outcome {
+        RotationOutcome::Rotated(environment) => environment.key_version,
+        RotationOutcome::Stale { reason } => {
+            return Err(Failure::new(
+                ExitStatus::CONFLICT,
+                format!("the key of {} was not rotated: {reason}", t.describe()),
+            )
+            .hint("run the command again")
+            .into());
         }
     };
     drop(progress);

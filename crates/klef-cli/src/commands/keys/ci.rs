@@ -94,7 +94,7 @@ async fn describe(b: &AnyBackend) -> Result<Option<ApiKeyInfo>> {
     if system_token()?.is_none() {
         return Ok(None);
     }
-    let AnyBackend::Remote(r) = b else {
+    let Some(r) = b.as_remote() else {
         return Err(needs_server());
     };
     let info: ApiKeyInfo = r

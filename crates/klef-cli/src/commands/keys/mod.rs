@@ -16,13 +16,10 @@ mod revoke;
 use anyhow::{Context as _, Result};
 use klef_core::backend::Backend as _;
 use klef_core::crypto::token::ApiToken;
-use klef_core::crypto::{self, Aad, PublicKey, SymmetricKey};
-use klef_core::model::{Environment, NewEnvironment, Project};
+use klef_core::crypto::{self, Aad, PublicKey};
+use klef_core::model::{Environment, Project};
 use klef_core::names::validate_slug;
-use klef_core::wire::{
-    ApiKeyGrant, ApiKeyInfo, ApiKeyList, ApiKeyRecipientList, ApiKeyScope,
-    CreateEnvironmentRequest, WrappedEnvironmentKey, routes,
-};
+use klef_core::wire::{ApiKeyInfo, ApiKeyList, ApiKeyScope, WrappedEnvironmentKey, routes};
 
 use crate::backend::AnyBackend;
 use crate::context::Context;
@@ -54,14 +51,13 @@ pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
 
 /// The server client, or the "API keys need a server" error.
 fn remote<'a>(b: &'a AnyBackend, command: &str) -> Result<&'a RemoteBackend> {
-    match b {
-        AnyBackend::Remote(r) => Ok(r),
-        AnyBackend::Local(_) => Err(Failure::usage(format!(
+    b.as_remote().ok_or_else(|| {
+        Failure::usage(format!(
             "API keys need a server: `klef keys {command}` does not work on the local vault"
         ))
         .hint("sign in with `klef login --server URL` (or `klef signup`) first")
-        .into()),
-    }
+        .into()
+    })
 }
 
 /// A `--scope` as typed: `PROJECT:ENV` or `PROJECT:*`.
@@ -176,49 +172,6 @@ pub(crate) async fn wrap_covered(
         });
     }
     Ok(out)
-}
-
-/// Creates an environment whose key is `key`. On a server its key is also wrapped, in the same
-/// request, to every system key scoped to all of the project's environments (`proj:*`), so
-/// those keys reach the new environment end to end.
-pub(crate) async fn create_environment(
-    b: &AnyBackend,
-    new: &NewEnvironment,
-    key: &SymmetricKey,
-) -> Result<()> {
-    let AnyBackend::Remote(r) = b else {
-        b.create_environment(new).await?;
-        return Ok(());
-    };
-    let env = &new.environment;
-    let recipients: ApiKeyRecipientList = r
-        .api()
-        .get(&routes::api_key_recipients(&env.project_id))
-        .await?;
-    let mut api_key_grants = Vec::with_capacity(recipients.keys.len());
-    for k in recipients.keys {
-        let public = PublicKey::from_slice(k.public_key.as_bytes()).map_err(|e| {
-            Failure::other(format!(
-                "the server sent a bad public key for {}: {e}",
-                k.prefix
-            ))
-        })?;
-        api_key_grants.push(ApiKeyGrant {
-            api_key_id: k.api_key_id,
-            wrapped_key: crypto::wrap_key(&public, key, &Aad::EnvironmentKey(&env.id)).into(),
-        });
-    }
-    let _: Environment = r
-        .api()
-        .post(
-            &routes::environments(&env.project_id),
-            &CreateEnvironmentRequest {
-                environment: new.clone(),
-                api_key_grants,
-            },
-        )
-        .await?;
-    Ok(())
 }
 
 /// The listed keys (`GET /v1/api-keys`).

@@ -4,23 +4,27 @@
 //! (`environment_grants` with `grantee_kind = 'api_key'`) that let a system key decrypt end to
 //! end. Like the rest of the store it sees only hashes, public keys and wrapped keys.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use klef_core::backup::GranteeKind;
 use klef_core::crypto::token::{TokenKind, prefix_of};
 use klef_core::ids::{AccountId, ApiKeyId, EnvironmentId};
-use klef_core::model::{Blob, Timestamp};
-use klef_core::names::validate_display_name;
-use klef_core::wire::{
-    ApiKeyInfo, ApiKeyKind, ApiKeyPermission, ApiKeyScope, ApiKeyScopeInfo, PutApiKeyRequest,
+use klef_core::model::{
+    ApiKeyInfo, ApiKeyKind, ApiKeyPermission, ApiKeyScope, ApiKeyScopeInfo, ApiKeyUpdate, Blob,
     WrappedEnvironmentKey,
 };
+use klef_core::names::validate_display_name;
 
 use crate::audit::Audit;
-use crate::rows::parse_id;
-use crate::tables::{self, Grant};
+use crate::rows::{parse_id, parse_name};
+use crate::tables;
 use crate::tx::Tx;
 use crate::{Store, StoreError, invalid, not_found, now_ms};
+
+mod scopes;
+
+use scopes::{
+    check_grants, check_scopes, covered_environments, delete_grant, insert_scopes, upsert_grants,
+};
 
 /// A key to register (its secret stays with the client).
 #[derive(Debug, Clone, Copy)]
@@ -108,204 +112,11 @@ macro_rules! select_key {
     };
 }
 
-fn parse_kind(raw: &str) -> Result<ApiKeyKind, StoreError> {
-    match raw {
-        "user" => Ok(ApiKeyKind::User),
-        "system" => Ok(ApiKeyKind::System),
-        _ => Err(StoreError::Corrupt {
-            what: "unknown API key kind".into(),
-        }),
-    }
-}
-
-fn parse_permission(raw: &str) -> Result<ApiKeyPermission, StoreError> {
-    match raw {
-        "read" => Ok(ApiKeyPermission::Read),
-        "readwrite" => Ok(ApiKeyPermission::Readwrite),
-        _ => Err(StoreError::Corrupt {
-            what: "unknown API key permission".into(),
-        }),
-    }
-}
-
 fn token_kind(kind: ApiKeyKind) -> TokenKind {
     match kind {
         ApiKeyKind::User => TokenKind::User,
         ApiKeyKind::System => TokenKind::System,
     }
-}
-
-/// Checks a scope list's shape: at least one, no repeats, no `proj:env` beside `proj:*`.
-fn check_scopes(scopes: &[ApiKeyScope]) -> Result<(), StoreError> {
-    if scopes.is_empty() {
-        return Err(invalid("a system key needs at least one scope"));
-    }
-    let mut seen = BTreeSet::new();
-    for s in scopes {
-        if !seen.insert(*s) {
-            return Err(invalid(format!("scope {} is listed twice", describe(s))));
-        }
-    }
-    for s in scopes {
-        if s.environment_id.is_some()
-            && seen.contains(&ApiKeyScope {
-                project_id: s.project_id,
-                environment_id: None,
-            })
-        {
-            return Err(invalid(format!(
-                "scope {} is already covered by every environment of project {}",
-                describe(s),
-                s.project_id
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn describe(s: &ApiKeyScope) -> String {
-    match s.environment_id {
-        Some(e) => format!("{}:{e}", s.project_id),
-        None => format!("{}:*", s.project_id),
-    }
-}
-
-/// Checks that every wrapped key is for a covered environment at its current key version,
-/// at most once, and (when `required` is given) that every required environment has one.
-fn check_grants(
-    covered: &BTreeMap<EnvironmentId, (i64, String)>,
-    grants: &[WrappedEnvironmentKey],
-    required: &BTreeSet<EnvironmentId>,
-) -> Result<(), StoreError> {
-    let mut given = BTreeSet::new();
-    for g in grants {
-        let Some((version, slug)) = covered.get(&g.environment_id) else {
-            return Err(invalid(format!(
-                "environment {} is not in the key's scopes",
-                g.environment_id
-            )));
-        };
-        if g.key_version != *version {
-            return Err(invalid(format!(
-                "environment {slug} is at key version {version}, not {}",
-                g.key_version
-            )));
-        }
-        if g.wrapped_key.as_bytes().is_empty() {
-            return Err(invalid(format!("the key of environment {slug} is empty")));
-        }
-        if !given.insert(g.environment_id) {
-            return Err(invalid(format!("environment {slug} is wrapped twice")));
-        }
-    }
-    if let Some(missing) = required.iter().find(|e| !given.contains(e)) {
-        let slug = covered.get(missing).map_or("?", |(_, s)| s.as_str());
-        return Err(invalid(format!(
-            "the key of environment {slug} ({missing}) must be wrapped to the system key"
-        )));
-    }
-    Ok(())
-}
-
-/// Checks the scopes against the database and answers the environments they cover, each
-/// with its current key version and slug.
-async fn covered_environments(
-    tx: &mut Tx,
-    scopes: &[ApiKeyScope],
-) -> Result<BTreeMap<EnvironmentId, (i64, String)>, StoreError> {
-    let mut covered = BTreeMap::new();
-    for s in scopes {
-        let project = s.project_id.to_string();
-        let rows: Vec<(String, i64, String)> = match s.environment_id {
-            Some(env) => {
-                tx.all(
-                    "SELECT id, key_version, slug FROM environments \
-                     WHERE id = $1 AND project_id = $2",
-                    &[env.to_string().into(), (&project).into()],
-                )
-                .await?
-            }
-            None => {
-                tx.all(
-                    "SELECT id, key_version, slug FROM environments WHERE project_id = $1",
-                    &[(&project).into()],
-                )
-                .await?
-            }
-        };
-        let exists = tx
-            .count(
-                "SELECT COUNT(*) FROM projects WHERE id = $1",
-                &[(&project).into()],
-            )
-            .await?;
-        if exists == 0 {
-            return Err(not_found(format!("project {}", s.project_id)));
-        }
-        if let (Some(env), true) = (s.environment_id, rows.is_empty()) {
-            return Err(not_found(format!(
-                "environment {env} of project {}",
-                s.project_id
-            )));
-        }
-        for (id, version, slug) in rows {
-            covered.insert(parse_id(&id, "environment")?, (version, slug));
-        }
-    }
-    Ok(covered)
-}
-
-/// Stores the scopes of key `key`.
-async fn insert_scopes(tx: &mut Tx, key: &str, scopes: &[ApiKeyScope]) -> Result<(), StoreError> {
-    for s in scopes {
-        tx.execute(
-            "INSERT INTO api_key_scopes (api_key_id, project_id, environment_id) \
-             VALUES ($1, $2, $3)",
-            &[
-                key.into(),
-                s.project_id.to_string().into(),
-                s.environment_id.map(|e| e.to_string()).into(),
-            ],
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// Stores (or replaces) direct grants of environment keys to key `key`.
-async fn upsert_grants(
-    tx: &mut Tx,
-    key: &str,
-    grants: &[WrappedEnvironmentKey],
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    for g in grants {
-        delete_grant(tx, &g.environment_id, key).await?;
-        tables::insert_grant(
-            tx,
-            &Grant {
-                environment_id: &g.environment_id,
-                grantee_kind: GranteeKind::ApiKey,
-                grantee_id: key,
-                wrapped_key: &g.wrapped_key,
-                key_version: g.key_version,
-                created_at: now,
-            },
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// Deletes the grant of `env`'s key to key `key`.
-async fn delete_grant(tx: &mut Tx, env: &EnvironmentId, key: &str) -> Result<(), StoreError> {
-    tx.execute(
-        "DELETE FROM environment_grants WHERE environment_id = $1 \
-         AND grantee_kind = 'api_key' AND grantee_id = $2",
-        &[env.to_string().into(), key.into()],
-    )
-    .await?;
-    Ok(())
 }
 
 impl Store {
@@ -424,7 +235,7 @@ impl Store {
         let Some((row, secret_hash, scopes)) = found else {
             return Ok(None);
         };
-        let kind = parse_kind(&row.kind)?;
+        let kind = parse_name::<ApiKeyKind>(&row.kind)?;
         Ok(Some(ApiKeyAuth {
             id: *id,
             kind,
@@ -432,7 +243,7 @@ impl Store {
             secret_hash,
             permission: match kind {
                 ApiKeyKind::User => None,
-                ApiKeyKind::System => Some(parse_permission(&row.permission)?),
+                ApiKeyKind::System => Some(parse_name::<ApiKeyPermission>(&row.permission)?),
             },
             revoked: row.revoked_at.is_some(),
             created_by: parse_id(&row.created_by, "account")?,
@@ -470,7 +281,7 @@ impl Store {
     }
 
     async fn key_info(&self, row: KeyRow) -> Result<ApiKeyInfo, StoreError> {
-        let kind = parse_kind(&row.kind)?;
+        let kind = parse_name::<ApiKeyKind>(&row.kind)?;
         let id: ApiKeyId = parse_id(&row.id, "API key")?;
         let rows: Vec<(String, String, Option<String>, Option<String>)> = with_pool!(self, pool => {
             sqlx::query_as(
@@ -503,7 +314,7 @@ impl Store {
             created_by_email: row.creator_email,
             permission: match kind {
                 ApiKeyKind::User => None,
-                ApiKeyKind::System => Some(parse_permission(&row.permission)?),
+                ApiKeyKind::System => Some(parse_name::<ApiKeyPermission>(&row.permission)?),
             },
             scopes,
             public_key: row.public_key.map(Blob),
@@ -543,7 +354,7 @@ impl Store {
     pub async fn put_api_key(
         &self,
         id: &ApiKeyId,
-        req: &PutApiKeyRequest,
+        req: &ApiKeyUpdate,
         audit: &Audit,
     ) -> Result<ApiKeyInfo, StoreError> {
         check_scopes(&req.scopes)?;
@@ -619,7 +430,7 @@ impl Store {
 async fn put_in(
     tx: &mut Tx,
     id: &ApiKeyId,
-    req: &PutApiKeyRequest,
+    req: &ApiKeyUpdate,
     audit: &Audit,
 ) -> Result<(), StoreError> {
     let key = id.to_string();
@@ -633,7 +444,7 @@ async fn put_in(
             &[(&key).into()],
         )
         .await?;
-    match kind.map(|(k,)| parse_kind(&k)).transpose()? {
+    match kind.map(|(k,)| parse_name::<ApiKeyKind>(&k)).transpose()? {
         None => return Err(not_found(format!("API key {id}"))),
         Some(ApiKeyKind::System) => {}
         Some(ApiKeyKind::User) => {
@@ -689,6 +500,8 @@ async fn put_in(
 #[cfg(test)]
 mod tests {
     use klef_core::ids::ProjectId;
+
+    use std::collections::BTreeMap;
 
     use super::*;
 

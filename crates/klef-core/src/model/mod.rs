@@ -8,7 +8,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::ids::{AccountId, EnvironmentId, ProjectId, WorkspaceId};
+use crate::ids::{AccountId, ApiKeyId, EnvironmentId, ProjectId, WorkspaceId};
+
+mod api_keys;
+mod teams;
+
+pub use api_keys::*;
+pub use teams::*;
 
 /// Milliseconds since the Unix epoch, UTC.
 pub type Timestamp = i64;
@@ -286,4 +292,79 @@ pub struct NewProject {
     pub project_key: Blob,
     /// Its environments.
     pub environments: Vec<NewEnvironment>,
+}
+
+/// Who holds a direct environment grant: the environment key wrapped to them, not reached
+/// through a project key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Grantee {
+    /// A member restricted to some environments.
+    Account(AccountId),
+    /// A system API key.
+    ApiKey(ApiKeyId),
+}
+
+/// One direct grant of an environment, with the grantee's public key (what a rotation
+/// re-wraps the new key to).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantInfo {
+    /// Who holds it.
+    pub grantee: Grantee,
+    /// Their public key (to wrap the new key to).
+    pub public_key: Blob,
+    /// The key version they hold.
+    pub key_version: i64,
+}
+
+/// A live secret re-encrypted under the new environment key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotatedSecret {
+    /// The key name.
+    pub name: String,
+    /// The version that was re-encrypted (must still be the latest).
+    pub expected_version: i64,
+    /// The value sealed under the new key.
+    pub ciphertext: Blob,
+}
+
+/// A direct grant re-wrapped for the new key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotatedGrant {
+    /// Who it is for (must be one of the current grantees).
+    pub grantee: Grantee,
+    /// The new environment key wrapped to their public key.
+    pub wrapped_key: Blob,
+}
+
+/// A new key for an environment, everything sealed by the client: applied in one
+/// transaction, `key_version` becomes `expected_key_version + 1`, the sealed key is replaced,
+/// every live secret gets a new version re-encrypted under the new key, and the direct grants
+/// are replaced. A stale key version, a secret changed since it was read, or a grantee set
+/// that differs from the current one writes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRotation {
+    /// The key version the client rotated from.
+    pub expected_key_version: i64,
+    /// The new environment key sealed (`Aad::EnvironmentKey`) under the project key.
+    pub sealed_key: Blob,
+    /// Every live secret, re-encrypted.
+    pub secrets: Vec<RotatedSecret>,
+    /// Every current direct grant, re-wrapped (grantees may be left out to drop them).
+    pub grants: Vec<RotatedGrant>,
+}
+
+/// What a [`KeyRotation`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotationOutcome {
+    /// The key was rotated: the environment with its new key version.
+    Rotated(Environment),
+    /// Nothing was written: the rotation was based on a stale view (the reason says what).
+    Stale {
+        /// What changed, as a lower-case phrase.
+        reason: String,
+    },
 }
