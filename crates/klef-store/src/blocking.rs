@@ -43,7 +43,7 @@ impl Reader {
         if !store::check_sqlite_header(path, &location).ok()? {
             return None;
         }
-        // Never creates the file; read-write so the log can be folded (`fold_log`).
+        // Never creates the file; read-write so the log can be folded (`checkpoint_wal`).
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).ok()?;
         conn.busy_timeout(store::BUSY_TIMEOUT).ok()?;

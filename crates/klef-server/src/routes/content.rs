@@ -145,7 +145,7 @@ pub(super) async fn project(
     let project = match &principal {
         Principal::SystemKey(_) => state
             .store
-            .project_by_id(&id)
+            .project_unchecked(&id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("project {id}")))?,
         _ => state.store.project_for(principal.account()?, &id).await?,

@@ -11,7 +11,7 @@ use crate::{Store, StoreError};
 
 impl Store {
     /// A project by id, with no visibility check (the caller authorizes: system keys).
-    pub async fn project_by_id(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
+    pub async fn project_unchecked(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
         let row: Option<ProjectRow> = with_pool!(self, pool => {
             sqlx::query_as("SELECT id, workspace_id, name, created_at FROM projects WHERE id = $1")
                 .bind(id.to_string())

@@ -36,7 +36,7 @@ impl Store {
                 // Waits for the connection the last query used: it goes back to the pool in a
                 // task of its own, and a connection dropped with the runtime would be closed.
                 if let Ok(mut conn) = pool.acquire().await {
-                    fold_log(pool, &mut conn).await;
+                    checkpoint_wal(pool, &mut conn).await;
                     std::mem::forget(conn);
                 }
             }
@@ -55,7 +55,7 @@ impl Store {
 /// anything (see [`Store::leave_open`]). Failures are logged, never returned: the log is
 /// only an optimisation's concern at this point.
 #[cfg(feature = "sqlite")]
-async fn fold_log(pool: &SqlitePool, conn: &mut SqliteConnection) {
+async fn checkpoint_wal(pool: &SqlitePool, conn: &mut SqliteConnection) {
     if !log_holds_anything(Some(pool.connect_options().get_filename())) {
         return;
     }
