@@ -496,9 +496,8 @@ fn write_docs(root: &Path, table: &str) -> Result<()> {
     Ok(())
 }
 
-/// `target/fuzz-summary.json`.
+/// `target/fuzz-summary.json`, written with `serde_json` (strings escaped by it, never by hand).
 fn summary_json(reports: &[TargetReport], seconds: u64, sanitizer: &str) -> String {
-    let mut out = String::new();
     let crashes = reports
         .iter()
         .filter(|r| matches!(r.outcome, Outcome::Crash { .. }))
@@ -507,59 +506,36 @@ fn summary_json(reports: &[TargetReport], seconds: u64, sanitizer: &str) -> Stri
         .iter()
         .filter(|r| matches!(r.outcome, Outcome::Failed { .. }))
         .count();
-    let _ = write!(
-        out,
-        "{{\n  \"seconds_per_target\": {seconds},\n  \"sanitizer\": {},\n  \"crashes\": {crashes},\n  \"failures\": {failures},\n  \"targets\": [",
-        json_str(sanitizer)
-    );
-    for (i, r) in reports.iter().enumerate() {
-        let (has_crash, artifact, failure) = match &r.outcome {
-            Outcome::Clean => (false, None, None),
-            Outcome::Crash { artifact } => (true, artifact.as_deref(), None),
-            Outcome::Failed { status } => (false, None, Some(status.as_str())),
-        };
-        let opt_num = |v: Option<u64>| v.map_or_else(|| "null".to_owned(), |n| n.to_string());
-        let opt_str = |v: Option<&str>| v.map_or_else(|| "null".to_owned(), json_str);
-        let _ = write!(
-            out,
-            "{}\n    {{\"name\": {}, \"executions\": {}, \"wall_seconds\": {:.1}, \
-             \"coverage\": {}, \"new_units\": {}, \"seeds\": {}, \"crashed\": {has_crash}, \
-             \"artifact\": {}, \"failure\": {}, \"log\": {}}}",
-            if i == 0 { "" } else { "," },
-            json_str(&r.name),
-            r.executions,
-            r.wall_seconds,
-            opt_num(r.coverage),
-            opt_num(r.new_units),
-            r.seeds,
-            opt_str(artifact),
-            opt_str(failure),
-            json_str(&r.log.to_string_lossy()),
-        );
-    }
-    out.push_str("\n  ]\n}\n");
-    out
-}
-
-/// A JSON string literal.
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    let targets: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|r| {
+            let (crashed, artifact, failure) = match &r.outcome {
+                Outcome::Clean => (false, None, None),
+                Outcome::Crash { artifact } => (true, artifact.as_deref(), None),
+                Outcome::Failed { status } => (false, None, Some(status.as_str())),
+            };
+            serde_json::json!({
+                "name": r.name,
+                "executions": r.executions,
+                "wall_seconds": (r.wall_seconds * 10.0).round() / 10.0,
+                "coverage": r.coverage,
+                "new_units": r.new_units,
+                "seeds": r.seeds,
+                "crashed": crashed,
+                "artifact": artifact,
+                "failure": failure,
+                "log": r.log.to_string_lossy(),
+            })
+        })
+        .collect();
+    let summary = serde_json::json!({
+        "seconds_per_target": seconds,
+        "sanitizer": sanitizer,
+        "crashes": crashes,
+        "failures": failures,
+        "targets": targets,
+    });
+    serde_json::to_string_pretty(&summary).expect("a JSON value serializes") + "\n"
 }
 
 #[cfg(test)]
@@ -627,9 +603,8 @@ mod tests {
 
     #[test]
     fn json_is_escaped_and_well_formed() {
-        assert_eq!(json_str("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
-        let reports = vec![TargetReport {
-            name: "t".into(),
+        let mut reports = vec![TargetReport {
+            name: "t\"\n\u{1}".into(),
             executions: 7,
             wall_seconds: 1.0,
             coverage: None,
@@ -641,10 +616,13 @@ mod tests {
             },
             log: PathBuf::from("l.log"),
         }];
-        let json = summary_json(&reports, 3, "none");
-        assert!(json.contains("\"crashes\": 1"));
-        assert!(json.contains("\"artifact\": \"a/crash-1\""));
-        assert!(json.contains("\"coverage\": null"));
+        let json: serde_json::Value =
+            serde_json::from_str(&summary_json(&reports, 3, "none")).unwrap();
+        assert_eq!(json["crashes"], 1);
+        assert_eq!(json["targets"][0]["name"], "t\"\n\u{1}");
+        assert_eq!(json["targets"][0]["artifact"], "a/crash-1");
+        assert!(json["targets"][0]["coverage"].is_null());
+        reports[0].name = "t".into();
         let table = markdown_table(&reports, 3, "none");
         assert!(table.contains("| `t` | 2 | 7 | 7 | - | CRASH |"));
     }
