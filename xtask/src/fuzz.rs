@@ -509,7 +509,7 @@ fn summary_json(reports: &[TargetReport], seconds: u64, sanitizer: &str) -> Stri
     let targets: Vec<serde_json::Value> = reports
         .iter()
         .map(|r| {
-            let (crashed, artifact, failure) = match &r.outcome {
+            let (has_crash, artifact, failure) = match &r.outcome {
                 Outcome::Clean => (false, None, None),
                 Outcome::Crash { artifact } => (true, artifact.as_deref(), None),
                 Outcome::Failed { status } => (false, None, Some(status.as_str())),
@@ -521,7 +521,7 @@ fn summary_json(reports: &[TargetReport], seconds: u64, sanitizer: &str) -> Stri
                 "coverage": r.coverage,
                 "new_units": r.new_units,
                 "seeds": r.seeds,
-                "crashed": crashed,
+                "crashed": has_crash,
                 "artifact": artifact,
                 "failure": failure,
                 "log": r.log.to_string_lossy(),
