@@ -323,12 +323,7 @@ pub async fn ensure_running(
 }
 
 async fn replace_old_agent(paths: &AgentPaths, pid: u32) -> Result<(), ClientError> {
-    let target = i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw);
-    if let Some(target) = target {
-        let _ = rustix::process::kill_process(target, rustix::process::Signal::TERM);
-    }
+    crate::lifecycle::terminate(pid);
     // Bounded wait for the old agent to remove its socket.
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
     let mut pause = Duration::from_millis(10);

@@ -25,6 +25,7 @@ pub mod client;
 pub mod daemon;
 pub mod hardening;
 pub mod instance;
+pub mod lifecycle;
 pub mod paths;
 pub mod protocol;
 pub mod server;

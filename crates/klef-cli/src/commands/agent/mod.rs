@@ -6,10 +6,12 @@ pub(crate) mod start;
 pub(crate) mod status;
 pub(crate) mod stop;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use klef_agent::client::ClientError;
+use klef_agent::lifecycle;
+pub(crate) use klef_agent::lifecycle::lock_holder;
 use klef_agent::paths::AgentPaths;
 
 use crate::context::Context;
@@ -117,51 +119,17 @@ pub(crate) fn format_duration(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
 }
 
-/// Whether process `pid` still exists (a zombie counts as gone: it holds nothing any more).
-pub(crate) fn process_alive(pid: u32) -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        match fs_err::read_to_string(format!("/proc/{pid}/stat")) {
-            // The state letter follows the parenthesised command name.
-            Ok(stat) => !stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                .is_some_and(|state| matches!(state, "Z" | "X")),
-            Err(_) => false,
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let Some(target) = i32::try_from(pid)
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-        else {
-            return false;
-        };
-        !matches!(
-            rustix::process::test_kill_process(target),
-            Err(rustix::io::Errno::SRCH)
-        )
-    }
-}
-
 /// Waits (bounded) until process `pid` is gone. The agent removes its socket and lock file
 /// before it exits, so they are gone too unless it was killed (then the next agent replaces
 /// them).
 pub(crate) async fn wait_gone(pid: u32, paths: &AgentPaths) -> Result<()> {
-    let deadline = Instant::now() + STOP_TIMEOUT;
-    let mut pause = Duration::from_millis(5);
-    while process_alive(pid) {
-        if Instant::now() >= deadline {
-            return Err(Failure::other(format!(
-                "the agent (pid {pid}) did not stop within {}s",
-                STOP_TIMEOUT.as_secs()
-            ))
-            .hint(format!("stop it by hand with `kill {pid}`"))
-            .into());
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(100));
+    if !lifecycle::wait_gone(pid, STOP_TIMEOUT).await {
+        return Err(Failure::other(format!(
+            "the agent (pid {pid}) did not stop within {}s",
+            STOP_TIMEOUT.as_secs()
+        ))
+        .hint(format!("stop it by hand with `kill {pid}`"))
+        .into());
     }
     if paths.socket().symlink_metadata().is_ok() {
         tracing::debug!("the agent left its socket behind; the next agent replaces it");
@@ -171,70 +139,13 @@ pub(crate) async fn wait_gone(pid: u32, paths: &AgentPaths) -> Result<()> {
 
 /// Sends SIGTERM to `pid` (the agent wipes its keys and exits) and waits until it is gone.
 pub(crate) async fn terminate_and_wait(pid: u32, paths: &AgentPaths) -> Result<()> {
-    if let Some(target) = i32::try_from(pid)
-        .ok()
-        .filter(|p| *p > 1)
-        .and_then(rustix::process::Pid::from_raw)
-    {
-        // Already gone is fine.
-        let _ = rustix::process::kill_process(target, rustix::process::Signal::TERM);
-    }
+    lifecycle::terminate(pid);
     wait_gone(pid, paths).await
-}
-
-/// The pid of the agent that holds the single-instance lock, when one does. A lock file left by
-/// a killed agent is not held, so its stale pid is never returned.
-pub(crate) fn lock_holder(paths: &AgentPaths) -> Option<u32> {
-    use rustix::fs::{FlockOperation, Mode, OFlags};
-    let lock = paths.lock_file();
-    let fd = rustix::fs::open(
-        &lock,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
-    match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockShared) {
-        Ok(()) => {
-            let _ = rustix::fs::flock(&fd, FlockOperation::Unlock);
-            None
-        }
-        Err(_) => fs_err::read_to_string(&lock)
-            .ok()
-            .and_then(|s| s.trim().parse().ok()),
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::fs::OpenOptions;
-
     use super::*;
-
-    #[test]
-    fn a_running_process_is_alive_and_a_reaped_one_is_not() {
-        assert!(process_alive(std::process::id()));
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        assert!(!process_alive(pid));
-    }
-
-    #[test]
-    fn only_a_held_lock_names_its_pid() {
-        let tmp = tempfile::tempdir().unwrap();
-        let paths = AgentPaths::in_dir(tmp.path());
-        assert_eq!(lock_holder(&paths), None, "no lock file");
-        fs_err::write(paths.lock_file(), "4242\n").unwrap();
-        assert_eq!(lock_holder(&paths), None, "a stale lock file is not held");
-        let held = OpenOptions::new()
-            .read(true)
-            .open(paths.lock_file())
-            .unwrap();
-        rustix::fs::flock(&held, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
-        assert_eq!(lock_holder(&paths), Some(4242));
-        drop(held);
-        assert_eq!(lock_holder(&paths), None);
-    }
 
     #[test]
     fn durations_are_shown_in_whole_seconds() {
