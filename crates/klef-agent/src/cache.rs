@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use klef_core::crypto::PrivateKey;
+use klef_core::trust::secrets::DerivedSecrets;
 use klef_core::env::EnvVars;
 
 use crate::hardening::LockedPages;
@@ -121,9 +122,10 @@ fn parse_one(
 }
 
 struct Entry {
-    // Field order matters: the key is dropped (zeroized) before its pages are unlocked.
+    // Field order matters: the keys are dropped (zeroized) before their pages are unlocked.
     key: PrivateKey,
-    _pages: LockedPages,
+    derived: Box<DerivedSecrets>,
+    _pages: [LockedPages; 3],
     unlocked_at: Instant,
     last_used: Instant,
 }
@@ -156,11 +158,18 @@ impl KeyCache {
         self.timeouts
     }
 
-    /// Caches `key` for `vault`, replacing (and wiping) any earlier key; both clocks restart.
-    pub fn insert(&mut self, vault: &str, key: PrivateKey, now: Instant) {
-        let pages = LockedPages::lock(key.expose().as_ptr(), key.expose().len());
+    /// Caches `key` and the secrets derived from the same master key for `vault`, replacing
+    /// (and wiping) any earlier ones; both clocks restart.
+    pub fn insert(&mut self, vault: &str, key: PrivateKey, derived: DerivedSecrets, now: Instant) {
+        let derived = Box::new(derived);
+        let pages = [
+            LockedPages::lock(key.expose().as_ptr(), key.expose().len()),
+            LockedPages::lock(derived.identity_seed().as_ptr(), 32),
+            LockedPages::lock(derived.state_key().as_ptr(), 32),
+        ];
         let entry = Entry {
             key,
+            derived,
             _pages: pages,
             unlocked_at: now,
             last_used: now,
@@ -180,6 +189,20 @@ impl KeyCache {
         let entry = self.entries.get_mut(vault)?;
         entry.last_used = now;
         Some(f(&entry.key))
+    }
+
+    /// Runs `f` with the private key and the derived secrets of `vault`, as
+    /// [`use_key`](Self::use_key) does with its private key alone (a use).
+    pub fn use_entry<R>(
+        &mut self,
+        vault: &str,
+        now: Instant,
+        f: impl FnOnce(&PrivateKey, &DerivedSecrets) -> R,
+    ) -> Option<R> {
+        self.expire_one(vault, now);
+        let entry = self.entries.get_mut(vault)?;
+        entry.last_used = now;
+        Some(f(&entry.key, &entry.derived))
     }
 
     /// Whether `vault` holds an unexpired key. Not a use: the idle clock keeps running.
@@ -275,6 +298,10 @@ mod tests {
         PrivateKey::from_bytes(Box::new([b; 32]))
     }
 
+    fn derived() -> DerivedSecrets {
+        DerivedSecrets::from_bytes(&[7; 32], &[8; 32])
+    }
+
     const S: Duration = Duration::from_secs(1);
 
     #[test]
@@ -319,7 +346,7 @@ mod tests {
             idle: 10 * S,
             max_lifetime: 100 * S,
         });
-        c.insert("v", key(1), t0);
+        c.insert("v", key(1), derived(), t0);
         assert_eq!(c.next_deadline(), Some(t0 + 10 * S));
         assert!(c.is_unlocked("v", t0 + 9 * S));
         assert_eq!(c.use_key("v", t0 + 9 * S, |k| k.expose()[0]), Some(1));
@@ -337,7 +364,7 @@ mod tests {
             idle: 10 * S,
             max_lifetime: 25 * S,
         });
-        c.insert("v", key(1), t0);
+        c.insert("v", key(1), derived(), t0);
         for i in 1..=24 {
             assert!(c.use_key("v", t0 + i * S, |_| ()).is_some(), "second {i}");
         }
@@ -353,15 +380,15 @@ mod tests {
             idle: 10 * S,
             max_lifetime: 30 * S,
         });
-        c.insert("b", key(2), t0);
-        c.insert("a", key(1), t0 + S);
+        c.insert("b", key(2), derived(), t0);
+        c.insert("a", key(1), derived(), t0 + S);
         let s = c.status(t0 + 2 * S);
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].vault, "a");
         assert_eq!(s[0].idle_left, 9 * S);
         assert_eq!(s[0].hard_cap_left, 29 * S);
         assert_eq!(s[1].idle_left, 8 * S);
-        c.insert("a", key(3), t0 + 5 * S);
+        c.insert("a", key(3), derived(), t0 + 5 * S);
         assert_eq!(c.use_key("a", t0 + 5 * S, |k| k.expose()[0]), Some(3));
         assert_eq!(c.len(), 2);
         assert!(c.remove("a"));

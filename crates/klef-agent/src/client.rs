@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use klef_core::crypto::{Aad, PrivateKey, SymmetricKey, WrappedKey};
+use klef_core::crypto::{Aad, PrivateKey, PublicKey, SymmetricKey, WrappedKey};
+use klef_core::trust::secrets::DerivedSecrets;
 use klef_core::env::EnvVars;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::UnixStream;
@@ -172,12 +173,41 @@ impl AgentClient {
     }
 
     /// Hands `vault`'s private key to the agent (replacing any earlier one).
-    pub async fn unlock(&mut self, vault: &str, key: &PrivateKey) -> Result<(), ClientError> {
+    pub async fn unlock(
+        &mut self,
+        vault: &str,
+        key: &PrivateKey,
+        derived: &DerivedSecrets,
+    ) -> Result<(), ClientError> {
         let req = Request::Unlock {
             vault: vault.to_owned(),
             private_key: KeyBytes::from_private_key(key),
+            identity_seed: KeyBytes::from_bytes(derived.identity_seed()),
+            state_key: KeyBytes::from_bytes(derived.state_key()),
         };
         self.expect_ok(&req).await
+    }
+
+    /// The identity seed and account-state key cached for `vault`, with the X25519 public key
+    /// of its private key; counts as a use.
+    pub async fn derived(
+        &mut self,
+        vault: &str,
+    ) -> Result<(DerivedSecrets, PublicKey), ClientError> {
+        let req = Request::Derived {
+            vault: vault.to_owned(),
+        };
+        match self.request(&req).await? {
+            Response::Derived {
+                identity_seed,
+                state_key,
+                x25519_public,
+            } => Ok((
+                DerivedSecrets::from_bytes(identity_seed.expose(), state_key.expose()),
+                PublicKey(x25519_public),
+            )),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Asks the agent to unwrap an envelope made by `klef_core::crypto::wrap_key` with
@@ -279,6 +309,7 @@ fn unexpected(response: &Response) -> ClientError {
         Response::Hello { .. } => "hello",
         Response::Ok => "ok",
         Response::Key { .. } => "a key",
+        Response::Derived { .. } => "derived secrets",
         Response::Unlocked { .. } => "unlocked",
         Response::Status(_) => "status",
         Response::Error { .. } => "an error",

@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use zeroize::{Zeroize, Zeroizing};
 
 /// The protocol version. Bump it on any change to [`Request`] or [`Response`].
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest frame body accepted, in bytes (1 MiB).
 pub const MAX_FRAME_LEN: usize = 1 << 20;
@@ -36,13 +36,18 @@ pub enum Request {
         /// The client's [`PROTOCOL_VERSION`].
         version: u32,
     },
-    /// Caches the account private key for `vault` (replacing any earlier one), starting its
-    /// idle and hard-cap clocks. Answered by [`Response::Ok`].
+    /// Caches the account private key for `vault` with the secrets derived from the same
+    /// master key (replacing any earlier ones), starting their idle and hard-cap clocks.
+    /// Answered by [`Response::Ok`].
     Unlock {
         /// The vault or account the key belongs to (an opaque name chosen by the CLI).
         vault: String,
         /// The X25519 private key.
         private_key: KeyBytes,
+        /// The identity seed (`klef_core::trust::secrets::DerivedSecrets`).
+        identity_seed: KeyBytes,
+        /// The account-state key.
+        state_key: KeyBytes,
     },
     /// Unwraps an HPKE envelope (a project or environment key wrapped to the vault's public
     /// key) with the cached private key. Answered by [`Response::Key`]; resets the idle clock.
@@ -53,6 +58,13 @@ pub enum Request {
         envelope: WrappedKey,
         /// The context the envelope is bound to.
         context: OwnedAad,
+    },
+    /// The identity seed and account-state key of `vault`, for the user's own `klef` process
+    /// to sign roster entries and manifests and to seal the account's pins for one command.
+    /// Answered by [`Response::Derived`]; counts as a use.
+    Derived {
+        /// The vault.
+        vault: String,
     },
     /// Whether `vault` has a cached key. Answered by [`Response::Unlocked`]; does not count as a
     /// use (the idle clock keeps running).
@@ -81,6 +93,7 @@ impl Request {
             Self::Hello { .. } => "hello",
             Self::Unlock { .. } => "unlock",
             Self::Unwrap { .. } => "unwrap",
+            Self::Derived { .. } => "derived",
             Self::IsUnlocked { .. } => "is-unlocked",
             Self::Lock => "lock",
             Self::LockVault { .. } => "lock-vault",
@@ -106,6 +119,16 @@ pub enum Response {
     Key {
         /// The key bytes.
         bytes: KeyBytes,
+    },
+    /// Answer to [`Request::Derived`].
+    Derived {
+        /// The identity seed.
+        identity_seed: KeyBytes,
+        /// The account-state key.
+        state_key: KeyBytes,
+        /// The X25519 public key of the cached private key (so the client learns its own
+        /// public key from its own keys, never from the server).
+        x25519_public: [u8; 32],
     },
     /// Answer to [`Request::IsUnlocked`].
     Unlocked {
@@ -196,6 +219,12 @@ impl KeyBytes {
     #[must_use]
     pub fn from_private_key(key: &PrivateKey) -> Self {
         Self(Box::new(*key.expose()))
+    }
+
+    /// Copies 32 key bytes.
+    #[must_use]
+    pub fn from_bytes(bytes: &[u8; 32]) -> Self {
+        Self(Box::new(*bytes))
     }
 
     /// Copies the bytes of a symmetric key.
@@ -503,8 +532,19 @@ mod tests {
         match round_trip(&Request::Unlock {
             vault: "v".into(),
             private_key: key,
+            identity_seed: KeyBytes::from_bytes(&[10; 32]),
+            state_key: KeyBytes::from_bytes(&[11; 32]),
         }) {
-            Request::Unlock { private_key, .. } => assert_eq!(private_key.expose(), &[9; 32]),
+            Request::Unlock {
+                private_key,
+                identity_seed,
+                state_key,
+                ..
+            } => {
+                assert_eq!(private_key.expose(), &[9; 32]);
+                assert_eq!(identity_seed.expose(), &[10; 32]);
+                assert_eq!(state_key.expose(), &[11; 32]);
+            }
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -14,6 +14,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
+use klef_core::trust::secrets::DerivedSecrets;
 use crate::cache::{KeyCache, Timeouts};
 use crate::paths::euid;
 use crate::protocol::{
@@ -288,13 +289,30 @@ fn dispatch(request: Request, state: &AgentState) -> Response {
             code: ErrorCode::BadFrame,
             message: "hello was already received".into(),
         },
-        Request::Unlock { vault, private_key } => {
+        Request::Unlock {
+            vault,
+            private_key,
+            identity_seed,
+            state_key,
+        } => {
+            let derived = DerivedSecrets::from_bytes(identity_seed.expose(), state_key.expose());
             state
                 .cache()
-                .insert(&vault, private_key.into_private_key(), now);
+                .insert(&vault, private_key.into_private_key(), derived, now);
             state.changed.notify_one();
             tracing::info!(vault, "unlocked");
             Response::Ok
+        }
+        Request::Derived { vault } => {
+            let answer = state
+                .cache()
+                .use_entry(&vault, now, |private, d| Response::Derived {
+                    identity_seed: KeyBytes::from_bytes(d.identity_seed()),
+                    state_key: KeyBytes::from_bytes(d.state_key()),
+                    x25519_public: private.public_key().0,
+                });
+            state.changed.notify_one();
+            answer.unwrap_or_else(|| locked(&vault))
         }
         Request::Unwrap {
             vault,

@@ -16,6 +16,7 @@ use klef_agent::protocol::{
 };
 use klef_core::crypto::{Aad, SymmetricKey, WrappedKey, generate_keypair, wrap_key};
 use klef_core::ids::EnvironmentId;
+use klef_core::trust::secrets::DerivedSecrets;
 
 const BIN: &str = env!("CARGO_BIN_EXE_klef-agent");
 
@@ -28,6 +29,14 @@ struct Agent {
 
 /// The agent proper (`--detached`: what the launcher `klef` runs starts), so the child is the
 /// agent itself: its pid, its signals, its exit.
+/// Secrets derived from a fixed master key, as `klef` hands them over with a private key.
+fn derived() -> DerivedSecrets {
+    DerivedSecrets::derive(
+        &SymmetricKey::from_bytes(Box::new([5; 32])),
+        &klef_core::ids::AccountId::random(),
+    )
+}
+
 fn agent_command(home: &Path, envs: &[(&str, &str)]) -> Command {
     let mut cmd = launcher_command(home, envs);
     cmd.arg("--detached");
@@ -194,9 +203,23 @@ async fn unlock_and_unwrap_without_ever_returning_the_private_key() {
     );
     assert!(!client.is_unlocked("personal").await.unwrap());
 
-    client.unlock("personal", &private).await.unwrap();
+    assert!(matches!(
+        client.derived("personal").await,
+        Err(ClientError::Locked { .. })
+    ));
+    let secrets = derived();
+    client.unlock("personal", &private, &secrets).await.unwrap();
     assert!(client.is_unlocked("personal").await.unwrap());
     assert!(!client.is_unlocked("other").await.unwrap());
+    // The derived secrets come back as handed over (for the user's own `klef` to sign with).
+    let (back, public) = client.derived("personal").await.unwrap();
+    assert_eq!(public, private.public_key());
+    assert_eq!(back.identity_seed(), secrets.identity_seed());
+    assert_eq!(back.state_key(), secrets.state_key());
+    assert!(matches!(
+        client.derived("other").await,
+        Err(ClientError::Locked { .. })
+    ));
     let got = client
         .unwrap_key("personal", &envelope, &Aad::EnvironmentKey(&env))
         .await
@@ -249,6 +272,8 @@ async fn unlock_and_unwrap_without_ever_returning_the_private_key() {
         Request::Unlock {
             vault: "second".into(),
             private_key: KeyBytes::from_private_key(&private),
+            identity_seed: KeyBytes::from_bytes(&[1; 32]),
+            state_key: KeyBytes::from_bytes(&[2; 32]),
         },
         Request::LockVault {
             vault: "second".into(),
@@ -278,7 +303,7 @@ async fn idle_timeout_wipes_keys_with_no_traffic() {
     assert_eq!(status.max_lifetime, Duration::from_hours(8));
     let (private, _) = generate_keypair();
     let t0 = Instant::now();
-    client.unlock("v", &private).await.unwrap();
+    client.unlock("v", &private, &derived()).await.unwrap();
     drop(client);
     // No requests at all until the timer has wiped the key on its own.
     eventually("the expiry timer", || {
@@ -302,7 +327,7 @@ async fn hard_cap_wipes_keys_despite_steady_use() {
     let (private, public) = generate_keypair();
     let (_, env, envelope) = wrapped_env_key(&public);
     let t0 = Instant::now();
-    client.unlock("v", &private).await.unwrap();
+    client.unlock("v", &private, &derived()).await.unwrap();
     let wiped_after = loop {
         match client
             .unwrap_key("v", &envelope, &Aad::EnvironmentKey(&env))
@@ -331,12 +356,12 @@ async fn lock_wipes_every_vault_and_the_agent_keeps_running() {
     let mut client = agent.client().await;
     let (a, _) = generate_keypair();
     let (b, _) = generate_keypair();
-    client.unlock("a", &a).await.unwrap();
-    client.unlock("b", &b).await.unwrap();
+    client.unlock("a", &a, &derived()).await.unwrap();
+    client.unlock("b", &b, &derived()).await.unwrap();
     client.lock_vault("a").await.unwrap();
     assert!(!client.is_unlocked("a").await.unwrap());
     assert!(client.is_unlocked("b").await.unwrap());
-    client.unlock("a", &a).await.unwrap();
+    client.unlock("a", &a, &derived()).await.unwrap();
     client.lock().await.unwrap();
     assert!(!client.is_unlocked("a").await.unwrap());
     assert!(!client.is_unlocked("b").await.unwrap());
@@ -349,7 +374,7 @@ async fn stop_exits_and_removes_socket_and_lock() {
     let mut agent = Agent::start(&[]);
     let (k, _) = generate_keypair();
     let mut client = agent.client().await;
-    client.unlock("v", &k).await.unwrap();
+    client.unlock("v", &k, &derived()).await.unwrap();
     assert!(agent.paths.lock_file().exists());
     client.stop().await.unwrap();
     assert!(agent.wait_exit(), "the agent should exit 0");
@@ -505,7 +530,7 @@ async fn sixteen_concurrent_clients_are_served() {
             let (k, public) = generate_keypair();
             let (env_key, env, envelope) = wrapped_env_key(&public);
             let vault = format!("vault-{i}");
-            c.unlock(&vault, &k).await.unwrap();
+            c.unlock(&vault, &k, &derived()).await.unwrap();
             let got = c
                 .unwrap_key(&vault, &envelope, &Aad::EnvironmentKey(&env))
                 .await

@@ -40,6 +40,23 @@ pub(crate) fn confirm(ctx: &Context, what: &str, question: &str, yes: bool) -> R
     }
 }
 
+/// Asks `question` `[y/N]` on the terminal; whether the answer is yes. The caller checked that
+/// stdin is a terminal.
+pub(crate) fn ask_yes_no(question: &str) -> Result<bool> {
+    let mut err = std::io::stderr();
+    let _ = write!(err, "{question} [y/N] ");
+    let _ = err.flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("failed to read the answer")?;
+    Ok(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
 /// `1 secret`, `2 secrets`.
 pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })

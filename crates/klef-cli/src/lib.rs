@@ -35,6 +35,7 @@ mod printer;
 mod remote;
 mod secrets;
 mod table;
+mod trust;
 mod unlock;
 
 use std::process::ExitCode;

@@ -39,7 +39,9 @@ use std::ffi::OsString;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context as _, Result};
-use klef_core::crypto::{self, Aad, PrivateKey, SealedKey, SymmetricKey, WrappedKey};
+use klef_core::crypto::account::UnlockedAccount;
+use klef_core::crypto::{self, Aad, PrivateKey, PublicKey, SealedKey, SymmetricKey, WrappedKey};
+use klef_core::trust::secrets::DerivedSecrets;
 use klef_core::env::EnvVars;
 use klef_core::model::{Account, Environment, EnvironmentKeyAccess, Project};
 
@@ -55,10 +57,38 @@ use crate::printer::Printer;
 /// How to restart a broken agent, for notes and hints.
 pub(crate) const RESTART_HINT: &str = "restart it with `klef agent stop; klef agent start`";
 
+/// What a password unlock opens: the account's private key and the secrets derived from its
+/// master key (the identity seed and the account-state key); the master key itself is dropped.
+pub(crate) struct AccountSecrets {
+    /// The X25519 private key.
+    pub(crate) private_key: PrivateKey,
+    /// The identity seed and account-state key.
+    pub(crate) derived: DerivedSecrets,
+}
+
+impl AccountSecrets {
+    /// From a freshly unlocked (or created) account.
+    pub(crate) fn of(account: &klef_core::ids::AccountId, unlocked: UnlockedAccount) -> Self {
+        Self {
+            derived: DerivedSecrets::derive(&unlocked.master_key, account),
+            private_key: unlocked.private_key,
+        }
+    }
+
+    /// A copy of the derived secrets (they are not `Clone`, deliberately), with the public
+    /// key of the private key.
+    fn derived_copy(&self) -> (DerivedSecrets, PublicKey) {
+        (
+            DerivedSecrets::from_bytes(self.derived.identity_seed(), self.derived.state_key()),
+            self.private_key.public_key(),
+        )
+    }
+}
+
 /// Something that can unwrap keys wrapped to the account's public key.
 pub(crate) enum KeySource {
     /// The account's private key, opened in this process with the password.
-    Private(PrivateKey),
+    Private(AccountSecrets),
     /// The agent, which holds the private key for `vault` (or, before its first answer under
     /// [`Unlock::OnFirstUse`], may not).
     Agent {
@@ -75,7 +105,7 @@ pub(crate) enum KeySource {
 pub(crate) struct Fallback {
     global: GlobalArgs,
     account: Account,
-    private: OnceCell<PrivateKey>,
+    private: OnceCell<AccountSecrets>,
     /// Set until the agent first opens a key when nobody asked it whether it holds the vault's
     /// key ([`Unlock::OnFirstUse`]): a `Locked` answer then means it never had the key, and the
     /// key opened with the password is handed to it, as after an upfront password unlock. A
@@ -85,8 +115,8 @@ pub(crate) struct Fallback {
 }
 
 impl Fallback {
-    /// The private key, opened with the password on first use.
-    async fn private_key(&self) -> Result<&PrivateKey> {
+    /// The account's secrets, opened with the password on first use.
+    async fn private_key(&self) -> Result<&AccountSecrets> {
         self.private
             .get_or_try_init(|| async { password_unlock(&self.global, &self.account) })
             .await
@@ -121,8 +151,8 @@ impl KeySource {
         aad: &Aad<'_>,
         what: &str,
     ) -> Result<SymmetricKey> {
-        let open = |private: &PrivateKey| {
-            crypto::unwrap_key(private, envelope, aad, what)
+        let open = |secrets: &AccountSecrets| {
+            crypto::unwrap_key(&secrets.private_key, envelope, aad, what)
                 .with_context(|| format!("failed to open {what}"))
         };
         match self {
@@ -143,7 +173,10 @@ impl KeySource {
                     Err(ClientError::Locked { .. }) if hand_off => {
                         tracing::debug!("the agent does not hold the key; asking for the password");
                         let private = fallback.private_key().await?;
-                        if let Err(e) = client.unlock(vault, private).await {
+                        if let Err(e) = client
+                            .unlock(vault, &private.private_key, &private.derived)
+                            .await
+                        {
                             hand_off_failed(&fallback.global, &e);
                         }
                         open(private)
@@ -157,6 +190,48 @@ impl KeySource {
                         open(fallback.private_key().await?)
                     }
                     Err(e) => Err(e).with_context(|| format!("the agent could not open {what}")),
+                }
+            }
+        }
+    }
+
+    /// The secrets derived from the account's master key (identity seed, account-state key),
+    /// with the account's X25519 public key computed from its own private key: from the agent,
+    /// or opened with the password when the agent cannot give them.
+    pub(crate) async fn derived(&self) -> Result<(DerivedSecrets, PublicKey)> {
+        match self {
+            KeySource::Private(secrets) => Ok(secrets.derived_copy()),
+            KeySource::Agent {
+                client,
+                vault,
+                fallback,
+            } => {
+                if let Some(secrets) = fallback.private.get() {
+                    return Ok(secrets.derived_copy());
+                }
+                let mut client = client.lock().await;
+                let answer = client.derived(vault).await;
+                let hand_off = fallback.hand_off.swap(false, Ordering::Relaxed);
+                match answer {
+                    Ok(derived) => Ok(derived),
+                    Err(ClientError::Locked { .. }) if hand_off => {
+                        let secrets = fallback.private_key().await?;
+                        if let Err(e) = client
+                            .unlock(vault, &secrets.private_key, &secrets.derived)
+                            .await
+                        {
+                            hand_off_failed(&fallback.global, &e);
+                        }
+                        Ok(secrets.derived_copy())
+                    }
+                    Err(ClientError::Locked { .. } | ClientError::NotRunning { .. }) => {
+                        Ok(fallback.private_key().await?.derived_copy())
+                    }
+                    Err(e @ ClientError::Broken { .. }) => {
+                        Printer::new(&fallback.global).warn(&broken_note(&e));
+                        Ok(fallback.private_key().await?.derived_copy())
+                    }
+                    Err(e) => Err(e).context("the agent could not give the account's keys"),
                 }
             }
         }
@@ -278,7 +353,7 @@ pub(crate) async fn key_source(
 /// Hands a private key the command already holds (a new account's, in `klef init`/`signup`)
 /// to the agent, starting it if needed, so the next command needs no password. Does nothing
 /// with `KLEF_NO_AGENT=1`; an agent that cannot take it only costs a warning.
-pub(crate) async fn remember_in_agent(global: &GlobalArgs, vault: &str, key: &PrivateKey) {
+pub(crate) async fn remember_in_agent(global: &GlobalArgs, vault: &str, key: &AccountSecrets) {
     if agent_disabled() {
         return;
     }
@@ -295,9 +370,10 @@ pub(crate) async fn remember_in_agent(global: &GlobalArgs, vault: &str, key: &Pr
 
 /// Opens the account's private key with the password (`--password-stdin`, `KLEF_PASSWORD`, a
 /// prompt); exit code 3 when there is no way to ask or the password is wrong.
-pub(crate) fn password_unlock(global: &GlobalArgs, account: &Account) -> Result<PrivateKey> {
+pub(crate) fn password_unlock(global: &GlobalArgs, account: &Account) -> Result<AccountSecrets> {
     password::try_current_password(global, "encryption password: ", |pw| {
-        crypto::account::unlock(&account.id, &account.keys, pw).map(|u| u.private_key)
+        crypto::account::unlock(&account.id, &account.keys, pw)
+            .map(|u| AccountSecrets::of(&account.id, u))
     })?
     .ok_or_else(|| password::locked_error().into())
 }
@@ -435,7 +511,7 @@ async fn hand_to_agent(
     global: &GlobalArgs,
     running: Option<AgentClient>,
     vault: &str,
-    key: &PrivateKey,
+    key: &AccountSecrets,
 ) {
     let result = async {
         let mut client = match running {
@@ -448,7 +524,7 @@ async fn hand_to_agent(
                 return Ok(());
             }
         };
-        client.unlock(vault, key).await
+        client.unlock(vault, &key.private_key, &key.derived).await
     }
     .await;
     if let Err(e) = result {

@@ -469,6 +469,7 @@ mod tests {
                     public_key: Blob(vec![3; 32]),
                     private_key_sealed: Blob(vec![4; 61]),
                 },
+                identity_key: None,
                 created_at: 1,
             }],
             workspaces: vec![Workspace {

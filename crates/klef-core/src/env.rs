@@ -34,6 +34,8 @@ impl EnvVars {
     pub const KLEF_NO_AGENT: &'static str = "KLEF_NO_AGENT";
     /// Set to `1` to allow plain `http://` to a server that is not on loopback.
     pub const KLEF_ALLOW_HTTP: &'static str = "KLEF_ALLOW_HTTP";
+    /// The invite code for `klef workspace accept` (instead of `--code`).
+    pub const KLEF_INVITE_CODE: &'static str = "KLEF_INVITE_CODE";
     /// Set to `1` to let a keyed command start the agent after a password unlock even in CI or
     /// without a terminal (where it otherwise starts none).
     pub const KLEF_AGENT_AUTOSTART: &'static str = "KLEF_AGENT_AUTOSTART";
@@ -58,6 +60,7 @@ pub const CREDENTIALS: &[&str] = &[
     EnvVars::KLEF_NEW_PASSWORD,
     EnvVars::KLEF_ACCOUNT_PASSWORD,
     EnvVars::KLEF_TOKEN,
+    EnvVars::KLEF_INVITE_CODE,
 ];
 
 /// Every variable with its documentation line, for generated docs.
@@ -111,6 +114,10 @@ pub const ALL: &[(&str, &str)] = &[
     (
         EnvVars::KLEF_ALLOW_HTTP,
         "`1`: allow plain `http://` to a server that is not on loopback (refused by default: tokens and passwords would cross the network unencrypted).",
+    ),
+    (
+        EnvVars::KLEF_INVITE_CODE,
+        "Invite code for `workspace accept` (instead of `--code`).",
     ),
     (
         EnvVars::KLEF_AGENT_AUTOSTART,

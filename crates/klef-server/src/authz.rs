@@ -253,6 +253,10 @@ pub enum Action {
     RemoveMember,
     /// Read the audit log.
     ReadAudit,
+    /// Read the workspace's signed roster (members; invitees are let in by the route).
+    ReadRoster,
+    /// Append to the workspace's signed roster (admins; clients verify every entry).
+    AppendRoster,
     /// Read a project and its environment list.
     ReadProject,
     /// Add an environment to a project.
@@ -435,7 +439,8 @@ pub fn decide(action: Action, facts: &Facts) -> Result<(), ApiError> {
         ))
     };
     match action {
-        Action::ReadWorkspace | Action::ReadProject => Ok(()),
+        Action::ReadWorkspace | Action::ReadProject | Action::ReadRoster => Ok(()),
+        Action::AppendRoster => manage_members(),
         Action::CreateProject
         | Action::ReadAudit
         | Action::ListGrants

@@ -90,6 +90,7 @@ mod local;
 mod queries;
 mod reads;
 mod rotate;
+mod roster;
 mod rows;
 #[cfg(feature = "server")]
 pub mod server;

@@ -248,7 +248,7 @@ impl Backend for LocalVault {
         Ok(self
             .store()
             .await?
-            .create_workspace(&owner, ws, None)
+            .create_workspace(&owner, ws, None, None)
             .await?)
     }
 

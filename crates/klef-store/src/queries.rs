@@ -183,6 +183,7 @@ impl Store {
         &self,
         owner: &AccountId,
         ws: &Workspace,
+        genesis: Option<&klef_core::model::RosterEntry>,
         audit: Option<&Audit>,
     ) -> Result<(), StoreError> {
         validate_display_name("workspace name", &ws.name).map_err(invalid)?;
@@ -211,6 +212,16 @@ impl Store {
                 });
             }
             insert_owned_workspace(&mut tx, ws, owner).await?;
+            if let Some(genesis) = genesis {
+                crate::roster::append_roster_entries(
+                    &mut tx,
+                    &ws.id,
+                    std::slice::from_ref(genesis),
+                    owner,
+                    now_ms(),
+                )
+                .await?;
+            }
             audit_in(&mut tx, audit).await
         }
         .await;

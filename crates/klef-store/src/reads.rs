@@ -79,7 +79,7 @@ macro_rules! select_account {
         concat!(
             "SELECT id, email, kdf_algorithm, kdf_m_cost_kib, kdf_t_cost, kdf_p_cost, kdf_salt, \
              master_key_by_password, master_key_by_recovery, public_key, private_key_sealed, \
-             created_at FROM accounts ",
+             identity_key, created_at FROM accounts ",
             $tail
         )
     };

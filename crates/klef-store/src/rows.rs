@@ -61,6 +61,7 @@ row! {
         master_key_by_recovery: Vec<u8>,
         public_key: Vec<u8>,
         private_key_sealed: Vec<u8>,
+        identity_key: Option<Vec<u8>>,
         created_at: i64,
     }
 }
@@ -93,6 +94,7 @@ impl TryFrom<AccountRow> for Account {
                 public_key: Blob(r.public_key),
                 private_key_sealed: Blob(r.private_key_sealed),
             },
+            identity_key: r.identity_key.map(Blob),
             created_at: r.created_at,
         })
     }

@@ -55,13 +55,14 @@ pub(crate) async fn insert_account(
     args.extend([
         (&keys.public_key).into(),
         (&keys.private_key_sealed).into(),
+        account.identity_key.as_ref().map(|k| k.as_bytes()).into(),
         account.created_at.into(),
     ]);
     tx.execute(
         "INSERT INTO accounts (id, email, password_hash, kdf_algorithm, kdf_m_cost_kib, \
          kdf_t_cost, kdf_p_cost, kdf_salt, master_key_by_password, master_key_by_recovery, \
-         public_key, private_key_sealed, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         public_key, private_key_sealed, identity_key, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         &args,
     )
     .await?;

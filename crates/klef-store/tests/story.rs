@@ -145,6 +145,7 @@ fn new_account() -> Account {
         id: AccountId::random(),
         email: None,
         keys: keys(1),
+        identity_key: None,
         created_at: T0,
     }
 }

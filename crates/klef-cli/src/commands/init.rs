@@ -205,10 +205,12 @@ async fn create_account(
         text.push('\n');
         fsutil::write_new(path, text.as_bytes(), 0o600)?;
     }
+    let secrets = crate::unlock::AccountSecrets::of(&id, unlocked);
     let account = Account {
         id,
         email: None,
         keys,
+        identity_key: Some(identity_blob(&secrets)),
         created_at: now(),
     };
     let personal = Workspace {
@@ -227,7 +229,19 @@ async fn create_account(
     ctx.printer
         .recovery_code(display.expose_secret(), recovery_file);
     // The password was just typed: unlock the session now, as `klef unlock` would.
-    crate::unlock::remember_in_agent(&ctx.global, &b.vault_id(&account), &unlocked.private_key)
+    crate::unlock::remember_in_agent(&ctx.global, &b.vault_id(&account), &secrets)
         .await;
     Ok(account)
+}
+
+/// The identity public key of freshly unlocked account secrets, as stored with the account.
+pub(crate) fn identity_blob(secrets: &crate::unlock::AccountSecrets) -> klef_core::model::Blob {
+    klef_core::model::Blob(
+        secrets
+            .derived
+            .identity()
+            .verifying_key()
+            .to_bytes()
+            .to_vec(),
+    )
 }

@@ -97,11 +97,13 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         personal: true,
         created_at: now(),
     };
+    let secrets = crate::unlock::AccountSecrets::of(&id, unlocked);
     let req = SignupRequest {
         email: email.clone(),
         password: account_pw,
         account_id: id,
         keys,
+        identity_key: Some(crate::commands::init::identity_blob(&secrets)),
         personal_workspace: personal,
     };
     let resp = remote::signup(&api, &req)
@@ -120,7 +122,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         .recovery_code(display.expose_secret(), args.recovery_file.as_deref());
     // The encryption password was just typed: unlock the session now, as `klef unlock` would.
     let vault = remote::session::vault_label(&server, &id);
-    crate::unlock::remember_in_agent(&ctx.global, &vault, &unlocked.private_key).await;
+    crate::unlock::remember_in_agent(&ctx.global, &vault, &secrets).await;
 
     if ctx.global.json {
         ctx.printer.json(&json!({
@@ -167,6 +169,8 @@ async fn from_backup(
         password: account_pw,
         account_id: adopted.id,
         keys: adopted.keys,
+        // Published after the first unlock on the server (the backup gives no master key here).
+        identity_key: None,
         personal_workspace: adopted.personal,
     };
     let resp = remote::signup(api, &req)

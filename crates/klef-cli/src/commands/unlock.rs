@@ -40,15 +40,15 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
         return report(ctx, &mut client, &vault, true).await;
     }
 
-    let private_key = unlock::password_unlock(&ctx.global, &account)?;
+    let secrets = unlock::password_unlock(&ctx.global, &account)?;
     let mut client = ensure_running(&paths, &default_agent_bin())
         .await
         .map_err(start_failure)?;
     client
-        .unlock(&vault, &private_key)
+        .unlock(&vault, &secrets.private_key, &secrets.derived)
         .await
         .context("the agent did not take the key")?;
-    drop(private_key);
+    drop(secrets);
     report(ctx, &mut client, &vault, false).await
 }
 

@@ -18,6 +18,11 @@ use klef_core::model::{
     GrantInfo, KeyRotation, NewEnvironment, NewProject, Project, RotationOutcome, SecretVersion,
     SecretWrite, Workspace,
 };
+use klef_core::model::{Blob, RosterEntry};
+use klef_core::wire::{
+    AcceptInvitationRequest, AccountStateResponse, PublishIdentityRequest, PutAccountStateRequest,
+    RosterList,
+};
 use klef_core::wire::{
     ApiKeyRecipientList, AuditList, BACKUP_MEDIA_TYPE, ConfirmMemberRequest,
     CreateEnvironmentRequest, CreateInvitationRequest, CreateProjectRequest,
@@ -85,8 +90,90 @@ impl RemoteBackend {
     }
 
     /// `POST /v1/invitations/{id}/accept`.
-    pub(crate) async fn accept(&self, id: &InviteId) -> BackendResult<Invitation> {
-        self.api.post_empty(&routes::accept_invitation(id)).await
+    pub(crate) async fn accept(
+        &self,
+        id: &InviteId,
+        invite_mac: Option<Blob>,
+    ) -> BackendResult<Invitation> {
+        self.api
+            .post(
+                &routes::accept_invitation(id),
+                &AcceptInvitationRequest { invite_mac },
+            )
+            .await
+    }
+
+    /// `POST /v1/workspaces`: a team workspace with its roster's genesis entry.
+    pub(crate) async fn create_team_workspace(
+        &self,
+        ws: &Workspace,
+        genesis: RosterEntry,
+    ) -> BackendResult<()> {
+        let _: Workspace = self
+            .api
+            .post(
+                routes::WORKSPACES,
+                &CreateWorkspaceRequest {
+                    workspace: ws.clone(),
+                    genesis: Some(genesis),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `PUT /v1/me/identity`.
+    pub(crate) async fn publish_identity(&self, identity_key: Blob) -> BackendResult<()> {
+        self.api
+            .put(routes::ME_IDENTITY, &PublishIdentityRequest { identity_key })
+            .await
+    }
+
+    /// `GET /v1/me/state`.
+    pub(crate) async fn account_state(&self) -> BackendResult<AccountStateResponse> {
+        self.api.get(routes::ME_STATE).await
+    }
+
+    /// `PUT /v1/me/state`.
+    pub(crate) async fn put_account_state(
+        &self,
+        sealed: Blob,
+        expected_revision: u64,
+    ) -> BackendResult<AccountStateResponse> {
+        self.api
+            .put(
+                routes::ME_STATE,
+                &PutAccountStateRequest {
+                    sealed,
+                    expected_revision,
+                },
+            )
+            .await
+    }
+
+    /// `GET /v1/workspaces/{id}/roster[?after=N]`.
+    pub(crate) async fn roster(
+        &self,
+        ws: &WorkspaceId,
+        after: Option<u64>,
+    ) -> BackendResult<Vec<RosterEntry>> {
+        let mut path = routes::roster(ws);
+        if let Some(after) = after {
+            path.push_str(&format!("?after={after}"));
+        }
+        let list: RosterList = self.api.get(&path).await?;
+        Ok(list.entries)
+    }
+
+    /// `POST /v1/workspaces/{id}/roster`.
+    pub(crate) async fn append_roster(
+        &self,
+        ws: &WorkspaceId,
+        entries: Vec<RosterEntry>,
+    ) -> BackendResult<()> {
+        self.api
+            .post(&routes::roster(ws), &RosterList { entries })
+            .await
     }
 
     /// `GET /v1/workspaces/{id}/members`.
@@ -171,6 +258,7 @@ impl Backend for RemoteBackend {
                 routes::WORKSPACES,
                 &CreateWorkspaceRequest {
                     workspace: ws.clone(),
+                    genesis: None,
                 },
             )
             .await?;

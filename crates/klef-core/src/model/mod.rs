@@ -116,6 +116,12 @@ pub struct Account {
     pub email: Option<String>,
     /// The sealed key material.
     pub keys: AccountKeys,
+    /// The account's Ed25519 identity public key (32 bytes), derived by its client from the
+    /// master key (DESIGN.md §9.1). `None` for an account made before identity keys until its
+    /// client publishes it. A server's copy is never trusted: clients compare it with the key
+    /// they derive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_key: Option<Blob>,
     /// When it was created.
     pub created_at: Timestamp,
 }

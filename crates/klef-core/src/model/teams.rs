@@ -61,8 +61,17 @@ pub struct Member {
     pub role: Role,
     /// Invited, accepted or confirmed.
     pub status: MemberStatus,
-    /// The account's X25519 public key (to wrap keys to, and to show a fingerprint of).
+    /// The account's X25519 public key as the server has it (a claim: a client wraps only to
+    /// the keys of the verified roster).
     pub public_key: Option<Blob>,
+    /// The account's Ed25519 identity public key as the server has it (a claim, like
+    /// `public_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_key: Option<Blob>,
+    /// For an accepted invitee who used an invite code: their MAC over their identity under
+    /// the code's secret (the confirming admin's client checks it; the server cannot make one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite_mac: Option<Blob>,
     /// The invitation, while not confirmed.
     pub invitation_id: Option<InviteId>,
     /// For an invited/accepted member: the environments the invitation restricts them to
@@ -107,6 +116,10 @@ pub struct MemberKeys {
     /// invitation lists.
     #[serde(default)]
     pub environment_keys: Vec<WrappedEnvironmentKey>,
+    /// The signed roster entry that admits the member, appended in the same transaction as the
+    /// keys (a workspace with a roster; clients refuse to wrap to anyone not in it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roster_entry: Option<RosterEntry>,
 }
 
 /// An environment named by id, project and slug (as a removed member's environments to rotate).
@@ -146,4 +159,18 @@ pub struct AuditEntry {
     pub target: String,
     /// When.
     pub created_at: Timestamp,
+}
+
+/// One entry of a workspace's signed roster as stored and served: the exact signed bytes and
+/// the Ed25519 signature (`klef_core::trust::roster::SignedEntry`). The server stores and serves
+/// them; it cannot make one, and clients verify every entry before using it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterEntry {
+    /// The entry's sequence number (0 = the genesis), as the body states it.
+    pub sequence: u64,
+    /// The signed body.
+    pub body: Blob,
+    /// The signature (64 bytes).
+    pub signature: Blob,
 }

@@ -369,8 +369,12 @@ impl AccountState {
     /// Seals the record for `account` under its master key.
     #[must_use]
     pub fn seal(&self, master_key: &SymmetricKey, account: &AccountId) -> Vec<u8> {
-        let key = hkdf_key(master_key.expose(), ACCOUNT_STATE_INFO);
-        seal(&key, &aad(account), &self.encode())
+        self.seal_with(&hkdf_key(master_key.expose(), ACCOUNT_STATE_INFO), account)
+    }
+
+    /// Seals the record under the already derived account-state key.
+    pub(crate) fn seal_with(&self, key: &SymmetricKey, account: &AccountId) -> Vec<u8> {
+        seal(key, &aad(account), &self.encode())
     }
 
     /// Opens a record sealed by [`seal`](Self::seal).
@@ -379,8 +383,16 @@ impl AccountState {
         account: &AccountId,
         sealed: &[u8],
     ) -> Result<Self, SealedStateError> {
-        let key = hkdf_key(master_key.expose(), ACCOUNT_STATE_INFO);
-        let plain = open(&key, &aad(account), sealed).ok_or(SealedStateError)?;
+        Self::open_with(&hkdf_key(master_key.expose(), ACCOUNT_STATE_INFO), account, sealed)
+    }
+
+    /// Opens a record under the already derived account-state key.
+    pub(crate) fn open_with(
+        key: &SymmetricKey,
+        account: &AccountId,
+        sealed: &[u8],
+    ) -> Result<Self, SealedStateError> {
+        let plain = open(key, &aad(account), sealed).ok_or(SealedStateError)?;
         Self::parse(&plain).map_err(|_| SealedStateError)
     }
 }

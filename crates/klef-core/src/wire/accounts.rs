@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::SecretText;
 use crate::ids::AccountId;
-use crate::model::{Account, AccountKeys, Timestamp, Workspace};
+use crate::model::{Account, AccountKeys, Blob, Timestamp, Workspace};
 
 /// `POST /v1/signup`: creates an account and its personal workspace, and signs in.
 ///
@@ -21,6 +21,11 @@ pub struct SignupRequest {
     pub account_id: AccountId,
     /// The sealed key material made by the client (`crypto::account::create`).
     pub keys: AccountKeys,
+    /// The account's Ed25519 identity public key (32 bytes), derived by the client from the
+    /// master key (DESIGN.md §9.1). Absent when the client cannot derive it yet (a sign-up
+    /// from a backup); the client publishes it after its first unlock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_key: Option<Blob>,
     /// The personal workspace (`personal: true`), chosen by the client.
     pub personal_workspace: Workspace,
 }
@@ -55,6 +60,39 @@ pub struct MeResponse {
     pub server_owner: bool,
     /// When the current session expires.
     pub session_expires_at: Timestamp,
+}
+
+/// `PUT /v1/me/identity`: publishes the caller's Ed25519 identity public key once, for an
+/// account made before identity keys (a session only). A different key than the one already
+/// published is refused (`409`): identity keys never change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishIdentityRequest {
+    /// The 32-byte Ed25519 public key.
+    pub identity_key: Blob,
+}
+
+/// `GET /v1/me/state`: the caller's sealed pins (DESIGN.md §9.2), opaque to the server, and
+/// their revision (0 and no `sealed` before the first write). `PUT` takes
+/// [`PutAccountStateRequest`] and answers this with the new revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountStateResponse {
+    /// The sealed record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<Blob>,
+    /// How many times it was written.
+    pub revision: u64,
+}
+
+/// `PUT /v1/me/state` (a session or a user key): replaces the sealed pins if `expected_revision`
+/// is the stored revision (`409` otherwise: another device wrote first; merge and retry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutAccountStateRequest {
+    /// The sealed record.
+    pub sealed: Blob,
+    /// The revision this write replaces.
+    pub expected_revision: u64,
 }
 
 /// `PUT /v1/me/keys`: replaces the sealed master-key copies and KDF parameters (password change,

@@ -21,6 +21,9 @@ pub struct WorkspaceList {
 pub struct CreateWorkspaceRequest {
     /// The workspace (id chosen by the client; `personal` must be false).
     pub workspace: Workspace,
+    /// The roster's genesis entry, signed by the creator (DESIGN.md §9.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genesis: Option<crate::model::RosterEntry>,
 }
 
 /// `GET /v1/workspaces/{workspace_id}/projects`.

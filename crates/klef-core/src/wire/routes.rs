@@ -72,6 +72,11 @@ pub const LOGOUT: &str = "/v1/logout";
 pub const ME: &str = "/v1/me";
 /// `PUT` [`ReplaceKeysRequest`](super::ReplaceKeysRequest) (`204`).
 pub const ME_KEYS: &str = "/v1/me/keys";
+/// `PUT` [`PublishIdentityRequest`](super::PublishIdentityRequest) (`204`).
+pub const ME_IDENTITY: &str = "/v1/me/identity";
+/// `GET` [`AccountStateResponse`](super::AccountStateResponse), `PUT`
+/// [`PutAccountStateRequest`](super::PutAccountStateRequest).
+pub const ME_STATE: &str = "/v1/me/state";
 /// `GET` [`WorkspaceList`](super::WorkspaceList), `POST`
 /// [`CreateWorkspaceRequest`](super::CreateWorkspaceRequest).
 pub const WORKSPACES: &str = "/v1/workspaces";
@@ -109,6 +114,9 @@ pub const INVITATIONS: &str = "/v1/invitations";
 pub const ACCEPT_INVITATION: &str = "/v1/invitations/{invitation_id}/accept";
 /// `GET` [`MemberList`](super::MemberList); see [`members`].
 pub const MEMBERS: &str = "/v1/workspaces/{workspace_id}/members";
+/// `GET` [`RosterList`](super::RosterList) (`?after=N`), `POST` a [`RosterList`](super::RosterList)
+/// to append (`204`).
+pub const ROSTER: &str = "/v1/workspaces/{workspace_id}/roster";
 /// `POST` [`ConfirmMemberRequest`](super::ConfirmMemberRequest); see [`confirm_member`].
 pub const CONFIRM_MEMBER: &str = "/v1/workspaces/{workspace_id}/members/{account_id}/confirm";
 /// `DELETE`: removes a member; see [`member`].
@@ -179,6 +187,12 @@ endpoints! {
     Me => Get ME,
     /// Replaces the caller's sealed keys.
     ReplaceKeys => Put ME_KEYS,
+    /// Publishes the caller's identity key once.
+    PublishIdentity => Put ME_IDENTITY,
+    /// The caller's sealed pins.
+    AccountState => Get ME_STATE,
+    /// Replaces the caller's sealed pins.
+    PutAccountState => Put ME_STATE,
     /// Lists the caller's workspaces.
     Workspaces => Get WORKSPACES,
     /// Creates a workspace.
@@ -213,6 +227,10 @@ endpoints! {
     AcceptInvitation => Post ACCEPT_INVITATION,
     /// Lists a workspace's members.
     Members => Get MEMBERS,
+    /// A workspace's signed roster.
+    Roster => Get ROSTER,
+    /// Appends to a workspace's signed roster.
+    AppendRoster => Post ROSTER,
     /// Confirms an accepted invitee.
     ConfirmMember => Post CONFIRM_MEMBER,
     /// Removes a member.
@@ -350,6 +368,12 @@ pub fn invitations(ws: &WorkspaceId) -> String {
 #[must_use]
 pub fn accept_invitation(id: &InviteId) -> String {
     fill(ACCEPT_INVITATION, &[id])
+}
+
+/// [`ROSTER`].
+#[must_use]
+pub fn roster(ws: &WorkspaceId) -> String {
+    fill(ROSTER, &[ws])
 }
 
 /// [`MEMBERS`].

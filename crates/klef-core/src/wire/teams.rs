@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{AccountId, EnvironmentId};
 use crate::model::Role;
 pub use crate::model::{
-    AuditActor, AuditEntry, EnvironmentRef, Invitation, InvitationStatus, Member, MemberKeys,
+    RosterEntry, AuditActor, AuditEntry, EnvironmentRef, Invitation, InvitationStatus, Member, MemberKeys,
     MemberStatus, WrappedEnvironmentKey, WrappedProjectKey,
 };
 
@@ -26,6 +26,27 @@ pub struct CreateInvitationRequest {
     /// Restricts the member to these environments (of this workspace); absent = full access.
     #[serde(default)]
     pub environments: Option<Vec<EnvironmentId>>,
+}
+
+/// `POST /v1/invitations/{invite_id}/accept`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInvitationRequest {
+    /// With an invite code: the MAC of the invitee's identity under the code's secret
+    /// (`trust::roster::invite::InviteCode::mac`), which the confirming admin checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite_mac: Option<crate::model::Blob>,
+}
+
+/// `GET /v1/workspaces/{workspace_id}/roster?after=N` (members, and invitees of the
+/// workspace): the entries after sequence `N` (all without it), in order. `POST` the same
+/// [`RosterList`] (admins) appends entries that continue the stored chain (`409` when another
+/// admin appended first); answers `204`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterList {
+    /// The entries, by sequence.
+    pub entries: Vec<RosterEntry>,
 }
 
 /// `GET /v1/invitations`: the open invitations for the caller's email.

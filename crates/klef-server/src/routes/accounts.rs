@@ -137,10 +137,14 @@ pub(super) async fn signup(
     let password_hash = gate.hash(&admitted, req.password).await?;
     drop(admitted);
     let now = now_ms();
+    if let Some(key) = &req.identity_key {
+        super::identity::validate_identity_key(key)?;
+    }
     let account = Account {
         id: req.account_id,
         email: Some(email.clone()),
         keys: req.keys,
+        identity_key: req.identity_key,
         created_at: now,
     };
     let mut personal = req.personal_workspace;

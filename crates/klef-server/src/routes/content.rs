@@ -51,6 +51,9 @@ pub(super) async fn create_workspace(
         ));
     }
     ws.created_at = now_ms();
+    if let Some(genesis) = &req.genesis {
+        super::identity::check_entries(&ws.id, std::slice::from_ref(genesis))?;
+    }
     let audit = audit_by(
         &principal,
         Some(ws.id),
@@ -59,7 +62,7 @@ pub(super) async fn create_workspace(
     );
     state
         .store
-        .create_workspace(principal.account()?, &ws, Some(&audit))
+        .create_workspace(principal.account()?, &ws, req.genesis.as_ref(), Some(&audit))
         .await?;
     Ok(created(ws))
 }

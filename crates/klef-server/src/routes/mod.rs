@@ -6,6 +6,7 @@ mod accounts;
 mod api_keys;
 mod backup;
 mod content;
+mod identity;
 mod lifecycle;
 mod teams;
 
@@ -72,6 +73,11 @@ fn handler(endpoint: Endpoint, method: MethodFilter) -> MethodRouter<AppState> {
         E::Logout => on(method, accounts::logout),
         E::Me => on(method, accounts::me),
         E::ReplaceKeys => on(method, accounts::replace_keys),
+        E::PublishIdentity => on(method, identity::publish_identity),
+        E::AccountState => on(method, identity::account_state),
+        E::PutAccountState => on(method, identity::put_account_state),
+        E::Roster => on(method, identity::roster),
+        E::AppendRoster => on(method, identity::append_roster),
         E::Workspaces => on(method, content::workspaces),
         E::CreateWorkspace => on(method, content::create_workspace),
         E::Projects => on(method, content::projects),

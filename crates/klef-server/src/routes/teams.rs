@@ -4,7 +4,7 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use klef_core::ids::{AccountId, InviteId, WorkspaceId};
 use klef_core::wire::{
-    AuditList, ConfirmMemberRequest, CreateInvitationRequest, Invitation, InvitationList, Member,
+    AcceptInvitationRequest, AuditList, ConfirmMemberRequest, CreateInvitationRequest, Invitation, InvitationList, Member,
     MemberList, RemoveMemberResponse,
 };
 use klef_store::server::NewInvitation;
@@ -84,8 +84,16 @@ pub(super) async fn accept(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<InviteId>,
+    ApiJson(req): ApiJson<AcceptInvitationRequest>,
 ) -> Result<axum::Json<Invitation>, ApiError> {
     let account = *principal.account()?;
+    if let Some(mac) = &req.invite_mac
+        && mac.as_bytes().len() != 32
+    {
+        return Err(ApiError::InvalidRequest(
+            "invite_mac: must be 32 bytes".into(),
+        ));
+    }
     let audit = audit_by(
         &principal,
         None,
@@ -97,7 +105,7 @@ pub(super) async fn accept(
     );
     let invitation = state
         .store
-        .accept_invitation(&id, &account, principal.label(), &audit)
+        .accept_invitation(&id, &account, principal.label(), req.invite_mac.as_ref(), &audit)
         .await?;
     Ok(axum::Json(invitation))
 }
@@ -149,6 +157,9 @@ pub(super) async fn confirm(
                 .join(", ")
         ),
     );
+    if let Some(entry) = &req.roster_entry {
+        super::identity::check_entries(&ws, std::slice::from_ref(entry))?;
+    }
     state
         .store
         .confirm_member(&ws, &account, &req, &audit)

@@ -18,7 +18,7 @@ const SELECT_MEMBERS: &str = "SELECT workspace_id, account_id, role, created_at 
 
 const SELECT_ACCOUNTS: &str = "SELECT id, email, kdf_algorithm, kdf_m_cost_kib, kdf_t_cost, \
      kdf_p_cost, kdf_salt, master_key_by_password, master_key_by_recovery, public_key, \
-     private_key_sealed, created_at FROM accounts WHERE id IN \
+     private_key_sealed, identity_key, created_at FROM accounts WHERE id IN \
      (SELECT account_id FROM workspace_members WHERE workspace_id = $1) ORDER BY created_at, id";
 
 const SELECT_PROJECTS: &str = "SELECT id, workspace_id, name, created_at FROM projects \

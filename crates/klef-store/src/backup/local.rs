@@ -230,6 +230,7 @@ mod tests {
                 public_key: blob(4, 32),
                 private_key_sealed: blob(5, 61),
             },
+            identity_key: None,
             created_at: 10,
         };
         let ws = Workspace {

@@ -9,6 +9,7 @@ mod api_keys;
 mod audit;
 mod backup;
 mod projects;
+mod roster;
 mod sessions;
 mod teams;
 

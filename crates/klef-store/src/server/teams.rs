@@ -38,7 +38,7 @@ macro_rules! select_invitation {
         concat!(
             "SELECT i.id, i.workspace_id, w.name AS workspace_name, i.email, i.role, \
              i.environments, COALESCE(a.email, '') AS invited_by, i.created_at, \
-             i.accepted_by, i.accepted_at \
+             i.accepted_by, i.accepted_at, i.invite_mac \
              FROM invitations i JOIN workspaces w ON w.id = i.workspace_id \
              LEFT JOIN accounts a ON a.id = i.invited_by ",
             $tail
@@ -58,6 +58,7 @@ struct InvitationRow {
     created_at: i64,
     accepted_by: Option<String>,
     accepted_at: Option<i64>,
+    invite_mac: Option<Vec<u8>>,
 }
 
 fn parse_environments(raw: Option<&str>) -> Result<Option<Vec<EnvironmentId>>, StoreError> {
@@ -222,19 +223,21 @@ impl Store {
         id: &InviteId,
         account: &AccountId,
         email: &str,
+        invite_mac: Option<&Blob>,
         audit: &Audit,
     ) -> Result<Invitation, StoreError> {
         let mut tx = Tx::write(self).await?;
         let result = async {
             let done = tx
                 .execute(
-                    "UPDATE invitations SET accepted_by = $3, accepted_at = $4 \
+                    "UPDATE invitations SET accepted_by = $3, accepted_at = $4, invite_mac = $5 \
                      WHERE id = $1 AND email = $2 AND closed_at IS NULL AND accepted_at IS NULL",
                     &[
                         id.to_string().into(),
                         email.into(),
                         account.to_string().into(),
                         now_ms().into(),
+                        invite_mac.map(Blob::as_bytes).into(),
                     ],
                 )
                 .await?;
@@ -261,8 +264,10 @@ impl Store {
     pub async fn members(&self, ws: &WorkspaceId) -> Result<Vec<Member>, StoreError> {
         let ws_id = ws.to_string();
         let (confirmed, full, grants, invitations) = with_pool!(self, pool => {
-            let confirmed: Vec<(String, Option<String>, String, Vec<u8>)> = sqlx::query_as(
-                "SELECT a.id, a.email, m.role, a.public_key FROM workspace_members m \
+            let confirmed: Vec<(String, Option<String>, String, Vec<u8>, Option<Vec<u8>>)> =
+                sqlx::query_as(
+                "SELECT a.id, a.email, m.role, a.public_key, a.identity_key \
+                 FROM workspace_members m \
                  JOIN accounts a ON a.id = m.account_id WHERE m.workspace_id = $1",
             )
             .bind(&ws_id)
@@ -284,7 +289,8 @@ impl Store {
             .bind(&ws_id)
             .fetch_all(pool)
             .await?;
-            let invitations: Vec<(InvitationRow, Option<Vec<u8>>)> = {
+            #[expect(clippy::type_complexity, reason = "one row's two optional keys")]
+            let invitations: Vec<(InvitationRow, Option<(Vec<u8>, Option<Vec<u8>>)>)> = {
                 let rows: Vec<InvitationRow> = sqlx::query_as(select_invitation!(
                     "WHERE i.workspace_id = $1 AND i.closed_at IS NULL ORDER BY i.created_at, i.id"
                 ))
@@ -293,12 +299,14 @@ impl Store {
                 .await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for row in rows {
-                    let key: Option<Vec<u8>> = match &row.accepted_by {
+                    let key: Option<(Vec<u8>, Option<Vec<u8>>)> = match &row.accepted_by {
                         Some(account) => {
-                            sqlx::query_scalar("SELECT public_key FROM accounts WHERE id = $1")
-                                .bind(account)
-                                .fetch_optional(pool)
-                                .await?
+                            sqlx::query_as(
+                                "SELECT public_key, identity_key FROM accounts WHERE id = $1",
+                            )
+                            .bind(account)
+                            .fetch_optional(pool)
+                            .await?
                         }
                         None => None,
                     };
@@ -317,7 +325,7 @@ impl Store {
                 .push(parse_id(&env, "environment")?);
         }
         let mut members = Vec::with_capacity(confirmed.len() + invitations.len());
-        for (id, email, role, public_key) in confirmed {
+        for (id, email, role, public_key, identity_key) in confirmed {
             let environments = if full.contains(&id) {
                 None
             } else {
@@ -331,13 +339,20 @@ impl Store {
                 role: parse_name(&role)?,
                 status: MemberStatus::Confirmed,
                 public_key: Some(Blob(public_key)),
+                identity_key: identity_key.map(Blob),
+                invite_mac: None,
                 invitation_id: None,
                 environments,
             });
         }
         members.sort_by(|a, b| a.role.cmp(&b.role).then(a.email.cmp(&b.email)));
-        for (row, public_key) in invitations {
+        for (row, keys) in invitations {
             let account_id = row.accepted_by()?;
+            let invite_mac = row.invite_mac.clone().map(Blob);
+            let (public_key, identity_key) = match keys {
+                Some((public, identity)) => (Some(Blob(public)), identity.map(Blob)),
+                None => (None, None),
+            };
             let invitation = row.into_invitation()?;
             members.push(Member {
                 account_id,
@@ -347,7 +362,9 @@ impl Store {
                     InvitationStatus::Accepted => MemberStatus::Accepted,
                     InvitationStatus::Pending => MemberStatus::Invited,
                 },
-                public_key: public_key.map(Blob),
+                public_key,
+                identity_key,
+                invite_mac,
                 invitation_id: Some(invitation.id),
                 environments: invitation.environments,
             });
@@ -432,7 +449,10 @@ async fn confirm_in(
             )));
         }
     }
-    if keys.project_keys.is_empty() && keys.environment_keys.is_empty() {
+    if keys.project_keys.is_empty()
+        && keys.environment_keys.is_empty()
+        && keys.roster_entry.is_none()
+    {
         return Err(invalid(
             "confirming a member needs at least one wrapped key",
         ));
@@ -499,6 +519,16 @@ async fn confirm_in(
     tables::insert_member(tx, ws, account, invitation.role, now)
         .await
         .map_err(|e| StoreError::exists_or(e, || format!("member {account}")))?;
+    if let Some(entry) = &keys.roster_entry {
+        let by = audit
+            .actor
+            .id
+            .as_deref()
+            .and_then(|id| id.parse::<AccountId>().ok())
+            .unwrap_or(*account);
+        crate::roster::append_roster_entries(tx, ws, std::slice::from_ref(entry), &by, now)
+            .await?;
+    }
     tx.execute(
         "UPDATE invitations SET closed_at = $2 WHERE id = $1",
         &[invitation.id.to_string().into(), now.into()],

@@ -1,20 +1,47 @@
-//! `klef workspace accept [ID]`: accepts an invitation (without ID: lists the open ones). An
-//! admin then compares your key fingerprint and confirms you; only then are keys shared.
+//! `klef workspace accept [ID] [--code CODE | --owner-fingerprint FP | --trust-on-first-use]`:
+//! accepts an invitation (without ID: lists the open ones).
+//!
+//! Accepting pins the workspace's roster (DESIGN.md §9.2): with the invite code an admin sent
+//! out of band, the code names the genesis to pin and this device MACs its own identity with
+//! the code's secret, which the admin's `klef workspace confirm` checks; without a code, the
+//! owner's fingerprint (read out by the owner) is compared with the one the verified genesis
+//! names, or, only when asked for explicitly, the genesis the server shows is trusted as is.
+
+use std::io::IsTerminal as _;
 
 use anyhow::{Context as _, Result};
-use klef_core::crypto::PublicKey;
 use klef_core::ids::InviteId;
+use klef_core::model::Blob;
+use klef_core::secrecy::{ExposeSecret as _, SecretString};
+use klef_core::trust::identity::Fingerprint;
+use klef_core::trust::roster::invite::InviteCode;
+use klef_core::trust::roster::{RosterAnchor, SignedEntry, VerifiedRoster};
 use serde_json::json;
 
 use crate::context::Context;
-use crate::diagnostics::ExitStatus;
+use crate::diagnostics::{ExitStatus, Failure};
 use crate::table;
+use crate::trust::{self, Trust};
 
 /// Accept an invitation to a workspace (without ID: list your invitations)
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The invitation id (from `klef workspace accept` with no ID)
     pub(crate) id: Option<InviteId>,
+
+    /// The invite code the admin sent you out of band (`klef_inv_…`); read from
+    /// KLEF_INVITE_CODE when not given
+    #[arg(long, value_name = "CODE", conflicts_with_all = ["owner_fingerprint", "trust_on_first_use"])]
+    pub(crate) code: Option<String>,
+
+    /// Without a code: the workspace owner's key fingerprint, as the owner read it to you
+    #[arg(long, value_name = "FINGERPRINT", conflicts_with = "trust_on_first_use")]
+    pub(crate) owner_fingerprint: Option<String>,
+
+    /// Without a code or fingerprint: trust the workspace's member list as this server shows
+    /// it now (a server that lies at this moment could then read what you are given later)
+    #[arg(long)]
+    pub(crate) trust_on_first_use: bool,
 }
 
 pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
@@ -44,18 +71,68 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         ))?;
         return Ok(ExitStatus::SUCCESS);
     };
+    let code = match &args.code {
+        Some(text) => Some(parse_code(text)?),
+        None => match std::env::var(klef_core::env::EnvVars::KLEF_INVITE_CODE) {
+            Ok(text) if !text.trim().is_empty() => Some(parse_code(&text)?),
+            _ => None,
+        },
+    };
+    let invitation = remote
+        .invitations()
+        .await?
+        .into_iter()
+        .find(|i| i.id == id)
+        .ok_or_else(|| {
+            Failure::not_found(format!("no open invitation {id} for this account"))
+                .hint("`klef workspace accept` lists your invitations")
+        })?;
+    let ws = invitation.workspace_id;
+    let keys = ctx.keys(&b).await?;
+    let mut trust = Trust::load(ctx, remote, &keys).await?;
+    let entries = remote.roster(&ws, None).await?;
+    let signed = trust::to_signed(&entries).map_err(Failure::other)?;
+    let named = format!("workspace \"{}\"", invitation.workspace_name);
+    let roster = match &code {
+        Some(code) => verify(&named, code.genesis(), &ws, &signed)?,
+        None => {
+            let Some(first) = signed.first() else {
+                return Err(Failure::other(format!(
+                    "the server sent no roster for {named}: it withheld the member list, or the workspace was made before signed rosters"
+                ))
+                .into());
+            };
+            let roster = verify(&named, first.hash(), &ws, &signed)?;
+            check_owner(ctx, args, &roster, &invitation.invited_by)?;
+            roster
+        }
+    };
+    if let Some(pinned) = trust.anchor(&ws)
+        && pinned.genesis != roster.genesis()
+    {
+        return Err(Failure::other(format!(
+            "{named} has another roster genesis than the one this account pinned: the server served a forged or another workspace's roster"
+        ))
+        .into());
+    }
+    let me = *trust.me();
+    let mac = code.as_ref().map(|c| Blob(c.mac(&ws, &id, &me).0.to_vec()));
     let inv = remote
-        .accept(&id)
+        .accept(&id, mac)
         .await
         .with_context(|| format!("failed to accept invitation {id}"))?;
-    let me = remote.me().await?;
-    let fingerprint = PublicKey::from_slice(me.account.keys.public_key.as_bytes())
-        .context("the account's public key is malformed")?
-        .fingerprint();
+    trust.pin(&roster)?;
+    trust.save().await?;
+    let fingerprint = me.fingerprint();
+    let owner = roster
+        .member(&roster.owner())
+        .map(|o| (o.email.clone(), o.identity().fingerprint()));
     if ctx.global.json {
         ctx.printer.json(&json!({
             "invitation": inv,
-            "key_fingerprint": fingerprint,
+            "key_fingerprint": fingerprint.to_string(),
+            "owner": owner.as_ref().map(|(email, fp)| json!({"email": email, "key_fingerprint": fp.to_string()})),
+            "invite_code_used": code.is_some(),
         }))?;
     }
     ctx.printer.info(&format!(
@@ -64,9 +141,100 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     ));
     ctx.printer
         .always(&format!("your key fingerprint: {fingerprint}"));
-    ctx.printer.hint(&format!(
-        "tell {} this fingerprint over a channel you trust; they confirm you with `klef workspace confirm {}`",
-        inv.invited_by, inv.email
-    ));
+    if code.is_some() {
+        ctx.printer.hint(&format!(
+            "{}'s `klef workspace confirm {}` checks your invite code; nothing else to compare",
+            inv.invited_by, inv.email
+        ));
+    } else {
+        ctx.printer.hint(&format!(
+            "read this fingerprint to {} over a channel you trust; they confirm you with `klef workspace confirm {} --fingerprint …`",
+            inv.invited_by, inv.email
+        ));
+    }
     Ok(ExitStatus::SUCCESS)
+}
+
+fn parse_code(text: &str) -> Result<InviteCode> {
+    let text = SecretString::from(text);
+    InviteCode::parse(text.expose_secret()).map_err(|e| {
+        Failure::usage(format!("the invite code is not valid: {e}"))
+            .hint("copy the whole code (`klef_inv_…`) the admin sent you")
+            .into()
+    })
+}
+
+fn verify(
+    named: &str,
+    genesis: klef_core::trust::roster::EntryHash,
+    ws: &klef_core::ids::WorkspaceId,
+    signed: &[SignedEntry],
+) -> Result<VerifiedRoster> {
+    let anchor = RosterAnchor {
+        workspace: *ws,
+        genesis,
+        head: None,
+    };
+    VerifiedRoster::verify(&anchor, signed)
+        .map_err(|e| Failure::other(format!("{named}: {e}")).into())
+}
+
+/// Without an invite code: the owner's fingerprint from the verified genesis must match the one
+/// the owner read out (`--owner-fingerprint`, or a yes at a terminal); `--trust-on-first-use`
+/// skips the comparison only because it was asked for.
+fn check_owner(
+    ctx: &Context,
+    args: &Args,
+    roster: &VerifiedRoster,
+    invited_by: &str,
+) -> Result<()> {
+    let owner = roster
+        .member(&roster.owner())
+        .ok_or_else(|| Failure::other("the roster names no owner"))?;
+    let seen = owner.identity().fingerprint();
+    if let Some(given) = &args.owner_fingerprint {
+        let given: Fingerprint = given.parse().map_err(|_| {
+            Failure::usage(format!("{given:?} is not a key fingerprint"))
+                .hint("a fingerprint is 32 hex digits, e.g. 3f2a-91c0-77de-0b41-5c6d-e8f9-0a1b-2c3d")
+        })?;
+        if !given.matches(&seen) {
+            return Err(Failure::other(format!(
+                "the owner's key fingerprint in this workspace's roster is {seen}, not the one you were given: the server substituted the workspace's member list, or the fingerprint was misread"
+            ))
+            .hint("nothing was accepted; ask the owner to read their fingerprint again (`klef whoami`), or ask for an invite code")
+            .into());
+        }
+        return Ok(());
+    }
+    if args.trust_on_first_use {
+        ctx.printer.warn(&format!(
+            "trusting the member list this server shows (owner {} with fingerprint {seen}) without comparing it",
+            owner.email
+        ));
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::usage(format!(
+            "accepting without an invite code needs the owner's fingerprint ({} is the owner)",
+            owner.email
+        ))
+        .hint(format!(
+            "pass --code with the invite code {invited_by} sent you, or --owner-fingerprint with the fingerprint {} reads to you",
+            owner.email
+        ))
+        .into());
+    }
+    ctx.printer.always(&format!(
+        "the owner of this workspace is {} with key fingerprint {seen}",
+        owner.email
+    ));
+    let question = format!(
+        "does it match the fingerprint {} reads to you from `klef whoami`?",
+        owner.email
+    );
+    if crate::confirm::ask_yes_no(&question)? {
+        Ok(())
+    } else {
+        Err(Failure::other("not accepted: the fingerprints were not confirmed").into())
+    }
 }

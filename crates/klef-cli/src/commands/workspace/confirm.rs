@@ -3,19 +3,24 @@
 //! project keys for full access, or only the invited environments' keys for restricted access.
 //! The server stores the wrapped keys; it never sees a key.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 
 use anyhow::{Context as _, Result};
 use klef_core::backend::Backend as _;
 use klef_core::crypto::{self, Aad, PublicKey};
+use klef_core::ids::{AccountId, WorkspaceId};
+use klef_core::trust::identity::{Fingerprint, PublicIdentity, VerifyingKey};
+use klef_core::trust::roster::invite::InviteMac;
+use klef_core::trust::roster::{Access, MemberRecord, Record};
 use klef_core::wire::{
-    ConfirmMemberRequest, MemberStatus, WrappedEnvironmentKey, WrappedProjectKey,
+    ConfirmMemberRequest, Member, MemberStatus, WrappedEnvironmentKey, WrappedProjectKey,
 };
 use serde_json::json;
 
 use super::members;
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
+use crate::trust::Trust;
 
 /// Confirm an invitee (after comparing their key fingerprint) and share keys with them
 #[derive(Debug, clap::Args)]
@@ -23,7 +28,13 @@ pub(crate) struct Args {
     /// The invitee's email
     pub(crate) email: String,
 
-    /// Do not ask: the fingerprint was compared some other way (scripts)
+    /// The fingerprint the invitee read to you (needed without a terminal unless they accepted
+    /// with the invite code this device issued)
+    #[arg(long, value_name = "FINGERPRINT")]
+    pub(crate) fingerprint: Option<String>,
+
+    /// Do not ask before signing and sharing (the keys are still verified: by the invite code,
+    /// or by --fingerprint)
     #[arg(long)]
     pub(crate) yes: bool,
 }
@@ -49,41 +60,70 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
             return Ok(ExitStatus::SUCCESS);
         }
     }
-    let (Some(account_id), Some(pk)) = (member.account_id, member.public_key.as_ref()) else {
+    let Some(account_id) = member.account_id else {
         return Err(Failure::other(format!(
-            "the server sent no account or public key for {}",
+            "the server sent no account for {}",
             member.email
         ))
         .into());
     };
-    let public = PublicKey::from_slice(pk.as_bytes())
-        .with_context(|| format!("the public key of {} is malformed", member.email))?;
-    let fingerprint = public.fingerprint();
-    if !args.yes && !std::io::stdin().is_terminal() {
-        return Err(Failure::usage(format!(
-            "confirming {} needs a yes on a terminal",
-            member.email
-        ))
-        .hint(format!(
-            "their key fingerprint is {fingerprint}: compare it with the one they see, then pass --yes"
-        ))
-        .into());
-    }
-    ctx.printer.always(&format!(
-        "{}'s key fingerprint: {fingerprint}",
-        member.email
-    ));
-    if !args.yes {
-        confirm_on_tty(&member.email)?;
-    }
-
     let keys = ctx.keys(&b).await?;
+    let mut trust = Trust::load(ctx, remote, &keys).await?;
+    let roster = trust.roster(&ws.id, &ws.name).await?;
+    // The keys the server relays for the invitee are a claim, checked below before anything
+    // is signed or wrapped.
+    let claimed = claimed_identity(&member, account_id)?;
+    let fingerprint = claimed.fingerprint();
+    let how = check_ceremony(ctx, args, &trust, &ws.id, &member, &claimed)?;
+    let access = match &member.environments {
+        None => Access::All,
+        Some(ids) => Access::Only(ids.iter().copied().collect()),
+    };
+    let all = members::all_environments(&b, &ws).await?;
+    let sharing = match &member.environments {
+        None => "every environment of every project".to_owned(),
+        Some(ids) => ids
+            .iter()
+            .map(|id| {
+                all.iter()
+                    .find(|(_, e)| e.id == *id)
+                    .map_or_else(|| id.to_string(), |(p, e)| format!("{}:{}", p.name, e.slug))
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    ctx.printer.always(&format!(
+        "{} ({how}, key fingerprint {fingerprint}) joins \"{}\" as {} with access to {sharing}",
+        member.email,
+        ws.name,
+        member.role.as_str()
+    ));
+    crate::confirm::confirm(ctx, "", "sign their roster entry and share these keys?", args.yes)
+        .map_err(|_| {
+            Failure::usage(format!("confirming {} needs a yes", member.email))
+                .hint("run it at a terminal to be asked, or pass --yes once you have checked the line above")
+        })?;
+    let record = MemberRecord {
+        account: account_id,
+        email: member.email.clone(),
+        identity_key: claimed.identity_key,
+        x25519_key: claimed.x25519_key,
+        role: member.role,
+        access,
+    };
+    let (entry, roster) = roster
+        .append(Record::Member(record), trust.me().account, &trust.signing_key())
+        .map_err(|e| Failure::other(format!("cannot add {} to the roster: {e}", member.email)))?;
+    let sequence = roster.head().sequence;
+    // Keys are wrapped only to the keys just verified and signed into the roster.
+    let public = claimed.x25519_key;
+
     let mut req = ConfirmMemberRequest {
         project_keys: Vec::new(),
         environment_keys: Vec::new(),
+        roster_entry: Some(crate::trust::to_wire(&entry, sequence)),
     };
     let mut shared: Vec<String> = Vec::new();
-    let all = members::all_environments(&b, &ws).await?;
     match &member.environments {
         None => {
             for project in b.projects(&ws.id).await? {
@@ -143,12 +183,19 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         .confirm(&ws.id, &account_id, &req)
         .await
         .with_context(|| format!("failed to confirm {}", member.email))?;
+    trust.pin(&roster)?;
+    trust.save().await?;
+    if let Some(invite) = &member.invitation_id {
+        // The code has done its job; a confirmed member needs no second check.
+        let _ = std::fs::remove_file(super::invite::invite_note_path(ctx, invite));
+    }
     if ctx.global.json {
         ctx.printer.json(&json!({
             "email": confirmed.email,
             "account_id": account_id,
             "role": confirmed.role.as_str(),
-            "key_fingerprint": fingerprint,
+            "key_fingerprint": fingerprint.to_string(),
+            "verified_by": how,
             "shared": shared,
         }))?;
     }
@@ -165,28 +212,107 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     Ok(ExitStatus::SUCCESS)
 }
 
-/// Asks "does the fingerprint match?" on a terminal; without one, `--yes` is required.
-fn confirm_on_tty(email: &str) -> Result<()> {
-    if !std::io::stdin().is_terminal() {
-        return Err(
-            Failure::usage(format!("confirming {email} needs a yes on a terminal"))
-                .hint("compare the fingerprint with them, then pass --yes")
-                .into(),
-        );
+/// The invitee's keys as the server relays them (a claim until the ceremony checks them).
+fn claimed_identity(member: &Member, account: AccountId) -> Result<PublicIdentity> {
+    let malformed = |what: &str| {
+        Failure::other(format!(
+            "the server sent a malformed {what} for {}: it altered their keys",
+            member.email
+        ))
+    };
+    let x25519 = member
+        .public_key
+        .as_ref()
+        .and_then(|k| PublicKey::from_slice(k.as_bytes()).ok())
+        .ok_or_else(|| malformed("encryption key"))?;
+    let identity = member
+        .identity_key
+        .as_ref()
+        .ok_or_else(|| {
+            Failure::other(format!(
+                "the server sent no identity key for {}",
+                member.email
+            ))
+            .hint("they run any command that unlocks (e.g. `klef whoami`) with a current klef, which publishes it")
+        })?;
+    let identity = VerifyingKey::from_slice(identity.as_bytes())
+        .map_err(|_| malformed("identity key"))?;
+    Ok(PublicIdentity {
+        account,
+        identity_key: identity,
+        x25519_key: x25519,
+    })
+}
+
+/// Checks the relayed keys: with the invite code this device issued, by the invitee's MAC;
+/// otherwise by the fingerprint the invitee read out (`--fingerprint`, or a yes at a
+/// terminal). No flag skips the check. Returns how the keys were verified.
+fn check_ceremony(
+    ctx: &Context,
+    args: &Args,
+    trust: &Trust<'_>,
+    ws: &WorkspaceId,
+    member: &Member,
+    claimed: &PublicIdentity,
+) -> Result<&'static str> {
+    let substituted = || {
+        Failure::other(format!(
+            "the keys the server relays for {} are not the ones they vouched for: the server substituted their keys (or relayed another account); nothing was shared",
+            member.email
+        ))
+        .hint("tell the server's operator; confirm only once the fingerprints match")
+    };
+    let note = member
+        .invitation_id
+        .map(|id| (id, super::invite::invite_note_path(ctx, &id)))
+        .and_then(|(id, path)| std::fs::read(path).ok().map(|b| (id, b)))
+        .and_then(|(id, sealed)| trust.derived().open_invite(ws, &id, &sealed).map(|c| (id, c)));
+    if let Some(given) = &args.fingerprint {
+        let given: Fingerprint = given.parse().map_err(|_| {
+            Failure::usage(format!("{given:?} is not a key fingerprint"))
+                .hint("a fingerprint is 32 hex digits, e.g. 3f2a-91c0-77de-0b41-5c6d-e8f9-0a1b-2c3d")
+        })?;
+        if !given.matches(&claimed.fingerprint()) {
+            return Err(substituted().into());
+        }
+        return Ok("fingerprint compared");
     }
-    let mut err = std::io::stderr();
-    let _ = write!(
-        err,
-        "does it match the fingerprint {email} sees in `klef whoami`? [y/N] "
+    if let (Some((invite, code)), Some(mac)) = (&note, &member.invite_mac) {
+        let mac: [u8; 32] = mac
+            .as_bytes()
+            .try_into()
+            .map_err(|_| substituted())?;
+        code.check(ws, invite, claimed, &InviteMac(mac))
+            .map_err(|_| substituted())?;
+        return Ok("invite code checked");
+    }
+    if !std::io::stdin().is_terminal() {
+        let why = if note.is_some() {
+            "they accepted without the invite code"
+        } else {
+            "this device did not issue their invite code"
+        };
+        return Err(Failure::usage(format!(
+            "confirming {} needs their key fingerprint: {why}",
+            member.email
+        ))
+        .hint(format!(
+            "ask {} to read the fingerprint `klef whoami` shows them, then pass --fingerprint FINGERPRINT",
+            member.email
+        ))
+        .into());
+    }
+    ctx.printer.always(&format!(
+        "{}'s key fingerprint, as this server relays it: {}",
+        member.email,
+        claimed.fingerprint()
+    ));
+    let question = format!(
+        "does it match the fingerprint {} reads to you from `klef whoami`?",
+        member.email
     );
-    let _ = err.flush();
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("failed to read the answer")?;
-    if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-        Ok(())
+    if crate::confirm::ask_yes_no(&question)? {
+        Ok("fingerprint compared")
     } else {
         Err(Failure::other("not confirmed: nothing was shared").into())
     }

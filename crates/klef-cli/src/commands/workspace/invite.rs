@@ -8,7 +8,12 @@ use klef_core::env::EnvVars;
 use klef_core::model::Role;
 use klef_core::wire::CreateInvitationRequest;
 
+use klef_core::ids::{InviteId, WorkspaceId};
+use klef_core::secrecy::ExposeSecret as _;
+use klef_core::trust::roster::invite::InviteCode;
+
 use crate::context::{self, Context};
+use crate::trust::Trust;
 use crate::diagnostics::{ExitStatus, Failure};
 
 /// The role an invitee gets.
@@ -65,6 +70,11 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         InviteRole::Admin => Role::Admin,
         InviteRole::Member => Role::Member,
     };
+    // The invite code pins this workspace's verified genesis for the invitee.
+    let keys = ctx.keys(&b).await?;
+    let mut trust = Trust::load(ctx, remote, &keys).await?;
+    let roster = trust.roster(&ws.id, &ws.name).await?;
+    trust.save().await?;
     let inv = remote
         .invite(
             &ws.id,
@@ -76,8 +86,13 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         )
         .await
         .with_context(|| format!("failed to invite {email} to workspace \"{}\"", ws.name))?;
+    let code = InviteCode::generate(roster.genesis());
+    save_invite_note(ctx, &trust, &ws.id, &inv.id, &code)?;
+    let text = code.to_text();
     if ctx.global.json {
-        ctx.printer.json(&inv)?;
+        let mut value = serde_json::to_value(&inv)?;
+        value["invite_code"] = text.expose_secret().into();
+        ctx.printer.json(&value)?;
     }
     let scope = match &ctx.global.env {
         Some(list) => format!("environments {list} only"),
@@ -89,9 +104,33 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         role.as_str(),
         inv.id
     ));
+    if !ctx.global.json {
+        ctx.printer.always(&format!("invite code: {}", text.expose_secret()));
+    }
     ctx.printer.hint(&format!(
-        "they run `klef signup` (if new) and `klef workspace accept {}`; then you run `klef workspace confirm {email}`",
+        "send {email} the invite code over a channel you trust (not through this server); they run `klef signup` (if new) and `klef workspace accept {} --code CODE`; then you run `klef workspace confirm {email}`",
         inv.id
     ));
     Ok(ExitStatus::SUCCESS)
+}
+
+/// Keeps the code (sealed under the account's keys) on this device so that `klef workspace
+/// confirm` can check the invitee's MAC without asking for it again.
+fn save_invite_note(
+    ctx: &Context,
+    trust: &Trust<'_>,
+    ws: &WorkspaceId,
+    invite: &InviteId,
+    code: &InviteCode,
+) -> Result<()> {
+    let path = invite_note_path(ctx, invite);
+    if let Some(dir) = path.parent() {
+        crate::dirs::create_private_dir(dir)?;
+    }
+    crate::fsutil::write_atomic(&path, &trust.derived().seal_invite(ws, invite, code), 0o600)
+}
+
+/// `<data>/invites/<invite id>.bin`.
+pub(crate) fn invite_note_path(ctx: &Context, invite: &InviteId) -> std::path::PathBuf {
+    ctx.dirs.data.join("invites").join(format!("{invite}.bin"))
 }

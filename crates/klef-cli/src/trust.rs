@@ -1,0 +1,269 @@
+//! What this device trusts on a Klef server (DESIGN.md §9.1, §9.2): its own identity, computed
+//! from its own unlocked keys, and the account's pins (each workspace's roster genesis and the
+//! newest entry this account has verified), kept sealed under a key derived from the master key
+//! both in a local file and on the server, merged by maximum so a second device inherits them.
+//!
+//! Every roster a command uses comes through [`Trust::roster`], which verifies the served
+//! entries against the pins and records the new head. A server cannot forge an entry, rewrite
+//! or shorten the chain, substitute a member's keys or show a device a genesis it did not pin;
+//! what it can do is refuse to answer.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use klef_core::backend::BackendErrorKind;
+use klef_core::ids::WorkspaceId;
+use klef_core::model::{Account, Blob, RosterEntry};
+use klef_core::trust::account_state::AccountState;
+use klef_core::trust::identity::{PublicIdentity, Signature};
+use klef_core::trust::roster::{RosterAnchor, SignedEntry, VerifiedRoster};
+use klef_core::trust::secrets::DerivedSecrets;
+
+use crate::context::Context;
+use crate::diagnostics::Failure;
+use crate::remote::RemoteBackend;
+use crate::unlock::KeySource;
+
+/// The unlocked view of one account on one server: its identity and its pins.
+pub(crate) struct Trust<'a> {
+    remote: &'a RemoteBackend,
+    account: Account,
+    derived: DerivedSecrets,
+    me: PublicIdentity,
+    state: AccountState,
+    /// The server's revision of the sealed pins this device last read.
+    server_revision: u64,
+    local: PathBuf,
+    dirty: bool,
+}
+
+impl<'a> Trust<'a> {
+    /// Unlocks the account's identity and pins: derives the identity from the unlocked keys,
+    /// refuses a server whose copy of them differs, publishes the identity key of an account
+    /// made before identity keys, and merges the local and the server's pins.
+    pub(crate) async fn load(
+        ctx: &Context,
+        remote: &'a RemoteBackend,
+        keys: &KeySource,
+    ) -> Result<Trust<'a>> {
+        let account = remote.me().await?.account.clone();
+        let (derived, x25519_key) = keys.derived().await?;
+        let me = PublicIdentity {
+            account: account.id,
+            identity_key: derived.identity().verifying_key(),
+            x25519_key,
+        };
+        check_own_account(&me, &account)?;
+        if account.identity_key.is_none() {
+            publish_identity(remote, &me).await?;
+        }
+        let local = pins_path(ctx, remote.server(), &account);
+        let mut state = match std::fs::read(&local) {
+            Ok(bytes) => derived.open_state(&account.id, &bytes).map_err(|_| {
+                Failure::other(format!(
+                    "{} does not open with this account's keys: it was altered or belongs to another account",
+                    local.display()
+                ))
+                .hint("move it away to start again from the copy on the server")
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => AccountState::default(),
+            Err(e) => {
+                return Err(e).with_context(|| format!("failed to read {}", local.display()));
+            }
+        };
+        let server = remote.account_state().await?;
+        if let Some(sealed) = &server.sealed {
+            match derived.open_state(&account.id, sealed.as_bytes()) {
+                Ok(theirs) => {
+                    state = state.merge(&theirs).map_err(|e| {
+                        Failure::other(format!(
+                            "the server's copy of this account's pins disagrees with this device's: {e}; the server showed two devices different histories"
+                        ))
+                    })?;
+                }
+                Err(_) => ctx.printer.warn(
+                    "the server's copy of this account's pins does not open: it was altered; this device keeps its own",
+                ),
+            }
+        }
+        Ok(Trust {
+            remote,
+            account,
+            derived,
+            me,
+            state,
+            server_revision: server.revision,
+            local,
+            dirty: false,
+        })
+    }
+
+    /// This device's identity, from its own keys.
+    pub(crate) fn me(&self) -> &PublicIdentity {
+        &self.me
+    }
+
+    /// The account (as the server answered it; its keys were checked against this device's).
+    pub(crate) fn account(&self) -> &Account {
+        &self.account
+    }
+
+    /// The secrets derived from the master key.
+    pub(crate) fn derived(&self) -> &DerivedSecrets {
+        &self.derived
+    }
+
+    /// The identity signing key.
+    pub(crate) fn signing_key(&self) -> klef_core::trust::identity::SigningKey {
+        self.derived.identity()
+    }
+
+    /// The pin of `ws`, if this account has one.
+    pub(crate) fn anchor(&self, ws: &WorkspaceId) -> Option<RosterAnchor> {
+        self.state.anchor(ws)
+    }
+
+    /// Records a verified roster's head as this account's pin of its workspace (the maximum of
+    /// what was pinned and this).
+    pub(crate) fn pin(&mut self, roster: &VerifiedRoster) -> Result<()> {
+        self.state.record_roster(&roster.anchor()).map_err(|e| {
+            Failure::other(format!(
+                "the roster of workspace {} disagrees with this account's pin: {e}",
+                roster.workspace()
+            ))
+        })?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// The verified roster of `ws` (named `name` in messages): every entry the server serves is
+    /// checked against this account's pin, and the pin moves to the new head.
+    pub(crate) async fn roster(&mut self, ws: &WorkspaceId, name: &str) -> Result<VerifiedRoster> {
+        let Some(anchor) = self.anchor(ws) else {
+            return Err(not_pinned(name).into());
+        };
+        let entries = self.remote.roster(ws, None).await?;
+        let roster = verify_served(&anchor, &entries)
+            .map_err(|e| Failure::other(format!("workspace \"{name}\": {e}")))?;
+        self.pin(&roster)?;
+        Ok(roster)
+    }
+
+    /// Writes the pins back (locally, then to the server) when they changed. A server copy
+    /// written meanwhile by another device is merged in first.
+    pub(crate) async fn save(&mut self) -> Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let sealed = self.derived.seal_state(&self.state, &self.account.id);
+        if let Some(dir) = self.local.parent() {
+            crate::dirs::create_private_dir(dir)?;
+        }
+        crate::fsutil::write_atomic(&self.local, &sealed, 0o600)?;
+        for _ in 0..3 {
+            let sealed = self.derived.seal_state(&self.state, &self.account.id);
+            match self
+                .remote
+                .put_account_state(Blob(sealed), self.server_revision)
+                .await
+            {
+                Ok(done) => {
+                    self.server_revision = done.revision;
+                    self.dirty = false;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == BackendErrorKind::Conflict => {
+                    let server = self.remote.account_state().await?;
+                    if let Some(theirs) = server
+                        .sealed
+                        .as_ref()
+                        .and_then(|s| self.derived.open_state(&self.account.id, s.as_bytes()).ok())
+                    {
+                        self.state = self.state.merge(&theirs).map_err(|e| {
+                            Failure::other(format!(
+                                "the server's copy of this account's pins disagrees with this device's: {e}"
+                            ))
+                        })?;
+                    }
+                    self.server_revision = server.revision;
+                }
+                Err(e) => return Err(e).context("failed to store this account's pins on the server"),
+            }
+        }
+        Err(Failure::other("failed to store this account's pins: other devices kept writing").into())
+    }
+}
+
+/// The roster of an unpinned workspace is never trusted on first sight.
+pub(crate) fn not_pinned(name: &str) -> Failure {
+    Failure::other(format!(
+        "this account has not pinned the roster of workspace \"{name}\" yet, so its members' keys cannot be verified"
+    ))
+    .hint("accept the invitation with the invite code an admin sent you (`klef workspace accept ID --code …`), or compare the owner's fingerprint (`--owner-fingerprint`)")
+}
+
+/// Verifies served entries against `anchor`.
+pub(crate) fn verify_served(
+    anchor: &RosterAnchor,
+    entries: &[RosterEntry],
+) -> Result<VerifiedRoster, String> {
+    let signed = to_signed(entries)?;
+    VerifiedRoster::verify(anchor, &signed).map_err(|e| e.to_string())
+}
+
+/// Served entries as signed entries (a signature of the wrong length is the server's doing).
+pub(crate) fn to_signed(entries: &[RosterEntry]) -> Result<Vec<SignedEntry>, String> {
+    entries
+        .iter()
+        .map(|e| {
+            Ok(SignedEntry {
+                body: e.body.as_bytes().to_vec(),
+                signature: Signature::from_slice(e.signature.as_bytes()).ok_or_else(|| {
+                    format!(
+                        "roster entry {} carries a malformed signature: the server altered it",
+                        e.sequence
+                    )
+                })?,
+            })
+        })
+        .collect()
+}
+
+/// A signed entry as sent to the server.
+pub(crate) fn to_wire(entry: &SignedEntry, sequence: u64) -> RosterEntry {
+    RosterEntry {
+        sequence,
+        body: Blob(entry.body.clone()),
+        signature: Blob(entry.signature.0.to_vec()),
+    }
+}
+
+/// Refuses a server whose copy of this account's keys differs from the ones this device holds.
+fn check_own_account(me: &PublicIdentity, account: &Account) -> Result<()> {
+    let identity = account
+        .identity_key
+        .as_ref()
+        .map_or_else(|| me.identity_key.to_bytes().to_vec(), |k| k.as_bytes().to_vec());
+    me.check_server_copy(&identity, account.keys.public_key.as_bytes())
+        .map_err(|e| {
+            Failure::other(format!("{e} (account {})", account.id))
+                .hint("do not confirm, share or invite anything through this server; tell its operator")
+                .into()
+        })
+}
+
+async fn publish_identity(remote: &RemoteBackend, me: &PublicIdentity) -> Result<()> {
+    remote
+        .publish_identity(Blob(me.identity_key.to_bytes().to_vec()))
+        .await
+        .context("failed to publish this account's identity key")
+}
+
+/// `<data>/pins/<server hash>-<account id>.bin`.
+fn pins_path(ctx: &Context, server: &str, account: &Account) -> PathBuf {
+    let server_hash = &klef_core::crypto::sha256_hex(server.as_bytes())[..16];
+    ctx.dirs
+        .data
+        .join("pins")
+        .join(format!("{server_hash}-{}.bin", account.id))
+}

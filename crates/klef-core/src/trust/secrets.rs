@@ -1,0 +1,151 @@
+//! The secrets a device derives from an account's unlocked master key and keeps while unlocked
+//! (in the CLI for one command, or in the agent for its session): the identity seed (DESIGN.md
+//! §9.1) and the key that seals the account's pins (§9.2). The master key itself is dropped
+//! once these are derived.
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use super::account_state::{ACCOUNT_STATE_INFO, AccountState, SealedStateError};
+use super::identity::{IDENTITY_INFO, SigningKey};
+use super::encoding::Labelled;
+use super::primitives::{hkdf32, hkdf_key, open, seal};
+use super::roster::invite::InviteCode;
+use crate::crypto::SymmetricKey;
+use crate::ids::{AccountId, InviteId, WorkspaceId};
+use secrecy::ExposeSecret as _;
+
+/// HKDF `info` (over the account-state key) of the key sealing issued invite codes.
+pub const INVITE_NOTE_INFO: &[u8] = b"klef/v1/invite-note";
+
+fn invite_aad(ws: &WorkspaceId, invite: &InviteId) -> Vec<u8> {
+    Labelled::new("invite-note").id(&ws.0).id(&invite.0).finish()
+}
+
+/// The identity seed and the account-state key of one account. Zeroized on drop; `Debug`
+/// shows nothing secret.
+pub struct DerivedSecrets {
+    identity_seed: Zeroizing<[u8; 32]>,
+    state_key: SymmetricKey,
+}
+
+impl fmt::Debug for DerivedSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DerivedSecrets")
+            .field("identity", &self.identity().verifying_key())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DerivedSecrets {
+    /// Derives both from the unlocked master key of `account`.
+    #[must_use]
+    pub fn derive(master_key: &SymmetricKey, account: &AccountId) -> Self {
+        let mut info = Vec::with_capacity(IDENTITY_INFO.len() + 16);
+        info.extend_from_slice(IDENTITY_INFO);
+        info.extend_from_slice(account.0.as_bytes());
+        Self {
+            identity_seed: hkdf32(master_key.expose(), &info),
+            state_key: hkdf_key(master_key.expose(), ACCOUNT_STATE_INFO),
+        }
+    }
+
+    /// Rebuilds them from the bytes [`identity_seed`](Self::identity_seed) and
+    /// [`state_key`](Self::state_key) exposed (the agent hands them back to its own user's
+    /// `klef` process for one command).
+    #[must_use]
+    pub fn from_bytes(identity_seed: &[u8; 32], state_key: &[u8; 32]) -> Self {
+        Self {
+            identity_seed: Zeroizing::new(*identity_seed),
+            state_key: SymmetricKey::from_bytes(Box::new(*state_key)),
+        }
+    }
+
+    /// The identity signing key.
+    #[must_use]
+    pub fn identity(&self) -> SigningKey {
+        SigningKey::from_seed(&self.identity_seed)
+    }
+
+    /// The identity seed's bytes (to hand to the agent).
+    #[must_use]
+    pub fn identity_seed(&self) -> &[u8; 32] {
+        &self.identity_seed
+    }
+
+    /// The account-state key's bytes (to hand to the agent).
+    #[must_use]
+    pub fn state_key(&self) -> &[u8; 32] {
+        self.state_key.expose()
+    }
+
+    /// Seals the account's pins.
+    #[must_use]
+    pub fn seal_state(&self, state: &AccountState, account: &AccountId) -> Vec<u8> {
+        state.seal_with(&self.state_key, account)
+    }
+
+    /// Seals an invite code this account issued, to find it again at `klef workspace confirm`
+    /// (kept on the issuing device only; the server never sees the code's secret).
+    #[must_use]
+    pub fn seal_invite(&self, ws: &WorkspaceId, invite: &InviteId, code: &InviteCode) -> Vec<u8> {
+        let key = hkdf_key(self.state_key.expose(), INVITE_NOTE_INFO);
+        let text = code.to_text();
+        seal(&key, &invite_aad(ws, invite), text.expose_secret().as_bytes())
+    }
+
+    /// Opens an invite code sealed by [`seal_invite`](Self::seal_invite) for the same invite.
+    #[must_use]
+    pub fn open_invite(
+        &self,
+        ws: &WorkspaceId,
+        invite: &InviteId,
+        sealed: &[u8],
+    ) -> Option<InviteCode> {
+        let key = hkdf_key(self.state_key.expose(), INVITE_NOTE_INFO);
+        let text = Zeroizing::new(open(&key, &invite_aad(ws, invite), sealed)?);
+        InviteCode::parse(std::str::from_utf8(&text).ok()?).ok()
+    }
+
+    /// Opens the account's sealed pins.
+    pub fn open_state(
+        &self,
+        account: &AccountId,
+        sealed: &[u8],
+    ) -> Result<AccountState, SealedStateError> {
+        AccountState::open_with(&self.state_key, account, sealed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_like_the_trust_records_derive_them() {
+        let master = SymmetricKey::from_bytes(Box::new([7; 32]));
+        let account = AccountId::random();
+        let secrets = DerivedSecrets::derive(&master, &account);
+        assert_eq!(
+            secrets.identity().verifying_key(),
+            SigningKey::derive_identity(&master, &account).verifying_key()
+        );
+        let state = AccountState::default();
+        let sealed = secrets.seal_state(&state, &account);
+        assert_eq!(AccountState::open(&master, &account, &sealed).unwrap(), state);
+        let again = DerivedSecrets::from_bytes(secrets.identity_seed(), secrets.state_key());
+        assert_eq!(again.open_state(&account, &sealed).unwrap(), state);
+        assert!(again.open_state(&AccountId::random(), &sealed).is_err());
+
+        let (ws, invite) = (WorkspaceId::random(), InviteId::random());
+        let code = InviteCode::generate(crate::trust::roster::EntryHash([3; 32]));
+        let note = secrets.seal_invite(&ws, &invite, &code);
+        let back = again.open_invite(&ws, &invite, &note).unwrap();
+        assert_eq!(
+            back.to_text().expose_secret(),
+            code.to_text().expose_secret()
+        );
+        assert!(again.open_invite(&ws, &InviteId::random(), &note).is_none());
+    }
+}
