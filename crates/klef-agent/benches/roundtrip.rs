@@ -85,7 +85,8 @@ async fn timed(
     iterations: usize,
 ) -> Result<(Vec<Duration>, Vec<Duration>), ClientError> {
     let (private, public) = generate_keypair();
-    client.unlock(VAULT, &private).await?;
+    let derived = klef_core::trust::secrets::DerivedSecrets::from_bytes(&[7; 32], &[9; 32]);
+    client.unlock(VAULT, &private, &derived).await?;
     let env = EnvironmentId::random();
     let aad = Aad::EnvironmentKey(&env);
     let envelope = wrap_key(&public, &SymmetricKey::generate(), &aad);
