@@ -139,6 +139,24 @@ pub(crate) const MATRIX: &[Row] = &[
         [204, 204, 204, 204, 403, 403, 403, 403, U, U, U, U],
     ),
     (
+        "PUT",
+        "/v1/me/identity",
+        "the caller's identity key (first publication)",
+        [204, 204, 204, 403, 403, 403, 403, 403, U, U, U, U],
+    ),
+    (
+        "GET",
+        "/v1/me/state",
+        "",
+        [200, 200, 200, 200, 403, 403, 403, 403, U, U, U, U],
+    ),
+    (
+        "PUT",
+        "/v1/me/state",
+        "sealed pins at the current revision",
+        [200, 200, 200, 200, 403, 403, 403, 403, U, U, U, U],
+    ),
+    (
         "GET",
         "/v1/workspaces",
         "",
@@ -268,6 +286,18 @@ pub(crate) const MATRIX: &[Row] = &[
         "DELETE",
         "/v1/workspaces/{workspace_id}/members/{account_id}",
         "the caller's own account (400: not oneself)",
+        [400, 403, 403, 400, 403, 403, 403, 403, U, U, U, U],
+    ),
+    (
+        "GET",
+        "/v1/workspaces/{workspace_id}/roster",
+        "",
+        [200, 200, 200, 200, 403, 403, 403, 403, U, U, U, U],
+    ),
+    (
+        "POST",
+        "/v1/workspaces/{workspace_id}/roster",
+        "no entries (400 = allowed)",
         [400, 403, 403, 400, 403, 403, 403, 403, U, U, U, U],
     ),
     (
@@ -982,6 +1012,17 @@ fn request(w: &World, row: usize, col: usize) -> (String, Option<Value>) {
             };
             Some(json!({"keys": keys}))
         }
+        ("PUT", "/v1/me/identity") => {
+            let seed = [u8::try_from(col).expect("a column"); 32];
+            let key = klef_core::trust::secrets::DerivedSecrets::from_bytes(&seed, &seed)
+                .identity()
+                .verifying_key();
+            Some(json!({"identity_key": klef_core::model::Blob::from(key.to_bytes().to_vec())}))
+        }
+        // Alice's two columns write in turn: the user key's write follows the session's.
+        ("PUT", "/v1/me/state") => Some(json!({"sealed": "AAAA",
+            "expected_revision": u64::from(who == Who::UserKey)})),
+        ("POST", "/v1/workspaces/{workspace_id}/roster") => Some(json!({"entries": []})),
         ("POST", "/v1/workspaces") => Some(json!({"workspace": {
             "id": WorkspaceId::random(), "name": format!("ws {col}"), "personal": false, "created_at": T0}})),
         ("POST", "/v1/workspaces/{workspace_id}/projects") => {
