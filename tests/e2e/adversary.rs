@@ -343,7 +343,7 @@ fn no_server_answer_makes_klef_panic() {
     owner.server = Some(Server::sqlite(&owner.root().join("server")));
     let real = owner.server.as_ref().expect("server").url.clone();
     owner.signup(&real, "owner@example.com");
-    owner.run(["workspace", "create", "Acme"]).success();
+    owner.run_pw(["workspace", "create", "Acme"]).success();
     owner.run(["workspace", "use", "Acme"]).success();
     owner.init();
     owner.run_pw(["set", "DB", "dev-value"]).success();

@@ -178,8 +178,8 @@ fn projects(ctx: &TestContext) {
 /// Workspaces: rename, collisions, the personal one, delete with its projects.
 fn workspaces(ctx: &TestContext) {
     ctx.init();
-    ctx.run(["workspace", "create", "Acme"]).success();
-    ctx.run(["workspace", "create", "Other"]).success();
+    ctx.run_pw(["workspace", "create", "Acme"]).success();
+    ctx.run_pw(["workspace", "create", "Other"]).success();
     ctx.run(["workspace", "use", "Acme"]).success();
     let dir = ctx.root().join("acme-app");
     std::fs::create_dir_all(&dir).expect("mkdir");
@@ -317,19 +317,25 @@ fn projects_and_workspaces_on_a_postgres_server() {
 /// On a server: a member (not an admin) is refused every rename and delete with exit 4, and
 /// nothing changes; the owner's changes are in the audit log.
 fn admins_only(ctx: &TestContext) {
-    ctx.run(["workspace", "create", "Acme"]).success();
+    ctx.run_pw(["workspace", "create", "Acme"]).success();
     ctx.run(["workspace", "use", "Acme"]).success();
     ctx.init();
     ctx.run_pw(["set", "A=val-one", "-e", "staging"]).success();
     let url = ctx.server.as_ref().expect("server").url.clone();
     let invite = json(
-        &ctx.run(["workspace", "invite", "bob@example.com", "--json"])
+        &ctx.run_pw(["workspace", "invite", "bob@example.com", "--json"])
             .success(),
     );
     let bob = TestContext::new();
     bob.signup(&url, "bob@example.com");
-    bob.run(["workspace", "accept", invite["id"].as_str().expect("id")])
-        .success();
+    bob.run_pw([
+        "workspace",
+        "accept",
+        invite["id"].as_str().expect("id"),
+        "--code",
+        invite["invite_code"].as_str().expect("code"),
+    ])
+    .success();
     ctx.run_pw(["workspace", "confirm", "bob@example.com", "--yes"])
         .success();
     bob.run(["workspace", "use", "Acme"]).success();

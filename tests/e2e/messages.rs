@@ -268,7 +268,7 @@ fn acme_owner() -> TestContext {
     ctx.server = Some(Server::sqlite(&ctx.root().join("server")));
     let url = url(&ctx);
     ctx.signup(&url, OWNER);
-    ctx.run(["workspace", "create", "Acme"]).success();
+    ctx.run_pw(["workspace", "create", "Acme"]).success();
     ctx.run(["workspace", "use", "Acme"]).success();
     ctx.init();
     ctx.run_pw(["set", "DB", "dev-value"]).success();
@@ -279,14 +279,20 @@ fn acme_owner() -> TestContext {
 fn accepted_bob(owner: &TestContext) -> TestContext {
     let inv = json(
         &owner
-            .run(["workspace", "invite", "bob@example.com", "--json"])
+            .run_pw(["workspace", "invite", "bob@example.com", "--json"])
             .success()
             .stdout(),
     );
     let bob = TestContext::new();
     bob.signup(&url(owner), "bob@example.com");
-    bob.run(["workspace", "accept", inv["id"].as_str().expect("id")])
-        .success();
+    bob.run_pw([
+        "workspace",
+        "accept",
+        inv["id"].as_str().expect("id"),
+        "--code",
+        inv["invite_code"].as_str().expect("code"),
+    ])
+    .success();
     bob
 }
 

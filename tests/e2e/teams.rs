@@ -25,7 +25,7 @@ fn owner() -> TestContext {
     ctx.server = Some(Server::sqlite(&ctx.root().join("server")));
     let url = server_url(&ctx);
     ctx.signup(&url, OWNER);
-    ctx.run(["workspace", "create", "Acme"]).success();
+    ctx.run_pw(["workspace", "create", "Acme"]).success();
     ctx.run(["workspace", "use", "Acme"]).success();
     ctx.init();
     ctx.run_pw(["set", "DB", "stg-value", "-e", "staging"])
@@ -46,18 +46,23 @@ fn invited_bob(owner: &TestContext, envs: Option<&str>) -> TestContext {
     if let Some(e) = envs {
         args.extend(["--env", e]);
     }
-    let inv = json(&owner.run(args).success());
+    let inv = json(&owner.run_pw(args).success());
     let invite_id = inv["id"].as_str().expect("invitation id").to_owned();
+    let code = inv["invite_code"].as_str().expect("an invite code").to_owned();
+    assert!(code.starts_with("klef_inv_"), "{code}");
 
-    let bob = TestContext::new();
+    let mut bob = TestContext::new();
     bob.signup(&server_url(owner), BOB);
+    // The code reaches Bob out of band (here: an environment variable, as a script would).
+    bob.set_env("KLEF_INVITE_CODE", &code);
     let accepted = bob
-        .run(["workspace", "accept", &invite_id])
+        .run_pw(["workspace", "accept", &invite_id])
         .success()
         .stderr();
-    let whoami = json(&bob.run(["whoami", "--json"]).success());
+    bob.remove_env("KLEF_INVITE_CODE");
+    let whoami = json(&bob.run_pw(["whoami", "--json"]).success());
     let fingerprint = whoami["key_fingerprint"].as_str().expect("fingerprint");
-    assert!(accepted.contains(fingerprint), "{accepted}");
+    assert!(accepted.contains(fingerprint), "{accepted} {whoami}");
 
     // Without a terminal, confirming needs --yes; the owner sees the same fingerprint.
     owner

@@ -14,6 +14,17 @@ use crate::diagnostics::Failure;
 /// command then names what it deleted when it is done). A refusal or a missing terminal is an
 /// error that names `what`; nothing has been done.
 pub(crate) fn confirm(ctx: &Context, what: &str, question: &str, yes: bool) -> Result<()> {
+    confirm_or(ctx, what, question, yes, "cancelled; nothing was deleted")
+}
+
+/// [`confirm`] with the message of a "no" (`cancelled`).
+pub(crate) fn confirm_or(
+    ctx: &Context,
+    what: &str,
+    question: &str,
+    yes: bool,
+    cancelled: &str,
+) -> Result<()> {
     if yes {
         return Ok(());
     }
@@ -36,7 +47,7 @@ pub(crate) fn confirm(ctx: &Context, what: &str, question: &str, yes: bool) -> R
     if matches!(line.trim(), "y" | "Y" | "yes" | "Yes" | "YES") {
         Ok(())
     } else {
-        Err(Failure::other("cancelled; nothing was deleted").into())
+        Err(Failure::other(cancelled.to_owned()).into())
     }
 }
 

@@ -84,6 +84,12 @@ pub(crate) fn try_current_password<T>(
     Ok(None)
 }
 
+/// Whether [`current_password`] has a source: `--password-stdin`, `KLEF_PASSWORD` or a person
+/// at a terminal.
+pub(crate) fn can_ask(global: &GlobalArgs) -> bool {
+    global.password_stdin || env_password(EnvVars::KLEF_PASSWORD).is_some() || interactive()
+}
+
 /// The password of an existing account, or `None` when no source is available.
 pub(crate) fn current_password(global: &GlobalArgs, prompt: &str) -> Result<Option<SecretString>> {
     if global.password_stdin {

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use anyhow::{Context as _, Result};
-use klef_core::crypto::PublicKey;
+use klef_core::model::Account;
 use klef_core::wire::{ApiKeyInfo, ApiKeyKind, routes};
 use serde_json::json;
 
@@ -16,6 +16,9 @@ use crate::remote::session::Session;
 use crate::remote::token_store::StoreKind;
 use crate::remote::{Api, RemoteBackend};
 use crate::table;
+use crate::trust::Trust;
+use crate::unlock::{self, Unlock};
+use crate::password;
 
 /// Show who you are signed in as, on which server, and where the session token is kept
 #[derive(Debug, clap::Args)]
@@ -44,9 +47,7 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
         .me()
         .await
         .with_context(|| format!("failed to check the session with {}", session.server))?;
-    let fingerprint = PublicKey::from_slice(me.account.keys.public_key.as_bytes())
-        .context("the account's public key is malformed")?
-        .fingerprint();
+    let fingerprint = own_fingerprint(ctx, &backend, &me.account).await?;
     let store = session.store(config);
     let location = match session.token_store {
         StoreKind::Keyring => "OS keyring".to_owned(),
@@ -78,7 +79,12 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
         ("email", email),
         ("server", session.server.clone()),
         ("account", me.account.id.to_string()),
-        ("key fingerprint", fingerprint),
+        (
+            "key fingerprint",
+            fingerprint.clone().unwrap_or_else(|| {
+                "(locked: `klef unlock`, or KLEF_PASSWORD, shows it)".to_owned()
+            }),
+        ),
         (
             "token store",
             format!("{} ({location})", session.token_store.as_str()),
@@ -100,6 +106,26 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
     }
     ctx.printer.data(&out)?;
     Ok(ExitStatus::SUCCESS)
+}
+
+/// The account's key fingerprint, computed from the keys this device unlocks (never from the
+/// server's copy, which [`Trust::load`] compares with them: a server that substituted the
+/// account's keys is an error). `None` when the keys are locked and nothing can ask for the
+/// password (a script without `KLEF_PASSWORD`): whoami still reports the sign-in.
+async fn own_fingerprint(
+    ctx: &Context,
+    remote: &RemoteBackend,
+    account: &Account,
+) -> Result<Option<String>> {
+    let vault = crate::remote::session::vault_label(remote.server(), &account.id);
+    let keys = match unlock::key_source(&ctx.global, account, vault, Unlock::Upfront, None).await
+    {
+        Ok(keys) => keys,
+        Err(_) if !password::can_ask(&ctx.global) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let trust = Trust::load(ctx, remote, &keys).await?;
+    Ok(Some(trust.me().fingerprint().to_string()))
 }
 
 /// `whoami` with `KLEF_TOKEN`: what the key is and reaches, as the server describes it.

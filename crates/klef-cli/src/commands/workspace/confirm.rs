@@ -92,17 +92,22 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
             .collect::<Vec<_>>()
             .join(", "),
     };
-    ctx.printer.always(&format!(
+    let summary = format!(
         "{} ({how}, key fingerprint {fingerprint}) joins \"{}\" as {} with access to {sharing}",
         member.email,
         ws.name,
         member.role.as_str()
-    ));
-    crate::confirm::confirm(ctx, "", "sign their roster entry and share these keys?", args.yes)
-        .map_err(|_| {
-            Failure::usage(format!("confirming {} needs a yes", member.email))
-                .hint("run it at a terminal to be asked, or pass --yes once you have checked the line above")
-        })?;
+    );
+    if args.yes {
+        ctx.printer.always(&summary);
+    }
+    crate::confirm::confirm_or(
+        ctx,
+        &summary,
+        "sign their roster entry and share these keys?",
+        args.yes,
+        "not confirmed; nothing was signed or shared",
+    )?;
     let record = MemberRecord {
         account: account_id,
         email: member.email.clone(),
