@@ -14,6 +14,7 @@ mod keys;
 mod lifecycle;
 mod messages;
 mod pull_push;
+mod roster_attacks;
 mod run;
 mod teams;
 mod terminal;

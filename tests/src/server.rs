@@ -109,6 +109,48 @@ impl Server {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
+    /// Runs `sql` on the server's database behind its back (a malicious operator, or an
+    /// attacker with the database) and returns what it printed, trimmed: `sqlite3` or `psql`.
+    /// Write it in the SQL both share; [`Server::hex`] and [`Server::bytes`] cover byte columns.
+    pub fn sql(&self, sql: &str) -> String {
+        let out = match &self.database {
+            Database::Sqlite(db) => Command::new("sqlite3")
+                .arg(db)
+                .arg(sql)
+                .output()
+                .expect("run sqlite3 (needed to edit a server database in the e2e tests)"),
+            Database::Postgres { url, .. } => Command::new("psql")
+                .args([url.as_str(), "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+                .output()
+                .expect("run psql (needed for the PostgreSQL e2e tests)"),
+        };
+        assert!(
+            out.status.success(),
+            "{sql:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// The SQL expression of a byte column as lower-case hex.
+    #[must_use]
+    pub fn hex(&self, column: &str) -> String {
+        match &self.database {
+            Database::Sqlite(_) => format!("lower(hex({column}))"),
+            Database::Postgres { .. } => format!("encode({column}, 'hex')"),
+        }
+    }
+
+    /// The SQL literal of bytes given as hex.
+    #[must_use]
+    pub fn bytes(&self, hex: &str) -> String {
+        assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()), "not hex: {hex}");
+        match &self.database {
+            Database::Sqlite(_) => format!("X'{hex}'"),
+            Database::Postgres { .. } => format!("decode('{hex}', 'hex')"),
+        }
+    }
+
     /// The `SQLite` file, for tests that read the database behind the server's back.
     #[must_use]
     pub fn sqlite_path(&self) -> Option<&Path> {

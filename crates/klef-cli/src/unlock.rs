@@ -374,6 +374,17 @@ pub(crate) fn password_unlock(global: &GlobalArgs, account: &Account) -> Result<
     password::try_current_password(global, "encryption password: ", |pw| {
         crypto::account::unlock(&account.id, &account.keys, pw)
             .map(|u| AccountSecrets::of(&account.id, u))
+    })
+    .map_err(|e| match e.downcast_ref::<crypto::CryptoError>() {
+        // The private key opened, so the password was right; the public key stored beside it is
+        // someone else's: whoever holds the account's record swapped it.
+        Some(crypto::CryptoError::Tampered { .. }) => Failure::other(format!(
+            "the public key stored for account {} is not the one its private key belongs to: the server (or whoever edited the vault file) substituted a key",
+            account.id
+        ))
+        .hint("share, confirm or invite nothing through this server and tell its operator; a local vault: restore it from a backup")
+        .into(),
+        None | Some(_) => e,
     })?
     .ok_or_else(|| password::locked_error().into())
 }

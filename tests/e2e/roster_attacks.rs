@@ -1,0 +1,389 @@
+//! A malicious server against identity keys and the signed roster (DESIGN.md §9.1, §9.2): the
+//! real `klef` talks to the real `klef-server`, and the test edits the server's database behind
+//! its back, as an operator or an attacker holding the database would. Each attack ends with
+//! `klef` failing with a message that names what the server did, and nothing signed, wrapped or
+//! pinned; each test then undoes the attack and shows the same step succeeding, so none of
+//! them passes by accident. Every test runs on `SQLite` and on `PostgreSQL`.
+
+use klef_core::crypto::generate_keypair;
+use klef_core::ids::{AccountId, WorkspaceId};
+use klef_core::model::Role;
+use klef_core::trust::roster::{Access, MemberRecord, VerifiedRoster};
+use klef_core::trust::secrets::DerivedSecrets;
+use klef_e2e::{ACCOUNT_PASSWORD, PASSWORD, Run, Server, TestContext};
+use serde_json::Value;
+
+const OWNER: &str = "owner@example.com";
+const BOB: &str = "bob@example.com";
+const CAROL: &str = "carol@example.com";
+const MALLORY: &str = "mallory@example.com";
+
+#[derive(Debug, Clone, Copy)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs `test` on both databases (`PostgreSQL` is skipped with a note when not configured
+/// outside CI, and a failure in CI).
+fn on_both(test: fn(Db)) {
+    test(Db::Sqlite);
+    test(Db::Postgres);
+}
+
+/// The owner, signed up on a fresh server, with workspace "Acme" (a signed genesis) current and
+/// project `my-app` holding one value.
+fn owner(db: Db) -> Option<TestContext> {
+    let mut ctx = TestContext::new();
+    let dir = ctx.root().join("server");
+    ctx.server = Some(match db {
+        Db::Sqlite => Server::sqlite(&dir),
+        Db::Postgres => Server::postgres(&dir)?,
+    });
+    ctx.signup(&url(&ctx), OWNER);
+    ctx.run_pw(["workspace", "create", "Acme"]).success();
+    ctx.run(["workspace", "use", "Acme"]).success();
+    ctx.init();
+    ctx.run_pw(["set", "DB", "dev-value"]).success();
+    Some(ctx)
+}
+
+fn url(ctx: &TestContext) -> String {
+    server(ctx).url.clone()
+}
+
+fn server(ctx: &TestContext) -> &Server {
+    ctx.server.as_ref().expect("a server")
+}
+
+fn json(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.stdout()))
+}
+
+/// `klef workspace invite EMAIL`: the invitation id and the invite code.
+fn invite(owner: &TestContext, email: &str) -> (String, String) {
+    let inv = json(&owner.run_pw(["workspace", "invite", email, "--json"]).success());
+    (
+        inv["id"].as_str().expect("id").to_owned(),
+        inv["invite_code"].as_str().expect("invite code").to_owned(),
+    )
+}
+
+fn signed_up(owner: &TestContext, email: &str) -> TestContext {
+    let ctx = TestContext::new();
+    ctx.signup(&url(owner), email);
+    ctx
+}
+
+/// The fingerprint `klef whoami` computes from the keys this device unlocks.
+fn fingerprint(ctx: &TestContext) -> String {
+    json(&ctx.run_pw(["whoami", "--json"]).success())["key_fingerprint"]
+        .as_str()
+        .expect("a fingerprint")
+        .to_owned()
+}
+
+fn count(srv: &Server, sql: &str) -> u64 {
+    srv.sql(sql)
+        .parse()
+        .unwrap_or_else(|e| panic!("{sql}: not a count ({e})"))
+}
+
+fn roster_len(srv: &Server) -> u64 {
+    count(
+        srv,
+        "SELECT count(*) FROM roster_entries WHERE workspace_id = \
+         (SELECT id FROM workspaces WHERE name = 'Acme')",
+    )
+}
+
+/// How many keys the server holds wrapped to `email` (project keys and direct grants).
+fn keys_wrapped_to(srv: &Server, email: &str) -> u64 {
+    let account = format!("(SELECT id FROM accounts WHERE email = '{email}')");
+    count(
+        srv,
+        &format!("SELECT count(*) FROM project_keys WHERE account_id = {account}"),
+    ) + count(
+        srv,
+        &format!(
+            "SELECT count(*) FROM environment_grants WHERE grantee_kind = 'account' AND grantee_id = {account}"
+        ),
+    )
+}
+
+#[test]
+fn a_server_that_swaps_an_invitees_keys_gets_nothing_wrapped() {
+    on_both(swapped_keys);
+}
+
+fn swapped_keys(db: Db) {
+    let Some(owner) = owner(db) else { return };
+    let srv = server(&owner);
+    let (id, code) = invite(&owner, BOB);
+    let bob = signed_up(&owner, BOB);
+    bob.run_pw(["workspace", "accept", &id, "--code", &code])
+        .success();
+    let bob_fingerprint = fingerprint(&bob);
+    // Mallory: another account on the server (signing up there needs an invitation).
+    invite(&owner, MALLORY);
+    let _mallory = signed_up(&owner, MALLORY);
+
+    for column in ["public_key", "identity_key"] {
+        let real = srv.sql(&format!(
+            "SELECT {} FROM accounts WHERE email = '{BOB}'",
+            srv.hex(column)
+        ));
+        // The server relays Mallory's key as Bob's, to the admin and to Bob himself.
+        srv.sql(&format!(
+            "UPDATE accounts SET {column} = (SELECT {column} FROM accounts WHERE email = '{MALLORY}') \
+             WHERE email = '{BOB}'"
+        ));
+        // Checked by the invite code's MAC, and by the fingerprint Bob read out.
+        for extra in [&[][..], &["--fingerprint", bob_fingerprint.as_str()][..]] {
+            let mut args = vec!["workspace", "confirm", BOB, "--yes"];
+            args.extend_from_slice(extra);
+            owner
+                .run_pw(args)
+                .code_is(1)
+                .clean_error(&[PASSWORD, &code])
+                .stderr_has("the server substituted their keys")
+                .stderr_has("nothing was shared");
+        }
+        assert_eq!(roster_len(srv), 1, "{db:?} {column}: nothing was signed");
+        assert_eq!(
+            keys_wrapped_to(srv, BOB) + keys_wrapped_to(srv, MALLORY),
+            0,
+            "{db:?} {column}: nothing was wrapped"
+        );
+        // Bob's own client refuses a server that holds other keys for him.
+        bob.run_pw(["whoami"])
+            .code_is(1)
+            .clean_error(&[PASSWORD])
+            .stderr_has("substituted a key");
+        srv.sql(&format!(
+            "UPDATE accounts SET {column} = {} WHERE email = '{BOB}'",
+            srv.bytes(&real)
+        ));
+    }
+
+    // The honest server: the same confirmation signs Bob in and shares the keys.
+    owner.run_pw(["workspace", "confirm", BOB, "--yes"]).success();
+    assert_eq!(roster_len(srv), 2, "{db:?}");
+    assert!(keys_wrapped_to(srv, BOB) > 0, "{db:?}");
+    std::fs::copy(owner.cwd().join(".klef"), bob.cwd().join(".klef")).expect("copy .klef");
+    assert_eq!(bob.run_pw(["get", "DB"]).success().stdout().trim(), "dev-value");
+}
+
+/// A genesis for Acme that the server made with its own keys, naming the owner's account and
+/// email as owner (what a server would show an invitee or a new device).
+fn forged_genesis(srv: &Server) -> (String, String) {
+    let ws: WorkspaceId = srv
+        .sql("SELECT id FROM workspaces WHERE name = 'Acme'")
+        .parse()
+        .expect("workspace id");
+    let owner: AccountId = srv
+        .sql(&format!("SELECT id FROM accounts WHERE email = '{OWNER}'"))
+        .parse()
+        .expect("account id");
+    let mallory = DerivedSecrets::from_bytes(&[66; 32], &[66; 32]).identity();
+    let (_, x25519) = generate_keypair();
+    let (entry, _) = VerifiedRoster::create(
+        ws,
+        MemberRecord {
+            account: owner,
+            email: OWNER.into(),
+            identity_key: mallory.verifying_key(),
+            x25519_key: x25519,
+            role: Role::Owner,
+            access: Access::All,
+        },
+        &mallory,
+    )
+    .expect("a genesis");
+    (hex(&entry.body), hex(&entry.signature.0))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Replaces roster entry `sequence` of Acme; returns the real `(body, signature)` as hex.
+fn replace_entry(srv: &Server, sequence: u64, body: &str, signature: &str) -> (String, String) {
+    let acme = "(SELECT id FROM workspaces WHERE name = 'Acme')";
+    let real = srv.sql(&format!(
+        "SELECT {} || ':' || {} FROM roster_entries WHERE workspace_id = {acme} AND sequence = {sequence}",
+        srv.hex("body"),
+        srv.hex("signature")
+    ));
+    srv.sql(&format!(
+        "UPDATE roster_entries SET body = {}, signature = {} WHERE workspace_id = {acme} AND sequence = {sequence}",
+        srv.bytes(body),
+        srv.bytes(signature)
+    ));
+    let (b, s) = real.split_once(':').expect("body:signature");
+    (b.to_owned(), s.to_owned())
+}
+
+#[test]
+fn a_forged_genesis_is_refused_by_invitees_and_by_every_device_of_the_owner() {
+    on_both(forged_genesis_refused);
+}
+
+fn forged_genesis_refused(db: Db) {
+    let Some(owner) = owner(db) else { return };
+    let srv = server(&owner);
+    let owner_fingerprint = fingerprint(&owner);
+    let (id, code) = invite(&owner, BOB);
+    let bob = signed_up(&owner, BOB);
+    let (body, signature) = forged_genesis(srv);
+    let (real_body, real_signature) = replace_entry(srv, 0, &body, &signature);
+
+    // The invitee holds the code, which names the real genesis.
+    bob.run_pw(["workspace", "accept", &id, "--code", &code])
+        .code_is(1)
+        .clean_error(&[PASSWORD, &code])
+        .stderr_has("workspace \"Acme\"")
+        .stderr_has("forged");
+    // Or the owner's fingerprint, read out.
+    bob.run_pw([
+        "workspace",
+        "accept",
+        &id,
+        "--owner-fingerprint",
+        &owner_fingerprint,
+    ])
+    .code_is(1)
+    .clean_error(&[PASSWORD])
+    .stderr_has("the server substituted the workspace's member list");
+    assert_eq!(
+        srv.sql(&format!(
+            "SELECT count(*) FROM invitations WHERE email = '{BOB}' AND invite_mac IS NULL"
+        )),
+        "1",
+        "{db:?}: the invitation was not accepted"
+    );
+
+    // The owner's device pinned the real genesis at `workspace create`.
+    owner
+        .run_pw(["workspace", "invite", CAROL])
+        .code_is(1)
+        .clean_error(&[PASSWORD])
+        .stderr_has("forged");
+    // A second device of the owner inherits that pin from the sealed copy on the server.
+    let mut laptop = TestContext::new();
+    laptop.set_env("KLEF_ACCOUNT_PASSWORD", ACCOUNT_PASSWORD);
+    laptop
+        .run(["login", "--server", &url(&owner), "--email", OWNER])
+        .success();
+    laptop.run(["workspace", "use", "Acme"]).success();
+    laptop
+        .run_pw(["workspace", "invite", CAROL])
+        .code_is(1)
+        .clean_error(&[PASSWORD])
+        .stderr_has("forged");
+    // A server that also withholds the sealed pins gets the ceremony again, never trust.
+    srv.sql("DELETE FROM account_states");
+    let mut desktop = TestContext::new();
+    desktop.set_env("KLEF_ACCOUNT_PASSWORD", ACCOUNT_PASSWORD);
+    desktop
+        .run(["login", "--server", &url(&owner), "--email", OWNER])
+        .success();
+    desktop.run(["workspace", "use", "Acme"]).success();
+    desktop
+        .run_pw(["workspace", "invite", CAROL])
+        .code_is(1)
+        .clean_error(&[PASSWORD])
+        .stderr_has("not pinned");
+    assert_eq!(
+        count(
+            srv,
+            &format!("SELECT count(*) FROM invitations WHERE email = '{CAROL}'")
+        ),
+        0,
+        "{db:?}: nobody was invited"
+    );
+
+    // The real genesis again: the invitee's code accepts it.
+    replace_entry(srv, 0, &real_body, &real_signature);
+    bob.run_pw(["workspace", "accept", &id, "--code", &code])
+        .success();
+}
+
+#[test]
+fn a_roster_rewritten_truncated_or_reordered_is_refused() {
+    on_both(rewritten_roster);
+}
+
+fn rewritten_roster(db: Db) {
+    let Some(owner) = owner(db) else { return };
+    let srv = server(&owner);
+    let (id, code) = invite(&owner, BOB);
+    let bob = signed_up(&owner, BOB);
+    bob.run_pw(["workspace", "accept", &id, "--code", &code])
+        .success();
+    owner.run_pw(["workspace", "confirm", BOB, "--yes"]).success();
+    assert_eq!(roster_len(srv), 2);
+    let acme = "(SELECT id FROM workspaces WHERE name = 'Acme')";
+    let invites_carol = |expect: &str| {
+        owner
+            .run_pw(["workspace", "invite", CAROL])
+            .code_is(1)
+            .clean_error(&[PASSWORD])
+            .stderr_has(expect);
+    };
+
+    // Bob's entry edited (say, his role raised): its signature no longer verifies.
+    let real = srv.sql(&format!(
+        "SELECT {} || ':' || {} FROM roster_entries WHERE workspace_id = {acme} AND sequence = 1",
+        srv.hex("body"),
+        srv.hex("signature")
+    ));
+    let (body, signature) = real.split_once(':').expect("body:signature");
+    let mut edited = body.to_owned();
+    let last = edited.pop().expect("a body");
+    edited.push(if last == '0' { '1' } else { '0' });
+    replace_entry(srv, 1, &edited, signature);
+    invites_carol("roster");
+    replace_entry(srv, 1, body, signature);
+
+    // The two entries swapped.
+    let genesis = srv.sql(&format!(
+        "SELECT {} || ':' || {} FROM roster_entries WHERE workspace_id = {acme} AND sequence = 0",
+        srv.hex("body"),
+        srv.hex("signature")
+    ));
+    let (g_body, g_signature) = genesis.split_once(':').expect("body:signature");
+    replace_entry(srv, 0, body, signature);
+    replace_entry(srv, 1, g_body, g_signature);
+    invites_carol("roster");
+    replace_entry(srv, 0, g_body, g_signature);
+    replace_entry(srv, 1, body, signature);
+
+    // Bob's entry dropped: shorter than the head this account has verified.
+    srv.sql(&format!(
+        "DELETE FROM roster_entries WHERE workspace_id = {acme} AND sequence = 1"
+    ));
+    invites_carol("roster");
+    assert_eq!(
+        count(
+            srv,
+            &format!("SELECT count(*) FROM invitations WHERE email = '{CAROL}'")
+        ),
+        0,
+        "{db:?}: nobody was invited"
+    );
+    srv.sql(&format!(
+        "INSERT INTO roster_entries (workspace_id, sequence, body, signature, created_by, created_at) \
+         SELECT {acme}, 1, {}, {}, id, 0 FROM accounts WHERE email = '{OWNER}'",
+        srv.bytes(body),
+        srv.bytes(signature)
+    ));
+
+    // The honest roster again.
+    owner.run_pw(["workspace", "invite", CAROL]).success();
+}
