@@ -320,7 +320,7 @@ fn a_removed_member_is_told_access_was_removed_on_that_server() {
     std::fs::copy(owner.cwd().join(".klef"), bob.cwd().join(".klef")).expect("copy .klef");
     bob.run_pw(["pull", "-o", "-"]).success();
     owner
-        .run(["workspace", "remove", "bob@example.com"])
+        .run_pw(["workspace", "remove", "bob@example.com"])
         .success();
     let err = bob
         .run_pw(["pull"])

@@ -63,7 +63,11 @@ fn json(run: &Run) -> Value {
 
 /// `klef workspace invite EMAIL`: the invitation id and the invite code.
 fn invite(owner: &TestContext, email: &str) -> (String, String) {
-    let inv = json(&owner.run_pw(["workspace", "invite", email, "--json"]).success());
+    let inv = json(
+        &owner
+            .run_pw(["workspace", "invite", email, "--json"])
+            .success(),
+    );
     (
         inv["id"].as_str().expect("id").to_owned(),
         inv["invite_code"].as_str().expect("invite code").to_owned(),
@@ -168,11 +172,16 @@ fn swapped_keys(db: Db) {
     }
 
     // The honest server: the same confirmation signs Bob in and shares the keys.
-    owner.run_pw(["workspace", "confirm", BOB, "--yes"]).success();
+    owner
+        .run_pw(["workspace", "confirm", BOB, "--yes"])
+        .success();
     assert_eq!(roster_len(srv), 2, "{db:?}");
     assert!(keys_wrapped_to(srv, BOB) > 0, "{db:?}");
     std::fs::copy(owner.cwd().join(".klef"), bob.cwd().join(".klef")).expect("copy .klef");
-    assert_eq!(bob.run_pw(["get", "DB"]).success().stdout().trim(), "dev-value");
+    assert_eq!(
+        bob.run_pw(["get", "DB"]).success().stdout().trim(),
+        "dev-value"
+    );
 }
 
 /// A genesis for Acme that the server made with its own keys, naming the owner's account and
@@ -326,7 +335,9 @@ fn rewritten_roster(db: Db) {
     let bob = signed_up(&owner, BOB);
     bob.run_pw(["workspace", "accept", &id, "--code", &code])
         .success();
-    owner.run_pw(["workspace", "confirm", BOB, "--yes"]).success();
+    owner
+        .run_pw(["workspace", "confirm", BOB, "--yes"])
+        .success();
     assert_eq!(roster_len(srv), 2);
     let acme = "(SELECT id FROM workspaces WHERE name = 'Acme')";
     let invites_carol = |expect: &str| {
@@ -386,4 +397,99 @@ fn rewritten_roster(db: Db) {
 
     // The honest roster again.
     owner.run_pw(["workspace", "invite", CAROL]).success();
+}
+
+#[test]
+fn rotate_key_wraps_only_to_readers_of_the_verified_roster() {
+    on_both(rotation_recipients);
+}
+
+fn rotation_recipients(db: Db) {
+    let Some(owner) = owner(db) else { return };
+    let srv = server(&owner);
+    owner
+        .run_pw(["set", "DB", "stg-value", "-e", "staging"])
+        .success();
+    // Bob, restricted to staging: a direct grant of the staging key.
+    let inv = json(
+        &owner
+            .run_pw(["workspace", "invite", BOB, "--env", "staging", "--json"])
+            .success(),
+    );
+    let bob = signed_up(&owner, BOB);
+    bob.run_pw([
+        "workspace",
+        "accept",
+        inv["id"].as_str().expect("id"),
+        "--code",
+        inv["invite_code"].as_str().expect("code"),
+    ])
+    .success();
+    owner
+        .run_pw(["workspace", "confirm", BOB, "--yes"])
+        .success();
+    invite(&owner, MALLORY);
+    let _mallory = signed_up(&owner, MALLORY);
+    let key_version = || srv.sql("SELECT key_version FROM environments WHERE slug = 'staging'");
+
+    // The server relays Mallory's public key as Bob's.
+    let real = srv.sql(&format!(
+        "SELECT {} FROM accounts WHERE email = '{BOB}'",
+        srv.hex("public_key")
+    ));
+    srv.sql(&format!(
+        "UPDATE accounts SET public_key = (SELECT public_key FROM accounts WHERE email = '{MALLORY}') \
+         WHERE email = '{BOB}'"
+    ));
+    owner
+        .run_pw(["env", "rotate-key", "staging"])
+        .code_is(1)
+        .clean_error(&[PASSWORD, "stg-value"])
+        .stderr_has(&format!("another public key for {BOB}"))
+        .stderr_has("nothing was rotated");
+    assert_eq!(key_version(), "1", "{db:?}");
+    srv.sql(&format!(
+        "UPDATE accounts SET public_key = {} WHERE email = '{BOB}'",
+        srv.bytes(&real)
+    ));
+
+    // Bob removed (a signed `removed` entry), but the server keeps his grant on the list.
+    let grant = srv.sql(&format!(
+        "SELECT g.environment_id || ':' || g.grantee_id || ':' || {} FROM environment_grants g \
+         JOIN accounts a ON a.id = g.grantee_id WHERE a.email = '{BOB}'",
+        srv.hex("g.wrapped_key")
+    ));
+    let mut parts = grant.split(':');
+    let (env, account, wrapped) = (
+        parts.next().expect("environment"),
+        parts.next().expect("account"),
+        parts.next().expect("wrapped key"),
+    );
+    owner
+        .run_pw(["workspace", "remove", BOB, "--json"])
+        .success();
+    srv.sql(&format!(
+        "INSERT INTO environment_grants (environment_id, grantee_kind, grantee_id, wrapped_key, key_version, created_at) \
+         VALUES ('{env}', 'account', '{account}', {}, 1, 0)",
+        srv.bytes(wrapped)
+    ));
+    owner
+        .run_pw(["env", "rotate-key", "staging"])
+        .code_is(1)
+        .clean_error(&[PASSWORD, "stg-value"])
+        .stderr_has("gives them no access")
+        .stderr_has("nothing was rotated");
+    assert_eq!(key_version(), "1", "{db:?}");
+
+    // Without the planted grant, the rotation goes through and names no one it cannot verify.
+    srv.sql(&format!(
+        "DELETE FROM environment_grants WHERE grantee_id = '{account}'"
+    ));
+    let rotated = json(
+        &owner
+            .run_pw(["env", "rotate-key", "staging", "--json"])
+            .success(),
+    );
+    assert_eq!(rotated["recipients"], serde_json::json!([]), "{db:?}");
+    assert_eq!(key_version(), "2", "{db:?}");
 }

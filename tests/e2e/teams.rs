@@ -48,7 +48,10 @@ fn invited_bob(owner: &TestContext, envs: Option<&str>) -> TestContext {
     }
     let inv = json(&owner.run_pw(args).success());
     let invite_id = inv["id"].as_str().expect("invitation id").to_owned();
-    let code = inv["invite_code"].as_str().expect("an invite code").to_owned();
+    let code = inv["invite_code"]
+        .as_str()
+        .expect("an invite code")
+        .to_owned();
     assert!(code.starts_with("klef_inv_"), "{code}");
 
     let mut bob = TestContext::new();
@@ -178,7 +181,7 @@ fn restricted_member_reads_staging_only_even_behind_the_servers_back() {
 
     // Removing Bob: his next request is refused, and the owner is told to rotate staging.
     owner
-        .run(["workspace", "remove", BOB])
+        .run_pw(["workspace", "remove", BOB])
         .success()
         .stderr_has("klef env rotate-key staging");
     let after = bob.run_pw(["get", "DB", "-e", "staging"]);

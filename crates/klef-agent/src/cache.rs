@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use klef_core::crypto::PrivateKey;
-use klef_core::trust::secrets::DerivedSecrets;
 use klef_core::env::EnvVars;
+use klef_core::trust::secrets::DerivedSecrets;
 
 use crate::hardening::LockedPages;
 use crate::protocol::VaultStatus;

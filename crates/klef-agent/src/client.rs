@@ -20,8 +20,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use klef_core::crypto::{Aad, PrivateKey, PublicKey, SymmetricKey, WrappedKey};
-use klef_core::trust::secrets::DerivedSecrets;
 use klef_core::env::EnvVars;
+use klef_core::trust::secrets::DerivedSecrets;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::time::timeout;

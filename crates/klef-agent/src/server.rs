@@ -14,13 +14,13 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
-use klef_core::trust::secrets::DerivedSecrets;
 use crate::cache::{KeyCache, Timeouts};
 use crate::paths::euid;
 use crate::protocol::{
     AgentStatus, ErrorCode, FrameError, KeyBytes, PROTOCOL_VERSION, Request, Response, decode,
     encode, read_frame_body, read_frame_len, write_frame,
 };
+use klef_core::trust::secrets::DerivedSecrets;
 
 /// Connection limits.
 #[derive(Debug, Clone, Copy)]

@@ -32,6 +32,7 @@ mod import;
 mod logging;
 mod password;
 mod printer;
+mod recipients;
 mod remote;
 mod secrets;
 mod table;

@@ -149,6 +149,19 @@ impl<'a> Trust<'a> {
         Ok(roster)
     }
 
+    /// [`Trust::roster`] for a workspace this account has pinned, else `None` (a workspace made
+    /// before signed rosters, or one this device never verified: nothing from it is trusted).
+    pub(crate) async fn roster_if_pinned(
+        &mut self,
+        ws: &WorkspaceId,
+        name: &str,
+    ) -> Result<Option<VerifiedRoster>> {
+        if self.anchor(ws).is_none() {
+            return Ok(None);
+        }
+        self.roster(ws, name).await.map(Some)
+    }
+
     /// Writes the pins back (locally, then to the server) when they changed. A server copy
     /// written meanwhile by another device is merged in first.
     pub(crate) async fn save(&mut self) -> Result<()> {
@@ -187,10 +200,15 @@ impl<'a> Trust<'a> {
                     }
                     self.server_revision = server.revision;
                 }
-                Err(e) => return Err(e).context("failed to store this account's pins on the server"),
+                Err(e) => {
+                    return Err(e).context("failed to store this account's pins on the server");
+                }
             }
         }
-        Err(Failure::other("failed to store this account's pins: other devices kept writing").into())
+        Err(
+            Failure::other("failed to store this account's pins: other devices kept writing")
+                .into(),
+        )
     }
 }
 
@@ -240,10 +258,10 @@ pub(crate) fn to_wire(entry: &SignedEntry, sequence: u64) -> RosterEntry {
 
 /// Refuses a server whose copy of this account's keys differs from the ones this device holds.
 fn check_own_account(me: &PublicIdentity, account: &Account) -> Result<()> {
-    let identity = account
-        .identity_key
-        .as_ref()
-        .map_or_else(|| me.identity_key.to_bytes().to_vec(), |k| k.as_bytes().to_vec());
+    let identity = account.identity_key.as_ref().map_or_else(
+        || me.identity_key.to_bytes().to_vec(),
+        |k| k.as_bytes().to_vec(),
+    );
     me.check_server_copy(&identity, account.keys.public_key.as_bytes())
         .map_err(|e| {
             Failure::other(format!("{e} (account {})", account.id))

@@ -41,9 +41,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context as _, Result};
 use klef_core::crypto::account::UnlockedAccount;
 use klef_core::crypto::{self, Aad, PrivateKey, PublicKey, SealedKey, SymmetricKey, WrappedKey};
-use klef_core::trust::secrets::DerivedSecrets;
 use klef_core::env::EnvVars;
 use klef_core::model::{Account, Environment, EnvironmentKeyAccess, Project};
+use klef_core::trust::secrets::DerivedSecrets;
 
 use klef_agent::client::{AgentClient, ClientError, default_agent_bin, ensure_running};
 use klef_agent::paths::{AgentPaths, PathsError};

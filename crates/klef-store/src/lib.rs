@@ -89,8 +89,8 @@ mod lifecycle;
 mod local;
 mod queries;
 mod reads;
-mod rotate;
 mod roster;
+mod rotate;
 mod rows;
 #[cfg(feature = "server")]
 pub mod server;

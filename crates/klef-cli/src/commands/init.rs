@@ -229,8 +229,7 @@ async fn create_account(
     ctx.printer
         .recovery_code(display.expose_secret(), recovery_file);
     // The password was just typed: unlock the session now, as `klef unlock` would.
-    crate::unlock::remember_in_agent(&ctx.global, &b.vault_id(&account), &secrets)
-        .await;
+    crate::unlock::remember_in_agent(&ctx.global, &b.vault_id(&account), &secrets).await;
     Ok(account)
 }
 

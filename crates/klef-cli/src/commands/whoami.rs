@@ -12,13 +12,13 @@ use serde_json::json;
 
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
+use crate::password;
 use crate::remote::session::Session;
 use crate::remote::token_store::StoreKind;
 use crate::remote::{Api, RemoteBackend};
 use crate::table;
 use crate::trust::Trust;
 use crate::unlock::{self, Unlock};
-use crate::password;
 
 /// Show who you are signed in as, on which server, and where the session token is kept
 #[derive(Debug, clap::Args)]
@@ -118,8 +118,7 @@ async fn own_fingerprint(
     account: &Account,
 ) -> Result<Option<String>> {
     let vault = crate::remote::session::vault_label(remote.server(), &account.id);
-    let keys = match unlock::key_source(&ctx.global, account, vault, Unlock::Upfront, None).await
-    {
+    let keys = match unlock::key_source(&ctx.global, account, vault, Unlock::Upfront, None).await {
         Ok(keys) => keys,
         Err(_) if !password::can_ask(&ctx.global) => return Ok(None),
         Err(e) => return Err(e),

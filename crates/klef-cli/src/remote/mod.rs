@@ -125,7 +125,10 @@ impl RemoteBackend {
     /// `PUT /v1/me/identity`.
     pub(crate) async fn publish_identity(&self, identity_key: Blob) -> BackendResult<()> {
         self.api
-            .put(routes::ME_IDENTITY, &PublishIdentityRequest { identity_key })
+            .put(
+                routes::ME_IDENTITY,
+                &PublishIdentityRequest { identity_key },
+            )
             .await
     }
 

@@ -383,7 +383,11 @@ impl AccountState {
         account: &AccountId,
         sealed: &[u8],
     ) -> Result<Self, SealedStateError> {
-        Self::open_with(&hkdf_key(master_key.expose(), ACCOUNT_STATE_INFO), account, sealed)
+        Self::open_with(
+            &hkdf_key(master_key.expose(), ACCOUNT_STATE_INFO),
+            account,
+            sealed,
+        )
     }
 
     /// Opens a record under the already derived account-state key.

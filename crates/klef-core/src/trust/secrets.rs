@@ -8,9 +8,9 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 use super::account_state::{ACCOUNT_STATE_INFO, AccountState, SealedStateError};
-use super::identity::{IDENTITY_INFO, SigningKey};
 use super::encoding::Labelled;
-use super::primitives::{hkdf32, hkdf_key, open, seal};
+use super::identity::{IDENTITY_INFO, SigningKey};
+use super::primitives::{hkdf_key, hkdf32, open, seal};
 use super::roster::invite::InviteCode;
 use crate::crypto::SymmetricKey;
 use crate::ids::{AccountId, InviteId, WorkspaceId};
@@ -20,7 +20,10 @@ use secrecy::ExposeSecret as _;
 pub const INVITE_NOTE_INFO: &[u8] = b"klef/v1/invite-note";
 
 fn invite_aad(ws: &WorkspaceId, invite: &InviteId) -> Vec<u8> {
-    Labelled::new("invite-note").id(&ws.0).id(&invite.0).finish()
+    Labelled::new("invite-note")
+        .id(&ws.0)
+        .id(&invite.0)
+        .finish()
 }
 
 /// The identity seed and the account-state key of one account. Zeroized on drop; `Debug`
@@ -92,7 +95,11 @@ impl DerivedSecrets {
     pub fn seal_invite(&self, ws: &WorkspaceId, invite: &InviteId, code: &InviteCode) -> Vec<u8> {
         let key = hkdf_key(self.state_key.expose(), INVITE_NOTE_INFO);
         let text = code.to_text();
-        seal(&key, &invite_aad(ws, invite), text.expose_secret().as_bytes())
+        seal(
+            &key,
+            &invite_aad(ws, invite),
+            text.expose_secret().as_bytes(),
+        )
     }
 
     /// Opens an invite code sealed by [`seal_invite`](Self::seal_invite) for the same invite.
@@ -133,7 +140,10 @@ mod tests {
         );
         let state = AccountState::default();
         let sealed = secrets.seal_state(&state, &account);
-        assert_eq!(AccountState::open(&master, &account, &sealed).unwrap(), state);
+        assert_eq!(
+            AccountState::open(&master, &account, &sealed).unwrap(),
+            state
+        );
         let again = DerivedSecrets::from_bytes(secrets.identity_seed(), secrets.state_key());
         assert_eq!(again.open_state(&account, &sealed).unwrap(), state);
         assert!(again.open_state(&AccountId::random(), &sealed).is_err());

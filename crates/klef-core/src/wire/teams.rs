@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{AccountId, EnvironmentId};
 use crate::model::Role;
 pub use crate::model::{
-    RosterEntry, AuditActor, AuditEntry, EnvironmentRef, Invitation, InvitationStatus, Member, MemberKeys,
-    MemberStatus, WrappedEnvironmentKey, WrappedProjectKey,
+    AuditActor, AuditEntry, EnvironmentRef, Invitation, InvitationStatus, Member, MemberKeys,
+    MemberStatus, RosterEntry, WrappedEnvironmentKey, WrappedProjectKey,
 };
 
 /// `POST /v1/workspaces/{workspace_id}/members/{account_id}/confirm` (admins): the

@@ -62,7 +62,12 @@ pub(super) async fn create_workspace(
     );
     state
         .store
-        .create_workspace(principal.account()?, &ws, req.genesis.as_ref(), Some(&audit))
+        .create_workspace(
+            principal.account()?,
+            &ws,
+            req.genesis.as_ref(),
+            Some(&audit),
+        )
         .await?;
     Ok(created(ws))
 }

@@ -9,7 +9,9 @@ use klef_core::ids::WorkspaceId;
 use klef_core::model::Blob;
 use klef_core::trust::identity::{SIGNATURE_LEN, VerifyingKey};
 use klef_core::trust::roster::EntryBody;
-use klef_core::wire::{AccountStateResponse, PublishIdentityRequest, PutAccountStateRequest, RosterList};
+use klef_core::wire::{
+    AccountStateResponse, PublishIdentityRequest, PutAccountStateRequest, RosterList,
+};
 use serde::Deserialize;
 use tracing::instrument;
 
@@ -46,7 +48,12 @@ pub(super) async fn publish_identity(
     }
     validate_identity_key(&req.identity_key)?;
     let id = *principal.account()?;
-    let audit = audit_by(&principal, None, "account.identity.publish", format!("account {id}"));
+    let audit = audit_by(
+        &principal,
+        None,
+        "account.identity.publish",
+        format!("account {id}"),
+    );
     state
         .store
         .publish_identity_key(&id, &req.identity_key, &audit)
@@ -101,7 +108,14 @@ pub(super) async fn roster(
     query: Result<Query<RosterQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<RosterList>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
-    match authorize(&state, &principal, Action::ReadRoster, Resource::Workspace(ws)).await {
+    match authorize(
+        &state,
+        &principal,
+        Action::ReadRoster,
+        Resource::Workspace(ws),
+    )
+    .await
+    {
         Ok(_) => {}
         // An invitee reads the roster before they are a member: to check the genesis against
         // their invite code, and to see who invited them.
@@ -132,7 +146,13 @@ pub(super) async fn append_roster(
     ApiPath(ws): ApiPath<WorkspaceId>,
     ApiJson(req): ApiJson<RosterList>,
 ) -> Result<StatusCode, ApiError> {
-    authorize(&state, &principal, Action::AppendRoster, Resource::Workspace(ws)).await?;
+    authorize(
+        &state,
+        &principal,
+        Action::AppendRoster,
+        Resource::Workspace(ws),
+    )
+    .await?;
     if req.entries.is_empty() || req.entries.len() > MAX_APPEND {
         return Err(ApiError::InvalidRequest(format!(
             "entries: send 1 to {MAX_APPEND} roster entries"
@@ -150,7 +170,10 @@ pub(super) async fn append_roster(
             req.entries[req.entries.len() - 1].sequence
         ),
     );
-    state.store.append_roster(&ws, &req.entries, &by, &audit).await?;
+    state
+        .store
+        .append_roster(&ws, &req.entries, &by, &audit)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

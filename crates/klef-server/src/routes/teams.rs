@@ -4,8 +4,8 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use klef_core::ids::{AccountId, InviteId, WorkspaceId};
 use klef_core::wire::{
-    AcceptInvitationRequest, AuditList, ConfirmMemberRequest, CreateInvitationRequest, Invitation, InvitationList, Member,
-    MemberList, RemoveMemberResponse,
+    AcceptInvitationRequest, AuditList, ConfirmMemberRequest, CreateInvitationRequest, Invitation,
+    InvitationList, Member, MemberList, RemoveMemberResponse,
 };
 use klef_store::server::NewInvitation;
 use serde::Deserialize;
@@ -105,7 +105,13 @@ pub(super) async fn accept(
     );
     let invitation = state
         .store
-        .accept_invitation(&id, &account, principal.label(), req.invite_mac.as_ref(), &audit)
+        .accept_invitation(
+            &id,
+            &account,
+            principal.label(),
+            req.invite_mac.as_ref(),
+            &audit,
+        )
         .await?;
     Ok(axum::Json(invitation))
 }

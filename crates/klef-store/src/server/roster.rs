@@ -29,7 +29,9 @@ impl Store {
                 )
                 .await?;
             if set == 1 {
-                return tables::insert_audit(&mut tx, audit).await.map_err(Into::into);
+                return tables::insert_audit(&mut tx, audit)
+                    .await
+                    .map_err(Into::into);
             }
             let same = tx
                 .count(
@@ -55,7 +57,9 @@ impl Store {
         ws: &WorkspaceId,
         after: Option<u64>,
     ) -> Result<Vec<RosterEntry>, StoreError> {
-        let from = after.map_or(0, |a| i64::try_from(a).unwrap_or(i64::MAX).saturating_add(1));
+        let from = after.map_or(0, |a| {
+            i64::try_from(a).unwrap_or(i64::MAX).saturating_add(1)
+        });
         let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = with_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT sequence, body, signature FROM roster_entries \
@@ -99,7 +103,12 @@ impl Store {
     }
 
     /// Whether `account` has an open invitation (pending or accepted) to `ws`.
-    pub async fn invited_to(&self, account: &AccountId, email: &str, ws: &WorkspaceId) -> Result<bool, StoreError> {
+    pub async fn invited_to(
+        &self,
+        account: &AccountId,
+        email: &str,
+        ws: &WorkspaceId,
+    ) -> Result<bool, StoreError> {
         let n: i64 = with_pool!(self, pool => {
             sqlx::query_scalar(
                 "SELECT COUNT(*) FROM invitations WHERE workspace_id = $1 AND closed_at IS NULL \
@@ -147,9 +156,11 @@ impl Store {
         let expected_i = i64::try_from(expected).map_err(|_| StoreError::Invalid {
             reason: "the expected revision is out of range".into(),
         })?;
-        let next = expected_i.checked_add(1).ok_or_else(|| StoreError::Invalid {
-            reason: "the expected revision is out of range".into(),
-        })?;
+        let next = expected_i
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Invalid {
+                reason: "the expected revision is out of range".into(),
+            })?;
         let id = account.to_string();
         let mut tx = Tx::write(self).await?;
         let result = async {

@@ -526,8 +526,7 @@ async fn confirm_in(
             .as_deref()
             .and_then(|id| id.parse::<AccountId>().ok())
             .unwrap_or(*account);
-        crate::roster::append_roster_entries(tx, ws, std::slice::from_ref(entry), &by, now)
-            .await?;
+        crate::roster::append_roster_entries(tx, ws, std::slice::from_ref(entry), &by, now).await?;
     }
     tx.execute(
         "UPDATE invitations SET closed_at = $2 WHERE id = $1",

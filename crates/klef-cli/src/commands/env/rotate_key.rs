@@ -6,7 +6,7 @@
 
 use anyhow::{Context as _, Result};
 use klef_core::backend::Backend as _;
-use klef_core::crypto::{self, Aad, PublicKey, SymmetricKey};
+use klef_core::crypto::{self, Aad, SymmetricKey};
 use klef_core::model::{KeyRotation, RotatedGrant, RotatedSecret, RotationOutcome};
 use serde_json::json;
 
@@ -71,14 +71,15 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             ciphertext: secrets::encrypt(&new_key, &target, &sv.name, &value),
         });
     }
+    let recipients =
+        crate::recipients::verified(ctx, &b, &keys, &t, &b.environment_grants(&env.id).await?)
+            .await?;
     let mut grants = Vec::new();
-    for g in b.environment_grants(&env.id).await? {
-        let pk = PublicKey::from_slice(g.public_key.as_bytes())
-            .context("a grantee's public key is malformed")?;
-        let wrapped = crypto::try_wrap_key(&pk, &new_key, &Aad::EnvironmentKey(&env.id))
+    for r in &recipients {
+        let wrapped = crypto::try_wrap_key(&r.public_key, &new_key, &Aad::EnvironmentKey(&env.id))
             .context("cannot wrap the new key to a grantee")?;
         grants.push(RotatedGrant {
-            grantee: g.grantee,
+            grantee: r.grantee.clone(),
             wrapped_key: wrapped.into(),
         });
     }
@@ -110,6 +111,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             "key_version": new_version,
             "reencrypted": live.len(),
             "grants": req.grants.len(),
+            "recipients": recipients.iter().map(crate::recipients::Recipient::to_json).collect::<Vec<_>>(),
         }))?;
     }
     ctx.printer.info(&format!(
@@ -118,5 +120,9 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         live.len(),
         req.grants.len()
     ));
+    for r in &recipients {
+        ctx.printer
+            .info(&format!("  re-wrapped for {}", r.describe()));
+    }
     Ok(ExitStatus::SUCCESS)
 }

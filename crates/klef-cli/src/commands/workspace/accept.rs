@@ -35,7 +35,11 @@ pub(crate) struct Args {
     pub(crate) code: Option<String>,
 
     /// Without a code: the workspace owner's key fingerprint, as the owner read it to you
-    #[arg(long, value_name = "FINGERPRINT", conflicts_with = "trust_on_first_use")]
+    #[arg(
+        long,
+        value_name = "FINGERPRINT",
+        conflicts_with = "trust_on_first_use"
+    )]
     pub(crate) owner_fingerprint: Option<String>,
 
     /// Without a code or fingerprint: trust the workspace's member list as this server shows
@@ -194,8 +198,9 @@ fn check_owner(
     let seen = owner.identity().fingerprint();
     if let Some(given) = &args.owner_fingerprint {
         let given: Fingerprint = given.parse().map_err(|_| {
-            Failure::usage(format!("{given:?} is not a key fingerprint"))
-                .hint("a fingerprint is 32 hex digits, e.g. 3f2a-91c0-77de-0b41-5c6d-e8f9-0a1b-2c3d")
+            Failure::usage(format!("{given:?} is not a key fingerprint")).hint(
+                "a fingerprint is 32 hex digits, e.g. 3f2a-91c0-77de-0b41-5c6d-e8f9-0a1b-2c3d",
+            )
         })?;
         if !given.matches(&seen) {
             return Err(Failure::other(format!(

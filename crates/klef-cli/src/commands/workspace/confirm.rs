@@ -61,11 +61,9 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         }
     }
     let Some(account_id) = member.account_id else {
-        return Err(Failure::other(format!(
-            "the server sent no account for {}",
-            member.email
-        ))
-        .into());
+        return Err(
+            Failure::other(format!("the server sent no account for {}", member.email)).into(),
+        );
     };
     let keys = ctx.keys(&b).await?;
     let mut trust = Trust::load(ctx, remote, &keys).await?;
@@ -117,7 +115,11 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         access,
     };
     let (entry, roster) = roster
-        .append(Record::Member(record), trust.me().account, &trust.signing_key())
+        .append(
+            Record::Member(record),
+            trust.me().account,
+            &trust.signing_key(),
+        )
         .map_err(|e| Failure::other(format!("cannot add {} to the roster: {e}", member.email)))?;
     let sequence = roster.head().sequence;
     // Keys are wrapped only to the keys just verified and signed into the roster.
@@ -240,8 +242,8 @@ fn claimed_identity(member: &Member, account: AccountId) -> Result<PublicIdentit
             ))
             .hint("they run any command that unlocks (e.g. `klef whoami`) with a current klef, which publishes it")
         })?;
-    let identity = VerifyingKey::from_slice(identity.as_bytes())
-        .map_err(|_| malformed("identity key"))?;
+    let identity =
+        VerifyingKey::from_slice(identity.as_bytes()).map_err(|_| malformed("identity key"))?;
     Ok(PublicIdentity {
         account,
         identity_key: identity,
@@ -271,11 +273,17 @@ fn check_ceremony(
         .invitation_id
         .map(|id| (id, super::invite::invite_note_path(ctx, &id)))
         .and_then(|(id, path)| std::fs::read(path).ok().map(|b| (id, b)))
-        .and_then(|(id, sealed)| trust.derived().open_invite(ws, &id, &sealed).map(|c| (id, c)));
+        .and_then(|(id, sealed)| {
+            trust
+                .derived()
+                .open_invite(ws, &id, &sealed)
+                .map(|c| (id, c))
+        });
     if let Some(given) = &args.fingerprint {
         let given: Fingerprint = given.parse().map_err(|_| {
-            Failure::usage(format!("{given:?} is not a key fingerprint"))
-                .hint("a fingerprint is 32 hex digits, e.g. 3f2a-91c0-77de-0b41-5c6d-e8f9-0a1b-2c3d")
+            Failure::usage(format!("{given:?} is not a key fingerprint")).hint(
+                "a fingerprint is 32 hex digits, e.g. 3f2a-91c0-77de-0b41-5c6d-e8f9-0a1b-2c3d",
+            )
         })?;
         if !given.matches(&claimed.fingerprint()) {
             return Err(substituted().into());
@@ -283,10 +291,7 @@ fn check_ceremony(
         return Ok("fingerprint compared");
     }
     if let (Some((invite, code)), Some(mac)) = (&note, &member.invite_mac) {
-        let mac: [u8; 32] = mac
-            .as_bytes()
-            .try_into()
-            .map_err(|_| substituted())?;
+        let mac: [u8; 32] = mac.as_bytes().try_into().map_err(|_| substituted())?;
         code.check(ws, invite, claimed, &InviteMac(mac))
             .map_err(|_| substituted())?;
         return Ok("invite code checked");

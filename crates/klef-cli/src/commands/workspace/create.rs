@@ -4,8 +4,8 @@ use anyhow::Result;
 use klef_core::backend::Backend as _;
 use klef_core::ids::WorkspaceId;
 use klef_core::model::{Role, Workspace};
-use klef_core::trust::roster::{Access, MemberRecord, VerifiedRoster};
 use klef_core::names::validate_display_name;
+use klef_core::trust::roster::{Access, MemberRecord, VerifiedRoster};
 use serde_json::json;
 
 use crate::context::Context;

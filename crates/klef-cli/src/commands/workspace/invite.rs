@@ -13,8 +13,8 @@ use klef_core::secrecy::ExposeSecret as _;
 use klef_core::trust::roster::invite::InviteCode;
 
 use crate::context::{self, Context};
-use crate::trust::Trust;
 use crate::diagnostics::{ExitStatus, Failure};
+use crate::trust::Trust;
 
 /// The role an invitee gets.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -105,7 +105,8 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         inv.id
     ));
     if !ctx.global.json {
-        ctx.printer.always(&format!("invite code: {}", text.expose_secret()));
+        ctx.printer
+            .always(&format!("invite code: {}", text.expose_secret()));
     }
     ctx.printer.hint(&format!(
         "send {email} the invite code over a channel you trust (not through this server); they run `klef signup` (if new) and `klef workspace accept {} --code CODE`; then you run `klef workspace confirm {email}`",

@@ -5,9 +5,12 @@
 use anyhow::{Context as _, Result};
 use serde_json::json;
 
+use klef_core::trust::roster::{PrincipalId, Record};
+
 use super::members;
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
+use crate::trust::Trust;
 
 /// Remove a member from the current workspace (then rotate the keys they could read)
 #[derive(Debug, clap::Args)]
@@ -28,6 +31,36 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         ))
         .into());
     };
+    // The signed roster first: from this entry on, no client wraps a key to them again, even
+    // if the server kept them on a grant list.
+    let keys = ctx.keys(&b).await?;
+    let mut trust = Trust::load(ctx, remote, &keys).await?;
+    let mut signed_out = false;
+    if let Some(roster) = trust.roster_if_pinned(&ws.id, &ws.name).await? {
+        let principal = PrincipalId::Member(account_id);
+        if roster.member(&account_id).is_some() {
+            let (entry, roster) = roster
+                .append(
+                    Record::Removed(principal),
+                    trust.me().account,
+                    &trust.signing_key(),
+                )
+                .map_err(|e| {
+                    Failure::other(format!(
+                        "cannot remove {} from the roster of \"{}\": {e}",
+                        member.email, ws.name
+                    ))
+                })?;
+            let sequence = roster.head().sequence;
+            remote
+                .append_roster(&ws.id, vec![crate::trust::to_wire(&entry, sequence)])
+                .await
+                .with_context(|| format!("failed to sign {} out of the roster", member.email))?;
+            trust.pin(&roster)?;
+            signed_out = true;
+        }
+        trust.save().await?;
+    }
     let resp = remote
         .remove_member(&ws.id, &account_id)
         .await
@@ -51,6 +84,7 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         ctx.printer.json(&json!({
             "email": member.email,
             "account_id": resp.account_id,
+            "roster_entry": signed_out,
             "rotate": resp.rotate.iter().zip(&names).map(|(r, n)| json!({"environment_id": r.id, "project_id": r.project_id, "slug": r.slug, "name": n})).collect::<Vec<_>>(),
         }))?;
     }

@@ -502,6 +502,13 @@ impl VerifiedRoster {
             .and_then(|i| self.hashes.get(i).copied())
     }
 
+    /// Whether the roster has recorded `p` at any entry (live or removed since): a principal it
+    /// never named is unknown to it, one it named and removed is refused.
+    #[must_use]
+    pub fn ever_listed(&self, p: &PrincipalId) -> bool {
+        self.principals.contains_key(p)
+    }
+
     /// The live record of a principal (`None` when absent or removed).
     fn current(&self, p: &PrincipalId) -> Option<&Record> {
         self.record_at(p, self.head().sequence)

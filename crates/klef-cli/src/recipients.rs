@@ -1,0 +1,178 @@
+//! Who an environment key may be wrapped to (DESIGN.md §9.2: every wrap goes to a verified
+//! key). The server lists an environment's direct grants with public keys; that list is a
+//! claim. In a workspace with a signed roster, each member recipient must be a reader of the
+//! environment in the verified roster with the same X25519 key, or nothing is wrapped: a server
+//! that slips in its own key, or keeps a removed member on the list, is named in the error.
+//!
+//! Not yet covered (issue #21, recorded in docs/security.md): system keys are not in the roster
+//! yet, so their listed keys are wrapped to as the server gives them, each named as unverified;
+//! and a workspace made before signed rosters (every personal workspace) has no roster to
+//! check against, which the command says.
+
+use anyhow::Result;
+use klef_core::backend::Backend as _;
+use klef_core::crypto::PublicKey;
+use klef_core::model::{GrantInfo, Grantee};
+use klef_core::trust::roster::PrincipalId;
+use serde_json::{Value, json};
+
+use crate::backend::AnyBackend;
+use crate::context::{Context, Target};
+use crate::diagnostics::Failure;
+use crate::trust::Trust;
+use crate::unlock::KeySource;
+
+/// One recipient of an environment key.
+pub(crate) struct Recipient {
+    /// Who, as the grant names them.
+    pub(crate) grantee: Grantee,
+    /// The key to wrap to.
+    pub(crate) public_key: PublicKey,
+    /// An email or a key id, for messages.
+    pub(crate) label: String,
+    /// Whether the key was checked against the verified roster.
+    pub(crate) verified: bool,
+}
+
+impl Recipient {
+    /// One line for the user.
+    pub(crate) fn describe(&self) -> String {
+        let kind = match self.grantee {
+            Grantee::Account(_) => "member",
+            Grantee::ApiKey(_) => "system key",
+        };
+        if self.verified {
+            format!("{kind} {} (verified in the signed roster)", self.label)
+        } else {
+            format!(
+                "{kind} {} (not verified: not in a signed roster)",
+                self.label
+            )
+        }
+    }
+
+    /// The `--json` form.
+    pub(crate) fn to_json(&self) -> Value {
+        json!({
+            "grantee": self.grantee,
+            "label": self.label,
+            "verified": self.verified,
+        })
+    }
+}
+
+/// Checks the grants the server lists for `t` and returns whom to wrap its new key to.
+pub(crate) async fn verified(
+    ctx: &Context,
+    b: &AnyBackend,
+    keys: &KeySource,
+    t: &Target,
+    grants: &[GrantInfo],
+) -> Result<Vec<Recipient>> {
+    let mut listed = Vec::with_capacity(grants.len());
+    for g in grants {
+        let key = PublicKey::from_slice(g.public_key.as_bytes()).map_err(|_| {
+            Failure::other(format!(
+                "the server sent a malformed public key for a grantee of {}: it altered the grant list; nothing was rotated",
+                t.describe()
+            ))
+        })?;
+        listed.push((g.grantee.clone(), key));
+    }
+    let Some(remote) = b.as_remote() else {
+        // The local vault: this machine's own records.
+        return Ok(listed
+            .into_iter()
+            .map(|(grantee, public_key)| Recipient {
+                label: label_of(&grantee),
+                grantee,
+                public_key,
+                verified: true,
+            })
+            .collect());
+    };
+    let ws_id = t.project.workspace_id;
+    let ws_name = b
+        .workspaces()
+        .await?
+        .into_iter()
+        .find(|w| w.id == ws_id)
+        .map_or_else(|| ws_id.to_string(), |w| w.name);
+    let mut trust = Trust::load(ctx, remote, keys).await?;
+    let Some(roster) = trust.roster_if_pinned(&ws_id, &ws_name).await? else {
+        if !listed.is_empty() {
+            ctx.printer.warn(&format!(
+                "workspace \"{ws_name}\" has no signed roster (it was made before signed rosters), so the {} recipient(s) the server lists cannot be verified",
+                listed.len()
+            ));
+        }
+        return Ok(listed
+            .into_iter()
+            .map(|(grantee, public_key)| Recipient {
+                label: label_of(&grantee),
+                grantee,
+                public_key,
+                verified: false,
+            })
+            .collect());
+    };
+    trust.save().await?;
+    let readers = roster.readers(&t.project.id, &t.env.id);
+    let mut out = Vec::with_capacity(listed.len());
+    for (grantee, public_key) in listed {
+        let principal = match &grantee {
+            Grantee::Account(a) => PrincipalId::Member(*a),
+            Grantee::ApiKey(k) => PrincipalId::SystemKey(*k),
+        };
+        let label = match &grantee {
+            Grantee::Account(a) => roster
+                .member(a)
+                .map_or_else(|| a.to_string(), |m| m.email.clone()),
+            Grantee::ApiKey(_) => label_of(&grantee),
+        };
+        match readers.iter().find(|(p, _)| *p == principal) {
+            Some((_, key)) if *key == public_key => out.push(Recipient {
+                grantee,
+                public_key,
+                label,
+                verified: true,
+            }),
+            Some(_) => {
+                return Err(Failure::other(format!(
+                    "the server lists another public key for {label} than the signed roster of \"{ws_name}\" holds: it substituted a key; nothing was rotated"
+                ))
+                .hint("tell the server's operator; do not share keys through this server until it is resolved")
+                .into());
+            }
+            None if matches!(grantee, Grantee::ApiKey(_)) && roster.ever_listed(&principal) => {
+                return Err(Failure::other(format!(
+                    "the server lists {label} as a recipient of {}, which its record in the signed roster of \"{ws_name}\" does not cover: nothing was rotated",
+                    t.describe()
+                ))
+                .into());
+            }
+            None if matches!(grantee, Grantee::ApiKey(_)) => out.push(Recipient {
+                grantee,
+                public_key,
+                label,
+                verified: false,
+            }),
+            None => {
+                return Err(Failure::other(format!(
+                    "the server lists {label} as a recipient of {}, but the signed roster of \"{ws_name}\" gives them no access (never confirmed, restricted elsewhere, or removed): nothing was rotated",
+                    t.describe()
+                ))
+                .hint("tell the server's operator; the roster is what admins signed")
+                .into());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn label_of(grantee: &Grantee) -> String {
+    match grantee {
+        Grantee::Account(a) => a.to_string(),
+        Grantee::ApiKey(k) => format!("klef_sys_{}", &k.to_string()[..8]),
+    }
+}
