@@ -1,5 +1,5 @@
 //! The labels of the trust records (DESIGN.md §9.5) are pairwise distinct, and exactly the
-//! ones `docs/decisions/0013-trust-records.md` documents: a new or renamed label fails here
+//! ones `docs/crypto.md` documents: a new or renamed label fails here
 //! until the format record says so.
 
 use std::collections::BTreeSet;
@@ -41,10 +41,10 @@ fn labels_in_code(dir: &Path, writers: &mut Vec<String>, readers: &mut Vec<Strin
 
 /// The backticked names of the record's "Labels in use" paragraph.
 fn labels_in_record() -> BTreeSet<String> {
-    let path = format!("{ROOT}/../../docs/decisions/0013-trust-records.md");
+    let path = format!("{ROOT}/../../docs/crypto.md");
     let record = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{path}: {e} (if the format record moved, e.g. into docs/crypto.md, update this test)"
+            "{path}: {e} (if the trust-record formats moved, update this test)"
         )
     });
     let section = record.split("## Labels in use").nth(1).unwrap();

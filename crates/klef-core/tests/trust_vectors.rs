@@ -1,4 +1,4 @@
-//! Known-answer vectors for the trust records (DESIGN.md §9, docs/decisions/0013-trust-records.md),
+//! Known-answer vectors for the trust records (DESIGN.md §9, docs/crypto.md (trust records)),
 //! table-driven from `tests/data/trust-vectors.json`: every case holds its inputs and the
 //! expected outputs; this test recomputes the outputs through klef-core's public API.
 //!

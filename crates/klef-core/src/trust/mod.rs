@@ -16,7 +16,7 @@
 //!   by maximum across devices (§9.2).
 //!
 //! The byte-level format and the attack each check stops are in
-//! `docs/decisions/0013-trust-records.md`; known-answer vectors in
+//! `docs/crypto.md` ("Trust records"); known-answer vectors in
 //! `crates/klef-core/tests/data/trust-vectors.json`.
 
 pub mod account_state;

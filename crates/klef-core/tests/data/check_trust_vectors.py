@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Recomputes trust-vectors.json with an independent implementation (Python `cryptography`),
-so the Rust code and the documented format (docs/decisions/0013-trust-records.md) are checked
+so the Rust code and the documented format (docs/crypto.md (trust records)) are checked
 against each other, not only against themselves.
 
 Usage: python3 crates/klef-core/tests/data/check_trust_vectors.py   (exit 0 = all match)
