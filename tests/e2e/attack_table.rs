@@ -77,8 +77,8 @@ fn every_attack_names_a_test_that_exists() {
     for (test, _, _) in ATTACKS {
         let (module, name) = test.split_once("::").expect("module::test");
         let path = root().join("e2e").join(format!("{module}.rs"));
-        let source = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let source =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(
             source.contains(&format!("#[test]\nfn {name}()")),
             "{test}: no such #[test] in {}",
@@ -104,5 +104,7 @@ fn the_attack_table_in_security_md_is_current() {
         std::fs::write(&path, updated).expect("write docs/security.md");
         return;
     }
-    panic!("docs/security.md's attack table is stale: run KLEF_UPDATE_DOCS=1 cargo test -p klef-e2e --test e2e attack_table");
+    panic!(
+        "docs/security.md's attack table is stale: run KLEF_UPDATE_DOCS=1 cargo test -p klef-e2e --test e2e attack_table"
+    );
 }

@@ -339,6 +339,33 @@ fn rewritten_roster(db: Db) {
         .run_pw(["workspace", "confirm", BOB, "--yes"])
         .success();
     assert_eq!(roster_len(srv), 2);
+    // Owner and Bob see the same roster: the same entry number and code to compare.
+    bob.run(["workspace", "use", "Acme"]).success();
+    let verification = |ctx: &TestContext| {
+        let v = json(&ctx.run_pw(["workspace", "verify", "--json"]).success());
+        (v["entry"].clone(), v["code"].clone())
+    };
+    assert_eq!(verification(&owner), verification(&bob), "{db:?}");
+    assert_eq!(verification(&owner).0, 1, "{db:?}");
+    // `members` shows fingerprints from the verified roster only.
+    let members = json(&owner.run_pw(["workspace", "members", "--json"]).success());
+    let row = members
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|m| m["email"] == BOB)
+        .expect("bob is listed")
+        .clone();
+    assert_eq!(row["key_fingerprint"], fingerprint(&bob).as_str(), "{db:?}");
+    let locked = json(&owner.run(["workspace", "members", "--json"]).success());
+    assert!(
+        locked
+            .as_array()
+            .expect("array")
+            .iter()
+            .all(|m| m["key_fingerprint"].is_null()),
+        "{db:?}: without an unlock no fingerprint is shown: {locked}"
+    );
     let acme = "(SELECT id FROM workspaces WHERE name = 'Acme')";
     let invites_carol = |expect: &str| {
         owner

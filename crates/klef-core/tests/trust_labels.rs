@@ -43,9 +43,7 @@ fn labels_in_code(dir: &Path, writers: &mut Vec<String>, readers: &mut Vec<Strin
 fn labels_in_record() -> BTreeSet<String> {
     let path = format!("{ROOT}/../../docs/crypto.md");
     let record = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{path}: {e} (if the trust-record formats moved, update this test)"
-        )
+        panic!("{path}: {e} (if the trust-record formats moved, update this test)")
     });
     let section = record.split("## Labels in use").nth(1).unwrap();
     let paragraph = section.split("HKDF infos").next().unwrap();

@@ -4,9 +4,9 @@
 
 use anyhow::{Context as _, Result};
 use klef_core::backend::Backend as _;
-use klef_core::crypto::PublicKey;
 use klef_core::ids::EnvironmentId;
 use klef_core::model::{Environment, Project, Workspace};
+use klef_core::trust::roster::VerifiedRoster;
 use klef_core::wire::{Member, MemberStatus};
 use serde_json::json;
 
@@ -15,6 +15,7 @@ use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
 use crate::remote::RemoteBackend;
 use crate::table;
+use crate::trust::Trust;
 
 /// List the workspace's members and invitations
 #[derive(Debug, clap::Args)]
@@ -29,6 +30,14 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
         .await
         .with_context(|| format!("failed to list the members of workspace \"{}\"", ws.name))?;
     let envs = all_environments(&b, &ws).await?;
+    let roster = verified_roster(ctx, &b, remote, &ws).await?;
+    let fingerprint = |m: &Member| {
+        let account = m.account_id?;
+        roster
+            .as_ref()?
+            .member(&account)
+            .map(|r| r.identity().fingerprint().to_string())
+    };
     let access = |m: &Member| match &m.environments {
         None => "all".to_owned(),
         Some(ids) => ids
@@ -47,6 +56,7 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
                     "role": m.role.as_str(),
                     "status": status_str(m.status),
                     "key_fingerprint": fingerprint(m),
+                    "in_roster": fingerprint(m).is_some(),
                     "invitation_id": m.invitation_id,
                     "environments": m.environments.as_ref().map(|ids| ids.iter().map(|id| env_label(&envs, id)).collect::<Vec<_>>()),
                 })
@@ -71,6 +81,11 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
         &["EMAIL", "ROLE", "STATUS", "KEY FINGERPRINT", "ACCESS"],
         &rows,
     ))?;
+    if roster.is_none() {
+        ctx.printer.hint(
+            "fingerprints are shown only from a verified roster: unlock (or set KLEF_PASSWORD) in a workspace with a signed roster",
+        );
+    }
     Ok(ExitStatus::SUCCESS)
 }
 
@@ -83,12 +98,33 @@ pub(crate) fn status_str(s: MemberStatus) -> &'static str {
     }
 }
 
-/// The fingerprint of a member's public key, once they have an account.
-pub(crate) fn fingerprint(m: &Member) -> Option<String> {
-    m.public_key
-        .as_ref()
-        .and_then(|k| PublicKey::from_slice(k.as_bytes()).ok())
-        .map(|k| k.fingerprint())
+/// The workspace's verified roster, when this account pinned it and its keys can be unlocked
+/// without asking a script for a password; `None` otherwise (fingerprints are then not shown:
+/// the server's copies of members' keys are claims).
+async fn verified_roster(
+    ctx: &Context,
+    b: &AnyBackend,
+    remote: &RemoteBackend,
+    ws: &Workspace,
+) -> Result<Option<VerifiedRoster>> {
+    let account = ctx.account(b).await?;
+    let keys = match crate::unlock::key_source(
+        &ctx.global,
+        &account,
+        b.vault_id(&account),
+        crate::unlock::Unlock::Upfront,
+        None,
+    )
+    .await
+    {
+        Ok(keys) => keys,
+        Err(_) if !crate::password::can_ask(&ctx.global) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut trust = Trust::load(ctx, remote, &keys).await?;
+    let roster = trust.roster_if_pinned(&ws.id, &ws.name).await?;
+    trust.save().await?;
+    Ok(roster)
 }
 
 /// The member with `email` (case-insensitive), or a not-found error.

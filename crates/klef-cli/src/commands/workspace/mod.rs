@@ -10,6 +10,7 @@ pub(crate) mod members;
 pub(crate) mod remove;
 pub(crate) mod rename;
 pub(crate) mod use_;
+pub(crate) mod verify;
 
 use anyhow::Result;
 use klef_core::backend::Backend as _;
@@ -44,6 +45,8 @@ pub(crate) enum Command {
     Rename(rename::Args),
     /// Delete a team workspace with everything in it (its owner)
     Delete(delete::Args),
+    /// Verify the signed member list and show a code to compare with teammates
+    Verify(verify::Args),
 }
 
 pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
@@ -58,6 +61,7 @@ pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
         Command::Remove(args) => remove::run(&args, ctx).await,
         Command::Rename(args) => rename::run(&args, ctx).await,
         Command::Delete(args) => delete::run(&args, ctx).await,
+        Command::Verify(args) => verify::run(&args, ctx).await,
     }
 }
 

@@ -1,0 +1,58 @@
+//! `klef workspace verify [--json]`: verifies the current workspace's signed roster against
+//! this account's pin and prints a short code of its head, for admins (and members) to compare
+//! out of band: equal codes at the same entry number mean they see the same roster, so the
+//! server is not showing them different member lists.
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::context::Context;
+use crate::diagnostics::{ExitStatus, Failure};
+use crate::trust::{self, Trust};
+
+/// Verify the workspace's signed member list and show a code to compare with teammates
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {}
+
+pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
+    let b = ctx.backend().await?;
+    let remote = b.remote("workspace verify")?;
+    let ws = ctx.current_workspace(&b).await?;
+    let keys = ctx.keys(&b).await?;
+    let mut trust = Trust::load(ctx, remote, &keys).await?;
+    let Some(roster) = trust.roster_if_pinned(&ws.id, &ws.name).await? else {
+        return Err(if remote.roster(&ws.id, None).await?.is_empty() {
+            Failure::other(format!(
+                "workspace \"{}\" has no signed roster: it was made before signed rosters",
+                ws.name
+            ))
+            .hint("create a new team workspace to get one; personal workspaces have none")
+            .into()
+        } else {
+            trust::not_pinned(&ws.name).into()
+        });
+    };
+    trust.save().await?;
+    let code = roster.verification_code();
+    let members = roster.members().count();
+    let me = trust.me().fingerprint();
+    if ctx.global.json {
+        ctx.printer.json(&json!({
+            "workspace": ws.name,
+            "workspace_id": ws.id,
+            "entry": code.sequence,
+            "code": code.to_string(),
+            "members": members,
+            "key_fingerprint": me.to_string(),
+        }))?;
+        return Ok(ExitStatus::SUCCESS);
+    }
+    ctx.printer.data(&format!(
+        "workspace \"{}\": roster entry {}, code {code} ({members} member(s))\n",
+        ws.name, code.sequence
+    ))?;
+    ctx.printer.hint(
+        "compare the entry number and code with a teammate over a channel you trust: equal means you see the same member list",
+    );
+    Ok(ExitStatus::SUCCESS)
+}
