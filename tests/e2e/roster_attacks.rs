@@ -520,3 +520,91 @@ fn rotation_recipients(db: Db) {
     assert_eq!(rotated["recipients"], serde_json::json!([]), "{db:?}");
     assert_eq!(key_version(), "2", "{db:?}");
 }
+
+#[test]
+fn a_workspace_made_before_signed_rosters_gets_one_from_its_owner() {
+    on_both(legacy_workspace);
+}
+
+fn legacy_workspace(db: Db) {
+    let Some(owner) = owner(db) else { return };
+    let srv = server(&owner);
+    owner
+        .run_pw(["set", "DB", "stg-value", "-e", "staging"])
+        .success();
+    let inv = json(
+        &owner
+            .run_pw(["workspace", "invite", BOB, "--env", "staging", "--json"])
+            .success(),
+    );
+    let bob = signed_up(&owner, BOB);
+    bob.run_pw([
+        "workspace",
+        "accept",
+        inv["id"].as_str().expect("id"),
+        "--code",
+        inv["invite_code"].as_str().expect("code"),
+    ])
+    .success();
+    owner
+        .run_pw(["workspace", "confirm", BOB, "--yes"])
+        .success();
+    // As if made by an earlier release: no roster, no pins anywhere.
+    srv.sql("DELETE FROM roster_entries");
+    srv.sql("DELETE FROM account_states");
+    for ctx in [&owner, &bob] {
+        let pins = ctx.klef_home().join("data").join("pins");
+        assert!(pins.is_dir(), "{}", pins.display());
+        std::fs::remove_dir_all(&pins).expect("remove the pins");
+    }
+
+    // Bob (not the owner) cannot start it.
+    bob.run(["workspace", "use", "Acme"]).success();
+    bob.run_pw(["workspace", "verify"])
+        .code_is(1)
+        .clean_error(&[PASSWORD])
+        .stderr_has("has no signed roster yet")
+        .stderr_has("its owner starts one");
+    // The owner starts it and is told whom to vouch for.
+    owner
+        .run_pw(["workspace", "verify"])
+        .success()
+        .stderr_has(&format!(
+            "vouch for the members confirmed before it ({BOB})"
+        ));
+    assert_eq!(roster_len(srv), 1, "{db:?}");
+    // Until then, Bob is no verified recipient.
+    owner
+        .run_pw(["env", "rotate-key", "staging"])
+        .code_is(1)
+        .stderr_has("gives them no access")
+        .stderr_has("klef workspace confirm");
+    let bob_fingerprint = fingerprint(&bob);
+    owner
+        .run_pw([
+            "workspace",
+            "confirm",
+            BOB,
+            "--fingerprint",
+            &bob_fingerprint,
+            "--yes",
+        ])
+        .success()
+        .stderr_has("signed bob@example.com into the roster");
+    assert_eq!(roster_len(srv), 2, "{db:?}");
+    let rotated = json(
+        &owner
+            .run_pw(["env", "rotate-key", "staging", "--json"])
+            .success(),
+    );
+    assert_eq!(rotated["recipients"][0]["label"], BOB, "{db:?}");
+    assert_eq!(rotated["recipients"][0]["verified"], true, "{db:?}");
+    // Bob pins the new roster by fingerprint and reads the rotated key.
+    std::fs::copy(owner.cwd().join(".klef"), bob.cwd().join(".klef")).expect("copy .klef");
+    assert_eq!(
+        bob.run_pw(["get", "DB", "--plain", "-e", "staging"])
+            .success()
+            .stdout(),
+        "stg-value"
+    );
+}

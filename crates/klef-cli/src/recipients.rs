@@ -162,7 +162,7 @@ pub(crate) async fn verified(
                     "the server lists {label} as a recipient of {}, but the signed roster of \"{ws_name}\" gives them no access (never confirmed, restricted elsewhere, or removed): nothing was rotated",
                     t.describe()
                 ))
-                .hint("tell the server's operator; the roster is what admins signed")
+                .hint(format!("if {label} was confirmed before the workspace had a signed roster, vouch for them with `klef workspace confirm EMAIL --fingerprint FP`; otherwise tell the server's operator"))
                 .into());
             }
         }

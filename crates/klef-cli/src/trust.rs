@@ -13,11 +13,13 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use klef_core::backend::BackendErrorKind;
 use klef_core::ids::WorkspaceId;
-use klef_core::model::{Account, Blob, RosterEntry};
+use klef_core::model::{Account, Blob, Role, RosterEntry, Workspace};
 use klef_core::trust::account_state::AccountState;
 use klef_core::trust::identity::{PublicIdentity, Signature};
+use klef_core::trust::roster::{Access, MemberRecord};
 use klef_core::trust::roster::{RosterAnchor, SignedEntry, VerifiedRoster};
 use klef_core::trust::secrets::DerivedSecrets;
+use klef_core::wire::MemberStatus;
 
 use crate::context::Context;
 use crate::diagnostics::Failure;
@@ -35,6 +37,7 @@ pub(crate) struct Trust<'a> {
     server_revision: u64,
     local: PathBuf,
     dirty: bool,
+    printer: crate::printer::Printer,
 }
 
 impl<'a> Trust<'a> {
@@ -95,6 +98,7 @@ impl<'a> Trust<'a> {
             server_revision: server.revision,
             local,
             dirty: false,
+            printer: ctx.printer.clone(),
         })
     }
 
@@ -160,6 +164,72 @@ impl<'a> Trust<'a> {
             return Ok(None);
         }
         self.roster(ws, name).await.map(Some)
+    }
+
+    /// [`Trust::roster`], or, for a workspace made before signed rosters (the server has no
+    /// entry and this account pinned none), a new roster its owner starts now: a genesis
+    /// listing only the owner, signed here, stored and pinned. Nobody else is trusted by it;
+    /// members confirmed before it are vouched for again with `klef workspace confirm`. Anyone
+    /// else gets an error naming the owner.
+    pub(crate) async fn roster_or_adopt(&mut self, ws: &Workspace) -> Result<VerifiedRoster> {
+        if self.anchor(&ws.id).is_some() {
+            return self.roster(&ws.id, &ws.name).await;
+        }
+        if !self.remote.roster(&ws.id, None).await?.is_empty() {
+            return Err(not_pinned(&ws.name).into());
+        }
+        let members = self.remote.members(&ws.id).await.unwrap_or_default();
+        let me = self.me;
+        let owner = members
+            .iter()
+            .find(|m| m.role == Role::Owner)
+            .map(|m| m.email.clone());
+        if members
+            .iter()
+            .find(|m| m.account_id == Some(me.account))
+            .is_none_or(|m| m.role != Role::Owner)
+            && !ws.personal
+        {
+            return Err(Failure::other(format!(
+                "workspace \"{}\" has no signed roster yet (it was made before signed rosters)",
+                ws.name
+            ))
+            .hint(format!(
+                "its owner{} starts one by running `klef workspace verify` in it",
+                owner.map(|o| format!(" ({o})")).unwrap_or_default()
+            ))
+            .into());
+        }
+        let record = MemberRecord {
+            account: me.account,
+            email: self.account.email.clone().unwrap_or_default(),
+            identity_key: me.identity_key,
+            x25519_key: me.x25519_key,
+            role: Role::Owner,
+            access: Access::All,
+        };
+        let (genesis, roster) = VerifiedRoster::create(ws.id, record, &self.signing_key())
+            .map_err(|e| {
+                Failure::other(format!("cannot start the roster of \"{}\": {e}", ws.name))
+            })?;
+        self.remote
+            .append_roster(&ws.id, vec![to_wire(&genesis, 0)])
+            .await
+            .with_context(|| format!("failed to store the new roster of \"{}\"", ws.name))?;
+        self.pin(&roster)?;
+        let earlier = members
+            .iter()
+            .filter(|m| m.account_id != Some(me.account) && m.status == MemberStatus::Confirmed)
+            .map(|m| m.email.as_str())
+            .collect::<Vec<_>>();
+        if !earlier.is_empty() {
+            self.printer.warn(&format!(
+                "started a signed roster for workspace \"{}\" with you as its owner; vouch for the members confirmed before it ({}) with `klef workspace confirm EMAIL --fingerprint FP`, or keys will not be wrapped to them",
+                ws.name,
+                earlier.join(", ")
+            ));
+        }
+        Ok(roster)
     }
 
     /// Writes the pins back (locally, then to the server) when they changed. A server copy

@@ -54,11 +54,9 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
             .hint("they run `klef workspace accept ID` first")
             .into());
         }
-        MemberStatus::Confirmed => {
-            ctx.printer
-                .info(&format!("{} is already a confirmed member", member.email));
-            return Ok(ExitStatus::SUCCESS);
-        }
+        // Already confirmed: nothing to do if the roster lists them, else (confirmed before
+        // the workspace had a signed roster) vouch for them below, without sharing keys again.
+        MemberStatus::Confirmed => {}
     }
     let Some(account_id) = member.account_id else {
         return Err(
@@ -67,7 +65,14 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     };
     let keys = ctx.keys(&b).await?;
     let mut trust = Trust::load(ctx, remote, &keys).await?;
-    let roster = trust.roster(&ws.id, &ws.name).await?;
+    let roster = trust.roster_or_adopt(&ws).await?;
+    let revouch = member.status == MemberStatus::Confirmed;
+    if revouch && roster.member(&account_id).is_some() {
+        trust.save().await?;
+        ctx.printer
+            .info(&format!("{} is already a confirmed member", member.email));
+        return Ok(ExitStatus::SUCCESS);
+    }
     // The keys the server relays for the invitee are a claim, checked below before anything
     // is signed or wrapped.
     let claimed = claimed_identity(&member, account_id)?;
@@ -90,12 +95,21 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
             .collect::<Vec<_>>()
             .join(", "),
     };
-    let summary = format!(
-        "{} ({how}, key fingerprint {fingerprint}) joins \"{}\" as {} with access to {sharing}",
-        member.email,
-        ws.name,
-        member.role.as_str()
-    );
+    let summary = if revouch {
+        format!(
+            "{} ({how}, key fingerprint {fingerprint}), confirmed before \"{}\" had a signed roster, is signed into it as {} with access to {sharing}",
+            member.email,
+            ws.name,
+            member.role.as_str()
+        )
+    } else {
+        format!(
+            "{} ({how}, key fingerprint {fingerprint}) joins \"{}\" as {} with access to {sharing}",
+            member.email,
+            ws.name,
+            member.role.as_str()
+        )
+    };
     if args.yes {
         ctx.printer.always(&summary);
     }
@@ -122,6 +136,29 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         )
         .map_err(|e| Failure::other(format!("cannot add {} to the roster: {e}", member.email)))?;
     let sequence = roster.head().sequence;
+    if revouch {
+        remote
+            .append_roster(&ws.id, vec![crate::trust::to_wire(&entry, sequence)])
+            .await
+            .with_context(|| format!("failed to sign {} into the roster", member.email))?;
+        trust.pin(&roster)?;
+        trust.save().await?;
+        if ctx.global.json {
+            ctx.printer.json(&json!({
+                "email": member.email,
+                "account_id": account_id,
+                "role": member.role.as_str(),
+                "key_fingerprint": fingerprint.to_string(),
+                "verified_by": how,
+                "shared": Vec::<String>::new(),
+            }))?;
+        }
+        ctx.printer.info(&format!(
+            "signed {} into the roster of workspace \"{}\"",
+            member.email, ws.name
+        ));
+        return Ok(ExitStatus::SUCCESS);
+    }
     // Keys are wrapped only to the keys just verified and signed into the roster.
     let public = claimed.x25519_key;
 

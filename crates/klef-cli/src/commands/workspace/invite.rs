@@ -73,7 +73,7 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     // The invite code pins this workspace's verified genesis for the invitee.
     let keys = ctx.keys(&b).await?;
     let mut trust = Trust::load(ctx, remote, &keys).await?;
-    let roster = trust.roster(&ws.id, &ws.name).await?;
+    let roster = trust.roster_or_adopt(&ws).await?;
     trust.save().await?;
     let inv = remote
         .invite(

@@ -7,8 +7,8 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::context::Context;
-use crate::diagnostics::{ExitStatus, Failure};
-use crate::trust::{self, Trust};
+use crate::diagnostics::ExitStatus;
+use crate::trust::Trust;
 
 /// Verify the workspace's signed member list and show a code to compare with teammates
 #[derive(Debug, clap::Args)]
@@ -20,18 +20,7 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
     let ws = ctx.current_workspace(&b).await?;
     let keys = ctx.keys(&b).await?;
     let mut trust = Trust::load(ctx, remote, &keys).await?;
-    let Some(roster) = trust.roster_if_pinned(&ws.id, &ws.name).await? else {
-        return Err(if remote.roster(&ws.id, None).await?.is_empty() {
-            Failure::other(format!(
-                "workspace \"{}\" has no signed roster: it was made before signed rosters",
-                ws.name
-            ))
-            .hint("create a new team workspace to get one; personal workspaces have none")
-            .into()
-        } else {
-            trust::not_pinned(&ws.name).into()
-        });
-    };
+    let roster = trust.roster_or_adopt(&ws).await?;
     trust.save().await?;
     let code = roster.verification_code();
     let members = roster.members().count();
