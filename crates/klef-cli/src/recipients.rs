@@ -77,7 +77,7 @@ pub(crate) async fn verified(
                 t.describe()
             ))
         })?;
-        listed.push((g.grantee.clone(), key));
+        listed.push((g.grantee, key));
     }
     let Some(remote) = b.as_remote() else {
         // The local vault: this machine's own records.

@@ -440,7 +440,6 @@ pub fn decide(action: Action, facts: &Facts) -> Result<(), ApiError> {
     };
     match action {
         Action::ReadWorkspace | Action::ReadProject | Action::ReadRoster => Ok(()),
-        Action::AppendRoster => manage_members(),
         Action::CreateProject
         | Action::ReadAudit
         | Action::ListGrants
@@ -468,7 +467,8 @@ pub fn decide(action: Action, facts: &Facts) -> Result<(), ApiError> {
                     .into(),
             )
         }),
-        Action::ManageMembers => manage_members(),
+        // Appending to the roster is member management, signed (clients verify each entry).
+        Action::ManageMembers | Action::AppendRoster => manage_members(),
         Action::Invite(invited) => {
             manage_members()?;
             if invited == Role::Owner {

@@ -55,7 +55,11 @@ pub(crate) async fn insert_account(
     args.extend([
         (&keys.public_key).into(),
         (&keys.private_key_sealed).into(),
-        account.identity_key.as_ref().map(|k| k.as_bytes()).into(),
+        account
+            .identity_key
+            .as_ref()
+            .map(klef_core::model::Blob::as_bytes)
+            .into(),
         account.created_at.into(),
     ]);
     tx.execute(

@@ -160,10 +160,10 @@ impl RemoteBackend {
         ws: &WorkspaceId,
         after: Option<u64>,
     ) -> BackendResult<Vec<RosterEntry>> {
-        let mut path = routes::roster(ws);
-        if let Some(after) = after {
-            path.push_str(&format!("?after={after}"));
-        }
+        let path = match after {
+            Some(after) => format!("{}?after={after}", routes::roster(ws)),
+            None => routes::roster(ws),
+        };
         let list: RosterList = self.api.get(&path).await?;
         Ok(list.entries)
     }

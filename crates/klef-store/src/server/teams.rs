@@ -15,6 +15,9 @@ use crate::tables::{self, Grant};
 use crate::tx::Tx;
 use crate::{Store, StoreError, invalid, not_found, now_ms};
 
+/// A confirmed member's row: account id, email, role, X25519 key, identity key.
+type ConfirmedRow = (String, Option<String>, String, Vec<u8>, Option<Vec<u8>>);
+
 /// A new invitation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewInvitation {
@@ -264,7 +267,7 @@ impl Store {
     pub async fn members(&self, ws: &WorkspaceId) -> Result<Vec<Member>, StoreError> {
         let ws_id = ws.to_string();
         let (confirmed, full, grants, invitations) = with_pool!(self, pool => {
-            let confirmed: Vec<(String, Option<String>, String, Vec<u8>, Option<Vec<u8>>)> =
+            let confirmed: Vec<ConfirmedRow> =
                 sqlx::query_as(
                 "SELECT a.id, a.email, m.role, a.public_key, a.identity_key \
                  FROM workspace_members m \

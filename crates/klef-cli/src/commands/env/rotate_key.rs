@@ -79,7 +79,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         let wrapped = crypto::try_wrap_key(&r.public_key, &new_key, &Aad::EnvironmentKey(&env.id))
             .context("cannot wrap the new key to a grantee")?;
         grants.push(RotatedGrant {
-            grantee: r.grantee.clone(),
+            grantee: r.grantee,
             wrapped_key: wrapped.into(),
         });
     }

@@ -30,7 +30,7 @@ pub(crate) struct Args {
     pub(crate) id: Option<InviteId>,
 
     /// The invite code the admin sent you out of band (`klef_inv_…`); read from
-    /// KLEF_INVITE_CODE when not given
+    /// `KLEF_INVITE_CODE` when not given
     #[arg(long, value_name = "CODE", conflicts_with_all = ["owner_fingerprint", "trust_on_first_use"])]
     pub(crate) code: Option<String>,
 
@@ -97,19 +97,19 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     let entries = remote.roster(&ws, None).await?;
     let signed = trust::to_signed(&entries).map_err(Failure::other)?;
     let named = format!("workspace \"{}\"", invitation.workspace_name);
-    let roster = match &code {
-        Some(code) => verify(&named, code.genesis(), &ws, &signed)?,
-        None => {
-            let Some(first) = signed.first() else {
-                return Err(Failure::other(format!(
-                    "the server sent no roster for {named}: it withheld the member list, or the workspace was made before signed rosters"
-                ))
-                .into());
-            };
-            let roster = verify(&named, first.hash(), &ws, &signed)?;
-            check_owner(ctx, args, &roster, &invitation.invited_by)?;
-            roster
-        }
+    let roster = if let Some(code) = &code {
+        verify(&named, code.genesis(), &ws, &signed)?
+    } else {
+        let Some(first) = signed.first() else {
+            return Err(Failure::other(format!(
+                "the server sent no roster for {named}: it withheld the member list, or the workspace was made before signed rosters"
+            ))
+            .hint("ask the workspace's owner to run `klef workspace verify` (it starts the roster), then accept again")
+            .into());
+        };
+        let roster = verify(&named, first.hash(), &ws, &signed)?;
+        check_owner(ctx, args, &roster, &invitation.invited_by)?;
+        roster
     };
     if let Some(pinned) = trust.anchor(&ws)
         && pinned.genesis != roster.genesis()

@@ -45,7 +45,9 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     let ws = ctx.current_workspace(&b).await?;
     let member = members::find(remote, &ws, &args.email).await?;
     match member.status {
-        MemberStatus::Accepted => {}
+        // Confirmed already: nothing to do if the roster lists them, else (confirmed before the
+        // workspace had a signed roster) vouch for them below, without sharing keys again.
+        MemberStatus::Accepted | MemberStatus::Confirmed => {}
         MemberStatus::Invited => {
             return Err(Failure::other(format!(
                 "{} has not accepted the invitation yet",
@@ -54,9 +56,6 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
             .hint("they run `klef workspace accept ID` first")
             .into());
         }
-        // Already confirmed: nothing to do if the roster lists them, else (confirmed before
-        // the workspace had a signed roster) vouch for them below, without sharing keys again.
-        MemberStatus::Confirmed => {}
     }
     let Some(account_id) = member.account_id else {
         return Err(
