@@ -4,6 +4,7 @@
 mod account_safety;
 mod adversary;
 mod agent;
+mod api_key_split;
 mod backup_server;
 mod bad_input;
 mod crash;
