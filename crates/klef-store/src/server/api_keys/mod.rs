@@ -575,4 +575,70 @@ mod tests {
         assert!(check_grants(&covered, &[g(e1, 1), g(e1, 1)], &BTreeSet::new()).is_err());
         assert!(check_grants(&covered, &[], &BTreeSet::new()).is_ok());
     }
+
+    /// Migration 0005 on a database with a key from before split secrets: the row is marked
+    /// `whole-secret` (refused on use), the environment key wrapped to it is dropped, and the
+    /// account's own grant is kept; a row inserted afterwards can be `split`.
+    #[tokio::test]
+    async fn migration_0005_marks_old_keys_and_drops_their_grants() {
+        use sqlx::Connection as _;
+        let mut c = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .expect("in-memory SQLite");
+        let before = [
+            include_str!("../../../migrations/sqlite/0001_init.sql"),
+            include_str!("../../../migrations/sqlite/0002_server.sql"),
+            include_str!("../../../migrations/sqlite/0003_incarnation.sql"),
+            include_str!("../../../migrations/sqlite/0004_roster.sql"),
+        ];
+        for sql in before {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await
+                .expect("an earlier migration");
+        }
+        // Only the api_keys and environment_grants rows matter here.
+        sqlx::raw_sql(
+            "PRAGMA foreign_keys = OFF; \
+             INSERT INTO api_keys (id, kind, label, secret_hash, public_key, permission, \
+                created_by, created_at) VALUES ('k1', 'system', 'ci', 'aa', x'01', 'read', 'a1', 1); \
+             INSERT INTO environment_grants VALUES ('e1', 'api_key', 'k1', x'02', 1, 1); \
+             INSERT INTO environment_grants VALUES ('e1', 'account', 'a2', x'03', 1, 1);",
+        )
+        .execute(&mut c)
+        .await
+        .expect("rows from before the split");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(include_str!(
+            "../../../migrations/sqlite/0005_api_key_split.sql"
+        )))
+        .execute(&mut c)
+        .await
+        .expect("migration 0005");
+        let row: (String, Option<Vec<u8>>) =
+            sqlx::query_as("SELECT format, signing_key FROM api_keys WHERE id = 'k1'")
+                .fetch_one(&mut c)
+                .await
+                .expect("the old key");
+        assert_eq!(row, ("whole-secret".to_owned(), None));
+        let grants: Vec<(String,)> =
+            sqlx::query_as("SELECT grantee_kind FROM environment_grants ORDER BY grantee_kind")
+                .fetch_all(&mut c)
+                .await
+                .expect("grants");
+        assert_eq!(grants, [("account".to_owned(),)]);
+        sqlx::raw_sql(
+            "INSERT INTO api_keys (id, kind, label, secret_hash, format, permission, created_by, \
+             created_at) VALUES ('k2', 'user', 'laptop', 'bb', 'split', 'readwrite', 'a1', 2)",
+        )
+        .execute(&mut c)
+        .await
+        .expect("a key of the split format");
+        assert!(
+            sqlx::raw_sql("UPDATE api_keys SET format = 'v3' WHERE id = 'k2'")
+                .execute(&mut c)
+                .await
+                .is_err(),
+            "an unknown format is refused"
+        );
+    }
 }
