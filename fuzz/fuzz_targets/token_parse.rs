@@ -1,9 +1,9 @@
-//! Fuzzes API-token and key-prefix parsing. Every accepted token must have exactly one
+//! Fuzzes API-token, bearer-credential and key-prefix parsing. Every accepted token must have exactly one
 //! spelling: showing it again gives back the (trimmed) input, and its prefix parses to the same
 //! kind and id.
 #![no_main]
 
-use klef_core::crypto::token::{ApiToken, parse_prefix, prefix_of};
+use klef_core::crypto::token::{ApiToken, PresentedBearer, parse_prefix, prefix_of};
 use libfuzzer_sys::fuzz_target;
 use secrecy::ExposeSecret as _;
 
@@ -20,12 +20,20 @@ fuzz_target!(|data: &[u8]| {
         );
         let (kind, id) = parse_prefix(&token.prefix()).expect("a token's prefix must parse");
         assert_eq!((kind, id), (token.kind(), token.id()));
-        assert!(token.verify_secret_hash(&token.secret_hash()));
+        let bearer = token.bearer_token();
+        let presented =
+            PresentedBearer::parse(bearer.expose_secret()).expect("a token's bearer must parse");
+        assert!(presented.matches_hash(&token.bearer_hash()));
         // Only system keys have a key pair; deriving one must not panic.
         assert_eq!(
-            token.derive_keypair().is_ok(),
+            token.keypair().is_ok(),
             token.kind() == klef_core::crypto::token::TokenKind::System
         );
+    }
+
+    if let Ok(presented) = PresentedBearer::parse(text) {
+        let (kind, id) = parse_prefix(&presented.prefix()).expect("a bearer's prefix must parse");
+        assert_eq!((kind, id), (presented.kind(), presented.id()));
     }
 
     if let Ok((kind, id)) = parse_prefix(text) {

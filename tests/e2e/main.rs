@@ -4,6 +4,7 @@
 mod account_safety;
 mod adversary;
 mod agent;
+mod api_key_split;
 mod attack_table;
 mod backup_server;
 mod bad_input;

@@ -7,7 +7,9 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use klef_core::crypto::sha256_hex;
-use klef_core::crypto::token::ApiToken;
+use klef_core::crypto::token::{
+    ApiToken, OLD_FORMAT_ADVICE, PresentedBearer, TokenError, TokenKind, is_whole_token,
+};
 use klef_core::ids::{AccountId, ApiKeyId, EnvironmentId, ProjectId, WorkspaceId};
 use klef_core::model::{Environment, Role, Timestamp};
 use klef_core::wire::{ApiKeyKind, ApiKeyPermission, ApiKeyScope, Grantee};
@@ -26,9 +28,9 @@ pub const SYSTEM_KEY_LIMIT: &str = "a system key can only read secrets (and, wit
 pub enum Principal {
     /// A signed-in person (a `klef_sess_…` token).
     Session(SessionPrincipal),
-    /// A user API key (`klef_user_…`): acts as the person who made it.
+    /// A user API key (`klef_bearer_user_…`): acts as the person who made it.
     UserKey(UserKeyPrincipal),
-    /// A system API key (`klef_sys_…`): scoped, read or readwrite, no account.
+    /// A system API key (`klef_bearer_sys_…`): scoped, read or readwrite, no account.
     SystemKey(SystemKeyPrincipal),
 }
 
@@ -183,8 +185,11 @@ impl FromRequestParts<AppState> for Principal {
                 expires_at: session.expires_at,
             }));
         }
-        if token.starts_with("klef_user_") || token.starts_with("klef_sys_") {
+        if token.starts_with("klef_bearer_") {
             return api_key_principal(state, token).await;
+        }
+        if is_whole_token(token) {
+            return Err(whole_token(token));
         }
         Err(ApiError::Unauthenticated(
             "the bearer token is not a Klef token".into(),
@@ -192,10 +197,29 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
-/// Authenticates an API key: parsed, looked up by id, its secret's hash compared in constant
-/// time, refused when revoked. No message names the secret.
+/// The refusal of a whole API key sent as the bearer token, never looked up: a client from
+/// before split secrets sends its (old-format) key whole; a key of the current format is never
+/// sent by `klef`, so whoever sent it has leaked it.
+fn whole_token(token: &str) -> ApiError {
+    match ApiToken::parse(token) {
+        Err(TokenError::OldFormat) => ApiError::ApiKeyOutdated(format!(
+            "this klef sent the whole API key; update klef, then: {OLD_FORMAT_ADVICE}"
+        )),
+        Ok(_) => ApiError::Unauthenticated(
+            "a whole API key was sent, which klef never does (it sends only the bearer \
+             credential derived from it): revoke this key and make a new one"
+                .into(),
+        ),
+        Err(e) => ApiError::Unauthenticated(format!("{e}; check KLEF_TOKEN")),
+    }
+}
+
+/// Authenticates an API key by its bearer credential (`klef_bearer_<kind>_<id>_<credential>`,
+/// DESIGN.md §9.4): parsed, looked up by id, refused when issued before split secrets, the
+/// credential's SHA-256 compared in constant time, refused when revoked. No message names the
+/// credential.
 async fn api_key_principal(state: &AppState, token: &str) -> Result<Principal, ApiError> {
-    let parsed = ApiToken::parse(token)
+    let parsed = PresentedBearer::parse(token)
         .map_err(|e| ApiError::Unauthenticated(format!("{e}; check KLEF_TOKEN")))?;
     let unknown = || ApiError::Unauthenticated("unknown API key; check KLEF_TOKEN".into());
     let Some(key) = state.store.api_key_auth(&parsed.id()).await? else {
@@ -203,13 +227,20 @@ async fn api_key_principal(state: &AppState, token: &str) -> Result<Principal, A
     };
     let kind_matches = matches!(
         (parsed.kind(), key.kind),
-        (klef_core::crypto::token::TokenKind::User, ApiKeyKind::User)
-            | (
-                klef_core::crypto::token::TokenKind::System,
-                ApiKeyKind::System
-            )
+        (TokenKind::User, ApiKeyKind::User) | (TokenKind::System, ApiKeyKind::System)
     );
-    if !parsed.verify_secret_hash(&key.secret_hash) || !kind_matches {
+    if !kind_matches {
+        return Err(unknown());
+    }
+    if key.outdated {
+        // Its stored hash is of a secret the server saw, so no bearer credential can match it:
+        // say what to do instead of "unknown".
+        return Err(ApiError::ApiKeyOutdated(format!(
+            "API key {}: {OLD_FORMAT_ADVICE}",
+            parsed.prefix()
+        )));
+    }
+    if !parsed.matches_hash(&key.bearer_hash) {
         return Err(unknown());
     }
     if key.revoked {

@@ -33,6 +33,10 @@ pub enum ApiError {
     /// No valid credentials.
     #[error("{0}")]
     Unauthenticated(String),
+    /// An API key of the first format: issued before split secrets (its whole secret reached
+    /// the server), or sent whole by an old client. The message names only the prefix.
+    #[error("{0}")]
+    ApiKeyOutdated(String),
     /// Wrong email or password.
     #[error("wrong email or password")]
     InvalidCredentials,
@@ -102,7 +106,9 @@ impl ApiError {
             }
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unauthenticated(_) | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthenticated(_)
+            | ApiError::ApiKeyOutdated(_)
+            | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) | ApiError::SignupClosed => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -125,6 +131,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => codes::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => codes::PAYLOAD_TOO_LARGE,
             ApiError::Unauthenticated(_) => codes::UNAUTHENTICATED,
+            ApiError::ApiKeyOutdated(_) => codes::API_KEY_OUTDATED,
             ApiError::InvalidCredentials => codes::INVALID_CREDENTIALS,
             ApiError::Forbidden(_) => codes::FORBIDDEN,
             ApiError::SignupClosed => codes::SIGNUP_CLOSED,

@@ -77,7 +77,7 @@ impl Store {
                 .all(
                     "SELECT k.id FROM api_keys k JOIN api_key_scopes s ON s.api_key_id = k.id \
                      WHERE s.project_id = $1 AND s.environment_id IS NULL \
-                     AND k.kind = 'system' AND k.revoked_at IS NULL",
+                     AND k.kind = 'system' AND k.format = 'split' AND k.revoked_at IS NULL",
                     &[(&project).into()],
                 )
                 .await?;

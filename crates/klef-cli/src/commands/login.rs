@@ -4,7 +4,7 @@
 
 use anyhow::{Context as _, Result};
 use klef_core::backend::BackendError;
-use klef_core::crypto::token::{ApiToken, TokenKind};
+use klef_core::crypto::token::{ApiToken, TokenError, TokenKind};
 use klef_core::wire::{LoginRequest, SecretText, SessionResponse};
 use secrecy::ExposeSecret as _;
 use serde_json::json;
@@ -47,10 +47,11 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     let server = api.base().to_owned();
 
     if let Some(key) = args.key {
-        let token = ApiToken::parse(key.trim()).map_err(|e| {
-            Failure::usage(format!("--key is not a klef user key: {e}")).hint(
+        let token = ApiToken::parse(key.trim()).map_err(|e| match e {
+            TokenError::OldFormat => Failure::auth(format!("--key: {e}")),
+            e => Failure::usage(format!("--key is not a klef user key: {e}")).hint(
                 "user keys look like klef_user_<id>_<secret> (`klef keys create --type user`)",
-            )
+            ),
         })?;
         if token.kind() != TokenKind::User {
             return Err(Failure::usage(
@@ -58,9 +59,9 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             )
             .into());
         }
-        // A user key is a bearer credential of its own: check it with the server, then keep it
-        // where a session token would go.
-        let secret = SecretText::new(token.display().expose_secret().to_owned());
+        // Check the key's bearer credential with the server, then keep that credential (never
+        // the key) where a session token would go.
+        let secret = SecretText::new(token.bearer_token().expose_secret().to_owned());
         let backend = RemoteBackend::new(Api::new(&server, Some(secret.clone()))?);
         let me = match backend.me().await {
             Ok(me) => me.clone(),

@@ -93,10 +93,12 @@ impl Api {
         self.token.is_some()
     }
 
-    /// Whether the attached token is an API key (`KLEF_TOKEN`, `klef login --key`).
+    /// Whether the attached token is an API key's bearer credential (`KLEF_TOKEN`,
+    /// `klef login --key`), or a whole key a session store kept from before split secrets.
     fn uses_api_key(&self) -> bool {
         self.token.as_ref().is_some_and(|t| {
-            t.expose().starts_with("klef_user_") || t.expose().starts_with("klef_sys_")
+            klef_core::crypto::token::is_bearer_token(t.expose())
+                || klef_core::crypto::token::is_whole_token(t.expose())
         })
     }
 
@@ -314,6 +316,12 @@ impl Api {
         let code = detail.code.as_str();
         match status {
             StatusCode::UNAUTHORIZED => {
+                // A key issued before split secrets: this build's own words, not the server's.
+                if code == codes::API_KEY_OUTDATED {
+                    return BackendError::Unauthenticated(
+                        klef_core::crypto::token::OLD_FORMAT_ADVICE.to_owned(),
+                    );
+                }
                 // An API key's refusal says why (revoked, unknown); it names only the prefix.
                 if code == codes::INVALID_CREDENTIALS || self.uses_api_key() {
                     BackendError::Unauthenticated(message)

@@ -15,8 +15,9 @@ use crate::model::{ApiKeyUpdate, Blob};
 pub type PutApiKeyRequest = ApiKeyUpdate;
 
 /// `POST /v1/api-keys`: registers a key the client generated (`ApiToken::generate`). The
-/// server never sees the secret: only its SHA-256 and, for a system key, the public key
-/// derived from it. Answers `201` with the [`ApiKeyInfo`].
+/// server never sees the secret, nor anything that decrypts or signs: only SHA-256 of the
+/// bearer credential derived from it and, for a system key, the X25519 and Ed25519 public keys
+/// derived from it (docs/crypto.md, "API tokens"). Answers `201` with the [`ApiKeyInfo`].
 ///
 /// A user key takes no scopes, permission or environment keys. A system key needs at least
 /// one scope, a permission, and `environment_keys` for exactly the environments its scopes
@@ -30,11 +31,16 @@ pub struct CreateApiKeyRequest {
     pub kind: ApiKeyKind,
     /// A label shown in `klef keys list` (1–128 characters, no control characters).
     pub label: String,
-    /// SHA-256 (64 lower-case hex digits) of the token's 32 secret bytes.
-    pub secret_hash: String,
+    /// SHA-256 (64 lower-case hex digits) of the bearer credential `HKDF(secret,
+    /// "klef/v1/api-key/bearer")` (`ApiToken::bearer_hash`), never of the secret.
+    pub bearer_hash: String,
     /// A system key's X25519 public key (32 bytes), derived from its secret.
     #[serde(default)]
     pub public_key: Option<Blob>,
+    /// A system key's Ed25519 public key (32 bytes), derived from its secret: it signs the
+    /// manifests of what a read-write key writes.
+    #[serde(default)]
+    pub signing_key: Option<Blob>,
     /// A system key's permission.
     #[serde(default)]
     pub permission: Option<ApiKeyPermission>,

@@ -13,6 +13,10 @@ pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
 pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
 /// No credentials, or an unknown, expired or revoked token (HTTP 401).
 pub const UNAUTHENTICATED: &str = "unauthenticated";
+/// An API key registered before split secrets (its whole secret was sent to the server), or
+/// a whole token sent as the bearer by a client of that time (HTTP 401): re-create the key with
+/// `klef keys create` and rotate the environments it could read.
+pub const API_KEY_OUTDATED: &str = "api_key_outdated";
 /// Wrong email or account password (HTTP 401).
 pub const INVALID_CREDENTIALS: &str = "invalid_credentials";
 /// Signed in, but not allowed (HTTP 403); the message says why (`no access to production`).

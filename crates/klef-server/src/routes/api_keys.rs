@@ -129,6 +129,10 @@ pub(super) async fn create(
                 PublicKey::from_slice(pk.as_bytes())
                     .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
             }
+            if let Some(vk) = &req.signing_key {
+                klef_core::trust::identity::VerifyingKey::from_slice(vk.as_bytes())
+                    .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+            }
             scope_workspace(&state, &principal, &req.scopes).await?
         }
     };
@@ -150,9 +154,13 @@ pub(super) async fn create(
                 id: req.id,
                 kind: req.kind,
                 label: &req.label,
-                secret_hash: &req.secret_hash,
+                bearer_hash: &req.bearer_hash,
                 public_key: req
                     .public_key
+                    .as_ref()
+                    .map(klef_core::model::Blob::as_bytes),
+                signing_key: req
+                    .signing_key
                     .as_ref()
                     .map(klef_core::model::Blob::as_bytes),
                 permission: req.permission,

@@ -3,11 +3,12 @@
 //! audit trail, and that no token secret ever reaches the database.
 
 use klef_core::ids::{EnvironmentId, WorkspaceId};
+use klef_core::model::Blob;
 use serde_json::{Value, json};
 
 use crate::common::{
-    Api, Person, ProjectFixture, Server, T0, Target, count, dump, open_value, put, with_postgres,
-    with_sqlite,
+    Api, Person, ProjectFixture, Server, T0, Target, count, dump, exec, open_value, put,
+    with_postgres, with_sqlite,
 };
 use crate::matrix::{SysKey, create_env_body, new_env, reach_key, user_key};
 
@@ -145,7 +146,7 @@ async fn keys(target: Target) {
         &prod_scope,
         &[k.grant(&production.id, production_key, 1)],
     );
-    bad_hash["secret_hash"] = json!("ABC");
+    bad_hash["bearer_hash"] = json!("ABC");
     api.post("/v1/api-keys", Some(&token), &bad_hash)
         .await
         .err(400, "invalid_request");
@@ -167,7 +168,10 @@ async fn keys(target: Target) {
         .await
         .ok(201);
     assert!(created["prefix"].as_str().unwrap().starts_with("klef_sys_"));
-    assert!(read.token.starts_with(created["prefix"].as_str().unwrap()));
+    assert!(read.whole.starts_with(created["prefix"].as_str().unwrap()));
+    // Only the bearer credential goes to the server; the public keys are the token's.
+    assert!(read.token.starts_with("klef_bearer_sys_"));
+    assert_eq!(created["public_key"], json!(Blob(read.public.0.to_vec())));
     let access = api
         .get(
             &format!("/v1/environments/{}/key", production.id),
@@ -377,10 +381,52 @@ async fn keys(target: Target) {
         assert!(actions.contains(&wanted), "{wanted:?} in {actions:?}");
     }
 
-    // Zero knowledge: no token and no secret part of one is stored.
+    // Keys issued before split secrets (migration 0005 marks every older row 'whole-secret'):
+    // refused on use with their own code, whatever credential is presented.
+    let (old_bearer, old_id, body) = user_key("from before the split");
+    api.post("/v1/api-keys", Some(&token), &body).await.ok(201);
+    api.get("/v1/me/api-key", &old_bearer).await.ok(200);
+    exec(
+        &target,
+        &format!("UPDATE api_keys SET format = 'whole-secret' WHERE id = '{old_id}'"),
+    )
+    .await;
+    let refused = api
+        .get("/v1/me/api-key", &old_bearer)
+        .await
+        .err(401, "api_key_outdated");
+    assert!(
+        refused.message().contains("klef keys create"),
+        "{}",
+        refused.body
+    );
+    // A client from before the split sends its whole (old-format) token: refused the same way.
+    let (star_prefix, star_secret) = star.whole.rsplit_once('_').unwrap();
+    let old_whole = format!("{star_prefix}_{}", &star_secret[1..]);
+    api.get("/v1/me/api-key", &old_whole)
+        .await
+        .err(401, "api_key_outdated");
+    // A whole key of this format is never sent by klef: refused as a leak.
+    let leaked = api
+        .get("/v1/me/api-key", &star.whole)
+        .await
+        .err(401, "unauthenticated");
+    assert!(
+        leaked.message().contains("whole API key"),
+        "{}",
+        leaked.body
+    );
+
+    // Zero knowledge: no token, no secret part of one and no bearer credential is stored.
     let stored = dump(&target).await;
     let haystack = String::from_utf8_lossy(&stored);
-    for t in [&read.token, &star.token, &user_token] {
+    for t in [
+        &read.whole,
+        &star.whole,
+        &read.token,
+        &star.token,
+        &user_token,
+    ] {
         let secret = &t[t.rfind('_').unwrap() + 1..];
         assert!(!haystack.contains(secret), "a token secret was stored");
     }

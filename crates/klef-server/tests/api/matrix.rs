@@ -504,23 +504,29 @@ async fn postgres_permission_matrix() {
 
 /// A system key generated client-side, as `klef keys create` makes one.
 pub(crate) struct SysKey {
+    /// The bearer credential sent in `Authorization` (never the token).
     pub(crate) token: String,
+    /// The whole token, as `keys create` prints it (never sent).
+    pub(crate) whole: String,
     pub(crate) id: ApiKeyId,
     pub(crate) private: PrivateKey,
     pub(crate) public: PublicKey,
+    pub(crate) signing_key: [u8; 32],
     pub(crate) hash: String,
 }
 
 impl SysKey {
     pub(crate) fn new() -> SysKey {
         let token = ApiToken::generate(TokenKind::System);
-        let (private, public) = token.derive_keypair().expect("system key pair");
+        let (private, public) = token.keypair().expect("system key pair");
         SysKey {
-            token: token.display().expose_secret().to_owned(),
+            token: token.bearer_token().expose_secret().to_owned(),
+            whole: token.display().expose_secret().to_owned(),
             id: token.id(),
             private,
             public,
-            hash: token.secret_hash(),
+            signing_key: token.signing_public_key().expect("system signing key"),
+            hash: token.bearer_hash(),
         }
     }
 
@@ -549,8 +555,9 @@ impl SysKey {
             "id": self.id,
             "kind": "system",
             "label": label,
-            "secret_hash": self.hash,
+            "bearer_hash": self.hash,
             "public_key": Blob(self.public.0.to_vec()),
+            "signing_key": Blob(self.signing_key.to_vec()),
             "permission": permission,
             "scopes": scopes,
             "environment_keys": grants,
@@ -558,16 +565,20 @@ impl SysKey {
     }
 }
 
-/// A user key's token and create body.
+/// A user key's bearer credential and create body.
 pub(crate) fn user_key(label: &str) -> (String, ApiKeyId, Value) {
     let token = ApiToken::generate(TokenKind::User);
     let body = json!({
         "id": token.id(),
         "kind": "user",
         "label": label,
-        "secret_hash": token.secret_hash(),
+        "bearer_hash": token.bearer_hash(),
     });
-    (token.display().expose_secret().to_owned(), token.id(), body)
+    (
+        token.bearer_token().expose_secret().to_owned(),
+        token.id(),
+        body,
+    )
 }
 
 /// The environment key reached through a key-access answer: with the person's private key, or

@@ -41,7 +41,8 @@ impl Store {
         Ok(out)
     }
 
-    /// The live system keys scoped to every environment of `project` (`proj:*`), by id.
+    /// The live system keys scoped to every environment of `project` (`proj:*`), by id; keys
+    /// issued before split secrets are left out (nothing more is wrapped to them).
     pub async fn api_key_recipients(
         &self,
         project: &ProjectId,
@@ -50,7 +51,7 @@ impl Store {
             sqlx::query_as(
                 "SELECT k.id, k.public_key FROM api_keys k JOIN api_key_scopes s \
                  ON s.api_key_id = k.id WHERE s.project_id = $1 AND s.environment_id IS NULL \
-                 AND k.kind = 'system' AND k.revoked_at IS NULL ORDER BY k.id",
+                 AND k.kind = 'system' AND k.format = 'split' AND k.revoked_at IS NULL ORDER BY k.id",
             )
             .bind(project.to_string())
             .fetch_all(pool)

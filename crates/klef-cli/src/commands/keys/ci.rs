@@ -3,11 +3,16 @@
 //! its scopes were wrapped to it when it was made. A user key (`klef_user_…`) acts as its
 //! owner; unlocking still needs the owner's encryption password.
 //!
+//! The token never leaves this machine: the server gets only the bearer credential derived
+//! from it (`ApiToken::bearer_token`), from which nothing that decrypts or signs follows
+//! (DESIGN.md §9.4). A token of the first format, whose secret was sent whole, is refused
+//! here before anything is sent.
+//!
 //! Without a `.klef` or `-p`, a system key whose scopes name one project uses it; without
 //! `-e`, one environment of that project in scope is the default.
 
 use anyhow::{Context as _, Result};
-use klef_core::crypto::token::{ApiToken, TokenKind};
+use klef_core::crypto::token::{ApiToken, TokenError, TokenKind};
 use klef_core::crypto::{self, Aad, SymmetricKey, WrappedKey};
 use klef_core::env::EnvVars;
 use klef_core::model::{Environment, EnvironmentKeyAccess, Project};
@@ -24,18 +29,19 @@ pub(crate) fn token() -> Result<Option<ApiToken>> {
     let raw = raw
         .to_str()
         .ok_or_else(|| Failure::auth("KLEF_TOKEN is not a klef API key: it is not valid UTF-8"))?;
-    let token = ApiToken::parse(raw).map_err(|e| {
-        Failure::auth(format!("KLEF_TOKEN is not a klef API key: {e}"))
-            .hint("API keys look like klef_sys_<id>_<secret> or klef_user_<id>_<secret> (`klef keys create`)")
+    let token = ApiToken::parse(raw).map_err(|e| match e {
+        TokenError::OldFormat => Failure::auth(format!("KLEF_TOKEN: {e}")),
+        e => Failure::auth(format!("KLEF_TOKEN is not a klef API key: {e}"))
+            .hint("API keys look like klef_sys_<id>_<secret> or klef_user_<id>_<secret> (`klef keys create`)"),
     })?;
     Ok(Some(token))
 }
 
-/// `KLEF_TOKEN` as the bearer token to send, if set.
+/// The bearer credential of `KLEF_TOKEN` to send, if set: never the token itself.
 pub(crate) fn bearer() -> Result<Option<SecretText>> {
     Ok(token()?.map(|t| {
         use klef_core::secrecy::ExposeSecret as _;
-        SecretText::new(t.display().expose_secret().to_owned())
+        SecretText::new(t.bearer_token().expose_secret().to_owned())
     }))
 }
 
@@ -74,7 +80,7 @@ pub(crate) fn open_environment_key(
         ))
         .into());
     };
-    let (private, _) = token.derive_keypair()?;
+    let (private, _) = token.keypair()?;
     crypto::unwrap_key(
         &private,
         &WrappedKey::from(environment_key),

@@ -1,8 +1,10 @@
 //! `klef keys create --type user --label L` / `klef keys create --type system --label L
 //! --scope PROJECT:ENV [--scope …] --permission read|readwrite`: makes the key here (its secret
-//! never leaves this machine except as the printed key), registers its hash (and, for a system
-//! key, its public key with the environment keys of its scopes wrapped to it) and prints the
-//! key once: only the key on stdout.
+//! never leaves this machine except as the printed key), registers the hash of its bearer
+//! credential (and, for a system key, its X25519 and Ed25519 public keys, with the environment
+//! keys of its scopes wrapped to the X25519 one) and prints the key once: only the key on
+//! stdout. All of these are derived from the secret (DESIGN.md §9.4); none of them gives the
+//! server anything that decrypts or signs.
 
 use anyhow::{Context as _, Result};
 use klef_core::crypto::token::{ApiToken, TokenKind};
@@ -108,22 +110,24 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             id: token.id(),
             kind: ApiKeyKind::User,
             label: args.label.clone(),
-            secret_hash: token.secret_hash(),
+            bearer_hash: token.bearer_hash(),
             public_key: None,
+            signing_key: None,
             permission: None,
             scopes: Vec::new(),
             environment_keys: Vec::new(),
         },
         KeyType::System => {
             let resolved = resolve(ctx, &b, &scope_args).await?;
-            let (_, public) = token.derive_keypair()?;
+            let (_, public) = token.keypair()?;
             let environment_keys = wrap_covered(ctx, &b, &resolved.covered, &public).await?;
             CreateApiKeyRequest {
                 id: token.id(),
                 kind: ApiKeyKind::System,
                 label: args.label.clone(),
-                secret_hash: token.secret_hash(),
+                bearer_hash: token.bearer_hash(),
                 public_key: Some(Blob(public.0.to_vec())),
+                signing_key: Some(Blob(token.signing_public_key()?.to_vec())),
                 permission,
                 scopes: resolved.scopes,
                 environment_keys,

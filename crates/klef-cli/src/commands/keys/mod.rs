@@ -15,7 +15,7 @@ mod revoke;
 
 use anyhow::{Context as _, Result};
 use klef_core::backend::Backend as _;
-use klef_core::crypto::token::ApiToken;
+use klef_core::crypto::token::{ApiToken, TokenError};
 use klef_core::crypto::{self, Aad, PublicKey};
 use klef_core::model::{Environment, Project};
 use klef_core::names::validate_slug;
@@ -189,6 +189,8 @@ pub(crate) async fn find_key(r: &RemoteBackend, needle: &str) -> Result<ApiKeyIn
     let needle = needle.trim();
     let wanted = match ApiToken::parse(needle) {
         Ok(token) => token.prefix(),
+        // A whole key of the first format (to revoke it): its prefix, never its secret.
+        Err(TokenError::OldFormat) => needle[..needle.rfind('_').unwrap_or(0)].to_owned(),
         Err(_) => needle.to_ascii_lowercase(),
     };
     if !wanted.starts_with("klef_user_") && !wanted.starts_with("klef_sys_") {

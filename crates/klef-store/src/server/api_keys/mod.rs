@@ -3,6 +3,11 @@
 //! authenticate, listing, replacing a system key's scopes, revoking, and the direct grants
 //! (`environment_grants` with `grantee_kind = 'api_key'`) that let a system key decrypt end to
 //! end. Like the rest of the store it sees only hashes, public keys and wrapped keys.
+//!
+//! Migration `0005_api_key_split` adds `format`: keys registered since store SHA-256 of the
+//! bearer credential derived from the secret (`split`); the rows that existed before hold
+//! SHA-256 of a secret their client sent whole (`whole-secret`) and are refused on use
+//! ([`ApiKeyAuth::outdated`]).
 
 use std::collections::BTreeSet;
 
@@ -35,10 +40,12 @@ pub struct NewApiKey<'a> {
     pub kind: ApiKeyKind,
     /// The label.
     pub label: &'a str,
-    /// SHA-256 (hex) of the secret.
-    pub secret_hash: &'a str,
-    /// A system key's public key.
+    /// SHA-256 (hex) of the bearer credential derived from the secret (never of the secret).
+    pub bearer_hash: &'a str,
+    /// A system key's X25519 public key.
     pub public_key: Option<&'a [u8]>,
+    /// A system key's Ed25519 public key.
+    pub signing_key: Option<&'a [u8]>,
     /// A system key's permission.
     pub permission: Option<ApiKeyPermission>,
     /// A system key's scopes.
@@ -58,8 +65,12 @@ pub struct ApiKeyAuth {
     pub kind: ApiKeyKind,
     /// The label.
     pub label: String,
-    /// SHA-256 (hex) of the secret, to compare in constant time.
-    pub secret_hash: String,
+    /// SHA-256 (hex) of the bearer credential, to compare in constant time (for an
+    /// [`outdated`](Self::outdated) key: of the secret itself).
+    pub bearer_hash: String,
+    /// Registered before split secrets (`format = 'whole-secret'`): its whole secret reached
+    /// the server, so it is refused on use.
+    pub outdated: bool,
     /// A system key's permission (user keys: `None`).
     pub permission: Option<ApiKeyPermission>,
     /// Whether it was revoked.
@@ -131,26 +142,27 @@ impl Store {
         audit: &Audit,
     ) -> Result<ApiKeyInfo, StoreError> {
         validate_display_name("key label", new.label).map_err(|e| invalid(e.to_string()))?;
-        if new.secret_hash.len() != 64
+        if new.bearer_hash.len() != 64
             || !new
-                .secret_hash
+                .bearer_hash
                 .bytes()
                 .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
         {
             return Err(invalid(
-                "secret_hash must be 64 lower-case hex digits (SHA-256)",
+                "bearer_hash must be 64 lower-case hex digits (SHA-256)",
             ));
         }
         let permission = match new.kind {
             ApiKeyKind::User => {
                 if new.public_key.is_some()
+                    || new.signing_key.is_some()
                     || new.permission.is_some()
                     || !new.scopes.is_empty()
                     || !new.environment_keys.is_empty()
                 {
                     return Err(invalid(
                         "a user key acts as you everywhere: it takes no scope, permission, \
-                         public key or environment keys",
+                         public keys or environment keys",
                     ));
                 }
                 // The column is NOT NULL; a user key's permission is never read.
@@ -161,6 +173,11 @@ impl Store {
                 if new.public_key.is_none_or(|k| k.len() != 32) {
                     return Err(invalid("a system key needs its 32-byte public key"));
                 }
+                if new.signing_key.is_none_or(|k| k.len() != 32) {
+                    return Err(invalid(
+                        "a system key needs its 32-byte Ed25519 public key (signing_key)",
+                    ));
+                }
                 new.permission
                     .ok_or_else(|| invalid("a system key needs a permission (read, readwrite)"))?
             }
@@ -170,14 +187,16 @@ impl Store {
         let mut tx = Tx::write(self).await?;
         let result = async {
             tx.execute(
-                "INSERT INTO api_keys (id, kind, label, secret_hash, public_key, permission, \
-                 created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO api_keys (id, kind, label, secret_hash, format, public_key, \
+                 signing_key, permission, created_by, created_at) \
+                 VALUES ($1, $2, $3, $4, 'split', $5, $6, $7, $8, $9)",
                 &[
                     (&id).into(),
                     new.kind.as_str().into(),
                     new.label.into(),
-                    new.secret_hash.into(),
+                    new.bearer_hash.into(),
                     new.public_key.into(),
+                    new.signing_key.into(),
                     permission.as_str().into(),
                     new.created_by.to_string().into(),
                     now.into(),
@@ -208,7 +227,7 @@ impl Store {
     /// A key by id for authentication (revoked ones too, so the caller can say so).
     pub async fn api_key_auth(&self, id: &ApiKeyId) -> Result<Option<ApiKeyAuth>, StoreError> {
         let key = id.to_string();
-        let found: Option<(KeyRow, String, Vec<ScopeRow>)> = with_pool!(self, pool => {
+        let found: Option<(KeyRow, (String, String), Vec<ScopeRow>)> = with_pool!(self, pool => {
             let row: Option<KeyRow> = sqlx::query_as(select_key!("WHERE k.id = $1"))
                 .bind(&key)
                 .fetch_optional(pool)
@@ -216,8 +235,8 @@ impl Store {
             match row {
                 None => None,
                 Some(row) => {
-                    let hash: String =
-                        sqlx::query_scalar("SELECT secret_hash FROM api_keys WHERE id = $1")
+                    let hash: (String, String) =
+                        sqlx::query_as("SELECT secret_hash, format FROM api_keys WHERE id = $1")
                             .bind(&key)
                             .fetch_one(pool)
                             .await?;
@@ -232,7 +251,7 @@ impl Store {
                 }
             }
         });
-        let Some((row, secret_hash, scopes)) = found else {
+        let Some((row, (bearer_hash, format), scopes)) = found else {
             return Ok(None);
         };
         let kind = parse_name::<ApiKeyKind>(&row.kind)?;
@@ -240,7 +259,8 @@ impl Store {
             id: *id,
             kind,
             label: row.label,
-            secret_hash,
+            bearer_hash,
+            outdated: format != "split",
             permission: match kind {
                 ApiKeyKind::User => None,
                 ApiKeyKind::System => Some(parse_name::<ApiKeyPermission>(&row.permission)?),
@@ -435,16 +455,27 @@ async fn put_in(
 ) -> Result<(), StoreError> {
     let key = id.to_string();
     let now = now_ms();
-    let kind: Option<(String,)> = tx
+    let kind: Option<(String, String)> = tx
         .optional(
             tx.dialect().pick(
-                "SELECT kind FROM api_keys WHERE id = $1 AND revoked_at IS NULL",
-                "SELECT kind FROM api_keys WHERE id = $1 AND revoked_at IS NULL FOR UPDATE",
+                "SELECT kind, format FROM api_keys WHERE id = $1 AND revoked_at IS NULL",
+                "SELECT kind, format FROM api_keys WHERE id = $1 AND revoked_at IS NULL \
+                 FOR UPDATE",
             ),
             &[(&key).into()],
         )
         .await?;
-    match kind.map(|(k,)| parse_name::<ApiKeyKind>(&k)).transpose()? {
+    if kind.as_ref().is_some_and(|(_, format)| format != "split") {
+        // Its secret reached the server: wrapping more keys to it would hand them over.
+        return Err(invalid(
+            "this API key was issued before split secrets and can no longer be given \
+             environments: re-create it with `klef keys create` and revoke this one",
+        ));
+    }
+    match kind
+        .map(|(k, _)| parse_name::<ApiKeyKind>(&k))
+        .transpose()?
+    {
         None => return Err(not_found(format!("API key {id}"))),
         Some(ApiKeyKind::System) => {}
         Some(ApiKeyKind::User) => {
@@ -543,5 +574,71 @@ mod tests {
         );
         assert!(check_grants(&covered, &[g(e1, 1), g(e1, 1)], &BTreeSet::new()).is_err());
         assert!(check_grants(&covered, &[], &BTreeSet::new()).is_ok());
+    }
+
+    /// Migration 0005 on a database with a key from before split secrets: the row is marked
+    /// `whole-secret` (refused on use), the environment key wrapped to it is dropped, and the
+    /// account's own grant is kept; a row inserted afterwards can be `split`.
+    #[tokio::test]
+    async fn migration_0005_marks_old_keys_and_drops_their_grants() {
+        use sqlx::Connection as _;
+        let mut c = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .expect("in-memory SQLite");
+        let before = [
+            include_str!("../../../migrations/sqlite/0001_init.sql"),
+            include_str!("../../../migrations/sqlite/0002_server.sql"),
+            include_str!("../../../migrations/sqlite/0003_incarnation.sql"),
+            include_str!("../../../migrations/sqlite/0004_roster.sql"),
+        ];
+        for sql in before {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await
+                .expect("an earlier migration");
+        }
+        // Only the api_keys and environment_grants rows matter here.
+        sqlx::raw_sql(
+            "PRAGMA foreign_keys = OFF; \
+             INSERT INTO api_keys (id, kind, label, secret_hash, public_key, permission, \
+                created_by, created_at) VALUES ('k1', 'system', 'ci', 'aa', x'01', 'read', 'a1', 1); \
+             INSERT INTO environment_grants VALUES ('e1', 'api_key', 'k1', x'02', 1, 1); \
+             INSERT INTO environment_grants VALUES ('e1', 'account', 'a2', x'03', 1, 1);",
+        )
+        .execute(&mut c)
+        .await
+        .expect("rows from before the split");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(include_str!(
+            "../../../migrations/sqlite/0005_api_key_split.sql"
+        )))
+        .execute(&mut c)
+        .await
+        .expect("migration 0005");
+        let row: (String, Option<Vec<u8>>) =
+            sqlx::query_as("SELECT format, signing_key FROM api_keys WHERE id = 'k1'")
+                .fetch_one(&mut c)
+                .await
+                .expect("the old key");
+        assert_eq!(row, ("whole-secret".to_owned(), None));
+        let grants: Vec<(String,)> =
+            sqlx::query_as("SELECT grantee_kind FROM environment_grants ORDER BY grantee_kind")
+                .fetch_all(&mut c)
+                .await
+                .expect("grants");
+        assert_eq!(grants, [("account".to_owned(),)]);
+        sqlx::raw_sql(
+            "INSERT INTO api_keys (id, kind, label, secret_hash, format, permission, created_by, \
+             created_at) VALUES ('k2', 'user', 'laptop', 'bb', 'split', 'readwrite', 'a1', 2)",
+        )
+        .execute(&mut c)
+        .await
+        .expect("a key of the split format");
+        assert!(
+            sqlx::raw_sql("UPDATE api_keys SET format = 'v3' WHERE id = 'k2'")
+                .execute(&mut c)
+                .await
+                .is_err(),
+            "an unknown format is refused"
+        );
     }
 }
