@@ -73,16 +73,21 @@ const EXAMPLES: &[(&str, &[&str])] = &[
     (
         "workspace accept",
         &[
-            "klef workspace accept                  # lists your open invitations",
-            "klef workspace accept 6b1f…            # accepts one",
+            "klef workspace accept                                   # lists your open invitations",
+            "klef workspace accept 6b1f… --code klef_inv_…           # with the code the admin sent you",
+            "klef workspace accept 6b1f… --owner-fingerprint 3f2a-…  # or the owner's fingerprint",
         ],
     ),
     (
         "workspace confirm",
         &[
             "klef workspace confirm alice@example.com",
-            "klef workspace confirm alice@example.com --fingerprint 'F1A2 …'",
+            "klef workspace confirm alice@example.com --fingerprint 3f2a-91c0-…",
         ],
+    ),
+    (
+        "workspace verify",
+        &["klef workspace verify", "klef workspace verify --json"],
     ),
     (
         "workspace members",
