@@ -95,30 +95,30 @@ enum Opened {
 /// that the code opens (a bad write replaced the current one: DESIGN §9.4). Nothing opening is
 /// "this recovery code does not open this account".
 async fn open_with_code(b: &AnyBackend, account: &Account, code: &RecoveryCode) -> Result<Opened> {
-    match crypto::account::unlock_with_recovery(&account.id, &account.keys, code) {
+    // Whatever a bad write left (a seal of another key, bytes that are no seal at all), the
+    // earlier seals are tried before giving up.
+    let current = match crypto::account::unlock_with_recovery(&account.id, &account.keys, code) {
         Ok(u) => return Ok(Opened::Current(u)),
-        Err(CryptoError::WrongPassword) => {}
-        Err(e) => return Err(anyhow::Error::new(e).context("failed to open the vault")),
-    }
+        Err(e) => e,
+    };
     let history = b
         .account_key_history()
         .await
         .context("failed to read the earlier seals of the master key")?;
     for earlier in &history {
         let keys = earlier.with_key_pair(&account.keys);
-        match crypto::account::unlock_with_recovery(&account.id, &keys, code) {
-            Ok(u) => return Ok(Opened::Earlier(keys, u, earlier.replaced_at)),
-            Err(CryptoError::WrongPassword) => {}
-            Err(e) => return Err(anyhow::Error::new(e).context("failed to open the vault")),
+        if let Ok(u) = crypto::account::unlock_with_recovery(&account.id, &keys, code) {
+            return Ok(Opened::Earlier(keys, u, earlier.replaced_at));
         }
     }
-    Err(
-        Failure::auth("this recovery code does not open this account")
-            .hint(
-                "use the code `klef init` showed when this vault was created; nothing was changed",
-            )
-            .into(),
-    )
+    match current {
+        CryptoError::WrongPassword => Err(Failure::auth(
+            "this recovery code does not open this account",
+        )
+        .hint("use the code `klef init` showed when this vault was created; nothing was changed")
+        .into()),
+        e => Err(anyhow::Error::new(e).context("failed to open the vault")),
+    }
 }
 
 /// The recovery code from `file` or the terminal, parsed and checked.

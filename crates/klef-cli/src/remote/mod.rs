@@ -575,14 +575,19 @@ pub(crate) fn server_for(ctx: &crate::context::Context) -> anyhow::Result<Option
 ///
 /// An API key goes only to a server the user named (`--server`/`KLEF_SERVER`) or signed in to,
 /// never to one named only by a `.klef` in the working tree: a freshly cloned repository, or a
-/// parent directory, could otherwise collect the CI key (DESIGN §9.4).
+/// parent directory, could otherwise collect the CI key (DESIGN §9.4). A `.klef` naming the
+/// server of the user's own session is fine. A stored session token goes only to its own
+/// server.
 pub(crate) fn connect(
     ctx: &crate::context::Context,
     server: &ServerChoice,
 ) -> anyhow::Result<RemoteBackend> {
     if let Some(token) = crate::commands::keys::ci::bearer()? {
-        if let ServerSource::KlefFile(path) = &server.source {
-            let own = session::Session::load(&ctx.dirs.config)?.map(|s| s.server);
+        if let ServerSource::KlefFile(path) = &server.source
+            // The server of the user's own session is theirs, whichever file names it too.
+            && let own = session::Session::load(&ctx.dirs.config)?.map(|s| s.server)
+            && own.as_deref() != Some(server.url.as_str())
+        {
             let mut failure = crate::diagnostics::Failure::auth(format!(
                 "KLEF_TOKEN is not sent to {}, which only {} names{}",
                 server.url,
