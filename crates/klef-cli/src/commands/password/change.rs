@@ -11,9 +11,10 @@ use crate::password;
 
 /// Choose a new encryption password
 ///
-/// The current password as usual; the new one from `KLEF_NEW_PASSWORD` or a prompt asked twice.
-/// On a Klef server the account (sign-in) password approves the change: from
-/// `KLEF_ACCOUNT_PASSWORD`, else a prompt (a session is needed; an API key cannot do it).
+/// The current password is read as usual (`--password-stdin`, `KLEF_PASSWORD` or a prompt); the
+/// new one from `KLEF_NEW_PASSWORD` or a prompt asked twice. On a Klef server the account
+/// (sign-in) password approves the change: from `KLEF_ACCOUNT_PASSWORD`, else a prompt; it needs
+/// a session (`klef login`), since an API key cannot replace the account's sealed keys.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {}
 
