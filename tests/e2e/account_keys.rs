@@ -169,6 +169,25 @@ fn recover_undoes_a_bad_write_to_the_sealed_keys() {
     let by_password = keys["master_key_by_password"].clone();
     keys["master_key_by_password"] = keys["master_key_by_recovery"].clone();
     keys["master_key_by_recovery"] = by_password;
+    // The server itself refuses the write without the account password, or with a wrong one.
+    let (status, answer) = http(
+        &url,
+        "PUT",
+        "/v1/me/keys",
+        Some(&token),
+        &json!({"keys": keys}),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.to_string().contains("account_password"), "{answer}");
+    let (status, answer) = http(
+        &url,
+        "PUT",
+        "/v1/me/keys",
+        Some(&token),
+        &json!({"keys": keys, "account_password": "a guess"}),
+    );
+    assert_eq!(status, 403, "{answer}");
+    assert!(opens_with(&ctx, PASSWORD), "nothing changed");
     let (status, answer) = http(
         &url,
         "PUT",
@@ -207,7 +226,7 @@ fn recover_undoes_a_bad_write_to_the_sealed_keys() {
 }
 
 #[test]
-fn recover_without_the_account_password_changes_nothing() {
+fn recover_with_a_wrong_account_password_changes_nothing() {
     let (ctx, code) = owner();
     let mut cmd = ctx.klef(["recover", "--code-file", code.to_str().expect("utf-8")]);
     cmd.env("KLEF_NEW_PASSWORD", NEW_PASSWORD)
