@@ -237,3 +237,23 @@ fn recover_with_a_wrong_account_password_changes_nothing() {
         .clean_error(&[NEW_PASSWORD, "wrong account password"]);
     assert!(opens_with(&ctx, PASSWORD), "nothing changed");
 }
+
+#[test]
+fn at_a_terminal_the_account_password_is_asked_hidden() {
+    let (ctx, _) = owner();
+    let mut t = ctx.terminal(["password", "change"]);
+    t.expect("account password (the one you sign in with, to approve this change): ")
+        .type_hidden(ACCOUNT_PASSWORD);
+    t.expect("current encryption password: ")
+        .type_hidden(PASSWORD);
+    t.expect("new encryption password: ")
+        .type_hidden(NEW_PASSWORD);
+    t.expect("repeat the new encryption password: ")
+        .type_hidden(NEW_PASSWORD);
+    let (code, screen) = t.finish();
+    assert_eq!(code, 0, "{screen}");
+    for typed in [ACCOUNT_PASSWORD, PASSWORD, NEW_PASSWORD] {
+        assert!(!screen.contains(typed), "echoed:\n{screen}");
+    }
+    assert!(opens_with(&ctx, NEW_PASSWORD));
+}
