@@ -60,7 +60,7 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
             crate::table::time(replaced_at)
         ));
         ctx.printer.hint(
-            "someone may have replaced your account's keys: sign out everywhere (`klef logout`), and change your account password",
+            "someone holding a session and your account password may have replaced them: treat that password as known, and tell your server's administrator",
         );
     }
     let new = super::password::new_password(ctx, true)?;
