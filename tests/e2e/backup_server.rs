@@ -206,7 +206,8 @@ fn a_server_backup_restores_locally_and_on_another_server() {
 
     // The recovery code from the first server opens the account on the second.
     let mut cmd = b.klef(["recover", "--code-file", path(&code)]);
-    cmd.env("KLEF_NEW_PASSWORD", "a brand new passphrase");
+    cmd.env("KLEF_NEW_PASSWORD", "a brand new passphrase")
+        .env("KLEF_ACCOUNT_PASSWORD", ACCOUNT_PASSWORD);
     klef_e2e::run_with_stdin(cmd, None).success();
     let mut cmd = b.command("klef");
     cmd.args([

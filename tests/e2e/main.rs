@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `klef`, `klef-agent` and `klef-server` binaries in hermetic temp
 //! directories. One test binary (`autotests = false`), one module per area.
 
+mod account_keys;
 mod account_safety;
 mod adversary;
 mod agent;

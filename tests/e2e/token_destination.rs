@@ -102,6 +102,67 @@ fn an_api_key_never_goes_to_a_server_only_a_klef_file_names() {
 }
 
 #[test]
+fn an_api_key_goes_to_the_server_of_the_users_own_session() {
+    // The owner's .klef names the server the owner is signed in to: the user's own config says
+    // the same, so KLEF_TOKEN may go there without KLEF_SERVER.
+    let (mut owner, url, key) = owner_and_key();
+    owner.set_env("KLEF_TOKEN", &key);
+    let value = owner
+        .run(["get", "DB", "-e", "production"])
+        .success()
+        .stdout();
+    assert_eq!(value.trim_end(), "prod-value");
+    // The same user in a checkout whose .klef names another server: refused, naming both.
+    let decoy = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let decoy_url = format!("http://{}", decoy.local_addr().expect("addr"));
+    let clone = owner.cwd().join("clone");
+    std::fs::create_dir(&clone).expect("mkdir");
+    let text = std::fs::read_to_string(owner.cwd().join(".klef")).expect("owner's .klef");
+    let mut file: Value = serde_json::from_str(&text).expect(".klef is JSON");
+    file["server"] = Value::String(decoy_url.clone());
+    std::fs::write(clone.join(".klef"), file.to_string()).expect("write .klef");
+    let mut cmd = owner.klef(["get", "DB", "-e", "production"]);
+    cmd.current_dir(&clone);
+    klef_e2e::run_with_stdin(cmd, None)
+        .code_is(3)
+        .stderr_has(&format!("KLEF_TOKEN is not sent to {decoy_url}"))
+        .stderr_has(&format!("you are signed in to {url}"))
+        .stderr_has(&format!("KLEF_SERVER={decoy_url}"))
+        .clean_error(&[&key]);
+    assert!(received(&decoy).is_empty(), "the decoy was contacted");
+}
+
+#[test]
+fn a_session_token_goes_only_to_its_own_server() {
+    // Signed in to one server, working in a checkout whose .klef names another: whatever klef
+    // then does, the session token is not sent there.
+    let (mut owner, _url, _key) = owner_and_key();
+    owner.set_env("KLEF_TIMEOUT", "1");
+    let decoy = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let decoy_url = format!("http://{}", decoy.local_addr().expect("addr"));
+    let clone = owner.cwd().join("clone");
+    std::fs::create_dir(&clone).expect("mkdir");
+    let text = std::fs::read_to_string(owner.cwd().join(".klef")).expect("owner's .klef");
+    let mut file: Value = serde_json::from_str(&text).expect(".klef is JSON");
+    file["server"] = Value::String(decoy_url);
+    std::fs::write(clone.join(".klef"), file.to_string()).expect("write .klef");
+    // (`whoami` answers from the local session; `list` and `get` need the server.)
+    for args in [&["list"][..], &["whoami"], &["get", "DB"]] {
+        let mut cmd = owner.klef(args);
+        cmd.current_dir(&clone);
+        let run = klef_e2e::run_with_stdin(cmd, None);
+        if args[0] != "whoami" {
+            assert_ne!(run.code(), 0, "{args:?}: {}", run.stderr());
+        }
+    }
+    let seen = String::from_utf8_lossy(&received(&decoy)).to_ascii_lowercase();
+    assert!(
+        !seen.contains("authorization") && !seen.contains("klef_sess_"),
+        "a credential went to the server only a .klef names: {seen}"
+    );
+}
+
+#[test]
 fn plain_http_is_refused_beyond_loopback_unless_allowed() {
     let mut ctx = TestContext::new();
     ctx.set_env("KLEF_ACCOUNT_PASSWORD", "account password 1");

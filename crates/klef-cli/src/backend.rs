@@ -10,9 +10,10 @@ use klef_core::backup::{Archive, Restore};
 use klef_core::ids::{EnvironmentId, ProjectId, WorkspaceId};
 use klef_core::model::{
     Account, AccountKeys, ApiKeyGrant, ApiKeyRecipient, Environment, EnvironmentKeyAccess,
-    GrantInfo, KeyRotation, NewEnvironment, NewProject, Project, RotationOutcome, SecretVersion,
-    SecretWrite, Workspace,
+    GrantInfo, KeyRotation, NewEnvironment, NewProject, PreviousAccountKeys, Project,
+    RotationOutcome, SecretVersion, SecretWrite, Workspace,
 };
+use klef_core::wire::SecretText;
 use klef_store::LocalVault;
 
 use crate::remote::RemoteBackend;
@@ -56,6 +57,38 @@ impl AnyBackend {
         match self {
             AnyBackend::Remote(r) => Some(r),
             AnyBackend::Local(_) => None,
+        }
+    }
+
+    /// Replaces the account's sealed keys (password change, recovery): on a server with the
+    /// account password re-entered (`account_password`, which [`Self::approval`] asked for),
+    /// on the local vault directly.
+    pub(crate) async fn replace_account_keys_approved(
+        &self,
+        keys: &AccountKeys,
+        account_password: Option<SecretText>,
+    ) -> BackendResult<()> {
+        match (self, account_password) {
+            (AnyBackend::Remote(r), Some(pw)) => r.replace_keys(keys, pw).await,
+            (b, _) => b.replace_account_keys(keys).await,
+        }
+    }
+
+    /// The account password that approves replacing the account's sealed keys: asked on a
+    /// server (`KLEF_ACCOUNT_PASSWORD` or a prompt), `None` for the local vault.
+    pub(crate) fn approval(&self) -> Result<Option<SecretText>> {
+        match self {
+            AnyBackend::Remote(_) => Ok(Some(crate::remote::account_password_to_approve()?)),
+            AnyBackend::Local(_) => Ok(None),
+        }
+    }
+
+    /// The earlier seals of the account's master key, newest first (`klef recover` falls back
+    /// to them when the current seal does not open).
+    pub(crate) async fn account_key_history(&self) -> BackendResult<Vec<PreviousAccountKeys>> {
+        match self {
+            AnyBackend::Local(v) => v.account_key_history().await,
+            AnyBackend::Remote(r) => r.account_key_history().await,
         }
     }
 

@@ -28,7 +28,8 @@ impl EnvVars {
     pub const KLEF_PASSWORD: &'static str = "KLEF_PASSWORD";
     /// The new encryption password for `klef password change` and `klef recover`.
     pub const KLEF_NEW_PASSWORD: &'static str = "KLEF_NEW_PASSWORD";
-    /// The account (sign-in) password for `klef signup`/`klef login`.
+    /// The account (sign-in) password for `klef signup`/`klef login`, and to approve
+    /// `klef password change`/`klef recover` on a server.
     pub const KLEF_ACCOUNT_PASSWORD: &'static str = "KLEF_ACCOUNT_PASSWORD";
     /// Set to `1` to never contact or start the agent.
     pub const KLEF_NO_AGENT: &'static str = "KLEF_NO_AGENT";
@@ -105,7 +106,7 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (
         EnvVars::KLEF_ACCOUNT_PASSWORD,
-        "Account (sign-in) password for `signup` and `login`.",
+        "Account (sign-in) password for `signup` and `login`; on a server also approves `password change` and `recover`.",
     ),
     (
         EnvVars::KLEF_NO_AGENT,

@@ -9,8 +9,8 @@ use klef_core::backup::{Archive, ArchiveSource, Restore, Restored};
 use klef_core::ids::{AccountId, EnvironmentId, ProjectId, WorkspaceId};
 use klef_core::model::{
     Account, AccountKeys, ApiKeyGrant, ApiKeyRecipient, Environment, EnvironmentKeyAccess,
-    GrantInfo, KeyRotation, NewEnvironment, NewProject, Project, RotationOutcome, SecretVersion,
-    SecretWrite, Workspace,
+    GrantInfo, KeyRotation, NewEnvironment, NewProject, PreviousAccountKeys, Project,
+    RotationOutcome, SecretVersion, SecretWrite, Workspace,
 };
 
 use crate::audit::{Actor, ActorKind, Audit};
@@ -148,6 +148,13 @@ impl LocalVault {
         }
         #[cfg(not(feature = "sqlite"))]
         let _ = reader;
+    }
+
+    /// The earlier seals of the owner's master key, newest first (see
+    /// [`Store::account_key_history`]): `klef recover` falls back to them.
+    pub async fn account_key_history(&self) -> BackendResult<Vec<PreviousAccountKeys>> {
+        let owner = self.owner().await?;
+        Ok(reads::account_key_history(self.source().await?, &owner).await?)
     }
 
     /// The vault owner's id; [`BackendError::NotFound`] before `create_account`.

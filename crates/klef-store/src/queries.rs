@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use klef_core::ids::{AccountId, EnvironmentId, ProjectId, WorkspaceId};
 use klef_core::model::{
-    Account, AccountKeys, Environment, EnvironmentKeyAccess, NewEnvironment, NewProject, Project,
-    Role, SecretVersion, SecretWrite, Workspace,
+    Account, AccountKeys, Environment, EnvironmentKeyAccess, NewEnvironment, NewProject,
+    PreviousAccountKeys, Project, Role, SecretVersion, SecretWrite, Workspace,
 };
 use klef_core::names::{validate_display_name, validate_key_name, validate_slug};
 
@@ -133,6 +133,10 @@ impl Store {
     /// KDF parameters and both sealed master-key copies, and appends `audit` (the server
     /// records every change) in the same transaction. The key pair must not change; a
     /// different public key or sealed private key gives [`StoreError::Invalid`].
+    ///
+    /// The replaced seal goes to `account_key_history` in the same transaction, which keeps
+    /// the newest [`KEY_HISTORY_KEPT`](klef_core::model::KEY_HISTORY_KEPT) (DESIGN.md §9.4):
+    /// a bad write can be undone with the recovery code ([`Store::account_key_history`]).
     pub async fn replace_account_keys(
         &self,
         account: &AccountId,
@@ -142,12 +146,11 @@ impl Store {
         let id = account.to_string();
         let mut tx = Tx::write(self).await?;
         let result = async {
-            let current: Option<(Vec<u8>, Vec<u8>)> = tx
-                .optional(
-                    "SELECT public_key, private_key_sealed FROM accounts WHERE id = $1",
-                    &[(&id).into()],
-                )
-                .await?;
+            let select = tx.dialect().pick(
+                "SELECT public_key, private_key_sealed FROM accounts WHERE id = $1",
+                "SELECT public_key, private_key_sealed FROM accounts WHERE id = $1 FOR UPDATE",
+            );
+            let current: Option<(Vec<u8>, Vec<u8>)> = tx.optional(select, &[(&id).into()]).await?;
             let Some((public_key, private_key_sealed)) = current else {
                 return Err(not_found(format!("account {account}")));
             };
@@ -156,6 +159,7 @@ impl Store {
             {
                 return Err(invalid("the account key pair cannot be replaced"));
             }
+            tables::keep_account_key_history(&mut tx, &id, now_ms()).await?;
             let mut args = vec![(&id).into()];
             args.extend(tables::master_key_seal(keys));
             tx.execute(
@@ -169,6 +173,16 @@ impl Store {
         }
         .await;
         tx.finish(result).await
+    }
+
+    /// The earlier seals of an account's master key, newest first (at most
+    /// [`KEY_HISTORY_KEPT`](klef_core::model::KEY_HISTORY_KEPT)); empty when its keys were
+    /// never replaced.
+    pub async fn account_key_history(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<PreviousAccountKeys>, StoreError> {
+        reads::account_key_history(Source::Pool(self), account).await
     }
 
     /// The workspaces `account` belongs to, the personal one first, then by creation.

@@ -5,12 +5,13 @@
 
 use klef_core::ids::{AccountId, EnvironmentId, ProjectId, WorkspaceId};
 use klef_core::model::{
-    Account, Blob, Environment, EnvironmentKeyAccess, Project, Role, SecretVersion, Workspace,
+    Account, Blob, Environment, EnvironmentKeyAccess, PreviousAccountKeys, Project, Role,
+    SecretVersion, Workspace,
 };
 
 use crate::rows::{
-    AccountRow, EnvironmentRow, ProjectRow, SecretRow, VersionRow, WorkspaceRow, convert,
-    parse_name,
+    AccountRow, EnvironmentRow, KeyHistoryRow, ProjectRow, SecretRow, VersionRow, WorkspaceRow,
+    convert, parse_name,
 };
 use crate::tx::PoolRow;
 use crate::{Store, StoreError, not_found};
@@ -138,6 +139,23 @@ pub(crate) async fn account(
         .await?
         .map(Account::try_from)
         .transpose()
+}
+
+pub(crate) async fn account_key_history(
+    source: Source<'_>,
+    id: &AccountId,
+) -> Result<Vec<PreviousAccountKeys>, StoreError> {
+    let rows: Vec<KeyHistoryRow> = source
+        .all(
+            "SELECT kdf_algorithm, kdf_m_cost_kib, kdf_t_cost, kdf_p_cost, kdf_salt, \
+             master_key_by_password, master_key_by_recovery, replaced_at \
+             FROM account_key_history WHERE account_id = $1 ORDER BY seq DESC",
+            &[id.to_string().as_str()],
+        )
+        .await?;
+    rows.into_iter()
+        .map(PreviousAccountKeys::try_from)
+        .collect()
 }
 
 pub(crate) async fn first_account(source: Source<'_>) -> Result<Option<Account>, StoreError> {

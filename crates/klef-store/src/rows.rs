@@ -7,8 +7,8 @@ use std::str::FromStr;
 use klef_core::backup::GranteeKind;
 use klef_core::ids::{EnvironmentId, ProjectId};
 use klef_core::model::{
-    Account, AccountKeys, Blob, Environment, Grantee, KdfAlgorithm, KdfParams, Project,
-    SecretVersion, UnknownName, Workspace,
+    Account, AccountKeys, Blob, Environment, Grantee, KdfAlgorithm, KdfParams, PreviousAccountKeys,
+    Project, SecretVersion, UnknownName, Workspace,
 };
 
 use crate::StoreError;
@@ -66,29 +66,46 @@ row! {
     }
 }
 
+/// The stored KDF parameters: algorithm name, the three costs and the salt.
+fn kdf_params(
+    algorithm: &str,
+    m_cost_kib: i64,
+    t_cost: i64,
+    p_cost: i64,
+    salt: Vec<u8>,
+) -> Result<KdfParams, StoreError> {
+    let algorithm = match algorithm {
+        "argon2id" => KdfAlgorithm::Argon2id,
+        _ => {
+            return Err(StoreError::Corrupt {
+                what: "unknown key-derivation algorithm (written by a newer Klef?)".into(),
+            });
+        }
+    };
+    Ok(KdfParams {
+        algorithm,
+        m_cost_kib: kdf_cost(m_cost_kib, "kdf memory cost")?,
+        t_cost: kdf_cost(t_cost, "kdf time cost")?,
+        p_cost: kdf_cost(p_cost, "kdf parallelism")?,
+        salt: Blob(salt),
+    })
+}
+
 impl TryFrom<AccountRow> for Account {
     type Error = StoreError;
 
     fn try_from(r: AccountRow) -> Result<Self, StoreError> {
-        let algorithm = match r.kdf_algorithm.as_str() {
-            "argon2id" => KdfAlgorithm::Argon2id,
-            _ => {
-                return Err(StoreError::Corrupt {
-                    what: "unknown key-derivation algorithm (written by a newer Klef?)".into(),
-                });
-            }
-        };
         Ok(Account {
             id: parse_id(&r.id, "account")?,
             email: r.email,
             keys: AccountKeys {
-                kdf: KdfParams {
-                    algorithm,
-                    m_cost_kib: kdf_cost(r.kdf_m_cost_kib, "kdf memory cost")?,
-                    t_cost: kdf_cost(r.kdf_t_cost, "kdf time cost")?,
-                    p_cost: kdf_cost(r.kdf_p_cost, "kdf parallelism")?,
-                    salt: Blob(r.kdf_salt),
-                },
+                kdf: kdf_params(
+                    &r.kdf_algorithm,
+                    r.kdf_m_cost_kib,
+                    r.kdf_t_cost,
+                    r.kdf_p_cost,
+                    r.kdf_salt,
+                )?,
                 master_key_by_password: Blob(r.master_key_by_password),
                 master_key_by_recovery: Blob(r.master_key_by_recovery),
                 public_key: Blob(r.public_key),
@@ -96,6 +113,38 @@ impl TryFrom<AccountRow> for Account {
             },
             identity_key: r.identity_key.map(Blob),
             created_at: r.created_at,
+        })
+    }
+}
+
+row! {
+    pub(crate) struct KeyHistoryRow {
+        kdf_algorithm: String,
+        kdf_m_cost_kib: i64,
+        kdf_t_cost: i64,
+        kdf_p_cost: i64,
+        kdf_salt: Vec<u8>,
+        master_key_by_password: Vec<u8>,
+        master_key_by_recovery: Vec<u8>,
+        replaced_at: i64,
+    }
+}
+
+impl TryFrom<KeyHistoryRow> for PreviousAccountKeys {
+    type Error = StoreError;
+
+    fn try_from(r: KeyHistoryRow) -> Result<Self, StoreError> {
+        Ok(PreviousAccountKeys {
+            kdf: kdf_params(
+                &r.kdf_algorithm,
+                r.kdf_m_cost_kib,
+                r.kdf_t_cost,
+                r.kdf_p_cost,
+                r.kdf_salt,
+            )?,
+            master_key_by_password: Blob(r.master_key_by_password),
+            master_key_by_recovery: Blob(r.master_key_by_recovery),
+            replaced_at: r.replaced_at,
         })
     }
 }

@@ -38,6 +38,35 @@ pub(crate) fn master_key_seal(keys: &AccountKeys) -> [Arg<'_>; 7] {
     ]
 }
 
+/// Copies an account's current seal (KDF parameters and both sealed master-key copies) into
+/// `account_key_history` as replaced at `now`, and drops all but the newest
+/// [`KEY_HISTORY_KEPT`](klef_core::model::KEY_HISTORY_KEPT). Called by
+/// `Store::replace_account_keys` before it overwrites them, in the same transaction.
+pub(crate) async fn keep_account_key_history(
+    tx: &mut Tx,
+    account_id: &str,
+    now: Timestamp,
+) -> Result<(), sqlx::Error> {
+    tx.execute(
+        "INSERT INTO account_key_history (account_id, seq, kdf_algorithm, kdf_m_cost_kib, \
+         kdf_t_cost, kdf_p_cost, kdf_salt, master_key_by_password, master_key_by_recovery, \
+         replaced_at) \
+         SELECT id, COALESCE((SELECT MAX(seq) FROM account_key_history WHERE account_id = $1), 0) + 1, \
+         kdf_algorithm, kdf_m_cost_kib, kdf_t_cost, kdf_p_cost, kdf_salt, \
+         master_key_by_password, master_key_by_recovery, $2 FROM accounts WHERE id = $1",
+        &[account_id.into(), now.into()],
+    )
+    .await?;
+    let kept = i64::try_from(klef_core::model::KEY_HISTORY_KEPT).unwrap_or(i64::MAX);
+    tx.execute(
+        "DELETE FROM account_key_history WHERE account_id = $1 AND seq <= \
+         (SELECT MAX(seq) FROM account_key_history WHERE account_id = $1) - $2",
+        &[account_id.into(), kept.into()],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Inserts an account with a sign-in password hash (`None` for a local vault's owner and for
 /// accounts restored from a backup).
 pub(crate) async fn insert_account(

@@ -280,6 +280,11 @@ async fn story(target: Target) {
         vault.account().await.expect("account").expect("some").keys,
         changed
     );
+    // The replaced seal is kept (a refused write keeps nothing), so recovery can undo a bad
+    // write (DESIGN §9.4).
+    let history = vault.account_key_history().await.expect("history");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].with_key_pair(&changed), account.keys);
 
     // Workspaces.
     let acme = workspace("Acme Inc", false, T0 + 10);

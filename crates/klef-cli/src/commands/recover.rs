@@ -5,12 +5,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use klef_core::backend::Backend as _;
+use klef_core::crypto::account::UnlockedAccount;
 use klef_core::crypto::recovery::{RecoveryCode, RecoveryCodeError};
 use klef_core::crypto::{self, CryptoError};
+use klef_core::model::{Account, AccountKeys, Timestamp};
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use crate::backend::AnyBackend;
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
 use crate::password;
@@ -28,6 +30,11 @@ const MAX_CODE_FILE: u64 = 4096;
 /// `KLEF_NEW_PASSWORD`, from `--password-stdin`, or from a prompt asked twice. Afterwards the
 /// old password no longer opens the vault, every secret stays readable, the recovery code keeps
 /// working, and keys cached by the agent for this vault are wiped.
+///
+/// On a Klef server the account (sign-in) password approves the change: from
+/// `KLEF_ACCOUNT_PASSWORD`, else a prompt. When the current sealed master key does not open
+/// with the code (someone replaced it), klef tries the earlier seals the server keeps and, with
+/// a warning, restores the newest one the code opens.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Read the recovery code from FILE instead of asking for it
@@ -40,35 +47,78 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     let code = read_code(args.code_file.as_deref())?;
     let b = ctx.backend().await?;
     let account = ctx.account(&b).await?;
-    let unlocked = match crypto::account::unlock_with_recovery(&account.id, &account.keys, &code) {
-        Ok(u) => u,
-        Err(CryptoError::WrongPassword) => {
-            return Err(
-                Failure::auth("this recovery code does not open this account")
-                    .hint("use the code `klef init` showed when this vault was created; nothing was changed")
-                    .into(),
-            );
-        }
-        Err(e) => return Err(anyhow::Error::new(e).context("failed to open the vault")),
+    // On a server, the account password approves the change (DESIGN §9.4).
+    let approval = b.approval()?;
+    let (current, unlocked, restored) = match open_with_code(&b, &account, &code).await? {
+        Opened::Current(u) => (account.keys.clone(), u, None),
+        Opened::Earlier(keys, u, replaced_at) => (keys, u, Some(replaced_at)),
     };
     drop(code);
+    if let Some(replaced_at) = restored {
+        ctx.printer.warn(&format!(
+            "the current sealed master key does not open with this recovery code, but an earlier one (replaced {}) does: klef restores it",
+            crate::table::time(replaced_at)
+        ));
+        ctx.printer.hint(
+            "someone holding a session and your account password may have replaced them: treat that password as known, and tell your server's administrator",
+        );
+    }
     let new = super::password::new_password(ctx, true)?;
-    let keys = crypto::account::reseal_with_password(&account.id, &account.keys, &unlocked, &new)
+    let keys = crypto::account::reseal_with_password(&account.id, &current, &unlocked, &new)
         .context("failed to seal the master key under the new password")?;
     drop(unlocked);
-    b.replace_account_keys(&keys)
+    b.replace_account_keys_approved(&keys, approval)
         .await
         .context("failed to store the new sealed master key")?;
     super::password::forget_in_agent(ctx, &b.vault_id(&account)).await;
 
     if ctx.global.json {
-        ctx.printer.json(&json!({ "recovered": true }))?;
+        ctx.printer
+            .json(&json!({ "recovered": true, "restored_earlier_seal": restored.is_some() }))?;
     }
     ctx.printer
         .info("set a new encryption password; the old one no longer opens the vault");
     ctx.printer
         .info("your recovery code still works: keep it somewhere safe");
     Ok(ExitStatus::SUCCESS)
+}
+
+/// What the recovery code opened.
+enum Opened {
+    /// The current seal.
+    Current(UnlockedAccount),
+    /// An earlier seal (the account's keys with it in place), replaced at the timestamp.
+    Earlier(AccountKeys, UnlockedAccount, Timestamp),
+}
+
+/// Opens the account with the recovery code: the current seal, else the newest earlier seal
+/// that the code opens (a bad write replaced the current one: DESIGN §9.4). Nothing opening is
+/// "this recovery code does not open this account".
+async fn open_with_code(b: &AnyBackend, account: &Account, code: &RecoveryCode) -> Result<Opened> {
+    // Whatever a bad write left (a seal of another key, bytes that are no seal at all), the
+    // earlier seals are tried before giving up.
+    let current = match crypto::account::unlock_with_recovery(&account.id, &account.keys, code) {
+        Ok(u) => return Ok(Opened::Current(u)),
+        Err(e) => e,
+    };
+    let history = b
+        .account_key_history()
+        .await
+        .context("failed to read the earlier seals of the master key")?;
+    for earlier in &history {
+        let keys = earlier.with_key_pair(&account.keys);
+        if let Ok(u) = crypto::account::unlock_with_recovery(&account.id, &keys, code) {
+            return Ok(Opened::Earlier(keys, u, earlier.replaced_at));
+        }
+    }
+    match current {
+        CryptoError::WrongPassword => Err(Failure::auth(
+            "this recovery code does not open this account",
+        )
+        .hint("use the code `klef init` showed when this vault was created; nothing was changed")
+        .into()),
+        e => Err(anyhow::Error::new(e).context("failed to open the vault")),
+    }
 }
 
 /// The recovery code from `file` or the terminal, parsed and checked.

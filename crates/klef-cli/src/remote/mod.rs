@@ -13,6 +13,7 @@ pub(crate) mod token_store;
 use klef_core::backend::{Backend, BackendError, BackendResult};
 use klef_core::backup::{self, Archive, ArchiveSource, Restore, Restored};
 use klef_core::ids::{AccountId, EnvironmentId, InviteId, ProjectId, WorkspaceId};
+use klef_core::model::PreviousAccountKeys;
 use klef_core::model::{
     Account, AccountKeys, ApiKeyGrant, ApiKeyRecipient, Environment, EnvironmentKeyAccess,
     GrantInfo, KeyRotation, NewEnvironment, NewProject, Project, RotationOutcome, SecretVersion,
@@ -20,8 +21,8 @@ use klef_core::model::{
 };
 use klef_core::model::{Blob, RosterEntry};
 use klef_core::wire::{
-    AcceptInvitationRequest, AccountStateResponse, PublishIdentityRequest, PutAccountStateRequest,
-    RosterList,
+    AcceptInvitationRequest, AccountKeyHistory, AccountStateResponse, PublishIdentityRequest,
+    PutAccountStateRequest, RosterList,
 };
 use klef_core::wire::{
     ApiKeyRecipientList, AuditList, BACKUP_MEDIA_TYPE, ConfirmMemberRequest,
@@ -29,8 +30,9 @@ use klef_core::wire::{
     CreateWorkspaceRequest, EnvironmentKeyResponse, EnvironmentList, GrantList,
     ImportBackupResponse, Invitation, InvitationList, LoginRequest, MeResponse, Member, MemberList,
     ProjectList, RemoveMemberResponse, RenameEnvironmentRequest, RenameProjectRequest,
-    RenameWorkspaceRequest, ReplaceKeysRequest, RotateResponse, SecretList, SessionResponse,
-    SignupRequest, WorkspaceList, WriteSecretsRequest, WriteSecretsResponse, routes,
+    RenameWorkspaceRequest, ReplaceKeysRequest, RotateResponse, SecretList, SecretText,
+    SessionResponse, SignupRequest, WorkspaceList, WriteSecretsRequest, WriteSecretsResponse,
+    routes,
 };
 use tokio::sync::OnceCell;
 
@@ -120,6 +122,29 @@ impl RemoteBackend {
             )
             .await?;
         Ok(())
+    }
+
+    /// `PUT /v1/me/keys` with the account password re-entered (password change, recovery).
+    pub(crate) async fn replace_keys(
+        &self,
+        keys: &AccountKeys,
+        account_password: SecretText,
+    ) -> BackendResult<()> {
+        self.api
+            .put(
+                routes::ME_KEYS,
+                &ReplaceKeysRequest {
+                    keys: keys.clone(),
+                    account_password: Some(account_password),
+                },
+            )
+            .await
+    }
+
+    /// `GET /v1/me/keys`: the earlier seals of the caller's master key, newest first.
+    pub(crate) async fn account_key_history(&self) -> BackendResult<Vec<PreviousAccountKeys>> {
+        let history: AccountKeyHistory = self.api.get(routes::ME_KEYS).await?;
+        Ok(history.previous)
     }
 
     /// `PUT /v1/me/identity`.
@@ -244,8 +269,16 @@ impl Backend for RemoteBackend {
     }
 
     async fn replace_account_keys(&self, keys: &AccountKeys) -> BackendResult<()> {
+        // The server asks for the account password (`RemoteBackend::replace_keys`); without it
+        // this answers 400, naming what is missing.
         self.api
-            .put(routes::ME_KEYS, &ReplaceKeysRequest { keys: keys.clone() })
+            .put(
+                routes::ME_KEYS,
+                &ReplaceKeysRequest {
+                    keys: keys.clone(),
+                    account_password: None,
+                },
+            )
             .await
     }
 
@@ -545,14 +578,19 @@ pub(crate) fn server_for(ctx: &crate::context::Context) -> anyhow::Result<Option
 ///
 /// An API key goes only to a server the user named (`--server`/`KLEF_SERVER`) or signed in to,
 /// never to one named only by a `.klef` in the working tree: a freshly cloned repository, or a
-/// parent directory, could otherwise collect the CI key (DESIGN §9.4).
+/// parent directory, could otherwise collect the CI key (DESIGN §9.4). A `.klef` naming the
+/// server of the user's own session is fine. A stored session token goes only to its own
+/// server.
 pub(crate) fn connect(
     ctx: &crate::context::Context,
     server: &ServerChoice,
 ) -> anyhow::Result<RemoteBackend> {
     if let Some(token) = crate::commands::keys::ci::bearer()? {
-        if let ServerSource::KlefFile(path) = &server.source {
-            let own = session::Session::load(&ctx.dirs.config)?.map(|s| s.server);
+        if let ServerSource::KlefFile(path) = &server.source
+            // The server of the user's own session is theirs, whichever file names it too.
+            && let own = session::Session::load(&ctx.dirs.config)?.map(|s| s.server)
+            && own.as_deref() != Some(server.url.as_str())
+        {
             let mut failure = crate::diagnostics::Failure::auth(format!(
                 "KLEF_TOKEN is not sent to {}, which only {} names{}",
                 server.url,
@@ -579,6 +617,23 @@ pub(crate) fn connect(
 /// The account (sign-in) password: `KLEF_ACCOUNT_PASSWORD`, else a no-echo prompt (twice when
 /// `confirm`). It is sent to the server; the encryption password never is.
 pub(crate) fn account_password(confirm: bool) -> anyhow::Result<klef_core::wire::SecretText> {
+    account_password_asking("account password (to sign in): ", confirm)
+}
+
+/// The account (sign-in) password re-entered to approve a change of the account's sealed keys
+/// (`password change`, `recover` on a server: DESIGN §9.4), from `KLEF_ACCOUNT_PASSWORD` or a
+/// no-echo prompt.
+pub(crate) fn account_password_to_approve() -> anyhow::Result<klef_core::wire::SecretText> {
+    account_password_asking(
+        "account password (the one you sign in with, to approve this change): ",
+        false,
+    )
+}
+
+fn account_password_asking(
+    prompt: &str,
+    confirm: bool,
+) -> anyhow::Result<klef_core::wire::SecretText> {
     use klef_core::env::EnvVars;
     use klef_core::wire::SecretText;
 
@@ -601,7 +656,7 @@ pub(crate) fn account_password(confirm: bool) -> anyhow::Result<klef_core::wire:
             .map(SecretText::new)
             .map_err(|_| Failure::auth("could not read the account password from the terminal"))
     };
-    let first = ask("account password (to sign in): ")?;
+    let first = ask(prompt)?;
     if confirm {
         let second = ask("repeat the account password: ")?;
         if first != second {

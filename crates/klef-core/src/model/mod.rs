@@ -107,6 +107,41 @@ pub struct AccountKeys {
     pub private_key_sealed: Blob,
 }
 
+/// An earlier seal of an account's master key: the KDF parameters and both sealed copies that a
+/// password change or a recovery replaced (DESIGN.md §9.4). The store keeps the newest
+/// [`KEY_HISTORY_KEPT`] per account so a bad write cannot lock the owner out: `klef recover`
+/// falls back to one the recovery code still opens. The key pair never changes, so it is not
+/// repeated here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousAccountKeys {
+    /// How the key-encryption key was derived from the password then.
+    pub kdf: KdfParams,
+    /// The master key sealed under that password's key-encryption key.
+    pub master_key_by_password: Blob,
+    /// The master key sealed under the key derived from the recovery code.
+    pub master_key_by_recovery: Blob,
+    /// When this seal was replaced.
+    pub replaced_at: Timestamp,
+}
+
+impl PreviousAccountKeys {
+    /// The account's key material with this earlier seal in place of the current one
+    /// (`current` gives the key pair, which never changes).
+    #[must_use]
+    pub fn with_key_pair(&self, current: &AccountKeys) -> AccountKeys {
+        AccountKeys {
+            kdf: self.kdf.clone(),
+            master_key_by_password: self.master_key_by_password.clone(),
+            master_key_by_recovery: self.master_key_by_recovery.clone(),
+            public_key: current.public_key.clone(),
+            private_key_sealed: current.private_key_sealed.clone(),
+        }
+    }
+}
+
+/// How many earlier seals of an account's master key the store keeps.
+pub const KEY_HISTORY_KEPT: usize = 10;
+
 /// An account: a person on a server, or the owner of a local vault.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::SecretText;
 use crate::ids::AccountId;
-use crate::model::{Account, AccountKeys, Blob, Timestamp, Workspace};
+use crate::model::{Account, AccountKeys, Blob, PreviousAccountKeys, Timestamp, Workspace};
 
 /// `POST /v1/signup`: creates an account and its personal workspace, and signs in.
 ///
@@ -97,11 +97,28 @@ pub struct PutAccountStateRequest {
 
 /// `PUT /v1/me/keys`: replaces the sealed master-key copies and KDF parameters (password change,
 /// recovery). The public key and sealed private key must be unchanged.
+///
+/// Only a session may do it, never an API key (`403`), and only with the account (sign-in)
+/// password re-entered: missing is `400`, wrong is `403`, counted with failed sign-ins (`429`
+/// beyond the limit). The replaced seal is kept ([`AccountKeyHistory`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplaceKeysRequest {
     /// The new key material.
     pub keys: AccountKeys,
+    /// The account (sign-in) password, re-entered. Never the encryption password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_password: Option<SecretText>,
+}
+
+/// `GET /v1/me/keys` (a session only): the earlier seals of the caller's master key that
+/// password changes and recoveries replaced, newest first, at most
+/// [`KEY_HISTORY_KEPT`](crate::model::KEY_HISTORY_KEPT). `klef recover` falls back to one of
+/// them when the current seal does not open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountKeyHistory {
+    /// The earlier seals, newest first.
+    pub previous: Vec<PreviousAccountKeys>,
 }
 
 #[cfg(test)]

@@ -70,7 +70,8 @@ pub const LOGIN: &str = "/v1/login";
 pub const LOGOUT: &str = "/v1/logout";
 /// `GET` [`MeResponse`](super::MeResponse).
 pub const ME: &str = "/v1/me";
-/// `PUT` [`ReplaceKeysRequest`](super::ReplaceKeysRequest) (`204`).
+/// `GET` [`AccountKeyHistory`](super::AccountKeyHistory), `PUT`
+/// [`ReplaceKeysRequest`](super::ReplaceKeysRequest) (`204`).
 pub const ME_KEYS: &str = "/v1/me/keys";
 /// `PUT` [`PublishIdentityRequest`](super::PublishIdentityRequest) (`204`).
 pub const ME_IDENTITY: &str = "/v1/me/identity";
@@ -185,6 +186,8 @@ endpoints! {
     Logout => Post LOGOUT,
     /// The caller's account.
     Me => Get ME,
+    /// The earlier seals of the caller's master key.
+    AccountKeyHistory => Get ME_KEYS,
     /// Replaces the caller's sealed keys.
     ReplaceKeys => Put ME_KEYS,
     /// Publishes the caller's identity key once.

@@ -17,7 +17,8 @@ use klef_core::crypto::{PublicKey, sha256_hex, validate_kdf_params};
 use klef_core::model::{Account, AccountKeys, Timestamp};
 use klef_core::secrecy::ExposeSecret as _;
 use klef_core::wire::{
-    LoginRequest, MeResponse, ReplaceKeysRequest, SecretText, SessionResponse, SignupRequest,
+    AccountKeyHistory, LoginRequest, MeResponse, ReplaceKeysRequest, SecretText, SessionResponse,
+    SignupRequest,
 };
 use klef_store::server::{
     AttemptIds, AttemptLimit, AttemptScope, NewSession, Reservation, Signup, SignupOutcome,
@@ -383,14 +384,96 @@ pub(super) async fn me(
     }))
 }
 
+/// The refusal of an account-key route to anything but a session.
+const KEYS_NEED_SESSION: &str = "an API key cannot read or replace the account's sealed keys: sign in with `klef login` and use that session";
+
+#[instrument(skip_all)]
+pub(super) async fn key_history(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<axum::Json<AccountKeyHistory>, ApiError> {
+    let Principal::Session(session) = &principal else {
+        return Err(ApiError::Forbidden(KEYS_NEED_SESSION.into()));
+    };
+    let previous = state.store.account_key_history(&session.account).await?;
+    Ok(axum::Json(AccountKeyHistory { previous }))
+}
+
+/// `PUT /v1/me/keys`: a session only, with the account password re-entered and checked like a
+/// sign-in (the same failure limiter, so a stolen session cannot guess it). A wrong password
+/// is audited and changes nothing; the replaced seal is kept in the account's key history
+/// (DESIGN.md §9.4).
 #[instrument(skip_all)]
 pub(super) async fn replace_keys(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     principal: Principal,
     ApiJson(req): ApiJson<ReplaceKeysRequest>,
 ) -> Result<StatusCode, ApiError> {
+    let Principal::Session(session) = &principal else {
+        return Err(ApiError::Forbidden(KEYS_NEED_SESSION.into()));
+    };
+    let id = session.account;
     validate_keys(&req.keys)?;
-    let id = *principal.account()?;
+    let Some(password) = req.account_password else {
+        return Err(ApiError::InvalidRequest(
+            "account_password is required: re-enter the account (sign-in) password to replace the sealed keys".into(),
+        ));
+    };
+    let email = session.email.clone();
+    let address = client_address(&state, peer, &headers);
+    let limit = state.config.login_limit;
+    let account_subject = format!("login:{email}");
+    let gate = &state.config.password_gate;
+    let admitted = gate.admit()?;
+    // Counted with failed sign-ins, reserved before the check as `login` does.
+    let reserved = reserve(
+        &state,
+        "failed sign-ins",
+        &[
+            (
+                AttemptScope::Account,
+                account_subject.clone(),
+                limit.max_failures,
+            ),
+            (
+                AttemptScope::Address,
+                format!("login:{address}"),
+                limit.address_max_failures,
+            ),
+        ],
+    )
+    .await?;
+    let found = state
+        .store
+        .login_lookup(&email)
+        .await?
+        .filter(|(account, _)| *account == id);
+    let stored_hash = found.and_then(|(_, hash)| hash);
+    let ok = gate.verify(&admitted, password, stored_hash).await?;
+    drop(admitted);
+    if !ok {
+        let window_ms = i64::try_from(limit.window.as_millis()).unwrap_or(i64::MAX);
+        let audit = audit_by(
+            &principal,
+            None,
+            "account.keys.refused",
+            format!("account {id}: wrong account password"),
+        );
+        state
+            .store
+            .record_failed_attempt(now_ms().saturating_sub(window_ms.saturating_mul(4)), &audit)
+            .await?;
+        return Err(ApiError::Forbidden(
+            "the account password is wrong; the sealed keys were not replaced".into(),
+        ));
+    }
+    state.store.release_attempt(&reserved).await?;
+    state
+        .store
+        .clear_login_failures(AttemptScope::Account, &account_subject)
+        .await?;
     let audit = audit_by(
         &principal,
         None,

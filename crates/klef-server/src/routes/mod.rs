@@ -72,6 +72,7 @@ fn handler(endpoint: Endpoint, method: MethodFilter) -> MethodRouter<AppState> {
         E::Login => on(method, accounts::login),
         E::Logout => on(method, accounts::logout),
         E::Me => on(method, accounts::me),
+        E::AccountKeyHistory => on(method, accounts::key_history),
         E::ReplaceKeys => on(method, accounts::replace_keys),
         E::PublishIdentity => on(method, identity::publish_identity),
         E::AccountState => on(method, identity::account_state),

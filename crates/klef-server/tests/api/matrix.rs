@@ -133,10 +133,16 @@ pub(crate) const MATRIX: &[Row] = &[
         [200, 200, 200, 200, 403, 403, 403, 403, U, U, U, U],
     ),
     (
+        "GET",
+        "/v1/me/keys",
+        "the earlier seals: a session only",
+        [200, 200, 200, 403, 403, 403, 403, 403, U, U, U, U],
+    ),
+    (
         "PUT",
         "/v1/me/keys",
-        "the caller's own keys",
-        [204, 204, 204, 204, 403, 403, 403, 403, U, U, U, U],
+        "the caller's own keys and account password: a session only",
+        [204, 204, 204, 403, 403, 403, 403, 403, U, U, U, U],
     ),
     (
         "PUT",
@@ -1016,12 +1022,12 @@ fn request(w: &World, row: usize, col: usize) -> (String, Option<Value>) {
             Some(json!({"email": w.dave.email, "password": w.dave.account_password}))
         }
         ("PUT", "/v1/me/keys") => {
-            let keys = match who {
-                Who::Member | Who::ExpiredSession => &w.bob.keys,
-                Who::MemberNoEnv => &w.carol.keys,
-                _ => &w.alice.keys,
+            let person = match who {
+                Who::Member | Who::ExpiredSession => &w.bob,
+                Who::MemberNoEnv => &w.carol,
+                _ => &w.alice,
             };
-            Some(json!({"keys": keys}))
+            Some(json!({"keys": person.keys, "account_password": person.account_password}))
         }
         ("PUT", "/v1/me/identity") => {
             let seed = [u8::try_from(col).expect("a column"); 32];
