@@ -49,6 +49,11 @@ const ATTACKS: &[(&str, &str, &str)] = &[
         "`rotate-key` fails: the signed roster gives them no access since their `removed` entry",
     ),
     (
+        "roster_attacks::system_keys_are_signed_into_the_roster_and_wrapped_only_to_their_recorded_keys",
+        "lists another public key for a system key before `env rotate-key`, `keys put` or (for a `project:*` key) `env create`",
+        "each fails naming the key (\"substituted a key\"); nothing is rotated, re-scoped or created, and nothing is wrapped",
+    ),
+    (
         "adversary::no_server_answer_makes_klef_panic",
         "answers every request with replayed, truncated or mutated bodies and statuses",
         "no command panics or passes a terminal escape through; every failure is an `error:` line",

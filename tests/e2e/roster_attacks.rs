@@ -608,3 +608,136 @@ fn legacy_workspace(db: Db) {
         "stg-value"
     );
 }
+
+/// `klef keys create --type system …`: the key, printed once on stdout.
+fn system_key(owner: &TestContext, scope: &str, label: &str) -> String {
+    owner
+        .run_pw([
+            "keys",
+            "create",
+            "--type",
+            "system",
+            "--scope",
+            scope,
+            "--permission",
+            "read",
+            "--label",
+            label,
+        ])
+        .success()
+        .stdout()
+        .trim()
+        .to_owned()
+}
+
+/// A CI job holding only `token`.
+fn ci(owner: &TestContext, token: &str) -> TestContext {
+    let mut ci = TestContext::new();
+    ci.set_env("KLEF_TOKEN", token);
+    ci.set_env("KLEF_SERVER", &url(owner));
+    ci
+}
+
+#[test]
+fn system_keys_are_signed_into_the_roster_and_wrapped_only_to_their_recorded_keys() {
+    on_both(system_keys_in_the_roster);
+}
+
+fn system_keys_in_the_roster(db: Db) {
+    let Some(owner) = owner(db) else { return };
+    let srv = server(&owner);
+    owner
+        .run_pw(["set", "DB", "stg-value", "-e", "staging"])
+        .success();
+    let staging = system_key(&owner, "my-app:staging", "ci-staging");
+    let every = system_key(&owner, "my-app:*", "ci-every");
+    assert_eq!(roster_len(srv), 3, "{db:?}: genesis and two system keys");
+    let key_id = |label: &str| srv.sql(&format!("SELECT id FROM api_keys WHERE label = '{label}'"));
+    let (staging_id, every_id) = (key_id("ci-staging"), key_id("ci-every"));
+    let public = |id: &str| {
+        srv.sql(&format!(
+            "SELECT {} FROM api_keys WHERE id = '{id}'",
+            srv.hex("public_key")
+        ))
+    };
+    let set_public = |id: &str, hex: &str| {
+        srv.sql(&format!(
+            "UPDATE api_keys SET public_key = {} WHERE id = '{id}'",
+            srv.bytes(hex)
+        ));
+    };
+    let (staging_public, every_public) = (public(&staging_id), public(&every_id));
+    let key_version = || srv.sql("SELECT key_version FROM environments WHERE slug = 'staging'");
+
+    // The server lists another key's public key as the staging key's.
+    set_public(&staging_id, &every_public);
+    owner
+        .run_pw(["env", "rotate-key", "staging"])
+        .code_is(1)
+        .clean_error(&[PASSWORD, "stg-value", &staging])
+        .stderr_has("another public key for")
+        .stderr_has("substituted a key");
+    assert_eq!(key_version(), "1", "{db:?}");
+    let prefix = format!("klef_sys_{}", &staging["klef_sys_".len().."klef_sys_".len() + 6]);
+    owner
+        .run_pw([
+            "keys",
+            "put",
+            &prefix,
+            "--scope",
+            "my-app:staging",
+            "--permission",
+            "read",
+        ])
+        .code_is(1)
+        .clean_error(&[PASSWORD, &staging])
+        .stderr_has("substituted a key");
+    set_public(&staging_id, &staging_public);
+
+    // And before `env create`, for the key scoped to every environment.
+    set_public(&every_id, &staging_public);
+    owner
+        .run_pw(["env", "create", "qa"])
+        .code_is(1)
+        .clean_error(&[PASSWORD, &every])
+        .stderr_has("substituted a key");
+    assert_eq!(
+        srv.sql("SELECT count(*) FROM environments WHERE slug = 'qa'"),
+        "0",
+        "{db:?}: nothing was created"
+    );
+    set_public(&every_id, &every_public);
+
+    // The honest server: rotation re-wraps to both keys, verified, and CI still reads.
+    let rotated = json(
+        &owner
+            .run_pw(["env", "rotate-key", "staging", "--json"])
+            .success(),
+    );
+    let recipients = rotated["recipients"].as_array().expect("recipients");
+    assert_eq!(recipients.len(), 2, "{db:?}: {rotated}");
+    assert!(
+        recipients.iter().all(|r| r["verified"] == true),
+        "{db:?}: {rotated}"
+    );
+    assert_eq!(
+        ci(&owner, &staging)
+            .run(["get", "DB", "--plain", "-p", "my-app", "-e", "staging"])
+            .success()
+            .stdout(),
+        "stg-value"
+    );
+    owner.run_pw(["env", "create", "qa"]).success();
+    owner.run_pw(["set", "Q", "qa-value", "-e", "qa"]).success();
+    assert_eq!(
+        ci(&owner, &every)
+            .run(["get", "Q", "--plain", "-p", "my-app", "-e", "qa"])
+            .success()
+            .stdout(),
+        "qa-value"
+    );
+
+    // Revoking signs the key out of the roster.
+    owner.run_pw(["keys", "revoke", &prefix]).success();
+    assert_eq!(roster_len(srv), 4, "{db:?}: a `removed` entry");
+}

@@ -4,10 +4,9 @@
 //! environment in the verified roster with the same X25519 key, or nothing is wrapped: a server
 //! that slips in its own key, or keeps a removed member on the list, is named in the error.
 //!
-//! Not yet covered (issue #21, recorded in docs/security.md): system keys are not in the roster
-//! yet, so their listed keys are wrapped to as the server gives them, each named as unverified;
-//! and a workspace made before signed rosters (every personal workspace) has no roster to
-//! check against, which the command says.
+//! System keys are checked the same way against their roster records ([`check_system_key`]).
+//! A key made before signed rosters, or any recipient in a workspace without a roster, is
+//! still wrapped to as the server lists it, and named as unverified.
 
 use anyhow::Result;
 use klef_core::backend::Backend as _;
@@ -130,6 +129,23 @@ pub(crate) async fn verified(
                 .map_or_else(|| a.to_string(), |m| m.email.clone()),
             Grantee::ApiKey(_) => label_of(&grantee),
         };
+        if let Grantee::ApiKey(key) = &grantee {
+            let verified = check_system_key(
+                Some(&roster),
+                key,
+                &label,
+                &public_key,
+                &t.project.id,
+                &t.env.id,
+            )?;
+            out.push(Recipient {
+                grantee,
+                public_key,
+                label,
+                verified,
+            });
+            continue;
+        }
         match readers.iter().find(|(p, _)| *p == principal) {
             Some((_, key)) if *key == public_key => out.push(Recipient {
                 grantee,
@@ -144,19 +160,6 @@ pub(crate) async fn verified(
                 .hint("tell the server's operator; do not share keys through this server until it is resolved")
                 .into());
             }
-            None if matches!(grantee, Grantee::ApiKey(_)) && roster.ever_listed(&principal) => {
-                return Err(Failure::other(format!(
-                    "the server lists {label} as a recipient of {}, which its record in the signed roster of \"{ws_name}\" does not cover: nothing was rotated",
-                    t.describe()
-                ))
-                .into());
-            }
-            None if matches!(grantee, Grantee::ApiKey(_)) => out.push(Recipient {
-                grantee,
-                public_key,
-                label,
-                verified: false,
-            }),
             None => {
                 return Err(Failure::other(format!(
                     "the server lists {label} as a recipient of {}, but the signed roster of \"{ws_name}\" gives them no access (never confirmed, restricted elsewhere, or removed): nothing was rotated",
@@ -174,5 +177,40 @@ fn label_of(grantee: &Grantee) -> String {
     match grantee {
         Grantee::Account(a) => a.to_string(),
         Grantee::ApiKey(k) => format!("klef_sys_{}", &k.to_string()[..8]),
+    }
+}
+
+/// Checks a system key the server lists as a recipient of `environment` of `project` against
+/// `roster` (`None`: a workspace without a signed roster). `Ok(true)`: its verified record
+/// covers the environment with this very key; `Ok(false)`: the roster has never heard of it (a
+/// key made before signed rosters), to be named as unverified; an error when the server
+/// substituted its key, or lists it after its removal or outside its recorded scopes.
+pub(crate) fn check_system_key(
+    roster: Option<&klef_core::trust::roster::VerifiedRoster>,
+    key: &klef_core::ids::ApiKeyId,
+    label: &str,
+    public: &PublicKey,
+    project: &klef_core::ids::ProjectId,
+    environment: &klef_core::ids::EnvironmentId,
+) -> Result<bool> {
+    let Some(roster) = roster else {
+        return Ok(false);
+    };
+    match roster.system_key(key) {
+        Some(rec) if rec.x25519_key != *public => Err(Failure::other(format!(
+            "the server lists another public key for {label} than the signed roster holds: it substituted a key; nothing was changed"
+        ))
+        .hint("tell the server's operator; do not share keys through this server until it is resolved")
+        .into()),
+        Some(rec) if !rec.covers(project, environment) => Err(Failure::other(format!(
+            "the server lists {label} as a recipient, but its record in the signed roster does not cover this environment: nothing was changed"
+        ))
+        .into()),
+        Some(_) => Ok(true),
+        None if roster.ever_listed(&PrincipalId::SystemKey(*key)) => Err(Failure::other(format!(
+            "the server lists {label} as a recipient, but it was revoked in the signed roster: nothing was changed"
+        ))
+        .into()),
+        None => Ok(false),
     }
 }

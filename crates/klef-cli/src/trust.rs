@@ -102,6 +102,11 @@ impl<'a> Trust<'a> {
         })
     }
 
+    /// The server this trust is about.
+    pub(crate) fn remote(&self) -> &'a RemoteBackend {
+        self.remote
+    }
+
     /// This device's identity, from its own keys.
     pub(crate) fn me(&self) -> &PublicIdentity {
         &self.me
@@ -172,33 +177,33 @@ impl<'a> Trust<'a> {
     /// members confirmed before it are vouched for again with `klef workspace confirm`. Anyone
     /// else gets an error naming the owner.
     pub(crate) async fn roster_or_adopt(&mut self, ws: &Workspace) -> Result<VerifiedRoster> {
+        match self.roster_or_adopt_if_owner(ws).await? {
+            Some(roster) => Ok(roster),
+            None => Err(no_roster_yet(ws).into()),
+        }
+    }
+
+    /// [`Trust::roster_or_adopt`], with `None` instead of an error for a workspace made before
+    /// signed rosters whose owner is someone else.
+    pub(crate) async fn roster_or_adopt_if_owner(
+        &mut self,
+        ws: &Workspace,
+    ) -> Result<Option<VerifiedRoster>> {
         if self.anchor(&ws.id).is_some() {
-            return self.roster(&ws.id, &ws.name).await;
+            return self.roster(&ws.id, &ws.name).await.map(Some);
         }
         if !self.remote.roster(&ws.id, None).await?.is_empty() {
             return Err(not_pinned(&ws.name).into());
         }
         let members = self.remote.members(&ws.id).await.unwrap_or_default();
         let me = self.me;
-        let owner = members
-            .iter()
-            .find(|m| m.role == Role::Owner)
-            .map(|m| m.email.clone());
         if members
             .iter()
             .find(|m| m.account_id == Some(me.account))
             .is_none_or(|m| m.role != Role::Owner)
             && !ws.personal
         {
-            return Err(Failure::other(format!(
-                "workspace \"{}\" has no signed roster yet (it was made before signed rosters)",
-                ws.name
-            ))
-            .hint(format!(
-                "its owner{} starts one by running `klef workspace verify` in it",
-                owner.map(|o| format!(" ({o})")).unwrap_or_default()
-            ))
-            .into());
+            return Ok(None);
         }
         let record = MemberRecord {
             account: me.account,
@@ -229,7 +234,7 @@ impl<'a> Trust<'a> {
                 earlier.join(", ")
             ));
         }
-        Ok(roster)
+        Ok(Some(roster))
     }
 
     /// Writes the pins back (locally, then to the server) when they changed. A server copy
@@ -280,6 +285,15 @@ impl<'a> Trust<'a> {
                 .into(),
         )
     }
+}
+
+/// A workspace made before signed rosters, for someone who is not its owner.
+pub(crate) fn no_roster_yet(ws: &Workspace) -> Failure {
+    Failure::other(format!(
+        "workspace \"{}\" has no signed roster yet (it was made before signed rosters)",
+        ws.name
+    ))
+    .hint("its owner starts one by running `klef workspace verify` in it")
 }
 
 /// The roster of an unpinned workspace is never trusted on first sight.

@@ -8,7 +8,10 @@ use klef_core::ids::EnvironmentId;
 use klef_core::model::{ApiKeyGrant, Environment, NewEnvironment};
 use klef_core::names::{validate_display_name, validate_slug};
 
+use klef_core::trust::roster::VerifiedRoster;
+
 use crate::context::Context;
+use crate::trust::Trust;
 use crate::diagnostics::{ExitStatus, Failure};
 use crate::secrets::now;
 
@@ -57,7 +60,27 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     };
     let env_key = SymmetricKey::generate();
     let sealed = crypto::seal_key(&project_key, &env_key, &Aad::EnvironmentKey(&env.id));
+    // System keys scoped to `project:*` get the new key too, when the verified roster says so.
+    let roster = match b.as_remote() {
+        Some(remote) => {
+            let mut trust = Trust::load(ctx, remote, &keys).await?;
+            let ws = b
+                .workspaces()
+                .await?
+                .into_iter()
+                .find(|w| w.id == pt.project.workspace_id);
+            let roster = match ws {
+                Some(ws) => trust.roster_if_pinned(&ws.id, &ws.name).await?,
+                None => None,
+            };
+            trust.save().await?;
+            roster
+        }
+        None => None,
+    };
     create_environment(
+        ctx,
+        roster.as_ref(),
         &b,
         &NewEnvironment {
             environment: env,
@@ -78,6 +101,8 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
 /// scoped to all of the project's environments (`proj:*`), so those keys reach the new
 /// environment end to end (the local vault has none).
 async fn create_environment(
+    ctx: &Context,
+    roster: Option<&VerifiedRoster>,
     b: &impl Backend,
     new: &NewEnvironment,
     key: &SymmetricKey,
@@ -92,6 +117,20 @@ async fn create_environment(
                 k.prefix
             ))
         })?;
+        let verified = crate::recipients::check_system_key(
+            roster,
+            &k.api_key_id,
+            &k.prefix,
+            &public,
+            &env.project_id,
+            &env.id,
+        )?;
+        if !verified {
+            ctx.printer.warn(&format!(
+                "wrapping the new key to system key {} as the server lists it: it is not in a signed roster, so its public key cannot be verified",
+                k.prefix
+            ));
+        }
         grants.push(ApiKeyGrant {
             api_key_id: k.api_key_id,
             wrapped_key: crypto::wrap_key(&public, key, &Aad::EnvironmentKey(&env.id)).into(),

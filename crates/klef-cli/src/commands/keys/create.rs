@@ -10,13 +10,15 @@ use anyhow::{Context as _, Result};
 use klef_core::crypto::token::{ApiToken, TokenKind};
 use klef_core::model::Blob;
 use klef_core::secrecy::ExposeSecret as _;
+use klef_core::trust::identity::VerifyingKey;
 use klef_core::wire::{ApiKeyInfo, ApiKeyKind, ApiKeyPermission, CreateApiKeyRequest, routes};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::{parse_scope, remote, resolve, wrap_covered};
+use super::{parse_scope, remote, resolve, roster, wrap_covered};
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
+use crate::trust::Trust;
 
 /// The kind of key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -120,7 +122,28 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         KeyType::System => {
             let resolved = resolve(ctx, &b, &scope_args).await?;
             let (_, public) = token.keypair()?;
-            let environment_keys = wrap_covered(ctx, &b, &resolved.covered, &public).await?;
+            let signing = VerifyingKey::from_slice(&token.signing_public_key()?)
+                .context("the key's derived signing key is not valid")?;
+            let keys = ctx.keys(&b).await?;
+            let environment_keys = wrap_covered(&b, &keys, &resolved.covered, &public).await?;
+            // Signed into the roster first: a client wraps to a system key only what its
+            // verified record covers, and only to the keys derived here.
+            let mut trust = Trust::load(ctx, r, &keys).await?;
+            let creator = trust.me().account;
+            for ws in &resolved.workspaces {
+                if let Some(roster) = roster::roster_of(ctx, &b, &mut trust, *ws).await? {
+                    let record = roster::record(
+                        token.id(),
+                        public,
+                        signing,
+                        &resolved.scopes,
+                        permission.unwrap_or(ApiKeyPermission::Read),
+                        creator,
+                    );
+                    roster::sign(&mut trust, roster, record).await?;
+                }
+            }
+            trust.save().await?;
             CreateApiKeyRequest {
                 id: token.id(),
                 kind: ApiKeyKind::System,

@@ -12,6 +12,7 @@ mod create;
 mod list;
 mod put;
 mod revoke;
+pub(crate) mod roster;
 
 use anyhow::{Context as _, Result};
 use klef_core::backend::Backend as _;
@@ -25,6 +26,7 @@ use crate::backend::AnyBackend;
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
 use crate::remote::RemoteBackend;
+use crate::unlock::KeySource;
 
 /// Manage API keys (server mode)
 #[derive(Debug, clap::Subcommand)]
@@ -113,14 +115,20 @@ pub(crate) struct Resolved {
     pub(crate) scopes: Vec<ApiKeyScope>,
     /// Every covered environment with its project.
     pub(crate) covered: Vec<(Project, Environment)>,
+    /// The workspaces of the scoped projects (whose rosters record the key).
+    pub(crate) workspaces: Vec<klef_core::ids::WorkspaceId>,
 }
 
 /// Finds the projects and environments the scopes name (not found: exit 5).
 pub(crate) async fn resolve(ctx: &Context, b: &AnyBackend, args: &[ScopeArg]) -> Result<Resolved> {
     let mut scopes = Vec::new();
     let mut covered: Vec<(Project, Environment)> = Vec::new();
+    let mut workspaces = Vec::new();
     for a in args {
         let project = ctx.find_project(b, &a.project).await?;
+        if !workspaces.contains(&project.workspace_id) {
+            workspaces.push(project.workspace_id);
+        }
         let envs = Context::environments(b, &project).await?;
         match &a.env {
             None => {
@@ -146,21 +154,21 @@ pub(crate) async fn resolve(ctx: &Context, b: &AnyBackend, args: &[ScopeArg]) ->
             }
         }
     }
-    Ok(Resolved { scopes, covered })
+    Ok(Resolved {
+        scopes,
+        covered,
+        workspaces,
+    })
 }
 
 /// Opens each covered environment key with your keys (agent or password) and wraps it to
 /// `public`.
 pub(crate) async fn wrap_covered(
-    ctx: &Context,
     b: &AnyBackend,
+    keys: &KeySource,
     covered: &[(Project, Environment)],
     public: &PublicKey,
 ) -> Result<Vec<WrappedEnvironmentKey>> {
-    if covered.is_empty() {
-        return Ok(Vec::new());
-    }
-    let keys = ctx.keys(b).await?;
     let mut out = Vec::with_capacity(covered.len());
     for (project, env) in covered {
         let access = b.environment_key(&env.id).await?;

@@ -1,12 +1,15 @@
-//! `klef keys revoke PREFIX`: revokes a key at once (its next request fails) and deletes every
-//! environment key wrapped to it.
+//! `klef keys revoke PREFIX`: revokes a key at once (its next request fails), deletes every
+//! environment key wrapped to it, and signs its removal into the workspace's roster.
 
 use anyhow::{Context as _, Result};
+use klef_core::backend::Backend as _;
+use klef_core::trust::roster::PrincipalId;
 use klef_core::wire::{ApiKeyInfo, ApiKeyKind, routes};
 
-use super::{find_key, remote, short_prefix};
+use super::{find_key, remote, roster, short_prefix};
 use crate::context::Context;
 use crate::diagnostics::ExitStatus;
+use crate::trust::Trust;
 
 /// Revoke an API key: its next request fails
 #[derive(Debug, clap::Args)]
@@ -24,6 +27,21 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         .delete(&routes::api_key(&key.id))
         .await
         .with_context(|| format!("failed to revoke {}", key.prefix))?;
+    // The signed roster too: no client wraps a key to it again, even if the server kept it.
+    if revoked.kind == ApiKeyKind::System {
+        let keys = ctx.keys(&b).await?;
+        let mut trust = Trust::load(ctx, r, &keys).await?;
+        let principal = PrincipalId::SystemKey(key.id);
+        for ws in b.workspaces().await? {
+            if let Some(roster) = trust.roster_if_pinned(&ws.id, &ws.name).await?
+                && roster.system_key(&key.id).is_some()
+                && roster.ever_listed(&principal)
+            {
+                roster::sign(&mut trust, roster, roster::removal(key.id)).await?;
+            }
+        }
+        trust.save().await?;
+    }
     ctx.printer.info(&format!(
         "revoked {} ({}): its next request fails",
         short_prefix(&revoked.prefix),
