@@ -54,6 +54,11 @@ const ATTACKS: &[(&str, &str, &str)] = &[
         "each fails naming the key (\"substituted a key\"); nothing is rotated, re-scoped or created, and nothing is wrapped",
     ),
     (
+        "roster_attacks::a_ci_job_verifies_its_workspace_from_the_anchor_sealed_at_its_keys_creation",
+        "serves a CI job (a system key) a replaced anchor, or a roster without the key's own entry",
+        "the job fails before decrypting anything: the anchor sealed at `keys create` opens only with the token, and the roster must extend it and list the key with its own derived keys and scopes",
+    ),
+    (
         "adversary::no_server_answer_makes_klef_panic",
         "answers every request with replayed, truncated or mutated bodies and statuses",
         "no command panics or passes a terminal escape through; every failure is an `error:` line",

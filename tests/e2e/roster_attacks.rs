@@ -741,3 +741,69 @@ fn system_keys_in_the_roster(db: Db) {
     owner.run_pw(["keys", "revoke", &prefix]).success();
     assert_eq!(roster_len(srv), 4, "{db:?}: a `removed` entry");
 }
+
+#[test]
+fn a_ci_job_verifies_its_workspace_from_the_anchor_sealed_at_its_keys_creation() {
+    on_both(ci_anchor);
+}
+
+fn ci_anchor(db: Db) {
+    let Some(owner) = owner(db) else { return };
+    let srv = server(&owner);
+    owner
+        .run_pw(["set", "DB", "stg-value", "-e", "staging"])
+        .success();
+    let token = system_key(&owner, "my-app:staging", "ci");
+    let job = ci(&owner, &token);
+    let get = ["get", "DB", "--plain", "-p", "my-app", "-e", "staging"];
+    assert_eq!(job.run(get).success().stdout(), "stg-value");
+    let id = srv.sql("SELECT id FROM api_keys WHERE label = 'ci'");
+    let anchor = srv.sql(&format!(
+        "SELECT {} FROM api_keys WHERE id = '{id}'",
+        srv.hex("anchor")
+    ));
+    assert!(!anchor.is_empty(), "{db:?}: keys create stored an anchor");
+
+    // The server replaces the anchor (say, with one for a workspace it made up).
+    srv.sql(&format!(
+        "UPDATE api_keys SET anchor = {} WHERE id = '{id}'",
+        srv.bytes(&"ab".repeat(anchor.len() / 2))
+    ));
+    job.run(get)
+        .code_is(1)
+        .clean_error(&[&token, "stg-value"])
+        .stderr_has("a CI anchor that KLEF_TOKEN cannot open");
+    srv.sql(&format!(
+        "UPDATE api_keys SET anchor = {} WHERE id = '{id}'",
+        srv.bytes(&anchor)
+    ));
+
+    // The server serves a roster without the key's own entry (cut back to the genesis).
+    let acme = "(SELECT id FROM workspaces WHERE name = 'Acme')";
+    let entry = srv.sql(&format!(
+        "SELECT {} || ':' || {} FROM roster_entries WHERE workspace_id = {acme} AND sequence = 1",
+        srv.hex("body"),
+        srv.hex("signature")
+    ));
+    let (body, signature) = entry.split_once(':').expect("body:signature");
+    srv.sql(&format!(
+        "DELETE FROM roster_entries WHERE workspace_id = {acme} AND sequence = 1"
+    ));
+    job.run(get)
+        .code_is(1)
+        .clean_error(&[&token, "stg-value"])
+        .stderr_has("is not the one the key was made in");
+    srv.sql(&format!(
+        "INSERT INTO roster_entries (workspace_id, sequence, body, signature, created_by, created_at) \
+         SELECT {acme}, 1, {}, {}, id, 0 FROM accounts WHERE email = '{OWNER}'",
+        srv.bytes(body),
+        srv.bytes(signature)
+    ));
+    assert_eq!(job.run(get).success().stdout(), "stg-value");
+
+    // A key from before anchors still works, with a warning.
+    srv.sql(&format!("UPDATE api_keys SET anchor = NULL WHERE id = '{id}'"));
+    job.run(get)
+        .success()
+        .stderr_has("made before CI anchors");
+}

@@ -220,7 +220,9 @@ impl Context {
     ) -> Result<SymmetricKey> {
         // A system key in KLEF_TOKEN: no account, no password, no agent.
         if let Some(token) = crate::commands::keys::ci::system_token()? {
-            let access = b.environment_key(&t.env.id).await?;
+            let verified = crate::commands::keys::ci::verify_own_entry(self, b, &token, t);
+            let access = async { Ok::<_, anyhow::Error>(b.environment_key(&t.env.id).await?) };
+            let ((), access) = tokio::try_join!(verified, access)?;
             return crate::commands::keys::ci::open_environment_key(&token, &t.env, &access);
         }
         // Any unwrap error ends the command, so the password can wait for the agent's answer.

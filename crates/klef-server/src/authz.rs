@@ -600,6 +600,11 @@ pub async fn authorize(
     action: Action,
     resource: Resource,
 ) -> Result<Authorized, ApiError> {
+    if let (Principal::SystemKey(key), Resource::Workspace(ws), Action::ReadRoster) =
+        (principal, &resource, action)
+    {
+        return system_key_reads_roster(state, key, *ws).await;
+    }
     let (target, what) = match resource {
         Resource::OwnAccount => {
             if let Principal::SystemKey(_) = principal {
@@ -697,6 +702,30 @@ fn own_keys_facts() -> Facts {
 
 /// A system key's facts: whether the resource exists, whether a scope covers it, and whether
 /// its environment key is wrapped to the key.
+/// A system key reads the signed roster of the workspace its scopes are in, and no other: its
+/// CI job verifies the roster from the anchor sealed at its creation (DESIGN.md §9.4) before
+/// using anything the server serves.
+async fn system_key_reads_roster(
+    state: &AppState,
+    key: &SystemKeyPrincipal,
+    ws: WorkspaceId,
+) -> Result<Authorized, ApiError> {
+    for scope in &key.scopes {
+        if let Some(project) = state.store.project_unchecked(&scope.project_id).await?
+            && project.workspace_id == ws
+        {
+            return Ok(Authorized {
+                workspace_id: Some(ws),
+                environment: None,
+                revision: None,
+            });
+        }
+    }
+    Err(ApiError::Forbidden(format!(
+        "no access to workspace {ws}: this system key's scopes are in another workspace"
+    )))
+}
+
 fn system_key_facts(key: &SystemKeyPrincipal, what: String, found: Option<&AccessFacts>) -> Facts {
     let project = found.and_then(|f| f.project.as_ref());
     let environment = found.and_then(|f| f.environment.as_ref());

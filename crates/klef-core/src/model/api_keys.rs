@@ -126,6 +126,9 @@ pub struct ApiKeyUpdate {
     pub environment_keys: Vec<WrappedEnvironmentKey>,
 }
 
+/// Largest sealed CI anchor accepted (it is about 150 bytes).
+pub const MAX_ANCHOR_BYTES: usize = 512;
+
 /// A scope as listed, with names for display (`proj:env`, `proj:*`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKeyScopeInfo {
@@ -171,4 +174,8 @@ pub struct ApiKeyInfo {
     pub public_key: Option<Blob>,
     /// When it was created.
     pub created_at: Timestamp,
+    /// A system key's sealed CI anchor (DESIGN.md §9.4): opaque to the server, opened only by
+    /// the token's holder. `None` for user keys and keys made before anchors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<Blob>,
 }

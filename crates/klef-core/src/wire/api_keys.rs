@@ -50,6 +50,10 @@ pub struct CreateApiKeyRequest {
     /// A system key's environment keys, wrapped to `public_key`.
     #[serde(default)]
     pub environment_keys: Vec<WrappedEnvironmentKey>,
+    /// A system key's CI anchor, sealed by the creating client under a key derived from the
+    /// token's secret (DESIGN.md §9.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<Blob>,
 }
 
 /// `GET /v1/api-keys`: the live keys the caller created, and the system keys scoped to

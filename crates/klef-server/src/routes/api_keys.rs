@@ -133,6 +133,16 @@ pub(super) async fn create(
                 klef_core::trust::identity::VerifyingKey::from_slice(vk.as_bytes())
                     .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
             }
+            if req
+                .anchor
+                .as_ref()
+                .is_some_and(|a| a.as_bytes().len() > klef_core::model::MAX_ANCHOR_BYTES)
+            {
+                return Err(ApiError::InvalidRequest(format!(
+                    "anchor: larger than {} bytes",
+                    klef_core::model::MAX_ANCHOR_BYTES
+                )));
+            }
             scope_workspace(&state, &principal, &req.scopes).await?
         }
     };
@@ -166,6 +176,7 @@ pub(super) async fn create(
                 permission: req.permission,
                 scopes: &req.scopes,
                 environment_keys: &req.environment_keys,
+                anchor: req.anchor.as_ref().map(klef_core::model::Blob::as_bytes),
                 created_by: account,
             },
             &audit,

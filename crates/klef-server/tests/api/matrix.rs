@@ -297,8 +297,8 @@ pub(crate) const MATRIX: &[Row] = &[
     (
         "GET",
         "/v1/workspaces/{workspace_id}/roster",
-        "",
-        [200, 200, 200, 200, 403, 403, 403, 403, U, U, U, U],
+        "system keys: the workspace their scopes are in",
+        [200, 200, 200, 200, 200, 200, 200, 200, U, U, U, U],
     ),
     (
         "POST",

@@ -18,6 +18,8 @@ use klef_core::env::EnvVars;
 use klef_core::model::{Environment, EnvironmentKeyAccess, Project};
 use klef_core::wire::{ApiKeyInfo, SecretText, routes};
 
+use klef_core::trust::roster::VerifiedRoster;
+
 use crate::backend::AnyBackend;
 use crate::diagnostics::Failure;
 
@@ -93,6 +95,70 @@ pub(crate) fn open_environment_key(
             env.slug
         )
     })
+}
+
+/// Before a system key uses anything the server serves for environment `t`: opens the CI
+/// anchor sealed at the key's creation (DESIGN.md §9.4), verifies the served roster as an
+/// extension of it, finds the key's own entry carrying the keys derived from the token, and
+/// checks that the environment is in that entry's signed scopes and in the anchored workspace.
+/// A server can then not fabricate a workspace, a key or a scope for a CI job. A key made before
+/// anchors gets a warning and is used as before.
+pub(crate) async fn verify_own_entry(
+    ctx: &crate::context::Context,
+    b: &AnyBackend,
+    token: &ApiToken,
+    t: &crate::context::Target,
+) -> Result<()> {
+    let Some(r) = b.as_remote() else {
+        return Err(needs_server());
+    };
+    let info: ApiKeyInfo = r
+        .api()
+        .get(routes::ME_API_KEY)
+        .await
+        .context("failed to read KLEF_TOKEN's key")?;
+    let Some(sealed) = info.anchor else {
+        ctx.printer.warn(
+            "KLEF_TOKEN's key was made before CI anchors, so this job cannot verify the workspace it acts in; re-create it with `klef keys create`",
+        );
+        return Ok(());
+    };
+    let split = token.split();
+    let anchor = split.open_anchor(&token.id(), sealed.as_bytes()).map_err(|_| {
+        Failure::other(
+            "the server returned a CI anchor that KLEF_TOKEN cannot open: it altered or replaced it",
+        )
+    })?;
+    let entries = r.roster(&anchor.workspace, None).await?;
+    let signed = crate::trust::to_signed(&entries).map_err(Failure::other)?;
+    let roster = VerifiedRoster::verify(&anchor.roster_anchor(), &signed).map_err(|e| {
+        Failure::other(format!(
+            "the roster the server serves for KLEF_TOKEN's workspace is not the one the key was made in: {e}"
+        ))
+    })?;
+    let (_, x25519) = split.x25519();
+    let record = roster
+        .check_own_system_key(&token.id(), &x25519, &split.signing_key().verifying_key())
+        .map_err(|e| {
+            Failure::auth(format!(
+                "KLEF_TOKEN's key is not live in its workspace's signed roster ({e}): it was revoked, or the server substituted it"
+            ))
+        })?;
+    if t.project.workspace_id != anchor.workspace {
+        return Err(Failure::other(format!(
+            "the server serves project \"{}\" from another workspace than the one KLEF_TOKEN's key was made in",
+            t.project.name
+        ))
+        .into());
+    }
+    if !record.covers(&t.project.id, &t.env.id) {
+        return Err(Failure::permission(format!(
+            "{} is outside the scopes the workspace's admins signed for KLEF_TOKEN's key, although the server serves it",
+            t.describe()
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// What the system key in `KLEF_TOKEN` may reach (`GET /v1/me/api-key`), if one is set.

@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result};
 use klef_core::crypto::token::{ApiToken, TokenKind};
 use klef_core::model::Blob;
 use klef_core::secrecy::ExposeSecret as _;
+use klef_core::trust::api_key::CiAnchor;
 use klef_core::trust::identity::VerifyingKey;
 use klef_core::wire::{ApiKeyInfo, ApiKeyKind, ApiKeyPermission, CreateApiKeyRequest, routes};
 use serde_json::json;
@@ -118,6 +119,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             permission: None,
             scopes: Vec::new(),
             environment_keys: Vec::new(),
+            anchor: None,
         },
         KeyType::System => {
             let resolved = resolve(ctx, &b, &scope_args).await?;
@@ -130,6 +132,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             // verified record covers, and only to the keys derived here.
             let mut trust = Trust::load(ctx, r, &keys).await?;
             let creator = trust.me().account;
+            let mut anchors = Vec::new();
             for ws in &resolved.workspaces {
                 if let Some(roster) = roster::roster_of(ctx, &b, &mut trust, *ws).await? {
                     let record = roster::record(
@@ -140,10 +143,20 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
                         permission.unwrap_or(ApiKeyPermission::Read),
                         creator,
                     );
-                    roster::sign(&mut trust, roster, record).await?;
+                    let roster = roster::sign(&mut trust, roster, record).await?;
+                    anchors.push(CiAnchor {
+                        workspace: roster.workspace(),
+                        genesis: roster.genesis(),
+                        head: roster.head(),
+                    });
                 }
             }
             trust.save().await?;
+            // The CI job verifies the roster from this, sealed so only the token opens it.
+            let anchor = match anchors.as_slice() {
+                [only] => Some(Blob(token.split().seal_anchor(&token.id(), only))),
+                _ => None,
+            };
             CreateApiKeyRequest {
                 id: token.id(),
                 kind: ApiKeyKind::System,
@@ -154,6 +167,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
                 permission,
                 scopes: resolved.scopes,
                 environment_keys,
+                anchor,
             }
         }
     };

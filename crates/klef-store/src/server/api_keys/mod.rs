@@ -46,6 +46,8 @@ pub struct NewApiKey<'a> {
     pub public_key: Option<&'a [u8]>,
     /// A system key's Ed25519 public key.
     pub signing_key: Option<&'a [u8]>,
+    /// A system key's sealed CI anchor (opaque).
+    pub anchor: Option<&'a [u8]>,
     /// A system key's permission.
     pub permission: Option<ApiKeyPermission>,
     /// A system key's scopes.
@@ -106,6 +108,7 @@ struct KeyRow {
     creator_email: Option<String>,
     created_at: i64,
     revoked_at: Option<i64>,
+    anchor: Option<Vec<u8>>,
 }
 
 /// A scope row: project id, environment id (`None` = every environment).
@@ -116,7 +119,7 @@ macro_rules! select_key {
     ($tail:literal) => {
         concat!(
             "SELECT k.id, k.kind, k.label, k.public_key, k.permission, k.created_by, \
-             a.email AS creator_email, k.created_at, k.revoked_at \
+             a.email AS creator_email, k.created_at, k.revoked_at, k.anchor \
              FROM api_keys k LEFT JOIN accounts a ON a.id = k.created_by ",
             $tail
         )
@@ -188,8 +191,8 @@ impl Store {
         let result = async {
             tx.execute(
                 "INSERT INTO api_keys (id, kind, label, secret_hash, format, public_key, \
-                 signing_key, permission, created_by, created_at) \
-                 VALUES ($1, $2, $3, $4, 'split', $5, $6, $7, $8, $9)",
+                 signing_key, permission, created_by, created_at, anchor) \
+                 VALUES ($1, $2, $3, $4, 'split', $5, $6, $7, $8, $9, $10)",
                 &[
                     (&id).into(),
                     new.kind.as_str().into(),
@@ -200,6 +203,7 @@ impl Store {
                     permission.as_str().into(),
                     new.created_by.to_string().into(),
                     now.into(),
+                    new.anchor.into(),
                 ],
             )
             .await
@@ -339,6 +343,7 @@ impl Store {
             scopes,
             public_key: row.public_key.map(Blob),
             created_at: row.created_at,
+            anchor: row.anchor.map(Blob),
         })
     }
 
