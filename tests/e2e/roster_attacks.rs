@@ -678,7 +678,10 @@ fn system_keys_in_the_roster(db: Db) {
         .stderr_has("another public key for")
         .stderr_has("substituted a key");
     assert_eq!(key_version(), "1", "{db:?}");
-    let prefix = format!("klef_sys_{}", &staging["klef_sys_".len().."klef_sys_".len() + 6]);
+    let prefix = format!(
+        "klef_sys_{}",
+        &staging["klef_sys_".len().."klef_sys_".len() + 6]
+    );
     owner
         .run_pw([
             "keys",
@@ -802,8 +805,8 @@ fn ci_anchor(db: Db) {
     assert_eq!(job.run(get).success().stdout(), "stg-value");
 
     // A key from before anchors still works, with a warning.
-    srv.sql(&format!("UPDATE api_keys SET anchor = NULL WHERE id = '{id}'"));
-    job.run(get)
-        .success()
-        .stderr_has("made before CI anchors");
+    srv.sql(&format!(
+        "UPDATE api_keys SET anchor = NULL WHERE id = '{id}'"
+    ));
+    job.run(get).success().stderr_has("made before CI anchors");
 }

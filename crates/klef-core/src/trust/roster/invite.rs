@@ -135,8 +135,17 @@ impl InviteCode {
             .trim()
             .strip_prefix(INVITE_PREFIX)
             .ok_or(InviteCodeError::NotACode)?;
-        let payload =
-            Zeroizing::new(parse_base32::<PAYLOAD_LEN>(rest).ok_or(InviteCodeError::NotACode)?);
+        // The right length in the right alphabet that does not decode (its last symbol carries
+        // non-zero padding bits) is a typo, like a wrong check, not another kind of text.
+        let payload = Zeroizing::new(parse_base32::<PAYLOAD_LEN>(rest).ok_or_else(|| {
+            if rest.len() == (PAYLOAD_LEN * 8).div_ceil(5)
+                && rest.chars().all(|c| c.is_ascii_alphanumeric())
+            {
+                InviteCodeError::Mistyped
+            } else {
+                InviteCodeError::NotACode
+            }
+        })?);
         let genesis = EntryHash(
             payload[..32]
                 .try_into()
@@ -263,6 +272,29 @@ impl super::VerifiedRoster {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_typo_in_the_last_symbol_is_mistyped_not_another_kind_of_text() {
+        let code = InviteCode::generate(EntryHash([7; 32]));
+        let text = code.to_text();
+        let text = text.expose_secret();
+        // The last symbol carries 4 padding bits, which must be zero: every other symbol there
+        // is a typo.
+        let last = text.chars().last().unwrap();
+        let typo: String = text[..text.len() - 1]
+            .chars()
+            .chain(std::iter::once(if last == 'z' { 'y' } else { 'z' }))
+            .collect();
+        assert_eq!(
+            InviteCode::parse(&typo).unwrap_err(),
+            InviteCodeError::Mistyped
+        );
+        assert_eq!(
+            InviteCode::parse("klef_inv_short").unwrap_err(),
+            InviteCodeError::NotACode
+        );
+    }
+
     use proptest::prelude::*;
     use secrecy::ExposeSecret as _;
 
