@@ -59,6 +59,36 @@ const ATTACKS: &[(&str, &str, &str)] = &[
         "the job fails before decrypting anything: the anchor sealed at `keys create` opens only with the token, and the roster must extend it and list the key with its own derived keys and scopes",
     ),
     (
+        "api_key_split::the_server_and_a_logging_proxy_get_a_credential_that_opens_nothing",
+        "records every `Authorization` header (a logging proxy) and the database's key rows, and tries to open a CI key's environment-key grant with them",
+        "only a derived bearer credential was ever sent; neither it nor its stored hash opens the grant",
+    ),
+    (
+        "api_key_split::old_format_tokens_and_rows_are_refused_with_the_advice_to_re_create",
+        "keeps accepting an API key issued before split secrets (whose secret it saw)",
+        "`klef` refuses the old token before sending it, and the server refuses old rows (401 `api_key_outdated`) with the advice to re-create the key and rotate",
+    ),
+    (
+        "token_destination::an_api_key_never_goes_to_a_server_only_a_klef_file_names",
+        "names itself in a `.klef` of a cloned repository while `KLEF_TOKEN` is set",
+        "`klef` refuses (exit 3) naming both URLs; the named server receives not even a connection",
+    ),
+    (
+        "token_destination::a_session_token_goes_only_to_its_own_server",
+        "names itself in a `.klef` to collect a signed-in user's session token",
+        "the session token goes only to the server it was made for",
+    ),
+    (
+        "account_keys::an_api_key_cannot_replace_the_account_keys",
+        "(or a stolen API key) replaces the account's sealed master key through `PUT /v1/me/keys`",
+        "refused: only a session with the account password re-entered may (403 for API keys)",
+    ),
+    (
+        "account_keys::recover_undoes_a_bad_write_to_the_sealed_keys",
+        "writes a bad sealed master key for an account",
+        "the previous seals are kept; `klef recover` restores the newest that opens, with a warning",
+    ),
+    (
         "adversary::no_server_answer_makes_klef_panic",
         "answers every request with replayed, truncated or mutated bodies and statuses",
         "no command panics or passes a terminal escape through; every failure is an `error:` line",
