@@ -743,6 +743,25 @@ fn system_keys_in_the_roster(db: Db) {
     // Revoking signs the key out of the roster.
     owner.run_pw(["keys", "revoke", &prefix]).success();
     assert_eq!(roster_len(srv), 4, "{db:?}: a `removed` entry");
+    // Without a password at hand the revocation still happens at once; the next unlocked
+    // `workspace verify` of an admin signs it out.
+    let every_prefix = format!(
+        "klef_sys_{}",
+        &every["klef_sys_".len().."klef_sys_".len() + 6]
+    );
+    owner
+        .run(["keys", "revoke", &every_prefix])
+        .success()
+        .stderr_has("its removal is not signed into the workspace's roster yet");
+    assert_eq!(roster_len(srv), 4, "{db:?}");
+    ci(&owner, &every)
+        .run(["get", "Q", "--plain", "-p", "my-app", "-e", "qa"])
+        .code_is(3);
+    owner
+        .run_pw(["workspace", "verify"])
+        .success()
+        .stderr_has("signed the removal of revoked system key(s)");
+    assert_eq!(roster_len(srv), 5, "{db:?}");
 }
 
 #[test]

@@ -174,6 +174,17 @@ impl Context {
         self.keys_with(b, &self.global, Unlock::Upfront).await
     }
 
+    /// [`Self::keys`] when they can be had without a dead end: from the agent, `KLEF_PASSWORD`,
+    /// `--password-stdin` or a prompt at a terminal; `None` for a script with none of these
+    /// (the caller then does without what needs them, and says so).
+    pub(crate) async fn keys_if_available(&self, b: &AnyBackend) -> Result<Option<KeySource>> {
+        match self.keys(b).await {
+            Ok(keys) => Ok(Some(keys)),
+            Err(_) if !crate::password::can_ask(&self.global) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// [`Self::keys`] with adjusted password options (see `klef run`) and a choice of when the
     /// password is asked.
     pub(crate) async fn keys_with(

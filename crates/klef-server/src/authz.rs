@@ -471,7 +471,10 @@ pub fn decide(action: Action, facts: &Facts) -> Result<(), ApiError> {
     };
     match action {
         Action::ReadWorkspace | Action::ReadProject | Action::ReadRoster => Ok(()),
+        // AppendRoster: signed entries (clients verify each), by admins of a team workspace or
+        // the owner of a personal one, whose roster records only them and their system keys.
         Action::CreateProject
+        | Action::AppendRoster
         | Action::ReadAudit
         | Action::ListGrants
         | Action::ExportBackup
@@ -498,8 +501,7 @@ pub fn decide(action: Action, facts: &Facts) -> Result<(), ApiError> {
                     .into(),
             )
         }),
-        // Appending to the roster is member management, signed (clients verify each entry).
-        Action::ManageMembers | Action::AppendRoster => manage_members(),
+        Action::ManageMembers => manage_members(),
         Action::Invite(invited) => {
             manage_members()?;
             if invited == Role::Owner {

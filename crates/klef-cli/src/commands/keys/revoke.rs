@@ -3,7 +3,6 @@
 
 use anyhow::{Context as _, Result};
 use klef_core::backend::Backend as _;
-use klef_core::trust::roster::PrincipalId;
 use klef_core::wire::{ApiKeyInfo, ApiKeyKind, routes};
 
 use super::{find_key, remote, roster, short_prefix};
@@ -28,19 +27,23 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         .await
         .with_context(|| format!("failed to revoke {}", key.prefix))?;
     // The signed roster too: no client wraps a key to it again, even if the server kept it.
+    // Revocation itself needs no password; signing it needs the keys, when they can be had.
     if revoked.kind == ApiKeyKind::System {
-        let keys = ctx.keys(&b).await?;
-        let mut trust = Trust::load(ctx, r, &keys).await?;
-        let principal = PrincipalId::SystemKey(key.id);
-        for ws in b.workspaces().await? {
-            if let Some(roster) = trust.roster_if_pinned(&ws.id, &ws.name).await?
-                && roster.system_key(&key.id).is_some()
-                && roster.ever_listed(&principal)
-            {
-                roster::sign(&mut trust, roster, roster::removal(key.id)).await?;
+        if let Some(keys) = ctx.keys_if_available(&b).await? {
+            let mut trust = Trust::load(ctx, r, &keys).await?;
+            for ws in b.workspaces().await? {
+                if let Some(roster) = trust.roster_if_pinned(&ws.id, &ws.name).await?
+                    && roster.system_key(&key.id).is_some()
+                {
+                    roster::sign(&mut trust, roster, roster::removal(key.id)).await?;
+                }
             }
+            trust.save().await?;
+        } else {
+            ctx.printer.warn(
+                "the key is revoked, but its removal is not signed into the workspace's roster yet (no password to unlock with); an admin's next unlocked `klef workspace verify` signs it",
+            );
         }
-        trust.save().await?;
     }
     ctx.printer.info(&format!(
         "revoked {} ({}): its next request fails",

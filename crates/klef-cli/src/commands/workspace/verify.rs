@@ -20,7 +20,39 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
     let ws = ctx.current_workspace(&b).await?;
     let keys = ctx.keys(&b).await?;
     let mut trust = Trust::load(ctx, remote, &keys).await?;
-    let roster = trust.roster_or_adopt(&ws).await?;
+    let mut roster = trust.roster_or_adopt(&ws).await?;
+    // An admin signs out the system keys the server no longer lists (revoked without a
+    // password at hand). A server hiding a live key only gets it signed out: denial, not access.
+    let mut signed_out = Vec::new();
+    if roster
+        .member(&trust.me().account)
+        .is_some_and(klef_core::trust::roster::MemberRecord::is_admin)
+    {
+        let live: Vec<_> = crate::commands::keys::list_keys(remote)
+            .await?
+            .into_iter()
+            .map(|k| k.id)
+            .collect();
+        let gone: Vec<_> = roster
+            .system_keys()
+            .map(|k| k.key)
+            .filter(|k| !live.contains(k))
+            .collect();
+        for key in gone {
+            roster = crate::commands::keys::roster::sign(
+                &mut trust,
+                roster,
+                crate::commands::keys::roster::removal(key),
+            )
+            .await?;
+            signed_out.push(crate::commands::keys::short_prefix(
+                &klef_core::crypto::token::prefix_of(
+                    klef_core::crypto::token::TokenKind::System,
+                    &key,
+                ),
+            ));
+        }
+    }
     trust.save().await?;
     let code = roster.verification_code();
     let members = roster.members().count();
@@ -33,8 +65,15 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
             "code": code.to_string(),
             "members": members,
             "key_fingerprint": me.to_string(),
+            "signed_out_keys": signed_out,
         }))?;
         return Ok(ExitStatus::SUCCESS);
+    }
+    if !signed_out.is_empty() {
+        ctx.printer.info(&format!(
+            "signed the removal of revoked system key(s) {} into the roster",
+            signed_out.join(", ")
+        ));
     }
     ctx.printer.data(&format!(
         "workspace \"{}\": roster entry {}, code {code} ({members} member(s))\n",
