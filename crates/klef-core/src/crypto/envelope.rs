@@ -125,3 +125,84 @@ pub(super) fn check_suite<'e>(
         other => Err(CryptoError::UnsupportedSuite(other)),
     }
 }
+
+/// Bytes of the AES-256-GCM envelope around a plaintext: suite, nonce and tag.
+const AES_OVERHEAD: usize = 1 + 12 + 16;
+/// Bytes of the HPKE envelope around a plaintext: suite, encapsulated key and tag.
+const HPKE_OVERHEAD: usize = 1 + 32 + 16;
+/// A symmetric key's length.
+const KEY_LEN: usize = 32;
+
+/// What kind of envelope a field should hold, for [`check_shape`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvelopeShape {
+    /// A [`SealedValue`]: suite `0x01` around a value (which may be empty).
+    Value,
+    /// A [`SealedKey`] of a 32-byte key: suite `0x01`, exactly 61 bytes.
+    SealedKey,
+    /// A [`WrappedKey`] of a 32-byte key: suite `0x10`, exactly 81 bytes.
+    WrappedKey,
+}
+
+/// Checks, without any key, that `bytes` has the shape of `shape` (suite byte and lengths), so
+/// a server can refuse bytes that no client could ever open instead of storing them for every
+/// reader to trip over. Passing says nothing about authenticity: only opening does.
+///
+/// # Errors
+///
+/// [`CryptoError::UnsupportedSuite`] for another suite byte, [`CryptoError::Malformed`] for a
+/// wrong length.
+pub fn check_shape(bytes: &[u8], shape: EnvelopeShape) -> Result<(), CryptoError> {
+    let (suite, fits) = match shape {
+        EnvelopeShape::Value => (SUITE_AES256GCM, bytes.len() >= AES_OVERHEAD),
+        EnvelopeShape::SealedKey => (SUITE_AES256GCM, bytes.len() == AES_OVERHEAD + KEY_LEN),
+        EnvelopeShape::WrappedKey => (
+            SUITE_HPKE_X25519_SHA256_AES256GCM,
+            bytes.len() == HPKE_OVERHEAD + KEY_LEN,
+        ),
+    };
+    match bytes.first() {
+        None => Err(CryptoError::Malformed {
+            what: "envelope (empty)".into(),
+        }),
+        Some(s) if *s != suite => Err(CryptoError::UnsupportedSuite(*s)),
+        Some(_) if !fits => Err(CryptoError::Malformed {
+            what: format!("envelope ({} bytes)", bytes.len()),
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod shape_tests {
+    use super::*;
+    use crate::crypto::{Aad, SymmetricKey, encrypt_value, generate_keypair, seal_key, wrap_key};
+    use crate::ids::EnvironmentId;
+
+    #[test]
+    fn real_envelopes_pass_and_garbage_does_not() {
+        let env = EnvironmentId::random();
+        let key = SymmetricKey::generate();
+        let (_, public) = generate_keypair();
+        let value = encrypt_value(&key, &env, "API_KEY", b"");
+        let sealed = seal_key(&key, &SymmetricKey::generate(), &Aad::EnvironmentKey(&env));
+        let wrapped = wrap_key(&public, &key, &Aad::EnvironmentKey(&env));
+        assert!(check_shape(value.as_bytes(), EnvelopeShape::Value).is_ok());
+        assert!(check_shape(sealed.as_bytes(), EnvelopeShape::SealedKey).is_ok());
+        assert!(check_shape(wrapped.as_bytes(), EnvelopeShape::WrappedKey).is_ok());
+        for (bytes, shape) in [
+            (&[0x01][..], EnvelopeShape::Value),
+            (&[][..], EnvelopeShape::Value),
+            (wrapped.as_bytes(), EnvelopeShape::Value),
+            (value.as_bytes(), EnvelopeShape::WrappedKey),
+            (&sealed.as_bytes()[..60], EnvelopeShape::SealedKey),
+            (&[0x7f; 81][..], EnvelopeShape::WrappedKey),
+        ] {
+            assert!(
+                check_shape(bytes, shape).is_err(),
+                "{shape:?} {}",
+                bytes.len()
+            );
+        }
+    }
+}

@@ -34,7 +34,8 @@ mod value;
 pub use aad::Aad;
 pub use aead::{open_key, open_private_key, seal_key, seal_private_key};
 pub use envelope::{
-    SUITE_AES256GCM, SUITE_HPKE_X25519_SHA256_AES256GCM, SealedKey, SealedValue, WrappedKey,
+    EnvelopeShape, SUITE_AES256GCM, SUITE_HPKE_X25519_SHA256_AES256GCM, SealedKey, SealedValue,
+    WrappedKey, check_shape,
 };
 pub use error::CryptoError;
 pub(crate) use hash::hkdf_sha256_key;

@@ -133,6 +133,7 @@ pub(super) async fn create(
                 klef_core::trust::identity::VerifyingKey::from_slice(vk.as_bytes())
                     .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
             }
+            check_environment_keys(&req.environment_keys)?;
             if req
                 .anchor
                 .as_ref()
@@ -204,6 +205,7 @@ pub(super) async fn put(
             "a system key needs at least one scope".into(),
         ));
     }
+    check_environment_keys(&req.environment_keys)?;
     let workspace_id = scope_workspace(&state, &principal, &req.scopes).await?;
     let audit = audit_by(
         &principal,
@@ -268,4 +270,16 @@ pub(super) async fn current(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("API key {id}")))?;
     Ok(axum::Json(info))
+}
+
+/// The environment keys given to a system key must be wrapped keys (see `shapes`).
+fn check_environment_keys(keys: &[klef_core::wire::WrappedEnvironmentKey]) -> Result<(), ApiError> {
+    for k in keys {
+        super::shapes::check(
+            &format!("environment_keys ({})", k.environment_id),
+            &k.wrapped_key,
+            klef_core::crypto::EnvelopeShape::WrappedKey,
+        )?;
+    }
+    Ok(())
 }

@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use klef_core::crypto::EnvelopeShape;
 use klef_core::ids::{EnvironmentId, ProjectId, WorkspaceId};
 use klef_core::model::{EnvironmentKeyAccess, Project};
 use klef_core::names::validate_key_name;
@@ -20,7 +21,7 @@ use klef_store::EnvironmentCreation;
 use klef_store::server::{RotateOutcome, now_ms};
 use tracing::instrument;
 
-use super::{audit_by, created};
+use super::{audit_by, created, shapes};
 use crate::AppState;
 use crate::authz::{self, Action, Principal, Resource, authorize};
 use crate::error::ApiError;
@@ -108,6 +109,18 @@ pub(super) async fn create_project(
         return Err(ApiError::InvalidRequest(
             "project.workspace_id differs from the path".into(),
         ));
+    }
+    shapes::check(
+        "project.project_key",
+        &new.project_key,
+        EnvelopeShape::WrappedKey,
+    )?;
+    for e in &new.environments {
+        shapes::check(
+            &format!("environment {}: sealed_key", e.environment.slug),
+            &e.sealed_key,
+            EnvelopeShape::SealedKey,
+        )?;
     }
     let now = now_ms();
     new.project.created_at = now;
@@ -209,6 +222,18 @@ pub(super) async fn create_environment(
         return Err(ApiError::InvalidRequest(
             "environment.project_id differs from the path".into(),
         ));
+    }
+    shapes::check(
+        "environment.sealed_key",
+        &new.sealed_key,
+        EnvelopeShape::SealedKey,
+    )?;
+    for g in &req.api_key_grants {
+        shapes::check(
+            &format!("api_key_grants ({})", g.api_key_id),
+            &g.wrapped_key,
+            EnvelopeShape::WrappedKey,
+        )?;
     }
     new.environment.created_at = now_ms();
     let e = &new.environment;
@@ -360,6 +385,11 @@ pub(super) async fn write_secrets(
             "send between 1 and {MAX_WRITES} writes"
         )));
     }
+    for w in &req.writes {
+        if let Some(ciphertext) = &w.ciphertext {
+            shapes::check(&w.name, ciphertext, EnvelopeShape::Value)?;
+        }
+    }
     let slug = auth.environment.map(|e| e.slug).unwrap_or_default();
     let audit = audit_by(
         &principal,
@@ -438,8 +468,12 @@ pub(super) async fn rotate(
         Resource::Environment(id),
     )
     .await?;
-    if req.sealed_key.as_bytes().is_empty() {
-        return Err(ApiError::InvalidRequest("sealed_key is empty".into()));
+    shapes::check("sealed_key", &req.sealed_key, EnvelopeShape::SealedKey)?;
+    for s in &req.secrets {
+        shapes::check(&s.name, &s.ciphertext, EnvelopeShape::Value)?;
+    }
+    for g in &req.grants {
+        shapes::check("grants", &g.wrapped_key, EnvelopeShape::WrappedKey)?;
     }
     let slug = auth.environment.map(|e| e.slug).unwrap_or_default();
     let audit = audit_by(

@@ -8,6 +8,7 @@ mod backup;
 mod content;
 mod identity;
 mod lifecycle;
+mod shapes;
 mod teams;
 
 use std::convert::Infallible;

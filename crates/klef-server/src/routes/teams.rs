@@ -166,6 +166,20 @@ pub(super) async fn confirm(
     if let Some(entry) = &req.roster_entry {
         super::identity::check_entries(&ws, std::slice::from_ref(entry))?;
     }
+    for k in &req.project_keys {
+        super::shapes::check(
+            &format!("project_keys ({})", k.project_id),
+            &k.wrapped_key,
+            klef_core::crypto::EnvelopeShape::WrappedKey,
+        )?;
+    }
+    for k in &req.environment_keys {
+        super::shapes::check(
+            &format!("environment_keys ({})", k.environment_id),
+            &k.wrapped_key,
+            klef_core::crypto::EnvelopeShape::WrappedKey,
+        )?;
+    }
     state
         .store
         .confirm_member(&ws, &account, &req, &audit)

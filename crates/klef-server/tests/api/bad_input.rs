@@ -109,6 +109,25 @@ async fn bad_input(target: Target) {
     )
     .await
     .err(400, "invalid_request");
+    // Bytes no client could open (issue #22's poisoning: one member breaking every teammate's
+    // `klef run`): refused, naming the key, and nothing is stored.
+    for junk in ["AQ==", "EAAAAA==", "AA=="] {
+        let answer = api
+            .post(
+                &secrets_path,
+                Some(&token),
+                &json!({"writes": [{"name": "JUNK", "expected_version": null, "ciphertext": junk}]}),
+            )
+            .await;
+        assert!(
+            answer.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("JUNK: not an encrypted value")),
+            "{:?}",
+            answer.body
+        );
+        answer.err(400, "invalid_request");
+    }
     api.raw(
         "POST",
         &secrets_path,

@@ -1052,8 +1052,14 @@ fn request(w: &World, row: usize, col: usize) -> (String, Option<Value>) {
         }
         ("POST", "/v1/environments/{environment_id}/secrets") => Some(json!({"writes": [
             put(&env.id, env_key, &format!("WRITTEN_BY_{col}"), None, "written-in-the-matrix")]})),
-        ("POST", "/v1/environments/{environment_id}/rotate") => Some(json!({
-            "expected_key_version": 0, "sealed_key": "AAAA", "secrets": [], "grants": []})),
+        ("POST", "/v1/environments/{environment_id}/rotate") => {
+            // The shape of a sealed key (suite 0x01, 61 bytes), so the stale version decides.
+            let mut sealed = vec![0u8; 61];
+            sealed[0] = 1;
+            Some(json!({
+                "expected_key_version": 0, "sealed_key": klef_core::model::Blob::from(sealed),
+                "secrets": [], "grants": []}))
+        }
         ("POST", "/v1/workspaces/{workspace_id}/invitations") => Some(json!({
             "email": format!("invitee{col}-{row}@example.com"),
             "role": if note.contains("owner") { "owner" } else { "member" }})),
