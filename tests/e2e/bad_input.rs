@@ -228,6 +228,42 @@ fn ciphertext_moved_to_another_name_is_tampering() {
 }
 
 #[test]
+fn an_unreadable_value_is_named_and_run_can_start_without_it() {
+    let ctx = ready();
+    ctx.run_pw(["set", "OTHER", "harmless"]).success();
+    // A value no client can open (a one-byte envelope), as a broken client or an edited vault
+    // file would leave it.
+    vault_sql(
+        &ctx,
+        "UPDATE secrets SET ciphertext = X'01' WHERE name = 'OTHER';",
+    );
+    ctx.run_pw(["run", "--", "true"])
+        .code_is(1)
+        .clean_error(&["sk-live-abcdef", "harmless"])
+        .stderr_has("the value of OTHER is malformed")
+        .stderr_has("--skip-unreadable");
+    let started = ctx
+        .run_pw([
+            "run",
+            "--skip-unreadable",
+            "--",
+            "sh",
+            "-c",
+            "echo ${API_KEY:+api-key-set} ${OTHER:-other-unset}",
+        ])
+        .success();
+    assert_eq!(started.stdout().trim(), "api-key-set other-unset");
+    assert!(
+        started.stderr().contains("started without OTHER"),
+        "{}",
+        started.stderr()
+    );
+    // Writing a new value repairs it.
+    ctx.run_pw(["set", "OTHER", "fixed"]).success();
+    ctx.run_pw(["run", "--", "true"]).success();
+}
+
+#[test]
 fn run_of_missing_command() {
     let ctx = ready();
     ctx.run_pw(["run", "--", "no-such-binary-xyz"])

@@ -167,6 +167,11 @@ pub(crate) fn exit_status(err: &anyhow::Error) -> ExitStatus {
 /// failure is raised, since they name its context) and, for typed errors, [`typed_hint`].
 pub(crate) fn hints(err: &anyhow::Error) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    // A `Failure` given as context (`e.context(Failure::…)`) is not a chain element anyhow
+    // lets us downcast; the error itself is.
+    if let Some(f) = err.downcast_ref::<Failure>() {
+        out.extend(f.hints.iter().cloned());
+    }
     for cause in err.chain() {
         if let Some(f) = cause.downcast_ref::<Failure>() {
             out.extend(f.hints.iter().cloned());
@@ -174,7 +179,9 @@ pub(crate) fn hints(err: &anyhow::Error) -> Vec<String> {
             out.push(h.to_owned());
         }
     }
-    out.dedup();
+    // Each hint once, in order (a root `Failure` is seen both ways above).
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|h| seen.insert(h.clone()));
     out
 }
 

@@ -169,6 +169,7 @@ const EXAMPLES: &[(&str, &[&str])] = &[
             "klef run -- npm start",
             "klef run -e production -- ./migrate.sh",
             "KLEF_TOKEN=klef_sys_… klef run -- make deploy",
+            "klef run --skip-unreadable -- npm start   # without values that cannot be decrypted",
         ],
     ),
     (

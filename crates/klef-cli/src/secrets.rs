@@ -88,6 +88,29 @@ pub(crate) fn decrypt_all(
     Ok(out)
 }
 
+/// [`decrypt_all`], leaving out the values that cannot be opened (tampered with, or written by
+/// a broken client) and returning their names, for `klef run --skip-unreadable`.
+pub(crate) fn decrypt_readable(
+    key: &SymmetricKey,
+    t: &Target,
+    versions: &[SecretVersion],
+) -> (Vec<Entry>, Vec<String>) {
+    let mut out = Vec::with_capacity(versions.len());
+    let mut skipped = Vec::new();
+    for sv in versions.iter().filter(|s| s.ciphertext.is_some()) {
+        match decrypt(key, t, sv) {
+            Ok(value) => out.push(Entry {
+                name: sv.name.clone(),
+                value,
+            }),
+            Err(_) => skipped.push(sv.name.clone()),
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    skipped.sort();
+    (out, skipped)
+}
+
 /// Encrypts a value for `name` in the target environment.
 pub(crate) fn encrypt(
     key: &SymmetricKey,

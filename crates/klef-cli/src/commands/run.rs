@@ -50,6 +50,11 @@ pub(crate) struct Args {
     #[arg(long, conflicts_with = "allow_loader_vars")]
     pub(crate) allow_all_loader_vars: bool,
 
+    /// Start the program without the values that cannot be decrypted (named on stderr) instead
+    /// of refusing to start it
+    #[arg(long)]
+    pub(crate) skip_unreadable: bool,
+
     /// The command and its arguments (put them after `--`)
     #[arg(
         required = true,
@@ -71,7 +76,27 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     let b = ctx.backend_and_agent().await?;
     let t = ctx.target(&b).await?;
     let (current, key) = ctx.current_secrets_and_key(&b, &t).await?;
-    let entries = secrets::decrypt_all(&key, &t, &current)?;
+    let entries = if args.skip_unreadable {
+        let (entries, skipped) = secrets::decrypt_readable(&key, &t, &current);
+        if !skipped.is_empty() {
+            ctx.printer.warn(&format!(
+                "started without {}: {} cannot be decrypted (altered, or written by a broken client); `klef set` writes a new value",
+                skipped.join(", "),
+                if skipped.len() == 1 { "it" } else { "they" }
+            ));
+        }
+        entries
+    } else {
+        secrets::decrypt_all(&key, &t, &current).map_err(|e| {
+            e.context(
+                Failure::other(format!(
+                    "refusing to start the program without every value of {}",
+                    t.describe()
+                ))
+                .hint("`klef run --skip-unreadable -- …` starts it without the values that cannot be decrypted"),
+            )
+        })?
+    };
     drop(key);
 
     let plan = plan(&entries, &args, |name| std::env::var_os(name).is_some());

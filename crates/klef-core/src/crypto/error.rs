@@ -15,7 +15,7 @@ pub enum CryptoError {
         what: String,
     },
     /// The envelope is too short or otherwise not an envelope.
-    #[error("malformed {what}")]
+    #[error("{what} is malformed")]
     Malformed {
         /// What was malformed.
         what: String,
