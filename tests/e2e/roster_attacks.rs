@@ -88,6 +88,32 @@ fn fingerprint(ctx: &TestContext) -> String {
         .to_owned()
 }
 
+/// Bob, restricted to `staging` (a direct grant of its key, which holds `DB=stg-value`):
+/// invited with a code, accepted and confirmed.
+fn restricted_bob(owner: &TestContext) -> TestContext {
+    owner
+        .run_pw(["set", "DB", "stg-value", "-e", "staging"])
+        .success();
+    let inv = json(
+        &owner
+            .run_pw(["workspace", "invite", BOB, "--env", "staging", "--json"])
+            .success(),
+    );
+    let bob = signed_up(owner, BOB);
+    bob.run_pw([
+        "workspace",
+        "accept",
+        inv["id"].as_str().expect("id"),
+        "--code",
+        inv["invite_code"].as_str().expect("code"),
+    ])
+    .success();
+    owner
+        .run_pw(["workspace", "confirm", BOB, "--yes"])
+        .success();
+    bob
+}
+
 fn count(srv: &Server, sql: &str) -> u64 {
     srv.sql(sql)
         .parse()
@@ -434,27 +460,7 @@ fn rotate_key_wraps_only_to_readers_of_the_verified_roster() {
 fn rotation_recipients(db: Db) {
     let Some(owner) = owner(db) else { return };
     let srv = server(&owner);
-    owner
-        .run_pw(["set", "DB", "stg-value", "-e", "staging"])
-        .success();
-    // Bob, restricted to staging: a direct grant of the staging key.
-    let inv = json(
-        &owner
-            .run_pw(["workspace", "invite", BOB, "--env", "staging", "--json"])
-            .success(),
-    );
-    let bob = signed_up(&owner, BOB);
-    bob.run_pw([
-        "workspace",
-        "accept",
-        inv["id"].as_str().expect("id"),
-        "--code",
-        inv["invite_code"].as_str().expect("code"),
-    ])
-    .success();
-    owner
-        .run_pw(["workspace", "confirm", BOB, "--yes"])
-        .success();
+    let _bob = restricted_bob(&owner);
     invite(&owner, MALLORY);
     let _mallory = signed_up(&owner, MALLORY);
     let key_version = || srv.sql("SELECT key_version FROM environments WHERE slug = 'staging'");
@@ -529,26 +535,7 @@ fn a_workspace_made_before_signed_rosters_gets_one_from_its_owner() {
 fn legacy_workspace(db: Db) {
     let Some(owner) = owner(db) else { return };
     let srv = server(&owner);
-    owner
-        .run_pw(["set", "DB", "stg-value", "-e", "staging"])
-        .success();
-    let inv = json(
-        &owner
-            .run_pw(["workspace", "invite", BOB, "--env", "staging", "--json"])
-            .success(),
-    );
-    let bob = signed_up(&owner, BOB);
-    bob.run_pw([
-        "workspace",
-        "accept",
-        inv["id"].as_str().expect("id"),
-        "--code",
-        inv["invite_code"].as_str().expect("code"),
-    ])
-    .success();
-    owner
-        .run_pw(["workspace", "confirm", BOB, "--yes"])
-        .success();
+    let bob = restricted_bob(&owner);
     // As if made by an earlier release: no roster, no pins anywhere.
     srv.sql("DELETE FROM roster_entries");
     srv.sql("DELETE FROM account_states");

@@ -36,15 +36,7 @@ pub(crate) fn confirm_or(
         );
     }
     ctx.printer.always(what);
-    let mut err = std::io::stderr();
-    let _ = write!(err, "{question} [y/N] ");
-    let _ = err.flush();
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("failed to read the answer")?;
-    if matches!(line.trim(), "y" | "Y" | "yes" | "Yes" | "YES") {
+    if ask_yes_no(question)? {
         Ok(())
     } else {
         Err(Failure::other(cancelled.to_owned()).into())

@@ -178,11 +178,8 @@ impl Context {
     /// `--password-stdin` or a prompt at a terminal; `None` for a script with none of these
     /// (the caller then does without what needs them, and says so).
     pub(crate) async fn keys_if_available(&self, b: &AnyBackend) -> Result<Option<KeySource>> {
-        match self.keys(b).await {
-            Ok(keys) => Ok(Some(keys)),
-            Err(_) if !crate::password::can_ask(&self.global) => Ok(None),
-            Err(e) => Err(e),
-        }
+        let account = self.account(b).await?;
+        unlock::key_source_if_available(&self.global, &account, b.vault_id(&account)).await
     }
 
     /// [`Self::keys`] with adjusted password options (see `klef run`) and a choice of when the

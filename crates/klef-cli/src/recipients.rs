@@ -80,15 +80,7 @@ pub(crate) async fn verified(
     }
     let Some(remote) = b.as_remote() else {
         // The local vault: this machine's own records.
-        return Ok(listed
-            .into_iter()
-            .map(|(grantee, public_key)| Recipient {
-                label: label_of(&grantee),
-                grantee,
-                public_key,
-                verified: true,
-            })
-            .collect());
+        return Ok(as_listed(listed, true));
     };
     let ws_id = t.project.workspace_id;
     let ws_name = b
@@ -105,15 +97,7 @@ pub(crate) async fn verified(
                 listed.len()
             ));
         }
-        return Ok(listed
-            .into_iter()
-            .map(|(grantee, public_key)| Recipient {
-                label: label_of(&grantee),
-                grantee,
-                public_key,
-                verified: false,
-            })
-            .collect());
+        return Ok(as_listed(listed, false));
     };
     trust.save().await?;
     let readers = roster.readers(&t.project.id, &t.env.id);
@@ -171,6 +155,19 @@ pub(crate) async fn verified(
         }
     }
     Ok(out)
+}
+
+/// The recipients as the server listed them, `verified` or not.
+fn as_listed(listed: Vec<(Grantee, PublicKey)>, verified: bool) -> Vec<Recipient> {
+    listed
+        .into_iter()
+        .map(|(grantee, public_key)| Recipient {
+            label: label_of(&grantee),
+            grantee,
+            public_key,
+            verified,
+        })
+        .collect()
 }
 
 fn label_of(grantee: &Grantee) -> String {

@@ -350,6 +350,21 @@ pub(crate) async fn key_source(
     Ok(KeySource::Private(private_key))
 }
 
+/// [`key_source`] (asking up front) when the keys can be had without a dead end: from the
+/// agent, `KLEF_PASSWORD`, `--password-stdin` or a prompt at a terminal; `None` for a script
+/// with none of these, so the caller can do without what needs them and say so.
+pub(crate) async fn key_source_if_available(
+    global: &GlobalArgs,
+    account: &Account,
+    vault: String,
+) -> Result<Option<KeySource>> {
+    match key_source(global, account, vault, Unlock::Upfront, None).await {
+        Ok(keys) => Ok(Some(keys)),
+        Err(_) if !password::can_ask(global) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Hands a private key the command already holds (a new account's, in `klef init`/`signup`)
 /// to the agent, starting it if needed, so the next command needs no password. Does nothing
 /// with `KLEF_NO_AGENT=1`; an agent that cannot take it only costs a warning.

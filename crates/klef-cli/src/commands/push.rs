@@ -10,7 +10,6 @@
 //! `"dry_run"`. `--dry-run` computes the same summary and writes nothing.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
@@ -238,15 +237,7 @@ fn confirm_removal(
         );
     }
     ctx.printer.always(&what);
-    let mut err = std::io::stderr();
-    let _ = write!(err, "remove them from {target}? [y/N] ");
-    let _ = err.flush();
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("failed to read the answer")?;
-    if matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+    if crate::confirm::ask_yes_no(&format!("remove them from {target}?"))? {
         Ok(())
     } else {
         Err(Failure::other("push cancelled; nothing was written").into())

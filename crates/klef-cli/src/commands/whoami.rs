@@ -12,13 +12,12 @@ use serde_json::json;
 
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
-use crate::password;
 use crate::remote::session::Session;
 use crate::remote::token_store::StoreKind;
 use crate::remote::{Api, RemoteBackend};
 use crate::table;
 use crate::trust::Trust;
-use crate::unlock::{self, Unlock};
+use crate::unlock;
 
 /// Show who you are signed in as, on which server, and where the session token is kept
 #[derive(Debug, clap::Args)]
@@ -118,10 +117,8 @@ async fn own_fingerprint(
     account: &Account,
 ) -> Result<Option<String>> {
     let vault = crate::remote::session::vault_label(remote.server(), &account.id);
-    let keys = match unlock::key_source(&ctx.global, account, vault, Unlock::Upfront, None).await {
-        Ok(keys) => keys,
-        Err(_) if !password::can_ask(&ctx.global) => return Ok(None),
-        Err(e) => return Err(e),
+    let Some(keys) = unlock::key_source_if_available(&ctx.global, account, vault).await? else {
+        return Ok(None);
     };
     let trust = Trust::load(ctx, remote, &keys).await?;
     Ok(Some(trust.me().fingerprint().to_string()))

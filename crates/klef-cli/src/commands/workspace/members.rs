@@ -107,19 +107,8 @@ async fn verified_roster(
     remote: &RemoteBackend,
     ws: &Workspace,
 ) -> Result<Option<VerifiedRoster>> {
-    let account = ctx.account(b).await?;
-    let keys = match crate::unlock::key_source(
-        &ctx.global,
-        &account,
-        b.vault_id(&account),
-        crate::unlock::Unlock::Upfront,
-        None,
-    )
-    .await
-    {
-        Ok(keys) => keys,
-        Err(_) if !crate::password::can_ask(&ctx.global) => return Ok(None),
-        Err(e) => return Err(e),
+    let Some(keys) = ctx.keys_if_available(b).await? else {
+        return Ok(None);
     };
     let mut trust = Trust::load(ctx, remote, &keys).await?;
     let roster = trust.roster_if_pinned(&ws.id, &ws.name).await?;
