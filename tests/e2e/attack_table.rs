@@ -19,6 +19,11 @@ const ATTACKS: &[(&str, &str, &str)] = &[
         "that account's `klef` refuses to unlock against it (exit 1, \"substituted a key\"), and `whoami` shows only the fingerprint of keys it unlocked itself",
     ),
     (
+        "roster_attacks::a_server_that_widens_an_invitation_gets_nothing_signed",
+        "raises an invitee's role, or widens their access, between `invite` and `confirm`",
+        "`confirm` on the inviting device compares with what it invited (kept sealed there) and fails; nothing is signed or wrapped",
+    ),
+    (
         "roster_attacks::a_forged_genesis_is_refused_by_invitees_and_by_every_device_of_the_owner",
         "shows an invitee a forged roster genesis (its own keys as the owner's)",
         "`accept --code` fails: the code names the real genesis; `accept --owner-fingerprint` fails: the owner's fingerprint differs; the invitation stays unaccepted",

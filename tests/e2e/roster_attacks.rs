@@ -816,3 +816,55 @@ fn ci_anchor(db: Db) {
     ));
     job.run(get).success().stderr_has("made before CI anchors");
 }
+
+#[test]
+fn a_server_that_widens_an_invitation_gets_nothing_signed() {
+    on_both(widened_invitation);
+}
+
+fn widened_invitation(db: Db) {
+    let Some(owner) = owner(db) else { return };
+    let srv = server(&owner);
+    let inv = json(
+        &owner
+            .run_pw(["workspace", "invite", BOB, "--env", "staging", "--json"])
+            .success(),
+    );
+    let bob = signed_up(&owner, BOB);
+    bob.run_pw([
+        "workspace",
+        "accept",
+        inv["id"].as_str().expect("id"),
+        "--code",
+        inv["invite_code"].as_str().expect("code"),
+    ])
+    .success();
+    let id = inv["id"].as_str().expect("id");
+    let environments = srv.sql(&format!(
+        "SELECT environments FROM invitations WHERE id = '{id}'"
+    ));
+    // The server makes Bob an admin, then gives him every environment instead of staging.
+    for change in [
+        "role = 'admin'".to_owned(),
+        "environments = NULL".to_owned(),
+    ] {
+        srv.sql(&format!(
+            "UPDATE invitations SET {change} WHERE id = '{id}'"
+        ));
+        owner
+            .run_pw(["workspace", "confirm", BOB, "--yes"])
+            .code_is(1)
+            .clean_error(&[PASSWORD])
+            .stderr_has("the server changed the invitation of bob@example.com")
+            .stderr_has("nothing was signed or shared");
+        assert_eq!(roster_len(srv), 1, "{db:?}: {change}");
+        assert_eq!(keys_wrapped_to(srv, BOB), 0, "{db:?}: {change}");
+        srv.sql(&format!(
+            "UPDATE invitations SET role = 'member', environments = '{environments}' WHERE id = '{id}'"
+        ));
+    }
+    owner
+        .run_pw(["workspace", "confirm", BOB, "--yes"])
+        .success();
+    assert_eq!(keys_wrapped_to(srv, BOB), 1, "{db:?}: the staging key only");
+}

@@ -41,6 +41,61 @@ impl fmt::Debug for DerivedSecrets {
     }
 }
 
+/// What an admin's device keeps of an invitation it issued: the invite code, the role and
+/// the access (`None`: every environment; else these environment ids). Plaintext: three lines,
+/// the code's text, the role (`owner`, `admin`, `member`), and `*` or the environment ids
+/// separated by `,`; sealed by [`DerivedSecrets::seal_invite`].
+pub struct InviteNote {
+    /// The code sent out of band.
+    pub code: InviteCode,
+    /// The role invited as.
+    pub role: crate::model::Role,
+    /// The environments shared (`None`: all).
+    pub environments: Option<std::collections::BTreeSet<crate::ids::EnvironmentId>>,
+}
+
+impl InviteNote {
+    fn encode(&self) -> Zeroizing<String> {
+        let text = self.code.to_text();
+        let access = match &self.environments {
+            None => "*".to_owned(),
+            Some(ids) => ids
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        Zeroizing::new(format!(
+            "{}\n{}\n{access}",
+            text.expose_secret(),
+            self.role.as_str()
+        ))
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let mut lines = text.split('\n');
+        let code = InviteCode::parse(lines.next()?).ok()?;
+        let role = lines.next()?.parse().ok()?;
+        let environments = match lines.next()? {
+            "*" => None,
+            "" => Some(std::collections::BTreeSet::new()),
+            ids => Some(
+                ids.split(',')
+                    .map(|id| id.parse().ok())
+                    .collect::<Option<_>>()?,
+            ),
+        };
+        if lines.next().is_some() {
+            return None;
+        }
+        Some(Self {
+            code,
+            role,
+            environments,
+        })
+    }
+}
+
 impl DerivedSecrets {
     /// Derives both from the unlocked master key of `account`.
     #[must_use]
@@ -89,30 +144,26 @@ impl DerivedSecrets {
         state.seal_with(&self.state_key, account)
     }
 
-    /// Seals an invite code this account issued, to find it again at `klef workspace confirm`
-    /// (kept on the issuing device only; the server never sees the code's secret).
+    /// Seals what this account issued with an invitation, to find it again at `klef workspace
+    /// confirm` (kept on the issuing device only; the server never sees the code's secret):
+    /// the code, and the role and access granted, which the server must not change.
     #[must_use]
-    pub fn seal_invite(&self, ws: &WorkspaceId, invite: &InviteId, code: &InviteCode) -> Vec<u8> {
+    pub fn seal_invite(&self, ws: &WorkspaceId, invite: &InviteId, note: &InviteNote) -> Vec<u8> {
         let key = hkdf_key(self.state_key.expose(), INVITE_NOTE_INFO);
-        let text = code.to_text();
-        seal(
-            &key,
-            &invite_aad(ws, invite),
-            text.expose_secret().as_bytes(),
-        )
+        seal(&key, &invite_aad(ws, invite), note.encode().as_bytes())
     }
 
-    /// Opens an invite code sealed by [`seal_invite`](Self::seal_invite) for the same invite.
+    /// Opens a note sealed by [`seal_invite`](Self::seal_invite) for the same invite.
     #[must_use]
     pub fn open_invite(
         &self,
         ws: &WorkspaceId,
         invite: &InviteId,
         sealed: &[u8],
-    ) -> Option<InviteCode> {
+    ) -> Option<InviteNote> {
         let key = hkdf_key(self.state_key.expose(), INVITE_NOTE_INFO);
         let text = Zeroizing::new(open(&key, &invite_aad(ws, invite), sealed)?);
-        InviteCode::parse(std::str::from_utf8(&text).ok()?).ok()
+        InviteNote::parse(std::str::from_utf8(&text).ok()?)
     }
 
     /// Opens the account's sealed pins.
@@ -150,12 +201,26 @@ mod tests {
 
         let (ws, invite) = (WorkspaceId::random(), InviteId::random());
         let code = InviteCode::generate(crate::trust::roster::EntryHash([3; 32]));
-        let note = secrets.seal_invite(&ws, &invite, &code);
-        let back = again.open_invite(&ws, &invite, &note).unwrap();
-        assert_eq!(
-            back.to_text().expose_secret(),
-            code.to_text().expose_secret()
-        );
-        assert!(again.open_invite(&ws, &InviteId::random(), &note).is_none());
+        let staging = crate::ids::EnvironmentId::random();
+        for environments in [None, Some([staging].into_iter().collect())] {
+            let note = InviteNote {
+                code: InviteCode::parse(code.to_text().expose_secret()).unwrap(),
+                role: crate::model::Role::Member,
+                environments: environments.clone(),
+            };
+            let sealed = secrets.seal_invite(&ws, &invite, &note);
+            let back = again.open_invite(&ws, &invite, &sealed).unwrap();
+            assert_eq!(
+                back.code.to_text().expose_secret(),
+                code.to_text().expose_secret()
+            );
+            assert_eq!(back.role, crate::model::Role::Member);
+            assert_eq!(back.environments, environments);
+            assert!(
+                again
+                    .open_invite(&ws, &InviteId::random(), &sealed)
+                    .is_none()
+            );
+        }
     }
 }

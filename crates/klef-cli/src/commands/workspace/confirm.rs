@@ -315,6 +315,25 @@ fn check_ceremony(
                 .open_invite(ws, &id, &sealed)
                 .map(|c| (id, c))
         });
+    // What this device invited them as: the server must not have changed it.
+    if let Some((_, note)) = &note {
+        let listed: Option<std::collections::BTreeSet<_>> = member
+            .environments
+            .as_ref()
+            .map(|ids| ids.iter().copied().collect());
+        if note.role != member.role || note.environments != listed {
+            return Err(Failure::other(format!(
+                "the server changed the invitation of {}: this device invited them as {} with {}, the server now says {} with {}; nothing was signed or shared",
+                member.email,
+                note.role.as_str(),
+                access_text(note.environments.as_ref()),
+                member.role.as_str(),
+                access_text(listed.as_ref()),
+            ))
+            .hint("tell the server's operator; invite them again if the invitation should change")
+            .into());
+        }
+    }
     if let Some(given) = &args.fingerprint {
         let given: Fingerprint = given.parse().map_err(|_| {
             Failure::usage(format!("{given:?} is not a key fingerprint")).hint(
@@ -326,9 +345,10 @@ fn check_ceremony(
         }
         return Ok("fingerprint compared");
     }
-    if let (Some((invite, code)), Some(mac)) = (&note, &member.invite_mac) {
+    if let (Some((invite, note)), Some(mac)) = (&note, &member.invite_mac) {
         let mac: [u8; 32] = mac.as_bytes().try_into().map_err(|_| substituted())?;
-        code.check(ws, invite, claimed, &InviteMac(mac))
+        note.code
+            .check(ws, invite, claimed, &InviteMac(mac))
             .map_err(|_| substituted())?;
         return Ok("invite code checked");
     }
@@ -361,5 +381,13 @@ fn check_ceremony(
         Ok("fingerprint compared")
     } else {
         Err(Failure::other("not confirmed: nothing was shared").into())
+    }
+}
+
+/// `every environment`, or `N environment(s)`, for messages.
+fn access_text(envs: Option<&std::collections::BTreeSet<klef_core::ids::EnvironmentId>>) -> String {
+    match envs {
+        None => "access to every environment".to_owned(),
+        Some(ids) => format!("access to {} environment(s)", ids.len()),
     }
 }

@@ -11,6 +11,7 @@ use klef_core::wire::CreateInvitationRequest;
 use klef_core::ids::{InviteId, WorkspaceId};
 use klef_core::secrecy::ExposeSecret as _;
 use klef_core::trust::roster::invite::InviteCode;
+use klef_core::trust::secrets::InviteNote;
 
 use crate::context::{self, Context};
 use crate::diagnostics::{ExitStatus, Failure};
@@ -75,6 +76,7 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     let mut trust = Trust::load(ctx, remote, &keys).await?;
     let roster = trust.roster_or_adopt(&ws).await?;
     trust.save().await?;
+    let granted = environments.clone();
     let inv = remote
         .invite(
             &ws.id,
@@ -87,8 +89,13 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         .await
         .with_context(|| format!("failed to invite {email} to workspace \"{}\"", ws.name))?;
     let code = InviteCode::generate(roster.genesis());
-    save_invite_note(ctx, &trust, &ws.id, &inv.id, &code)?;
     let text = code.to_text();
+    let note = InviteNote {
+        code,
+        role,
+        environments: granted.map(|ids| ids.into_iter().collect()),
+    };
+    save_invite_note(ctx, &trust, &ws.id, &inv.id, &note)?;
     if ctx.global.json {
         let mut value = serde_json::to_value(&inv)?;
         value["invite_code"] = text.expose_secret().into();
@@ -122,13 +129,13 @@ fn save_invite_note(
     trust: &Trust<'_>,
     ws: &WorkspaceId,
     invite: &InviteId,
-    code: &InviteCode,
+    note: &InviteNote,
 ) -> Result<()> {
     let path = invite_note_path(ctx, invite);
     if let Some(dir) = path.parent() {
         crate::dirs::create_private_dir(dir)?;
     }
-    crate::fsutil::write_atomic(&path, &trust.derived().seal_invite(ws, invite, code), 0o600)
+    crate::fsutil::write_atomic(&path, &trust.derived().seal_invite(ws, invite, note), 0o600)
 }
 
 /// `<data>/invites/<invite id>.bin`.
