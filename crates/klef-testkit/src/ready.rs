@@ -168,6 +168,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(started.addr(), "127.0.0.1:4100".parse().unwrap());
+        // "serving" is written after the readiness line, by a process that keeps running:
+        // wait until the reader thread has it (a stop before then would race it).
+        let handle = started.log_handle();
+        for _ in 0..1000 {
+            if handle.lock().is_ok_and(|l| l.contains("serving")) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let log = started.stop();
         assert!(log.contains("starting") && log.contains("serving"), "{log}");
         let written = std::fs::read_to_string(&file).unwrap();
