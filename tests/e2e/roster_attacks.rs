@@ -678,7 +678,10 @@ fn system_keys_in_the_roster(db: Db) {
         .stderr_has("another public key for")
         .stderr_has("substituted a key");
     assert_eq!(key_version(), "1", "{db:?}");
-    let prefix = format!("klef_sys_{}", &staging["klef_sys_".len().."klef_sys_".len() + 6]);
+    let prefix = format!(
+        "klef_sys_{}",
+        &staging["klef_sys_".len().."klef_sys_".len() + 6]
+    );
     owner
         .run_pw([
             "keys",

@@ -11,9 +11,9 @@ use klef_core::names::{validate_display_name, validate_slug};
 use klef_core::trust::roster::VerifiedRoster;
 
 use crate::context::Context;
-use crate::trust::Trust;
 use crate::diagnostics::{ExitStatus, Failure};
 use crate::secrets::now;
+use crate::trust::Trust;
 
 /// Add an environment to the project
 #[derive(Debug, clap::Args)]

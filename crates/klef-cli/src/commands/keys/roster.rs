@@ -13,7 +13,9 @@ use klef_core::crypto::PublicKey;
 use klef_core::ids::{ApiKeyId, WorkspaceId};
 use klef_core::model::{ApiKeyPermission, ApiKeyScope};
 use klef_core::trust::identity::VerifyingKey;
-use klef_core::trust::roster::{Permission, PrincipalId, Record, Scope, SystemKeyRecord, VerifiedRoster};
+use klef_core::trust::roster::{
+    Permission, PrincipalId, Record, Scope, SystemKeyRecord, VerifiedRoster,
+};
 
 use crate::backend::AnyBackend;
 use crate::context::Context;
