@@ -176,7 +176,10 @@ pub(crate) async fn verified(
 fn label_of(grantee: &Grantee) -> String {
     match grantee {
         Grantee::Account(a) => a.to_string(),
-        Grantee::ApiKey(k) => format!("klef_sys_{}", &k.to_string()[..8]),
+        // As `klef keys list` shows it.
+        Grantee::ApiKey(k) => crate::commands::keys::short_prefix(
+            &klef_core::crypto::token::prefix_of(klef_core::crypto::token::TokenKind::System, k),
+        ),
     }
 }
 
