@@ -365,3 +365,42 @@ fn failed_rotation(db: Db) {
     );
     owner_reads_everything(&owner, db);
 }
+
+#[test]
+fn at_a_terminal_removal_asks_about_the_members_keys() {
+    on_both(asks_at_a_terminal);
+}
+
+fn asks_at_a_terminal(db: Db) {
+    let Some(mut owner) = owner(db) else { return };
+    // Only the question under test is asked at the terminal.
+    owner.set_env("KLEF_PASSWORD", PASSWORD);
+    let srv = server(&owner);
+    let bob = invited_bob(&owner, &["--role", "admin"]);
+    let token = system_key(&bob, "my-app:staging", "ci-bob");
+    let entries = roster_len(srv);
+    let question = "revoke them (CI jobs using them stop working) or keep them? [revoke/keep] ";
+
+    // Neither answer: cancelled, nothing changed.
+    let mut t = owner.terminal(["workspace", "remove", BOB]);
+    t.expect(&short(&token)).expect(question).type_line("");
+    let (code, screen) = t.finish();
+    assert_ne!(code, 0, "{db:?}: {screen}");
+    assert!(screen.contains("nothing was changed"), "{db:?}: {screen}");
+    assert!(members(&owner).contains(&BOB.to_owned()), "{db:?}");
+    assert_eq!(roster_len(srv), entries, "{db:?}");
+
+    // "revoke": the key stops working, the member is removed and everything rotated.
+    let mut t = owner.terminal(["workspace", "remove", BOB]);
+    t.expect(question).type_line("revoke");
+    let (code, screen) = t.finish();
+    assert_eq!(code, 0, "{db:?}: {screen}");
+    assert!(!members(&owner).contains(&BOB.to_owned()), "{db:?}");
+    assert_eq!(roster_len(srv), entries + 2, "{db:?}");
+    assert_ne!(ci_get(&owner, &token, "staging").code(), 0, "{db:?}");
+    assert_eq!(
+        key_versions(srv),
+        "development=2 production=2 staging=2",
+        "{db:?}"
+    );
+}
