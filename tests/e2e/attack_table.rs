@@ -94,6 +94,11 @@ const ATTACKS: &[(&str, &str, &str)] = &[
         "the previous seals are kept; `klef recover` restores the newest that opens, with a warning",
     ),
     (
+        "removal::a_failed_rotation_leaves_the_member_removed_and_names_what_is_left",
+        "lists another public key for a system key the removed member created, during `workspace remove`'s rotation",
+        "that environment is not rotated and nothing is wrapped to the substituted key; the others are rotated, the member stays removed, and the command exits 1 naming the environment left and the `klef env rotate-key` command",
+    ),
+    (
         "adversary::no_server_answer_makes_klef_panic",
         "answers every request with replayed, truncated or mutated bodies and statuses",
         "no command panics or passes a terminal escape through; every failure is an `error:` line",

@@ -17,6 +17,7 @@ mod keys;
 mod lifecycle;
 mod messages;
 mod pull_push;
+mod removal;
 mod roster_attacks;
 mod run;
 mod teams;

@@ -499,7 +499,7 @@ fn rotation_recipients(db: Db) {
         parts.next().expect("wrapped key"),
     );
     owner
-        .run_pw(["workspace", "remove", BOB, "--json"])
+        .run_pw(["workspace", "remove", BOB, "--no-rotate", "--json"])
         .success();
     srv.sql(&format!(
         "INSERT INTO environment_grants (environment_id, grantee_kind, grantee_id, wrapped_key, key_version, created_at) \

@@ -95,7 +95,11 @@ const EXAMPLES: &[(&str, &[&str])] = &[
     ),
     (
         "workspace remove",
-        &["klef workspace remove alice@example.com"],
+        &[
+            "klef workspace remove alice@example.com                 # asks about keys she created",
+            "klef workspace remove alice@example.com --revoke-keys   # her system keys stop working",
+            "klef workspace remove alice@example.com --keep-keys --no-rotate",
+        ],
     ),
     ("env", &["klef env list", "klef env use staging"]),
     ("env list", &["klef env list", "klef env list --json"]),

@@ -173,6 +173,7 @@ fn as_listed(listed: Vec<(Grantee, PublicKey)>, verified: bool) -> Vec<Recipient
 fn label_of(grantee: &Grantee) -> String {
     match grantee {
         Grantee::Account(a) => a.to_string(),
+        // As `klef keys list` shows it.
         Grantee::ApiKey(k) => crate::commands::keys::short_prefix(
             &klef_core::crypto::token::prefix_of(klef_core::crypto::token::TokenKind::System, k),
         ),

@@ -10,9 +10,12 @@ use klef_core::crypto::{self, Aad, SymmetricKey};
 use klef_core::model::{KeyRotation, RotatedGrant, RotatedSecret, RotationOutcome};
 use serde_json::json;
 
+use crate::backend::AnyBackend;
 use crate::context::{self, Context, Target};
 use crate::diagnostics::{ExitStatus, Failure};
+use crate::recipients::Recipient;
 use crate::secrets;
+use crate::unlock::KeySource;
 
 /// Give the environment a new key and re-encrypt its values
 ///
@@ -38,6 +41,53 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         }
     };
     let keys = ctx.keys(&b).await?;
+    let done = rotate(ctx, &b, &keys, &t).await?;
+    if ctx.global.json {
+        ctx.printer.json(&json!({
+            "environment": t.env.slug,
+            "key_version": done.key_version,
+            "reencrypted": done.reencrypted,
+            "grants": done.grants,
+            "recipients": done.recipients.iter().map(Recipient::to_json).collect::<Vec<_>>(),
+        }))?;
+    }
+    ctx.printer.info(&format!(
+        "rotated the key of {} (key version {}); re-encrypted {} value(s), re-wrapped for {} grant(s)",
+        t.describe(),
+        done.key_version,
+        done.reencrypted,
+        done.grants
+    ));
+    for r in &done.recipients {
+        ctx.printer
+            .info(&format!("  re-wrapped for {}", r.describe()));
+    }
+    Ok(ExitStatus::SUCCESS)
+}
+
+/// What one rotation did.
+pub(crate) struct Rotated {
+    /// The environment's new key version.
+    pub(crate) key_version: i64,
+    /// How many live values were re-encrypted.
+    pub(crate) reencrypted: usize,
+    /// How many grants the new key was wrapped for.
+    pub(crate) grants: usize,
+    /// Who the new key was wrapped to.
+    pub(crate) recipients: Vec<Recipient>,
+}
+
+/// Rotates the key of `t`: a new key, every live value re-encrypted under it here, the key
+/// sealed under the project key and wrapped only to the recipients verified against the signed
+/// roster ([`crate::recipients::verified`]), all sent as one request the server applies in one
+/// transaction. Nothing is changed when any step fails. `klef env rotate-key` and `klef
+/// workspace remove` both rotate through it.
+pub(crate) async fn rotate(
+    ctx: &Context,
+    b: &AnyBackend,
+    keys: &KeySource,
+    t: &Target,
+) -> Result<Rotated> {
     // The environment as stored now: its current key version is what the rotation replaces.
     let (env, access) = b.environment_with_key(&t.env.id).await?;
     let project_key = keys.project_key(&t.project, &access).await.map_err(|e| {
@@ -72,8 +122,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         });
     }
     let recipients =
-        crate::recipients::verified(ctx, &b, &keys, &t, &b.environment_grants(&env.id).await?)
-            .await?;
+        crate::recipients::verified(ctx, b, keys, t, &b.environment_grants(&env.id).await?).await?;
     let mut grants = Vec::new();
     for r in &recipients {
         let wrapped = crypto::try_wrap_key(&r.public_key, &new_key, &Aad::EnvironmentKey(&env.id))
@@ -105,24 +154,10 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         }
     };
     drop(progress);
-    if ctx.global.json {
-        ctx.printer.json(&json!({
-            "environment": env.slug,
-            "key_version": new_version,
-            "reencrypted": live.len(),
-            "grants": req.grants.len(),
-            "recipients": recipients.iter().map(crate::recipients::Recipient::to_json).collect::<Vec<_>>(),
-        }))?;
-    }
-    ctx.printer.info(&format!(
-        "rotated the key of {} (key version {new_version}); re-encrypted {} value(s), re-wrapped for {} grant(s)",
-        t.describe(),
-        live.len(),
-        req.grants.len()
-    ));
-    for r in &recipients {
-        ctx.printer
-            .info(&format!("  re-wrapped for {}", r.describe()));
-    }
-    Ok(ExitStatus::SUCCESS)
+    Ok(Rotated {
+        key_version: new_version,
+        reencrypted: live.len(),
+        grants: req.grants.len(),
+        recipients,
+    })
 }

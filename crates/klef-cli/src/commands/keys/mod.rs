@@ -11,7 +11,7 @@ pub(crate) mod ci;
 mod create;
 mod list;
 mod put;
-mod revoke;
+pub(crate) mod revoke;
 pub(crate) mod roster;
 
 use anyhow::{Context as _, Result};
