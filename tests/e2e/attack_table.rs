@@ -99,6 +99,11 @@ const ATTACKS: &[(&str, &str, &str)] = &[
         "that environment is not rotated and nothing is wrapped to the substituted key; the others are rotated, the member stays removed, and the command exits 1 naming the environment left and the `klef env rotate-key` command",
     ),
     (
+        "roster_attacks::removing_a_full_access_member_replaces_the_project_key_they_held",
+        "colludes with a removed full-access member: gives back their membership and the project key they held",
+        "it opens nothing: `workspace remove` replaced the project key, re-sealed every environment key under it and rotated them, wrapping only to the remaining full-access members of the roster",
+    ),
+    (
         "adversary::no_server_answer_makes_klef_panic",
         "answers every request with replayed, truncated or mutated bodies and statuses",
         "no command panics or passes a terminal escape through; every failure is an `error:` line",

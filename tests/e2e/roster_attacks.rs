@@ -868,3 +868,77 @@ fn widened_invitation(db: Db) {
         .success();
     assert_eq!(keys_wrapped_to(srv, BOB), 1, "{db:?}: the staging key only");
 }
+
+#[test]
+fn removing_a_full_access_member_replaces_the_project_key_they_held() {
+    on_both(project_key_replaced);
+}
+
+fn project_key_replaced(db: Db) {
+    let Some(owner) = owner(db) else { return };
+    let srv = server(&owner);
+    owner
+        .run_pw(["set", "DB", "stg-value", "-e", "staging"])
+        .success();
+    let (id, code) = invite(&owner, BOB);
+    let bob = signed_up(&owner, BOB);
+    bob.run_pw(["workspace", "accept", &id, "--code", &code])
+        .success();
+    owner
+        .run_pw(["workspace", "confirm", BOB, "--yes"])
+        .success();
+    std::fs::copy(owner.cwd().join(".klef"), bob.cwd().join(".klef")).expect("copy .klef");
+    assert_eq!(
+        bob.run_pw(["get", "DB", "--plain", "-e", "staging"])
+            .success()
+            .stdout(),
+        "stg-value"
+    );
+    // What Bob holds: the project key wrapped to him.
+    let bob_id = srv.sql(&format!("SELECT id FROM accounts WHERE email = '{BOB}'"));
+    let held = srv.sql(&format!(
+        "SELECT {} FROM project_keys WHERE account_id = '{bob_id}'",
+        srv.hex("wrapped_key")
+    ));
+    let sealed_before = srv.sql("SELECT count(*) FROM environments");
+    let removed = json(
+        &owner
+            .run_pw(["workspace", "remove", BOB, "--json"])
+            .success(),
+    );
+    assert_eq!(
+        removed["project_keys_replaced"],
+        serde_json::json!(["my-app"]),
+        "{db:?}: {removed}"
+    );
+    assert_eq!(sealed_before, "3", "{db:?}");
+    // The owner still reads everything under the new keys.
+    for (env, want) in [("staging", "stg-value"), ("development", "dev-value")] {
+        assert_eq!(
+            owner
+                .run_pw(["get", "DB", "--plain", "-e", env])
+                .success()
+                .stdout(),
+            want
+        );
+    }
+    // A server colluding with Bob hands him back membership and the project key he held: it no
+    // longer opens any environment key.
+    let ws = srv.sql("SELECT id FROM workspaces WHERE name = 'Acme'");
+    let project = srv.sql("SELECT id FROM projects WHERE name = 'my-app'");
+    srv.sql(&format!(
+        "INSERT INTO workspace_members (workspace_id, account_id, role, created_at) \
+         VALUES ('{ws}', '{bob_id}', 'member', 0)"
+    ));
+    srv.sql(&format!(
+        "INSERT INTO project_keys (project_id, account_id, wrapped_key, created_at) \
+         VALUES ('{project}', '{bob_id}', {}, 0)",
+        srv.bytes(&held)
+    ));
+    let err = bob
+        .run_pw(["get", "DB", "--plain", "-e", "staging"])
+        .code_is(1)
+        .clean_error(&[PASSWORD, "stg-value"])
+        .stderr();
+    assert!(!err.contains("stg-value"), "{db:?}: {err}");
+}

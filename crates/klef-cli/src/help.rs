@@ -33,6 +33,13 @@ const EXAMPLES: &[(&str, &[&str])] = &[
     ),
     ("projects rename", &["klef projects rename my-app billing"]),
     (
+        "projects rotate-key",
+        &[
+            "klef projects rotate-key my-app",
+            "klef projects rotate-key my-app --json",
+        ],
+    ),
+    (
         "projects delete",
         &[
             "klef projects delete old-app",

@@ -204,6 +204,15 @@ impl RemoteBackend {
             .await
     }
 
+    /// `POST /v1/projects/{id}/rotate`.
+    pub(crate) async fn rotate_project_key(
+        &self,
+        project: &ProjectId,
+        req: &klef_core::wire::RotateProjectKeyRequest,
+    ) -> BackendResult<()> {
+        self.api.post(&routes::project_rotate(project), req).await
+    }
+
     /// `GET /v1/workspaces/{id}/members`.
     pub(crate) async fn members(&self, ws: &WorkspaceId) -> BackendResult<Vec<Member>> {
         let list: MemberList = self.api.get(&routes::members(ws)).await?;

@@ -116,6 +116,43 @@ pub struct GrantList {
 /// secret) and nothing is written.
 pub type RotateRequest = KeyRotation;
 
+/// `POST /v1/projects/{project_id}/rotate` (admins holding the project key): a new project key,
+/// after a member with full access left. Every environment's key is re-sealed under it (at its
+/// current key version) and it is wrapped to every account that holds the project key now (and
+/// may be to other members of the workspace);
+/// another set of environments, versions or holders is `409`
+/// [`codes::STALE`](super::codes::STALE) and nothing is written. Answers `204`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateProjectKeyRequest {
+    /// Each environment's key, sealed under the new project key.
+    pub environments: Vec<ResealedEnvironment>,
+    /// The new project key, wrapped to each holder.
+    pub project_keys: Vec<HolderProjectKey>,
+}
+
+/// One environment of a [`RotateProjectKeyRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResealedEnvironment {
+    /// The environment.
+    pub environment_id: crate::ids::EnvironmentId,
+    /// The key version re-sealed (must still be current).
+    pub key_version: i64,
+    /// Its key sealed under the new project key.
+    pub sealed_key: crate::model::Blob,
+}
+
+/// The new project key wrapped to one account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HolderProjectKey {
+    /// The account.
+    pub account_id: crate::ids::AccountId,
+    /// The key wrapped to its X25519 key.
+    pub wrapped_key: crate::model::Blob,
+}
+
 /// The answer to [`RotateRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RotateResponse {

@@ -107,6 +107,8 @@ pub const SECRET_HISTORY: &str = "/v1/environments/{environment_id}/secrets/{nam
 pub const GRANTS: &str = "/v1/environments/{environment_id}/grants";
 /// `POST` [`RotateRequest`](super::RotateRequest); see [`rotate`].
 pub const ROTATE: &str = "/v1/environments/{environment_id}/rotate";
+/// `POST` [`RotateProjectKeyRequest`](super::RotateProjectKeyRequest) (`204`).
+pub const PROJECT_ROTATE: &str = "/v1/projects/{project_id}/rotate";
 /// `POST` [`CreateInvitationRequest`](super::CreateInvitationRequest); see [`invitations`].
 pub const WORKSPACE_INVITATIONS: &str = "/v1/workspaces/{workspace_id}/invitations";
 /// `GET` [`InvitationList`](super::InvitationList).
@@ -222,6 +224,8 @@ endpoints! {
     Grants => Get GRANTS,
     /// Rotates an environment key.
     Rotate => Post ROTATE,
+    /// Rotates a project key.
+    RotateProjectKey => Post PROJECT_ROTATE,
     /// Invites someone to a workspace.
     Invite => Post WORKSPACE_INVITATIONS,
     /// Lists the caller's open invitations.
@@ -359,6 +363,12 @@ pub fn grants(env: &EnvironmentId) -> String {
 #[must_use]
 pub fn rotate(env: &EnvironmentId) -> String {
     fill(ROTATE, &[env])
+}
+
+/// [`PROJECT_ROTATE`].
+#[must_use]
+pub fn project_rotate(project: &ProjectId) -> String {
+    fill(PROJECT_ROTATE, &[project])
 }
 
 /// [`WORKSPACE_INVITATIONS`].

@@ -455,6 +455,54 @@ pub(super) async fn grants(
 }
 
 #[instrument(skip_all)]
+pub(super) async fn rotate_project_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(project): ApiPath<ProjectId>,
+    ApiJson(req): ApiJson<klef_core::wire::RotateProjectKeyRequest>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let auth = authorize(
+        &state,
+        &principal,
+        Action::RotateKey,
+        Resource::Project(project),
+    )
+    .await?;
+    for e in &req.environments {
+        shapes::check(
+            &format!("environments ({})", e.environment_id),
+            &e.sealed_key,
+            EnvelopeShape::SealedKey,
+        )?;
+    }
+    for k in &req.project_keys {
+        shapes::check(
+            &format!("project_keys ({})", k.account_id),
+            &k.wrapped_key,
+            EnvelopeShape::WrappedKey,
+        )?;
+    }
+    let audit = audit_by(
+        &principal,
+        auth.workspace_id,
+        "project.rotate",
+        format!(
+            "project {project}: {} environment key(s) re-sealed, wrapped to {} holder(s)",
+            req.environments.len(),
+            req.project_keys.len()
+        ),
+    );
+    match state
+        .store
+        .rotate_project_key(&project, &req, &audit)
+        .await?
+    {
+        None => Ok(axum::http::StatusCode::NO_CONTENT),
+        Some(reason) => Err(ApiError::Stale(reason)),
+    }
+}
+
+#[instrument(skip_all)]
 pub(super) async fn rotate(
     State(state): State<AppState>,
     principal: Principal,

@@ -93,6 +93,7 @@ fn handler(endpoint: Endpoint, method: MethodFilter) -> MethodRouter<AppState> {
         E::SecretHistory => on(method, content::secret_history),
         E::Grants => on(method, content::grants),
         E::Rotate => on(method, content::rotate),
+        E::RotateProjectKey => on(method, content::rotate_project_key),
         E::Invite => on(method, teams::invite),
         E::MyInvitations => on(method, teams::my_invitations),
         E::AcceptInvitation => on(method, teams::accept),

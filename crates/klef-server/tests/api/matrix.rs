@@ -248,6 +248,12 @@ pub(crate) const MATRIX: &[Row] = &[
     ),
     (
         "POST",
+        "/v1/projects/{project_id}/rotate",
+        "no environments (409 = allowed)",
+        [409, 403, 403, 409, 403, 403, 403, 403, U, U, U, U],
+    ),
+    (
+        "POST",
         "/v1/workspaces/{workspace_id}/invitations",
         "",
         [201, 403, 403, 201, 403, 403, 403, 403, U, U, U, U],
@@ -1052,6 +1058,13 @@ fn request(w: &World, row: usize, col: usize) -> (String, Option<Value>) {
         }
         ("POST", "/v1/environments/{environment_id}/secrets") => Some(json!({"writes": [
             put(&env.id, env_key, &format!("WRITTEN_BY_{col}"), None, "written-in-the-matrix")]})),
+        ("POST", "/v1/projects/{project_id}/rotate") => {
+            // Well-formed, but naming no environment: the stale view decides (409).
+            let mut wrapped = vec![0u8; 81];
+            wrapped[0] = 0x10;
+            Some(json!({"environments": [], "project_keys": [{
+                "account_id": w.alice.id, "wrapped_key": klef_core::model::Blob::from(wrapped)}]}))
+        }
         ("POST", "/v1/environments/{environment_id}/rotate") => {
             // The shape of a sealed key (suite 0x01, 61 bytes), so the stale version decides.
             let mut sealed = vec![0u8; 61];

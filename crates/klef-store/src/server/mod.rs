@@ -8,6 +8,7 @@ mod access;
 mod api_keys;
 mod audit;
 mod backup;
+mod project_key;
 mod projects;
 mod roster;
 mod sessions;

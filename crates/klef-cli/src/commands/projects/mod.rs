@@ -3,6 +3,7 @@
 pub(crate) mod delete;
 pub(crate) mod list;
 pub(crate) mod rename;
+pub(crate) mod rotate_key;
 
 use anyhow::Result;
 
@@ -19,6 +20,8 @@ pub(crate) enum Command {
     Rename(rename::Args),
     /// Delete a project with its environments and values (admins)
     Delete(delete::Args),
+    /// Give a project a new key (admins; after a member with full access left)
+    RotateKey(rotate_key::Args),
 }
 
 pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
@@ -26,5 +29,6 @@ pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
         Command::List(args) => list::run(&args, ctx).await,
         Command::Rename(args) => rename::run(&args, ctx).await,
         Command::Delete(args) => delete::run(&args, ctx).await,
+        Command::RotateKey(args) => rotate_key::run(&args, ctx).await,
     }
 }

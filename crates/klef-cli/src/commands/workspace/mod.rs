@@ -7,6 +7,7 @@ pub(crate) mod delete;
 pub(crate) mod invite;
 pub(crate) mod list;
 pub(crate) mod members;
+pub(crate) mod project_key;
 pub(crate) mod remove;
 pub(crate) mod rename;
 pub(crate) mod use_;

@@ -27,7 +27,7 @@ use klef_core::trust::roster::{PrincipalId, Record, VerifiedRoster};
 use klef_core::wire::{ApiKeyInfo, ApiKeyKind};
 use serde_json::{Value, json};
 
-use super::members;
+use super::{members, project_key};
 use crate::backend::AnyBackend;
 use crate::commands::env::rotate_key;
 use crate::commands::keys::{self, revoke, short_prefix};
@@ -191,6 +191,35 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
             .hint("revoke one later with `klef keys revoke PREFIX`");
     }
 
+    // A member with full access held every project key, under which every environment key is
+    // sealed on the server: each project gets a new one first, so the rotations below seal the
+    // new environment keys under keys the member never had.
+    let mut projects_rotated: Vec<String> = Vec::new();
+    let mut projects_not_rotated: Vec<Value> = Vec::new();
+    let mut project_failure: Option<anyhow::Error> = None;
+    if member.environments.is_none() && !args.no_rotate {
+        let roster = trust.roster_if_pinned(&ws.id, &ws.name).await?;
+        trust.save().await?;
+        for project in b.projects(&ws.id).await? {
+            match project_key::rotate(ctx, &b, &keys, roster.as_ref(), &ws, &project).await {
+                Ok(0) => {}
+                Ok(holders) => {
+                    ctx.printer.info(&format!(
+                        "replaced the key of project \"{}\" (wrapped to {holders} member(s) with full access)",
+                        project.name
+                    ));
+                    projects_rotated.push(project.name.clone());
+                }
+                Err(e) => {
+                    ctx.printer.warn(&format!("{e:#}"));
+                    projects_not_rotated
+                        .push(json!({"project": project.name, "error": format!("{e:#}")}));
+                    project_failure.get_or_insert(e);
+                }
+            }
+        }
+    }
+
     // Every environment they could read.
     let all = members::all_environments(&b, &ws).await.unwrap_or_default();
     let envs: Vec<(&EnvironmentRef, Option<&(Project, Environment)>)> = resp
@@ -296,6 +325,8 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
             "rotated": rotated,
             "not_rotated": not_rotated,
             "rotation_deferred": args.no_rotate,
+            "project_keys_replaced": projects_rotated,
+            "project_keys_not_replaced": projects_not_rotated,
         }))?;
     }
 
@@ -325,6 +356,23 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
             failure = failure.hint(format!("run `{c}`"));
         }
         return Err(failure.into());
+    }
+    if let Some(first) = project_failure {
+        return Err(Failure::new(
+            diagnostics::exit_status(&first),
+            format!(
+                "{} was removed from workspace \"{}\", but the key of project(s) {} was not replaced: until it is, the environment keys sealed under it can reach them through the server",
+                member.email,
+                ws.name,
+                projects_not_rotated
+                    .iter()
+                    .filter_map(|j| j["project"].as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .hint("run `klef projects rotate-key PROJECT` for each, then `klef env rotate-key` for its environments")
+        .into());
     }
     if let Some((first, _)) = not_revoked.first() {
         return Err(Failure::other(format!(
