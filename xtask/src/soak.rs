@@ -414,8 +414,11 @@ async fn client(shared: Arc<Shared>, index: usize) -> ClientReport {
         if rng % 10 < 3 {
             let name = &names[(rng >> 8) as usize % names.len()];
             let expected = version[name];
+            // Random bytes in the shape of a sealed value (suite 0x01, nonce, ciphertext, tag):
+            // the server refuses anything else, and it never opens them.
             let mut bytes = vec![0u8; 48];
             klef_core::crypto::fill_random(&mut bytes);
+            bytes[0] = klef_core::crypto::SUITE_AES256GCM;
             let body = WriteSecretsRequest {
                 writes: vec![SecretWrite {
                     name: name.clone(),
