@@ -145,6 +145,14 @@ fn delete_at_a_terminal_names_what_is_lost_and_asks() {
 /// A proxy to `upstream` that forwards everything but a request writing secrets, which it
 /// holds unanswered: a server that is slow exactly where `klef push` shows progress.
 fn proxy_holding_writes(upstream: &str) -> String {
+    proxy_holding(upstream, |head| {
+        !head.starts_with("GET ") && head.contains("/secrets HTTP/1.1")
+    })
+}
+
+/// A proxy to `upstream` that forwards every request except those whose head `hold` picks,
+/// which it holds unanswered.
+fn proxy_holding(upstream: &str, hold: fn(&str) -> bool) -> String {
     use std::io::{Read as _, Write as _};
     use std::net::{TcpListener, TcpStream};
     let upstream = upstream
@@ -175,7 +183,7 @@ fn proxy_holding_writes(upstream: &str) -> String {
                         Ok(n) => n,
                     };
                     let head = String::from_utf8_lossy(&buf[..n]);
-                    if !head.starts_with("GET ") && head.contains("/secrets HTTP/1.1") {
+                    if hold(&head) {
                         // Hold it: read on (so the client is not blocked) and forward nothing.
                         while matches!(from_client.read(&mut buf), Ok(n) if n > 0) {}
                         return;
@@ -218,4 +226,44 @@ fn slow_work_at_a_terminal_shows_progress_on_stderr_and_none_when_redirected() {
         "{}",
         run.stderr()
     );
+}
+
+/// What the proxy of the next test holds: 0 nothing, 1 a rotation, 2 a read of secrets.
+static HOLD: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+fn held_by_mode(head: &str) -> bool {
+    match HOLD.load(std::sync::atomic::Ordering::SeqCst) {
+        1 => head.contains("/rotate HTTP/1.1"),
+        2 => head.starts_with("GET ") && head.contains("/secrets HTTP/1.1"),
+        _ => false,
+    }
+}
+
+#[test]
+fn rotate_key_and_pull_show_progress_while_the_server_is_slow() {
+    let mut ctx = TestContext::new();
+    let server = klef_e2e::Server::sqlite(&ctx.root().join("server"));
+    let url = proxy_holding(&server.url, held_by_mode);
+    ctx.server = Some(server);
+    ctx.signup(&url, "owner@example.com");
+    ctx.init();
+    ctx.set_env("KLEF_PASSWORD", PASSWORD);
+    ctx.run(["set", "A=1", "B=2"]).success();
+    ctx.set_env("KLEF_TIMEOUT", "3");
+
+    // The rotation's one request held: its progress shows until the timeout.
+    HOLD.store(1, std::sync::atomic::Ordering::SeqCst);
+    let mut t = ctx.terminal(["env", "rotate-key"]);
+    t.expect("re-encrypting 2 values");
+    t.expect("did not answer within 3 s");
+    let (code, screen) = t.finish();
+    assert_eq!(code, 6, "{screen}");
+
+    // Reading the environment held: `pull` says what it is waiting for.
+    HOLD.store(2, std::sync::atomic::Ordering::SeqCst);
+    let mut t = ctx.terminal(["pull", "-o", "-"]);
+    t.expect("reading environment");
+    t.expect("did not answer within 3 s");
+    let (code, screen) = t.finish();
+    assert_eq!(code, 6, "{screen}");
 }
