@@ -385,3 +385,37 @@ fn every_command_help_through_the_binary_ends_with_examples_of_itself() {
     }
     assert!(seen > 40, "only {seen} commands were found in --help");
 }
+
+#[test]
+fn a_server_that_never_accepts_the_connection_times_out_connecting() {
+    use std::net::{TcpListener, TcpStream};
+    // A listener that never accepts: once its accept queue is full, the kernel answers no more
+    // handshakes, so a new connection hangs exactly as one to an overloaded or firewalled
+    // server does.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut filler = Vec::new();
+    for _ in 0..4096 {
+        match TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)) {
+            Ok(s) => filler.push(s),
+            Err(_) => break,
+        }
+    }
+    let url = format!("http://{addr}");
+    let mut me = TestContext::new();
+    me.set_env("KLEF_ACCOUNT_PASSWORD", "x");
+    me.set_env("KLEF_TIMEOUT", "1");
+    // Bounded by KLEF_TIMEOUT (reqwest may report the hung handshake as a connect or as a
+    // request timeout; both name the server and the limit).
+    let err = me
+        .run(["login", "--server", &url, "--email", OWNER])
+        .code_is(6)
+        .clean_error(&[])
+        .stderr_has(&format!("Klef server at {url}"))
+        .stderr_has("within 1 s")
+        .stderr_has("KLEF_TIMEOUT")
+        .stderr();
+    assert!(!err.contains("panicked"), "{err}");
+    drop(filler);
+    drop(listener);
+}

@@ -228,19 +228,21 @@ fn slow_work_at_a_terminal_shows_progress_on_stderr_and_none_when_redirected() {
     );
 }
 
-/// What the proxy of the next test holds: 0 nothing, 1 a rotation, 2 a read of secrets.
+/// What the proxy of the next test holds: 0 nothing, 1 a rotation, 2 a read of secrets, 3 a
+/// backup export.
 static HOLD: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
 fn held_by_mode(head: &str) -> bool {
     match HOLD.load(std::sync::atomic::Ordering::SeqCst) {
         1 => head.contains("/rotate HTTP/1.1"),
         2 => head.starts_with("GET ") && head.contains("/secrets HTTP/1.1"),
+        3 => head.starts_with("GET ") && head.contains("/export HTTP/1.1"),
         _ => false,
     }
 }
 
 #[test]
-fn rotate_key_and_pull_show_progress_while_the_server_is_slow() {
+fn rotate_key_pull_and_backup_show_progress_while_the_server_is_slow() {
     let mut ctx = TestContext::new();
     let server = klef_e2e::Server::sqlite(&ctx.root().join("server"));
     let url = proxy_holding(&server.url, held_by_mode);
@@ -266,4 +268,13 @@ fn rotate_key_and_pull_show_progress_while_the_server_is_slow() {
     t.expect("did not answer within 3 s");
     let (code, screen) = t.finish();
     assert_eq!(code, 6, "{screen}");
+
+    // The export held: `backup export` says which workspace it is exporting, and writes nothing.
+    HOLD.store(3, std::sync::atomic::Ordering::SeqCst);
+    let mut t = ctx.terminal(["backup", "export", "slow.klefbackup"]);
+    t.expect("exporting workspace");
+    t.expect("did not answer within 3 s");
+    let (code, screen) = t.finish();
+    assert_eq!(code, 6, "{screen}");
+    assert!(!ctx.cwd.join("slow.klefbackup").exists());
 }
