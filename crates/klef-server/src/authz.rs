@@ -132,6 +132,17 @@ impl Principal {
         }
     }
 
+    /// Who it is, for log spans: `account:<id>` (a session), `user-key:<id>`, `system-key:<id>`
+    /// (ids only: no email or label in logs).
+    #[must_use]
+    pub fn id(&self) -> String {
+        match self {
+            Principal::Session(s) => format!("account:{}", s.account),
+            Principal::UserKey(k) => format!("user-key:{}", k.key_id),
+            Principal::SystemKey(k) => format!("system-key:{}", k.key_id),
+        }
+    }
+
     /// The audit-log actor: the account for a session; the key (id, and label) for API keys.
     #[must_use]
     pub fn actor(&self) -> Actor {

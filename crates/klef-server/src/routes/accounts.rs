@@ -80,7 +80,7 @@ fn new_session(state: &AppState) -> (SecretText, NewSession) {
     (SecretText::new(token.expose_secret()), session)
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"))]
 pub(super) async fn signup(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -253,7 +253,7 @@ fn retry_after(oldest: Option<Timestamp>, window_ms: i64, now: Timestamp) -> u64
         .max(1)
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"))]
 pub(super) async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -331,7 +331,7 @@ pub(super) async fn login(
     }))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn logout(
     State(state): State<AppState>,
     principal: Principal,
@@ -355,7 +355,7 @@ pub(super) async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn me(
     State(state): State<AppState>,
     principal: Principal,
@@ -387,7 +387,7 @@ pub(super) async fn me(
 /// The refusal of an account-key route to anything but a session.
 const KEYS_NEED_SESSION: &str = "an API key cannot read or replace the account's sealed keys: sign in with `klef login` and use that session";
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn key_history(
     State(state): State<AppState>,
     principal: Principal,
@@ -403,7 +403,7 @@ pub(super) async fn key_history(
 /// sign-in (the same failure limiter, so a stolen session cannot guess it). A wrong password
 /// is audited and changes nothing; the replaced seal is kept in the account's key history
 /// (DESIGN.md §9.4).
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn replace_keys(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

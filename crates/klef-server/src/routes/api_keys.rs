@@ -96,7 +96,7 @@ async fn managed_key(
     }
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -109,7 +109,7 @@ pub(super) async fn list(
     Ok(axum::Json(ApiKeyList { keys }))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -187,7 +187,7 @@ pub(super) async fn create(
     Ok(created(info))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn put(
     State(state): State<AppState>,
     principal: Principal,
@@ -224,7 +224,7 @@ pub(super) async fn put(
     Ok(axum::Json(updated))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn revoke(
     State(state): State<AppState>,
     principal: Principal,
@@ -248,7 +248,7 @@ pub(super) async fn revoke(
     Ok(axum::Json(revoked))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn current(
     State(state): State<AppState>,
     principal: Principal,

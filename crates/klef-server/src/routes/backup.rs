@@ -30,7 +30,7 @@ fn producer() -> String {
     format!("klef-server {}", env!("CARGO_PKG_VERSION"))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn export(
     State(state): State<AppState>,
     principal: Principal,
@@ -123,7 +123,7 @@ async fn check_owner(
     Ok(())
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn import(
     State(state): State<AppState>,
     principal: Principal,

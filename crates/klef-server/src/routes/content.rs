@@ -30,7 +30,7 @@ use crate::extract::{ApiJson, ApiPath};
 /// Most writes accepted in one batch.
 const MAX_WRITES: usize = 10_000;
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn workspaces(
     State(state): State<AppState>,
     principal: Principal,
@@ -39,7 +39,7 @@ pub(super) async fn workspaces(
     Ok(axum::Json(WorkspaceList { workspaces }))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn create_workspace(
     State(state): State<AppState>,
     principal: Principal,
@@ -73,7 +73,7 @@ pub(super) async fn create_workspace(
     Ok(created(ws))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn projects(
     State(state): State<AppState>,
     principal: Principal,
@@ -90,7 +90,7 @@ pub(super) async fn projects(
     Ok(axum::Json(ProjectList { projects }))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn create_project(
     State(state): State<AppState>,
     principal: Principal,
@@ -150,7 +150,7 @@ pub(super) async fn create_project(
     Ok(created(new.project))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn project(
     State(state): State<AppState>,
     principal: Principal,
@@ -174,7 +174,7 @@ pub(super) async fn project(
     Ok(axum::Json(project))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn environments(
     State(state): State<AppState>,
     principal: Principal,
@@ -203,7 +203,7 @@ pub(super) async fn environments(
     Ok(axum::Json(EnvironmentList { environments }))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn create_environment(
     State(state): State<AppState>,
     principal: Principal,
@@ -263,7 +263,7 @@ pub(super) async fn create_environment(
     }
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn environment_key(
     State(state): State<AppState>,
     principal: Principal,
@@ -304,7 +304,7 @@ pub(super) async fn environment_key(
 /// while the environment's revision (read by `authorize`, in the same statement as the access
 /// facts) is the one it was read at: two statements per request instead of three plus the
 /// encoding of every row.
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn secrets(
     State(state): State<AppState>,
     principal: Principal,
@@ -347,7 +347,7 @@ fn json_bytes(body: Bytes) -> Response {
         .into_response()
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn secret_history(
     State(state): State<AppState>,
     principal: Principal,
@@ -366,7 +366,7 @@ pub(super) async fn secret_history(
     }))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn write_secrets(
     State(state): State<AppState>,
     principal: Principal,
@@ -436,7 +436,7 @@ fn write_summary<'a>(writes: impl ExactSizeIterator<Item = (&'a str, bool)>) -> 
     out
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn grants(
     State(state): State<AppState>,
     principal: Principal,
@@ -454,7 +454,7 @@ pub(super) async fn grants(
     }))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn rotate_project_key(
     State(state): State<AppState>,
     principal: Principal,
@@ -502,7 +502,7 @@ pub(super) async fn rotate_project_key(
     }
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn rotate(
     State(state): State<AppState>,
     principal: Principal,
@@ -551,7 +551,7 @@ pub(super) async fn rotate(
     }
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn api_key_recipients(
     State(state): State<AppState>,
     principal: Principal,

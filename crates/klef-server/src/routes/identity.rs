@@ -35,7 +35,7 @@ pub(super) fn validate_identity_key(key: &Blob) -> Result<(), ApiError> {
         .map_err(|e| ApiError::InvalidRequest(format!("identity_key: {e}")))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn publish_identity(
     State(state): State<AppState>,
     principal: Principal,
@@ -61,7 +61,7 @@ pub(super) async fn publish_identity(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn account_state(
     State(state): State<AppState>,
     principal: Principal,
@@ -71,7 +71,7 @@ pub(super) async fn account_state(
     Ok(axum::Json(AccountStateResponse { sealed, revision }))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn put_account_state(
     State(state): State<AppState>,
     principal: Principal,
@@ -100,7 +100,7 @@ pub(super) struct RosterQuery {
     after: Option<u64>,
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn roster(
     State(state): State<AppState>,
     principal: Principal,
@@ -139,7 +139,7 @@ pub(super) async fn roster(
     Ok(axum::Json(RosterList { entries }))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn append_roster(
     State(state): State<AppState>,
     principal: Principal,

@@ -22,7 +22,7 @@ use crate::extract::{ApiJson, ApiPath};
 const AUDIT_PAGE: i64 = 100;
 const AUDIT_PAGE_MAX: i64 = 1000;
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn invite(
     State(state): State<AppState>,
     principal: Principal,
@@ -68,7 +68,7 @@ pub(super) async fn invite(
     Ok(created(state.store.create_invitation(&new, &audit).await?))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn my_invitations(
     State(state): State<AppState>,
     principal: Principal,
@@ -79,7 +79,7 @@ pub(super) async fn my_invitations(
     Ok(axum::Json(InvitationList { invitations }))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn accept(
     State(state): State<AppState>,
     principal: Principal,
@@ -116,7 +116,7 @@ pub(super) async fn accept(
     Ok(axum::Json(invitation))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn members(
     State(state): State<AppState>,
     principal: Principal,
@@ -134,7 +134,7 @@ pub(super) async fn members(
     }))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn confirm(
     State(state): State<AppState>,
     principal: Principal,
@@ -194,7 +194,7 @@ pub(super) async fn confirm(
     Ok(axum::Json(member))
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn remove(
     State(state): State<AppState>,
     principal: Principal,
@@ -238,7 +238,7 @@ pub(super) struct AuditQuery {
     before: Option<i64>,
 }
 
-#[instrument(skip_all)]
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn audit(
     State(state): State<AppState>,
     principal: Principal,
