@@ -381,7 +381,7 @@ fn commands_leave_the_vault_open_with_its_log_folded() {
     let (name, value) = SECRETS[0];
     let out = ctx.run_pw(["get", name]).success();
     assert_eq!(out.stdout(), format!("{value}\n"));
-    // Commands exit without closing the vault (Store::leave_open): SQLite's log and its index
+    // Commands exit without closing the vault (Store::release_at_exit): SQLite's log and its index
     // stay for the next command, private like the vault.
     assert_mode(&beside("-shm"), 0o600);
     assert_mode(&beside("-wal"), 0o600);

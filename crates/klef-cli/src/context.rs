@@ -67,7 +67,7 @@ fn owned_by_us(path: &std::path::Path) -> bool {
 
 /// A `.klef` file found on disk.
 #[derive(Debug, Clone)]
-pub(crate) struct Located {
+pub(crate) struct FoundKlefFile {
     pub(crate) path: PathBuf,
     pub(crate) file: KlefFile,
 }
@@ -75,7 +75,7 @@ pub(crate) struct Located {
 /// The project a command works on, and the `.klef` that named it (if any).
 pub(crate) struct ProjectTarget {
     pub(crate) project: Project,
-    pub(crate) klef: Option<Located>,
+    pub(crate) klef: Option<FoundKlefFile>,
 }
 
 /// The project and environment a command works on.
@@ -109,14 +109,14 @@ impl Context {
 
     /// Ends the command, just before the process exits: folds the local vault's write-ahead
     /// log when the command (or a writer killed before it) left one, and exits without
-    /// closing the vault. See `Store::leave_open`.
+    /// closing the vault. See `Store::release_at_exit`.
     pub(crate) async fn finish(self) {
         let vault = self
             .vault
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(vault) = vault {
-            vault.leave_open().await;
+            vault.release_at_exit().await;
         }
     }
 
@@ -268,7 +268,7 @@ impl Context {
     }
 
     /// Finds `.klef` in the current directory or the nearest parent.
-    pub(crate) fn find_klef_file() -> Result<Option<Located>> {
+    pub(crate) fn find_klef_file() -> Result<Option<FoundKlefFile>> {
         let cwd = std::env::current_dir().context("failed to read the current directory")?;
         for dir in cwd.ancestors() {
             let path = dir.join(klef_file::FILE_NAME);
@@ -277,7 +277,7 @@ impl Context {
                 Ok(bytes) => {
                     let file = KlefFile::parse(&bytes)
                         .with_context(|| format!("failed to read {}", path.display()))?;
-                    return Ok(Some(Located { path, file }));
+                    return Ok(Some(FoundKlefFile { path, file }));
                 }
                 Err(e)
                     if matches!(

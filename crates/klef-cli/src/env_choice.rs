@@ -17,7 +17,7 @@ use klef_core::env::EnvVars;
 use klef_core::ids::ProjectId;
 use serde::{Deserialize, Serialize};
 
-use crate::context::Located;
+use crate::context::FoundKlefFile;
 use crate::diagnostics::Failure;
 use crate::dirs::Dirs;
 use crate::fsutil;
@@ -77,7 +77,7 @@ pub(crate) struct Choice {
 pub(crate) fn resolve(
     dirs: &Dirs,
     flag_or_var: Option<&str>,
-    klef: Option<&Located>,
+    klef: Option<&FoundKlefFile>,
 ) -> Result<Option<Choice>> {
     if let Some(slug) = flag_or_var {
         let from_var = std::env::var(EnvVars::KLEF_ENV).is_ok_and(|v| v == slug);
@@ -128,7 +128,7 @@ struct DirChoice {
 
 /// The key of a `.klef`'s directory: its canonical path (symlinks resolved), so every way of
 /// reaching the directory finds the same choice.
-fn dir_key(klef: &Located) -> String {
+fn dir_key(klef: &FoundKlefFile) -> String {
     let dir = klef.path.parent().unwrap_or_else(|| Path::new("/"));
     let dir = fs_err::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     dir.to_string_lossy().into_owned()
@@ -150,7 +150,7 @@ fn load(path: &Path) -> Result<Choices> {
 }
 
 /// The user's choice for `klef`'s directory, if one was made for the project it names.
-pub(crate) fn user_choice(dirs: &Dirs, klef: &Located) -> Result<Option<String>> {
+pub(crate) fn user_choice(dirs: &Dirs, klef: &FoundKlefFile) -> Result<Option<String>> {
     let choices = load(&file(dirs))?;
     Ok(choices
         .directories
@@ -160,7 +160,7 @@ pub(crate) fn user_choice(dirs: &Dirs, klef: &Located) -> Result<Option<String>>
 }
 
 /// Records (`Some`) or forgets (`None`) the user's choice for `klef`'s directory.
-pub(crate) fn set_user_choice(dirs: &Dirs, klef: &Located, slug: Option<&str>) -> Result<()> {
+pub(crate) fn set_user_choice(dirs: &Dirs, klef: &FoundKlefFile, slug: Option<&str>) -> Result<()> {
     let key = dir_key(klef);
     let project = klef.file.project;
     update(dirs, |choices| match slug {
@@ -258,7 +258,7 @@ mod tests {
     use super::*;
     use klef_core::klef_file::KlefFile;
 
-    fn located(dir: &Path, project: &ProjectId, env: &str) -> Located {
+    fn located(dir: &Path, project: &ProjectId, env: &str) -> FoundKlefFile {
         let file = KlefFile {
             version: 1,
             project: *project,
@@ -267,7 +267,7 @@ mod tests {
         };
         let path = dir.join(klef_core::klef_file::FILE_NAME);
         std::fs::write(&path, file.render()).unwrap();
-        Located { path, file }
+        FoundKlefFile { path, file }
     }
 
     #[test]

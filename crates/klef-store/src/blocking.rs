@@ -84,10 +84,10 @@ impl Reader {
             .map_err(Into::into)
     }
 
-    /// [`crate::Store::leave_open`] for a command that only read: folds a write-ahead log that
+    /// [`crate::Store::release_at_exit`] for a command that only read: folds a write-ahead log that
     /// a writer killed before it left (when the log holds anything), then forgets the
     /// connection so the process exits without closing it.
-    pub(crate) fn leave_open(self) {
+    pub(crate) fn release_at_exit(self) {
         let conn = self
             .conn
             .into_inner()

@@ -7,7 +7,7 @@
 //!   file or database that is not a Klef vault ([`StoreError::NotAVault`]) or was written by a
 //!   newer Klef ([`StoreError::NewerVersion`]) without modifying it, then run the migrations.
 //! - Queries take the acting [`AccountId`](klef_core::ids::AccountId) explicitly
-//!   (`store.projects_for(account, ws)`), so the server can reuse them per request.
+//!   (`store.projects_visible_to(account, ws)`), so the server can reuse them per request.
 //! - [`LocalVault`] wraps a [`Store`] as the single-account embedded vault and implements
 //!   [`Backend`](klef_core::backend::Backend).
 //!

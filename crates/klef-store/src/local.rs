@@ -128,15 +128,15 @@ impl LocalVault {
     }
 
     /// Ends a command's use of the vault just before the process exits; see
-    /// [`Store::leave_open`]. Every clone of this handle must be dropped first (a clone
+    /// [`Store::release_at_exit`]. Every clone of this handle must be dropped first (a clone
     /// still held is left as it is).
-    pub async fn leave_open(self) {
+    pub async fn release_at_exit(self) {
         let Ok(inner) = Arc::try_unwrap(self.inner) else {
             return;
         };
         let Inner { store, reader, .. } = inner;
         if let Some(store) = store.into_inner() {
-            store.leave_open().await;
+            store.release_at_exit().await;
             // Not closed either: the store's connection folded the log.
             #[cfg(feature = "sqlite")]
             std::mem::forget(reader);
@@ -144,7 +144,7 @@ impl LocalVault {
         }
         #[cfg(feature = "sqlite")]
         if let Some(reader) = reader {
-            reader.leave_open();
+            reader.release_at_exit();
         }
         #[cfg(not(feature = "sqlite"))]
         let _ = reader;
@@ -261,12 +261,12 @@ impl Backend for LocalVault {
 
     async fn projects(&self, ws: &WorkspaceId) -> BackendResult<Vec<Project>> {
         let owner = self.owner().await?;
-        Ok(reads::projects_for(self.source().await?, &owner, ws).await?)
+        Ok(reads::projects_visible_to(self.source().await?, &owner, ws).await?)
     }
 
     async fn project(&self, id: &ProjectId) -> BackendResult<Project> {
         let owner = self.owner().await?;
-        Ok(reads::project_for(self.source().await?, &owner, id).await?)
+        Ok(reads::project_visible_to(self.source().await?, &owner, id).await?)
     }
 
     async fn create_project(&self, new: &NewProject) -> BackendResult<()> {
@@ -332,7 +332,8 @@ impl Backend for LocalVault {
         let owner = self.owner().await?;
         let environment = reads::environment(self.source().await?, env).await?;
         let project =
-            reads::project_for(self.source().await?, &owner, &environment.project_id).await?;
+            reads::project_visible_to(self.source().await?, &owner, &environment.project_id)
+                .await?;
         let audit = Audit {
             workspace_id: Some(project.workspace_id),
             actor: Actor {

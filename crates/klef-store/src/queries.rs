@@ -244,21 +244,21 @@ impl Store {
 
     /// The projects of a workspace, by name. [`StoreError::NotFound`] when `account` is not a
     /// member.
-    pub async fn projects_for(
+    pub async fn projects_visible_to(
         &self,
         account: &AccountId,
         ws: &WorkspaceId,
     ) -> Result<Vec<Project>, StoreError> {
-        reads::projects_for(Source::Pool(self), account, ws).await
+        reads::projects_visible_to(Source::Pool(self), account, ws).await
     }
 
     /// One project, if `account` is a member of its workspace.
-    pub async fn project_for(
+    pub async fn project_visible_to(
         &self,
         account: &AccountId,
         id: &ProjectId,
     ) -> Result<Project, StoreError> {
-        reads::project_for(Source::Pool(self), account, id).await
+        reads::project_visible_to(Source::Pool(self), account, id).await
     }
 
     /// Creates a project, its key wrapped for `account`, and its environments, and appends

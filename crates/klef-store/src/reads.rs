@@ -202,7 +202,7 @@ pub(crate) async fn role_in(
     row.map(|r| parse_name::<Role>(&r.role)).transpose()
 }
 
-pub(crate) async fn projects_for(
+pub(crate) async fn projects_visible_to(
     source: Source<'_>,
     account: &AccountId,
     ws: &WorkspaceId,
@@ -221,7 +221,7 @@ pub(crate) async fn projects_for(
     Ok(out)
 }
 
-pub(crate) async fn project_for(
+pub(crate) async fn project_visible_to(
     source: Source<'_>,
     account: &AccountId,
     id: &ProjectId,
@@ -244,7 +244,7 @@ pub(crate) async fn environments_for(
     account: &AccountId,
     project: &ProjectId,
 ) -> Result<Vec<Environment>, StoreError> {
-    project_for(source, account, project).await?;
+    project_visible_to(source, account, project).await?;
     let rows: Vec<EnvironmentRow> = source
         .all(
             "SELECT e.id, e.project_id, e.slug, e.name, e.key_version, e.created_at \

@@ -1090,7 +1090,7 @@ async fn a_reading_command_folds_a_log_left_behind() {
     assert!(reader.reads_directly());
     let env = project.environments[0].environment.id;
     assert!(reader.secrets(&env).await.expect("read").is_empty());
-    reader.leave_open().await;
+    reader.release_at_exit().await;
     assert_eq!(log_len(), 0, "the reading command folded the log");
 }
 

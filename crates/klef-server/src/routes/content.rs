@@ -86,7 +86,10 @@ pub(super) async fn projects(
         Resource::Workspace(ws),
     )
     .await?;
-    let projects = state.store.projects_for(principal.account()?, &ws).await?;
+    let projects = state
+        .store
+        .projects_visible_to(principal.account()?, &ws)
+        .await?;
     Ok(axum::Json(ProjectList { projects }))
 }
 
@@ -169,7 +172,12 @@ pub(super) async fn project(
             .project_unchecked(&id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("project {id}")))?,
-        _ => state.store.project_for(principal.account()?, &id).await?,
+        _ => {
+            state
+                .store
+                .project_visible_to(principal.account()?, &id)
+                .await?
+        }
     };
     Ok(axum::Json(project))
 }

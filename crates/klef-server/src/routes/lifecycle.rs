@@ -107,7 +107,7 @@ pub(super) async fn rename_project(
     )
     .await?;
     let account = principal.account()?;
-    let mut project = state.store.project_for(account, &id).await?;
+    let mut project = state.store.project_visible_to(account, &id).await?;
     let audit = audit_by(
         &principal,
         auth.workspace_id,
@@ -136,7 +136,7 @@ pub(super) async fn delete_project(
     )
     .await?;
     let account = principal.account()?;
-    let project = state.store.project_for(account, &id).await?;
+    let project = state.store.project_visible_to(account, &id).await?;
     let audit = audit_by(
         &principal,
         auth.workspace_id,

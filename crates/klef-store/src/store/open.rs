@@ -77,7 +77,7 @@ impl Store {
     /// process being killed at any point, and the file is never corrupted; after a power loss or
     /// an OS crash the last transactions committed before it may be rolled back (the WAL is
     /// synced at checkpoints, not at every commit). The CLI folds the log at the end of every
-    /// command ([`Store::leave_open`]), a checkpoint that syncs, so a command that exited
+    /// command ([`Store::release_at_exit`]), a checkpoint that syncs, so a command that exited
     /// normally has its writes on disk (unless another process held the vault at that moment,
     /// in which case the next command's fold does it).
     ///

@@ -29,7 +29,7 @@ impl Store {
     /// Not closing: closing the last connection would delete the log and its index, which the
     /// next command then creates and sizes again; a process that exits without closing leaves
     /// the database as a killed reader would, which `SQLite` is built for.
-    pub async fn leave_open(self) {
+    pub async fn release_at_exit(self) {
         match &self {
             #[cfg(feature = "sqlite")]
             Store::Sqlite(pool) => {
@@ -52,7 +52,7 @@ impl Store {
 }
 
 /// Folds the `SQLite` write-ahead log into the database file and empties it, when it holds
-/// anything (see [`Store::leave_open`]). Failures are logged, never returned: the log is
+/// anything (see [`Store::release_at_exit`]). Failures are logged, never returned: the log is
 /// only an optimisation's concern at this point.
 #[cfg(feature = "sqlite")]
 async fn checkpoint_wal(pool: &SqlitePool, conn: &mut SqliteConnection) {
