@@ -278,3 +278,39 @@ fn rotate_key_pull_and_backup_show_progress_while_the_server_is_slow() {
     assert_eq!(code, 6, "{screen}");
     assert!(!ctx.cwd.join("slow.klefbackup").exists());
 }
+
+#[test]
+fn accept_at_a_terminal_asks_for_the_invite_code_without_echo() {
+    let mut owner = TestContext::new();
+    let server = klef_e2e::Server::sqlite(&owner.root().join("server"));
+    let url = server.url.clone();
+    owner.server = Some(server);
+    owner.signup(&url, "owner@example.com");
+    owner.set_env("KLEF_PASSWORD", PASSWORD);
+    owner.run(["workspace", "create", "Acme"]).success();
+    owner.run(["workspace", "use", "Acme"]).success();
+    let inv: serde_json::Value = serde_json::from_str(
+        &owner
+            .run(["workspace", "invite", "bob@example.com", "--json"])
+            .success()
+            .stdout(),
+    )
+    .expect("json");
+    let code = inv["invite_code"].as_str().expect("code");
+    let id = inv["id"].as_str().expect("id");
+
+    let mut bob = TestContext::new();
+    bob.signup(&url, "bob@example.com");
+    bob.set_env("KLEF_PASSWORD", PASSWORD);
+    let mut t = bob.terminal(["workspace", "accept", id]);
+    t.expect("invite code from the admin");
+    t.type_hidden(code);
+    t.expect("accepted the invitation to workspace \"Acme\"");
+    let (status, screen) = t.finish();
+    assert_eq!(status, 0, "{screen}");
+    assert!(!screen.contains(code), "the code was echoed:\n{screen}");
+    owner
+        .run(["workspace", "confirm", "bob@example.com", "--yes"])
+        .success()
+        .stderr_has("invite code checked");
+}

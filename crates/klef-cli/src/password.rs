@@ -171,6 +171,11 @@ fn env_password(var: &str) -> Option<SecretString> {
     }
 }
 
+/// Asks for a secret on the terminal without echo (the caller checked there is one).
+pub(crate) fn prompt_hidden(prompt: &str) -> Result<SecretString> {
+    prompt_password(prompt)
+}
+
 fn prompt_password(prompt: &str) -> Result<SecretString> {
     let pw = rpassword::prompt_password(prompt).map_err(|_| locked_error())?;
     Ok(SecretString::from(pw))

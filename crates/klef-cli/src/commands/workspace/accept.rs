@@ -79,6 +79,21 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         Some(text) => Some(parse_code(text)?),
         None => match std::env::var(klef_core::env::EnvVars::KLEF_INVITE_CODE) {
             Ok(text) if !text.trim().is_empty() => Some(parse_code(&text)?),
+            // At a terminal, asked without echo (a flag would show in the process list).
+            _ if args.owner_fingerprint.is_none()
+                && !args.trust_on_first_use
+                && std::io::stdin().is_terminal()
+                && std::io::stderr().is_terminal() =>
+            {
+                let typed = crate::password::prompt_hidden(
+                    "invite code from the admin (empty: compare fingerprints instead): ",
+                )?;
+                if typed.expose_secret().trim().is_empty() {
+                    None
+                } else {
+                    Some(parse_code(typed.expose_secret())?)
+                }
+            }
             _ => None,
         },
     };
