@@ -18,7 +18,12 @@ pub(super) struct ServerProcess {
 }
 
 impl ServerProcess {
-    pub(super) fn start(bin_dir: &Path, database_url: &str, work: &Path, target: &Path) -> Result<Self> {
+    pub(super) fn start(
+        bin_dir: &Path,
+        database_url: &str,
+        work: &Path,
+        target: &Path,
+    ) -> Result<Self> {
         let mut cmd = Command::new(bin_dir.join("klef-server"));
         klef_testkit::scrub_inherited(&mut cmd);
         cmd.args(["--listen", "127.0.0.1:0", "--database-url", database_url])
