@@ -32,10 +32,11 @@ use anyhow::{Context as _, Result, bail, ensure};
 use klef_core::wire::SecretText;
 use serde_json::Value;
 
-use super::{
-    Report, SECRETS, ServerRow, apt_install, dotenv_text, run_capture, shell_quote, version_of,
-    vm_rss_kib, write_file,
-};
+use super::cases::{dotenv_text, write_file};
+use super::peers::{apt_install, version_of};
+use super::runner::shell_quote;
+use super::sandbox::{run_capture, vm_rss_kib};
+use super::{Report, SECRETS, ServerRow};
 use crate::cargo;
 use crate::test::which;
 
