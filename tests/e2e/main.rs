@@ -20,6 +20,7 @@ mod pull_push;
 mod removal;
 mod roster_attacks;
 mod run;
+mod team;
 mod teams;
 mod terminal;
 mod token_destination;

@@ -6,123 +6,23 @@
 //! Every test runs on `SQLite` and on `PostgreSQL`, through the real binaries.
 
 use klef_e2e::{PASSWORD, Run, Server, TestContext};
-use serde_json::Value;
 
-const OWNER: &str = "owner@example.com";
-const BOB: &str = "bob@example.com";
+use crate::team::{
+    BOB, Db, OWNER, ci, joined, json, on_both, roster_len, server, short, system_key,
+};
 
-#[derive(Debug, Clone, Copy)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
-
-/// Runs `test` on both databases (`PostgreSQL` is skipped with a note when not configured
-/// outside CI, and a failure in CI).
-fn on_both(test: fn(Db)) {
-    test(Db::Sqlite);
-    test(Db::Postgres);
-}
-
-/// The owner, signed up on a fresh server, with workspace "Acme" (a signed genesis) current and
-/// project `my-app` holding a value in development, staging and production.
+/// The owner of [`crate::team::owner`], with a value in staging and production too.
 fn owner(db: Db) -> Option<TestContext> {
-    let mut ctx = TestContext::new();
-    let dir = ctx.root().join("server");
-    ctx.server = Some(match db {
-        Db::Sqlite => Server::sqlite(&dir),
-        Db::Postgres => Server::postgres(&dir)?,
-    });
-    ctx.signup(&url(&ctx), OWNER);
-    ctx.run_pw(["workspace", "create", "Acme"]).success();
-    ctx.run(["workspace", "use", "Acme"]).success();
-    ctx.init();
-    for (env, value) in [
-        ("development", "dev-value"),
-        ("staging", "stg-value"),
-        ("production", "prod-value"),
-    ] {
+    let ctx = crate::team::owner(db)?;
+    for (env, value) in [("staging", "stg-value"), ("production", "prod-value")] {
         ctx.run_pw(["set", "DB", value, "-e", env]).success();
     }
     Some(ctx)
 }
 
-fn url(ctx: &TestContext) -> String {
-    server(ctx).url.clone()
-}
-
-fn server(ctx: &TestContext) -> &Server {
-    ctx.server.as_ref().expect("a server")
-}
-
-fn json(run: &Run) -> Value {
-    serde_json::from_str(&run.stdout())
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.stdout()))
-}
-
-/// Bob, invited with `extra` flags (`--role admin`, `--env staging`), signed up, accepted with
-/// the invite code and confirmed, with `.klef` linked to the owner's project.
-fn invited_bob(owner: &TestContext, extra: &[&str]) -> TestContext {
-    let mut args = vec!["workspace", "invite", BOB, "--json"];
-    args.extend(extra);
-    let inv = json(&owner.run_pw(args).success());
-    let bob = TestContext::new();
-    bob.signup(&url(owner), BOB);
-    bob.run_pw([
-        "workspace",
-        "accept",
-        inv["id"].as_str().expect("id"),
-        "--code",
-        inv["invite_code"].as_str().expect("invite code"),
-    ])
-    .success();
-    owner
-        .run_pw(["workspace", "confirm", BOB, "--yes"])
-        .success();
-    std::fs::copy(owner.cwd().join(".klef"), bob.cwd().join(".klef")).expect("copy .klef");
-    bob
-}
-
-/// `klef keys create --type system` by `ctx`: the key, printed once on stdout.
-fn system_key(ctx: &TestContext, scope: &str, label: &str) -> String {
-    ctx.run_pw([
-        "keys",
-        "create",
-        "--type",
-        "system",
-        "--scope",
-        scope,
-        "--permission",
-        "read",
-        "--label",
-        label,
-    ])
-    .success()
-    .stdout()
-    .trim()
-    .to_owned()
-}
-
-/// The short prefix `klef keys list` shows (`klef_sys_` and 8 symbols of the id).
-fn short(token: &str) -> String {
-    token.chars().take("klef_sys_".len() + 8).collect()
-}
-
 /// `klef get DB -e ENV` by a CI job holding only `token`.
 fn ci_get(owner: &TestContext, token: &str, env: &str) -> Run {
-    let mut ci = TestContext::new();
-    ci.set_env("KLEF_TOKEN", token);
-    ci.set_env("KLEF_SERVER", &url(owner));
-    ci.run(["get", "DB", "--plain", "-p", "my-app", "-e", env])
-}
-
-fn roster_len(srv: &Server) -> u64 {
-    srv.sql(
-        "SELECT count(*) FROM roster_entries WHERE workspace_id = \
-         (SELECT id FROM workspaces WHERE name = 'Acme')",
-    )
-    .parse()
-    .expect("a count")
+    ci(owner, token).run(["get", "DB", "--plain", "-p", "my-app", "-e", env])
 }
 
 fn key_versions(srv: &Server) -> String {
@@ -170,7 +70,7 @@ fn removing_a_member_who_made_a_system_key_needs_a_choice_and_revoke_keys_ends_i
 fn revoke_keys(db: Db) {
     let Some(owner) = owner(db) else { return };
     let srv = server(&owner);
-    let bob = invited_bob(&owner, &["--role", "admin"]);
+    let bob = joined(&owner, BOB, &["--role", "admin"]);
     let token = system_key(&bob, "my-app:staging", "ci-bob");
     assert_eq!(
         ci_get(&owner, &token, "staging").success().stdout(),
@@ -258,7 +158,7 @@ fn keep_keys_leaves_the_members_system_key_working_through_the_rotation() {
 fn keep_keys(db: Db) {
     let Some(owner) = owner(db) else { return };
     let srv = server(&owner);
-    let bob = invited_bob(&owner, &["--role", "admin"]);
+    let bob = joined(&owner, BOB, &["--role", "admin"]);
     let token = system_key(&bob, "my-app:staging", "ci-bob");
     let entries = roster_len(srv);
 
@@ -292,7 +192,7 @@ fn no_rotate_defers_the_rotation_with_a_warning_naming_the_commands() {
 fn no_rotate(db: Db) {
     let Some(owner) = owner(db) else { return };
     let srv = server(&owner);
-    let _bob = invited_bob(&owner, &["--env", "staging"]);
+    let _bob = joined(&owner, BOB, &["--env", "staging"]);
 
     // Bob created no key: no choice is needed, without a terminal either.
     let removed = owner
@@ -333,7 +233,7 @@ fn a_failed_rotation_leaves_the_member_removed_and_names_what_is_left() {
 fn failed_rotation(db: Db) {
     let Some(owner) = owner(db) else { return };
     let srv = server(&owner);
-    let bob = invited_bob(&owner, &["--role", "admin"]);
+    let bob = joined(&owner, BOB, &["--role", "admin"]);
     let token = system_key(&bob, "my-app:staging", "ci-bob");
     // The server lists another public key (the owner's) for Bob's key: rotating staging, which
     // wraps to that key, must fail; the other environments rotate.
@@ -376,7 +276,7 @@ fn asks_at_a_terminal(db: Db) {
     // Only the question under test is asked at the terminal.
     owner.set_env("KLEF_PASSWORD", PASSWORD);
     let srv = server(&owner);
-    let bob = invited_bob(&owner, &["--role", "admin"]);
+    let bob = joined(&owner, BOB, &["--role", "admin"]);
     let token = system_key(&bob, "my-app:staging", "ci-bob");
     let entries = roster_len(srv);
     let question = "revoke them (CI jobs using them stop working) or keep them? [revoke/keep] ";

@@ -10,56 +10,14 @@ use klef_core::ids::{AccountId, WorkspaceId};
 use klef_core::model::Role;
 use klef_core::trust::roster::{Access, MemberRecord, VerifiedRoster};
 use klef_core::trust::secrets::DerivedSecrets;
-use klef_e2e::{ACCOUNT_PASSWORD, PASSWORD, Run, Server, TestContext};
-use serde_json::Value;
+use klef_e2e::{ACCOUNT_PASSWORD, PASSWORD, Server, TestContext};
 
-const OWNER: &str = "owner@example.com";
-const BOB: &str = "bob@example.com";
+use crate::team::{
+    BOB, Db, OWNER, ci, joined, json, on_both, owner, roster_len, server, short, system_key, url,
+};
+
 const CAROL: &str = "carol@example.com";
 const MALLORY: &str = "mallory@example.com";
-
-#[derive(Debug, Clone, Copy)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
-
-/// Runs `test` on both databases (`PostgreSQL` is skipped with a note when not configured
-/// outside CI, and a failure in CI).
-fn on_both(test: fn(Db)) {
-    test(Db::Sqlite);
-    test(Db::Postgres);
-}
-
-/// The owner, signed up on a fresh server, with workspace "Acme" (a signed genesis) current and
-/// project `my-app` holding one value.
-fn owner(db: Db) -> Option<TestContext> {
-    let mut ctx = TestContext::new();
-    let dir = ctx.root().join("server");
-    ctx.server = Some(match db {
-        Db::Sqlite => Server::sqlite(&dir),
-        Db::Postgres => Server::postgres(&dir)?,
-    });
-    ctx.signup(&url(&ctx), OWNER);
-    ctx.run_pw(["workspace", "create", "Acme"]).success();
-    ctx.run(["workspace", "use", "Acme"]).success();
-    ctx.init();
-    ctx.run_pw(["set", "DB", "dev-value"]).success();
-    Some(ctx)
-}
-
-fn url(ctx: &TestContext) -> String {
-    server(ctx).url.clone()
-}
-
-fn server(ctx: &TestContext) -> &Server {
-    ctx.server.as_ref().expect("a server")
-}
-
-fn json(run: &Run) -> Value {
-    serde_json::from_str(&run.stdout())
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.stdout()))
-}
 
 /// `klef workspace invite EMAIL`: the invitation id and the invite code.
 fn invite(owner: &TestContext, email: &str) -> (String, String) {
@@ -94,38 +52,13 @@ fn restricted_bob(owner: &TestContext) -> TestContext {
     owner
         .run_pw(["set", "DB", "stg-value", "-e", "staging"])
         .success();
-    let inv = json(
-        &owner
-            .run_pw(["workspace", "invite", BOB, "--env", "staging", "--json"])
-            .success(),
-    );
-    let bob = signed_up(owner, BOB);
-    bob.run_pw([
-        "workspace",
-        "accept",
-        inv["id"].as_str().expect("id"),
-        "--code",
-        inv["invite_code"].as_str().expect("code"),
-    ])
-    .success();
-    owner
-        .run_pw(["workspace", "confirm", BOB, "--yes"])
-        .success();
-    bob
+    joined(owner, BOB, &["--env", "staging"])
 }
 
 fn count(srv: &Server, sql: &str) -> u64 {
     srv.sql(sql)
         .parse()
         .unwrap_or_else(|e| panic!("{sql}: not a count ({e})"))
-}
-
-fn roster_len(srv: &Server) -> u64 {
-    count(
-        srv,
-        "SELECT count(*) FROM roster_entries WHERE workspace_id = \
-         (SELECT id FROM workspaces WHERE name = 'Acme')",
-    )
 }
 
 /// How many keys the server holds wrapped to `email` (project keys and direct grants).
@@ -596,35 +529,6 @@ fn legacy_workspace(db: Db) {
     );
 }
 
-/// `klef keys create --type system …`: the key, printed once on stdout.
-fn system_key(owner: &TestContext, scope: &str, label: &str) -> String {
-    owner
-        .run_pw([
-            "keys",
-            "create",
-            "--type",
-            "system",
-            "--scope",
-            scope,
-            "--permission",
-            "read",
-            "--label",
-            label,
-        ])
-        .success()
-        .stdout()
-        .trim()
-        .to_owned()
-}
-
-/// A CI job holding only `token`.
-fn ci(owner: &TestContext, token: &str) -> TestContext {
-    let mut ci = TestContext::new();
-    ci.set_env("KLEF_TOKEN", token);
-    ci.set_env("KLEF_SERVER", &url(owner));
-    ci
-}
-
 #[test]
 fn system_keys_are_signed_into_the_roster_and_wrapped_only_to_their_recorded_keys() {
     on_both(system_keys_in_the_roster);
@@ -665,10 +569,7 @@ fn system_keys_in_the_roster(db: Db) {
         .stderr_has("another public key for")
         .stderr_has("substituted a key");
     assert_eq!(key_version(), "1", "{db:?}");
-    let prefix = format!(
-        "klef_sys_{}",
-        &staging["klef_sys_".len().."klef_sys_".len() + 6]
-    );
+    let prefix = short(&staging);
     owner
         .run_pw([
             "keys",
@@ -732,10 +633,7 @@ fn system_keys_in_the_roster(db: Db) {
     assert_eq!(roster_len(srv), 4, "{db:?}: a `removed` entry");
     // Without a password at hand the revocation still happens at once; the next unlocked
     // `workspace verify` of an admin signs it out.
-    let every_prefix = format!(
-        "klef_sys_{}",
-        &every["klef_sys_".len().."klef_sys_".len() + 6]
-    );
+    let every_prefix = short(&every);
     owner
         .run(["keys", "revoke", &every_prefix])
         .success()
@@ -880,14 +778,7 @@ fn project_key_replaced(db: Db) {
     owner
         .run_pw(["set", "DB", "stg-value", "-e", "staging"])
         .success();
-    let (id, code) = invite(&owner, BOB);
-    let bob = signed_up(&owner, BOB);
-    bob.run_pw(["workspace", "accept", &id, "--code", &code])
-        .success();
-    owner
-        .run_pw(["workspace", "confirm", BOB, "--yes"])
-        .success();
-    std::fs::copy(owner.cwd().join(".klef"), bob.cwd().join(".klef")).expect("copy .klef");
+    let bob = joined(&owner, BOB, &[]);
     assert_eq!(
         bob.run_pw(["get", "DB", "--plain", "-e", "staging"])
             .success()
