@@ -262,48 +262,12 @@ pub(super) async fn login(
 ) -> Result<axum::Json<SessionResponse>, ApiError> {
     let email = normalize_email(&req.email).map_err(|_| ApiError::InvalidCredentials)?;
     let address = client_address(&state, peer, &headers);
-    let limit = state.config.login_limit;
-    let account_subject = format!("login:{email}");
-    // Admitted before the database is touched: beyond the gate's queue, 503 at once.
-    let gate = &state.config.password_gate;
-    let admitted = gate.admit()?;
-    // Reserved before the password is checked: N parallel guesses check at most the limit.
-    let reserved = reserve(
-        &state,
-        "failed sign-ins",
-        &[
-            (
-                AttemptScope::Account,
-                account_subject.clone(),
-                limit.max_failures,
-            ),
-            (
-                AttemptScope::Address,
-                format!("login:{address}"),
-                limit.address_max_failures,
-            ),
-        ],
-    )
-    .await?;
-    let found = state.store.login_lookup(&email).await?;
-    let stored_hash = found.as_ref().and_then(|(_, hash)| hash.clone());
-    let ok = gate.verify(&admitted, req.password, stored_hash).await?;
-    drop(admitted);
-    let Some((account_id, _)) = found.filter(|_| ok) else {
-        // The reserved rows stay: they are this failure.
-        let window_ms = i64::try_from(limit.window.as_millis()).unwrap_or(i64::MAX);
-        let audit = audit_anonymous("login.failed", format!("email {email}"));
-        state
-            .store
-            .record_failed_attempt(now_ms().saturating_sub(window_ms.saturating_mul(4)), &audit)
-            .await?;
+    let failure = audit_anonymous("login.failed", format!("email {email}"));
+    let Some(account_id) =
+        check_account_password(&state, &address, &email, req.password, None, failure).await?
+    else {
         return Err(ApiError::InvalidCredentials);
     };
-    state.store.release_attempt(&reserved).await?;
-    state
-        .store
-        .clear_login_failures(AttemptScope::Account, &account_subject)
-        .await?;
     let account = state
         .store
         .account(&account_id)
@@ -423,13 +387,57 @@ pub(super) async fn replace_keys(
     };
     let email = session.email.clone();
     let address = client_address(&state, peer, &headers);
+    // Counted with failed sign-ins: a stolen session cannot guess it faster than a sign-in.
+    let failure = audit_by(
+        &principal,
+        None,
+        "account.keys.refused",
+        format!("account {id}: wrong account password"),
+    );
+    if check_account_password(&state, &address, &email, password, Some(id), failure)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::Forbidden(
+            "the account password is wrong; the sealed keys were not replaced".into(),
+        ));
+    }
+    let audit = audit_by(
+        &principal,
+        None,
+        "account.keys.replace",
+        format!("account {id}"),
+    );
+    state
+        .store
+        .replace_account_keys(&id, &req.keys, Some(&audit))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks the account password of `email` the one way sign-in and key replacement share:
+/// admitted by the password gate first (503 beyond its queue), reserved against the failure
+/// limits of the account and of the client address before the check (429 at a limit; N
+/// parallel guesses check at most the limit), then verified. A wrong password (or, with
+/// `expected`, another account's) stays counted and is recorded with `failure`; a right one
+/// releases the reservation and clears the account's failures. Answers the account when the
+/// password is right.
+async fn check_account_password(
+    state: &AppState,
+    address: &str,
+    email: &str,
+    password: SecretText,
+    expected: Option<klef_core::ids::AccountId>,
+    failure: klef_store::server::Audit,
+) -> Result<Option<klef_core::ids::AccountId>, ApiError> {
     let limit = state.config.login_limit;
     let account_subject = format!("login:{email}");
+    // Admitted before the database is touched: beyond the gate's queue, 503 at once.
     let gate = &state.config.password_gate;
     let admitted = gate.admit()?;
-    // Counted with failed sign-ins, reserved before the check as `login` does.
+    // Reserved before the password is checked: N parallel guesses check at most the limit.
     let reserved = reserve(
-        &state,
+        state,
         "failed sign-ins",
         &[
             (
@@ -447,44 +455,30 @@ pub(super) async fn replace_keys(
     .await?;
     let found = state
         .store
-        .login_lookup(&email)
+        .login_lookup(email)
         .await?
-        .filter(|(account, _)| *account == id);
-    let stored_hash = found.and_then(|(_, hash)| hash);
+        .filter(|(account, _)| expected.is_none_or(|e| e == *account));
+    let stored_hash = found.as_ref().and_then(|(_, hash)| hash.clone());
     let ok = gate.verify(&admitted, password, stored_hash).await?;
     drop(admitted);
-    if !ok {
+    let Some((account_id, _)) = found.filter(|_| ok) else {
+        // The reserved rows stay: they are this failure.
         let window_ms = i64::try_from(limit.window.as_millis()).unwrap_or(i64::MAX);
-        let audit = audit_by(
-            &principal,
-            None,
-            "account.keys.refused",
-            format!("account {id}: wrong account password"),
-        );
         state
             .store
-            .record_failed_attempt(now_ms().saturating_sub(window_ms.saturating_mul(4)), &audit)
+            .record_failed_attempt(
+                now_ms().saturating_sub(window_ms.saturating_mul(4)),
+                &failure,
+            )
             .await?;
-        return Err(ApiError::Forbidden(
-            "the account password is wrong; the sealed keys were not replaced".into(),
-        ));
-    }
+        return Ok(None);
+    };
     state.store.release_attempt(&reserved).await?;
     state
         .store
         .clear_login_failures(AttemptScope::Account, &account_subject)
         .await?;
-    let audit = audit_by(
-        &principal,
-        None,
-        "account.keys.replace",
-        format!("account {id}"),
-    );
-    state
-        .store
-        .replace_account_keys(&id, &req.keys, Some(&audit))
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Some(account_id))
 }
 
 #[cfg(test)]
