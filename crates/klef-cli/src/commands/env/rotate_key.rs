@@ -51,13 +51,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             "recipients": done.recipients.iter().map(Recipient::to_json).collect::<Vec<_>>(),
         }))?;
     }
-    ctx.printer.info(&format!(
-        "rotated the key of {} (key version {}); re-encrypted {} value(s), re-wrapped for {} grant(s)",
-        t.describe(),
-        done.key_version,
-        done.reencrypted,
-        done.grants
-    ));
+    ctx.printer.info(&done.summary(&t));
     for r in &done.recipients {
         ctx.printer
             .info(&format!("  re-wrapped for {}", r.describe()));
@@ -75,6 +69,19 @@ pub(crate) struct Rotated {
     pub(crate) grants: usize,
     /// Who the new key was wrapped to.
     pub(crate) recipients: Vec<Recipient>,
+}
+
+impl Rotated {
+    /// The one line that says what a rotation of `t` did.
+    pub(crate) fn summary(&self, t: &Target) -> String {
+        format!(
+            "rotated the key of {} (key version {}); re-encrypted {} value(s), re-wrapped for {} grant(s)",
+            t.describe(),
+            self.key_version,
+            self.reencrypted,
+            self.grants
+        )
+    }
 }
 
 /// Rotates the key of `t`: a new key, every live value re-encrypted under it here, the key

@@ -278,13 +278,7 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
             };
             match rotate_key::rotate(ctx, &b, &keys, &t).await {
                 Ok(done) => {
-                    ctx.printer.info(&format!(
-                        "rotated the key of {} (key version {}); re-encrypted {} value(s), re-wrapped for {} grant(s)",
-                        t.describe(),
-                        done.key_version,
-                        done.reencrypted,
-                        done.grants
-                    ));
+                    ctx.printer.info(&done.summary(&t));
                     let mut j = env_json(r, *found);
                     j["key_version"] = json!(done.key_version);
                     j["reencrypted"] = json!(done.reencrypted);
