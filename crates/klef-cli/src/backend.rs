@@ -13,6 +13,7 @@ use klef_core::model::{
     GrantInfo, KeyRotation, NewEnvironment, NewProject, PreviousAccountKeys, Project,
     RotationOutcome, SecretVersion, SecretWrite, Workspace,
 };
+use klef_core::model::{EnvironmentManifest, EnvironmentState, ManifestRecord, ManifestsSince};
 use klef_core::wire::SecretText;
 use klef_store::LocalVault;
 
@@ -206,12 +207,21 @@ impl Backend for AnyBackend {
         dispatch!(self, b => b.secret_history(env, name).await)
     }
 
+    async fn environment_state(
+        &self,
+        env: &EnvironmentId,
+        since: ManifestsSince,
+    ) -> BackendResult<EnvironmentState> {
+        dispatch!(self, b => b.environment_state(env, since).await)
+    }
+
     async fn write_secrets(
         &self,
         env: &EnvironmentId,
         writes: &[SecretWrite],
+        manifest: Option<&ManifestRecord>,
     ) -> BackendResult<Vec<SecretVersion>> {
-        dispatch!(self, b => b.write_secrets(env, writes).await)
+        dispatch!(self, b => b.write_secrets(env, writes, manifest).await)
     }
 
     async fn rename_environment(
@@ -219,16 +229,22 @@ impl Backend for AnyBackend {
         env: &EnvironmentId,
         slug: &str,
         name: &str,
+        manifest: Option<&ManifestRecord>,
     ) -> BackendResult<()> {
-        dispatch!(self, b => b.rename_environment(env, slug, name).await)
+        dispatch!(self, b => b.rename_environment(env, slug, name, manifest).await)
     }
 
     async fn delete_environment(&self, env: &EnvironmentId) -> BackendResult<()> {
         dispatch!(self, b => b.delete_environment(env).await)
     }
 
-    async fn rename_project(&self, project: &ProjectId, name: &str) -> BackendResult<()> {
-        dispatch!(self, b => b.rename_project(project, name).await)
+    async fn rename_project(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        manifests: &[EnvironmentManifest],
+    ) -> BackendResult<()> {
+        dispatch!(self, b => b.rename_project(project, name, manifests).await)
     }
 
     async fn delete_project(&self, project: &ProjectId) -> BackendResult<()> {

@@ -17,6 +17,7 @@ use crate::diagnostics::Failure;
 use crate::dirs::Dirs;
 use crate::env_choice::{self, Choice, Source};
 use crate::printer::Printer;
+use crate::signed::{Opened, Purpose};
 use crate::unlock::{self, KeySource, Unlock};
 
 /// The environment used when neither `-e`, `KLEF_ENV` nor `.klef` names one.
@@ -199,44 +200,26 @@ impl Context {
         unlock::key_source(global, &account, b.vault_id(&account), when, early).await
     }
 
-    /// Unlocks and returns the key of the target environment.
-    pub(crate) async fn environment_key(&self, b: &AnyBackend, t: &Target) -> Result<SymmetricKey> {
-        self.environment_key_with(b, t, &self.global).await
+    /// Opens the target environment: its signed state verified, its key checked against the
+    /// manifest's commitment, its values against the manifest (see `crate::signed`).
+    pub(crate) async fn open_environment<'a>(
+        &self,
+        b: &'a AnyBackend,
+        t: &Target,
+        purpose: Purpose,
+    ) -> Result<Opened<'a>> {
+        crate::signed::open(self, b, t, purpose, &self.global).await
     }
 
-    /// [`Self::environment_key`] with adjusted password options.
     /// The environment's current secrets (ciphertext) and its key, for commands that decrypt
-    /// all of them. The secrets are read while the key is fetched: the agent (or the password
-    /// prompt) and the vault or server answer at the same time.
+    /// all of them, both verified against the environment's signed state.
     pub(crate) async fn current_secrets_and_key(
         &self,
         b: &AnyBackend,
         t: &Target,
     ) -> Result<(Vec<SecretVersion>, SymmetricKey)> {
-        let secrets = async { Ok::<_, anyhow::Error>(b.secrets(&t.env.id).await?) };
-        // The key first: its short vault query goes ahead of the long one, and the agent's
-        // unwrap then runs while the secrets are read.
-        let (key, secrets) = tokio::try_join!(self.environment_key(b, t), secrets)?;
-        Ok((secrets, key))
-    }
-
-    pub(crate) async fn environment_key_with(
-        &self,
-        b: &AnyBackend,
-        t: &Target,
-        global: &GlobalArgs,
-    ) -> Result<SymmetricKey> {
-        // A system key in KLEF_TOKEN: no account, no password, no agent.
-        if let Some(token) = crate::commands::keys::ci::system_token()? {
-            let verified = crate::commands::keys::ci::verify_own_entry(self, b, &token, t);
-            let access = async { Ok::<_, anyhow::Error>(b.environment_key(&t.env.id).await?) };
-            let ((), access) = tokio::try_join!(verified, access)?;
-            return crate::commands::keys::ci::open_environment_key(&token, &t.env, &access);
-        }
-        // Any unwrap error ends the command, so the password can wait for the agent's answer.
-        let keys = self.keys_with(b, global, Unlock::OnFirstUse).await?;
-        let access = b.environment_key(&t.env.id).await?;
-        keys.environment_key(&t.project, &t.env, &access).await
+        let opened = self.open_environment(b, t, Purpose::Read).await?;
+        Ok((opened.secrets, opened.key))
     }
 
     pub(crate) fn config(&self) -> Result<Config> {

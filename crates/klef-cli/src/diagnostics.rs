@@ -128,6 +128,12 @@ impl Failure {
         self.hints.push(hint.into());
         self
     }
+
+    /// The same failure with its message rewritten by `f`.
+    pub(crate) fn map_message(mut self, f: impl FnOnce(&str) -> String) -> Self {
+        self.message = f(&self.message);
+        self
+    }
 }
 
 /// The exit status for an error: the first error in the chain that has a defined meaning.

@@ -35,6 +35,7 @@ mod printer;
 mod recipients;
 mod remote;
 mod secrets;
+mod signed;
 mod table;
 mod trust;
 mod unlock;

@@ -12,10 +12,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use klef_core::backend::BackendErrorKind;
-use klef_core::ids::WorkspaceId;
+use klef_core::ids::{EnvironmentId, WorkspaceId};
 use klef_core::model::{Account, Blob, Role, RosterEntry, Workspace};
-use klef_core::trust::account_state::AccountState;
+use klef_core::trust::account_state::{AccountState, MergeError};
 use klef_core::trust::identity::{PublicIdentity, Signature};
+use klef_core::trust::manifest::ManifestHead;
 use klef_core::trust::roster::{Access, MemberRecord};
 use klef_core::trust::roster::{RosterAnchor, SignedEntry, VerifiedRoster};
 use klef_core::trust::secrets::DerivedSecrets;
@@ -130,6 +131,32 @@ impl<'a> Trust<'a> {
     /// The pin of `ws`, if this account has one.
     pub(crate) fn anchor(&self, ws: &WorkspaceId) -> Option<RosterAnchor> {
         self.state.anchor(ws)
+    }
+
+    /// The environment head this account has seen, if any.
+    pub(crate) fn environment_head(
+        &self,
+        ws: &WorkspaceId,
+        env: &EnvironmentId,
+    ) -> Option<ManifestHead> {
+        self.state.environment_head(ws, env)
+    }
+
+    /// Records a verified environment head (the maximum of what was pinned and this; a
+    /// different manifest at a pinned revision is a fork).
+    pub(crate) fn record_environment(
+        &mut self,
+        ws: &WorkspaceId,
+        env: EnvironmentId,
+        head: ManifestHead,
+    ) -> Result<(), MergeError> {
+        if self.state.environment_head(ws, &env) == Some(head) {
+            return Ok(());
+        }
+        if self.state.record_environment(ws, env, head)? {
+            self.dirty = true;
+        }
+        Ok(())
     }
 
     /// Records a verified roster's head as this account's pin of its workspace (the maximum of

@@ -8,8 +8,8 @@ use crate::backup::{Archive, Restore};
 use crate::ids::{EnvironmentId, ProjectId, WorkspaceId};
 use crate::model::{
     Account, AccountKeys, ApiKeyGrant, ApiKeyRecipient, Environment, EnvironmentKeyAccess,
-    GrantInfo, KeyRotation, NewEnvironment, NewProject, Project, RotationOutcome, SecretVersion,
-    SecretWrite, Workspace,
+    EnvironmentManifest, EnvironmentState, GrantInfo, KeyRotation, ManifestRecord, ManifestsSince, NewEnvironment,
+    NewProject, Project, RotationOutcome, SecretVersion, SecretWrite, Workspace,
 };
 
 /// What kind of failure a [`BackendError`] is. The CLI decides exit codes and hints on the
@@ -285,6 +285,14 @@ pub trait Backend: Send + Sync {
         env: &EnvironmentId,
     ) -> impl Future<Output = BackendResult<Vec<SecretVersion>>> + Send;
 
+    /// The environment's live values with the manifests asked for (and, with manifests, the
+    /// deleted names), read in one snapshot: what a verifying reader or a writer starts from.
+    fn environment_state(
+        &self,
+        env: &EnvironmentId,
+        since: ManifestsSince,
+    ) -> impl Future<Output = BackendResult<EnvironmentState>> + Send;
+
     /// Every version of one name, oldest first (tombstones included).
     fn secret_history(
         &self,
@@ -294,11 +302,14 @@ pub trait Backend: Send + Sync {
 
     /// Gives an environment a new slug and display name (admins on a server). Values stay
     /// readable: they are bound to the environment's id.
+    /// `manifest` is the environment's next manifest with the new slug (required once it has
+    /// one).
     fn rename_environment(
         &self,
         env: &EnvironmentId,
         slug: &str,
         name: &str,
+        manifest: Option<&ManifestRecord>,
     ) -> impl Future<Output = BackendResult<()>> + Send;
 
     /// Deletes an environment with every version of its secrets (admins on a server). The
@@ -309,10 +320,13 @@ pub trait Backend: Send + Sync {
     ) -> impl Future<Output = BackendResult<()>> + Send;
 
     /// Renames a project (admins on a server).
+    /// `manifests` are the next manifests, with the new name, of its environments that have
+    /// signed state.
     fn rename_project(
         &self,
         project: &ProjectId,
         name: &str,
+        manifests: &[EnvironmentManifest],
     ) -> impl Future<Output = BackendResult<()>> + Send;
 
     /// Deletes a project with its environments and every version of their secrets (admins on
@@ -332,11 +346,15 @@ pub trait Backend: Send + Sync {
     fn delete_workspace(&self, ws: &WorkspaceId) -> impl Future<Output = BackendResult<()>> + Send;
 
     /// Applies all writes in one transaction: either all become new versions or none does
-    /// (a stale `expected_version` fails the batch with [`BackendError::Conflict`]).
+    /// (a stale `expected_version` fails the batch with [`BackendError::Conflict`]), with the
+    /// environment's next `manifest` (required once it has one; a stale revision is a
+    /// [`BackendError::Conflict`] too). `writes` may be empty when a manifest is published
+    /// alone (sealing an environment made before manifests).
     fn write_secrets(
         &self,
         env: &EnvironmentId,
         writes: &[SecretWrite],
+        manifest: Option<&ManifestRecord>,
     ) -> impl Future<Output = BackendResult<Vec<SecretVersion>>> + Send;
 }
 

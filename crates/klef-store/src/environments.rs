@@ -108,6 +108,14 @@ impl Store {
                 .map_err(|err| {
                     StoreError::exists_or(err, || format!("environment {:?}", e.slug))
                 })?;
+            crate::manifests::append(
+                &mut tx,
+                &e.id,
+                new.manifest.as_ref(),
+                Some(&account.to_string()),
+                now,
+            )
+            .await?;
             for g in given.values() {
                 let grantee = g.api_key_id.to_string();
                 tables::insert_grant(

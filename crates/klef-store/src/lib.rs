@@ -87,6 +87,7 @@ mod environments;
 pub mod error;
 mod lifecycle;
 mod local;
+mod manifests;
 mod queries;
 mod reads;
 mod roster;

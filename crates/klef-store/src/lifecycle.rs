@@ -9,13 +9,14 @@
 //! invitations). Audit entries stay: `audit_log.workspace_id` references nothing.
 
 use klef_core::ids::{AccountId, EnvironmentId, ProjectId, WorkspaceId};
+use klef_core::model::{EnvironmentManifest, ManifestRecord};
 use klef_core::names::{validate_display_name, validate_slug};
 
 use crate::audit::Audit;
 use crate::backup::delete_past_guard;
 use crate::tables;
 use crate::tx::Tx;
-use crate::{Store, StoreError, invalid, not_found};
+use crate::{Store, StoreError, invalid, not_found, now_ms};
 
 /// The environment's project and workspace, when `account` is a member holding the project
 /// key.
@@ -65,6 +66,7 @@ impl Store {
         env: &EnvironmentId,
         slug: &str,
         name: &str,
+        manifest: Option<&ManifestRecord>,
         audit: Option<&Audit>,
     ) -> Result<(), StoreError> {
         validate_slug(slug).map_err(invalid)?;
@@ -87,6 +89,8 @@ impl Store {
             )
             .await
             .map_err(|e| StoreError::exists_or(e, || format!("environment {slug:?}")))?;
+            let by = account.to_string();
+            crate::manifests::append(&mut tx, env, manifest, Some(&by), now_ms()).await?;
             audit_in(&mut tx, audit).await
         }
         .await;
@@ -143,6 +147,7 @@ impl Store {
         account: &AccountId,
         project: &ProjectId,
         name: &str,
+        manifests: &[EnvironmentManifest],
         audit: Option<&Audit>,
     ) -> Result<(), StoreError> {
         validate_display_name("project name", name).map_err(invalid)?;
@@ -164,6 +169,33 @@ impl Store {
             )
             .await
             .map_err(|e| StoreError::exists_or(e, || format!("project {name:?}")))?;
+            // Every environment with signed state gets its next manifest, with the new name;
+            // one left out is refused (its readers would see the old name).
+            let envs: Vec<(String,)> = tx
+                .all(
+                    "SELECT id FROM environments WHERE project_id = $1",
+                    &[(&id).into()],
+                )
+                .await?;
+            let by = account.to_string();
+            let now = now_ms();
+            for (env,) in &envs {
+                let env_id: EnvironmentId = crate::rows::parse_id(env, "environment")?;
+                let manifest = manifests
+                    .iter()
+                    .find(|m| m.environment_id == env_id)
+                    .map(|m| &m.manifest);
+                crate::manifests::append(&mut tx, &env_id, manifest, Some(&by), now).await?;
+            }
+            if let Some(stranger) = manifests
+                .iter()
+                .find(|m| !envs.iter().any(|(e,)| *e == m.environment_id.to_string()))
+            {
+                return Err(invalid(format!(
+                    "environment {} is not in project {project}",
+                    stranger.environment_id
+                )));
+            }
             audit_in(&mut tx, audit).await
         }
         .await;

@@ -9,8 +9,9 @@ use klef_core::backup::{Archive, ArchiveSource, Restore, Restored};
 use klef_core::ids::{AccountId, EnvironmentId, ProjectId, WorkspaceId};
 use klef_core::model::{
     Account, AccountKeys, ApiKeyGrant, ApiKeyRecipient, Environment, EnvironmentKeyAccess,
-    GrantInfo, KeyRotation, NewEnvironment, NewProject, PreviousAccountKeys, Project,
-    RotationOutcome, SecretVersion, SecretWrite, Workspace,
+    EnvironmentManifest, EnvironmentState, GrantInfo, KeyRotation, ManifestRecord, ManifestsSince, NewEnvironment,
+    NewProject, PreviousAccountKeys, Project, RotationOutcome, SecretVersion, SecretWrite,
+    Workspace,
 };
 
 use crate::audit::{Actor, ActorKind, Audit};
@@ -431,15 +432,24 @@ impl Backend for LocalVault {
         Ok(reads::secret_history(self.source().await?, env, name).await?)
     }
 
+    async fn environment_state(
+        &self,
+        env: &EnvironmentId,
+        since: ManifestsSince,
+    ) -> BackendResult<EnvironmentState> {
+        Ok(crate::manifests::environment_state(self.source().await?, env, since).await?)
+    }
+
     async fn write_secrets(
         &self,
         env: &EnvironmentId,
         writes: &[SecretWrite],
+        manifest: Option<&ManifestRecord>,
     ) -> BackendResult<Vec<SecretVersion>> {
         Ok(self
             .store()
             .await?
-            .write_secrets(env, writes, Some(LOCAL_AUTHOR), None)
+            .write_secrets(env, writes, manifest, Some(LOCAL_AUTHOR), None)
             .await?)
     }
 
@@ -448,12 +458,13 @@ impl Backend for LocalVault {
         env: &EnvironmentId,
         slug: &str,
         name: &str,
+        manifest: Option<&ManifestRecord>,
     ) -> BackendResult<()> {
         let owner = self.owner().await?;
         Ok(self
             .store()
             .await?
-            .rename_environment(&owner, env, slug, name, None)
+            .rename_environment(&owner, env, slug, name, manifest, None)
             .await?)
     }
 
@@ -466,12 +477,17 @@ impl Backend for LocalVault {
             .await?)
     }
 
-    async fn rename_project(&self, project: &ProjectId, name: &str) -> BackendResult<()> {
+    async fn rename_project(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        manifests: &[EnvironmentManifest],
+    ) -> BackendResult<()> {
         let owner = self.owner().await?;
         Ok(self
             .store()
             .await?
-            .rename_project(&owner, project, name, None)
+            .rename_project(&owner, project, name, manifests, None)
             .await?)
     }
 

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 
 use klef_core::ids::{AccountId, EnvironmentId, ProjectId, WorkspaceId};
 use klef_core::model::{
-    Account, AccountKeys, Environment, EnvironmentKeyAccess, NewEnvironment, NewProject,
-    PreviousAccountKeys, Project, Role, SecretVersion, SecretWrite, Workspace,
+    Account, AccountKeys, Environment, EnvironmentKeyAccess, EnvironmentState, ManifestRecord,
+    ManifestsSince, NewEnvironment, NewProject, PreviousAccountKeys, Project, Role, SecretVersion,
+    SecretWrite, Workspace,
 };
 use klef_core::names::{validate_display_name, validate_key_name, validate_slug};
 
@@ -340,6 +341,16 @@ impl Store {
         reads::secrets(Source::Pool(self), env).await
     }
 
+    /// The live values of an environment with the manifests `since` asks for and, with
+    /// manifests, the deleted names. No visibility check.
+    pub async fn environment_state(
+        &self,
+        env: &EnvironmentId,
+        since: ManifestsSince,
+    ) -> Result<EnvironmentState, StoreError> {
+        crate::manifests::environment_state(Source::Pool(self), env, since).await
+    }
+
     /// Every version of one name, oldest first, deletes included. No visibility check.
     pub async fn secret_history(
         &self,
@@ -361,6 +372,7 @@ impl Store {
         &self,
         env: &EnvironmentId,
         writes: &[SecretWrite],
+        manifest: Option<&ManifestRecord>,
         author: Option<&str>,
         audit: Option<&Audit>,
     ) -> Result<Vec<SecretVersion>, StoreError> {
@@ -443,6 +455,7 @@ impl Store {
                 });
             }
             tables::insert_secret_versions(&mut tx, &written).await?;
+            crate::manifests::append(&mut tx, env, manifest, author, created_at).await?;
             audit_in(&mut tx, audit).await?;
             Ok(written)
         }
@@ -456,5 +469,6 @@ async fn insert_new_environment(tx: &mut Tx, new: &NewEnvironment) -> Result<(),
     let e = &new.environment;
     tables::insert_environment(tx, e, &new.sealed_key)
         .await
-        .map_err(|err| StoreError::exists_or(err, || format!("environment {:?}", e.slug)))
+        .map_err(|err| StoreError::exists_or(err, || format!("environment {:?}", e.slug)))?;
+    crate::manifests::append(tx, &e.id, new.manifest.as_ref(), None, e.created_at).await
 }

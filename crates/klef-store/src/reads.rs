@@ -40,7 +40,11 @@ impl<R: PoolRow> Row for R {}
 
 impl Source<'_> {
     /// Every row `sql` returns with `binds` bound to `$1`, `$2`, … in order.
-    async fn all<R: Row>(self, sql: &'static str, binds: &[&str]) -> Result<Vec<R>, StoreError> {
+    pub(crate) async fn all<R: Row>(
+        self,
+        sql: &'static str,
+        binds: &[&str],
+    ) -> Result<Vec<R>, StoreError> {
         match self {
             Source::Pool(store) => Ok(with_pool!(store, pool => {
                 let mut query = sqlx::query_as(sql);

@@ -190,6 +190,7 @@ async fn rotate_in(
         .collect();
     written.sort_by(|a, b| a.name.cmp(&b.name));
     tables::insert_secret_versions(tx, &written).await?;
+    crate::manifests::append(tx, env, req.manifest.as_ref(), Some(author), now).await?;
     let row: EnvironmentRow = tx
         .one(
             "SELECT id, project_id, slug, name, key_version, created_at \

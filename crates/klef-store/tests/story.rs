@@ -161,6 +161,7 @@ fn workspace(name: &str, personal: bool, created_at: i64) -> Workspace {
 
 fn new_environment(project: ProjectId, slug: &str, created_at: i64) -> NewEnvironment {
     NewEnvironment {
+        manifest: None,
         environment: Environment {
             id: EnvironmentId::random(),
             project_id: project,
@@ -418,6 +419,7 @@ async fn story(target: Target) {
                 put("API_KEY", Some(0), "ct-a1"),
                 put("DB_URL", None, "ct-b1"),
             ],
+            None,
         )
         .await
         .expect("first write");
@@ -435,12 +437,12 @@ async fn story(target: Target) {
     assert_eq!(bytes(live[0].ciphertext.as_ref()), Some(&b"ct-a1"[..]));
 
     let over = vault
-        .write_secrets(&dev, &[put("API_KEY", Some(1), "ct-a2")])
+        .write_secrets(&dev, &[put("API_KEY", Some(1), "ct-a2")], None)
         .await
         .expect("over");
     assert_eq!(over[0].version, 2);
     let gone = vault
-        .write_secrets(&dev, &[delete("DB_URL", Some(1))])
+        .write_secrets(&dev, &[delete("DB_URL", Some(1))], None)
         .await
         .expect("delete");
     assert_eq!((gone[0].version, gone[0].ciphertext.is_none()), (2, true));
@@ -457,14 +459,14 @@ async fn story(target: Target) {
     assert_eq!(history[1].ciphertext, None);
     // A deleted name may be created again with expected version 0.
     let again = vault
-        .write_secrets(&dev, &[put("DB_URL", Some(0), "ct-b3")])
+        .write_secrets(&dev, &[put("DB_URL", Some(0), "ct-b3")], None)
         .await
         .expect("again");
     assert_eq!(again[0].version, 3);
 
     // Stale expected version: Conflict, nothing written.
     let err = vault
-        .write_secrets(&dev, &[put("API_KEY", Some(1), "stale")])
+        .write_secrets(&dev, &[put("API_KEY", Some(1), "stale")], None)
         .await
         .unwrap_err();
     assert_eq!(
@@ -486,7 +488,7 @@ async fn story(target: Target) {
     );
     // A new name expected to be absent, but present: Conflict too.
     let err = vault
-        .write_secrets(&dev, &[put("API_KEY", Some(0), "x")])
+        .write_secrets(&dev, &[put("API_KEY", Some(0), "x")], None)
         .await
         .unwrap_err();
     assert!(
@@ -502,6 +504,7 @@ async fn story(target: Target) {
                 put("NEW_ONE", Some(0), "n1"),
                 put("API_KEY", Some(1), "stale"),
             ],
+            None,
         )
         .await
         .unwrap_err();
@@ -529,11 +532,15 @@ async fn story(target: Target) {
         Err(BackendError::NotFound { .. })
     ));
     assert!(matches!(
-        vault.write_secrets(&missing, &[put("A", None, "x")]).await,
+        vault
+            .write_secrets(&missing, &[put("A", None, "x")], None)
+            .await,
         Err(BackendError::NotFound { .. })
     ));
     assert!(matches!(
-        vault.write_secrets(&dev, &[put("1BAD", None, "x")]).await,
+        vault
+            .write_secrets(&dev, &[put("1BAD", None, "x")], None)
+            .await,
         Err(BackendError::Invalid(_))
     ));
 
@@ -611,7 +618,7 @@ async fn concurrent_writers(target: Target) {
                 loop {
                     let write = put("COUNTER", Some(expected), &format!("{t}-{i}"));
                     match store
-                        .write_secrets(&env, &[write], Some(&author), None)
+                        .write_secrets(&env, &[write], None, Some(&author), None)
                         .await
                     {
                         Ok(done) => {
@@ -628,7 +635,7 @@ async fn concurrent_writers(target: Target) {
                 if i % 5 == 0 {
                     let free = put("FREE", None, &format!("{t}-{i}"));
                     store
-                        .write_secrets(&env, &[free], Some(&author), None)
+                        .write_secrets(&env, &[free], None, Some(&author), None)
                         .await
                         .expect("free write");
                 }
@@ -886,7 +893,7 @@ async fn sqlite_vault_is_private() {
     let (vault, project) = seeded(Store::open_local(&path).await.expect("open"), &["dev"]).await;
     let env = project.environments[0].environment.id;
     vault
-        .write_secrets(&env, &[put("A", None, "x")])
+        .write_secrets(&env, &[put("A", None, "x")], None)
         .await
         .expect("write");
 
@@ -978,7 +985,10 @@ async fn blocking_reads_answer_as_the_pool_does() {
         ),
         (prod, vec![put("API_KEY", None, "p1")]),
     ] {
-        vault.write_secrets(&env, &writes).await.expect("write");
+        vault
+            .write_secrets(&env, &writes, None)
+            .await
+            .expect("write");
     }
     vault.store().await.expect("store").close().await;
 
@@ -1046,7 +1056,7 @@ async fn blocking_reads_answer_as_the_pool_does() {
 
     // A write through the reading handle opens the pool; the next read sees it.
     blocking
-        .write_secrets(&dev, &[put("DB_URL", Some(1), "d2")])
+        .write_secrets(&dev, &[put("DB_URL", Some(1), "d2")], None)
         .await
         .expect("write through the reading handle");
     let history = blocking
@@ -1107,7 +1117,7 @@ async fn large_batches(target: Target) {
     let mut first: Vec<SecretWrite> = names.iter().map(|k| put(k, Some(0), "v1")).collect();
     first.push(put("KEY_00600", Some(1), "v1-again"));
     let written = vault
-        .write_secrets(&env, &first)
+        .write_secrets(&env, &first, None)
         .await
         .expect("first batch");
     assert_eq!(written.len(), n + 1);
@@ -1119,7 +1129,7 @@ async fn large_batches(target: Target) {
     // A stale expected version far into a big batch rolls the whole batch back.
     let mut stale: Vec<SecretWrite> = names.iter().map(|k| put(k, Some(1), "v2")).collect();
     let err = vault
-        .write_secrets(&env, &stale)
+        .write_secrets(&env, &stale, None)
         .await
         .expect_err("KEY_00600 is at 2");
     assert!(
@@ -1138,7 +1148,7 @@ async fn large_batches(target: Target) {
     stale[600] = put("KEY_00600", Some(2), "v3");
     stale[1_200] = delete("KEY_01200", Some(1));
     vault
-        .write_secrets(&env, &stale)
+        .write_secrets(&env, &stale, None)
         .await
         .expect("second batch");
     let live = vault.secrets(&env).await.expect("secrets");
@@ -1158,7 +1168,7 @@ async fn large_batches(target: Target) {
     }
     // Re-creating the deleted name with expected 0.
     vault
-        .write_secrets(&env, &[put("KEY_01200", Some(0), "back")])
+        .write_secrets(&env, &[put("KEY_01200", Some(0), "back")], None)
         .await
         .expect("re-create");
     let history = vault

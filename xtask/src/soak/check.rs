@@ -83,6 +83,8 @@ async fn history(shared: &Shared, url: &str) -> Result<SecretList> {
         // A key this client never managed to write.
         return Ok(SecretList {
             secrets: Vec::new(),
+            manifests: Vec::new(),
+            deleted: Vec::new(),
         });
     }
     ensure!(resp.status().is_success(), "answered {}", resp.status());

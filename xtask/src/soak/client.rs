@@ -74,6 +74,7 @@ pub(super) async fn client(shared: Arc<Shared>, index: usize) -> ClientReport {
                     expected_version: Some(expected),
                     ciphertext: Some(Blob(bytes.clone())),
                 }],
+                manifest: None,
             };
             let resp = shared
                 .http

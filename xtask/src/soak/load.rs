@@ -26,7 +26,7 @@ pub(super) async fn load(opts: &Options, server: &ServerProcess, cluster: &str) 
         .context("failed to build the HTTP client")?;
     let base = server.url.clone();
     let token = login(&http, &base).await?;
-    let env_id = development_env(&http, &base, &token).await?;
+    let env_id = load_env(&http, &base, &token).await?;
 
     let duration = Duration::from_secs(opts.seconds);
     let started = Instant::now();
@@ -131,6 +131,59 @@ async fn login(http: &reqwest::Client, base: &str) -> Result<String> {
     );
     let session: SessionResponse = resp.json().await.context("bad sign-in answer")?;
     Ok(session.token.expose().to_owned())
+}
+
+/// A new environment `load` of project `soak` made through the API without signed state (as
+/// a client from before manifests would): the soak measures the server under concurrent
+/// writers and an outage, and its clients send shaped random bytes, which no manifest could
+/// vouch for. Its key is random bytes in the shape of a sealed key: nothing is ever opened.
+async fn load_env(http: &reqwest::Client, base: &str, token: &str) -> Result<EnvironmentId> {
+    let development = development_env(http, base, token).await?;
+    let project = {
+        let resp = http
+            .get(format!("{base}{}", routes::environment_key(&development)))
+            .bearer_auth(token)
+            .send()
+            .await
+            .context("failed to read the soak environment")?;
+        ensure!(resp.status().is_success(), "GET key: {}", resp.status());
+        resp.json::<klef_core::wire::EnvironmentKeyResponse>()
+            .await
+            .context("bad key answer")?
+            .environment
+            .project_id
+    };
+    let mut sealed = vec![0u8; 61];
+    klef_core::crypto::fill_random(&mut sealed);
+    sealed[0] = klef_core::crypto::SUITE_AES256GCM;
+    let env = klef_core::model::Environment {
+        id: EnvironmentId::random(),
+        project_id: project,
+        slug: "load".into(),
+        name: "load".into(),
+        key_version: 1,
+        created_at: 0,
+    };
+    let resp = http
+        .post(format!("{base}{}", routes::environments(&project)))
+        .bearer_auth(token)
+        .json(&klef_core::wire::CreateEnvironmentRequest {
+            environment: klef_core::model::NewEnvironment {
+                environment: env.clone(),
+                sealed_key: klef_core::model::Blob(sealed),
+                manifest: None,
+            },
+            api_key_grants: Vec::new(),
+        })
+        .send()
+        .await
+        .context("failed to create the load environment")?;
+    ensure!(
+        resp.status().is_success(),
+        "creating the load environment: {}",
+        resp.status()
+    );
+    Ok(env.id)
 }
 
 /// The id of the `development` environment of project `soak` in the personal workspace.

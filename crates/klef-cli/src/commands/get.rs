@@ -3,11 +3,11 @@
 //! JSON: `{"name", "value", "version", "updated_at"}`.
 
 use anyhow::Result;
-use klef_core::backend::Backend as _;
 use serde_json::json;
 
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
+use crate::signed::Purpose;
 use crate::{secrets, table};
 
 /// Print a secret's value
@@ -25,13 +25,13 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     secrets::check_name(&args.key)?;
     let b = ctx.backend_and_agent().await?;
     let t = ctx.target(&b).await?;
-    // The versions of this one name, not the whole environment: the newest is the current
-    // value (or a delete).
-    let history = b.secret_history(&t.env.id, &args.key).await?;
-    let Some(sv) = history
+    // The environment's values as its signed state lists them: a name the manifest does not
+    // list is not there, whatever the server's history says.
+    let opened = ctx.open_environment(&b, &t, Purpose::Read).await?;
+    let Some(sv) = opened
+        .secrets
         .iter()
-        .max_by_key(|s| s.version)
-        .filter(|s| s.ciphertext.is_some())
+        .find(|s| s.name == args.key && s.ciphertext.is_some())
     else {
         return Err(
             Failure::not_found(format!("{} not found in {}", args.key, t.describe()))
@@ -39,8 +39,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
                 .into(),
         );
     };
-    let key = ctx.environment_key(&b, &t).await?;
-    let value = secrets::decrypt(&key, &t, sv)?;
+    let value = secrets::decrypt(&opened.key, &t, sv)?;
     if ctx.global.json {
         ctx.printer.json(&json!({
             "name": sv.name, "value": value.as_str(), "version": sv.version,

@@ -11,6 +11,7 @@ use klef_core::ids::{AccountId, EnvironmentId, ProjectId, WorkspaceId};
 use klef_core::klef_file::{self, KlefFile};
 use klef_core::model::{Account, Environment, NewEnvironment, NewProject, Project, Workspace};
 use klef_core::names::validate_display_name;
+use klef_core::trust::roster::PrincipalId;
 use secrecy::ExposeSecret as _;
 use serde_json::json;
 
@@ -21,6 +22,7 @@ use crate::diagnostics::{ExitStatus, Failure};
 use crate::fsutil;
 use crate::password;
 use crate::secrets::now;
+use crate::trust::Trust;
 
 /// The environments every new project starts with: (slug, display name).
 const INITIAL_ENVS: &[(&str, &str)] = &[
@@ -125,6 +127,26 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     };
     let project_key = SymmetricKey::generate();
     let wrapped = crypto::wrap_key(&public, &project_key, &Aad::ProjectKey(&project.id));
+    // On a server, the creator signs each environment's first manifest (its key commitment)
+    // now, while it alone knows the keys: a key the server made later would not match it. The
+    // local vault's owner seals them on first use instead (no second unlock for a new user).
+    let signer = match b.as_remote() {
+        Some(remote) => {
+            let keys = ctx.keys(&b).await?;
+            let mut trust = Trust::load(ctx, remote, &keys).await?;
+            let roster = trust.roster_or_adopt_if_owner(&ws).await?;
+            let signer = roster.map(|r| {
+                (
+                    trust.signing_key(),
+                    PrincipalId::Member(trust.me().account),
+                    r.head(),
+                )
+            });
+            trust.save().await?;
+            signer
+        }
+        None => None,
+    };
     let environments = INITIAL_ENVS
         .iter()
         .map(|(slug, display)| {
@@ -138,9 +160,19 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             };
             let env_key = SymmetricKey::generate();
             let sealed = crypto::seal_key(&project_key, &env_key, &Aad::EnvironmentKey(&env.id));
+            let manifest = signer.as_ref().map(|(key, principal, head)| {
+                crate::signed::first_record(
+                    &project,
+                    &env,
+                    &env_key,
+                    (key, *principal),
+                    Some(*head),
+                )
+            });
             NewEnvironment {
                 environment: env,
                 sealed_key: sealed.into(),
+                manifest,
             }
         })
         .collect::<Vec<_>>();

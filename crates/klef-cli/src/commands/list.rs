@@ -1,14 +1,14 @@
-//! `klef list [--reveal]`: names, versions and last update (values only with `--reveal`,
-//! which needs the password).
+//! `klef list [--reveal]`: names, versions and last update (values only with `--reveal`),
+//! checked against the environment's signed state (so it unlocks, like every read).
 //!
 //! JSON: `[{"name", "version", "updated_at", "author", "value"?}]`, sorted by name.
 
 use anyhow::Result;
-use klef_core::backend::Backend as _;
 use serde_json::json;
 
 use crate::context::Context;
 use crate::diagnostics::ExitStatus;
+use crate::signed::Purpose;
 use crate::{secrets, table};
 
 /// List the environment's secrets
@@ -20,25 +20,22 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
-    let b = if args.reveal {
-        ctx.backend_and_agent().await?
-    } else {
-        ctx.backend().await?
-    };
+    // The names too are checked against the environment's signed state (a server could
+    // otherwise drop or add one unseen), which needs the account unlocked.
+    let b = ctx.backend_and_agent().await?;
     let t = ctx.target(&b).await?;
-    let mut current: Vec<_> = b
-        .secrets(&t.env.id)
-        .await?
-        .into_iter()
+    let opened = ctx.open_environment(&b, &t, Purpose::Read).await?;
+    let mut current: Vec<_> = opened
+        .secrets
+        .iter()
         .filter(|s| s.ciphertext.is_some())
         .collect();
     current.sort_by(|a, c| a.name.cmp(&c.name));
     let values = if args.reveal {
-        let key = ctx.environment_key(&b, &t).await?;
         Some(
             current
                 .iter()
-                .map(|sv| secrets::decrypt(&key, &t, sv))
+                .map(|sv| secrets::decrypt(&opened.key, &t, sv))
                 .collect::<Result<Vec<_>>>()?,
         )
     } else {

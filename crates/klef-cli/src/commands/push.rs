@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use klef_core::backend::Backend as _;
 use klef_core::dotenv;
 use klef_core::model::{SecretVersion, SecretWrite};
 use serde_json::json;
@@ -21,6 +20,7 @@ use serde_json::json;
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
 use crate::import::{self, Format};
+use crate::signed::Purpose;
 use crate::{password, secrets};
 
 /// Import a dotenv, JSON or YAML file into the environment in one transaction
@@ -113,13 +113,14 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
 
     let b = ctx.backend().await?;
     let t = ctx.target(&b).await?;
-    let current: Vec<_> = b
-        .secrets(&t.env.id)
-        .await?
-        .into_iter()
+    let mut opened = ctx.open_environment(&b, &t, Purpose::Write).await?;
+    let current: Vec<SecretVersion> = opened
+        .secrets
+        .iter()
         .filter(|s| s.ciphertext.is_some())
+        .cloned()
         .collect();
-    let key = ctx.environment_key(&b, &t).await?;
+    let key = opened.key.clone();
     // By name: a linear search per line made a 10,000-line push over 10,000 stored names
     // quadratic (40 % of its time in memcmp).
     let by_name: HashMap<&str, &SecretVersion> =
@@ -172,7 +173,8 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         let _progress = ctx
             .printer
             .progress(format!("writing {} values", writes.len()));
-        b.write_secrets(&t.env.id, &writes)
+        opened
+            .write(ctx, &b, &t, &mut writes)
             .await
             .with_context(|| format!("failed to write to {}", t.describe()))?;
     }

@@ -1,6 +1,7 @@
 //! `klef rollback KEY VERSION`: writes a new version carrying VERSION's ciphertext. The value
-//! is never decrypted: the ciphertext is bound to this environment and name, so it stays valid
-//! as long as the environment key has not been rotated since.
+//! is checked to open under the environment's verified key (the server's history is not covered
+//! by the signed manifest) and written as it is: bound to this environment and name, it stays
+//! valid as long as the environment key has not been rotated since.
 
 use anyhow::{Context as _, Result};
 use klef_core::backend::Backend as _;
@@ -9,6 +10,7 @@ use klef_core::model::SecretWrite;
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
 use crate::secrets;
+use crate::signed::Purpose;
 
 /// Make an earlier version of a secret the current one
 ///
@@ -64,16 +66,26 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         ));
         return Ok(ExitStatus::SUCCESS);
     }
-    let expected = latest.filter(|l| l.ciphertext.is_some()).map(|l| l.version);
-    let written = b
-        .write_secrets(
-            &t.env.id,
-            &[SecretWrite {
-                name: args.key.clone(),
-                expected_version: expected,
-                ciphertext: Some(ciphertext),
-            }],
-        )
+    // The old version comes from the server's history, which no manifest covers any more:
+    // it must open under the environment's verified key before this writer signs it as the
+    // current value (a server cannot make a value that does).
+    let mut opened = ctx.open_environment(&b, &t, Purpose::Write).await?;
+    secrets::decrypt(&opened.key, &t, old).map_err(|e| {
+        e.context(Failure::other(format!(
+            "version {} of {} does not open with the key of {}: it was altered; nothing was written",
+            args.version,
+            args.key,
+            t.describe()
+        )))
+    })?;
+    let expected = latest.map(|l| l.version);
+    let mut writes = [SecretWrite {
+        name: args.key.clone(),
+        expected_version: expected,
+        ciphertext: Some(ciphertext),
+    }];
+    let written = opened
+        .write(ctx, &b, &t, &mut writes)
         .await
         .with_context(|| format!("failed to write to {}", t.describe()))?;
     let new_version = written.first().map_or(0, |s| s.version);

@@ -12,7 +12,6 @@
 use std::io::{IsTerminal as _, Read as _};
 
 use anyhow::{Context as _, Result};
-use klef_core::backend::Backend as _;
 use klef_core::model::SecretWrite;
 use klef_core::names::MAX_VALUE_LEN;
 use serde_json::json;
@@ -21,6 +20,7 @@ use zeroize::Zeroizing;
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
 use crate::secrets;
+use crate::signed::Purpose;
 
 /// Set one or more secrets
 ///
@@ -103,7 +103,8 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     }
     let b = ctx.backend().await?;
     let t = ctx.target(&b).await?;
-    let key = ctx.environment_key(&b, &t).await?;
+    let mut opened = ctx.open_environment(&b, &t, Purpose::Write).await?;
+    let key = &opened.key;
 
     // Later duplicates win, as in a .env file.
     let mut writes: Vec<SecretWrite> = Vec::with_capacity(pairs.len());
@@ -117,15 +118,15 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             too_long.push(crate::env_policy::too_long_warning(&name, &value));
         }
         writes.retain(|w| w.name != name);
-        let ciphertext = secrets::encrypt(&key, &t, &name, &value);
+        let ciphertext = secrets::encrypt(key, &t, &name, &value);
         writes.push(SecretWrite {
             name,
             expected_version: None,
             ciphertext: Some(ciphertext),
         });
     }
-    let written = b
-        .write_secrets(&t.env.id, &writes)
+    let written = opened
+        .write(ctx, &b, &t, &mut writes)
         .await
         .with_context(|| format!("failed to write to {}", t.describe()))?;
     if ctx.global.json {

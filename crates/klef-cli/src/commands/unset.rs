@@ -2,12 +2,12 @@
 //! history and rollback still work). Every key must exist, or nothing is deleted.
 
 use anyhow::{Context as _, Result};
-use klef_core::backend::Backend as _;
 use klef_core::model::SecretWrite;
 
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
 use crate::secrets;
+use crate::signed::Purpose;
 
 /// Delete secrets (their history is kept)
 #[derive(Debug, clap::Args)]
@@ -23,7 +23,9 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     }
     let b = ctx.backend().await?;
     let t = ctx.target(&b).await?;
-    let current = b.secrets(&t.env.id).await?;
+    // Deleting signs the environment's next state, so it unlocks like a write.
+    let mut opened = ctx.open_environment(&b, &t, Purpose::Write).await?;
+    let current = &opened.secrets;
     let mut writes: Vec<SecretWrite> = Vec::new();
     for k in &args.keys {
         if writes.iter().any(|w| &w.name == k) {
@@ -45,7 +47,8 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             ciphertext: None,
         });
     }
-    b.write_secrets(&t.env.id, &writes)
+    opened
+        .write(ctx, &b, &t, &mut writes)
         .await
         .with_context(|| format!("failed to write to {}", t.describe()))?;
     let names: Vec<&str> = writes.iter().map(|w| w.name.as_str()).collect();

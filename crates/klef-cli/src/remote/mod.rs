@@ -19,7 +19,7 @@ use klef_core::model::{
     GrantInfo, KeyRotation, NewEnvironment, NewProject, Project, RotationOutcome, SecretVersion,
     SecretWrite, Workspace,
 };
-use klef_core::model::{Blob, RosterEntry};
+use klef_core::model::{Blob, EnvironmentManifest, EnvironmentState, ManifestRecord, ManifestsSince, RosterEntry};
 use klef_core::wire::{
     AcceptInvitationRequest, AccountKeyHistory, AccountStateResponse, PublishIdentityRequest,
     PutAccountStateRequest, RosterList,
@@ -448,10 +448,27 @@ impl Backend for RemoteBackend {
         Ok(list.secrets)
     }
 
+    async fn environment_state(
+        &self,
+        env: &EnvironmentId,
+        since: ManifestsSince,
+    ) -> BackendResult<EnvironmentState> {
+        let list: SecretList = self
+            .api
+            .get(&routes::secrets_with_manifests(env, since))
+            .await?;
+        Ok(EnvironmentState {
+            secrets: list.secrets,
+            manifests: list.manifests,
+            deleted: list.deleted,
+        })
+    }
+
     async fn write_secrets(
         &self,
         env: &EnvironmentId,
         writes: &[SecretWrite],
+        manifest: Option<&ManifestRecord>,
     ) -> BackendResult<Vec<SecretVersion>> {
         let resp: WriteSecretsResponse = self
             .api
@@ -459,6 +476,7 @@ impl Backend for RemoteBackend {
                 &routes::secrets(env),
                 &WriteSecretsRequest {
                     writes: writes.to_vec(),
+                    manifest: manifest.cloned(),
                 },
             )
             .await?;
@@ -470,6 +488,7 @@ impl Backend for RemoteBackend {
         env: &EnvironmentId,
         slug: &str,
         name: &str,
+        manifest: Option<&ManifestRecord>,
     ) -> BackendResult<()> {
         let _: Environment = self
             .api
@@ -478,6 +497,7 @@ impl Backend for RemoteBackend {
                 &RenameEnvironmentRequest {
                     slug: slug.to_owned(),
                     name: name.to_owned(),
+                    manifest: manifest.cloned(),
                 },
             )
             .await?;
@@ -488,13 +508,19 @@ impl Backend for RemoteBackend {
         self.api.delete(&routes::environment(env)).await
     }
 
-    async fn rename_project(&self, project: &ProjectId, name: &str) -> BackendResult<()> {
+    async fn rename_project(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        manifests: &[EnvironmentManifest],
+    ) -> BackendResult<()> {
         let _: Project = self
             .api
             .put(
                 &routes::project(project),
                 &RenameProjectRequest {
                     name: name.to_owned(),
+                    manifests: manifests.to_vec(),
                 },
             )
             .await?;

@@ -322,6 +322,74 @@ pub struct NewEnvironment {
     pub environment: Environment,
     /// The environment key sealed under the project key.
     pub sealed_key: Blob,
+    /// Its first manifest (revision 1, no values, the key's commitment), signed by the
+    /// creating owner or admin. Absent only in older clients' requests and backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<ManifestRecord>,
+}
+
+/// One signed manifest of an environment (DESIGN.md §9.3) as stored and served: the exact
+/// signed bytes and the Ed25519 signature (`klef_core::trust::manifest::SignedManifest`). The
+/// store checks only the numbering (each write carries the next revision, so writers
+/// serialise); clients verify the chain, every signature and every value against it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestRecord {
+    /// The manifest's revision (1 for the first), as the body states it.
+    pub revision: u64,
+    /// Whether it sets the environment's key or names (its first manifest, a rotation, a
+    /// rename): a client with no head for the environment starts verifying at the newest such
+    /// manifest. Only an owner or admin may sign one, which readers check; the flag only
+    /// tells the server which manifests to serve.
+    pub anchor: bool,
+    /// The signed body.
+    pub body: Blob,
+    /// The signature (64 bytes).
+    pub signature: Blob,
+}
+
+/// An environment's next manifest, sent with a change that covers several environments (a
+/// project rename).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentManifest {
+    /// The environment.
+    pub environment_id: EnvironmentId,
+    /// Its next manifest.
+    pub manifest: ManifestRecord,
+}
+
+/// Which manifests a read of an environment asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestsSince {
+    /// None (a caller that does not verify).
+    Nothing,
+    /// A client with no head: the newest anchor manifest, and the newest manifest if later.
+    Anchor,
+    /// Every manifest from this revision (the caller's head) on.
+    Revision(u64),
+}
+
+/// A name whose latest version is a delete, with that version (a writer signs the next one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeletedName {
+    /// The key name.
+    pub name: String,
+    /// The version of the delete.
+    pub version: i64,
+}
+
+/// An environment's current state as one read: the live values, the manifests asked for, and
+/// the deleted names (when manifests were asked for).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvironmentState {
+    /// The latest live version of every name, sorted by name.
+    pub secrets: Vec<SecretVersion>,
+    /// The manifests asked for, ascending by revision.
+    pub manifests: Vec<ManifestRecord>,
+    /// The names whose latest version is a delete.
+    pub deleted: Vec<DeletedName>,
 }
 
 /// A new project with its first environments.
@@ -396,6 +464,11 @@ pub struct KeyRotation {
     pub secrets: Vec<RotatedSecret>,
     /// Every current direct grant, re-wrapped (grantees may be left out to drop them).
     pub grants: Vec<RotatedGrant>,
+    /// The environment's next manifest (an anchor: the new key version and commitment, the
+    /// re-encrypted values), signed by the rotating owner or admin. Required once the
+    /// environment has a manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<ManifestRecord>,
 }
 
 /// What a [`KeyRotation`] did.

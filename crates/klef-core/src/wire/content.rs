@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    ApiKeyGrant, Environment, EnvironmentKeyAccess, NewEnvironment, NewProject, Project,
-    SecretVersion, SecretWrite, Workspace,
+    ApiKeyGrant, DeletedName, Environment, EnvironmentKeyAccess, ManifestRecord, NewEnvironment,
+    NewProject, Project, SecretVersion, SecretWrite, Workspace,
 };
 pub use crate::model::{GrantInfo, Grantee, KeyRotation, RotatedGrant, RotatedSecret};
 
@@ -84,6 +84,13 @@ pub struct EnvironmentKeyResponse {
 pub struct SecretList {
     /// Latest live versions by name, or one name's history oldest first.
     pub secrets: Vec<SecretVersion>,
+    /// The manifests asked for with `?manifests=anchor` or `?manifests=N` (from revision `N`
+    /// on), ascending, read in the same snapshot as `secrets`; absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manifests: Vec<ManifestRecord>,
+    /// With `?manifests=…`: the names whose latest version is a delete, with that version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<DeletedName>,
 }
 
 /// `POST /v1/environments/{environment_id}/secrets`: all writes in one transaction; a stale
@@ -91,8 +98,12 @@ pub struct SecretList {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WriteSecretsRequest {
-    /// The writes (at least one).
+    /// The writes (at least one, unless a manifest is published alone).
     pub writes: Vec<SecretWrite>,
+    /// The environment's next manifest, signed by the writer: required once the environment
+    /// has one (else `400`); a stale revision is `409` like a stale version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<ManifestRecord>,
 }
 
 /// The answer to [`WriteSecretsRequest`].

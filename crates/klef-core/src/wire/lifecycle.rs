@@ -13,6 +13,10 @@ pub struct RenameEnvironmentRequest {
     pub slug: String,
     /// The new display name.
     pub name: String,
+    /// The environment's next manifest, carrying the new slug, signed by the renaming owner
+    /// or admin: required once the environment has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<crate::model::ManifestRecord>,
 }
 
 /// `PUT /v1/projects/{project_id}` (admins): a new name, unique in the workspace. Answers
@@ -22,6 +26,10 @@ pub struct RenameEnvironmentRequest {
 pub struct RenameProjectRequest {
     /// The new name.
     pub name: String,
+    /// The next manifest of every environment of the project that has one, carrying the new
+    /// project name, signed by the renaming owner or admin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manifests: Vec<crate::model::EnvironmentManifest>,
 }
 
 /// `PUT /v1/workspaces/{workspace_id}` (admins): a new name, unique among the caller's

@@ -346,6 +346,18 @@ pub fn secrets(env: &EnvironmentId) -> String {
     fill(SECRETS, &[env])
 }
 
+/// [`SECRETS`] with the manifests `since` asks for (`?manifests=anchor` or `?manifests=N`).
+#[must_use]
+pub fn secrets_with_manifests(env: &EnvironmentId, since: crate::model::ManifestsSince) -> String {
+    use crate::model::ManifestsSince;
+    let path = secrets(env);
+    match since {
+        ManifestsSince::Nothing => path,
+        ManifestsSince::Anchor => format!("{path}?manifests=anchor"),
+        ManifestsSince::Revision(n) => format!("{path}?manifests={n}"),
+    }
+}
+
 /// [`SECRET_HISTORY`]. `name` is a validated key name (`[A-Za-z_][A-Za-z0-9_]*`), so it needs
 /// no percent-encoding.
 #[must_use]

@@ -5,12 +5,13 @@
 use std::fmt::Write as _;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use klef_core::crypto::EnvelopeShape;
 use klef_core::ids::{EnvironmentId, ProjectId, WorkspaceId};
-use klef_core::model::{EnvironmentKeyAccess, Project};
+use klef_core::model::{EnvironmentKeyAccess, ManifestsSince, Project};
 use klef_core::names::validate_key_name;
 use klef_core::wire::{
     ApiKeyRecipientList, CreateEnvironmentRequest, CreateProjectRequest, CreateWorkspaceRequest,
@@ -19,6 +20,7 @@ use klef_core::wire::{
 };
 use klef_store::EnvironmentCreation;
 use klef_store::server::{RotateOutcome, now_ms};
+use serde::Deserialize;
 use tracing::instrument;
 
 use super::{audit_by, created, shapes};
@@ -26,6 +28,13 @@ use crate::AppState;
 use crate::authz::{self, Action, Principal, Resource, authorize};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
+
+/// `?manifests=anchor|N` on `GET …/secrets`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SecretsQuery {
+    manifests: Option<String>,
+}
 
 /// Most writes accepted in one batch.
 const MAX_WRITES: usize = 10_000;
@@ -317,7 +326,19 @@ pub(super) async fn secrets(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<EnvironmentId>,
+    query: Result<Query<SecretsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::InvalidRequest(format!("invalid query: {}", e.body_text())))?;
+    let since = match query.manifests.as_deref() {
+        None => ManifestsSince::Nothing,
+        Some("anchor") => ManifestsSince::Anchor,
+        Some(n) => ManifestsSince::Revision(n.parse().map_err(|_| {
+            ApiError::InvalidRequest(
+                "manifests must be `anchor` or a revision number (a positive integer)".into(),
+            )
+        })?),
+    };
     let auth = authorize(
         &state,
         &principal,
@@ -325,6 +346,17 @@ pub(super) async fn secrets(
         Resource::Environment(id),
     )
     .await?;
+    if since != ManifestsSince::Nothing {
+        // Values and manifests from the same read, never from the list cache: a verifying
+        // client checks one against the other.
+        let got = state.store.environment_state(&id, since).await?;
+        return Ok(axum::Json(SecretList {
+            secrets: got.secrets,
+            manifests: got.manifests,
+            deleted: got.deleted,
+        })
+        .into_response());
+    }
     if let Some(body) = auth
         .revision
         .as_ref()
@@ -334,8 +366,12 @@ pub(super) async fn secrets(
     }
     let (secrets, revision) = state.store.secrets_snapshot(&id).await?;
     let body = Bytes::from(
-        serde_json::to_vec(&SecretList { secrets })
-            .map_err(|e| ApiError::internal(&format_args!("encoding a secret list: {e}")))?,
+        serde_json::to_vec(&SecretList {
+            secrets,
+            manifests: Vec::new(),
+            deleted: Vec::new(),
+        })
+        .map_err(|e| ApiError::internal(&format_args!("encoding a secret list: {e}")))?,
     );
     if let Some(revision) = revision {
         state.secret_lists.put(id, revision, body.clone());
@@ -371,6 +407,8 @@ pub(super) async fn secret_history(
     validate_key_name(&name).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
     Ok(axum::Json(SecretList {
         secrets: state.store.secret_history(&id, &name).await?,
+        manifests: Vec::new(),
+        deleted: Vec::new(),
     }))
 }
 
@@ -388,9 +426,9 @@ pub(super) async fn write_secrets(
         Resource::Environment(id),
     )
     .await?;
-    if req.writes.is_empty() || req.writes.len() > MAX_WRITES {
+    if (req.writes.is_empty() && req.manifest.is_none()) || req.writes.len() > MAX_WRITES {
         return Err(ApiError::InvalidRequest(format!(
-            "send between 1 and {MAX_WRITES} writes"
+            "send between 1 and {MAX_WRITES} writes (or a manifest alone)"
         )));
     }
     for w in &req.writes {
@@ -414,7 +452,13 @@ pub(super) async fn write_secrets(
     );
     let written = state
         .store
-        .write_secrets(&id, &req.writes, Some(principal.label()), Some(&audit))
+        .write_secrets(
+            &id,
+            &req.writes,
+            req.manifest.as_ref(),
+            Some(principal.label()),
+            Some(&audit),
+        )
         .await?;
     Ok(axum::Json(WriteSecretsResponse { written }))
 }

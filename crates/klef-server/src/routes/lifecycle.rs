@@ -52,6 +52,7 @@ pub(super) async fn rename_environment(
             &id,
             &req.slug,
             &req.name,
+            req.manifest.as_ref(),
             Some(&audit),
         )
         .await?;
@@ -116,7 +117,7 @@ pub(super) async fn rename_project(
     );
     state
         .store
-        .rename_project(account, &id, &req.name, Some(&audit))
+        .rename_project(account, &id, &req.name, &req.manifests, Some(&audit))
         .await?;
     project.name = req.name;
     Ok(axum::Json(project))

@@ -440,6 +440,7 @@ impl ProjectFixture {
                 .map(|(env, key)| NewEnvironment {
                     environment: env.clone(),
                     sealed_key: Blob::from(seal_key(&self.key, key, &Aad::EnvironmentKey(&env.id))),
+                    manifest: None,
                 })
                 .collect(),
         }

@@ -981,6 +981,7 @@ pub(crate) fn create_env_body(
             &env.1,
             &Aad::EnvironmentKey(&env.0.id),
         )),
+        manifest: None,
     };
     json!({
         "environment": new,

@@ -369,6 +369,7 @@ async fn story(target: Target) {
     let new_env = NewEnvironment {
         environment: qa.clone(),
         sealed_key: Blob::from(seal_key(&fx.key, &qa_key, &Aad::EnvironmentKey(&qa.id))),
+        manifest: None,
     };
     api.post(
         &format!("/v1/projects/{}/environments", fx.project.id),

@@ -66,6 +66,7 @@ const COUNT_CONTENTS: &str = "SELECT (SELECT COUNT(*) FROM accounts), \
 /// The tables [`ImportMode::Replace`] empties, children before parents.
 const WIPE: &[&str] = &[
     "DELETE FROM secrets",
+    "DELETE FROM manifests",
     "DELETE FROM environment_grants",
     "DELETE FROM api_key_scopes",
     "DELETE FROM api_keys",
@@ -265,6 +266,7 @@ mod tests {
                     created_at: 13,
                 },
                 sealed_key: Blob(vec![6; 61]),
+                manifest: None,
             })
             .collect();
         let env = envs[0].environment.id;
@@ -291,7 +293,7 @@ mod tests {
             vec![write("B", None)],
         ] {
             store
-                .write_secrets(&env, &batch, Some("local"), None)
+                .write_secrets(&env, &batch, None, Some("local"), None)
                 .await
                 .unwrap();
         }

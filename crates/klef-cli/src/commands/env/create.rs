@@ -8,7 +8,7 @@ use klef_core::ids::EnvironmentId;
 use klef_core::model::{ApiKeyGrant, Environment, NewEnvironment};
 use klef_core::names::{validate_display_name, validate_slug};
 
-use klef_core::trust::roster::VerifiedRoster;
+use klef_core::trust::roster::{PrincipalId, VerifiedRoster};
 
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
@@ -60,8 +60,9 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     };
     let env_key = SymmetricKey::generate();
     let sealed = crypto::seal_key(&project_key, &env_key, &Aad::EnvironmentKey(&env.id));
-    // System keys scoped to `project:*` get the new key too, when the verified roster says so.
-    let roster = match b.as_remote() {
+    // System keys scoped to `project:*` get the new key too, when the verified roster says so;
+    // the creator signs the environment's first manifest (its key commitment).
+    let (roster, manifest) = match b.as_remote() {
         Some(remote) => {
             let mut trust = Trust::load(ctx, remote, &keys).await?;
             let ws = b
@@ -70,13 +71,42 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
                 .into_iter()
                 .find(|w| w.id == pt.project.workspace_id);
             let roster = match ws {
-                Some(ws) => trust.roster_if_pinned(&ws.id, &ws.name).await?,
+                Some(ws) => trust.roster_or_adopt_if_owner(&ws).await?,
                 None => None,
             };
+            let manifest = roster.as_ref().map(|r| {
+                crate::signed::first_record(
+                    &pt.project,
+                    &env,
+                    &env_key,
+                    (
+                        &trust.signing_key(),
+                        PrincipalId::Member(trust.me().account),
+                    ),
+                    Some(r.head()),
+                )
+            });
+            if manifest.is_none() {
+                ctx.printer.warn(&format!(
+                    "environment \"{}\" gets no signed state: this account has not pinned its workspace's roster",
+                    env.slug
+                ));
+            }
             trust.save().await?;
-            roster
+            (roster, manifest)
         }
-        None => None,
+        None => {
+            let account = ctx.account(&b).await?;
+            let (derived, _) = keys.derived().await?;
+            let manifest = crate::signed::first_record(
+                &pt.project,
+                &env,
+                &env_key,
+                (&derived.identity(), PrincipalId::Member(account.id)),
+                None,
+            );
+            (None, Some(manifest))
+        }
     };
     create_environment(
         ctx,
@@ -85,6 +115,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         &NewEnvironment {
             environment: env,
             sealed_key: sealed.into(),
+            manifest,
         },
         &env_key,
     )

@@ -5,6 +5,7 @@ pub(crate) mod delete;
 pub(crate) mod list;
 pub(crate) mod rename;
 pub(crate) mod rotate_key;
+pub(crate) mod seal;
 pub(crate) mod use_;
 
 use anyhow::Result;
@@ -24,6 +25,8 @@ pub(crate) enum Command {
     Use(use_::Args),
     /// Give the environment a new key and re-encrypt its values
     RotateKey(rotate_key::Args),
+    /// Sign the current state of an environment made before signed manifests (admins)
+    Seal(seal::Args),
     /// Rename an environment (admins)
     Rename(rename::Args),
     /// Delete an environment and all its values (admins)
@@ -36,6 +39,7 @@ pub(crate) async fn run(cmd: Command, ctx: &Context) -> Result<ExitStatus> {
         Command::Create(args) => create::run(args, ctx).await,
         Command::Use(args) => use_::run(&args, ctx).await,
         Command::RotateKey(args) => rotate_key::run(args, ctx).await,
+        Command::Seal(args) => seal::run(args, ctx).await,
         Command::Rename(args) => rename::run(&args, ctx).await,
         Command::Delete(args) => delete::run(&args, ctx).await,
     }

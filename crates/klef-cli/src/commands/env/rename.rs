@@ -10,7 +10,8 @@ use klef_core::backend::Backend as _;
 use klef_core::names::{validate_display_name, validate_slug};
 use serde_json::json;
 
-use crate::context::{self, Context};
+use crate::context::{self, Context, Target};
+use crate::signed::Purpose;
 use crate::diagnostics::{ExitStatus, Failure};
 use crate::{env_choice, fsutil};
 
@@ -51,9 +52,20 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         None if env.name == env.slug => args.new.clone(),
         None => env.name.clone(),
     };
-    b.rename_environment(&env.id, &args.new, &name)
+    // The new slug goes into the environment's signed state: readers check that what they asked
+    // for is what an admin named it.
+    let t = Target {
+        project: pt.project.clone(),
+        env: env.clone(),
+    };
+    let mut opened = ctx.open_environment(&b, &t, Purpose::Write).await?;
+    let manifest = opened.renamed_manifest(&t, None, Some(&args.new))?;
+    b.rename_environment(&env.id, &args.new, &name, manifest.as_ref())
         .await
         .with_context(|| format!("failed to rename environment \"{}\"", args.old))?;
+    if let Some(m) = &manifest {
+        opened.written(&t, m).await?;
+    }
     let renamed = klef_core::model::Environment {
         slug: args.new.clone(),
         name,

@@ -103,19 +103,29 @@ pub(crate) async fn rotate(
             t.describe()
         )))
     })?;
-    let old_key = keys.environment_key(&t.project, &env, &access).await?;
-    let new_key = SymmetricKey::generate();
-
-    let live: Vec<_> = b
-        .secrets(&env.id)
-        .await?
-        .into_iter()
-        .filter(|s| s.ciphertext.is_some())
-        .collect();
     let target = Target {
         project: t.project.clone(),
         env: env.clone(),
     };
+    // The old key and values as the environment's signed state vouches for them: a rotation
+    // never re-encrypts a value the server slipped in, nor starts from a key it injected.
+    let mut opened = crate::signed::open_with(
+        ctx,
+        b,
+        &target,
+        crate::signed::Purpose::Write,
+        &ctx.global,
+        Some(keys),
+    )
+    .await?;
+    let old_key = opened.key.clone();
+    let new_key = SymmetricKey::generate();
+    let live: Vec<_> = opened
+        .secrets
+        .iter()
+        .filter(|s| s.ciphertext.is_some())
+        .cloned()
+        .collect();
     let progress = ctx
         .printer
         .progress(format!("re-encrypting {} values", live.len()));
@@ -139,11 +149,17 @@ pub(crate) async fn rotate(
             wrapped_key: wrapped.into(),
         });
     }
+    let values: Vec<_> = rotated
+        .iter()
+        .map(|r| (r.name.clone(), r.expected_version + 1, r.ciphertext.clone()))
+        .collect();
+    let manifest = opened.rotation_manifest(&target, &new_key, &values)?;
     let req = KeyRotation {
         expected_key_version: env.key_version,
         sealed_key: crypto::seal_key(&project_key, &new_key, &Aad::EnvironmentKey(&env.id)).into(),
         secrets: rotated,
         grants,
+        manifest: manifest.clone(),
     };
     let outcome = b
         .rotate_environment_key(&env.id, &req)
@@ -161,6 +177,9 @@ pub(crate) async fn rotate(
         }
     };
     drop(progress);
+    if let Some(m) = &manifest {
+        opened.written(&target, m).await?;
+    }
     Ok(Rotated {
         key_version: new_version,
         reencrypted: live.len(),

@@ -102,24 +102,24 @@ pub(crate) fn open_environment_key(
 /// extension of it, finds the key's own entry carrying the keys derived from the token, and
 /// checks that the environment is in that entry's signed scopes and in the anchored workspace.
 /// A server can then not fabricate a workspace, a key or a scope for a CI job. A key made before
-/// anchors gets a warning and is used as before.
+/// anchors gets a warning and is used as before (`None`: nothing to check manifests against).
 pub(crate) async fn verify_own_entry(
     ctx: &crate::context::Context,
     b: &AnyBackend,
     token: &ApiToken,
     t: &crate::context::Target,
-) -> Result<()> {
+) -> Result<Option<VerifiedRoster>> {
     let Some(r) = b.as_remote() else {
         return Err(needs_server());
     };
     let Some(info) = describe(b).await? else {
-        return Ok(());
+        return Ok(None);
     };
     let Some(sealed) = info.anchor else {
         ctx.printer.warn(
             "KLEF_TOKEN's key was made before CI anchors, so this job cannot verify the workspace it acts in; re-create it with `klef keys create`",
         );
-        return Ok(());
+        return Ok(None);
     };
     let split = token.split();
     let anchor = split.open_anchor(&token.id(), sealed.as_bytes()).map_err(|_| {
@@ -156,7 +156,7 @@ pub(crate) async fn verify_own_entry(
         ))
         .into());
     }
-    Ok(())
+    Ok(Some(roster))
 }
 
 /// What the system key in `KLEF_TOKEN` may reach (`GET /v1/me/api-key`), if one is set.

@@ -7,7 +7,9 @@ use klef_core::backend::Backend as _;
 use klef_core::names::validate_display_name;
 use serde_json::json;
 
-use crate::context::Context;
+use crate::context::{Context, Target};
+use crate::signed::Purpose;
+use klef_core::model::EnvironmentManifest;
 use crate::diagnostics::{ExitStatus, Failure};
 
 /// Rename a project (admins)
@@ -38,9 +40,34 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         .hint("pick another name")
         .into());
     }
-    b.rename_project(&project.id, &args.new)
+    // The new name goes into every environment's signed state, in the same request: readers
+    // check that the project they asked for is the one an admin named.
+    let keys = ctx.keys(&b).await?;
+    let mut opened = Vec::new();
+    for env in Context::environments(&b, &project).await? {
+        let t = Target {
+            project: project.clone(),
+            env,
+        };
+        let o = crate::signed::open_with(ctx, &b, &t, Purpose::Write, &ctx.global, Some(&keys))
+            .await?;
+        if let Some(manifest) = o.renamed_manifest(&t, Some(&args.new), None)? {
+            opened.push((t, o, manifest));
+        }
+    }
+    let manifests: Vec<EnvironmentManifest> = opened
+        .iter()
+        .map(|(t, _, m)| EnvironmentManifest {
+            environment_id: t.env.id,
+            manifest: m.clone(),
+        })
+        .collect();
+    b.rename_project(&project.id, &args.new, &manifests)
         .await
         .with_context(|| format!("failed to rename project \"{}\"", project.name))?;
+    for (t, mut o, m) in opened {
+        o.written(&t, &m).await?;
+    }
     let renamed = klef_core::model::Project {
         name: args.new.clone(),
         ..project.clone()
