@@ -204,9 +204,10 @@ fn tampered_ciphertext_is_tampering_not_wrong_password() {
         "for (env, ver, ct) in c.execute(\"SELECT environment_id, version, ciphertext FROM secrets WHERE name='API_KEY'\").fetchall():\n    \
          c.execute(\"UPDATE secrets SET ciphertext=? WHERE environment_id=? AND name='API_KEY' AND version=?\", (ct[:-1] + bytes([ct[-1] ^ 1]), env, ver))",
     );
+    // The signed state lists the value's hash: the edit is caught before decryption.
     ctx.run_pw(["get", "API_KEY"])
         .clean_error(&["sk-live-abcdef"])
-        .stderr_has("tamper")
+        .stderr_has("altered")
         .stderr_has("API_KEY");
 }
 
@@ -220,11 +221,11 @@ fn ciphertext_moved_to_another_name_is_tampering() {
     );
     ctx.run_pw(["get", "OTHER"])
         .clean_error(&["sk-live-abcdef"])
-        .stderr_has("tamper");
+        .stderr_has("OTHER: the value does not match the signed manifest");
     // The run of the whole environment refuses too, rather than injecting a moved value.
     ctx.run_pw(["run", "--", "true"])
         .clean_error(&["sk-live-abcdef"])
-        .stderr_has("tamper");
+        .stderr_has("altered");
 }
 
 #[test]
@@ -240,7 +241,7 @@ fn an_unreadable_value_is_named_and_run_can_start_without_it() {
     ctx.run_pw(["run", "--", "true"])
         .code_is(1)
         .clean_error(&["sk-live-abcdef", "harmless"])
-        .stderr_has("the value of OTHER is malformed")
+        .stderr_has("OTHER: the value does not match the signed manifest")
         .stderr_has("--skip-unreadable");
     let started = ctx
         .run_pw([

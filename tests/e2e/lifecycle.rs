@@ -56,7 +56,7 @@ fn environments(ctx: &TestContext) {
 
     // Rename: values stay readable (they are bound to the id), the choice follows.
     let renamed = json(
-        &ctx.run(["env", "rename", "staging", "stage", "--json"])
+        &ctx.run_pw(["env", "rename", "staging", "stage", "--json"])
             .success(),
     );
     assert_eq!(renamed["slug"], "stage");
@@ -68,18 +68,18 @@ fn environments(ctx: &TestContext) {
         "the user's choice followed the rename"
     );
     assert!(!slugs(ctx).contains(&"staging".to_owned()));
-    ctx.run(["env", "rename", "stage", "production"])
+    ctx.run_pw(["env", "rename", "stage", "production"])
         .code_is(1)
         .clean_error(&[])
         .stderr_has("environment \"production\" already exists in project \"my-app\"");
-    ctx.run(["env", "rename", "nope", "other"])
+    ctx.run_pw(["env", "rename", "nope", "other"])
         .code_is(5)
         .clean_error(&[]);
-    ctx.run(["env", "rename", "stage", "Not A Slug"])
+    ctx.run_pw(["env", "rename", "stage", "Not A Slug"])
         .code_is(2)
         .clean_error(&[]);
     // Renaming the team default rewrites .klef (to be committed).
-    ctx.run(["env", "rename", "development", "dev"])
+    ctx.run_pw(["env", "rename", "development", "dev"])
         .success()
         .stderr_has("now names \"dev\" as the team default: commit it");
     assert_eq!(klef_env(ctx), "dev");
@@ -138,7 +138,7 @@ fn projects(ctx: &TestContext) {
     init.current_dir(&other);
     klef_e2e::run_with_stdin(init, Some(format!("{PASSWORD}\n").as_bytes())).success();
 
-    ctx.run(["project", "rename", "my-app", "my-api"])
+    ctx.run_pw(["project", "rename", "my-app", "my-api"])
         .success()
         .stderr_has("renamed project \"my-app\" to \"my-api\"");
     let mut listed = names(ctx, &["projects"]);
@@ -149,11 +149,11 @@ fn projects(ctx: &TestContext) {
         "val-three",
         ".klef names the id"
     );
-    ctx.run(["projects", "rename", "my-api", "other"])
+    ctx.run_pw(["projects", "rename", "my-api", "other"])
         .code_is(1)
         .clean_error(&[])
         .stderr_has("a project named \"other\" already exists in this workspace");
-    ctx.run(["projects", "rename", "nope", "x"])
+    ctx.run_pw(["projects", "rename", "nope", "x"])
         .code_is(5)
         .clean_error(&[]);
 
@@ -362,7 +362,7 @@ fn admins_only(ctx: &TestContext) {
             "only the workspace's owner",
         ),
     ] {
-        bob.run(&args)
+        bob.run_pw(&args)
             .code_is(4)
             .clean_error(&["val-one"])
             .stderr_has(why);
@@ -370,9 +370,9 @@ fn admins_only(ctx: &TestContext) {
     assert_eq!(get(&bob, "A", "staging"), "val-one", "nothing changed");
     assert!(slugs(ctx).contains(&"staging".to_owned()));
 
-    ctx.run(["env", "rename", "staging", "stage"]).success();
+    ctx.run_pw(["env", "rename", "staging", "stage"]).success();
     ctx.run(["env", "delete", "stage", "--yes"]).success();
-    ctx.run(["projects", "rename", "my-app", "my-api"])
+    ctx.run_pw(["projects", "rename", "my-app", "my-api"])
         .success();
     ctx.run(["workspace", "rename", "Acme", "Acme Inc"])
         .success();

@@ -469,8 +469,9 @@ fn legacy_workspace(db: Db) {
     let Some(owner) = owner(db) else { return };
     let srv = server(&owner);
     let bob = restricted_bob(&owner);
-    // As if made by an earlier release: no roster, no pins anywhere.
+    // As if made by an earlier release: no roster, no signed environment state, no pins.
     srv.sql("DELETE FROM roster_entries");
+    srv.sql("DELETE FROM manifests");
     srv.sql("DELETE FROM account_states");
     for ctx in [&owner, &bob] {
         let pins = ctx.klef_home().join("data").join("pins");
@@ -519,8 +520,28 @@ fn legacy_workspace(db: Db) {
     );
     assert_eq!(rotated["recipients"][0]["label"], BOB, "{db:?}");
     assert_eq!(rotated["recipients"][0]["verified"], true, "{db:?}");
-    // Bob pins the new roster by fingerprint and reads the rotated key.
+    // Bob pins the new roster by the owner's fingerprint and reads the rotated key (the
+    // rotation sealed staging: its signed state is checked against that roster).
     std::fs::copy(owner.cwd().join(".klef"), bob.cwd().join(".klef")).expect("copy .klef");
+    bob.run_pw(["get", "DB", "--plain", "-e", "staging"])
+        .code_is(1)
+        .stderr_has("has not pinned its workspace's roster");
+    bob.run_pw([
+        "workspace",
+        "verify",
+        "--owner-fingerprint",
+        "0000-0000-0000-0000-0000-0000-0000-0000",
+    ])
+    .code_is(1)
+    .stderr_has("not the one you were given");
+    bob.run_pw([
+        "workspace",
+        "verify",
+        "--owner-fingerprint",
+        &fingerprint(&owner),
+    ])
+    .success()
+    .stderr_has("pinned the signed roster");
     assert_eq!(
         bob.run_pw(["get", "DB", "--plain", "-e", "staging"])
             .success()
@@ -708,11 +729,15 @@ fn ci_anchor(db: Db) {
     ));
     assert_eq!(job.run(get).success().stdout(), "stg-value");
 
-    // A key from before anchors still works, with a warning.
+    // A key from before anchors (or one whose anchor the server withholds) cannot check who
+    // signed the environment's state: the job stops.
     srv.sql(&format!(
         "UPDATE api_keys SET anchor = NULL WHERE id = '{id}'"
     ));
-    job.run(get).success().stderr_has("made before CI anchors");
+    job.run(get)
+        .code_is(3)
+        .clean_error(&[&token, "stg-value"])
+        .stderr_has("made before CI anchors");
 }
 
 #[test]

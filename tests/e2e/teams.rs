@@ -4,7 +4,7 @@
 //! Also: removing a member, key rotation, a stale write from a second CLI (exit 7 naming who
 //! changed the key), the audit log, and the file token store on a headless machine.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufReader, Read as _, Write as _};
 use std::process::{Command, Stdio};
 
 use klef_e2e::{PASSWORD, Server, TestContext};
@@ -233,45 +233,59 @@ fn restricted_member_reads_staging_only_even_behind_the_servers_back() {
 
 #[test]
 fn a_stale_write_from_a_second_cli_is_a_conflict_naming_who_changed_it() {
-    let owner = owner();
+    use std::sync::atomic::Ordering::SeqCst;
+    // Everyone talks to the server through a proxy that, once armed, holds the next write
+    // until the test releases it: Bob's push has read and signed the environment's state, and
+    // the owner writes meanwhile.
+    let mut owner = TestContext::new();
+    let server = Server::sqlite(&owner.root().join("server"));
+    let proxied = crate::terminal::proxy_holding(&server.url, hold_one_write);
+    owner.server = Some(server);
+    if let Some(s) = owner.server.as_mut() {
+        s.url = proxied;
+    }
+    let url = server_url(&owner);
+    owner.signup(&url, OWNER);
+    owner.run_pw(["workspace", "create", "Acme"]).success();
+    owner.run(["workspace", "use", "Acme"]).success();
+    owner.init();
+    owner
+        .run_pw(["set", "DB", "stg-value", "-e", "staging"])
+        .success();
     let bob = invited_bob(&owner, None);
     std::fs::write(bob.cwd.join("stale.env"), "DB=bob-value\n").expect("write stale.env");
 
-    // Bob's push reads the current versions, then waits for his password on stdin.
-    let mut cmd = bob.klef([
-        "-vv",
-        "--password-stdin",
-        "push",
-        "stale.env",
-        "-e",
-        "staging",
-    ]);
+    WRITE_HELD.store(false, SeqCst);
+    WRITE_RELEASED.store(false, SeqCst);
+    HOLD_NEXT_WRITE.store(true, SeqCst);
+    let mut cmd = bob.klef(["--password-stdin", "push", "stale.env", "-e", "staging"]);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("start klef push");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        let n = stderr.read_line(&mut line).expect("read klef's stderr");
-        assert!(n > 0, "klef push ended before reading the secrets:\n{seen}");
-        seen.push_str(&line);
-        if line.contains("server answered") && line.contains("/secrets") {
-            break;
-        }
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .expect("send the password");
+    }
+    let started = std::time::Instant::now();
+    while !WRITE_HELD.load(SeqCst) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "bob's write never reached the proxy"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 
-    // Meanwhile the owner changes the key.
+    // Meanwhile the owner changes the key (this write passes: the hold is spent).
     owner
         .run_pw(["set", "DB", "owner-v2", "-e", "staging"])
         .success();
+    WRITE_RELEASED.store(true, SeqCst);
 
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .expect("send the password");
-    drop(stdin);
+    let mut seen = String::new();
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
     stderr
         .read_to_string(&mut seen)
         .expect("read klef's stderr");
@@ -292,6 +306,37 @@ fn a_stale_write_from_a_second_cli_is_a_conflict_naming_who_changed_it() {
             .stdout(),
         "owner-v2"
     );
+    // Bob, reading again, writes on top of the owner's value.
+    bob.run_pw(["push", "stale.env", "-e", "staging"]).success();
+    assert_eq!(
+        owner
+            .run_pw(["get", "DB", "--plain", "-e", "staging"])
+            .success()
+            .stdout(),
+        "bob-value"
+    );
+}
+
+/// Armed by the stale-write test: hold the next write of secrets.
+static HOLD_NEXT_WRITE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Set when that write reached the proxy.
+static WRITE_HELD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Set by the test to let it through.
+static WRITE_RELEASED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Holds (blocks, then forwards) the first `POST …/secrets` after the test armed it.
+fn hold_one_write(head: &str) -> bool {
+    use std::sync::atomic::Ordering::SeqCst;
+    if head.starts_with("POST ")
+        && head.contains("/secrets ")
+        && HOLD_NEXT_WRITE.swap(false, SeqCst)
+    {
+        WRITE_HELD.store(true, SeqCst);
+        while !WRITE_RELEASED.load(SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    false
 }
 
 #[test]

@@ -152,7 +152,7 @@ fn proxy_holding_writes(upstream: &str) -> String {
 
 /// A proxy to `upstream` that forwards every request except those whose head `hold` picks,
 /// which it holds unanswered.
-fn proxy_holding(upstream: &str, hold: fn(&str) -> bool) -> String {
+pub(crate) fn proxy_holding(upstream: &str, hold: fn(&str) -> bool) -> String {
     use std::io::{Read as _, Write as _};
     use std::net::{TcpListener, TcpStream};
     let upstream = upstream
@@ -235,7 +235,7 @@ static HOLD: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 fn held_by_mode(head: &str) -> bool {
     match HOLD.load(std::sync::atomic::Ordering::SeqCst) {
         1 => head.contains("/rotate HTTP/1.1"),
-        2 => head.starts_with("GET ") && head.contains("/secrets HTTP/1.1"),
+        2 => head.starts_with("GET ") && head.contains("/secrets?"),
         3 => head.starts_with("GET ") && head.contains("/export HTTP/1.1"),
         _ => false,
     }

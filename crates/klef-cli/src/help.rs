@@ -134,6 +134,10 @@ const EXAMPLES: &[(&str, &[&str])] = &[
         &["klef env rotate-key", "klef env rotate-key production"],
     ),
     (
+        "env seal",
+        &["klef env seal", "klef env seal production --json"],
+    ),
+    (
         "set",
         &[
             "klef set API_KEY                       # asks for the value, hidden, twice",

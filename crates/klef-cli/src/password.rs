@@ -161,7 +161,7 @@ fn raw_stdin() -> Result<std::io::StdinLock<'static>> {
     Ok(std::io::stdin().lock())
 }
 
-fn env_password(var: &str) -> Option<SecretString> {
+pub(crate) fn env_password(var: &str) -> Option<SecretString> {
     let v = std::env::var_os(var)?;
     let s = v.into_string().ok()?;
     if s.is_empty() {

@@ -49,6 +49,9 @@ use crate::unlock::{KeySource, Unlock};
 pub(crate) enum Purpose {
     /// Read values.
     Read,
+    /// Read values, leaving out those that do not match the signed state instead of failing
+    /// (`klef run --skip-unreadable`): the chain and the key are still checked in full.
+    ReadSkipping,
     /// Write values (the caller signs the next manifest).
     Write,
 }
@@ -81,6 +84,9 @@ pub(crate) struct Opened<'a> {
     pub(crate) secrets: Vec<SecretVersion>,
     /// Names whose latest version is a delete.
     deleted: Vec<DeletedName>,
+    /// With [`Purpose::ReadSkipping`]: names left out because their value does not match the
+    /// signed state (or the manifest lists them and they were not served).
+    pub(crate) skipped: Vec<String>,
     /// The verified newest manifest; `None` for an environment made before manifests.
     manifest: Option<Manifest>,
     signer: Option<Signer>,
@@ -201,6 +207,7 @@ pub(crate) async fn open_with<'a>(
         (None, None) => unreachable_owner(),
     };
     let mut manifest = None;
+    let mut skipped = Vec::new();
     for attempt in 0..2 {
         if state.manifests.is_empty() {
             if head.is_some() {
@@ -217,6 +224,14 @@ pub(crate) async fn open_with<'a>(
             break;
         }
         let Some(authority) = &authority else {
+            if token.is_some() {
+                return Err(Failure::auth(format!(
+                    "{} has signed state, and KLEF_TOKEN's key was made before CI anchors, so this job cannot check who signed it",
+                    t.describe()
+                ))
+                .hint("re-create the key with `klef keys create` and put the new one in KLEF_TOKEN")
+                .into());
+            }
             return Err(unverifiable(t, b).into());
         };
         let served = to_signed(&state.manifests)?;
@@ -248,11 +263,17 @@ pub(crate) async fn open_with<'a>(
             Err(_) if attempt == 0 => {
                 state = b.environment_state(&t.env.id, since).await?;
             }
+            Err(_) if purpose == Purpose::ReadSkipping => {
+                skipped = keep_matching(&verified, &mut state.secrets);
+                manifest = Some(verified);
+                break;
+            }
             Err(e) => {
                 return Err(blame(
                     b,
                     Failure::other(format!("{}: {e}; nothing was decrypted", t.describe())),
                 )
+                .hint("`klef run --skip-unreadable -- …` starts a program without the values that do not match")
                 .into());
             }
         }
@@ -280,6 +301,7 @@ pub(crate) async fn open_with<'a>(
         key,
         secrets: state.secrets,
         deleted: state.deleted,
+        skipped,
         manifest,
         signer: if purpose == Purpose::Write || matches!(pins, Pins::Local(_)) {
             signer
@@ -319,6 +341,31 @@ fn short_hash(m: &Manifest) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+/// Keeps the served values that match `m` and returns the names left out (sorted): those that
+/// do not match, and those `m` lists that were not served.
+fn keep_matching(m: &Manifest, secrets: &mut Vec<SecretVersion>) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut skipped = std::collections::BTreeSet::new();
+    secrets.retain(|s| {
+        let Some(ct) = &s.ciphertext else {
+            return true;
+        };
+        let version = u64::try_from(s.version).unwrap_or(0);
+        if m.check_value(&s.name, version, ct.as_bytes()).is_ok() && seen.insert(s.name.clone()) {
+            true
+        } else {
+            skipped.insert(s.name.clone());
+            false
+        }
+    });
+    for name in m.body().values.keys() {
+        if !seen.contains(name) {
+            skipped.insert(name.clone());
+        }
+    }
+    skipped.into_iter().collect()
 }
 
 /// The local vault's owner is always a member; a system key never opens a local vault.
@@ -808,12 +855,8 @@ impl LocalPins {
         derived: DerivedSecrets,
         ws: WorkspaceId,
     ) -> Result<Self> {
-        let path = ctx
-            .dirs
-            .data
-            .join("pins")
-            .join(format!("local-{}.bin", account.id));
-        let mut state = match std::fs::read(&path) {
+        let path = Self::path_of(ctx, &account.id);
+        let state = match std::fs::read(&path) {
             Ok(bytes) => derived.open_state(&account.id, &bytes).map_err(|_| {
                 Failure::other(format!(
                     "{} does not open with this vault's keys: it was altered or belongs to another vault",
@@ -824,10 +867,30 @@ impl LocalPins {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => AccountState::default(),
             Err(e) => return Err(e).with_context(|| format!("failed to read {}", path.display())),
         };
-        let mut dirty = false;
-        if state.anchor(&ws).is_none() {
+        let mut pins = Self {
+            path,
+            account: account.id,
+            derived,
+            state,
+            dirty: false,
+        };
+        pins.ensure_workspace(ws)?;
+        Ok(pins)
+    }
+
+    /// The path of `account`'s local pins.
+    fn path_of(ctx: &Context, account: &AccountId) -> PathBuf {
+        ctx.dirs
+            .data
+            .join("pins")
+            .join(format!("local-{account}.bin"))
+    }
+
+    /// Pins `ws` to the all-zero genesis the local vault uses (its heads hang off it).
+    fn ensure_workspace(&mut self, ws: WorkspaceId) -> Result<()> {
+        if self.state.anchor(&ws).is_none() {
             let zero = EntryHash([0; 32]);
-            state
+            self.state
                 .record_roster(&RosterAnchor {
                     workspace: ws,
                     genesis: zero,
@@ -836,16 +899,10 @@ impl LocalPins {
                         hash: zero,
                     }),
                 })
-                .map_err(|e| Failure::other(format!("{}: {e}", path.display())))?;
-            dirty = true;
+                .map_err(|e| Failure::other(format!("{}: {e}", self.path.display())))?;
+            self.dirty = true;
         }
-        Ok(Self {
-            path,
-            account: account.id,
-            derived,
-            state,
-            dirty,
-        })
+        Ok(())
     }
 
     fn save(&mut self) -> Result<()> {
@@ -860,4 +917,252 @@ impl LocalPins {
         self.dirty = false;
         Ok(())
     }
+}
+
+/// Before a backup is restored: verifies the manifest chains it carries against the heads this
+/// account has seen (its own identity in the local vault; the roster it carries, verified
+/// against this account's pin, on a server) and refuses an archive older than them, or forked
+/// from them. `allow_older` (the local vault only) restores an older state on purpose and
+/// forgets this machine's newer heads for it. Nothing to check when this account has seen
+/// none of the archive's environments (a new machine).
+pub(crate) async fn check_archive(
+    ctx: &Context,
+    b: &AnyBackend,
+    archive: &klef_core::backup::Archive,
+    allow_older: bool,
+) -> Result<()> {
+    if archive.manifests.is_empty() {
+        return Ok(());
+    }
+    match b.as_remote() {
+        None => {
+            let [account] = archive.accounts.as_slice() else {
+                return Ok(());
+            };
+            if !LocalPins::path_of(ctx, &account.id).exists() {
+                return Ok(());
+            }
+            let keys = crate::unlock::key_source(
+                &ctx.global,
+                account,
+                account.id.to_string(),
+                Unlock::Upfront,
+                None,
+            )
+            .await?;
+            let (derived, _) = keys.derived().await?;
+            let authority = Authority::LocalOwner {
+                account: account.id,
+                key: derived.identity().verifying_key(),
+            };
+            let Some(ws) = archive.workspaces.first() else {
+                return Ok(());
+            };
+            let mut pins = LocalPins::load(ctx, account, derived, ws.id)?;
+            for ws in &archive.workspaces {
+                pins.ensure_workspace(ws.id)?;
+            }
+            let mut older = Vec::new();
+            for (ws, project, env, served) in archived_chains(archive) {
+                let head = pins.state.environment_head(&ws, &env.id);
+                match verify_archived(&authority, head.as_ref(), &project, &env, &served)? {
+                    Archived::Verified(m) => {
+                        let _ = pins.state.record_environment(&ws, env.id, m.head());
+                    }
+                    Archived::Older { seen, newest } => {
+                        if !allow_older {
+                            return Err(older_backup(&project, &env, seen, newest, true).into());
+                        }
+                        pins.state.forget_environment(&ws, &env.id);
+                        older.push(env.slug.clone());
+                    }
+                }
+                pins.dirty = true;
+            }
+            if !older.is_empty() {
+                ctx.printer.warn(&format!(
+                    "restoring an older state of {} than this machine has seen (--allow-older)",
+                    older.join(", ")
+                ));
+            }
+            pins.save()
+        }
+        Some(remote) => {
+            let keys = ctx.keys(b).await?;
+            let mut trust = Trust::load(ctx, remote, &keys).await?;
+            for ws in &archive.workspaces {
+                let Some(anchor) = trust.anchor(&ws.id) else {
+                    continue;
+                };
+                let entries: Vec<klef_core::model::RosterEntry> = archive
+                    .roster
+                    .iter()
+                    .filter(|e| e.workspace_id == ws.id)
+                    .map(|e| e.entry.clone())
+                    .collect();
+                let roster = crate::trust::verify_served(&anchor, &entries).map_err(|e| {
+                    Failure::other(format!(
+                        "the backup's roster of workspace \"{}\" is not the one this account has pinned: {e}",
+                        ws.name
+                    ))
+                    .hint("restore a newer backup of this workspace")
+                })?;
+                let authority = Authority::Roster(&roster);
+                for (w, project, env, served) in archived_chains(archive) {
+                    if w != ws.id {
+                        continue;
+                    }
+                    let head = trust.environment_head(&w, &env.id);
+                    match verify_archived(&authority, head.as_ref(), &project, &env, &served)? {
+                        Archived::Verified(m) => {
+                            let _ = trust.record_environment(&w, env.id, m.head());
+                        }
+                        Archived::Older { seen, newest } => {
+                            return Err(older_backup(&project, &env, seen, newest, false).into());
+                        }
+                    }
+                }
+            }
+            trust.save().await
+        }
+    }
+}
+
+/// What an archived chain is, against this account's head.
+enum Archived {
+    Verified(Manifest),
+    Older { seen: u64, newest: u64 },
+}
+
+/// Each archived environment with manifests: its workspace, project, environment and chain.
+fn archived_chains(
+    archive: &klef_core::backup::Archive,
+) -> Vec<(
+    WorkspaceId,
+    klef_core::model::Project,
+    klef_core::model::Environment,
+    Vec<ManifestRecord>,
+)> {
+    let mut out = Vec::new();
+    for e in &archive.environments {
+        let env = &e.environment;
+        let chain: Vec<ManifestRecord> = archive
+            .manifests
+            .iter()
+            .filter(|m| m.environment_id == env.id)
+            .map(|m| m.manifest.clone())
+            .collect();
+        let Some(project) = archive.projects.iter().find(|p| p.id == env.project_id) else {
+            continue;
+        };
+        if !chain.is_empty() {
+            out.push((project.workspace_id, project.clone(), env.clone(), chain));
+        }
+    }
+    out
+}
+
+fn verify_archived(
+    authority: &Authority<'_>,
+    head: Option<&ManifestHead>,
+    project: &klef_core::model::Project,
+    env: &klef_core::model::Environment,
+    chain: &[ManifestRecord],
+) -> Result<Archived> {
+    let newest = chain.last().map_or(0, |m| m.revision);
+    if let Some(h) = head
+        && newest < h.revision
+    {
+        return Ok(Archived::Older {
+            seen: h.revision,
+            newest,
+        });
+    }
+    let expected = Expected {
+        workspace: project.workspace_id,
+        project: project.id,
+        project_name: &project.name,
+        environment: env.id,
+        environment_name: &env.slug,
+    };
+    let served = to_signed(chain)?;
+    verify_update(&expected, authority, head, &served)
+        .map(Archived::Verified)
+        .map_err(|e| {
+            Failure::other(format!(
+                "the backup's signed state of environment \"{}\" of project \"{}\" does not verify: {e}",
+                env.slug, project.name
+            ))
+            .hint("the file was altered, or it is not from this account's workspace; nothing was restored")
+            .into()
+        })
+}
+
+fn older_backup(
+    project: &klef_core::model::Project,
+    env: &klef_core::model::Environment,
+    seen: u64,
+    newest: u64,
+    local: bool,
+) -> Failure {
+    let f = Failure::other(format!(
+        "the backup holds revision {newest} of environment \"{}\" of project \"{}\", older than revision {seen} this account has seen; nothing was restored",
+        env.slug, project.name
+    ));
+    if local {
+        f.hint("restore a newer backup, or pass --allow-older to go back to this one on purpose")
+    } else {
+        f.hint("restore a newer backup: teammates who saw the newer state would see a rollback")
+    }
+}
+
+/// Before principals are signed out of workspace `ws`'s roster (a member removed, a system key
+/// revoked): every environment of `ws` whose newest manifest one of `leaving` signed gets a new
+/// manifest with the same values, signed by this owner or admin. Readers refuse a newest
+/// manifest whose signer was removed since (DESIGN.md §9.3), so without this the environment
+/// would be unreadable until its next write. Returns the environments re-signed; one that
+/// cannot be opened is named in a warning and left as it is.
+pub(crate) async fn revouch(
+    ctx: &Context,
+    b: &AnyBackend,
+    keys: &KeySource,
+    ws: &WorkspaceId,
+    leaving: &[PrincipalId],
+) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    for project in b.projects(ws).await? {
+        for env in Context::environments(b, &project).await? {
+            let t = Target {
+                project: project.clone(),
+                env,
+            };
+            let mut opened =
+                match open_with(ctx, b, &t, Purpose::Write, &ctx.global, Some(keys)).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        ctx.printer
+                            .warn(&format!("{} was not re-signed: {e:#}", t.describe()));
+                        continue;
+                    }
+                };
+            let Some(m) = &opened.manifest else {
+                continue;
+            };
+            if !leaving.contains(&m.body().signer) {
+                continue;
+            }
+            let Some(signer) = &opened.signer else {
+                continue;
+            };
+            let body = m.next_body(signer.principal, signer.roster);
+            let revision = body.revision;
+            let record = record(&body.sign(&signer.key), false, revision);
+            b.write_secrets(&t.env.id, &[], Some(&record))
+                .await
+                .with_context(|| format!("failed to re-sign {}", t.describe()))?;
+            opened.written(&t, &record).await?;
+            done.push(format!("{}/{}", t.project.name, t.env.slug));
+        }
+    }
+    Ok(done)
 }

@@ -433,6 +433,16 @@ fn truthy(v: &str) -> bool {
 }
 
 /// `KLEF_NO_AGENT=1` (or `true`/`yes`) turns the agent off entirely.
+/// Whether the account's keys can be had without asking anyone: the agent holds them unlocked,
+/// or a password is given (`--password-stdin`, `KLEF_PASSWORD`). For reads that are useful
+/// without keys (`klef list`), which verify when this is so and say they did not otherwise.
+pub(crate) async fn unlocked_without_asking(global: &GlobalArgs, vault: &str) -> bool {
+    if global.password_stdin || password::env_password(EnvVars::KLEF_PASSWORD).is_some() {
+        return true;
+    }
+    !agent_disabled() && matches!(probe(global, Some(vault)).await, Probe::Unlocked(_))
+}
+
 pub(crate) fn agent_disabled() -> bool {
     std::env::var(EnvVars::KLEF_NO_AGENT).is_ok_and(|v| truthy(&v))
 }

@@ -8,8 +8,8 @@ use crate::backup::{Archive, Restore};
 use crate::ids::{EnvironmentId, ProjectId, WorkspaceId};
 use crate::model::{
     Account, AccountKeys, ApiKeyGrant, ApiKeyRecipient, Environment, EnvironmentKeyAccess,
-    EnvironmentManifest, EnvironmentState, GrantInfo, KeyRotation, ManifestRecord, ManifestsSince, NewEnvironment,
-    NewProject, Project, RotationOutcome, SecretVersion, SecretWrite, Workspace,
+    EnvironmentManifest, EnvironmentState, GrantInfo, KeyRotation, ManifestRecord, ManifestsSince,
+    NewEnvironment, NewProject, Project, RotationOutcome, SecretVersion, SecretWrite, Workspace,
 };
 
 /// What kind of failure a [`BackendError`] is. The CLI decides exit codes and hints on the

@@ -199,6 +199,26 @@ pub struct ArchivedGrant {
     pub created_at: Timestamp,
 }
 
+/// One signed manifest of an archived environment (DESIGN.md §9.3), as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchivedManifest {
+    /// The environment.
+    pub environment_id: EnvironmentId,
+    /// The manifest, as stored.
+    pub manifest: crate::model::ManifestRecord,
+}
+
+/// One signed roster entry of an archived workspace (DESIGN.md §9.2), as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchivedRosterEntry {
+    /// The workspace.
+    pub workspace_id: WorkspaceId,
+    /// The entry, as stored.
+    pub entry: crate::model::RosterEntry,
+}
+
 /// The body of a backup: every stored row of the archived workspaces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -225,6 +245,14 @@ pub struct Archive {
     pub grants: Vec<ArchivedGrant>,
     /// Every stored version of every secret, deletes (tombstones) included.
     pub secrets: Vec<SecretVersion>,
+    /// Every signed manifest of the environments, ascending by revision per environment (absent
+    /// in backups made before signed manifests, and for environments not sealed yet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manifests: Vec<ArchivedManifest>,
+    /// The workspaces' signed rosters, ascending by sequence (absent in backups made before
+    /// signed rosters, and for workspaces without one, such as the local vault's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roster: Vec<ArchivedRosterEntry>,
 }
 
 impl Archive {
@@ -308,6 +336,38 @@ impl Archive {
             if !versions.insert((s.environment_id, s.name.as_str(), s.version)) {
                 return bad(format!("version {} of {} appears twice", s.version, s.name));
             }
+        }
+        // Manifests: per environment, revisions 1, 2, … in order (the chain itself is
+        // verified by the importing client, which holds the keys to check it against).
+        let mut next_revision: std::collections::HashMap<EnvironmentId, u64> =
+            std::collections::HashMap::new();
+        for m in &self.manifests {
+            if !environments.contains(&m.environment_id) {
+                return bad("a manifest refers to a missing environment".into());
+            }
+            let expected = next_revision.entry(m.environment_id).or_insert(1);
+            if m.manifest.revision != *expected {
+                return bad(format!(
+                    "the manifests of environment {} do not run 1, 2, … in order",
+                    m.environment_id
+                ));
+            }
+            *expected += 1;
+        }
+        let mut next_sequence: std::collections::HashMap<WorkspaceId, u64> =
+            std::collections::HashMap::new();
+        for e in &self.roster {
+            if !workspaces.contains(&e.workspace_id) {
+                return bad("a roster entry refers to a missing workspace".into());
+            }
+            let expected = next_sequence.entry(e.workspace_id).or_insert(0);
+            if e.entry.sequence != *expected {
+                return bad(format!(
+                    "the roster of workspace {} does not run 0, 1, … in order",
+                    e.workspace_id
+                ));
+            }
+            *expected += 1;
         }
         Ok(())
     }
@@ -528,6 +588,8 @@ mod tests {
                     author: Some("local".into()),
                 })
                 .collect(),
+            manifests: Vec::new(),
+            roster: Vec::new(),
         }
     }
 

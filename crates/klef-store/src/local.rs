@@ -9,9 +9,9 @@ use klef_core::backup::{Archive, ArchiveSource, Restore, Restored};
 use klef_core::ids::{AccountId, EnvironmentId, ProjectId, WorkspaceId};
 use klef_core::model::{
     Account, AccountKeys, ApiKeyGrant, ApiKeyRecipient, Environment, EnvironmentKeyAccess,
-    EnvironmentManifest, EnvironmentState, GrantInfo, KeyRotation, ManifestRecord, ManifestsSince, NewEnvironment,
-    NewProject, PreviousAccountKeys, Project, RotationOutcome, SecretVersion, SecretWrite,
-    Workspace,
+    EnvironmentManifest, EnvironmentState, GrantInfo, KeyRotation, ManifestRecord, ManifestsSince,
+    NewEnvironment, NewProject, PreviousAccountKeys, Project, RotationOutcome, SecretVersion,
+    SecretWrite, Workspace,
 };
 
 use crate::audit::{Actor, ActorKind, Audit};

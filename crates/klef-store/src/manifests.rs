@@ -170,3 +170,64 @@ pub(crate) async fn append(
 /// The largest manifest body stored: 10,000 names of up to 256 bytes with their versions and
 /// hashes fit in 3.2 MB; the request limit bounds it anyway.
 const MAX_MANIFEST_BYTES: usize = 8 * 1024 * 1024;
+
+/// Restores an archive's manifests (after its environments) and, for a workspace that has no
+/// roster here yet, its roster entries, in the caller's import transaction. The importing
+/// client verified them; the store keeps them byte for byte.
+pub(crate) async fn restore(
+    tx: &mut Tx,
+    archive: &klef_core::backup::Archive,
+    created_by: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    for m in &archive.manifests {
+        let revision =
+            i64::try_from(m.manifest.revision).map_err(|_| invalid("a manifest revision"))?;
+        tx.execute(
+            "INSERT INTO manifests (environment_id, revision, anchor, body, signature, \
+             created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                m.environment_id.to_string().into(),
+                revision.into(),
+                m.manifest.anchor.into(),
+                (&m.manifest.body).into(),
+                (&m.manifest.signature).into(),
+                created_by.into(),
+                now.into(),
+            ],
+        )
+        .await?;
+    }
+    for ws in &archive.workspaces {
+        let id = ws.id.to_string();
+        let stored = tx
+            .count(
+                "SELECT COUNT(*) FROM roster_entries WHERE workspace_id = $1",
+                &[(&id).into()],
+            )
+            .await?;
+        if stored > 0 {
+            // The server's chain is kept: a server cannot be made to forget entries admins
+            // signed since the backup.
+            continue;
+        }
+        for e in archive.roster.iter().filter(|e| e.workspace_id == ws.id) {
+            let sequence =
+                i64::try_from(e.entry.sequence).map_err(|_| invalid("a roster sequence"))?;
+            tx.execute(
+                "INSERT INTO roster_entries (workspace_id, sequence, body, signature, \
+                 created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    (&id).into(),
+                    sequence.into(),
+                    (&e.entry.body).into(),
+                    (&e.entry.signature).into(),
+                    created_by.into(),
+                    now.into(),
+                ],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}

@@ -1,9 +1,10 @@
 //! `klef list [--reveal]`: names, versions and last update (values only with `--reveal`),
-//! checked against the environment's signed state (so it unlocks, like every read).
+//! checked against the environment's signed state whenever the keys are at hand without asking.
 //!
 //! JSON: `[{"name", "version", "updated_at", "author", "value"?}]`, sorted by name.
 
 use anyhow::Result;
+use klef_core::backend::Backend as _;
 use serde_json::json;
 
 use crate::context::Context;
@@ -20,26 +21,47 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
-    // The names too are checked against the environment's signed state (a server could
-    // otherwise drop or add one unseen), which needs the account unlocked.
-    let b = ctx.backend_and_agent().await?;
+    let b = if args.reveal {
+        ctx.backend_and_agent().await?
+    } else {
+        ctx.backend().await?
+    };
     let t = ctx.target(&b).await?;
-    let opened = ctx.open_environment(&b, &t, Purpose::Read).await?;
+    // The names are checked against the environment's signed state (a server could otherwise
+    // drop or add one unseen) whenever the keys can be had without asking: verifying needs
+    // them. Names alone need no password, so without keys they are listed as stored, and said
+    // to be unverified.
+    let verify = args.reveal || quietly_unlocked(ctx, &b).await?;
+    let opened = if verify {
+        Some(ctx.open_environment(&b, &t, Purpose::Read).await?)
+    } else {
+        None
+    };
+    let stored = match &opened {
+        Some(_) => Vec::new(),
+        None => {
+            ctx.printer.info(&format!(
+                "note: the names of {} are listed as stored, not verified against its signed state (unlock to verify: `klef unlock`)",
+                t.describe()
+            ));
+            b.secrets(&t.env.id).await?
+        }
+    };
     let mut current: Vec<_> = opened
-        .secrets
+        .as_ref()
+        .map_or(&stored, |o| &o.secrets)
         .iter()
         .filter(|s| s.ciphertext.is_some())
         .collect();
     current.sort_by(|a, c| a.name.cmp(&c.name));
-    let values = if args.reveal {
-        Some(
+    let values = match (&opened, args.reveal) {
+        (Some(o), true) => Some(
             current
                 .iter()
-                .map(|sv| secrets::decrypt(&opened.key, &t, sv))
+                .map(|sv| secrets::decrypt(&o.key, &t, sv))
                 .collect::<Result<Vec<_>>>()?,
-        )
-    } else {
-        None
+        ),
+        _ => None,
     };
     if ctx.global.json {
         let v: Vec<_> = current
@@ -83,4 +105,15 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         }
     }
     Ok(ExitStatus::SUCCESS)
+}
+
+/// Whether the keys are at hand without asking (a system key, the agent, a given password).
+async fn quietly_unlocked(ctx: &Context, b: &crate::backend::AnyBackend) -> Result<bool> {
+    if crate::commands::keys::ci::system_token()?.is_some() {
+        return Ok(true);
+    }
+    let Some(account) = b.account().await? else {
+        return Ok(false);
+    };
+    Ok(crate::unlock::unlocked_without_asking(&ctx.global, &b.vault_id(&account)).await)
 }

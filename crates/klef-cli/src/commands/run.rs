@@ -75,12 +75,23 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     let path = resolve_program(program, std::env::var_os("PATH").as_deref())?;
     let b = ctx.backend_and_agent().await?;
     let t = ctx.target(&b).await?;
-    let (current, key) = ctx.current_secrets_and_key(&b, &t).await?;
+    let (current, key, unmatched) = if args.skip_unreadable {
+        let opened = ctx
+            .open_environment(&b, &t, crate::signed::Purpose::ReadSkipping)
+            .await?;
+        (opened.secrets, opened.key, opened.skipped)
+    } else {
+        let (current, key) = ctx.current_secrets_and_key(&b, &t).await?;
+        (current, key, Vec::new())
+    };
     let entries = if args.skip_unreadable {
-        let (entries, skipped) = secrets::decrypt_readable(&key, &t, &current);
+        let (entries, mut skipped) = secrets::decrypt_readable(&key, &t, &current);
+        skipped.extend(unmatched);
+        skipped.sort();
+        skipped.dedup();
         if !skipped.is_empty() {
             ctx.printer.warn(&format!(
-                "started without {}: {} cannot be decrypted (altered, or written by a broken client); `klef set` writes a new value",
+                "started without {}: {} cannot be decrypted or do not match the signed state (altered, or written by a broken client); `klef set` writes a new value",
                 skipped.join(", "),
                 if skipped.len() == 1 { "it" } else { "they" }
             ));

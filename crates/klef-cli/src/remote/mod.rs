@@ -19,7 +19,9 @@ use klef_core::model::{
     GrantInfo, KeyRotation, NewEnvironment, NewProject, Project, RotationOutcome, SecretVersion,
     SecretWrite, Workspace,
 };
-use klef_core::model::{Blob, EnvironmentManifest, EnvironmentState, ManifestRecord, ManifestsSince, RosterEntry};
+use klef_core::model::{
+    Blob, EnvironmentManifest, EnvironmentState, ManifestRecord, ManifestsSince, RosterEntry,
+};
 use klef_core::wire::{
     AcceptInvitationRequest, AccountKeyHistory, AccountStateResponse, PublishIdentityRequest,
     PutAccountStateRequest, RosterList,

@@ -275,6 +275,15 @@ impl AccountState {
         Ok(true)
     }
 
+    /// Forgets the head of `environment`: only for a local vault whose owner restored an older
+    /// backup on purpose (`klef backup import --allow-older`). Pins kept on a server merge by
+    /// maximum, so this is not offered there.
+    pub fn forget_environment(&mut self, workspace: &WorkspaceId, environment: &EnvironmentId) {
+        if let Some(pins) = self.workspaces.get_mut(workspace) {
+            pins.environments.remove(environment);
+        }
+    }
+
     /// Records a newly verified project-record head (never lowering it). The workspace must
     /// be pinned already.
     pub fn record_project(

@@ -1,10 +1,13 @@
 //! [`Store::export_workspace`]: every stored row of one workspace, read from one snapshot.
 
 use klef_core::backup::{
-    Archive, ArchiveSource, ArchivedEnvironment, ArchivedGrant, ArchivedMember, ArchivedProjectKey,
+    Archive, ArchiveSource, ArchivedEnvironment, ArchivedGrant, ArchivedManifest, ArchivedMember,
+    ArchivedProjectKey, ArchivedRosterEntry,
 };
 use klef_core::ids::WorkspaceId;
-use klef_core::model::{Account, Blob, Environment, Project, SecretVersion, Workspace};
+use klef_core::model::{
+    Account, Blob, Environment, ManifestRecord, Project, RosterEntry, SecretVersion, Workspace,
+};
 
 use crate::rows::{AccountRow, ProjectRow, SecretRow, WorkspaceRow, convert, parse_id, parse_name};
 use crate::tx::Tx;
@@ -42,6 +45,16 @@ const SELECT_SECRETS: &str = "SELECT s.environment_id, s.name, s.version, s.ciph
      JOIN environments e ON e.id = s.environment_id JOIN projects p ON p.id = e.project_id \
      WHERE p.workspace_id = $1 ORDER BY s.environment_id, s.name, s.version";
 
+const SELECT_MANIFESTS: &str = "SELECT m.environment_id, m.revision, m.anchor, m.body, \
+     m.signature FROM manifests m JOIN environments e ON e.id = m.environment_id \
+     JOIN projects p ON p.id = e.project_id WHERE p.workspace_id = $1 \
+     ORDER BY m.environment_id, m.revision";
+
+const SELECT_ROSTER: &str = "SELECT workspace_id, sequence, body, signature FROM roster_entries \
+     WHERE workspace_id = $1 ORDER BY sequence";
+
+type ManifestTuple = (String, i64, bool, Vec<u8>, Vec<u8>);
+type RosterTuple = (String, i64, Vec<u8>, Vec<u8>);
 type MemberTuple = (String, String, String, i64);
 type ProjectKeyTuple = (String, String, Vec<u8>, i64);
 type EnvironmentTuple = (String, String, String, String, i64, i64, Vec<u8>);
@@ -57,6 +70,8 @@ struct Rows {
     environments: Vec<EnvironmentTuple>,
     grants: Vec<GrantTuple>,
     secrets: Vec<SecretRow>,
+    manifests: Vec<ManifestTuple>,
+    roster: Vec<RosterTuple>,
 }
 
 /// Runs every export query on `tx` for workspace `ws`.
@@ -71,6 +86,8 @@ async fn read_workspace(tx: &mut Tx, ws: &str) -> Result<Rows, StoreError> {
         environments: tx.all(SELECT_ENVIRONMENTS, &ws).await?,
         grants: tx.all(SELECT_GRANTS, &ws).await?,
         secrets: tx.all(SELECT_SECRETS, &ws).await?,
+        manifests: tx.all(SELECT_MANIFESTS, &ws).await?,
+        roster: tx.all(SELECT_ROSTER, &ws).await?,
     })
 }
 
@@ -89,6 +106,39 @@ impl Rows {
         let accounts: Vec<Account> = convert(self.accounts)?;
         let projects: Vec<Project> = convert(self.projects)?;
         let secrets: Vec<SecretVersion> = convert(self.secrets)?;
+        let manifests = self
+            .manifests
+            .into_iter()
+            .map(|(env, revision, anchor, body, signature)| {
+                Ok(ArchivedManifest {
+                    environment_id: parse_id(&env, "environment")?,
+                    manifest: ManifestRecord {
+                        revision: u64::try_from(revision).map_err(|_| StoreError::Corrupt {
+                            what: format!("manifest revision {revision}"),
+                        })?,
+                        anchor,
+                        body: Blob(body),
+                        signature: Blob(signature),
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let roster = self
+            .roster
+            .into_iter()
+            .map(|(ws, sequence, body, signature)| {
+                Ok(ArchivedRosterEntry {
+                    workspace_id: parse_id(&ws, "workspace")?,
+                    entry: RosterEntry {
+                        sequence: u64::try_from(sequence).map_err(|_| StoreError::Corrupt {
+                            what: format!("roster sequence {sequence}"),
+                        })?,
+                        body: Blob(body),
+                        signature: Blob(signature),
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let members = self
             .members
             .into_iter()
@@ -158,6 +208,8 @@ impl Rows {
             environments,
             grants,
             secrets,
+            manifests,
+            roster,
         };
         archive.validate().map_err(|e| StoreError::Corrupt {
             what: e.to_string(),

@@ -417,6 +417,7 @@ async fn import_in(
         }
     }
     tables::insert_secret_versions(tx, &archive.secrets).await?;
+    crate::manifests::restore(tx, archive, &importer.to_string(), crate::now_ms()).await?;
     tables::insert_audit(tx, audit).await?;
     Ok(ServerImport {
         workspace: restored_ws,

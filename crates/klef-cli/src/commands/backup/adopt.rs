@@ -86,6 +86,7 @@ pub(crate) async fn restore(ctx: &Context, file: &Path) -> Result<ExitStatus> {
     let args = super::import::Args {
         file: file.to_path_buf(),
         force: false,
+        allow_older: false,
     };
     super::import::run(&args, ctx).await
 }

@@ -28,6 +28,11 @@ pub(crate) struct Args {
     /// Replace everything in the local vault with the backup
     #[arg(long)]
     pub(crate) force: bool,
+
+    /// Restore a state older than the one this machine has seen (local vault only): its
+    /// environments' newer heads are forgotten here
+    #[arg(long)]
+    pub(crate) allow_older: bool,
 }
 
 pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
@@ -43,6 +48,13 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         b.account().await?
     };
     drop(bytes);
+    if args.allow_older && server.is_some() {
+        return Err(Failure::usage("--allow-older restores an older state into the local vault only")
+            .hint("on a server, teammates who saw the newer state would see a rollback: restore a newer backup")
+            .into());
+    }
+    // Its signed state against what this account has seen: an older or forked backup is refused.
+    crate::signed::check_archive(ctx, &b, &archive, args.allow_older).await?;
     let file = args.file.display();
     let progress = ctx.printer.progress("importing the archive");
     let imported = b.import_backup(&archive, args.force).await;

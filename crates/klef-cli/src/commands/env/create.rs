@@ -50,6 +50,10 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     let keys = ctx.keys(&b).await?;
     let access = b.environment_key(&any_env.id).await?;
     let project_key = keys.project_key(&pt.project, &access).await?;
+    // The new key is sealed under the project key: it must be the project's own, not one the
+    // server wrapped to this account (HPKE authenticates no sender). It is, if it opens an
+    // existing environment's key that matches that environment's signed commitment.
+    check_project_key(ctx, &b, &keys, &pt.project, any_env, &access, &project_key).await?;
     let env = Environment {
         id: EnvironmentId::random(),
         project_id: pt.project.id,
@@ -168,5 +172,65 @@ async fn create_environment(
         });
     }
     b.create_environment(new, &grants).await?;
+    Ok(())
+}
+
+/// Checks `project_key` (opened from `access`, served for `env`) against `env`'s signed state:
+/// the environment key it opens must be the one `env`'s verified manifest commits to. A project
+/// key the server made opens no such key. An environment without signed state cannot vouch for
+/// it: a warning says so.
+async fn check_project_key(
+    ctx: &Context,
+    b: &crate::backend::AnyBackend,
+    keys: &crate::unlock::KeySource,
+    project: &klef_core::model::Project,
+    env: &Environment,
+    access: &klef_core::model::EnvironmentKeyAccess,
+    project_key: &SymmetricKey,
+) -> Result<()> {
+    let klef_core::model::EnvironmentKeyAccess::ViaProject {
+        environment_key, ..
+    } = access
+    else {
+        return Ok(());
+    };
+    let t = crate::context::Target {
+        project: project.clone(),
+        env: env.clone(),
+    };
+    let opened = crate::signed::open_with(
+        ctx,
+        b,
+        &t,
+        crate::signed::Purpose::Read,
+        &ctx.global,
+        Some(keys),
+    )
+    .await?;
+    if opened.revision().is_none() {
+        ctx.printer.warn(&format!(
+            "the project key cannot be checked: {} has no signed state yet (`klef env seal`)",
+            t.describe()
+        ));
+        return Ok(());
+    }
+    let what = format!("the key of environment \"{}\"", env.slug);
+    let via_this = crypto::open_key(
+        project_key,
+        &klef_core::crypto::SealedKey::from(environment_key),
+        &Aad::EnvironmentKey(&env.id),
+        &what,
+    )
+    .ok();
+    if !via_this
+        .is_some_and(|k| klef_core::crypto::constant_time_eq(k.expose(), opened.key.expose()))
+    {
+        return Err(Failure::other(format!(
+            "the project key the server provided for project \"{}\" is not the one its environments' signed state commits to: the server injected a key; nothing was created",
+            project.name
+        ))
+        .hint("tell the server's operator")
+        .into());
+    }
     Ok(())
 }

@@ -11,8 +11,8 @@ use klef_core::names::{validate_display_name, validate_slug};
 use serde_json::json;
 
 use crate::context::{self, Context, Target};
-use crate::signed::Purpose;
 use crate::diagnostics::{ExitStatus, Failure};
+use crate::signed::Purpose;
 use crate::{env_choice, fsutil};
 
 /// Rename an environment (admins)

@@ -28,6 +28,18 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     // Revocation itself needs no password; signing it needs the keys, when they can be had.
     if revoked.kind == ApiKeyKind::System {
         if let Some(keys) = ctx.keys_if_available(&b).await? {
+            // What it wrote last is signed again first, or readers would refuse it once the
+            // key is signed out.
+            for ws in b.workspaces().await? {
+                crate::signed::revouch(
+                    ctx,
+                    &b,
+                    &keys,
+                    &ws.id,
+                    &[klef_core::trust::roster::PrincipalId::SystemKey(key.id)],
+                )
+                .await?;
+            }
             let mut trust = Trust::load(ctx, r, &keys).await?;
             sign_out(&b, &mut trust, key.id).await?;
             trust.save().await?;

@@ -8,9 +8,9 @@ use klef_core::names::validate_display_name;
 use serde_json::json;
 
 use crate::context::{Context, Target};
+use crate::diagnostics::{ExitStatus, Failure};
 use crate::signed::Purpose;
 use klef_core::model::EnvironmentManifest;
-use crate::diagnostics::{ExitStatus, Failure};
 
 /// Rename a project (admins)
 #[derive(Debug, clap::Args)]
@@ -49,8 +49,8 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
             project: project.clone(),
             env,
         };
-        let o = crate::signed::open_with(ctx, &b, &t, Purpose::Write, &ctx.global, Some(&keys))
-            .await?;
+        let o =
+            crate::signed::open_with(ctx, &b, &t, Purpose::Write, &ctx.global, Some(&keys)).await?;
         if let Some(manifest) = o.renamed_manifest(&t, Some(&args.new), None)? {
             opened.push((t, o, manifest));
         }

@@ -123,7 +123,13 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
             .into());
         };
         let roster = verify(&named, first.hash(), &ws, &signed)?;
-        check_owner(ctx, args, &roster, &invitation.invited_by)?;
+        check_owner(
+            ctx,
+            args.owner_fingerprint.as_deref(),
+            args.trust_on_first_use,
+            &roster,
+            &invitation.invited_by,
+        )?;
         roster
     };
     if let Some(pinned) = trust.anchor(&ws)
@@ -183,7 +189,7 @@ fn parse_code(text: &str) -> Result<InviteCode> {
     })
 }
 
-fn verify(
+pub(crate) fn verify(
     named: &str,
     genesis: klef_core::trust::roster::EntryHash,
     ws: &klef_core::ids::WorkspaceId,
@@ -201,9 +207,10 @@ fn verify(
 /// Without an invite code: the owner's fingerprint from the verified genesis must match the one
 /// the owner read out (`--owner-fingerprint`, or a yes at a terminal); `--trust-on-first-use`
 /// skips the comparison only because it was asked for.
-fn check_owner(
+pub(crate) fn check_owner(
     ctx: &Context,
-    args: &Args,
+    owner_fingerprint: Option<&str>,
+    trust_on_first_use: bool,
     roster: &VerifiedRoster,
     invited_by: &str,
 ) -> Result<()> {
@@ -211,7 +218,7 @@ fn check_owner(
         .member(&roster.owner())
         .ok_or_else(|| Failure::other("the roster names no owner"))?;
     let seen = owner.identity().fingerprint();
-    if let Some(given) = &args.owner_fingerprint {
+    if let Some(given) = owner_fingerprint {
         let given: Fingerprint = given.parse().map_err(|_| {
             Failure::usage(format!("{given:?} is not a key fingerprint")).hint(
                 "a fingerprint is 32 hex digits, e.g. 3f2a-91c0-77de-0b41-5c6d-e8f9-0a1b-2c3d",
@@ -226,7 +233,7 @@ fn check_owner(
         }
         return Ok(());
     }
-    if args.trust_on_first_use {
+    if trust_on_first_use {
         ctx.printer.warn(&format!(
             "trusting the member list this server shows (owner {} with fingerprint {seen}) without comparing it",
             owner.email

@@ -108,6 +108,23 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     let created = created_keys(&b, roster.as_ref(), account_id, &member.email, &projects).await?;
     let choice = choose(ctx, args, &member.email, &ws.name, &created)?;
 
+    // What they signed last stays readable: the environments whose newest state they (or a
+    // key of theirs being revoked) signed are signed again by this admin while they are still
+    // in the roster; readers refuse a newest state whose signer was removed since.
+    if roster.is_some() {
+        let mut leaving = vec![PrincipalId::Member(account_id)];
+        if choice != Some(KeyChoice::Keep) {
+            leaving.extend(created.iter().map(|k| PrincipalId::SystemKey(k.id)));
+        }
+        let resigned = crate::signed::revouch(ctx, &b, &keys, &ws.id, &leaving).await?;
+        if !resigned.is_empty() {
+            ctx.printer.info(&format!(
+                "signed the current state of {} again (they signed it last)",
+                resigned.join(", ")
+            ));
+        }
+    }
+
     // The signed roster first: from this entry on, no client wraps a key to them again, even
     // if the server kept them on a grant list.
     let mut signed_out = false;

@@ -11,15 +11,30 @@ use crate::diagnostics::ExitStatus;
 use crate::trust::Trust;
 
 /// Verify the workspace's signed member list and show a code to compare with teammates
+///
+/// A member of a workspace whose owner started its roster after they joined (a workspace made
+/// before signed rosters) pins it here, once, by the owner's fingerprint.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {}
+pub(crate) struct Args {
+    /// Pin this workspace's roster, not pinned yet, if its owner's fingerprint is this one (as
+    /// the owner reads it from `klef whoami`)
+    #[arg(long, value_name = "FP", conflicts_with = "trust_on_first_use")]
+    pub(crate) owner_fingerprint: Option<String>,
 
-pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
+    /// Pin the roster the server shows without comparing the owner's fingerprint
+    #[arg(long)]
+    pub(crate) trust_on_first_use: bool,
+}
+
+pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     let b = ctx.backend().await?;
     let remote = b.remote("workspace verify")?;
     let ws = ctx.current_workspace(&b).await?;
     let keys = ctx.keys(&b).await?;
     let mut trust = Trust::load(ctx, remote, &keys).await?;
+    if trust.anchor(&ws.id).is_none() {
+        pin_existing(ctx, args, remote, &mut trust, &ws).await?;
+    }
     let mut roster = trust.roster_or_adopt(&ws).await?;
     // An admin signs out the system keys the server no longer lists (revoked without a
     // password at hand). A server hiding a live key only gets it signed out: denial, not access.
@@ -83,4 +98,53 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
         "compare the entry number and code with a teammate over a channel you trust: equal means you see the same member list",
     );
     Ok(ExitStatus::SUCCESS)
+}
+
+/// A roster this account has not pinned, for a member who joined before it was started: pinned
+/// by the owner's fingerprint (or, asked for explicitly, as the server shows it), and only if it
+/// lists this account with its own keys (the owner vouched for it with `confirm --fingerprint`).
+/// Nothing happens when the server has no roster for the workspace (its owner starts one).
+async fn pin_existing(
+    ctx: &Context,
+    args: &Args,
+    remote: &crate::remote::RemoteBackend,
+    trust: &mut Trust<'_>,
+    ws: &klef_core::model::Workspace,
+) -> Result<()> {
+    let entries = remote.roster(&ws.id, None).await?;
+    let signed = crate::trust::to_signed(&entries).map_err(crate::diagnostics::Failure::other)?;
+    let Some(first) = signed.first() else {
+        return Ok(());
+    };
+    let named = format!("workspace \"{}\"", ws.name);
+    let roster = super::accept::verify(&named, first.hash(), &ws.id, &signed)?;
+    if roster.owner() == trust.me().account {
+        // The owner's own workspace: `roster_or_adopt` says what to do (it is not pinned).
+        return Ok(());
+    }
+    if args.owner_fingerprint.is_none()
+        && !args.trust_on_first_use
+        && !std::io::IsTerminal::is_terminal(&std::io::stdin())
+    {
+        return Err(crate::trust::not_pinned(&ws.name)
+            .hint("a member who joined before the roster was started pins it with `klef workspace verify --owner-fingerprint FP` (the owner reads FP from `klef whoami`)")
+            .into());
+    }
+    super::accept::check_owner(
+        ctx,
+        args.owner_fingerprint.as_deref(),
+        args.trust_on_first_use,
+        &roster,
+        "the owner",
+    )?;
+    roster.check_own_member(trust.me()).map_err(|e| {
+        crate::diagnostics::Failure::other(format!(
+            "{named}'s roster does not list you with your keys ({e})"
+        ))
+        .hint("ask its owner to vouch for you: `klef workspace confirm EMAIL --fingerprint FP` with the fingerprint `klef whoami` shows you")
+    })?;
+    trust.pin(&roster)?;
+    ctx.printer
+        .info(&format!("pinned the signed roster of {named}"));
+    Ok(())
 }
