@@ -141,8 +141,9 @@ fn a_server_backup_restores_locally_and_on_another_server() {
 
     // Refused, and nothing written: the workspace exists (no --force), damaged, newer and
     // foreign files.
+    // (Importing checks the archive's signed state first, so it unlocks.)
     let again = b
-        .run(["backup", "import", path(&archive)])
+        .run_pw(["backup", "import", path(&archive)])
         .code_is(1)
         .clean_error(&[PASSWORD])
         .stderr_has("already exists")
@@ -180,8 +181,22 @@ fn a_server_backup_restores_locally_and_on_another_server() {
     // --force replaces what changed on the server since.
     b.run_pw(["-p", "my-app", "set", "LATER=x"]).success();
     b.run_pw(["-p", "my-app", "set", "OLD=third"]).success();
+    // Going back to the backup is a rollback of what this account has seen: refused unless
+    // asked for with --allow-older.
+    b.run_pw(["backup", "import", "--force", path(&archive)])
+        .code_is(1)
+        .clean_error(&[PASSWORD])
+        .stderr_has("older than revision")
+        .stderr_has("--allow-older");
     let forced = b
-        .run(["backup", "import", "--force", path(&archive), "--json"])
+        .run_pw([
+            "backup",
+            "import",
+            "--force",
+            "--allow-older",
+            path(&archive),
+            "--json",
+        ])
         .success();
     assert_eq!(json(&forced)["replaced"], true);
     assert_eq!(snapshot(&b), expected);

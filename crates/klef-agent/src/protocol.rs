@@ -321,6 +321,17 @@ pub enum OwnedAad {
     },
     /// See [`Aad::Other`].
     Other(String),
+    /// See [`Aad::SecretValueAt`] (last, so the earlier variants keep their wire tags).
+    SecretValueAt {
+        /// The environment.
+        environment: EnvironmentId,
+        /// The key name.
+        name: String,
+        /// The value's version.
+        version: u64,
+        /// The environment key version.
+        key_version: u64,
+    },
 }
 
 impl OwnedAad {
@@ -335,6 +346,17 @@ impl OwnedAad {
             Self::EnvironmentKey(e) => Aad::EnvironmentKey(e),
             Self::SecretValue { environment, name } => Aad::SecretValue { environment, name },
             Self::Other(label) => Aad::Other(label),
+            Self::SecretValueAt {
+                environment,
+                name,
+                version,
+                key_version,
+            } => Aad::SecretValueAt {
+                environment,
+                name,
+                version: *version,
+                key_version: *key_version,
+            },
         }
     }
 
@@ -348,7 +370,9 @@ impl OwnedAad {
             Self::PrivateKey(a) => format!("the private key of account {a}"),
             Self::ProjectKey(p) => format!("the key of project {p}"),
             Self::EnvironmentKey(e) => format!("the key of environment {e}"),
-            Self::SecretValue { name, .. } => format!("the value of {name}"),
+            Self::SecretValue { name, .. } | Self::SecretValueAt { name, .. } => {
+                format!("the value of {name}")
+            }
             Self::Other(label) => format!("the {label} envelope"),
         }
     }
@@ -367,6 +391,17 @@ impl From<&Aad<'_>> for OwnedAad {
                 name: name.to_owned(),
             },
             Aad::Other(label) => Self::Other(label.to_owned()),
+            Aad::SecretValueAt {
+                environment,
+                name,
+                version,
+                key_version,
+            } => Self::SecretValueAt {
+                environment: *environment,
+                name: name.to_owned(),
+                version,
+                key_version,
+            },
         }
     }
 }

@@ -64,7 +64,11 @@ pub(crate) fn decrypt(
             Failure::not_found(format!("{} was deleted in {}", sv.name, t.describe())).into(),
         );
     };
-    let bytes = crypto::decrypt_value(key, &t.env.id, &sv.name, &SealedValue::from(ct))
+    let at = crypto::ValueAt {
+        version: u64::try_from(sv.version).unwrap_or(0),
+        key_version: u64::try_from(sv.key_version).unwrap_or(0),
+    };
+    let bytes = crypto::decrypt_value_at(key, &t.env.id, &sv.name, at, &SealedValue::from(ct))
         .with_context(|| format!("failed to decrypt {}", sv.name))?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| Failure::other(format!("the value of {} is not valid UTF-8", sv.name)))?;
@@ -111,14 +115,20 @@ pub(crate) fn decrypt_readable(
     (out, skipped)
 }
 
-/// Encrypts a value for `name` in the target environment.
+/// Encrypts a value for `name` in the target environment, bound to the version it will be
+/// stored as and the key version sealing it (`(version, key_version)`).
 pub(crate) fn encrypt(
     key: &SymmetricKey,
     t: &Target,
     name: &str,
     value: &str,
+    (version, key_version): (i64, i64),
 ) -> klef_core::model::Blob {
-    crypto::encrypt_value(key, &t.env.id, name, value.as_bytes()).into()
+    let at = crypto::ValueAt {
+        version: u64::try_from(version).unwrap_or(0),
+        key_version: u64::try_from(key_version).unwrap_or(0),
+    };
+    crypto::encrypt_value_at(key, &t.env.id, name, at, value.as_bytes()).into()
 }
 
 /// Milliseconds since the Unix epoch.

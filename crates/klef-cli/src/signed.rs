@@ -133,36 +133,35 @@ pub(crate) async fn open_with<'a>(
                 Some(k) => KeyRef::Borrowed(k),
                 None => KeyRef::Owned(ctx.keys_with(b, global, Unlock::OnFirstUse).await?),
             };
-            match b.as_remote() {
-                Some(remote) => {
-                    let mut trust = Trust::load(ctx, remote, keys.get()).await?;
-                    let roster = member_roster(ctx, b, &mut trust, t, purpose).await?;
-                    let signer = roster.as_ref().map(|r| Signer {
-                        principal: PrincipalId::Member(trust.me().account),
-                        roster: Some(r.head()),
-                        key: trust.signing_key(),
-                        admin: r.member(&trust.me().account).is_some_and(|m| m.is_admin()),
-                    });
-                    (
-                        roster,
-                        Pins::Member(Box::new(trust)),
-                        signer,
-                        Some(keys),
-                        None,
-                    )
-                }
-                None => {
-                    let account = ctx.account(b).await?;
-                    let (derived, _) = keys.get().derived().await?;
-                    let signer = Signer {
-                        principal: PrincipalId::Member(account.id),
-                        roster: None,
-                        key: derived.identity(),
-                        admin: true,
-                    };
-                    let pins = LocalPins::load(ctx, &account, derived, workspace)?;
-                    (None, Pins::Local(pins), Some(signer), Some(keys), None)
-                }
+            if let Some(remote) = b.as_remote() {
+                let mut trust = Trust::load(ctx, remote, keys.get()).await?;
+                let roster = member_roster(ctx, b, &mut trust, t, purpose).await?;
+                let signer = roster.as_ref().map(|r| Signer {
+                    principal: PrincipalId::Member(trust.me().account),
+                    roster: Some(r.head()),
+                    key: trust.signing_key(),
+                    admin: r
+                        .member(&trust.me().account)
+                        .is_some_and(klef_core::trust::roster::MemberRecord::is_admin),
+                });
+                (
+                    roster,
+                    Pins::Member(Box::new(trust)),
+                    signer,
+                    Some(keys),
+                    None,
+                )
+            } else {
+                let account = ctx.account(b).await?;
+                let (derived, _) = keys.get().derived().await?;
+                let signer = Signer {
+                    principal: PrincipalId::Member(account.id),
+                    roster: None,
+                    key: derived.identity(),
+                    admin: true,
+                };
+                let pins = LocalPins::load(ctx, &account, derived, workspace)?;
+                (None, Pins::Local(pins), Some(signer), Some(keys), None)
             }
         };
     let head = pins.head(&workspace, t);
@@ -206,6 +205,11 @@ pub(crate) async fn open_with<'a>(
         }
         (None, None) => unreachable_owner(),
     };
+    if token.is_some() && authority_roster.is_none() && state.manifests.is_empty() {
+        ctx.printer.warn(
+            "KLEF_TOKEN's key was made before CI anchors, so this job cannot verify the workspace it acts in; re-create it with `klef keys create`",
+        );
+    }
     let mut manifest = None;
     let mut skipped = Vec::new();
     for attempt in 0..2 {
@@ -254,7 +258,24 @@ pub(crate) async fn open_with<'a>(
                 ct.as_bytes(),
             ))
         });
-        match verified.check_values(served_values) {
+        let key_version = i64::try_from(verified.body().key_version).unwrap_or(i64::MAX);
+        let checked = verified
+            .check_values(served_values)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                match state
+                    .secrets
+                    .iter()
+                    .find(|s| s.ciphertext.is_some() && s.key_version != key_version)
+                {
+                    Some(s) => Err(format!(
+                        "{}: the server says it is sealed under key version {}, the signed state under {key_version}",
+                        s.name, s.key_version
+                    )),
+                    None => Ok(()),
+                }
+            });
+        match checked {
             Ok(()) => {
                 manifest = Some(verified);
                 break;
@@ -263,8 +284,15 @@ pub(crate) async fn open_with<'a>(
             Err(_) if attempt == 0 => {
                 state = b.environment_state(&t.env.id, since).await?;
             }
-            Err(_) if purpose == Purpose::ReadSkipping => {
+            Err(_) if matches!(purpose, Purpose::ReadSkipping | Purpose::Write) => {
                 skipped = keep_matching(&verified, &mut state.secrets);
+                if purpose == Purpose::Write {
+                    ctx.printer.warn(&format!(
+                        "{} in {} do not match the signed state (altered, or written by a broken client) and are left as they are unless this command writes them",
+                        skipped.join(", "),
+                        t.describe()
+                    ));
+                }
                 manifest = Some(verified);
                 break;
             }
@@ -353,7 +381,11 @@ fn keep_matching(m: &Manifest, secrets: &mut Vec<SecretVersion>) -> Vec<String> 
             return true;
         };
         let version = u64::try_from(s.version).unwrap_or(0);
-        if m.check_value(&s.name, version, ct.as_bytes()).is_ok() && seen.insert(s.name.clone()) {
+        let key_version = u64::try_from(s.key_version).unwrap_or(0);
+        if m.check_value(&s.name, version, ct.as_bytes()).is_ok()
+            && key_version == m.body().key_version
+            && seen.insert(s.name.clone())
+        {
             true
         } else {
             skipped.insert(s.name.clone());
@@ -523,13 +555,35 @@ impl Opened<'_> {
         self.manifest.as_ref().map(|m| m.body().revision)
     }
 
+    /// The key version values are sealed under now: the signed state's, else (an environment
+    /// not sealed yet) the server's.
+    pub(crate) fn key_version(&self, t: &Target) -> i64 {
+        self.manifest.as_ref().map_or(t.env.key_version, |m| {
+            i64::try_from(m.body().key_version).unwrap_or(i64::MAX)
+        })
+    }
+
+    /// Where the next write of `name` goes: `(version, key version)`, for
+    /// `secrets::encrypt`.
+    pub(crate) fn next_place(&self, t: &Target, name: &str) -> (i64, i64) {
+        (self.next_version(name), self.key_version(t))
+    }
+
     /// The version the next write of `name` gets (one more than its latest, a delete included).
     pub(crate) fn next_version(&self, name: &str) -> i64 {
         let live = self
             .secrets
             .iter()
             .find(|s| s.name == name)
-            .map(|s| s.version);
+            .map(|s| s.version)
+            .or_else(|| {
+                // A value left out for not matching the signed state: its listed version.
+                let m = self.manifest.as_ref()?;
+                m.body()
+                    .values
+                    .get(name)
+                    .and_then(|v| i64::try_from(v.version).ok())
+            });
         let deleted = self
             .deleted
             .iter()
@@ -554,29 +608,28 @@ impl Opened<'_> {
             }
             return Ok(None);
         };
-        let (mut body, anchor) = match &self.manifest {
-            Some(m) => (m.next_body(signer.principal, signer.roster), false),
-            None => {
-                if !signer.admin {
-                    ctx.printer.warn(&format!(
-                        "{} has no signed state yet: this write is not signed; an owner or admin seals it with `klef env seal {}`",
-                        t.describe(),
-                        t.env.slug
-                    ));
-                    return Ok(None);
-                }
-                let expected = expected(t);
-                let key_version = u64::try_from(t.env.key_version).unwrap_or(1);
-                let mut body = ManifestBody::first(
-                    &expected,
-                    &self.key,
-                    key_version,
-                    signer.roster,
-                    signer.principal,
-                );
-                body.values = self.current_values();
-                (body, true)
+        let (mut body, anchor) = if let Some(m) = &self.manifest {
+            (m.next_body(signer.principal, signer.roster), false)
+        } else {
+            if !signer.admin {
+                ctx.printer.warn(&format!(
+                    "{} has no signed state yet: this write is not signed; an owner or admin seals it with `klef env seal {}`",
+                    t.describe(),
+                    t.env.slug
+                ));
+                return Ok(None);
             }
+            let expected = expected(t);
+            let key_version = u64::try_from(t.env.key_version).unwrap_or(1);
+            let mut body = ManifestBody::first(
+                &expected,
+                &self.key,
+                key_version,
+                signer.roster,
+                signer.principal,
+            );
+            body.values = self.current_values();
+            (body, true)
         };
         for (name, version, ciphertext) in writes {
             match ciphertext {
@@ -615,18 +668,17 @@ impl Opened<'_> {
                 .into());
             }
         };
-        let mut body = match &self.manifest {
-            Some(m) => m.rotation_body(new_key, signer.principal, signer.roster),
-            None => {
-                let key_version = u64::try_from(t.env.key_version + 1).unwrap_or(1);
-                ManifestBody::first(
-                    &expected(t),
-                    new_key,
-                    key_version,
-                    signer.roster,
-                    signer.principal,
-                )
-            }
+        let mut body = if let Some(m) = &self.manifest {
+            m.rotation_body(new_key, signer.principal, signer.roster)
+        } else {
+            let key_version = u64::try_from(t.env.key_version + 1).unwrap_or(1);
+            ManifestBody::first(
+                &expected(t),
+                new_key,
+                key_version,
+                signer.roster,
+                signer.principal,
+            )
         };
         body.values = values
             .iter()
@@ -814,9 +866,11 @@ impl Pins<'_> {
         };
         match self {
             Pins::Local(p) => {
-                if p.state
-                    .record_environment(ws, t.env.id, head)
-                    .map_err(fork)?
+                // Unchanged on most reads: the file is written only when the head moved.
+                if p.state.environment_head(ws, &t.env.id) != Some(head)
+                    && p.state
+                        .record_environment(ws, t.env.id, head)
+                        .map_err(fork)?
                 {
                     p.dirty = true;
                 }
@@ -930,8 +984,9 @@ pub(crate) async fn check_archive(
     b: &AnyBackend,
     archive: &klef_core::backup::Archive,
     allow_older: bool,
+    unlocked: Option<&KeySource>,
 ) -> Result<()> {
-    if archive.manifests.is_empty() {
+    if archive.manifests.is_empty() && archive.roster.is_empty() {
         return Ok(());
     }
     match b.as_remote() {
@@ -988,18 +1043,28 @@ pub(crate) async fn check_archive(
             pins.save()
         }
         Some(remote) => {
-            let keys = ctx.keys(b).await?;
-            let mut trust = Trust::load(ctx, remote, &keys).await?;
+            let keys = match unlocked {
+                Some(k) => KeyRef::Borrowed(k),
+                None => KeyRef::Owned(ctx.keys(b).await?),
+            };
+            let mut trust = Trust::load(ctx, remote, keys.get()).await?;
             for ws in &archive.workspaces {
-                let Some(anchor) = trust.anchor(&ws.id) else {
-                    continue;
-                };
                 let entries: Vec<klef_core::model::RosterEntry> = archive
                     .roster
                     .iter()
                     .filter(|e| e.workspace_id == ws.id)
                     .map(|e| e.entry.clone())
                     .collect();
+                let anchor = match trust.anchor(&ws.id) {
+                    Some(anchor) => anchor,
+                    // Not pinned here (a new server, a new device): a roster whose genesis is
+                    // this account's own, signed with its own identity key, is pinned now: only
+                    // this account could have made it.
+                    None => match own_genesis(&trust, &ws.id, &entries)? {
+                        Some(anchor) => anchor,
+                        None => continue,
+                    },
+                };
                 let roster = crate::trust::verify_served(&anchor, &entries).map_err(|e| {
                     Failure::other(format!(
                         "the backup's roster of workspace \"{}\" is not the one this account has pinned: {e}",
@@ -1007,6 +1072,7 @@ pub(crate) async fn check_archive(
                     ))
                     .hint("restore a newer backup of this workspace")
                 })?;
+                trust.pin(&roster)?;
                 let authority = Authority::Roster(&roster);
                 for (w, project, env, served) in archived_chains(archive) {
                     if w != ws.id {
@@ -1018,7 +1084,16 @@ pub(crate) async fn check_archive(
                             let _ = trust.record_environment(&w, env.id, m.head());
                         }
                         Archived::Older { seen, newest } => {
-                            return Err(older_backup(&project, &env, seen, newest, false).into());
+                            if !allow_older {
+                                return Err(
+                                    older_backup(&project, &env, seen, newest, false).into()
+                                );
+                            }
+                            trust.forget_environment(&w, &env.id);
+                            ctx.printer.warn(&format!(
+                                "restoring revision {newest} of environment \"{}\", older than revision {seen} this account has seen (--allow-older): teammates' klef that saw the newer state will refuse this one as a rollback",
+                                env.slug
+                            ));
                         }
                     }
                 }
@@ -1030,7 +1105,7 @@ pub(crate) async fn check_archive(
 
 /// What an archived chain is, against this account's head.
 enum Archived {
-    Verified(Manifest),
+    Verified(Box<Manifest>),
     Older { seen: u64, newest: u64 },
 }
 
@@ -1087,7 +1162,7 @@ fn verify_archived(
     };
     let served = to_signed(chain)?;
     verify_update(&expected, authority, head, &served)
-        .map(Archived::Verified)
+        .map(|m| Archived::Verified(Box::new(m)))
         .map_err(|e| {
             Failure::other(format!(
                 "the backup's signed state of environment \"{}\" of project \"{}\" does not verify: {e}",
@@ -1112,7 +1187,7 @@ fn older_backup(
     if local {
         f.hint("restore a newer backup, or pass --allow-older to go back to this one on purpose")
     } else {
-        f.hint("restore a newer backup: teammates who saw the newer state would see a rollback")
+        f.hint("restore a newer backup; --allow-older goes back to this one on purpose, and teammates who saw the newer state will see a rollback")
     }
 }
 
@@ -1165,4 +1240,99 @@ pub(crate) async fn revouch(
         }
     }
     Ok(done)
+}
+
+/// Whether the keys are at hand without asking anyone (a system key, the agent holding them,
+/// a password given): reads that are useful without keys (`klef list`, `klef history`)
+/// verify then, and say they did not otherwise.
+pub(crate) async fn keys_at_hand(ctx: &Context, b: &AnyBackend) -> Result<bool> {
+    if crate::commands::keys::ci::system_token()?.is_some() {
+        return Ok(true);
+    }
+    let Some(account) = b.account().await? else {
+        return Ok(false);
+    };
+    Ok(crate::unlock::unlocked_without_asking(&ctx.global, &b.vault_id(&account)).await)
+}
+
+impl Opened<'_> {
+    /// Checks a name's history as the server serves it against the verified state: the
+    /// version the signed state lists must be there with the same ciphertext, and nothing
+    /// newer may be. Older versions are not covered by the signed state (they are shown as
+    /// the server has them).
+    pub(crate) fn check_history(
+        &self,
+        t: &Target,
+        name: &str,
+        history: &[SecretVersion],
+    ) -> Result<()> {
+        let Some(m) = &self.manifest else {
+            return Ok(());
+        };
+        let listed = m.body().values.get(name);
+        let current = self.secrets.iter().find(|s| s.name == name);
+        let newest_allowed = match listed {
+            Some(v) => i64::try_from(v.version).unwrap_or(i64::MAX),
+            None => self.next_version(name) - 1,
+        };
+        for h in history {
+            if h.version > newest_allowed {
+                return Err(Failure::other(format!(
+                    "{}: the history of {name} lists version {}, which the signed state does not know: it was added behind the writers' backs",
+                    t.describe(),
+                    h.version
+                ))
+                .into());
+            }
+            if let (Some(c), true) = (current, listed.is_some())
+                && h.version == c.version
+                && h.ciphertext != c.ciphertext
+            {
+                return Err(Failure::other(format!(
+                    "{}: version {} of {name} in its history is not the value the signed state lists: it was altered",
+                    t.describe(),
+                    h.version
+                ))
+                .into());
+            }
+        }
+        if let Some(v) = listed
+            && !history
+                .iter()
+                .any(|h| u64::try_from(h.version).ok() == Some(v.version))
+        {
+            return Err(Failure::other(format!(
+                "{}: the history of {name} lacks version {}, the current one: it was withheld",
+                t.describe(),
+                v.version
+            ))
+            .into());
+        }
+        Ok(())
+    }
+}
+
+/// The anchor of `entries` when their genesis is this account's own (its owner record carries
+/// this device's keys); `None` when there is no roster or it is someone else's.
+fn own_genesis(
+    trust: &Trust<'_>,
+    ws: &WorkspaceId,
+    entries: &[klef_core::model::RosterEntry],
+) -> Result<Option<RosterAnchor>> {
+    let signed = crate::trust::to_signed(entries).map_err(Failure::other)?;
+    let Some(first) = signed.first() else {
+        return Ok(None);
+    };
+    let anchor = RosterAnchor {
+        workspace: *ws,
+        genesis: first.hash(),
+        head: None,
+    };
+    let Ok(roster) = VerifiedRoster::verify(&anchor, &signed[..1]) else {
+        return Ok(None);
+    };
+    if roster.owner() != trust.me().account || roster.check_own_member(trust.me()).is_err() {
+        return Ok(None);
+    }
+    Ok(Some(anchor))
 }

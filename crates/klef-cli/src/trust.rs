@@ -159,6 +159,13 @@ impl<'a> Trust<'a> {
         Ok(())
     }
 
+    /// Forgets an environment's head (`klef backup import --allow-older`): this device accepts
+    /// an older state of it from now on. Other devices keep theirs until they see this copy.
+    pub(crate) fn forget_environment(&mut self, ws: &WorkspaceId, env: &EnvironmentId) {
+        self.state.forget_environment(ws, env);
+        self.dirty = true;
+    }
+
     /// Records a verified roster's head as this account's pin of its workspace (the maximum of
     /// what was pinned and this).
     pub(crate) fn pin(&mut self, roster: &VerifiedRoster) -> Result<()> {

@@ -1,5 +1,6 @@
 //! `klef history KEY`: every version of a key, oldest first, deletions included. Metadata only:
-//! no password needed.
+//! no password needed; when the keys are at hand, its current version is checked against the
+//! environment's signed state (older versions are not covered by it).
 //!
 //! JSON: `[{"name", "version", "deleted", "created_at", "author", "key_version"}]`.
 
@@ -23,6 +24,18 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     let b = ctx.backend().await?;
     let t = ctx.target(&b).await?;
     let versions = b.secret_history(&t.env.id, &args.key).await?;
+    // Its current version is checked against the signed state when the keys are at hand.
+    if crate::signed::keys_at_hand(ctx, &b).await? {
+        let opened = ctx
+            .open_environment(&b, &t, crate::signed::Purpose::Read)
+            .await?;
+        opened.check_history(&t, &args.key, &versions)?;
+    } else {
+        ctx.printer.info(&format!(
+            "note: the history of {} is shown as stored, not checked against the signed state (unlock to check: `klef unlock`)",
+            args.key
+        ));
+    }
     if versions.is_empty() {
         return Err(
             Failure::not_found(format!("{} has no history in {}", args.key, t.describe())).into(),

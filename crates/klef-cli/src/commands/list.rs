@@ -31,21 +31,20 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     // drop or add one unseen) whenever the keys can be had without asking: verifying needs
     // them. Names alone need no password, so without keys they are listed as stored, and said
     // to be unverified.
-    let verify = args.reveal || quietly_unlocked(ctx, &b).await?;
+    let verify = args.reveal || crate::signed::keys_at_hand(ctx, &b).await?;
     let opened = if verify {
         Some(ctx.open_environment(&b, &t, Purpose::Read).await?)
     } else {
         None
     };
-    let stored = match &opened {
-        Some(_) => Vec::new(),
-        None => {
-            ctx.printer.info(&format!(
-                "note: the names of {} are listed as stored, not verified against its signed state (unlock to verify: `klef unlock`)",
-                t.describe()
-            ));
-            b.secrets(&t.env.id).await?
-        }
+    let stored = if opened.is_some() {
+        Vec::new()
+    } else {
+        ctx.printer.info(&format!(
+            "note: the names of {} are listed as stored, not verified against its signed state (unlock to verify: `klef unlock`)",
+            t.describe()
+        ));
+        b.secrets(&t.env.id).await?
     };
     let mut current: Vec<_> = opened
         .as_ref()
@@ -105,15 +104,4 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         }
     }
     Ok(ExitStatus::SUCCESS)
-}
-
-/// Whether the keys are at hand without asking (a system key, the agent, a given password).
-async fn quietly_unlocked(ctx: &Context, b: &crate::backend::AnyBackend) -> Result<bool> {
-    if crate::commands::keys::ci::system_token()?.is_some() {
-        return Ok(true);
-    }
-    let Some(account) = b.account().await? else {
-        return Ok(false);
-    };
-    Ok(crate::unlock::unlocked_without_asking(&ctx.global, &b.vault_id(&account)).await)
 }

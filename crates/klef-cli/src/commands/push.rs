@@ -136,7 +136,13 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
                 writes.push(SecretWrite {
                     name: name.clone(),
                     expected_version: Some(0),
-                    ciphertext: Some(secrets::encrypt(&key, &t, name, value)),
+                    ciphertext: Some(secrets::encrypt(
+                        &key,
+                        &t,
+                        name,
+                        value,
+                        opened.next_place(&t, name),
+                    )),
                 });
             }
             Some(sv) => {
@@ -148,7 +154,13 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
                     writes.push(SecretWrite {
                         name: name.clone(),
                         expected_version: Some(sv.version),
-                        ciphertext: Some(secrets::encrypt(&key, &t, name, value)),
+                        ciphertext: Some(secrets::encrypt(
+                            &key,
+                            &t,
+                            name,
+                            value,
+                            opened.next_place(&t, name),
+                        )),
                     });
                 }
             }

@@ -1,7 +1,7 @@
-//! `klef rollback KEY VERSION`: writes a new version carrying VERSION's ciphertext. The value
-//! is checked to open under the environment's verified key (the server's history is not covered
-//! by the signed manifest) and written as it is: bound to this environment and name, it stays
-//! valid as long as the environment key has not been rotated since.
+//! `klef rollback KEY VERSION`: writes a new version with VERSION's value. The old version must
+//! open under the environment's verified key (the server's history is not covered by the signed
+//! manifest); it is sealed again for its new version, so it needs the environment key not to
+//! have been rotated since VERSION was written.
 
 use anyhow::{Context as _, Result};
 use klef_core::backend::Backend as _;
@@ -39,14 +39,14 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         .hint(format!("`klef history {}` lists its versions", args.key))
         .into());
     };
-    let Some(ciphertext) = old.ciphertext.clone() else {
+    if old.ciphertext.is_none() {
         return Err(Failure::usage(format!(
             "version {} of {} is a deletion",
             args.version, args.key
         ))
         .hint(format!("use `klef unset {}` to delete it again", args.key))
         .into());
-    };
+    }
     if old.key_version != t.env.key_version {
         return Err(Failure::other(format!(
             "version {} of {} was encrypted with an earlier key of {} (rotated since)",
@@ -70,7 +70,7 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     // it must open under the environment's verified key before this writer signs it as the
     // current value (a server cannot make a value that does).
     let mut opened = ctx.open_environment(&b, &t, Purpose::Write).await?;
-    secrets::decrypt(&opened.key, &t, old).map_err(|e| {
+    let value = secrets::decrypt(&opened.key, &t, old).map_err(|e| {
         e.context(Failure::other(format!(
             "version {} of {} does not open with the key of {}: it was altered; nothing was written",
             args.version,
@@ -79,6 +79,14 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         )))
     })?;
     let expected = latest.map(|l| l.version);
+    // Sealed again for the version it becomes (a value is bound to its version).
+    let ciphertext = secrets::encrypt(
+        &opened.key,
+        &t,
+        &args.key,
+        &value,
+        opened.next_place(&t, &args.key),
+    );
     let mut writes = [SecretWrite {
         name: args.key.clone(),
         expected_version: expected,

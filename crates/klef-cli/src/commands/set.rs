@@ -118,7 +118,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             too_long.push(crate::env_policy::too_long_warning(&name, &value));
         }
         writes.retain(|w| w.name != name);
-        let ciphertext = secrets::encrypt(key, &t, &name, &value);
+        let ciphertext = secrets::encrypt(key, &t, &name, &value, opened.next_place(&t, &name));
         writes.push(SecretWrite {
             name,
             expected_version: None,

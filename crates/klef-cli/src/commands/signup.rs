@@ -150,7 +150,7 @@ async fn from_backup(
     file: &std::path::Path,
 ) -> Result<ExitStatus> {
     let server = api.base().to_owned();
-    let (adopted, enc_pw) = crate::commands::backup::adopt::adopt(ctx, file)?;
+    let (adopted, enc_pw, secrets) = crate::commands::backup::adopt::adopt(ctx, file)?;
     ctx.printer
         .info("choose an account password: it signs you in to the server");
     let account_pw = remote::account_password(true)?;
@@ -182,5 +182,5 @@ async fn from_backup(
         session.email,
         file.display()
     ));
-    crate::commands::backup::adopt::restore(ctx, file).await
+    crate::commands::backup::adopt::restore(ctx, file, secrets).await
 }

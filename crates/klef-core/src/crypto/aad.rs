@@ -23,6 +23,19 @@ pub enum Aad<'a> {
         /// The key name.
         name: &'a str,
     },
+    /// A secret value at its place in the environment's signed history (suite `0x02`):
+    /// environment, name, version and the environment key version that seals it, so a value
+    /// moved to another version (a replay) fails to open even before the manifest is checked.
+    SecretValueAt {
+        /// The environment.
+        environment: &'a EnvironmentId,
+        /// The key name.
+        name: &'a str,
+        /// The value's version.
+        version: u64,
+        /// The environment key version sealing it.
+        key_version: u64,
+    },
     /// Free-form context for other envelopes (backups, tests); the label must be unique.
     Other(&'a str),
 }
@@ -33,32 +46,46 @@ impl Aad<'_> {
     /// bytes (labels contain no `0x00`; ids are their 16 raw bytes; names are UTF-8).
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {
-        let (label, fields): (&str, [&[u8]; 2]) = match self {
-            Aad::MasterKeyByPassword(a) => ("master-key-by-password", [a.0.as_bytes(), &[]]),
-            Aad::MasterKeyByRecovery(a) => ("master-key-by-recovery", [a.0.as_bytes(), &[]]),
-            Aad::PrivateKey(a) => ("private-key", [a.0.as_bytes(), &[]]),
-            Aad::ProjectKey(p) => ("project-key", [p.0.as_bytes(), &[]]),
-            Aad::EnvironmentKey(e) => ("environment-key", [e.0.as_bytes(), &[]]),
+        match self {
+            Aad::MasterKeyByPassword(a) => labelled("master-key-by-password", &[a.0.as_bytes()]),
+            Aad::MasterKeyByRecovery(a) => labelled("master-key-by-recovery", &[a.0.as_bytes()]),
+            Aad::PrivateKey(a) => labelled("private-key", &[a.0.as_bytes()]),
+            Aad::ProjectKey(p) => labelled("project-key", &[p.0.as_bytes()]),
+            Aad::EnvironmentKey(e) => labelled("environment-key", &[e.0.as_bytes()]),
             Aad::SecretValue { environment, name } => {
-                ("secret-value", [environment.0.as_bytes(), name.as_bytes()])
+                labelled("secret-value", &[environment.0.as_bytes(), name.as_bytes()])
             }
-            Aad::Other(label) => ("other", [label.as_bytes(), &[]]),
-        };
-        let count = match self {
-            Aad::SecretValue { .. } => 2,
-            _ => 1,
-        };
-        let mut out = Vec::with_capacity(AAD_PREFIX.len() + label.len() + 1 + 40);
-        out.extend_from_slice(AAD_PREFIX);
-        out.extend_from_slice(label.as_bytes());
-        out.push(0);
-        for field in &fields[..count] {
-            let len = u32::try_from(field.len()).expect("an AAD field longer than 4 GiB");
-            out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(field);
+            Aad::SecretValueAt {
+                environment,
+                name,
+                version,
+                key_version,
+            } => labelled(
+                "secret-value-at",
+                &[
+                    environment.0.as_bytes(),
+                    name.as_bytes(),
+                    &version.to_be_bytes(),
+                    &key_version.to_be_bytes(),
+                ],
+            ),
+            Aad::Other(label) => labelled("other", &[label.as_bytes()]),
         }
-        out
     }
+}
+
+/// `"klef/v1/" ‖ label ‖ 0x00 ‖ (u32 length ‖ field)…`.
+fn labelled(label: &str, fields: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(AAD_PREFIX.len() + label.len() + 1 + 48);
+    out.extend_from_slice(AAD_PREFIX);
+    out.extend_from_slice(label.as_bytes());
+    out.push(0);
+    for field in fields {
+        let len = u32::try_from(field.len()).expect("an AAD field longer than 4 GiB");
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(field);
+    }
+    out
 }
 
 /// The common prefix of every associated-data string (format version 1).

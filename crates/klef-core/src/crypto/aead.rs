@@ -15,9 +15,17 @@ pub(super) const TAG_LEN: usize = 16;
 
 /// Seals `plaintext` under `key` with AES-256-GCM, a random nonce and raw associated data.
 pub(super) fn seal(key: &SymmetricKey, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+    seal_as(SUITE_AES256GCM, key, plaintext, aad)
+}
+
+/// [`seal`] under suite byte `suite` (one of the AES-256-GCM suites, which differ only in the
+/// associated data they are used with).
+pub(super) fn seal_as(suite: u8, key: &SymmetricKey, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; NONCE_LEN];
     fill_random(&mut nonce);
-    seal_with_nonce(key, &nonce, plaintext, aad)
+    let mut out = seal_with_nonce(key, &nonce, plaintext, aad);
+    out[0] = suite;
+    out
 }
 
 /// [`seal`] with an explicit nonce (known-answer tests).
@@ -51,7 +59,18 @@ pub(super) fn open(
     aad: &[u8],
     what: &str,
 ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    let body = check_suite(envelope, SUITE_AES256GCM, what)?;
+    open_as(SUITE_AES256GCM, key, envelope, aad, what)
+}
+
+/// [`open`] for an envelope of suite `suite`.
+pub(super) fn open_as(
+    suite: u8,
+    key: &SymmetricKey,
+    envelope: &[u8],
+    aad: &[u8],
+    what: &str,
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let body = check_suite(envelope, suite, what)?;
     if body.len() < NONCE_LEN + TAG_LEN {
         return Err(CryptoError::Malformed {
             what: what.to_owned(),

@@ -27,6 +27,10 @@ use crate::model::Blob;
 
 /// Suite id of an AES-256-GCM envelope: `[0x01][nonce 12][ciphertext ‖ tag 16]`.
 pub const SUITE_AES256GCM: u8 = 0x01;
+/// Suite id of a secret value sealed with AES-256-GCM bound to its version and key version
+/// ([`Aad::SecretValueAt`](super::Aad::SecretValueAt)): the same layout as
+/// [`SUITE_AES256GCM`], another associated data.
+pub const SUITE_VALUE_AT: u8 = 0x02;
 /// Suite id of an HPKE envelope: `[0x10][encapsulated key 32][ciphertext ‖ tag 16]`.
 pub const SUITE_HPKE_X25519_SHA256_AES256GCM: u8 = 0x10;
 
@@ -119,9 +123,11 @@ pub(super) fn check_suite<'e>(
         })?;
     match suite {
         s if s == expected => Ok(body),
-        SUITE_AES256GCM | SUITE_HPKE_X25519_SHA256_AES256GCM => Err(CryptoError::Malformed {
-            what: what.to_owned(),
-        }),
+        SUITE_AES256GCM | SUITE_VALUE_AT | SUITE_HPKE_X25519_SHA256_AES256GCM => {
+            Err(CryptoError::Malformed {
+                what: what.to_owned(),
+            })
+        }
         other => Err(CryptoError::UnsupportedSuite(other)),
     }
 }
@@ -136,7 +142,7 @@ const KEY_LEN: usize = 32;
 /// What kind of envelope a field should hold, for [`check_shape`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnvelopeShape {
-    /// A [`SealedValue`]: suite `0x01` around a value (which may be empty).
+    /// A [`SealedValue`]: suite `0x01` or `0x02` around a value (which may be empty).
     Value,
     /// A [`SealedKey`] of a 32-byte key: suite `0x01`, exactly 61 bytes.
     SealedKey,
@@ -154,7 +160,13 @@ pub enum EnvelopeShape {
 /// wrong length.
 pub fn check_shape(bytes: &[u8], shape: EnvelopeShape) -> Result<(), CryptoError> {
     let (suite, fits) = match shape {
-        EnvelopeShape::Value => (SUITE_AES256GCM, bytes.len() >= AES_OVERHEAD),
+        EnvelopeShape::Value => (
+            match bytes.first() {
+                Some(&SUITE_VALUE_AT) => SUITE_VALUE_AT,
+                _ => SUITE_AES256GCM,
+            },
+            bytes.len() >= AES_OVERHEAD,
+        ),
         EnvelopeShape::SealedKey => (SUITE_AES256GCM, bytes.len() == AES_OVERHEAD + KEY_LEN),
         EnvelopeShape::WrappedKey => (
             SUITE_HPKE_X25519_SHA256_AES256GCM,

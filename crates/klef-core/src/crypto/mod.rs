@@ -34,8 +34,8 @@ mod value;
 pub use aad::Aad;
 pub use aead::{open_key, open_private_key, seal_key, seal_private_key};
 pub use envelope::{
-    EnvelopeShape, SUITE_AES256GCM, SUITE_HPKE_X25519_SHA256_AES256GCM, SealedKey, SealedValue,
-    WrappedKey, check_shape,
+    EnvelopeShape, SUITE_AES256GCM, SUITE_HPKE_X25519_SHA256_AES256GCM, SUITE_VALUE_AT, SealedKey,
+    SealedValue, WrappedKey, check_shape,
 };
 pub use error::CryptoError;
 pub(crate) use hash::hkdf_sha256_key;
@@ -47,7 +47,7 @@ pub use kdf::{
     validate_kdf_params,
 };
 pub use keys::{PrivateKey, PublicKey, SymmetricKey, fill_random, generate_keypair};
-pub use value::{decrypt_value, encrypt_value};
+pub use value::{ValueAt, decrypt_value, decrypt_value_at, encrypt_value, encrypt_value_at};
 
 #[cfg(test)]
 mod tests;

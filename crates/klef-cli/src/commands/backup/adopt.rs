@@ -31,7 +31,10 @@ pub(crate) struct Adopted {
 
 /// Reads and checks `file`, finds its owner account and proves with the encryption password
 /// (from `--password-stdin`, `KLEF_PASSWORD` or a prompt) that its keys open.
-pub(crate) fn adopt(ctx: &Context, file: &Path) -> Result<(Adopted, SecretString)> {
+pub(crate) fn adopt(
+    ctx: &Context,
+    file: &Path,
+) -> Result<(Adopted, SecretString, crate::unlock::AccountSecrets)> {
     let (_, archive) = super::import::read_archive(file)?;
     let shown = file.display();
     let [ws] = archive.workspaces.as_slice() else {
@@ -59,8 +62,9 @@ pub(crate) fn adopt(ctx: &Context, file: &Path) -> Result<(Adopted, SecretString
             Failure::auth("the backup's encryption password is needed to sign up with its keys")
                 .hint("pass --password-stdin or set KLEF_PASSWORD")
         })?;
-    crypto::account::unlock(&owner.id, &owner.keys, &pw)
+    let unlocked = crypto::account::unlock(&owner.id, &owner.keys, &pw)
         .with_context(|| format!("failed to open the keys in {shown}"))?;
+    let secrets = crate::unlock::AccountSecrets::of(&owner.id, unlocked);
     let personal = if ws.personal {
         ws.clone()
     } else {
@@ -78,15 +82,22 @@ pub(crate) fn adopt(ctx: &Context, file: &Path) -> Result<(Adopted, SecretString
             personal,
         },
         pw,
+        secrets,
     ))
 }
 
-/// Restores `file` on the server just signed in to (as `klef backup import FILE`).
-pub(crate) async fn restore(ctx: &Context, file: &Path) -> Result<ExitStatus> {
+/// Restores `file` on the server just signed in to (as `klef backup import FILE`), with the
+/// keys `adopt` opened (the password was read once).
+pub(crate) async fn restore(
+    ctx: &Context,
+    file: &Path,
+    secrets: crate::unlock::AccountSecrets,
+) -> Result<ExitStatus> {
     let args = super::import::Args {
         file: file.to_path_buf(),
         force: false,
         allow_older: false,
     };
-    super::import::run(&args, ctx).await
+    let keys = crate::unlock::KeySource::Private(secrets);
+    super::import::run_with(&args, ctx, Some(&keys)).await
 }

@@ -29,15 +29,25 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) force: bool,
 
-    /// Restore a state older than the one this machine has seen (local vault only): its
-    /// environments' newer heads are forgotten here
+    /// Restore a state older than the one this account has seen: its environments' newer
+    /// signed state is forgotten here (on a server, teammates who saw it will refuse the older
+    /// one as a rollback)
     #[arg(long)]
     pub(crate) allow_older: bool,
 }
 
 pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
+    run_with(args, ctx, None).await
+}
+
+/// [`run`] with keys the caller already unlocked.
+pub(crate) async fn run_with(
+    args: &Args,
+    ctx: &Context,
+    unlocked: Option<&crate::unlock::KeySource>,
+) -> Result<ExitStatus> {
     // The whole file is checked before the vault is even opened, or anything sent.
-    let (bytes, archive) = read_archive(&args.file)?;
+    let (bytes, mut archive) = read_archive(&args.file)?;
     let b = ctx.backend().await?;
     let server = b.server().map(str::to_owned);
     let previous = if let Some(server) = &server {
@@ -48,13 +58,23 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         b.account().await?
     };
     drop(bytes);
-    if args.allow_older && server.is_some() {
-        return Err(Failure::usage("--allow-older restores an older state into the local vault only")
-            .hint("on a server, teammates who saw the newer state would see a rollback: restore a newer backup")
-            .into());
+    // Signed state moves only between backends of the same kind: a server's manifests are
+    // signed under its roster, a local vault's by its owner alone. Across, the environments
+    // are sealed again (the local vault on first use, a server by an owner's write or
+    // `klef env seal`).
+    let from_server = matches!(
+        archive.source,
+        klef_core::backup::ArchiveSource::Server { .. }
+    );
+    if from_server != server.is_some() && !archive.manifests.is_empty() {
+        archive.manifests.clear();
+        archive.roster.clear();
+        ctx.printer.info(
+            "note: the backup's signed state was made for another kind of vault and is not restored; the environments are signed again on their next write (or `klef env seal`)",
+        );
     }
     // Its signed state against what this account has seen: an older or forked backup is refused.
-    crate::signed::check_archive(ctx, &b, &archive, args.allow_older).await?;
+    crate::signed::check_archive(ctx, &b, &archive, args.allow_older, unlocked).await?;
     let file = args.file.display();
     let progress = ctx.printer.progress("importing the archive");
     let imported = b.import_backup(&archive, args.force).await;

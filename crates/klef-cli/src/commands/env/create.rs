@@ -66,51 +66,48 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     let sealed = crypto::seal_key(&project_key, &env_key, &Aad::EnvironmentKey(&env.id));
     // System keys scoped to `project:*` get the new key too, when the verified roster says so;
     // the creator signs the environment's first manifest (its key commitment).
-    let (roster, manifest) = match b.as_remote() {
-        Some(remote) => {
-            let mut trust = Trust::load(ctx, remote, &keys).await?;
-            let ws = b
-                .workspaces()
-                .await?
-                .into_iter()
-                .find(|w| w.id == pt.project.workspace_id);
-            let roster = match ws {
-                Some(ws) => trust.roster_or_adopt_if_owner(&ws).await?,
-                None => None,
-            };
-            let manifest = roster.as_ref().map(|r| {
-                crate::signed::first_record(
-                    &pt.project,
-                    &env,
-                    &env_key,
-                    (
-                        &trust.signing_key(),
-                        PrincipalId::Member(trust.me().account),
-                    ),
-                    Some(r.head()),
-                )
-            });
-            if manifest.is_none() {
-                ctx.printer.warn(&format!(
-                    "environment \"{}\" gets no signed state: this account has not pinned its workspace's roster",
-                    env.slug
-                ));
-            }
-            trust.save().await?;
-            (roster, manifest)
-        }
-        None => {
-            let account = ctx.account(&b).await?;
-            let (derived, _) = keys.derived().await?;
-            let manifest = crate::signed::first_record(
+    let (roster, manifest) = if let Some(remote) = b.as_remote() {
+        let mut trust = Trust::load(ctx, remote, &keys).await?;
+        let ws = b
+            .workspaces()
+            .await?
+            .into_iter()
+            .find(|w| w.id == pt.project.workspace_id);
+        let roster = match ws {
+            Some(ws) => trust.roster_or_adopt_if_owner(&ws).await?,
+            None => None,
+        };
+        let manifest = roster.as_ref().map(|r| {
+            crate::signed::first_record(
                 &pt.project,
                 &env,
                 &env_key,
-                (&derived.identity(), PrincipalId::Member(account.id)),
-                None,
-            );
-            (None, Some(manifest))
+                (
+                    &trust.signing_key(),
+                    PrincipalId::Member(trust.me().account),
+                ),
+                Some(r.head()),
+            )
+        });
+        if manifest.is_none() {
+            ctx.printer.warn(&format!(
+                    "environment \"{}\" gets no signed state: this account has not pinned its workspace's roster",
+                    env.slug
+                ));
         }
+        trust.save().await?;
+        (roster, manifest)
+    } else {
+        let account = ctx.account(&b).await?;
+        let (derived, _) = keys.derived().await?;
+        let manifest = crate::signed::first_record(
+            &pt.project,
+            &env,
+            &env_key,
+            (&derived.identity(), PrincipalId::Member(account.id)),
+            None,
+        );
+        (None, Some(manifest))
     };
     create_environment(
         ctx,

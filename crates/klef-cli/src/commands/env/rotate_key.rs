@@ -135,7 +135,13 @@ pub(crate) async fn rotate(
         rotated.push(RotatedSecret {
             name: sv.name.clone(),
             expected_version: sv.version,
-            ciphertext: secrets::encrypt(&new_key, &target, &sv.name, &value),
+            ciphertext: secrets::encrypt(
+                &new_key,
+                &target,
+                &sv.name,
+                &value,
+                (sv.version + 1, opened.key_version(&target) + 1),
+            ),
         });
     }
     let recipients =

@@ -116,9 +116,8 @@ pub(crate) async fn verify_own_entry(
         return Ok(None);
     };
     let Some(sealed) = info.anchor else {
-        ctx.printer.warn(
-            "KLEF_TOKEN's key was made before CI anchors, so this job cannot verify the workspace it acts in; re-create it with `klef keys create`",
-        );
+        // The caller says what this means for the environment it reads.
+        let _ = ctx;
         return Ok(None);
     };
     let split = token.split();
