@@ -1,4 +1,7 @@
-//! `klef get KEY [--plain]`: prints a value (with a newline; `--plain` prints the exact bytes).
+//! `klef get KEY [--plain] [--raw]`: prints a value (with a newline; `--plain` prints the exact
+//! bytes), its references (`${KEY}`, `${env.KEY}`, `${project/env.KEY}`) resolved unless
+//! `--raw`. A value with a reference needs the rest of its environment, which is then read and
+//! decrypted as `klef run` reads it (`crate::references`).
 //!
 //! JSON: `{"name", "value", "version", "updated_at"}`.
 
@@ -8,6 +11,7 @@ use serde_json::json;
 
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
+use crate::references::References;
 use crate::{secrets, table};
 
 /// Print a secret's value
@@ -19,6 +23,11 @@ pub(crate) struct Args {
     /// Print the exact value, without a trailing newline
     #[arg(long)]
     pub(crate) plain: bool,
+
+    /// Print the stored text, without resolving its references (`${KEY}`, `${env.KEY}`,
+    /// `${project/env.KEY}`)
+    #[arg(long)]
+    pub(crate) raw: bool,
 }
 
 pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
@@ -40,7 +49,16 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         );
     };
     let key = ctx.environment_key(&b, &t).await?;
-    let value = secrets::decrypt(&key, &t, sv)?;
+    let mut value = secrets::decrypt(&key, &t, sv)?;
+    drop(key);
+    if !args.raw && klef_core::refs::has_references(&value) {
+        let (current, key) = ctx.current_secrets_and_key(&b, &t).await?;
+        let entries = secrets::decrypt_all(&key, &t, &current)?;
+        drop(key);
+        value = References::new(ctx, &b, &t, &entries)
+            .key(&args.key)
+            .await?;
+    }
     if ctx.global.json {
         ctx.printer.json(&json!({
             "name": sv.name, "value": value.as_str(), "version": sv.version,
