@@ -118,8 +118,24 @@ async fn load(
         Err(e) if out_of_reach(&e) => return Ok(Err(Unreadable::NoAccess)),
         Err(e) => return Err(e),
     };
-    let Some(env) = envs.into_iter().find(|e| e.slug == addr.env) else {
-        return Ok(Err(Unreadable::EnvironmentNotFound));
+    let Some(env) = envs.iter().find(|e| e.slug == addr.env).cloned() else {
+        // What the server hides from this caller is told apart as `Context::target` does: a
+        // system key out of its scopes, a member restricted to other environments.
+        if crate::commands::keys::ci::out_of_scope(b, &project, &addr.env)
+            .await?
+            .is_some()
+        {
+            return Ok(Err(Unreadable::NoAccess));
+        }
+        let missing = crate::context::find_env(&envs, &addr.env, &project)
+            .err()
+            .unwrap_or_else(|| Failure::not_found("environment not found").into());
+        let e = crate::remote::explain_missing_env(b, &envs, &addr.env, missing).await;
+        return Ok(Err(if exit_status(&e) == ExitStatus::PERMISSION {
+            Unreadable::NoAccess
+        } else {
+            Unreadable::EnvironmentNotFound
+        }));
     };
     let target = Target { project, env };
     let (current, key) = match ctx.current_secrets_and_key(b, &target).await {
