@@ -195,7 +195,7 @@ impl Context {
         global: &GlobalArgs,
         when: Unlock,
     ) -> Result<std::sync::Arc<KeySource>> {
-        let own = std::ptr::eq(global, &self.global);
+        let own = std::ptr::eq(global, &raw const self.global);
         if own
             && let Some(keys) = self
                 .unlocked

@@ -42,7 +42,11 @@ impl<'a> References<'a> {
     /// Every value of `entries` (the environment's) with its references resolved.
     pub(crate) async fn all(&mut self, entries: &[Entry]) -> Result<Vec<Entry>> {
         loop {
-            match self.resolver.resolve_all(entries).map_err(failure)? {
+            match self
+                .resolver
+                .resolve_all(entries)
+                .map_err(|e| failure(&e))?
+            {
                 Outcome::Done(out) => return Ok(out),
                 Outcome::Need(addr) => self.load(addr).await?,
             }
@@ -52,7 +56,7 @@ impl<'a> References<'a> {
     /// One key of the environment, resolved.
     pub(crate) async fn key(&mut self, key: &str) -> Result<Zeroizing<String>> {
         loop {
-            match self.resolver.resolve_key(key).map_err(failure)? {
+            match self.resolver.resolve_key(key).map_err(|e| failure(&e))? {
                 Outcome::Done(v) => return Ok(v),
                 Outcome::Need(addr) => self.load(addr).await?,
             }
@@ -147,8 +151,8 @@ async fn load(
 }
 
 /// The one-line error for a reference that cannot be resolved: the chain, never a value.
-pub(crate) fn failure(e: RefError) -> anyhow::Error {
-    let (status, hint) = match &e {
+pub(crate) fn failure(e: &RefError) -> anyhow::Error {
+    let (status, hint) = match e {
         RefError::NotFound { .. } => (
             ExitStatus::NOT_FOUND,
             "set the missing key, or store the text as it is with `$${` for a literal `${`",

@@ -155,7 +155,9 @@ mod tests {
                 // Keep the text from forming a placeholder with what follows it.
                 let t = t.replace('{', "(");
                 template.push_str(&t);
-                template.push_str(&format!("{{{{klef:K{i}}}}}"));
+                template.push_str("{{klef:K");
+                template.push_str(&i.to_string());
+                template.push_str("}}");
             }
             let parts = parse(&template).unwrap();
             let out = render(&parts, |r| {

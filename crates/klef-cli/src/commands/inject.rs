@@ -72,7 +72,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             Err(RefError::NotFound { chain }) if chain.0.len() == 1 => {
                 unknown.push(chain.to_string());
             }
-            Err(e) => return Err(references::failure(e)),
+            Err(e) => return Err(references::failure(&e)),
         }
     }
     if !unknown.is_empty() {

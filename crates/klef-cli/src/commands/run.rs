@@ -44,6 +44,10 @@ use crate::{env_policy, mask, secrets};
 /// docs/security.md) are withheld, with a warning naming them, unless allowed by name; the
 /// command itself is always found through klef's own `PATH`.
 #[derive(Debug, clap::Args)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "each bool is one independent command-line switch"
+)]
 pub(crate) struct Args {
     /// Keep variables already set in the environment instead of overriding them with secrets
     #[arg(long)]

@@ -234,9 +234,8 @@ fn exponential_expansion_is_capped() {
         ("X", &"y".repeat(50)),
     ]);
     let mut r = Resolver::new("p", "e", &e).with_limits(100, 200);
-    let err = match r.resolve_all(&e) {
-        Err(e) => e,
-        Ok(_) => panic!("expected the total limit"),
+    let Err(err) = r.resolve_all(&e) else {
+        panic!("expected the total limit")
     };
     assert!(
         matches!(err, RefError::TooLarge { limit: 200, .. }),
