@@ -160,6 +160,8 @@ pub(crate) enum Command {
     Push(commands::push::Args),
     /// Run a command with the environment's secrets in its environment
     Run(commands::run::Args),
+    /// Render a template's `{{klef:KEY}}` placeholders into a file
+    Inject(commands::inject::Args),
     /// Show the earlier versions of a secret
     History(commands::history::Args),
     /// Make an earlier version of a secret the current one

@@ -32,6 +32,10 @@ pub(crate) struct Context {
     early_agent: std::sync::Mutex<Option<unlock::EarlyAgent>>,
     /// The local vault this command opened, for [`Context::finish`].
     vault: std::sync::Mutex<Option<klef_store::LocalVault>>,
+    /// The keys [`Context::keys_with`] unlocked, kept for the rest of the command: a command
+    /// that reads several environments (references, `klef inject`) asks for the password, or
+    /// reads it from `--password-stdin`, once.
+    unlocked: std::sync::Mutex<Option<std::sync::Arc<KeySource>>>,
 }
 
 /// Whether a `.klef` belongs to this user (or root). One another user owns (a parent directory
@@ -105,6 +109,7 @@ impl Context {
             dirs,
             early_agent: std::sync::Mutex::new(None),
             vault: std::sync::Mutex::new(None),
+            unlocked: std::sync::Mutex::new(None),
         })
     }
 
@@ -171,7 +176,7 @@ impl Context {
     }
 
     /// Unlocks the account's keys (the agent, or the password asked now).
-    pub(crate) async fn keys(&self, b: &AnyBackend) -> Result<KeySource> {
+    pub(crate) async fn keys(&self, b: &AnyBackend) -> Result<std::sync::Arc<KeySource>> {
         self.keys_with(b, &self.global, Unlock::Upfront).await
     }
 
@@ -190,14 +195,33 @@ impl Context {
         b: &AnyBackend,
         global: &GlobalArgs,
         when: Unlock,
-    ) -> Result<KeySource> {
+    ) -> Result<std::sync::Arc<KeySource>> {
+        let own = std::ptr::eq(global, &raw const self.global);
+        if own
+            && let Some(keys) = self
+                .unlocked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        {
+            return Ok(keys);
+        }
         let account = self.account(b).await?;
         let early = self
             .early_agent
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        unlock::key_source(global, &account, b.vault_id(&account), when, early).await
+        let keys = std::sync::Arc::new(
+            unlock::key_source(global, &account, b.vault_id(&account), when, early).await?,
+        );
+        if own {
+            *self
+                .unlocked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(keys.clone());
+        }
+        Ok(keys)
     }
 
     /// Opens the target environment: its signed state verified, its key checked against the

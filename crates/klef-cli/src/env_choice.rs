@@ -264,6 +264,7 @@ mod tests {
             project: *project,
             environment: env.to_owned(),
             server: None,
+            mask: None,
         };
         let path = dir.join(klef_core::klef_file::FILE_NAME);
         std::fs::write(&path, file.render()).unwrap();

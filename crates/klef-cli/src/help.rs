@@ -151,6 +151,7 @@ const EXAMPLES: &[(&str, &[&str])] = &[
         &[
             "klef get DATABASE_URL",
             "klef get DATABASE_URL --plain -e production",
+            "klef get DATABASE_URL --raw     # the stored text, ${…} references unresolved",
         ],
     ),
     (
@@ -168,6 +169,7 @@ const EXAMPLES: &[(&str, &[&str])] = &[
             "klef pull                       # writes .env (mode 0600)",
             "klef pull -o - --format json",
             "klef pull -o .env.production -e production",
+            "klef pull --raw -o -            # references kept as ${…}, for `klef push`",
         ],
     ),
     (
@@ -185,6 +187,15 @@ const EXAMPLES: &[(&str, &[&str])] = &[
             "klef run -e production -- ./migrate.sh",
             "KLEF_TOKEN=klef_sys_… klef run -- make deploy",
             "klef run --skip-unreadable -- npm start   # without values that cannot be decrypted",
+            "klef run --mask -- ./deploy.sh   # secret values in its output become ****",
+        ],
+    ),
+    (
+        "inject",
+        &[
+            "klef inject -i config.tmpl -o config.yaml   # {{klef:DB_URL}} → its value",
+            "klef inject -i values.tmpl -e production -o values.yaml",
+            "klef inject -i - < app.conf.tmpl > app.conf",
         ],
     ),
     (

@@ -348,7 +348,7 @@ pub(crate) async fn open_with<'a>(
 
 /// Keys unlocked here, or by the caller.
 enum KeyRef<'k> {
-    Owned(KeySource),
+    Owned(std::sync::Arc<KeySource>),
     Borrowed(&'k KeySource),
 }
 

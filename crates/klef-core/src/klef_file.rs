@@ -1,5 +1,6 @@
 //! The committed `.klef` file: `{"version":1,"project":"…","environment":"development"}`, plus
-//! `"server"` when the project lives on a Klef server. It holds no secrets.
+//! `"server"` when the project lives on a Klef server and `"mask": true` when `klef run` masks
+//! secret values in its command's output for everyone. It holds no secrets.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,10 @@ pub struct KlefFile {
     /// The server URL when the project is remote.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// Whether `klef run` masks secret values in its command's output (as with `--mask`) for
+    /// everyone working in this project; `klef run --no-mask` overrides it. Absent = off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<bool>,
 }
 
 /// Why a `.klef` file could not be read.
@@ -47,6 +52,7 @@ impl KlefFile {
             project,
             environment: environment.into(),
             server,
+            mask: None,
         }
     }
 
@@ -103,6 +109,8 @@ mod tests {
             KlefFile::parse(unknown),
             Err(KlefFileError::Invalid(_))
         ));
+        let masked = br#"{"version":1,"project":"0f8fad5b-d9cb-469f-a165-70867728950e","environment":"dev","mask":true}"#;
+        assert_eq!(KlefFile::parse(masked).unwrap().mask, Some(true));
         let bad_env = br#"{"version":1,"project":"0f8fad5b-d9cb-469f-a165-70867728950e","environment":"Dev"}"#;
         assert!(matches!(
             KlefFile::parse(bad_env),

@@ -22,6 +22,8 @@ pub mod klef_file;
 pub mod model;
 pub mod names;
 pub mod ready;
+pub mod refs;
+pub mod template;
 pub mod trust;
 pub mod wire;
 

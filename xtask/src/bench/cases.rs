@@ -33,6 +33,42 @@ pub(super) fn write_file(path: &Path, text: &str) -> Result<()> {
     fs::write(path, text).with_context(|| format!("failed to write {}", path.display()))
 }
 
+/// Bytes of output pushed through `klef run --mask` by [`mask_cases`].
+pub(super) const MASK_BYTES: u64 = 100_000_000;
+
+/// `klef run --mask` with 100 MB of output, every line holding a secret (the matcher's dense
+/// case), and the same command without `--mask` (klef execs it: the producer's own cost).
+pub(super) fn mask_cases(
+    sandbox: &Sandbox,
+    runner: &Runner,
+    report: &mut Report,
+    app: &Path,
+) -> Result<()> {
+    let klef = sandbox.klef.display().to_string();
+    let producer =
+        format!("yes \"log line: token=${PROBE} and some more text\" | head -c {MASK_BYTES}");
+    for (id, label, flag) in [
+        (
+            "klef_run_100mb",
+            "klef run -- (100 MB of output, unmasked)",
+            None,
+        ),
+        (
+            "klef_run_mask_100mb",
+            "klef run --mask -- (100 MB of output)",
+            Some("--mask"),
+        ),
+    ] {
+        let mut argv = vec![klef.clone(), "run".to_owned()];
+        argv.extend(flag.map(str::to_owned));
+        argv.extend(["--".into(), "sh".into(), "-c".into(), producer.clone()]);
+        let mut case = Case::new(id, "klef", label, argv, app);
+        case.slow = true;
+        runner.measure(sandbox, &case, report)?;
+    }
+    Ok(())
+}
+
 pub(super) fn commands(
     root: &Path,
     sandbox: &Sandbox,
@@ -112,6 +148,7 @@ pub(super) fn commands(
         ),
         report,
     )?;
+    mask_cases(sandbox, runner, report, &app)?;
     runner.measure(
         sandbox,
         &Case::new(

@@ -22,6 +22,10 @@
 //!    `GET` on the release `klef-server` over SQLite and over PostgreSQL, and against a trivial
 //!    axum server (`crates/klef-server/benches/ceiling.rs`) as the ceiling.
 //!
+//! `--mask-only` builds the release `klef` and `klef-agent` and times only `klef run --mask`
+//! over 100 MB of output (and the same run unmasked), printing the throughput without touching
+//! the report, for work on the masking.
+//!
 //! `--server-only` runs step 7 alone (after the build) and writes `target/bench/server.json`
 //! without touching the report, for work on the server.
 //!
@@ -251,13 +255,15 @@ struct TargetRow {
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut quick = false;
     let mut server_only = false;
+    let mut mask_only = false;
     for arg in args {
         match arg.as_str() {
             "--quick" => quick = true,
             "--server-only" => server_only = true,
+            "--mask-only" => mask_only = true,
             other => bail!(
                 "unknown bench option `{other}`; usage: cargo xtask bench [--quick] \
-                 [--server-only]"
+                 [--server-only] [--mask-only]"
             ),
         }
     }
@@ -275,6 +281,10 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         machine: Machine::probe(),
         ..Report::default()
     };
+
+    if mask_only {
+        return mask_only_run(&release, &out, quick, report);
+    }
 
     // 1. Release binaries.
     let build = ["build", "--release", "--bins", "--locked"];
@@ -360,6 +370,41 @@ fn print_targets(targets: &[TargetRow]) {
         };
         eprintln!("  {verdict:>12}  {} ({}): {}", t.target, t.goal, t.measured);
     }
+}
+
+/// `--mask-only`: the release `klef` and `klef-agent`, a vault of 100 secrets unlocked in the
+/// agent, then the two `klef run` cases of 100 MB of output; prints the throughput.
+fn mask_only_run(release: &Path, out: &Path, quick: bool, mut report: Report) -> Result<()> {
+    let build = [
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "klef-cli",
+        "-p",
+        "klef-agent",
+        "--bins",
+    ];
+    step("cargo build --release (klef, klef-agent)", cargo(&build))?;
+    let runner = Runner::new(out, Plan::new(quick), &mut report)?;
+    let sandbox = Sandbox::new(release)?;
+    let cleanup = Cleanup {
+        agent_dirs: vec![sandbox.klef_home.join("run")],
+        gnupghome: sandbox.gnupghome.clone(),
+    };
+    let app = sandbox.path("app");
+    cases::write_file(&app.join(".env"), &cases::dotenv_text(SECRETS))?;
+    sandbox.klef(&app, &["init", "bench-app"], true, false)?;
+    sandbox.klef(&app, &["push", ".env"], true, false)?;
+    sandbox.klef(&app, &["unlock"], true, true)?;
+    cases::mask_cases(&sandbox, &runner, &mut report, &app)?;
+    drop(cleanup);
+    let rows: Vec<TargetRow> = targets(&report)
+        .into_iter()
+        .filter(|t| t.target.contains("--mask"))
+        .collect();
+    print_targets(&rows);
+    Ok(())
 }
 
 /// `--server-only`: step 7 alone, for working on the server; prints the rows and writes

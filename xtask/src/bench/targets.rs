@@ -57,6 +57,19 @@ pub(super) fn targets(report: &Report) -> Vec<TargetRow> {
             )
         }),
     );
+    let mask = median("klef_run_mask_100mb");
+    #[allow(clippy::cast_precision_loss, reason = "100 MB is exact in an f64")]
+    let megabytes = super::cases::MASK_BYTES as f64 / 1e6;
+    row(
+        "`klef run --mask`, 100 MB of output",
+        "≥ 100 MB/s",
+        mask.map(|m| {
+            let rate = megabytes / (m / 1000.0);
+            let plain = median("klef_run_100mb")
+                .map_or_else(String::new, |p| format!("; {} unmasked", ms(p)));
+            (format!("{rate:.0} MB/s ({}{plain})", ms(m)), rate >= 100.0)
+        }),
+    );
     let push = median("klef_push_10k");
     row(
         "`klef push`, 10,000 secrets",

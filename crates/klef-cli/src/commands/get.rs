@@ -1,4 +1,7 @@
-//! `klef get KEY [--plain]`: prints a value (with a newline; `--plain` prints the exact bytes).
+//! `klef get KEY [--plain] [--raw]`: prints a value (with a newline; `--plain` prints the exact
+//! bytes), its references (`${KEY}`, `${env.KEY}`, `${project/env.KEY}`) resolved unless
+//! `--raw`. A value with a reference needs the rest of its environment, which is then read and
+//! decrypted as `klef run` reads it (`crate::references`).
 //!
 //! JSON: `{"name", "value", "version", "updated_at"}`.
 
@@ -7,6 +10,7 @@ use serde_json::json;
 
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
+use crate::references::References;
 use crate::signed::Purpose;
 use crate::{secrets, table};
 
@@ -19,6 +23,11 @@ pub(crate) struct Args {
     /// Print the exact value, without a trailing newline
     #[arg(long)]
     pub(crate) plain: bool,
+
+    /// Print the stored text, without resolving its references (`${KEY}`, `${env.KEY}`,
+    /// `${project/env.KEY}`)
+    #[arg(long)]
+    pub(crate) raw: bool,
 }
 
 pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
@@ -39,7 +48,14 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
                 .into(),
         );
     };
-    let value = secrets::decrypt(&opened.key, &t, sv)?;
+    let mut value = secrets::decrypt(&opened.key, &t, sv)?;
+    if !args.raw && klef_core::refs::has_references(&value) {
+        // The rest of the environment, already read and verified with it.
+        let entries = secrets::decrypt_all(&opened.key, &t, &opened.secrets)?;
+        value = References::new(ctx, &b, &t, &entries)
+            .key(&args.key)
+            .await?;
+    }
     if ctx.global.json {
         ctx.printer.json(&json!({
             "name": sv.name, "value": value.as_str(), "version": sv.version,

@@ -9,6 +9,7 @@ pub(crate) mod env;
 pub(crate) mod get;
 pub(crate) mod history;
 pub(crate) mod init;
+pub(crate) mod inject;
 pub(crate) mod keys;
 pub(crate) mod link;
 pub(crate) mod list;
@@ -53,6 +54,7 @@ pub(crate) async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus> {
         Command::Pull(args) => pull::run(args, &ctx).await,
         Command::Push(args) => push::run(args, &ctx).await,
         Command::Run(args) => run::run(args, &ctx).await,
+        Command::Inject(args) => inject::run(args, &ctx).await,
         Command::History(args) => history::run(&args, &ctx).await,
         Command::Rollback(args) => rollback::run(&args, &ctx).await,
         Command::Unlock(args) => unlock::run(&args, &ctx).await,

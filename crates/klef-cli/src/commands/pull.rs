@@ -10,6 +10,10 @@
 //! `--json` with a file prints a summary on stdout:
 //! `{"path", "format", "count", "project", "environment", "git_ignored"}` (`git_ignored` is
 //! null outside a git work tree).
+//!
+//! Values are written with their references (`${KEY}`, `${env.KEY}`, `${project/env.KEY}`)
+//! resolved, in every format; `--raw` writes the stored text (what `klef push` should read back
+//! to keep the references).
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -23,6 +27,7 @@ use serde_json::json;
 use crate::context::{Context, Target};
 use crate::diagnostics::{ExitStatus, Failure};
 use crate::import;
+use crate::references::References;
 use crate::{fsutil, secrets};
 
 /// Output formats.
@@ -69,6 +74,11 @@ pub(crate) struct Args {
     /// Overwrite FILE even if it holds names the environment does not have (they are lost)
     #[arg(long, short = 'f')]
     pub(crate) force: bool,
+
+    /// Write the stored text of values, without resolving their references (`${KEY}`,
+    /// `${env.KEY}`, `${project/env.KEY}`): what `klef push` should read back to keep them
+    #[arg(long)]
+    pub(crate) raw: bool,
 }
 
 impl FormatArg {
@@ -125,6 +135,12 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         .printer
         .progress(format!("decrypting {} values", current.len()));
     let entries = secrets::decrypt_all(&key, &t, &current)?;
+    drop(key);
+    let entries = if args.raw {
+        entries
+    } else {
+        References::new(ctx, &b, &t, &entries).all(&entries).await?
+    };
     drop(progress);
     let rendered = dotenv::render(&entries, format.into());
     if format == FormatArg::Dotenv {

@@ -15,6 +15,14 @@
 //! allowed with `--allow-loader-vars NAME,…` or `--allow-all-loader-vars`, named in one warning
 //! otherwise. CMD is found through klef's own `PATH` whatever is stored. A stored value no
 //! program could receive (a NUL byte, over 128 KiB) fails the command naming its key.
+//!
+//! References in values (`${KEY}`, `${env.KEY}`, `${project/env.KEY}`) are resolved before
+//! anything is passed (`crate::references`); `--raw` passes the stored text.
+//!
+//! `--mask` (or `"mask": true` in `.klef`, unless `--no-mask`) is the one exception to
+//! `execve`: CMD then runs as a child whose stdout and stderr klef reads and forwards with every
+//! secret value replaced by `****` (`crate::mask`); signals sent to klef are forwarded and klef
+//! exits with the child's code, or 128+N when it died of signal N.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -24,7 +32,8 @@ use klef_core::dotenv::Entry;
 
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure};
-use crate::{env_policy, secrets};
+use crate::references::References;
+use crate::{env_policy, mask, secrets};
 
 /// Run a command with the environment's secrets in its environment
 ///
@@ -35,6 +44,10 @@ use crate::{env_policy, secrets};
 /// docs/security.md) are withheld, with a warning naming them, unless allowed by name; the
 /// command itself is always found through klef's own `PATH`.
 #[derive(Debug, clap::Args)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "each bool is one independent command-line switch"
+)]
 pub(crate) struct Args {
     /// Keep variables already set in the environment instead of overriding them with secrets
     #[arg(long)]
@@ -54,6 +67,21 @@ pub(crate) struct Args {
     /// of refusing to start it
     #[arg(long)]
     pub(crate) skip_unreadable: bool,
+
+    /// Pass the stored text of values, without resolving their references (`${KEY}`,
+    /// `${env.KEY}`, `${project/env.KEY}`)
+    #[arg(long)]
+    pub(crate) raw: bool,
+
+    /// Replace every secret value (of 4 bytes or more) in the command's stdout and stderr with
+    /// `****`; the command then runs as klef's child, which forwards signals and its exit code
+    /// (the default when `.klef` has `"mask": true`)
+    #[arg(long, overrides_with = "no_mask")]
+    pub(crate) mask: bool,
+
+    /// Do not mask the command's output, even where `.klef` asks for it
+    #[arg(long, overrides_with = "mask")]
+    pub(crate) no_mask: bool,
 
     /// The command and its arguments (put them after `--`)
     #[arg(
@@ -109,6 +137,16 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         })?
     };
     drop(key);
+    let entries = if args.raw {
+        entries
+    } else {
+        References::new(ctx, &b, &t, &entries).all(&entries).await?
+    };
+    let masker = if masked(&args)? {
+        mask::Masker::new(entries.iter().map(|e| e.value.as_str()))?
+    } else {
+        None
+    };
 
     let plan = plan(&entries, &args, |name| std::env::var_os(name).is_some());
     if !plan.withheld.is_empty() {
@@ -138,9 +176,23 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     tracing::debug!(
         injected = plan.applied.len(),
         withheld = plan.withheld.len(),
+        masked = masker.is_some(),
         "starting the command"
     );
-    Err(exec(cmd, program, &sizes))
+    match masker {
+        Some(masker) => mask::run_masked(cmd, masker)
+            .await
+            .map_err(|e| spawn_error(&e, program, &sizes)),
+        None => Err(exec(cmd, program, &sizes)),
+    }
+}
+
+/// Whether the output is masked: `--mask`/`--no-mask`, else `"mask"` in the nearest `.klef`.
+fn masked(args: &Args) -> Result<bool> {
+    if args.mask || args.no_mask {
+        return Ok(args.mask);
+    }
+    Ok(Context::find_klef_file()?.is_some_and(|k| k.file.mask == Some(true)))
 }
 
 /// Which stored variables `klef run` applies (indices into the entries) and which it withholds.
