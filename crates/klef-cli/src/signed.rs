@@ -1145,14 +1145,10 @@ fn verify_archived(
     chain: &[ManifestRecord],
 ) -> Result<Archived> {
     let newest = chain.last().map_or(0, |m| m.revision);
-    if let Some(h) = head
-        && newest < h.revision
-    {
-        return Ok(Archived::Older {
-            seen: h.revision,
-            newest,
-        });
-    }
+    // An older chain is still verified in full (from its first manifest) before it may be
+    // restored on purpose: --allow-older accepts old, never forged.
+    let older = head.filter(|h| newest < h.revision);
+    let head = if older.is_some() { None } else { head };
     let expected = Expected {
         workspace: project.workspace_id,
         project: project.id,
@@ -1162,7 +1158,13 @@ fn verify_archived(
     };
     let served = to_signed(chain)?;
     verify_update(&expected, authority, head, &served)
-        .map(|m| Archived::Verified(Box::new(m)))
+        .map(|m| match older {
+            Some(h) => Archived::Older {
+                seen: h.revision,
+                newest,
+            },
+            None => Archived::Verified(Box::new(m)),
+        })
         .map_err(|e| {
             Failure::other(format!(
                 "the backup's signed state of environment \"{}\" of project \"{}\" does not verify: {e}",
