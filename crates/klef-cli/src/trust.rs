@@ -169,13 +169,17 @@ impl<'a> Trust<'a> {
     /// Records a verified roster's head as this account's pin of its workspace (the maximum of
     /// what was pinned and this).
     pub(crate) fn pin(&mut self, roster: &VerifiedRoster) -> Result<()> {
+        let before = self.state.anchor(&roster.workspace());
         self.state.record_roster(&roster.anchor()).map_err(|e| {
             Failure::other(format!(
                 "the roster of workspace {} disagrees with this account's pin: {e}",
                 roster.workspace()
             ))
         })?;
-        self.dirty = true;
+        // Written back only when the pin moved: most commands re-verify an unchanged roster.
+        if self.state.anchor(&roster.workspace()) != before {
+            self.dirty = true;
+        }
         Ok(())
     }
 
