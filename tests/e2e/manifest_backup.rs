@@ -1,6 +1,6 @@
 //! Backups and the signed state (DESIGN.md §9.3): an archive carries every environment's
 //! manifests, and `klef backup import` refuses one older than the state this machine has seen
-//! unless asked for with `--allow-older` (the server's side of this is in backup_server.rs).
+//! unless asked for with `--allow-older` (the server's side of this is in `backup_server.rs`).
 
 use klef_e2e::{PASSWORD, TestContext};
 

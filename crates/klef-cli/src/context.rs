@@ -437,6 +437,25 @@ impl Context {
         )
     }
 
+    /// The target of a command that names its environment as an optional argument
+    /// (`klef env rotate-key [SLUG]`): that environment of the project, else [`Context::target`].
+    pub(crate) async fn target_or_slug(
+        &self,
+        b: &AnyBackend,
+        slug: Option<&str>,
+    ) -> Result<Target> {
+        let Some(slug) = slug else {
+            return self.target(b).await;
+        };
+        let pt = self.project(b).await?;
+        let envs = Self::environments(b, &pt.project).await?;
+        let env = find_env(&envs, slug, &pt.project)?;
+        Ok(Target {
+            project: pt.project,
+            env,
+        })
+    }
+
     /// The project and environment (see [`Context::env_choice`]).
     pub(crate) async fn target(&self, b: &AnyBackend) -> Result<Target> {
         let pt = self.project(b).await?;

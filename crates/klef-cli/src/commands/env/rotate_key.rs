@@ -11,7 +11,7 @@ use klef_core::model::{KeyRotation, RotatedGrant, RotatedSecret, RotationOutcome
 use serde_json::json;
 
 use crate::backend::AnyBackend;
-use crate::context::{self, Context, Target};
+use crate::context::{Context, Target};
 use crate::diagnostics::{ExitStatus, Failure};
 use crate::recipients::Recipient;
 use crate::secrets;
@@ -28,18 +28,7 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     let b = ctx.backend().await?;
-    let t = match args.slug {
-        None => ctx.target(&b).await?,
-        Some(slug) => {
-            let pt = ctx.project(&b).await?;
-            let envs = Context::environments(&b, &pt.project).await?;
-            let env = context::find_env(&envs, &slug, &pt.project)?;
-            Target {
-                project: pt.project,
-                env,
-            }
-        }
-    };
+    let t = ctx.target_or_slug(&b, args.slug.as_deref()).await?;
     let keys = ctx.keys(&b).await?;
     let done = rotate(ctx, &b, &keys, &t).await?;
     if ctx.global.json {

@@ -7,7 +7,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use crate::context::{self, Context, Target};
+use crate::context::Context;
 use crate::diagnostics::ExitStatus;
 use crate::signed::Purpose;
 
@@ -20,18 +20,7 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     let b = ctx.backend_and_agent().await?;
-    let t = match args.slug {
-        None => ctx.target(&b).await?,
-        Some(slug) => {
-            let pt = ctx.project(&b).await?;
-            let envs = Context::environments(&b, &pt.project).await?;
-            let env = context::find_env(&envs, &slug, &pt.project)?;
-            Target {
-                project: pt.project,
-                env,
-            }
-        }
-    };
+    let t = ctx.target_or_slug(&b, args.slug.as_deref()).await?;
     let mut opened = ctx.open_environment(&b, &t, Purpose::Write).await?;
     let before = opened.revision();
     let revision = opened.seal(&b, &t).await?;

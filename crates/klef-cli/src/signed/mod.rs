@@ -1,0 +1,611 @@
+//! Signed environment state as the CLI uses it (DESIGN.md §9.3): every command that reads or
+//! writes values goes through [`open`], which
+//!
+//! 1. finds who may sign this environment's manifests: the verified roster of its workspace on
+//!    a server (a member's pins, or a system key's CI anchor), or the vault owner's identity in
+//!    the local vault;
+//! 2. reads the values and the manifests since the head this account has seen, in one request;
+//! 3. verifies the chain (`verify_update`: signatures, the signer's right to write, names, no
+//!    rollback or fork, key versions never going back);
+//! 4. unwraps the environment key and checks it against the manifest's key commitment before
+//!    anything is decrypted or encrypted with it (a key is never trusted because it opened);
+//! 5. checks every served value against the manifest (nothing replayed, swapped, dropped or
+//!    injected), and moves the account's head for the environment forward.
+//!
+//! A writer then signs the environment's next manifest with [`Opened::next_manifest`] and sends
+//! it with the write; [`Opened::written`] records the new head once it is stored.
+//!
+//! Environments made before manifests have none until their first write by an owner or admin
+//! (the local vault's owner seals on first use; `klef env seal` does it explicitly); until then
+//! values are read as before, with a warning.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use klef_core::backend::Backend as _;
+use klef_core::crypto::SymmetricKey;
+use klef_core::ids::{AccountId, WorkspaceId};
+mod archive;
+mod pins;
+mod write;
+
+pub(crate) use archive::check_archive;
+use pins::{LocalPins, Pins};
+pub(crate) use write::{first_record, revouch};
+
+use klef_core::model::{
+    Account, Blob, DeletedName, ManifestRecord, ManifestsSince, SecretVersion, SecretWrite,
+};
+use klef_core::trust::account_state::AccountState;
+use klef_core::trust::identity::{Signature, SigningKey};
+use klef_core::trust::manifest::{
+    Authority, Expected, Manifest, ManifestBody, ManifestHead, SignedManifest, ValueRef,
+    verify_update,
+};
+use klef_core::trust::roster::{EntryHash, PrincipalId, RosterAnchor, RosterHead, VerifiedRoster};
+use klef_core::trust::secrets::DerivedSecrets;
+
+use crate::backend::AnyBackend;
+use crate::context::{Context, Target};
+use crate::diagnostics::Failure;
+use crate::trust::Trust;
+use crate::unlock::{KeySource, Unlock};
+
+/// What a command is about to do with the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// Read values.
+    Read,
+    /// Read values, leaving out those that do not match the signed state instead of failing
+    /// (`klef run --skip-unreadable`): the chain and the key are still checked in full.
+    ReadSkipping,
+    /// Write values (the caller signs the next manifest).
+    Write,
+}
+
+/// Who signs a writer's manifest.
+struct Signer {
+    principal: PrincipalId,
+    roster: Option<RosterHead>,
+    key: SigningKey,
+    /// May set keys and names (owners and admins; the local vault's owner).
+    admin: bool,
+}
+
+/// An environment opened for reading or writing: its key (checked against the manifest's
+/// commitment), its values (checked against the manifest) and its verified manifest.
+pub(crate) struct Opened<'a> {
+    /// The environment key.
+    pub(crate) key: SymmetricKey,
+    /// The latest live version of every name, sorted by name.
+    pub(crate) secrets: Vec<SecretVersion>,
+    /// Names whose latest version is a delete.
+    deleted: Vec<DeletedName>,
+    /// With [`Purpose::ReadSkipping`]: names left out because their value does not match the
+    /// signed state (or the manifest lists them and they were not served).
+    pub(crate) skipped: Vec<String>,
+    /// The verified newest manifest; `None` for an environment made before manifests.
+    manifest: Option<Manifest>,
+    signer: Option<Signer>,
+    pins: Pins<'a>,
+    workspace: WorkspaceId,
+}
+
+/// Opens `t`'s environment: verifies its signed state and key as the module documentation
+/// describes, with the password options of `global`.
+pub(crate) async fn open<'a>(
+    ctx: &Context,
+    b: &'a AnyBackend,
+    t: &Target,
+    purpose: Purpose,
+    global: &crate::cli::GlobalArgs,
+) -> Result<Opened<'a>> {
+    open_with(ctx, b, t, purpose, global, None).await
+}
+
+/// [`open`] with keys the command already unlocked (`None`: unlock now, unless a system key
+/// acts).
+pub(crate) async fn open_with<'a>(
+    ctx: &Context,
+    b: &'a AnyBackend,
+    t: &Target,
+    purpose: Purpose,
+    global: &crate::cli::GlobalArgs,
+    unlocked: Option<&KeySource>,
+) -> Result<Opened<'a>> {
+    let workspace = t.project.workspace_id;
+    let Principal {
+        roster: authority_roster,
+        mut pins,
+        signer,
+        keys,
+        token,
+    } = principal(ctx, b, t, purpose, global, unlocked).await?;
+    let head = pins.head(&workspace, t);
+    let expected = Expected {
+        workspace,
+        project: t.project.id,
+        project_name: &t.project.name,
+        environment: t.env.id,
+        environment_name: &t.env.slug,
+    };
+    let local_owner = match (&pins, &signer) {
+        (Pins::Local(_), Some(s)) => Some(Authority::LocalOwner {
+            account: match s.principal {
+                PrincipalId::Member(a) => a,
+                PrincipalId::SystemKey(_) => unreachable_owner(),
+            },
+            key: s.key.verifying_key(),
+        }),
+        _ => None,
+    };
+    let authority = match (&local_owner, &authority_roster) {
+        (Some(a), _) => Some(*a),
+        (None, Some(r)) => Some(Authority::Roster(r)),
+        (None, None) => None,
+    };
+    let since = head.map_or(ManifestsSince::Anchor, |h| {
+        ManifestsSince::Revision(h.revision)
+    });
+    // The key and the state at the same time: the agent unwraps while the server answers.
+    let access = async { Ok::<_, anyhow::Error>(b.environment_key(&t.env.id).await?) };
+    let state = async { Ok::<_, anyhow::Error>(b.environment_state(&t.env.id, since).await?) };
+    let (access, mut state) = tokio::try_join!(access, state)?;
+    let key = match (&token, &keys) {
+        (Some(token), _) => {
+            crate::commands::keys::ci::open_environment_key(token, &t.env, &access)?
+        }
+        (None, Some(keys)) => {
+            keys.get()
+                .environment_key(&t.project, &t.env, &access)
+                .await?
+        }
+        (None, None) => unreachable_owner(),
+    };
+    if token.is_some() && authority_roster.is_none() && state.manifests.is_empty() {
+        ctx.printer.warn(
+            "KLEF_TOKEN's key was made before CI anchors, so this job cannot verify the workspace it acts in; re-create it with `klef keys create`",
+        );
+    }
+    let mut manifest = None;
+    let mut skipped = Vec::new();
+    for attempt in 0..2 {
+        if state.manifests.is_empty() {
+            if head.is_some() {
+                return Err(blame(
+                    b,
+                    Failure::other(format!(
+                        "the server withheld or rolled back the signed state of {}: this account has seen revision {} of it",
+                        t.describe(),
+                        head.map_or(0, |h| h.revision)
+                    )),
+                )
+                .into());
+            }
+            break;
+        }
+        let Some(authority) = &authority else {
+            if token.is_some() {
+                return Err(Failure::auth(format!(
+                    "{} has signed state, and KLEF_TOKEN's key was made before CI anchors, so this job cannot check who signed it",
+                    t.describe()
+                ))
+                .hint("re-create the key with `klef keys create` and put the new one in KLEF_TOKEN")
+                .into());
+            }
+            return Err(unverifiable(t, b).into());
+        };
+        let served = to_signed(&state.manifests)?;
+        let verified = verify_update(&expected, authority, head.as_ref(), &served)
+            .map_err(|e| blame(b, Failure::other(format!("{}: {e}", t.describe()))))?;
+        verified.check_key(&key).map_err(|e| {
+            blame(
+                b,
+                Failure::other(format!(
+                    "the key of {}: {e}; nothing was decrypted or written with it",
+                    t.describe()
+                )),
+            )
+        })?;
+        let checked = check_values(&verified, &state.secrets);
+        match checked {
+            Ok(()) => {
+                manifest = Some(verified);
+                break;
+            }
+            // A write between the two reads of the state: read once more.
+            Err(_) if attempt == 0 => {
+                state = b.environment_state(&t.env.id, since).await?;
+            }
+            Err(_) if matches!(purpose, Purpose::ReadSkipping | Purpose::Write) => {
+                skipped = keep_matching(&verified, &mut state.secrets);
+                if purpose == Purpose::Write {
+                    ctx.printer.warn(&format!(
+                        "{} in {} do not match the signed state (altered, or written by a broken client) and are left as they are unless this command writes them",
+                        skipped.join(", "),
+                        t.describe()
+                    ));
+                }
+                manifest = Some(verified);
+                break;
+            }
+            Err(e) => {
+                return Err(blame(
+                    b,
+                    Failure::other(format!("{}: {e}; nothing was decrypted", t.describe())),
+                )
+                .hint("`klef run --skip-unreadable -- …` starts a program without the values that do not match")
+                .into());
+            }
+        }
+    }
+    if let Some(m) = &manifest {
+        pins.record(&workspace, t, m.head())?;
+        if m.body().revision > head.map_or(0, |h| h.revision) {
+            tracing::debug!(
+                revision = m.body().revision,
+                hash = %short_hash(m),
+                "trusted environment state"
+            );
+        }
+        if ctx.global.verbose > 0 {
+            ctx.printer.info(&format!(
+                "{}: signed revision {} ({}), key version {}",
+                t.describe(),
+                m.body().revision,
+                short_hash(m),
+                m.body().key_version
+            ));
+        }
+    }
+    let mut opened = Opened {
+        key,
+        secrets: state.secrets,
+        deleted: state.deleted,
+        skipped,
+        manifest,
+        signer: if purpose == Purpose::Write || matches!(pins, Pins::Local(_)) {
+            signer
+        } else {
+            None
+        },
+        pins,
+        workspace,
+    };
+    if opened.manifest.is_none() {
+        opened.unsealed(ctx, b, t).await?;
+    }
+    opened.pins.save().await?;
+    Ok(opened)
+}
+
+/// Who acts and where the heads are kept: a system key (its CI anchor's roster, no heads), a
+/// member on a server (the roster they pinned, the account's pins) or the local vault's owner
+/// (their identity, the vault's pins file).
+struct Principal<'a, 'k> {
+    /// The verified roster that authorises signers (`None` in the local vault, for a
+    /// workspace this account has not pinned, or a CI key without an anchor).
+    roster: Option<VerifiedRoster>,
+    pins: Pins<'a>,
+    /// Who would sign a write (`None` without a roster on a server).
+    signer: Option<Signer>,
+    /// The account's keys (`None` for a system key, which derives its own).
+    keys: Option<KeyRef<'k>>,
+    /// The system key in `KLEF_TOKEN`.
+    token: Option<klef_core::crypto::token::ApiToken>,
+}
+
+async fn principal<'a, 'k>(
+    ctx: &Context,
+    b: &'a AnyBackend,
+    t: &Target,
+    purpose: Purpose,
+    global: &crate::cli::GlobalArgs,
+    unlocked: Option<&'k KeySource>,
+) -> Result<Principal<'a, 'k>> {
+    if let Some(token) = crate::commands::keys::ci::system_token()? {
+        let roster = crate::commands::keys::ci::verify_own_entry(ctx, b, &token, t).await?;
+        let signer = roster.as_ref().map(|r| Signer {
+            principal: PrincipalId::SystemKey(token.id()),
+            roster: Some(r.head()),
+            key: token.split().signing_key(),
+            admin: false,
+        });
+        return Ok(Principal {
+            roster,
+            pins: Pins::None,
+            signer,
+            keys: None,
+            token: Some(token),
+        });
+    }
+    let keys = match unlocked {
+        Some(k) => KeyRef::Borrowed(k),
+        None => KeyRef::Owned(ctx.keys_with(b, global, Unlock::OnFirstUse).await?),
+    };
+    if let Some(remote) = b.as_remote() {
+        let mut trust = Trust::load(ctx, remote, keys.get()).await?;
+        let roster = member_roster(ctx, b, &mut trust, t, purpose).await?;
+        let signer = roster.as_ref().map(|r| Signer {
+            principal: PrincipalId::Member(trust.me().account),
+            roster: Some(r.head()),
+            key: trust.signing_key(),
+            admin: r
+                .member(&trust.me().account)
+                .is_some_and(klef_core::trust::roster::MemberRecord::is_admin),
+        });
+        return Ok(Principal {
+            roster,
+            pins: Pins::Member(Box::new(trust)),
+            signer,
+            keys: Some(keys),
+            token: None,
+        });
+    }
+    let account = ctx.account(b).await?;
+    let (derived, _) = keys.get().derived().await?;
+    let signer = Signer {
+        principal: PrincipalId::Member(account.id),
+        roster: None,
+        key: derived.identity(),
+        admin: true,
+    };
+    let pins = LocalPins::load(ctx, &account, derived, t.project.workspace_id)?;
+    Ok(Principal {
+        roster: None,
+        pins: Pins::Local(pins),
+        signer: Some(signer),
+        keys: Some(keys),
+        token: None,
+    })
+}
+
+/// Every served live value against the verified manifest (name, version, ciphertext hash,
+/// none missing or added) and the manifest's key version; the failure says which value.
+fn check_values(verified: &Manifest, secrets: &[SecretVersion]) -> Result<(), String> {
+    let served = secrets.iter().filter_map(|s| {
+        let ct = s.ciphertext.as_ref()?;
+        Some((
+            s.name.as_str(),
+            u64::try_from(s.version).unwrap_or(0),
+            ct.as_bytes(),
+        ))
+    });
+    verified.check_values(served).map_err(|e| e.to_string())?;
+    let key_version = i64::try_from(verified.body().key_version).unwrap_or(i64::MAX);
+    match secrets
+        .iter()
+        .find(|s| s.ciphertext.is_some() && s.key_version != key_version)
+    {
+        Some(s) => Err(format!(
+            "{}: the server says it is sealed under key version {}, the signed state under {key_version}",
+            s.name, s.key_version
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Keys unlocked here, or by the caller.
+enum KeyRef<'k> {
+    Owned(std::sync::Arc<KeySource>),
+    Borrowed(&'k KeySource),
+}
+
+impl KeyRef<'_> {
+    fn get(&self) -> &KeySource {
+        match self {
+            KeyRef::Owned(k) => k,
+            KeyRef::Borrowed(k) => k,
+        }
+    }
+}
+
+/// The first 8 bytes of a manifest's hash in hex, for `--verbose` and logs: what a team compares
+/// to see they trust the same state.
+fn short_hash(m: &Manifest) -> String {
+    use std::fmt::Write as _;
+    m.hash().0[..8].iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Keeps the served values that match `m` and returns the names left out (sorted): those that
+/// do not match, and those `m` lists that were not served.
+fn keep_matching(m: &Manifest, secrets: &mut Vec<SecretVersion>) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut skipped = std::collections::BTreeSet::new();
+    secrets.retain(|s| {
+        let Some(ct) = &s.ciphertext else {
+            return true;
+        };
+        let version = u64::try_from(s.version).unwrap_or(0);
+        let key_version = u64::try_from(s.key_version).unwrap_or(0);
+        if m.check_value(&s.name, version, ct.as_bytes()).is_ok()
+            && key_version == m.body().key_version
+            && seen.insert(s.name.clone())
+        {
+            true
+        } else {
+            skipped.insert(s.name.clone());
+            false
+        }
+    });
+    for name in m.body().values.keys() {
+        if !seen.contains(name) {
+            skipped.insert(name.clone());
+        }
+    }
+    skipped.into_iter().collect()
+}
+
+/// The local vault's owner is always a member; a system key never opens a local vault.
+fn unreachable_owner() -> ! {
+    unreachable!("a local vault is opened by its owner, a system key only on a server")
+}
+
+/// The verified roster a member checks manifests against: pinned, or (for a write by the
+/// owner of a workspace made before rosters) adopted now; `None` for a workspace without one.
+async fn member_roster(
+    ctx: &Context,
+    b: &AnyBackend,
+    trust: &mut Trust<'_>,
+    t: &Target,
+    purpose: Purpose,
+) -> Result<Option<VerifiedRoster>> {
+    let ws = t.project.workspace_id;
+    if trust.anchor(&ws).is_some() {
+        return trust.roster(&ws, &t.project.name).await.map(Some);
+    }
+    if purpose == Purpose::Write {
+        let Some(workspace) = b.workspaces().await?.into_iter().find(|w| w.id == ws) else {
+            return Ok(None);
+        };
+        return trust.roster_or_adopt_if_owner(&workspace).await;
+    }
+    let _ = ctx;
+    Ok(None)
+}
+
+/// A verification failure as the user should read it: on a server, the server did it; in the
+/// local vault, whoever edited the vault file did (the messages of `klef_core::trust` say "the
+/// server").
+fn blame(b: &AnyBackend, failure: Failure) -> Failure {
+    match b.as_remote() {
+        Some(_) => failure.hint("if it persists, the server is misbehaving: tell its operator"),
+        None => failure
+            .map_message(|m| m.replace("the server", "the vault file"))
+            .hint("the vault file was edited or replaced: restore it from a backup (`klef backup import`)"),
+    }
+}
+
+/// Signed state exists but this account has nothing to check it against.
+fn unverifiable(t: &Target, b: &AnyBackend) -> Failure {
+    match b.as_remote() {
+        Some(_) => Failure::other(format!(
+            "{} has signed state, but this account has not pinned its workspace's roster, so it cannot check who signed it",
+            t.describe()
+        ))
+        .hint("accept the workspace's invitation with its invite code (`klef workspace accept`), or ask its owner to run `klef workspace verify` once"),
+        None => Failure::other(format!("{} cannot be verified here", t.describe())),
+    }
+}
+
+/// What `t` must be, for manifests.
+fn expected(t: &Target) -> Expected<'_> {
+    expected_of(&t.project, &t.env)
+}
+
+/// What the manifests of `env` of `project` must name.
+fn expected_of<'e>(
+    project: &'e klef_core::model::Project,
+    env: &'e klef_core::model::Environment,
+) -> Expected<'e> {
+    Expected {
+        workspace: project.workspace_id,
+        project: project.id,
+        project_name: &project.name,
+        environment: env.id,
+        environment_name: &env.slug,
+    }
+}
+
+/// A signed manifest as sent to the store.
+fn record(signed: &SignedManifest, anchor: bool, revision: u64) -> ManifestRecord {
+    ManifestRecord {
+        revision,
+        anchor,
+        body: Blob(signed.body.clone()),
+        signature: Blob(signed.signature.0.to_vec()),
+    }
+}
+
+/// Served manifests as signed manifests (a signature of the wrong length is the server's
+/// doing).
+pub(crate) fn to_signed(records: &[ManifestRecord]) -> Result<Vec<SignedManifest>> {
+    records
+        .iter()
+        .map(|m| {
+            Ok(SignedManifest {
+                body: m.body.as_bytes().to_vec(),
+                signature: Signature::from_slice(m.signature.as_bytes()).ok_or_else(|| {
+                    Failure::other(format!(
+                        "manifest revision {} carries a malformed signature: the server altered it",
+                        m.revision
+                    ))
+                })?,
+            })
+        })
+        .collect()
+}
+
+/// Whether the keys are at hand without asking anyone (a system key, the agent holding them,
+/// a password given): reads that are useful without keys (`klef list`, `klef history`)
+/// verify then, and say they did not otherwise.
+pub(crate) async fn keys_at_hand(ctx: &Context, b: &AnyBackend) -> Result<bool> {
+    if crate::commands::keys::ci::system_token()?.is_some() {
+        return Ok(true);
+    }
+    let Some(account) = b.account().await? else {
+        return Ok(false);
+    };
+    Ok(crate::unlock::unlocked_without_asking(&ctx.global, &b.vault_id(&account)).await)
+}
+
+impl Opened<'_> {
+    /// Checks a name's history as the server serves it against the verified state: the
+    /// version the signed state lists must be there with the same ciphertext, and nothing
+    /// newer may be. Older versions are not covered by the signed state (they are shown as
+    /// the server has them).
+    pub(crate) fn check_history(
+        &self,
+        t: &Target,
+        name: &str,
+        history: &[SecretVersion],
+    ) -> Result<()> {
+        let Some(m) = &self.manifest else {
+            return Ok(());
+        };
+        let listed = m.body().values.get(name);
+        let current = self.secrets.iter().find(|s| s.name == name);
+        let newest_allowed = match listed {
+            Some(v) => i64::try_from(v.version).unwrap_or(i64::MAX),
+            None => self.next_version(name) - 1,
+        };
+        for h in history {
+            if h.version > newest_allowed {
+                return Err(Failure::other(format!(
+                    "{}: the history of {name} lists version {}, which the signed state does not know: it was added behind the writers' backs",
+                    t.describe(),
+                    h.version
+                ))
+                .into());
+            }
+            if let (Some(c), true) = (current, listed.is_some())
+                && h.version == c.version
+                && h.ciphertext != c.ciphertext
+            {
+                return Err(Failure::other(format!(
+                    "{}: version {} of {name} in its history is not the value the signed state lists: it was altered",
+                    t.describe(),
+                    h.version
+                ))
+                .into());
+            }
+        }
+        if let Some(v) = listed
+            && !history
+                .iter()
+                .any(|h| u64::try_from(h.version).ok() == Some(v.version))
+        {
+            return Err(Failure::other(format!(
+                "{}: the history of {name} lacks version {}, the current one: it was withheld",
+                t.describe(),
+                v.version
+            ))
+            .into());
+        }
+        Ok(())
+    }
+}
