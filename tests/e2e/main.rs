@@ -15,6 +15,7 @@ mod hardening;
 mod hygiene;
 mod keys;
 mod lifecycle;
+mod manifest_attacks;
 mod messages;
 mod pull_push;
 mod removal;
