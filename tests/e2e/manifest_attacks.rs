@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use klef_core::crypto::token::ApiToken;
-use klef_core::crypto::{Aad, PublicKey, SymmetricKey, seal_key, wrap_key};
+use klef_core::crypto::{Aad, PublicKey, SealedKey, SymmetricKey, open_key, seal_key, wrap_key};
 use klef_core::ids::{EnvironmentId, ProjectId};
 use klef_core::secrecy::ExposeSecret as _;
 use klef_e2e::{ACCOUNT_PASSWORD, PASSWORD, Server, TestContext};
@@ -815,7 +815,7 @@ fn injected_environment_key(db: Db) {
         // The server wraps its own key to the reader, exactly as an admin's klef would.
         let wrapped = wrap_key(&public, &injected, &Aad::EnvironmentKey(&env_id));
         let filter = format!("environment_id = '{env}' AND grantee_id = '{grantee}'");
-        let real = store.sql(&format!(
+        let real_wrap = store.sql(&format!(
             "SELECT {} FROM environment_grants WHERE {filter}",
             store.hex("wrapped_key")
         ));
@@ -851,7 +851,7 @@ fn injected_environment_key(db: Db) {
         );
         store.sql(&format!(
             "UPDATE environment_grants SET wrapped_key = {} WHERE {filter}",
-            store.bytes(&real)
+            store.bytes(&real_wrap)
         ));
     }
 
@@ -926,16 +926,30 @@ fn injected_project_key(db: Db) {
     assert_eq!(store.state(&env), attacked, "{db:?}: nothing was written");
     // A new environment's key would be sealed under the server's project key, which the
     // server holds: `env create` must not use a project key no admin committed to.
-    owner
-        .run_pw(["env", "create", "qa"])
+    let created = owner.run_pw(["env", "create", "qa"]);
+    let qa = store.sql(&format!(
+        "SELECT id || ':' || {} FROM environments WHERE slug = 'qa'",
+        store.hex("sealed_key")
+    ));
+    if let Some((qa_id, qa_sealed)) = qa.split_once(':') {
+        let qa_id: EnvironmentId = qa_id.parse().expect("an environment id");
+        let opened = open_key(
+            &project_key,
+            &SealedKey::from_bytes(unhex(qa_sealed)),
+            &Aad::EnvironmentKey(&qa_id),
+            "the key of qa",
+        );
+        panic!(
+            "{db:?}: `env create qa` used the project key the server made (exit {}); the server \
+             opens the new environment's key with it: {}",
+            created.code(),
+            if opened.is_ok() { "yes" } else { "no" }
+        );
+    }
+    created
         .code_is(1)
         .clean_error(&[PASSWORD])
         .stderr_has("project");
-    assert_eq!(
-        store.sql("SELECT count(*) FROM environments WHERE slug = 'qa'"),
-        "0",
-        "{db:?}: nothing was created under the server's project key"
-    );
 
     store.sql(&format!(
         "UPDATE project_keys SET wrapped_key = {} WHERE {filter}",
