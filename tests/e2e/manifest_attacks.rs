@@ -553,6 +553,10 @@ fn older_manifest(db: Db) {
     let store = Store::Server(server(&owner));
     let token = system_key(&owner, "my-app:development", "ci");
     let job = ci(&owner, &token);
+    let state_columns = ["account_id", "sealed", "revision", "updated_at"];
+    let owner_id = store.sql(&format!("SELECT id FROM accounts WHERE email = '{OWNER}'"));
+    let owners_state = format!("account_id = '{owner_id}'");
+    let older_pins = store.dump("account_states", &state_columns, &owners_state);
     owner.run_pw(["set", "DB", "dev-value-2"]).success();
     let env = store.env_id("development");
     // A second device of the owner, signed in after the write: it inherits the account's heads.
@@ -586,6 +590,20 @@ fn older_manifest(db: Db) {
         ci_get(&job, "DB", "development").success().stdout().trim(),
         "dev-value"
     );
+    // So does a new device of the owner to which the server also serves the account's older
+    // sealed pins (a copy it kept): sealed, so never forged, but not provably the newest.
+    let newer_pins = store.take("account_states", &state_columns, &owners_state);
+    store.put_back(&older_pins);
+    let mut desktop = TestContext::new();
+    desktop.set_env("KLEF_ACCOUNT_PASSWORD", ACCOUNT_PASSWORD);
+    desktop
+        .run(["login", "--server", &url(&owner), "--email", OWNER])
+        .success();
+    desktop.run(["workspace", "use", "Acme"]).success();
+    std::fs::copy(owner.cwd().join(".klef"), desktop.cwd().join(".klef")).expect("copy .klef");
+    assert_eq!(value(&desktop, "DB", "development"), "dev-value");
+    store.sql(&format!("DELETE FROM account_states WHERE {owners_state}"));
+    store.put_back(&newer_pins);
 
     store.put_back(&newest);
     for device in [&owner, &laptop] {
@@ -1081,6 +1099,41 @@ fn removed_signer(db: Db) {
     // Without Bob's write, the owner reads the state it signed.
     store.take_newest_write(&env, &[("DB", 2)]);
     assert_eq!(value(&owner, "DB", "staging"), "stg-value");
+}
+
+#[test]
+fn removing_a_member_whose_write_is_the_newest_keeps_the_environment_readable() {
+    on_both(removed_after_writing);
+}
+
+/// Not an attack: the other side of [`removed_signer`]. A manifest Bob signed while he was a
+/// member stays valid after his removal (`workspace remove` re-signs the state he left, by
+/// rotating it or, with `--no-rotate`, at least re-signing its manifest: DESIGN.md §9.2), so the
+/// owner still reads it and can still rotate it.
+fn removed_after_writing(db: Db) {
+    for flags in [&[][..], &["--no-rotate"][..]] {
+        let Some(owner) = owner(db) else { return };
+        owner
+            .run_pw(["set", "DB", "stg-value", "-e", "staging"])
+            .success();
+        let bob = joined(&owner, BOB, &["--env", "staging"]);
+        bob.run_pw(["set", "DB", "bob-value", "-e", "staging"])
+            .success();
+        let mut args = vec!["workspace", "remove", BOB];
+        args.extend_from_slice(flags);
+        owner.run_pw(args).success();
+        assert_eq!(
+            value(&owner, "DB", "staging"),
+            "bob-value",
+            "{db:?} {flags:?}"
+        );
+        owner.run_pw(["env", "rotate-key", "staging"]).success();
+        assert_eq!(
+            value(&owner, "DB", "staging"),
+            "bob-value",
+            "{db:?} {flags:?}"
+        );
+    }
 }
 
 /// One HTTP request to the server at `url`; the status and the JSON body (`null` if none).
