@@ -140,8 +140,8 @@ const ATTACKS: &[(&str, &str, &str)] = &[
     ),
     (
         "manifest_attacks::an_older_manifest_is_a_rollback_for_every_device_that_saw_the_newer_one",
-        "serves that older state to a CI job, which keeps no state between jobs",
-        "**accepted**: a client that never saw the newer state cannot tell (its CI anchor bounds it to states signed since its key was made)",
+        "serves that older state to a CI job (which keeps no state between jobs), or to a new device of the account along with an older copy of the account's sealed pins",
+        "**accepted**: a client that never saw the newer state cannot tell; a CI job's anchor bounds it to states signed since its key was made",
     ),
     (
         "manifest_attacks::a_forked_manifest_is_refused_by_the_client_that_saw_the_other_branch",
