@@ -104,6 +104,111 @@ const ATTACKS: &[(&str, &str, &str)] = &[
         "it opens nothing: `workspace remove` replaced the project key, re-sealed every environment key under it and rotated them, wrapping only to the remaining full-access members of the roster",
     ),
     (
+        "manifest_attacks::a_replayed_value_is_refused_by_members_and_ci_jobs",
+        "serves an older version's ciphertext of a key as its newest version (a new row)",
+        "`get`, `set` fail (exit 1) naming the key and the version the signed manifest lists (\"replayed or rolled back\"); nothing is decrypted or written",
+    ),
+    (
+        "manifest_attacks::a_replayed_value_is_refused_by_members_and_ci_jobs",
+        "serves the same replayed value to a CI job (a system key in `KLEF_TOKEN`)",
+        "the job fails the same way before decrypting anything",
+    ),
+    (
+        "manifest_attacks::a_value_overwritten_in_place_is_refused",
+        "overwrites the ciphertext of a key's current version in place (append-only triggers dropped)",
+        "every read and write of the environment fails naming the key (\"replaced or altered\": its SHA-256 differs from the signed manifest's); nothing is written",
+    ),
+    (
+        "manifest_attacks::two_swapped_values_are_refused",
+        "swaps the ciphertexts of two keys",
+        "`get` of either key and `run` fail naming the first swapped key; nothing is written",
+    ),
+    (
+        "manifest_attacks::a_value_copied_from_another_environment_is_refused",
+        "serves staging's ciphertext of a key as production's newest version",
+        "`get -e production` fails naming the key: the version and hash are not the ones production's manifest signs",
+    ),
+    (
+        "manifest_attacks::a_dropped_value_is_refused",
+        "drops a key: a tombstone nobody wrote, or every row of the key deleted",
+        "every read and write of the environment fails naming the key (\"dropped\"); nothing is written",
+    ),
+    (
+        "manifest_attacks::an_older_manifest_is_a_rollback_for_every_device_that_saw_the_newer_one",
+        "forgets the newest write (its manifest and value rows) and serves the older, genuine state",
+        "the device that saw the newer state, and a new device of the same account (which inherits the heads from the account's sealed pins), fail (\"rolled back\"); nothing is written",
+    ),
+    (
+        "manifest_attacks::an_older_manifest_is_a_rollback_for_every_device_that_saw_the_newer_one",
+        "serves that older state to a CI job (which keeps no state between jobs), or to a new device of the account along with an older copy of the account's sealed pins",
+        "**accepted**: a client that never saw the newer state cannot tell; a CI job's anchor bounds it to states signed since its key was made",
+    ),
+    (
+        "manifest_attacks::a_forked_manifest_is_refused_by_the_client_that_saw_the_other_branch",
+        "hides a write from a member, who then signs another manifest at the same revision (a fork)",
+        "the writer whose revision was replaced fails naming the revision (\"forked\"), and so does the member once shown the first branch; nothing is written",
+    ),
+    (
+        "manifest_attacks::a_fork_hidden_between_two_admins_is_detected_when_their_branches_meet",
+        "keeps two admins on diverging branches, each shown only its own",
+        "each works undisturbed on its branch (the limit of §9); as soon as one is shown the other's, `klef` fails (\"forked\")",
+    ),
+    (
+        "manifest_attacks::the_old_key_served_after_a_rotation_is_refused",
+        "serves the pre-rotation environment key (sealed under the project key, and wrapped to a CI key) after `env rotate-key`",
+        "the owner and the CI job fail: the key does not match the signed key commitment of the current key version; nothing is decrypted or written with it",
+    ),
+    (
+        "manifest_attacks::an_environment_key_the_server_made_is_refused_by_members_and_ci_jobs",
+        "wraps an environment key of its own making to a restricted member, and to a read-write CI key",
+        "their reads and writes fail (key commitment); nothing is decrypted, encrypted or written",
+    ),
+    (
+        "manifest_attacks::a_project_key_the_server_made_is_refused_and_never_used",
+        "wraps a project key of its own making to the owner, and seals an environment key of its own under it",
+        "reads and writes of that environment fail (key commitment), and `env create` refuses to seal a new environment's key under a project key no admin committed to",
+    ),
+    (
+        "manifest_attacks::staging_relabelled_as_production_is_refused",
+        "swaps the slugs of staging and production",
+        "`get -e production` and `set -e production` fail (\"relabelled\"): the signed manifest names the environment",
+    ),
+    (
+        "manifest_attacks::a_manifest_signed_after_the_signers_removal_is_refused",
+        "colludes with a removed member: hides the `removed` entry from them, gives back their membership and grant, and stores their write",
+        "the owner's next read and write fail: the manifest's signer was removed at the reader's roster head (\"not signed by an authorised writer\")",
+    ),
+    (
+        "manifest_attacks::a_garbage_ciphertext_written_through_the_api_is_refused_and_not_stored",
+        "receives, from a writer past `klef` (a user key's bearer), bytes no client could open",
+        "`400` naming the key (\"not an encrypted value\"); nothing is stored and every reader's `klef run` keeps working",
+    ),
+    (
+        "manifest_attacks::edits_of_the_local_vault_file_are_refused",
+        "(the local vault file, edited) replays a version, overwrites or swaps values, drops one, forgets the newest write, or relabels staging as production",
+        "each read and write fails (exit 1) naming the key and what was done, blaming the vault file; nothing is written. Whoever also deletes the sealed heads in `<data>/pins/` can make it read an older state its owner signed",
+    ),
+    (
+        "manifest_attacks::a_server_database_from_before_manifests_migrates_and_is_sealed_by_its_owner",
+        "(upgrade) holds environments made before signed manifests",
+        "values read as before with a warning naming `klef env seal`; only an owner or admin seals, and every read is verified from then on",
+    ),
+    (
+        "manifest_backup::an_older_backup_is_refused_without_allow_older",
+        "(or whoever hands over a backup) gets an archive older than the state this machine has seen restored",
+        "`backup import` fails (exit 1) naming the environment and both revisions, nothing restored; `--allow-older` restores it on purpose (its chains still verified in full)",
+    ),
+    (
+        "manifest_backup::a_backup_whose_signed_state_was_edited_is_refused",
+        "edits a manifest in a backup archive (checksum recomputed)",
+        "`backup import` fails naming the environment (\"does not verify\"), even with `--allow-older`; nothing restored",
+    ),
+    (
+        "backup_server::a_server_backup_restores_locally_and_on_another_server",
+        "restores, on a server, a backup older than the state the owner has seen",
+        "refused without `--allow-older`; with it, the owner's device forgets the newer state and teammates' `klef` that saw it refuses the restored one as a rollback",
+    ),
+    (
         "adversary::no_server_answer_makes_klef_panic",
         "answers every request with replayed, truncated or mutated bodies and statuses",
         "no command panics or passes a terminal escape through; every failure is an `error:` line",

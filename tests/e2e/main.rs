@@ -15,6 +15,7 @@ mod hardening;
 mod hygiene;
 mod keys;
 mod lifecycle;
+mod manifest_attacks;
 mod manifest_backup;
 mod mask;
 mod messages;

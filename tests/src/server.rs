@@ -39,6 +39,7 @@ pub struct Server {
     /// Its database.
     pub database: Database,
     log: Arc<Mutex<String>>,
+    dir: PathBuf,
 }
 
 impl Server {
@@ -83,24 +84,29 @@ impl Server {
     }
 
     fn start(database: Database, dir: &Path) -> Self {
-        let url_arg = match &database {
-            Database::Sqlite(p) => format!("sqlite://{}", p.display()),
-            Database::Postgres { url, .. } => url.clone(),
-        };
-        let mut cmd = Command::new(bin("klef-server"));
-        klef_testkit::scrub_inherited(&mut cmd);
-        cmd.args(["--listen", "127.0.0.1:0", "--database-url", &url_arg])
-            .env("RUST_LOG", "info")
-            .env("KLEF_HOME", dir)
-            .current_dir(dir);
-        let started = klef_testkit::spawn_until_ready(cmd, START_TIMEOUT)
-            .unwrap_or_else(|e| panic!("klef-server did not start: {e}"));
+        let started = spawn(&database, dir, "127.0.0.1:0");
         Self {
             url: format!("http://{}", started.addr()),
             log: started.log_handle(),
             child: started.child,
             database,
+            dir: dir.to_owned(),
         }
+    }
+
+    /// Stops the server and starts this build again on the same database and address, as an
+    /// upgrade would: the new process runs its migrations, and clients keep their URL.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let addr = self
+            .url
+            .strip_prefix("http://")
+            .expect("an http:// URL")
+            .to_owned();
+        let started = spawn(&self.database, &self.dir, &addr);
+        self.log = started.log_handle();
+        self.child = started.child;
     }
 
     /// What the server logged so far.
@@ -169,6 +175,22 @@ impl Drop for Server {
             psql(admin, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
         }
     }
+}
+
+/// Starts `klef-server` on `database`, listening on `listen`, and waits until it is ready.
+fn spawn(database: &Database, dir: &Path, listen: &str) -> klef_testkit::Started {
+    let url_arg = match database {
+        Database::Sqlite(p) => format!("sqlite://{}", p.display()),
+        Database::Postgres { url, .. } => url.clone(),
+    };
+    let mut cmd = Command::new(bin("klef-server"));
+    klef_testkit::scrub_inherited(&mut cmd);
+    cmd.args(["--listen", listen, "--database-url", &url_arg])
+        .env("RUST_LOG", "info")
+        .env("KLEF_HOME", dir)
+        .current_dir(dir);
+    klef_testkit::spawn_until_ready(cmd, START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("klef-server did not start: {e}"))
 }
 
 /// Runs one SQL statement with `psql` (the test machine's client).
