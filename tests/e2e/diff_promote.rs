@@ -206,9 +206,10 @@ pub(crate) fn diff_exit_codes_masking_and_raw(mode: Mode) {
 
 pub(crate) fn diff_at_a_past_time(mode: Mode) {
     let ctx = setup!(mode);
+    // K last: the time of its first version covers the others'.
     set(&ctx, "development", "KEEP", "keep-value");
-    set(&ctx, "development", "K", "old-value");
     set(&ctx, "development", "DROPPED", "dropped-value");
+    set(&ctx, "development", "K", "old-value");
     let history = json(&ctx.run_pw(["history", "K", "--json"]).success());
     let then = history[0]["created_at"].as_str().expect("time").to_owned();
     // The next writes fall in a later second than `then`.
