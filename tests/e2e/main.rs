@@ -10,6 +10,7 @@ mod attack_table;
 mod backup_server;
 mod bad_input;
 mod crash;
+mod diff_promote;
 mod env_choice;
 mod hardening;
 mod hygiene;

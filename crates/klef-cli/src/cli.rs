@@ -162,6 +162,10 @@ pub(crate) enum Command {
     Run(commands::run::Args),
     /// Render a template's `{{klef:KEY}}` placeholders into a file
     Inject(commands::inject::Args),
+    /// Compare two environments, or one with its past (exit 0 equal, 1 different)
+    Diff(commands::diff::Args),
+    /// Copy values from one environment to another, in one transaction
+    Promote(commands::promote::Args),
     /// Show the earlier versions of a secret
     History(commands::history::Args),
     /// Make an earlier version of a secret the current one

@@ -493,6 +493,42 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Another environment named on the command line (`klef diff B`, `klef promote --from A`):
+    /// `SLUG` in `project`, or `PROJECT/SLUG` in another project the caller can read. What the
+    /// caller may not see is told apart from what does not exist, as [`Context::target`] does.
+    pub(crate) async fn other_target(
+        &self,
+        b: &AnyBackend,
+        project: &Project,
+        spec: &str,
+    ) -> Result<Target> {
+        let (project, slug) = match spec.split_once('/') {
+            Some((p, s)) if !p.is_empty() && !s.is_empty() && !s.contains('/') => {
+                (self.find_project(b, p).await?, s)
+            }
+            Some(_) => {
+                return Err(Failure::usage(format!(
+                    "\"{spec}\" is not an environment: write SLUG or PROJECT/SLUG"
+                ))
+                .hint("`klef env list` shows the environments of this project")
+                .into());
+            }
+            None => (project.clone(), spec),
+        };
+        let envs = Self::environments(b, &project).await?;
+        match find_env(&envs, slug, &project) {
+            Ok(env) => Ok(Target { project, env }),
+            Err(e) => {
+                if let Some(e) = crate::commands::keys::ci::out_of_scope(b, &project, slug).await? {
+                    return Err(e);
+                }
+                Err(crate::remote::explain_missing_env(b, &envs, slug, e).await)
+            }
+        }
+    }
+}
+
 /// Finds an environment by slug, or a not-found error listing the available ones.
 pub(crate) fn find_env(envs: &[Environment], slug: &str, project: &Project) -> Result<Environment> {
     envs.iter()

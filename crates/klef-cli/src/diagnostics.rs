@@ -138,6 +138,9 @@ impl Failure {
 
 /// The exit status for an error: the first error in the chain that has a defined meaning.
 pub(crate) fn exit_status(err: &anyhow::Error) -> ExitStatus {
+    if let Some(r) = err.downcast_ref::<Restatus>() {
+        return r.status;
+    }
     for cause in err.chain() {
         if let Some(f) = cause.downcast_ref::<Failure>() {
             return f.status;
@@ -167,6 +170,33 @@ pub(crate) fn exit_status(err: &anyhow::Error) -> ExitStatus {
         }
     }
     ExitStatus::FAILURE
+}
+
+/// An error reported with another status than its kind's (see [`never_one`]); its text is
+/// the error's own, so rendering shows it once.
+#[derive(Debug)]
+struct Restatus {
+    status: ExitStatus,
+    text: String,
+}
+
+impl fmt::Display for Restatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// For commands whose exit code 1 is an answer (`klef diff`: "different"), as in `diff(1)`: an
+/// error that would exit 1 ("other error") exits 2 instead; other errors keep their codes.
+pub(crate) fn never_one(err: anyhow::Error) -> anyhow::Error {
+    if exit_status(&err) != ExitStatus::FAILURE {
+        return err;
+    }
+    let text = err.to_string();
+    err.context(Restatus {
+        status: ExitStatus::USAGE,
+        text,
+    })
 }
 
 /// The `hint:` lines for an error: those of every [`Failure`] in its chain (said where the
@@ -320,6 +350,15 @@ mod tests {
                 ("hint", "try `klef list`".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn never_one_keeps_kinds_and_moves_other_errors_to_two() {
+        let e = never_one(anyhow::anyhow!("a cycle"));
+        assert_eq!(exit_status(&e), ExitStatus::USAGE);
+        assert_eq!(render(&e), vec![("error", "a cycle".to_owned())]);
+        let e = never_one(Failure::permission("no access").into());
+        assert_eq!(exit_status(&e), ExitStatus::PERMISSION);
     }
 
     #[test]

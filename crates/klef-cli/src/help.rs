@@ -199,6 +199,26 @@ const EXAMPLES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "diff",
+        &[
+            "klef diff staging                      # development (current) vs staging, masked",
+            "klef diff -e staging production --show # reveal the values",
+            "klef diff production --raw --all       # stored text; list unchanged names too",
+            "klef diff billing/production           # another project's environment",
+            "klef diff --at 2026-12-01T09:00:00Z    # this environment then vs now",
+            "klef diff -e staging production -q || echo \"staging and production differ\"",
+        ],
+    ),
+    (
+        "promote",
+        &[
+            "klef promote --from staging --to production            # shows the change, asks",
+            "klef promote --from staging --to production API_URL DB_URL",
+            "klef promote --from staging --to production --dry-run",
+            "klef promote --from staging --to production --yes      # in scripts",
+        ],
+    ),
+    (
         "history",
         &[
             "klef history DATABASE_URL",

@@ -5,6 +5,7 @@ pub(crate) mod agent;
 pub(crate) mod audit;
 pub(crate) mod backup;
 pub(crate) mod completions;
+pub(crate) mod diff;
 pub(crate) mod env;
 pub(crate) mod get;
 pub(crate) mod history;
@@ -19,6 +20,7 @@ pub(crate) mod logout;
 pub(crate) mod man;
 pub(crate) mod password;
 pub(crate) mod projects;
+pub(crate) mod promote;
 pub(crate) mod pull;
 pub(crate) mod push;
 pub(crate) mod recover;
@@ -55,6 +57,8 @@ pub(crate) async fn run(cli: Cli, printer: Printer) -> Result<ExitStatus> {
         Command::Push(args) => push::run(args, &ctx).await,
         Command::Run(args) => run::run(args, &ctx).await,
         Command::Inject(args) => inject::run(args, &ctx).await,
+        Command::Diff(args) => diff::run(args, &ctx).await,
+        Command::Promote(args) => promote::run(args, &ctx).await,
         Command::History(args) => history::run(&args, &ctx).await,
         Command::Rollback(args) => rollback::run(&args, &ctx).await,
         Command::Unlock(args) => unlock::run(&args, &ctx).await,

@@ -111,6 +111,11 @@ impl Opened<'_> {
         Ok(record.revision)
     }
 
+    /// The names whose latest version is a delete (they had values once).
+    pub(crate) fn deleted_names(&self) -> impl Iterator<Item = &str> {
+        self.deleted.iter().map(|d| d.name.as_str())
+    }
+
     /// The verified manifest's revision, if any.
     pub(crate) fn revision(&self) -> Option<u64> {
         self.manifest.as_ref().map(|m| m.body().revision)
