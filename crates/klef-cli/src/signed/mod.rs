@@ -475,7 +475,12 @@ fn blame(b: &AnyBackend, failure: Failure) -> Failure {
     match b.as_remote() {
         Some(_) => failure.hint("if it persists, the server is misbehaving: tell its operator"),
         None => failure
-            .map_message(|m| m.replace("the server", "the vault file"))
+            .map_message(|m| {
+                m.replace("the server served", "the vault file holds")
+                    .replace("the server did not serve", "the vault file does not hold")
+                    .replace("the server replaced or altered", "an edit of the vault file replaced or altered")
+                    .replace("the server", "the vault file")
+            })
             .hint("the vault file was edited or replaced: restore it from a backup (`klef backup import`)"),
     }
 }
