@@ -218,15 +218,8 @@ pub(crate) async fn open_with<'a>(
             Err(_) if attempt == 0 => {
                 state = b.environment_state(&t.env.id, since).await?;
             }
-            Err(_) if matches!(purpose, Purpose::ReadSkipping | Purpose::Write) => {
+            Err(_) if purpose == Purpose::ReadSkipping => {
                 skipped = keep_matching(&verified, &mut state.secrets);
-                if purpose == Purpose::Write {
-                    ctx.printer.warn(&format!(
-                        "{} in {} do not match the signed state (altered, or written by a broken client) and are left as they are unless this command writes them",
-                        skipped.join(", "),
-                        t.describe()
-                    ));
-                }
                 manifest = Some(verified);
                 break;
             }

@@ -203,7 +203,14 @@ async fn check_project_key(
         &ctx.global,
         Some(keys),
     )
-    .await?;
+    .await
+    .map_err(|e| {
+        e.context(Failure::other(format!(
+            "the project key of project \"{}\" cannot be checked against {}'s signed state: the server may have injected a key; nothing was created",
+            project.name,
+            t.describe()
+        )))
+    })?;
     if opened.revision().is_none() {
         ctx.printer.warn(&format!(
             "the project key cannot be checked: {} has no signed state yet (`klef env seal`)",
