@@ -62,19 +62,13 @@ impl<'a> Trust<'a> {
             publish_identity(remote, &me).await?;
         }
         let local = pins_path(ctx, remote.server(), &account);
-        let mut state = match std::fs::read(&local) {
-            Ok(bytes) => derived.open_state(&account.id, &bytes).map_err(|_| {
-                Failure::other(format!(
-                    "{} does not open with this account's keys: it was altered or belongs to another account",
-                    local.display()
-                ))
-                .hint("move it away to start again from the copy on the server")
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => AccountState::default(),
-            Err(e) => {
-                return Err(e).with_context(|| format!("failed to read {}", local.display()));
-            }
-        };
+        let mut state = read_pins_file(
+            &local,
+            &derived,
+            &account.id,
+            "account",
+            "move it away to start again from the copy on the server",
+        )?;
         let server = remote.account_state().await?;
         if let Some(sealed) = &server.sealed {
             match derived.open_state(&account.id, sealed.as_bytes()) {
@@ -281,11 +275,7 @@ impl<'a> Trust<'a> {
         if !self.dirty {
             return Ok(());
         }
-        let sealed = self.derived.seal_state(&self.state, &self.account.id);
-        if let Some(dir) = self.local.parent() {
-            crate::dirs::create_private_dir(dir)?;
-        }
-        crate::fsutil::write_atomic(&self.local, &sealed, 0o600)?;
+        write_pins_file(&self.local, &self.derived, &self.state, &self.account.id)?;
         for _ in 0..3 {
             let sealed = self.derived.seal_state(&self.state, &self.account.id);
             match self
@@ -397,6 +387,42 @@ async fn publish_identity(remote: &RemoteBackend, me: &PublicIdentity) -> Result
         .publish_identity(Blob(me.identity_key.to_bytes().to_vec()))
         .await
         .context("failed to publish this account's identity key")
+}
+
+/// Reads a sealed pins file (a missing one is empty pins); one that does not open with
+/// `derived` is an error naming the file, the `owner` (`account`, `vault`) and what to do.
+pub(crate) fn read_pins_file(
+    path: &std::path::Path,
+    derived: &DerivedSecrets,
+    account: &klef_core::ids::AccountId,
+    owner: &str,
+    hint: &str,
+) -> Result<AccountState> {
+    match std::fs::read(path) {
+        Ok(bytes) => derived.open_state(account, &bytes).map_err(|_| {
+            Failure::other(format!(
+                "{} does not open with this {owner}'s keys: it was altered or belongs to another {owner}",
+                path.display()
+            ))
+            .hint(hint)
+            .into()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AccountState::default()),
+        Err(e) => Err(e).with_context(|| format!("failed to read {}", path.display())),
+    }
+}
+
+/// Seals `state` and writes it to `path` atomically (mode 0600, private directory).
+pub(crate) fn write_pins_file(
+    path: &std::path::Path,
+    derived: &DerivedSecrets,
+    state: &AccountState,
+    account: &klef_core::ids::AccountId,
+) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        crate::dirs::create_private_dir(dir)?;
+    }
+    crate::fsutil::write_atomic(path, &derived.seal_state(state, account), 0o600)
 }
 
 /// `<data>/pins/<server hash>-<account id>.bin`.

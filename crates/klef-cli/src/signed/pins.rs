@@ -79,17 +79,13 @@ impl LocalPins {
         ws: WorkspaceId,
     ) -> Result<Self> {
         let path = Self::path_of(ctx, &account.id);
-        let state = match std::fs::read(&path) {
-            Ok(bytes) => derived.open_state(&account.id, &bytes).map_err(|_| {
-                Failure::other(format!(
-                    "{} does not open with this vault's keys: it was altered or belongs to another vault",
-                    path.display()
-                ))
-                .hint("move it away to start again (this vault's history is then checked as new)")
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => AccountState::default(),
-            Err(e) => return Err(e).with_context(|| format!("failed to read {}", path.display())),
-        };
+        let state = crate::trust::read_pins_file(
+            &path,
+            &derived,
+            &account.id,
+            "vault",
+            "move it away to start again (this vault's history is then checked as new)",
+        )?;
         let mut pins = Self {
             path,
             account: account.id,
@@ -132,11 +128,7 @@ impl LocalPins {
         if !self.dirty {
             return Ok(());
         }
-        if let Some(dir) = self.path.parent() {
-            crate::dirs::create_private_dir(dir)?;
-        }
-        let sealed = self.derived.seal_state(&self.state, &self.account);
-        crate::fsutil::write_atomic(&self.path, &sealed, 0o600)?;
+        crate::trust::write_pins_file(&self.path, &self.derived, &self.state, &self.account)?;
         self.dirty = false;
         Ok(())
     }
