@@ -5,6 +5,7 @@ mod account_keys;
 mod account_safety;
 mod adversary;
 mod agent;
+mod agent_cache;
 mod api_key_split;
 mod attack_table;
 mod backup_server;

@@ -94,11 +94,16 @@ impl Server {
         }
     }
 
+    /// Stops the server process (its database stays); [`Server::restart`] starts it again.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Stops the server and starts this build again on the same database and address, as an
     /// upgrade would: the new process runs its migrations, and clients keep their URL.
     pub fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
         let addr = self
             .url
             .strip_prefix("http://")

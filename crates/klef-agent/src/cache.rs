@@ -13,6 +13,8 @@ use klef_core::crypto::PrivateKey;
 use klef_core::env::EnvVars;
 use klef_core::trust::secrets::DerivedSecrets;
 
+use zeroize::Zeroizing;
+
 use crate::hardening::LockedPages;
 use crate::protocol::VaultStatus;
 
@@ -128,6 +130,34 @@ struct Entry {
     _pages: [LockedPages; 3],
     unlocked_at: Instant,
     last_used: Instant,
+    /// Environments kept with the keys (`Request::PutSnapshot`), least recently used first;
+    /// they go when the keys go.
+    snapshots: Vec<Snapshot>,
+}
+
+/// An environment as its reader verified it, opaque to the agent (ciphertexts and signed
+/// state: never plaintext). Zeroized when dropped all the same.
+struct Snapshot {
+    environment: String,
+    aliases: Vec<String>,
+    body: Zeroizing<Vec<u8>>,
+    /// When the server last confirmed it (stored or touched).
+    confirmed_at: Instant,
+}
+
+/// The most environments kept per vault; the least recently used goes first.
+pub const MAX_SNAPSHOTS: usize = 64;
+/// The most snapshot bytes kept per vault (256 MiB).
+pub const MAX_SNAPSHOT_BYTES: usize = 256 << 20;
+
+/// A snapshot found by [`KeyCache::get_snapshot`].
+pub struct FoundSnapshot {
+    /// The environment's id.
+    pub environment: String,
+    /// Time since the server last confirmed it.
+    pub age: Duration,
+    /// Its bytes (a copy; zeroized on drop).
+    pub body: Zeroizing<Vec<u8>>,
 }
 
 impl Entry {
@@ -173,8 +203,99 @@ impl KeyCache {
             _pages: pages,
             unlocked_at: now,
             last_used: now,
+            snapshots: Vec::new(),
         };
         self.entries.insert(vault.to_owned(), entry);
+    }
+
+    /// Keeps `body` as `environment`'s snapshot for `vault` (replacing an earlier one), found
+    /// by `aliases`; a use. `false` when the vault is locked. The least recently used
+    /// snapshots go beyond [`MAX_SNAPSHOTS`] or [`MAX_SNAPSHOT_BYTES`].
+    pub fn put_snapshot(
+        &mut self,
+        vault: &str,
+        environment: String,
+        aliases: Vec<String>,
+        body: Zeroizing<Vec<u8>>,
+        now: Instant,
+    ) -> bool {
+        self.expire_one(vault, now);
+        let Some(entry) = self.entries.get_mut(vault) else {
+            return false;
+        };
+        entry.last_used = now;
+        let list = &mut entry.snapshots;
+        list.retain(|s| s.environment != environment);
+        // An alias names one environment: a newer answer for it wins.
+        for s in list.iter_mut() {
+            s.aliases.retain(|a| !aliases.contains(a));
+        }
+        list.push(Snapshot {
+            environment,
+            aliases,
+            body,
+            confirmed_at: now,
+        });
+        let mut total: usize = list.iter().map(|s| s.body.len()).sum();
+        while list.len() > MAX_SNAPSHOTS || (total > MAX_SNAPSHOT_BYTES && list.len() > 1) {
+            total -= list.remove(0).body.len();
+        }
+        true
+    }
+
+    /// The snapshot of `vault` found by `alias` (moved to most recently used); a use. `None`
+    /// when the vault is locked, `Some(None)` when it has no such snapshot.
+    pub fn get_snapshot(
+        &mut self,
+        vault: &str,
+        alias: &str,
+        now: Instant,
+    ) -> Option<Option<FoundSnapshot>> {
+        self.expire_one(vault, now);
+        let entry = self.entries.get_mut(vault)?;
+        entry.last_used = now;
+        let list = &mut entry.snapshots;
+        let Some(at) = list
+            .iter()
+            .position(|s| s.aliases.iter().any(|a| a == alias))
+        else {
+            return Some(None);
+        };
+        let s = list.remove(at);
+        let found = FoundSnapshot {
+            environment: s.environment.clone(),
+            age: now.saturating_duration_since(s.confirmed_at),
+            body: s.body.clone(),
+        };
+        list.push(s);
+        Some(Some(found))
+    }
+
+    /// The server confirmed `environment`'s snapshot: its age restarts. Whether there was one.
+    pub fn touch_snapshot(&mut self, vault: &str, environment: &str, now: Instant) -> bool {
+        self.expire_one(vault, now);
+        let Some(s) = self.entries.get_mut(vault).and_then(|e| {
+            e.snapshots
+                .iter_mut()
+                .find(|s| s.environment == environment)
+        }) else {
+            return false;
+        };
+        s.confirmed_at = now;
+        true
+    }
+
+    /// Forgets `environment`'s snapshot of `vault`, or all of them (`None`); how many went.
+    pub fn drop_snapshots(&mut self, vault: &str, environment: Option<&str>) -> usize {
+        let Some(entry) = self.entries.get_mut(vault) else {
+            return 0;
+        };
+        let before = entry.snapshots.len();
+        match environment {
+            Some(env) => entry.snapshots.retain(|s| s.environment != env),
+            None => entry.snapshots.clear(),
+        }
+        before - entry.snapshots.len()
     }
 
     /// Runs `f` with the key of `vault` and counts it as a use (the idle clock restarts).
@@ -283,6 +404,7 @@ impl KeyCache {
                 vault: vault.clone(),
                 idle_left: (e.last_used + t.idle).saturating_duration_since(now),
                 hard_cap_left: (e.unlocked_at + t.max_lifetime).saturating_duration_since(now),
+                environments: u32::try_from(e.snapshots.len()).unwrap_or(u32::MAX),
             })
             .collect();
         out.sort_by(|a, b| a.vault.cmp(&b.vault));
@@ -371,6 +493,61 @@ mod tests {
         assert_eq!(c.next_deadline(), Some(t0 + 25 * S));
         assert_eq!(c.use_key("v", t0 + 25 * S, |_| ()), None);
         assert!(c.is_empty());
+    }
+
+    fn body(b: u8) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(vec![b; 8])
+    }
+
+    #[test]
+    fn snapshots_live_and_die_with_the_keys() {
+        let t0 = Instant::now();
+        let mut c = KeyCache::new(Timeouts {
+            idle: 10 * S,
+            max_lifetime: 100 * S,
+        });
+        assert!(!c.put_snapshot("v", "e1".into(), vec!["p/dev".into()], body(1), t0));
+        c.insert("v", key(1), derived(), t0);
+        assert!(c.put_snapshot("v", "e1".into(), vec!["p/dev".into()], body(1), t0));
+        let found = c.get_snapshot("v", "p/dev", t0 + 3 * S).unwrap().unwrap();
+        assert_eq!((found.environment.as_str(), found.age), ("e1", 3 * S));
+        assert_eq!(found.body[..], [1; 8]);
+        assert!(c.get_snapshot("v", "p/prod", t0).unwrap().is_none());
+        assert!(c.touch_snapshot("v", "e1", t0 + 4 * S));
+        let found = c.get_snapshot("v", "p/dev", t0 + 5 * S).unwrap().unwrap();
+        assert_eq!(found.age, S);
+        // A newer answer for an alias moves it to the other environment.
+        assert!(c.put_snapshot("v", "e2".into(), vec!["p/dev".into()], body(2), t0 + 5 * S));
+        let found = c.get_snapshot("v", "p/dev", t0 + 5 * S).unwrap().unwrap();
+        assert_eq!(found.environment, "e2");
+        assert_eq!(c.status(t0 + 5 * S)[0].environments, 2);
+        assert_eq!(c.drop_snapshots("v", Some("e2")), 1);
+        assert!(c.get_snapshot("v", "p/dev", t0 + 5 * S).unwrap().is_none());
+        // Expiry of the keys takes the snapshots with them; so does a new unlock.
+        assert!(c.put_snapshot("v", "e1".into(), vec!["a".into()], body(1), t0 + 5 * S));
+        c.insert("v", key(1), derived(), t0 + 6 * S);
+        assert!(c.get_snapshot("v", "a", t0 + 6 * S).unwrap().is_none());
+        assert!(c.put_snapshot("v", "e1".into(), vec!["a".into()], body(1), t0 + 6 * S));
+        assert_eq!(c.expire(t0 + 16 * S), vec!["v".to_owned()]);
+        assert!(c.get_snapshot("v", "a", t0 + 16 * S).is_none());
+    }
+
+    #[test]
+    fn snapshots_are_bounded_least_recently_used_first() {
+        let t0 = Instant::now();
+        let mut c = KeyCache::new(Timeouts::default());
+        c.insert("v", key(1), derived(), t0);
+        for i in 0..=MAX_SNAPSHOTS {
+            assert!(c.put_snapshot("v", format!("e{i}"), vec![format!("a{i}")], body(0), t0));
+            if i == 1 {
+                // e0 used again: e1 is now the least recently used.
+                assert!(c.get_snapshot("v", "a0", t0).unwrap().is_some());
+            }
+        }
+        assert!(c.get_snapshot("v", "a0", t0).unwrap().is_some());
+        assert!(c.get_snapshot("v", "a1", t0).unwrap().is_none());
+        assert_eq!(c.status(t0)[0].environments as usize, MAX_SNAPSHOTS);
+        assert_eq!(c.drop_snapshots("v", None), MAX_SNAPSHOTS);
     }
 
     #[test]

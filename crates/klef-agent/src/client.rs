@@ -25,6 +25,7 @@ use klef_core::trust::secrets::DerivedSecrets;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::time::timeout;
+use zeroize::Zeroizing;
 
 use klef_core::ready::ReadyLine;
 
@@ -272,6 +273,73 @@ impl AgentClient {
         Ok(())
     }
 
+    /// Keeps `body` as `environment`'s snapshot of `vault`, findable by `aliases` (see
+    /// [`Request::PutSnapshot`]).
+    pub async fn put_snapshot(
+        &mut self,
+        vault: &str,
+        environment: &str,
+        aliases: Vec<String>,
+        body: Vec<u8>,
+    ) -> Result<(), ClientError> {
+        self.expect_ok(&Request::PutSnapshot {
+            vault: vault.to_owned(),
+            environment: environment.to_owned(),
+            aliases,
+            body,
+        })
+        .await
+    }
+
+    /// The snapshot of `vault` found by `alias`: its environment id, age and bytes.
+    pub async fn get_snapshot(
+        &mut self,
+        vault: &str,
+        alias: &str,
+    ) -> Result<Option<(String, Duration, Zeroizing<Vec<u8>>)>, ClientError> {
+        match self
+            .request(&Request::GetSnapshot {
+                vault: vault.to_owned(),
+                alias: alias.to_owned(),
+            })
+            .await?
+        {
+            Response::NoSnapshot => Ok(None),
+            Response::Snapshot {
+                environment,
+                age,
+                body,
+            } => Ok(Some((environment, age, Zeroizing::new(body)))),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Restarts the age of `environment`'s snapshot (the server confirmed it).
+    pub async fn touch_snapshot(
+        &mut self,
+        vault: &str,
+        environment: &str,
+    ) -> Result<(), ClientError> {
+        self.expect_ok(&Request::TouchSnapshot {
+            vault: vault.to_owned(),
+            environment: environment.to_owned(),
+        })
+        .await
+    }
+
+    /// Forgets `environment`'s snapshot of `vault`, or all of them.
+    pub async fn drop_snapshots(
+        &mut self,
+        vault: &str,
+        environment: Option<&str>,
+    ) -> Result<(), ClientError> {
+        self.expect_ok(&Request::DropSnapshots {
+            vault: vault.to_owned(),
+            environment: environment.map(str::to_owned),
+        })
+        .await
+    }
+
     async fn expect_ok(&mut self, req: &Request) -> Result<(), ClientError> {
         match self.request(req).await? {
             Response::Ok => Ok(()),
@@ -313,6 +381,8 @@ fn unexpected(response: &Response) -> ClientError {
         Response::Unlocked { .. } => "unlocked",
         Response::Status(_) => "status",
         Response::Error { .. } => "an error",
+        Response::Snapshot { .. } => "a snapshot",
+        Response::NoSnapshot => "no snapshot",
     };
     ClientError::broken(format!("unexpected answer: {what}"))
 }

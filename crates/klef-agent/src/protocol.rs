@@ -19,10 +19,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use zeroize::{Zeroize, Zeroizing};
 
 /// The protocol version. Bump it on any change to [`Request`] or [`Response`].
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
-/// The largest frame body accepted, in bytes (1 MiB).
-pub const MAX_FRAME_LEN: usize = 1 << 20;
+/// The largest frame body accepted, in bytes (64 MiB: an environment of 10,000 large values
+/// travels in one [`Request::PutSnapshot`]). Only the agent's own user can connect.
+pub const MAX_FRAME_LEN: usize = 64 << 20;
 
 /// Small messages (every key-bearing one) are encoded into a pre-sized buffer so the key bytes
 /// are never left behind in a reallocated, unzeroized `Vec`.
@@ -83,6 +84,45 @@ pub enum Request {
     Status,
     /// Wipes every key and exits. Answered by [`Response::Ok`] before the agent stops.
     Stop,
+    /// Keeps `body`, an environment as its reader verified it (ciphertexts, the signed head,
+    /// the wrapped key: opaque to the agent, never plaintext), with `vault`'s keys: wiped with
+    /// them (lock, expiry, stop). Replaces an earlier one of `environment`; findable by any of
+    /// `aliases`. Its age starts at zero. Answered by [`Response::Ok`] (or `Locked`); a use.
+    PutSnapshot {
+        /// The vault.
+        vault: String,
+        /// The environment's id (what writes drop it by).
+        environment: String,
+        /// Names the reader looks it up by (the project and environment as the command named
+        /// them).
+        aliases: Vec<String>,
+        /// The encoded snapshot.
+        body: Vec<u8>,
+    },
+    /// The snapshot of `vault` found by `alias`. Answered by [`Response::Snapshot`] or
+    /// [`Response::NoSnapshot`] (or `Locked`); a use.
+    GetSnapshot {
+        /// The vault.
+        vault: String,
+        /// One of the aliases it was stored with.
+        alias: String,
+    },
+    /// The server confirmed that `environment`'s snapshot is still current: its age restarts.
+    /// Answered by [`Response::Ok`].
+    TouchSnapshot {
+        /// The vault.
+        vault: String,
+        /// The environment's id.
+        environment: String,
+    },
+    /// Forgets `environment`'s snapshot, or every snapshot of `vault` (`None`): after a
+    /// write, or when the server refused a revalidation. Answered by [`Response::Ok`].
+    DropSnapshots {
+        /// The vault.
+        vault: String,
+        /// The environment's id; `None` for all.
+        environment: Option<String>,
+    },
 }
 
 impl Request {
@@ -99,6 +139,10 @@ impl Request {
             Self::LockVault { .. } => "lock-vault",
             Self::Status => "status",
             Self::Stop => "stop",
+            Self::PutSnapshot { .. } => "put-snapshot",
+            Self::GetSnapshot { .. } => "get-snapshot",
+            Self::TouchSnapshot { .. } => "touch-snapshot",
+            Self::DropSnapshots { .. } => "drop-snapshots",
         }
     }
 }
@@ -144,6 +188,17 @@ pub enum Response {
         /// A human-readable message (never contains key material).
         message: String,
     },
+    /// Answer to [`Request::GetSnapshot`].
+    Snapshot {
+        /// The environment's id.
+        environment: String,
+        /// Time since it was stored or last confirmed ([`Request::TouchSnapshot`]).
+        age: Duration,
+        /// The encoded snapshot.
+        body: Vec<u8>,
+    },
+    /// Answer to [`Request::GetSnapshot`]: none under that alias.
+    NoSnapshot,
 }
 
 /// Why the agent refused a request.
@@ -209,6 +264,8 @@ pub struct VaultStatus {
     pub idle_left: Duration,
     /// Time until the key is wiped regardless of use.
     pub hard_cap_left: Duration,
+    /// Environments kept for this vault (`klef get` and friends answered without the server).
+    pub environments: u32,
 }
 
 /// 32 key bytes on the heap, zeroized on drop, redacted in `Debug`.

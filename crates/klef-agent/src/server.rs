@@ -14,6 +14,8 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
+use zeroize::Zeroizing;
+
 use crate::cache::{KeyCache, Timeouts};
 use crate::paths::euid;
 use crate::protocol::{
@@ -351,6 +353,41 @@ fn dispatch(request: Request, state: &AgentState) -> Response {
         }
         Request::Status => Response::Status(state.status()),
         Request::Stop => Response::Ok,
+        Request::PutSnapshot {
+            vault,
+            environment,
+            aliases,
+            body,
+        } => {
+            let kept =
+                state
+                    .cache()
+                    .put_snapshot(&vault, environment, aliases, Zeroizing::new(body), now);
+            state.changed.notify_one();
+            if kept { Response::Ok } else { locked(&vault) }
+        }
+        Request::GetSnapshot { vault, alias } => {
+            let found = state.cache().get_snapshot(&vault, &alias, now);
+            state.changed.notify_one();
+            match found {
+                None => locked(&vault),
+                Some(None) => Response::NoSnapshot,
+                Some(Some(f)) => Response::Snapshot {
+                    environment: f.environment,
+                    age: f.age,
+                    body: f.body.to_vec(),
+                },
+            }
+        }
+        Request::TouchSnapshot { vault, environment } => {
+            state.cache().touch_snapshot(&vault, &environment, now);
+            Response::Ok
+        }
+        Request::DropSnapshots { vault, environment } => {
+            let n = state.cache().drop_snapshots(&vault, environment.as_deref());
+            tracing::debug!(vault, dropped = n, "snapshots dropped");
+            Response::Ok
+        }
     }
 }
 

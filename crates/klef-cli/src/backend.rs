@@ -215,6 +215,14 @@ impl Backend for AnyBackend {
         dispatch!(self, b => b.environment_state(env, since).await)
     }
 
+    async fn environment_changes(
+        &self,
+        env: &EnvironmentId,
+        after: u64,
+    ) -> BackendResult<Option<EnvironmentState>> {
+        dispatch!(self, b => b.environment_changes(env, after).await)
+    }
+
     async fn write_secrets(
         &self,
         env: &EnvironmentId,

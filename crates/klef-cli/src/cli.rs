@@ -123,6 +123,11 @@ pub(crate) struct GlobalArgs {
     /// Use a separate set of config and data directories
     #[arg(long, global = true, env = EnvVars::KLEF_PROFILE, value_name = "NAME")]
     pub(crate) profile: Option<String>,
+
+    /// Ask the server, not the agent's copy of the environment (which is served for
+    /// `KLEF_CACHE_FRESH`, 5 s by default, after the server last confirmed it)
+    #[arg(long, global = true)]
+    pub(crate) fresh: bool,
 }
 
 // The subcommands. No doc comment: clap would make it the about text of the tree they are

@@ -36,6 +36,10 @@ pub(crate) struct Context {
     /// that reads several environments (references, `klef inject`) asks for the password, or
     /// reads it from `--password-stdin`, once.
     unlocked: std::sync::Mutex<Option<std::sync::Arc<KeySource>>>,
+    /// For a signed-in session on a server: set once the command sent a write, and the
+    /// agent's name for the account (`crate::snapshot::forget_after_writes`).
+    remote_writes:
+        std::sync::Mutex<Option<(std::sync::Arc<std::sync::atomic::AtomicBool>, String)>>,
 }
 
 /// Whether a `.klef` belongs to this user (or root). One another user owns (a parent directory
@@ -84,6 +88,7 @@ pub(crate) struct ProjectTarget {
 }
 
 /// The project and environment a command works on.
+#[derive(Clone)]
 pub(crate) struct Target {
     pub(crate) project: Project,
     pub(crate) env: Environment,
@@ -110,6 +115,7 @@ impl Context {
             early_agent: std::sync::Mutex::new(None),
             vault: std::sync::Mutex::new(None),
             unlocked: std::sync::Mutex::new(None),
+            remote_writes: std::sync::Mutex::new(None),
         })
     }
 
@@ -117,6 +123,7 @@ impl Context {
     /// log when the command (or a writer killed before it) left one, and exits without
     /// closing the vault. See `Store::release_at_exit`.
     pub(crate) async fn finish(self) {
+        crate::snapshot::forget_after_writes(&self).await;
         let vault = self
             .vault
             .into_inner()
@@ -130,9 +137,17 @@ impl Context {
     /// the signed-in session; see `remote::server_for`), else the local vault.
     pub(crate) async fn backend(&self) -> Result<AnyBackend> {
         if let Some(server) = crate::remote::server_for(self)? {
-            return Ok(AnyBackend::Remote(Box::new(crate::remote::connect(
-                self, &server,
-            )?)));
+            let remote = crate::remote::connect(self, &server)?;
+            if let Some(account) = remote.session_account() {
+                *self
+                    .remote_writes
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((
+                    remote.api().write_flag(),
+                    crate::remote::session::vault_label(remote.server(), account),
+                ));
+            }
+            return Ok(AnyBackend::Remote(Box::new(remote)));
         }
         if crate::commands::keys::ci::token()?.is_some() {
             return Err(crate::commands::keys::ci::needs_server());
@@ -222,6 +237,50 @@ impl Context {
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(keys.clone());
         }
         Ok(keys)
+    }
+
+    /// The agent connection [`Context::backend_and_agent`] opened, taken (give it back with
+    /// [`Context::return_early_agent`] when unused).
+    pub(crate) fn take_early_agent(&self) -> Option<unlock::EarlyAgent> {
+        self.early_agent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// Gives back an agent connection taken with [`Context::take_early_agent`].
+    pub(crate) fn return_early_agent(&self, early: unlock::EarlyAgent) {
+        *self
+            .early_agent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(early);
+    }
+
+    /// Keys reached another way (the agent, through `crate::snapshot`), for the rest of the
+    /// command.
+    pub(crate) fn set_keys(&self, keys: std::sync::Arc<KeySource>) {
+        *self
+            .unlocked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(keys);
+    }
+
+    /// The agent's name for the signed-in account, when this command sent its server a write.
+    pub(crate) fn wrote_to_server(&self) -> Option<String> {
+        self.remote_writes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .filter(|(wrote, _)| wrote.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|(_, vault)| vault.clone())
+    }
+
+    /// The keys this command unlocked so far, if any.
+    pub(crate) fn keys_so_far(&self) -> Option<std::sync::Arc<KeySource>> {
+        self.unlocked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Opens the target environment: its signed state verified, its key checked against the

@@ -38,6 +38,7 @@ mod references;
 mod remote;
 mod secrets;
 mod signed;
+mod snapshot;
 mod table;
 mod trust;
 mod unlock;

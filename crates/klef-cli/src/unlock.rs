@@ -144,6 +144,28 @@ impl KeySource {
         }
     }
 
+    /// Keys the agent holds for `vault`, reached through `client` (which just answered for
+    /// that vault); a `Locked` answer later falls back to the password as under
+    /// [`Unlock::OnFirstUse`].
+    pub(crate) fn from_agent(
+        client: AgentClient,
+        vault: String,
+        global: &GlobalArgs,
+        account: &Account,
+    ) -> Self {
+        Self::agent(client, vault, global, account, true)
+    }
+
+    /// The agent connection and its name for the vault, when the keys come from the agent.
+    pub(crate) async fn agent_client(
+        &self,
+    ) -> Option<(tokio::sync::MutexGuard<'_, AgentClient>, &str)> {
+        match self {
+            KeySource::Agent { client, vault, .. } => Some((client.lock().await, vault.as_str())),
+            KeySource::Private(_) => None,
+        }
+    }
+
     /// Unwraps an HPKE envelope bound to `aad`.
     pub(crate) async fn unwrap_key(
         &self,
@@ -529,6 +551,21 @@ async fn probe(global: &GlobalArgs, vault: Option<&str>) -> Probe {
 
 /// An agent connection opened ahead of its first use: see [`connect_early`].
 pub(crate) struct EarlyAgent(Probe);
+
+impl EarlyAgent {
+    /// The connection, when an agent runs and answered the handshake.
+    pub(crate) fn into_client(self) -> Option<AgentClient> {
+        match self.0 {
+            Probe::Unlocked(c) | Probe::Locked(c) | Probe::Running(c) => Some(c),
+            Probe::Absent | Probe::Unusable(_) => None,
+        }
+    }
+
+    /// A connection taken with [`into_client`](Self::into_client), given back unused.
+    pub(crate) fn running(client: AgentClient) -> Self {
+        Self(Probe::Running(client))
+    }
+}
 
 /// Connects to the agent (socket, peer check, version handshake) without asking it anything,
 /// so that a command can do it while the vault opens; [`key_source`] then uses that connection.

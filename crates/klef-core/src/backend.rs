@@ -293,6 +293,17 @@ pub trait Backend: Send + Sync {
         since: ManifestsSince,
     ) -> impl Future<Output = BackendResult<EnvironmentState>> + Send;
 
+    /// What changed in the environment after signed revision `after`: `None` when `after` is
+    /// still its newest revision; else the manifests from `after` on (as
+    /// [`ManifestsSince::Revision`]), the live values written after it and the names deleted
+    /// after it. A reader merges that into the state it verified at `after` and verifies the
+    /// result like a full read (a value left out shows there).
+    fn environment_changes(
+        &self,
+        env: &EnvironmentId,
+        after: u64,
+    ) -> impl Future<Output = BackendResult<Option<EnvironmentState>>> + Send;
+
     /// Every version of one name, oldest first (tombstones included).
     fn secret_history(
         &self,

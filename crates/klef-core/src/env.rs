@@ -52,6 +52,14 @@ impl EnvVars {
     pub const KLEF_TOKEN_STORE: &'static str = "KLEF_TOKEN_STORE";
     /// Disables coloured output when set to any value.
     pub const NO_COLOR: &'static str = "NO_COLOR";
+    /// How long the agent's copy of an environment is served without asking the server
+    /// (default `5s`, at most `1h`; `0` asks every time).
+    pub const KLEF_CACHE_FRESH: &'static str = "KLEF_CACHE_FRESH";
+    /// Set to `1` to keep environments out of the agent (every read asks the server).
+    pub const KLEF_NO_CACHE: &'static str = "KLEF_NO_CACHE";
+    /// Set to `1` to also keep an encrypted copy of each environment read under the data
+    /// directory, for reads while the server is away after the agent forgot it.
+    pub const KLEF_OFFLINE_COPY: &'static str = "KLEF_OFFLINE_COPY";
 }
 
 /// The variables that carry a credential (a password or an API key). `klef run` removes them
@@ -145,4 +153,16 @@ pub const ALL: &[(&str, &str)] = &[
         "Force the session-token store: `file` or `keyring`.",
     ),
     (EnvVars::NO_COLOR, "Disables coloured output."),
+    (
+        EnvVars::KLEF_CACHE_FRESH,
+        "How long the agent serves an environment before asking the server again (default `5s`, at most `1h`, `0`: always ask).",
+    ),
+    (
+        EnvVars::KLEF_NO_CACHE,
+        "`1`: keep no environments in the agent; every read asks the server.",
+    ),
+    (
+        EnvVars::KLEF_OFFLINE_COPY,
+        "`1`: also keep a password-sealed copy of each environment read, for reads while the server is away.",
+    ),
 ];

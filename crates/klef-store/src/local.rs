@@ -440,6 +440,14 @@ impl Backend for LocalVault {
         Ok(crate::manifests::environment_state(self.source().await?, env, since).await?)
     }
 
+    async fn environment_changes(
+        &self,
+        env: &EnvironmentId,
+        after: u64,
+    ) -> BackendResult<Option<EnvironmentState>> {
+        Ok(crate::manifests::environment_changes(self.source().await?, env, after).await?)
+    }
+
     async fn write_secrets(
         &self,
         env: &EnvironmentId,

@@ -32,6 +32,12 @@ impl ManifestRow {
 }
 
 row! {
+    struct RevisionRow {
+        revision: i64,
+    }
+}
+
+row! {
     pub(crate) struct DeletedRow {
         name: String,
         version: i64,
@@ -103,6 +109,49 @@ pub(crate) async fn environment_state(
         manifests,
         deleted,
     })
+}
+
+/// What changed after revision `after` (see `Backend::environment_changes`): `None` when it
+/// is the newest; else the manifests from `after` on, the live values and the deletes whose
+/// latest version a later revision wrote.
+pub(crate) async fn environment_changes(
+    source: Source<'_>,
+    env: &EnvironmentId,
+    after: u64,
+) -> Result<Option<EnvironmentState>, StoreError> {
+    let id = env.to_string();
+    let newest: Vec<RevisionRow> = source
+        .all(
+            "SELECT revision FROM manifests WHERE environment_id = $1 \
+             ORDER BY revision DESC LIMIT 1",
+            &[id.as_str()],
+        )
+        .await?;
+    if newest
+        .first()
+        .is_some_and(|r| u64::try_from(r.revision).ok() == Some(after))
+    {
+        return Ok(None);
+    }
+    let manifests = manifests(source, env, ManifestsSince::Revision(after)).await?;
+    let changed = reads::secrets_changed_after(source, env, after).await?;
+    if changed.is_empty() && manifests.is_empty() {
+        // Nothing newer, and not even `after`: make sure the environment is there.
+        reads::environment(source, env).await?;
+    }
+    let (secrets, deleted): (Vec<_>, Vec<_>) =
+        changed.into_iter().partition(|s| s.ciphertext.is_some());
+    Ok(Some(EnvironmentState {
+        secrets,
+        manifests,
+        deleted: deleted
+            .into_iter()
+            .map(|s| DeletedName {
+                name: s.name,
+                version: s.version,
+            })
+            .collect(),
+    }))
 }
 
 /// The newest stored revision of `env` (0 when it has none) and who stored it.

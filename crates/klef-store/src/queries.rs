@@ -351,6 +351,16 @@ impl Store {
         crate::manifests::environment_state(Source::Pool(self), env, since).await
     }
 
+    /// What changed after signed revision `after` (`Backend::environment_changes`). No
+    /// visibility check.
+    pub async fn environment_changes(
+        &self,
+        env: &EnvironmentId,
+        after: u64,
+    ) -> Result<Option<EnvironmentState>, StoreError> {
+        crate::manifests::environment_changes(Source::Pool(self), env, after).await
+    }
+
     /// Every version of one name, oldest first, deletes included. No visibility check.
     pub async fn secret_history(
         &self,
@@ -454,7 +464,7 @@ impl Store {
                     author: author.map(str::to_owned),
                 });
             }
-            tables::insert_secret_versions(&mut tx, &written).await?;
+            tables::insert_secret_versions(&mut tx, &written, manifest_revision(manifest)).await?;
             crate::manifests::append(&mut tx, env, manifest, author, created_at).await?;
             audit_in(&mut tx, audit).await?;
             Ok(written)
@@ -462,6 +472,12 @@ impl Store {
         .await;
         tx.finish(result).await
     }
+}
+
+/// The revision a write's manifest gives its rows (`None` without one, or one out of range,
+/// which `manifests::append` refuses anyway).
+pub(crate) fn manifest_revision(manifest: Option<&ManifestRecord>) -> Option<i64> {
+    manifest.and_then(|m| i64::try_from(m.revision).ok())
 }
 
 /// Inserts one [`NewEnvironment`]; a taken slug (or id) becomes `AlreadyExists`.

@@ -332,6 +332,28 @@ pub(crate) async fn secrets(
     Ok(out)
 }
 
+/// The latest version of every name whose latest version was written by a signed revision
+/// after `after` (live values and deletes), sorted by name.
+pub(crate) async fn secrets_changed_after(
+    source: Source<'_>,
+    env: &EnvironmentId,
+    after: u64,
+) -> Result<Vec<SecretVersion>, StoreError> {
+    let after = after.to_string();
+    let rows: Vec<VersionRow> = source
+        .all(
+            select_version!(
+                "s WHERE s.environment_id = $1 AND s.revision > CAST($2 AS BIGINT) AND ",
+                newest_version!()
+            ),
+            &[env.to_string().as_str(), after.as_str()],
+        )
+        .await?;
+    let mut out: Vec<SecretVersion> = rows.into_iter().map(|r| r.into_version(*env)).collect();
+    out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
 pub(crate) async fn secret_history(
     source: Source<'_>,
     env: &EnvironmentId,

@@ -189,7 +189,12 @@ async fn rotate_in(
         })
         .collect();
     written.sort_by(|a, b| a.name.cmp(&b.name));
-    tables::insert_secret_versions(tx, &written).await?;
+    tables::insert_secret_versions(
+        tx,
+        &written,
+        crate::queries::manifest_revision(req.manifest.as_ref()),
+    )
+    .await?;
     crate::manifests::append(tx, env, req.manifest.as_ref(), Some(author), now).await?;
     let row: EnvironmentRow = tx
         .one(

@@ -262,14 +262,16 @@ pub(crate) async fn insert_audit(tx: &mut Tx, entry: &Audit) -> Result<(), sqlx:
 
 /// Inserts secret versions exactly as given, [`WRITE_CHUNK`] rows per statement: the one
 /// place that binds the columns of `secrets`, for `write_secrets`, rotation and both backup
-/// imports.
+/// imports. `revision` is the signed revision that writes them (`None`: a write without a
+/// manifest, or a restore), which `environment_changes` answers by.
 pub(crate) async fn insert_secret_versions(
     tx: &mut Tx,
     versions: &[SecretVersion],
+    revision: Option<i64>,
 ) -> Result<(), sqlx::Error> {
     let dialect = tx.dialect();
     for chunk in versions.chunks(WRITE_CHUNK) {
-        let mut args: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * 7);
+        let mut args: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * 8);
         for v in chunk {
             args.extend([
                 v.environment_id.to_string().into(),
@@ -279,6 +281,7 @@ pub(crate) async fn insert_secret_versions(
                 v.key_version.into(),
                 v.created_at.into(),
                 v.author.as_deref().into(),
+                revision.into(),
             ]);
         }
         let sql = insert_secrets_sql(dialect, chunk.len());
@@ -305,15 +308,16 @@ pub(crate) fn placeholders(sql: &mut String, dialect: Dialect, first: usize, cou
     }
 }
 
-/// An `INSERT` of `rows` secret versions, seven parameters each in column order.
+/// An `INSERT` of `rows` secret versions, eight parameters each in column order.
 fn insert_secrets_sql(dialect: Dialect, rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO secrets \
-         (environment_id, name, version, ciphertext, key_version, created_at, author) VALUES ",
+         (environment_id, name, version, ciphertext, key_version, created_at, author, revision) \
+         VALUES ",
     );
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
-        placeholders(&mut sql, dialect, row * 7 + 1, 7);
+        placeholders(&mut sql, dialect, row * 8 + 1, 8);
         sql.push(')');
     }
     sql

@@ -40,6 +40,8 @@ pub(crate) enum Arg<'a> {
     OptText(Option<Cow<'a, str>>),
     /// An integer (versions, times, counts).
     Int(i64),
+    /// An integer or `NULL`.
+    OptInt(Option<i64>),
     /// A boolean.
     Bool(bool),
     /// Bytes (sealed keys, ciphertext, public keys).
@@ -102,6 +104,12 @@ impl<'a> From<&'a Blob> for Arg<'a> {
     }
 }
 
+impl From<Option<i64>> for Arg<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Arg::OptInt(v)
+    }
+}
+
 impl<'a> From<Option<&'a [u8]>> for Arg<'a> {
     fn from(v: Option<&'a [u8]>) -> Self {
         Arg::OptBytes(v)
@@ -151,6 +159,7 @@ where
     for<'a> &'a str: Encode<'a, DB> + Type<DB>,
     for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
     for<'a> i64: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<i64>: Encode<'a, DB> + Type<DB>,
     for<'a> bool: Encode<'a, DB> + Type<DB>,
     for<'a> &'a [u8]: Encode<'a, DB> + Type<DB>,
     for<'a> Option<&'a [u8]>: Encode<'a, DB> + Type<DB>,
@@ -161,6 +170,7 @@ where
             Arg::Text(v) => query.bind(v.as_ref()),
             Arg::OptText(v) => query.bind(v.as_deref()),
             Arg::Int(v) => query.bind(*v),
+            Arg::OptInt(v) => query.bind(*v),
             Arg::Bool(v) => query.bind(*v),
             Arg::Bytes(v) => query.bind(*v),
             Arg::OptBytes(v) => query.bind(*v),

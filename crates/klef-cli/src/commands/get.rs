@@ -33,10 +33,10 @@ pub(crate) struct Args {
 pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     secrets::check_name(&args.key)?;
     let b = ctx.backend_and_agent().await?;
-    let t = ctx.target(&b).await?;
     // The environment's values as its signed state lists them: a name the manifest does not
-    // list is not there, whatever the server's history says.
-    let opened = ctx.open_environment(&b, &t, Purpose::Read).await?;
+    // list is not there, whatever the server's history says (or the agent's copy of them).
+    let opened = crate::snapshot::current(ctx, &b, Purpose::Read).await?;
+    let t = &opened.target;
     let Some(sv) = opened
         .secrets
         .iter()
@@ -48,13 +48,11 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
                 .into(),
         );
     };
-    let mut value = secrets::decrypt(&opened.key, &t, sv)?;
+    let mut value = secrets::decrypt(&opened.key, t, sv)?;
     if !args.raw && klef_core::refs::has_references(&value) {
         // The rest of the environment, already read and verified with it.
-        let entries = secrets::decrypt_all(&opened.key, &t, &opened.secrets)?;
-        value = References::new(ctx, &b, &t, &entries)
-            .key(&args.key)
-            .await?;
+        let entries = secrets::decrypt_all(&opened.key, t, &opened.secrets)?;
+        value = References::new(ctx, &b, t, &entries).key(&args.key).await?;
     }
     if ctx.global.json {
         ctx.printer.json(&json!({

@@ -58,8 +58,12 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         }
     }
     let b = ctx.backend_and_agent().await?;
-    let t = ctx.target(&b).await?;
-    let (current, key) = ctx.current_secrets_and_key(&b, &t).await?;
+    let crate::snapshot::Current {
+        target: t,
+        key,
+        secrets: current,
+        ..
+    } = crate::snapshot::current(ctx, &b, crate::signed::Purpose::Read).await?;
     let entries = secrets::decrypt_all(&key, &t, &current)?;
     drop(key);
     let mut refs = References::new(ctx, &b, &t, &entries);

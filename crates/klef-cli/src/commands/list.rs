@@ -21,21 +21,17 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
-    let b = if args.reveal {
-        ctx.backend_and_agent().await?
-    } else {
-        ctx.backend().await?
-    };
-    let t = ctx.target(&b).await?;
+    let b = ctx.backend_and_agent().await?;
     // The names are checked against the environment's signed state (a server could otherwise
     // drop or add one unseen) whenever the keys can be had without asking: verifying needs
     // them. Names alone need no password, so without keys they are listed as stored, and said
     // to be unverified.
     let verify = args.reveal || crate::signed::keys_at_hand(ctx, &b).await?;
-    let opened = if verify {
-        Some(ctx.open_environment(&b, &t, Purpose::Read).await?)
+    let (t, opened) = if verify {
+        let current = crate::snapshot::current(ctx, &b, Purpose::Read).await?;
+        (current.target.clone(), Some(current))
     } else {
-        None
+        (ctx.target(&b).await?, None)
     };
     let stored = if opened.is_some() {
         Vec::new()

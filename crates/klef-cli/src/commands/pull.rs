@@ -118,10 +118,14 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     let to_stdout = args.output.as_os_str() == "-";
     let format = output_format(&args, ctx.global.json, to_stdout)?;
     let b = ctx.backend_and_agent().await?;
-    let t = ctx.target(&b).await?;
     // Reading a large environment from a distant server is the slow part.
-    let reading = ctx.printer.progress(format!("reading {}", t.describe()));
-    let (current, key) = ctx.current_secrets_and_key(&b, &t).await?;
+    let reading = ctx.printer.progress("reading the environment".to_owned());
+    let crate::snapshot::Current {
+        target: t,
+        key,
+        secrets: current,
+        ..
+    } = crate::snapshot::current(ctx, &b, crate::signed::Purpose::Read).await?;
     drop(reading);
     if !to_stdout && !args.force {
         let names: HashSet<&str> = current

@@ -102,16 +102,17 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     // Found with klef's own PATH, never a stored one, and before anything is decrypted.
     let path = resolve_program(program, std::env::var_os("PATH").as_deref())?;
     let b = ctx.backend_and_agent().await?;
-    let t = ctx.target(&b).await?;
-    let (current, key, unmatched) = if args.skip_unreadable {
-        let opened = ctx
-            .open_environment(&b, &t, crate::signed::Purpose::ReadSkipping)
-            .await?;
-        (opened.secrets, opened.key, opened.skipped)
+    let purpose = if args.skip_unreadable {
+        crate::signed::Purpose::ReadSkipping
     } else {
-        let (current, key) = ctx.current_secrets_and_key(&b, &t).await?;
-        (current, key, Vec::new())
+        crate::signed::Purpose::Read
     };
+    let crate::snapshot::Current {
+        target: t,
+        key,
+        secrets: current,
+        skipped: unmatched,
+    } = crate::snapshot::current(ctx, &b, purpose).await?;
     let entries = if args.skip_unreadable {
         let (entries, mut skipped) = secrets::decrypt_readable(&key, &t, &current);
         skipped.extend(unmatched);

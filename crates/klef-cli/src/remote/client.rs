@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use klef_core::backend::{BackendError, BackendErrorKind, BackendResult};
 use klef_core::env::EnvVars;
-use klef_core::wire::{ErrorBody, SecretText, codes};
+use klef_core::wire::{ErrorBody, SecretText, codes, routes};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -52,6 +52,9 @@ pub(crate) struct Api {
     token: Option<SecretText>,
     /// The silence allowed (for messages).
     timeout: Duration,
+    /// Set once a request other than a read was sent (`crate::snapshot` then forgets the
+    /// agent's copies).
+    wrote: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Api {
@@ -80,12 +83,26 @@ impl Api {
             http,
             token,
             timeout: silence,
+            wrote: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
     /// The server's base URL, normalised.
     pub(crate) fn base(&self) -> &str {
         &self.base
+    }
+
+    /// Set once a request other than a read was sent.
+    pub(crate) fn write_flag(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.wrote.clone()
+    }
+
+    /// Notes a request that changes anything but the account's own pins (which every read
+    /// that moves a head saves).
+    fn note_method(&self, method: &Method, path: &str) {
+        if method != Method::GET && path != routes::ME_STATE {
+            self.wrote.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Whether a session token is attached.
@@ -105,6 +122,34 @@ impl Api {
     /// `GET path`.
     pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> BackendResult<T> {
         self.call::<(), T>(Method::GET, path, None).await
+    }
+
+    /// `GET path` of a conditional read: `None` for `304 Not Modified`.
+    pub(crate) async fn get_if_modified<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> BackendResult<Option<T>> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.get(&url);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token.expose());
+        }
+        let resp = req.send().await.map_err(|e| self.transport_error(e))?;
+        let status = resp.status();
+        tracing::debug!(path, status = status.as_u16(), "server answered");
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
+        if status.is_success() {
+            return self.decode(&Method::GET, path, &bytes).map(Some);
+        }
+        Err(self.status_error(status, &bytes, retry_after, &Method::GET, path))
     }
 
     /// `POST path` with a JSON body.
@@ -194,6 +239,7 @@ impl Api {
         path: &str,
         body: Option<(&'static str, Vec<u8>)>,
     ) -> BackendResult<Vec<u8>> {
+        self.note_method(&method, path);
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method.clone(), &url);
         if let Some(token) = &self.token {
@@ -225,6 +271,7 @@ impl Api {
         path: &str,
         body: Option<&B>,
     ) -> BackendResult<T> {
+        self.note_method(&method, path);
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method.clone(), &url);
         if let Some(token) = &self.token {

@@ -44,6 +44,8 @@ pub(crate) use client::Api;
 pub(crate) struct RemoteBackend {
     api: Api,
     me: OnceCell<MeResponse>,
+    /// The account of the signed-in session (`session.json`), known without asking.
+    session_account: Option<AccountId>,
 }
 
 impl RemoteBackend {
@@ -52,7 +54,19 @@ impl RemoteBackend {
         Self {
             api,
             me: OnceCell::new(),
+            session_account: None,
         }
+    }
+
+    /// The account the session file names (`None` for an API key).
+    pub(crate) fn session_account(&self) -> Option<&AccountId> {
+        self.session_account.as_ref()
+    }
+
+    /// Answers `GET /v1/me` from a copy kept with a verified snapshot (`crate::snapshot`), so
+    /// a command served by the agent asks the server nothing. No-op once asked.
+    pub(crate) fn seed_me(&self, me: MeResponse) {
+        let _ = self.me.set(me);
     }
 
     /// The server's base URL.
@@ -466,6 +480,22 @@ impl Backend for RemoteBackend {
         })
     }
 
+    async fn environment_changes(
+        &self,
+        env: &EnvironmentId,
+        after: u64,
+    ) -> BackendResult<Option<EnvironmentState>> {
+        let list: Option<SecretList> = self
+            .api
+            .get_if_modified(&routes::secrets_changed_since(env, after))
+            .await?;
+        Ok(list.map(|list| EnvironmentState {
+            secrets: list.secrets,
+            manifests: list.manifests,
+            deleted: list.deleted,
+        }))
+    }
+
     async fn write_secrets(
         &self,
         env: &EnvironmentId,
@@ -644,11 +674,13 @@ pub(crate) fn connect(
         }
         return Ok(RemoteBackend::new(Api::new(&server.url, Some(token))?));
     }
-    let token = match session::Session::load(&ctx.dirs.config)? {
-        Some(s) if s.server == server.url => s.token(&ctx.dirs.config)?,
-        _ => None,
+    let (token, account) = match session::Session::load(&ctx.dirs.config)? {
+        Some(s) if s.server == server.url => (s.token(&ctx.dirs.config)?, Some(s.account_id)),
+        _ => (None, None),
     };
-    Ok(RemoteBackend::new(Api::new(&server.url, token)?))
+    let mut backend = RemoteBackend::new(Api::new(&server.url, token)?);
+    backend.session_account = account.filter(|_| backend.api.has_token());
+    Ok(backend)
 }
 
 /// The account (sign-in) password: `KLEF_ACCOUNT_PASSWORD`, else a no-echo prompt (twice when

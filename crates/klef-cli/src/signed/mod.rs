@@ -35,7 +35,8 @@ use pins::{LocalPins, Pins};
 pub(crate) use write::{first_record, revouch};
 
 use klef_core::model::{
-    Account, Blob, DeletedName, ManifestRecord, ManifestsSince, SecretVersion, SecretWrite,
+    Account, Blob, DeletedName, EnvironmentKeyAccess, EnvironmentState, ManifestRecord,
+    ManifestsSince, SecretVersion, SecretWrite,
 };
 use klef_core::trust::account_state::AccountState;
 use klef_core::trust::identity::{Signature, SigningKey};
@@ -78,6 +79,8 @@ struct Signer {
 pub(crate) struct Opened<'a> {
     /// The environment key.
     pub(crate) key: SymmetricKey,
+    /// How the caller reached it (kept with `crate::snapshot`'s copy).
+    pub(crate) access: EnvironmentKeyAccess,
     /// The latest live version of every name, sorted by name.
     pub(crate) secrets: Vec<SecretVersion>,
     /// Names whose latest version is a delete.
@@ -113,6 +116,57 @@ pub(crate) async fn open_with<'a>(
     purpose: Purpose,
     global: &crate::cli::GlobalArgs,
     unlocked: Option<&KeySource>,
+) -> Result<Opened<'a>> {
+    open_from(ctx, b, t, purpose, global, unlocked, None).await
+}
+
+/// A state this account verified before (the agent's copy, `crate::snapshot`): a read at the
+/// same head then asks only what changed after it (`Backend::environment_changes`), merges
+/// that in and verifies the result like a full read; a mismatch reads everything.
+pub(crate) struct Base {
+    /// The revision it was verified at.
+    pub(crate) revision: u64,
+    /// Its live values, sorted by name.
+    pub(crate) secrets: Vec<SecretVersion>,
+    /// Its deleted names.
+    pub(crate) deleted: Vec<DeletedName>,
+    /// What the server said changed after it, when already asked (taken by the read).
+    pub(crate) changes: std::sync::Mutex<Option<EnvironmentState>>,
+}
+
+impl Base {
+    /// This state with `changes` applied: changed values replace (or add) theirs, deletes
+    /// move names to the deleted list; the manifests are the served ones.
+    fn merged(&self, changes: EnvironmentState) -> EnvironmentState {
+        let mut live: BTreeMap<&str, &SecretVersion> =
+            self.secrets.iter().map(|s| (s.name.as_str(), s)).collect();
+        let mut deleted: BTreeMap<&str, &DeletedName> =
+            self.deleted.iter().map(|d| (d.name.as_str(), d)).collect();
+        for s in &changes.secrets {
+            deleted.remove(s.name.as_str());
+            live.insert(&s.name, s);
+        }
+        for d in &changes.deleted {
+            live.remove(d.name.as_str());
+            deleted.insert(&d.name, d);
+        }
+        EnvironmentState {
+            secrets: live.into_values().cloned().collect(),
+            deleted: deleted.into_values().cloned().collect(),
+            manifests: changes.manifests,
+        }
+    }
+}
+
+/// [`open_with`] starting from `base` when it is at this account's head.
+pub(crate) async fn open_from<'a>(
+    ctx: &Context,
+    b: &'a AnyBackend,
+    t: &Target,
+    purpose: Purpose,
+    global: &crate::cli::GlobalArgs,
+    unlocked: Option<&KeySource>,
+    base: Option<&Base>,
 ) -> Result<Opened<'a>> {
     let workspace = t.project.workspace_id;
     let Principal {
@@ -150,7 +204,25 @@ pub(crate) async fn open_with<'a>(
     });
     // The key and the state at the same time: the agent unwraps while the server answers.
     let access = async { Ok::<_, anyhow::Error>(b.environment_key(&t.env.id).await?) };
-    let state = async { Ok::<_, anyhow::Error>(b.environment_state(&t.env.id, since).await?) };
+    let state = async {
+        if let (Some(base), Some(h)) = (base, head)
+            && base.revision == h.revision
+        {
+            let asked = base
+                .changes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            let changes = match asked {
+                Some(c) => Some(c),
+                None => b.environment_changes(&t.env.id, h.revision).await?,
+            };
+            if let Some(changes) = changes {
+                return Ok::<_, anyhow::Error>(base.merged(changes));
+            }
+        }
+        Ok(b.environment_state(&t.env.id, since).await?)
+    };
     let (access, mut state) = tokio::try_join!(access, state)?;
     let key = match (&token, &keys) {
         (Some(token), _) => {
@@ -254,6 +326,7 @@ pub(crate) async fn open_with<'a>(
     }
     let mut opened = Opened {
         key,
+        access,
         secrets: state.secrets,
         deleted: state.deleted,
         skipped,
@@ -545,13 +618,31 @@ pub(crate) async fn keys_at_hand(ctx: &Context, b: &AnyBackend) -> Result<bool> 
     if crate::commands::keys::ci::system_token()?.is_some() {
         return Ok(true);
     }
-    let Some(account) = b.account().await? else {
-        return Ok(false);
+    // On a server the session names the account: no request needed.
+    let vault = match b.as_remote().and_then(|r| {
+        r.session_account()
+            .map(|a| crate::remote::session::vault_label(r.server(), a))
+    }) {
+        Some(vault) => vault,
+        None => match b.account().await? {
+            Some(account) => b.vault_id(&account),
+            None => return Ok(false),
+        },
     };
-    Ok(crate::unlock::unlocked_without_asking(&ctx.global, &b.vault_id(&account)).await)
+    Ok(crate::unlock::unlocked_without_asking(&ctx.global, &vault).await)
 }
 
 impl Opened<'_> {
+    /// The verified head (`None` for an environment made before manifests).
+    pub(crate) fn head(&self) -> Option<ManifestHead> {
+        self.manifest.as_ref().map(Manifest::head)
+    }
+
+    /// The names whose latest version is a delete.
+    pub(crate) fn deleted(&self) -> &[DeletedName] {
+        &self.deleted
+    }
+
     /// Checks a name's history as the server serves it against the verified state: the
     /// version the signed state lists must be there with the same ciphertext, and nothing
     /// newer may be. Older versions are not covered by the signed state (they are shown as

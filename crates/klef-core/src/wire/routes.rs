@@ -358,6 +358,13 @@ pub fn secrets_with_manifests(env: &EnvironmentId, since: crate::model::Manifest
     }
 }
 
+/// [`SECRETS`] asking what changed after signed revision `after`
+/// (`?changes_since=N`): `304 Not Modified` when nothing did.
+#[must_use]
+pub fn secrets_changed_since(env: &EnvironmentId, after: u64) -> String {
+    format!("{}?changes_since={after}", secrets(env))
+}
+
 /// [`SECRET_HISTORY`]. `name` is a validated key name (`[A-Za-z_][A-Za-z0-9_]*`), so it needs
 /// no percent-encoding.
 #[must_use]

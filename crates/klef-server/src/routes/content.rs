@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use klef_core::crypto::EnvelopeShape;
 use klef_core::ids::{EnvironmentId, ProjectId, WorkspaceId};
@@ -29,11 +29,12 @@ use crate::authz::{self, Action, Principal, Resource, authorize};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 
-/// `?manifests=anchor|N` on `GET …/secrets`.
+/// `?manifests=anchor|N` or `?changes_since=N` on `GET …/secrets`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SecretsQuery {
     manifests: Option<String>,
+    changes_since: Option<String>,
 }
 
 /// Most writes accepted in one batch.
@@ -339,6 +340,19 @@ pub(super) async fn secrets(
             )
         })?),
     };
+    let changes_since = match query.changes_since.as_deref() {
+        None => None,
+        Some(_) if since != ManifestsSince::Nothing => {
+            return Err(ApiError::InvalidRequest(
+                "ask for either manifests or changes_since, not both".into(),
+            ));
+        }
+        Some(n) => Some(n.parse::<u64>().map_err(|_| {
+            ApiError::InvalidRequest(
+                "changes_since must be a revision number (a positive integer)".into(),
+            )
+        })?),
+    };
     let auth = authorize(
         &state,
         &principal,
@@ -346,6 +360,19 @@ pub(super) async fn secrets(
         Resource::Environment(id),
     )
     .await?;
+    if let Some(after) = changes_since {
+        // A revalidating reader: `304` when its revision is still the newest (one small
+        // answer whatever the environment's size), else only what changed.
+        return Ok(match state.store.environment_changes(&id, after).await? {
+            None => StatusCode::NOT_MODIFIED.into_response(),
+            Some(got) => axum::Json(SecretList {
+                secrets: got.secrets,
+                manifests: got.manifests,
+                deleted: got.deleted,
+            })
+            .into_response(),
+        });
+    }
     if since != ManifestsSince::Nothing {
         // Values and manifests from the same read, never from the list cache: a verifying
         // client checks one against the other.

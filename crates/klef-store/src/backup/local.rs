@@ -192,7 +192,7 @@ async fn import_in(
         )
         .await?;
     }
-    tables::insert_secret_versions(tx, &archive.secrets).await?;
+    tables::insert_secret_versions(tx, &archive.secrets, None).await?;
     crate::manifests::restore(tx, archive, crate::LOCAL_AUTHOR, crate::now_ms()).await?;
     Ok(ImportSummary {
         accounts: archive.accounts.len(),

@@ -416,7 +416,7 @@ async fn import_in(
             .await?;
         }
     }
-    tables::insert_secret_versions(tx, &archive.secrets).await?;
+    tables::insert_secret_versions(tx, &archive.secrets, None).await?;
     crate::manifests::restore(tx, archive, &importer.to_string(), crate::now_ms()).await?;
     tables::insert_audit(tx, audit).await?;
     Ok(ServerImport {

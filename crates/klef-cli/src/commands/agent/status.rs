@@ -6,7 +6,7 @@
 //! JSON (stable field names, documented in `docs/agent.md`):
 //! `{"running", "healthy", "problem", "disabled", "socket", "pid", "version", "protocol",
 //! "idle_timeout_secs", "max_lifetime_secs", "locked", "vaults": [{"vault", "current",
-//! "unlocked", "idle_left_secs", "hard_cap_left_secs"}]}`.
+//! "unlocked", "idle_left_secs", "hard_cap_left_secs", "cached_environments"}]}`.
 
 use anyhow::Result;
 use klef_agent::client::{AgentClient, ClientError};
@@ -33,6 +33,8 @@ struct VaultRow {
     vault: String,
     current: bool,
     left: Option<(u64, u64)>,
+    /// Environments the agent keeps for the vault (`crate::snapshot`).
+    environments: u32,
 }
 
 pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
@@ -65,6 +67,7 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
                     "unlocked": r.left.is_some(),
                     "idle_left_secs": r.left.map(|l| l.0),
                     "hard_cap_left_secs": r.left.map(|l| l.1),
+                    "cached_environments": r.environments,
                 })
             })
             .collect();
@@ -128,14 +131,21 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
                         "unlocked".into(),
                         format_duration(std::time::Duration::from_secs(idle)),
                         format_duration(std::time::Duration::from_secs(cap)),
+                        r.environments.to_string(),
                     ],
-                    None => vec![name, "locked".into(), "-".into(), "-".into()],
+                    None => vec![name, "locked".into(), "-".into(), "-".into(), "0".into()],
                 }
             })
             .collect();
         out.push('\n');
         out.push_str(&table::render(
-            &["VAULT", "STATE", "IDLE LEFT", "HARD CAP LEFT"],
+            &[
+                "VAULT",
+                "STATE",
+                "IDLE LEFT",
+                "HARD CAP LEFT",
+                "CACHED ENVS",
+            ],
             &cells,
         ));
     }
@@ -157,6 +167,7 @@ fn vault_rows(status: Option<&AgentStatus>, current: Option<&str>) -> Vec<VaultR
                     vault: v.vault.clone(),
                     current: Some(v.vault.as_str()) == current,
                     left: Some((v.idle_left.as_secs(), v.hard_cap_left.as_secs())),
+                    environments: v.environments,
                 })
                 .collect()
         })
@@ -168,6 +179,7 @@ fn vault_rows(status: Option<&AgentStatus>, current: Option<&str>) -> Vec<VaultR
             vault: c.to_owned(),
             current: true,
             left: None,
+            environments: 0,
         });
     }
     rows.sort_by_key(|r| !r.current);
@@ -217,6 +229,7 @@ mod tests {
                     vault: (*v).to_owned(),
                     idle_left: Duration::from_secs(30),
                     hard_cap_left: Duration::from_secs(90),
+                    environments: 0,
                 })
                 .collect(),
         }
