@@ -517,9 +517,30 @@ impl Context {
 
     /// The project and environment (see [`Context::env_choice`]).
     pub(crate) async fn target(&self, b: &AnyBackend) -> Result<Target> {
-        let pt = self.project(b).await?;
+        // With the project's id at hand (`.klef`), its environments are asked at the same
+        // time as the project (a round trip fewer to a distant server); errors are reported
+        // as the project's, as when asked one after the other.
+        let known = match &self.global.project {
+            Some(_) => None,
+            None => Self::find_klef_file()?.map(|k| k.file.project),
+        };
+        let (pt, early_envs) = match known {
+            Some(id) => {
+                let (pt, envs) = tokio::join!(self.project(b), b.environments(&id));
+                let pt = pt?;
+                let envs = envs.ok().filter(|_| pt.project.id == id);
+                (pt, envs)
+            }
+            None => (self.project(b).await?, None),
+        };
         let choice = self.env_choice(b, &pt).await?;
-        let envs = Self::environments(b, &pt.project).await?;
+        let envs = match early_envs {
+            Some(mut envs) => {
+                envs.sort_by(|a, c| a.slug.cmp(&c.slug));
+                envs
+            }
+            None => Self::environments(b, &pt.project).await?,
+        };
         let env = match find_env(&envs, &choice.slug, &pt.project) {
             Ok(env) => env,
             Err(e) => {

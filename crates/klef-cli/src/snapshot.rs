@@ -202,7 +202,14 @@ async fn full(
     base: Option<Base>,
     plan: Option<&Plan>,
 ) -> Result<Current> {
-    let target = ctx.target(b).await?;
+    // The account and its pins are needed after the target; asked at the same time.
+    let prefetch = async {
+        if let Some(remote) = b.as_remote() {
+            remote.prefetch().await;
+        }
+    };
+    let (target, ()) = tokio::join!(ctx.target(b), prefetch);
+    let target = target?;
     let opened =
         crate::signed::open_from(ctx, b, &target, purpose, &ctx.global, None, base.as_ref())
             .await?;

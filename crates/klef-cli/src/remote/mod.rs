@@ -46,6 +46,9 @@ pub(crate) struct RemoteBackend {
     me: OnceCell<MeResponse>,
     /// The account of the signed-in session (`session.json`), known without asking.
     session_account: Option<AccountId>,
+    /// `GET /v1/me/state` asked ahead ([`RemoteBackend::prefetch`]), for the first
+    /// [`RemoteBackend::account_state`].
+    prefetched_state: std::sync::Mutex<Option<AccountStateResponse>>,
 }
 
 impl RemoteBackend {
@@ -55,6 +58,23 @@ impl RemoteBackend {
             api,
             me: OnceCell::new(),
             session_account: None,
+            prefetched_state: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Asks `/v1/me` and `/v1/me/state` now, at the same time (a read is about to need both,
+    /// after other requests it can make meanwhile: one round trip instead of two in a row).
+    /// Failures are left for the real use to report.
+    pub(crate) async fn prefetch(&self) {
+        if self.session_account.is_none() {
+            return;
+        }
+        let (_, state) = tokio::join!(self.me(), self.api.get(routes::ME_STATE));
+        if let Ok(state) = state {
+            *self
+                .prefetched_state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(state);
         }
     }
 
@@ -175,7 +195,15 @@ impl RemoteBackend {
 
     /// `GET /v1/me/state`.
     pub(crate) async fn account_state(&self) -> BackendResult<AccountStateResponse> {
-        self.api.get(routes::ME_STATE).await
+        let prefetched = self
+            .prefetched_state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match prefetched {
+            Some(state) => Ok(state),
+            None => self.api.get(routes::ME_STATE).await,
+        }
     }
 
     /// `PUT /v1/me/state`.

@@ -170,12 +170,13 @@ pub(crate) async fn open_from<'a>(
 ) -> Result<Opened<'a>> {
     let workspace = t.project.workspace_id;
     let Principal {
-        roster: authority_roster,
+        roster: mut authority_roster,
         mut pins,
-        signer,
+        mut signer,
         keys,
         token,
-    } = principal(ctx, b, t, purpose, global, unlocked).await?;
+        roster_pending,
+    } = principal(ctx, b, t, global, unlocked).await?;
     let head = pins.head(&workspace, t);
     let expected = Expected {
         workspace,
@@ -183,21 +184,6 @@ pub(crate) async fn open_from<'a>(
         project_name: &t.project.name,
         environment: t.env.id,
         environment_name: &t.env.slug,
-    };
-    let local_owner = match (&pins, &signer) {
-        (Pins::Local(_), Some(s)) => Some(Authority::LocalOwner {
-            account: match s.principal {
-                PrincipalId::Member(a) => a,
-                PrincipalId::SystemKey(_) => unreachable_owner(),
-            },
-            key: s.key.verifying_key(),
-        }),
-        _ => None,
-    };
-    let authority = match (&local_owner, &authority_roster) {
-        (Some(a), _) => Some(*a),
-        (None, Some(r)) => Some(Authority::Roster(r)),
-        (None, None) => None,
     };
     let since = head.map_or(ManifestsSince::Anchor, |h| {
         ManifestsSince::Revision(h.revision)
@@ -223,7 +209,40 @@ pub(crate) async fn open_from<'a>(
         }
         Ok(b.environment_state(&t.env.id, since).await?)
     };
-    let (access, mut state) = tokio::try_join!(access, state)?;
+    // A member's roster too: three requests in one round trip.
+    let roster = async {
+        match &mut pins {
+            Pins::Member(trust) if roster_pending => member_roster(ctx, b, trust, t, purpose).await,
+            _ => Ok(None),
+        }
+    };
+    let (access, mut state, fetched) = tokio::try_join!(access, state, roster)?;
+    if roster_pending && let Pins::Member(trust) = &pins {
+        signer = fetched.as_ref().map(|r| Signer {
+            principal: PrincipalId::Member(trust.me().account),
+            roster: Some(r.head()),
+            key: trust.signing_key(),
+            admin: r
+                .member(&trust.me().account)
+                .is_some_and(klef_core::trust::roster::MemberRecord::is_admin),
+        });
+        authority_roster = fetched;
+    }
+    let local_owner = match (&pins, &signer) {
+        (Pins::Local(_), Some(s)) => Some(Authority::LocalOwner {
+            account: match s.principal {
+                PrincipalId::Member(a) => a,
+                PrincipalId::SystemKey(_) => unreachable_owner(),
+            },
+            key: s.key.verifying_key(),
+        }),
+        _ => None,
+    };
+    let authority = match (&local_owner, &authority_roster) {
+        (Some(a), _) => Some(*a),
+        (None, Some(r)) => Some(Authority::Roster(r)),
+        (None, None) => None,
+    };
     let key = match (&token, &keys) {
         (Some(token), _) => {
             crate::commands::keys::ci::open_environment_key(token, &t.env, &access)?
@@ -360,13 +379,15 @@ struct Principal<'a, 'k> {
     keys: Option<KeyRef<'k>>,
     /// The system key in `KLEF_TOKEN`.
     token: Option<klef_core::crypto::token::ApiToken>,
+    /// A member's roster (and so the signer) is still to be fetched: [`open_from`] asks for
+    /// it together with the key and the state.
+    roster_pending: bool,
 }
 
 async fn principal<'a, 'k>(
     ctx: &Context,
     b: &'a AnyBackend,
     t: &Target,
-    purpose: Purpose,
     global: &crate::cli::GlobalArgs,
     unlocked: Option<&'k KeySource>,
 ) -> Result<Principal<'a, 'k>> {
@@ -384,6 +405,7 @@ async fn principal<'a, 'k>(
             signer,
             keys: None,
             token: Some(token),
+            roster_pending: false,
         });
     }
     let keys = match unlocked {
@@ -391,22 +413,14 @@ async fn principal<'a, 'k>(
         None => KeyRef::Owned(ctx.keys_with(b, global, Unlock::OnFirstUse).await?),
     };
     if let Some(remote) = b.as_remote() {
-        let mut trust = Trust::load(ctx, remote, keys.get()).await?;
-        let roster = member_roster(ctx, b, &mut trust, t, purpose).await?;
-        let signer = roster.as_ref().map(|r| Signer {
-            principal: PrincipalId::Member(trust.me().account),
-            roster: Some(r.head()),
-            key: trust.signing_key(),
-            admin: r
-                .member(&trust.me().account)
-                .is_some_and(klef_core::trust::roster::MemberRecord::is_admin),
-        });
+        let trust = Trust::load(ctx, remote, keys.get()).await?;
         return Ok(Principal {
-            roster,
+            roster: None,
             pins: Pins::Member(Box::new(trust)),
-            signer,
+            signer: None,
             keys: Some(keys),
             token: None,
+            roster_pending: true,
         });
     }
     let account = ctx.account(b).await?;
@@ -424,6 +438,7 @@ async fn principal<'a, 'k>(
         signer: Some(signer),
         keys: Some(keys),
         token: None,
+        roster_pending: false,
     })
 }
 
