@@ -70,9 +70,12 @@ pub(crate) struct Current {
 /// The target environment's current values: from the agent's copy when it may serve one
 /// (see the module documentation), else read and verified in full (and then kept).
 pub(crate) async fn current(ctx: &Context, b: &AnyBackend, purpose: Purpose) -> Result<Current> {
-    let Some(plan) = Plan::of(ctx, b)? else {
-        tracing::debug!("the agent's copies are not used for this command");
-        return full(ctx, b, purpose, None, None).await;
+    let plan = match Plan::of(ctx, b)? {
+        Some(plan) if plan.use_agent => plan,
+        other => {
+            tracing::debug!("the agent's copies are not used for this command");
+            return full(ctx, b, purpose, None, other.as_ref()).await;
+        }
     };
     let Some(mut client) = ctx.take_early_agent().and_then(EarlyAgent::into_client) else {
         tracing::debug!("no agent to ask for a copy");
@@ -151,6 +154,11 @@ pub(crate) async fn current(ctx: &Context, b: &AnyBackend, purpose: Purpose) -> 
     } else {
         tracing::debug!(age_ms = age.as_millis(), "served by the agent");
     }
+    serve(&keys, snap).await
+}
+
+/// A copy's values, with its key unwrapped by `keys`.
+async fn serve(keys: &KeySource, snap: Snapshot) -> Result<Current> {
     let target = Target {
         project: snap.project,
         env: snap.environment,
@@ -169,13 +177,17 @@ pub(crate) async fn current(ctx: &Context, b: &AnyBackend, purpose: Purpose) -> 
 /// Forgets the account's copies in the agent when this command sent the server a write of
 /// any kind (run as the command ends): the next read is exact.
 pub(crate) async fn forget_after_writes(ctx: &Context) {
-    let Some(vault) = ctx.wrote_to_server() else {
-        return;
-    };
+    if let Some(vault) = ctx.wrote_to_server() {
+        forget_vault(ctx, &vault).await;
+    }
+}
+
+/// Forgets every copy the agent keeps for `vault` (after a write, at `klef logout`).
+pub(crate) async fn forget_vault(ctx: &Context, vault: &str) {
     if let Some(keys) = ctx.keys_so_far()
         && let Some((mut agent, _)) = keys.agent_client().await
     {
-        let _ = agent.drop_snapshots(&vault, None).await;
+        let _ = agent.drop_snapshots(vault, None).await;
         return;
     }
     if crate::unlock::agent_disabled() {
@@ -189,7 +201,7 @@ pub(crate) async fn forget_after_writes(ctx: &Context) {
         },
     };
     if let Some(mut client) = client {
-        let _ = client.drop_snapshots(&vault, None).await;
+        let _ = client.drop_snapshots(vault, None).await;
     }
 }
 
@@ -208,11 +220,25 @@ async fn full(
             remote.prefetch().await;
         }
     };
-    let (target, ()) = tokio::join!(ctx.target(b), prefetch);
-    let target = target?;
-    let opened =
-        crate::signed::open_from(ctx, b, &target, purpose, &ctx.global, None, base.as_ref())
-            .await?;
+    let read = async {
+        let (target, ()) = tokio::join!(ctx.target(b), prefetch);
+        let target = target?;
+        let opened =
+            crate::signed::open_from(ctx, b, &target, purpose, &ctx.global, None, base.as_ref())
+                .await?;
+        Ok::<_, anyhow::Error>((target, opened))
+    };
+    let (target, opened) = match read.await {
+        Ok(read) => read,
+        Err(e) => {
+            if let Some(plan) = plan
+                && let Some(current) = offline::fallback(ctx, b, plan, &e).await?
+            {
+                return Ok(current);
+            }
+            return Err(e);
+        }
+    };
     if let Some(plan) = plan
         && opened.skipped.is_empty()
         && let Some(head) = opened.head()
@@ -242,14 +268,6 @@ async fn keep(
         tracing::debug!("no keys to keep a copy with");
         return;
     };
-    let Some((mut agent, vault)) = keys.agent_client().await else {
-        tracing::debug!("the keys do not come from the agent: no copy kept");
-        return;
-    };
-    if vault != plan.vault {
-        tracing::debug!("the keys are another vault's: no copy kept");
-        return;
-    }
     let snap = SnapshotRef {
         me,
         project: &t.project,
@@ -266,6 +284,20 @@ async fn keep(
             return;
         }
     };
+    if offline::enabled() {
+        offline::save(ctx, plan, me, &keys, &body).await;
+    }
+    if !plan.use_agent {
+        return;
+    }
+    let Some((mut agent, vault)) = keys.agent_client().await else {
+        tracing::debug!("the keys do not come from the agent: no copy kept");
+        return;
+    };
+    if vault != plan.vault {
+        tracing::debug!("the keys are another vault's: no copy kept");
+        return;
+    }
     if let Err(e) = agent
         .put_snapshot(vault, &t.env.id.to_string(), vec![plan.alias.clone()], body)
         .await
@@ -283,6 +315,8 @@ struct Plan {
     alias: String,
     /// `KLEF_CACHE_FRESH`.
     fresh: Duration,
+    /// Whether the agent's copies may be used (else only the opt-in offline copy).
+    use_agent: bool,
 }
 
 impl Plan {
@@ -290,12 +324,12 @@ impl Plan {
         let Some(remote) = b.as_remote() else {
             return Ok(None);
         };
-        if ctx.global.fresh
-            || ctx.global.password_stdin
-            || crate::unlock::agent_disabled()
-            || cache_disabled()
-            || crate::commands::keys::ci::token()?.is_some()
-        {
+        if ctx.global.fresh || crate::commands::keys::ci::token()?.is_some() {
+            return Ok(None);
+        }
+        let use_agent =
+            !(ctx.global.password_stdin || crate::unlock::agent_disabled() || cache_disabled());
+        if !use_agent && !offline::enabled() {
             return Ok(None);
         }
         let fresh = freshness()?;
@@ -331,6 +365,7 @@ impl Plan {
             vault: crate::remote::session::vault_label(remote.server(), account),
             alias: project,
             fresh,
+            use_agent,
         }))
     }
 }
@@ -386,6 +421,8 @@ fn describe(s: &Snapshot) -> String {
 fn ago(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs().max(1))).to_string()
 }
+
+pub(crate) mod offline;
 
 /// The version of [`Encoded`].
 const FORMAT: u32 = 1;

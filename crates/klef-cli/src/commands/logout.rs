@@ -1,6 +1,7 @@
 //! `klef logout`: revokes the session on the server and deletes the stored token. When the
 //! server cannot be reached the token is still deleted here, with a warning that it stays valid
-//! on the server until it expires.
+//! on the server until it expires. The agent's copies of the account's environments and the
+//! offline copies (`KLEF_OFFLINE_COPY`) are deleted too.
 
 use anyhow::Result;
 use klef_core::backend::BackendError;
@@ -38,6 +39,9 @@ pub(crate) async fn run(_args: &Args, ctx: &Context) -> Result<ExitStatus> {
     }
     store.delete(&session.label())?;
     Session::remove(config)?;
+    // What this device kept of the account's environments goes with the session.
+    crate::snapshot::forget_vault(ctx, &session.label()).await;
+    crate::snapshot::offline::forget_all(ctx);
     if ctx.global.json {
         ctx.printer
             .json(&json!({"server": session.server, "email": session.email, "revoked": revoked}))?;

@@ -19,6 +19,17 @@ use secrecy::ExposeSecret as _;
 /// HKDF `info` (over the account-state key) of the key sealing issued invite codes.
 pub const INVITE_NOTE_INFO: &[u8] = b"klef/v1/invite-note";
 
+/// HKDF `info` (over the account-state key) of the key sealing the offline copies a device
+/// keeps of the environments it read (`KLEF_OFFLINE_COPY=1`).
+pub const OFFLINE_COPY_INFO: &[u8] = b"klef/v1/offline-copy";
+
+fn offline_aad(account: &AccountId, label: &str) -> Vec<u8> {
+    Labelled::new("offline-copy")
+        .id(&account.0)
+        .str(label)
+        .finish()
+}
+
 fn invite_aad(ws: &WorkspaceId, invite: &InviteId) -> Vec<u8> {
     Labelled::new("invite-note")
         .id(&ws.0)
@@ -166,6 +177,28 @@ impl DerivedSecrets {
         InviteNote::parse(std::str::from_utf8(&text).ok()?)
     }
 
+    /// Seals an offline copy of an environment (ciphertexts and verified state, as the agent
+    /// keeps it) for this device's disk, bound to the account and to `label` (which server,
+    /// project and environment it is a copy of).
+    #[must_use]
+    pub fn seal_offline_copy(&self, account: &AccountId, label: &str, copy: &[u8]) -> Vec<u8> {
+        let key = hkdf_key(self.state_key.expose(), OFFLINE_COPY_INFO);
+        seal(&key, &offline_aad(account, label), copy)
+    }
+
+    /// Opens a copy sealed by [`seal_offline_copy`](Self::seal_offline_copy) for the same
+    /// account and label; `None` when altered, moved or sealed by another account.
+    #[must_use]
+    pub fn open_offline_copy(
+        &self,
+        account: &AccountId,
+        label: &str,
+        sealed: &[u8],
+    ) -> Option<Zeroizing<Vec<u8>>> {
+        let key = hkdf_key(self.state_key.expose(), OFFLINE_COPY_INFO);
+        open(&key, &offline_aad(account, label), sealed)
+    }
+
     /// Opens the account's sealed pins.
     pub fn open_state(
         &self,
@@ -179,6 +212,43 @@ impl DerivedSecrets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offline_copies_open_only_for_their_account_and_label() {
+        let account = AccountId::random();
+        let secrets = DerivedSecrets::from_bytes(&[1; 32], &[2; 32]);
+        let sealed = secrets.seal_offline_copy(&account, "s#a\nid:p\ndev", b"copy");
+        assert_eq!(
+            secrets
+                .open_offline_copy(&account, "s#a\nid:p\ndev", &sealed)
+                .as_deref()
+                .map(Vec::as_slice),
+            Some(&b"copy"[..])
+        );
+        assert!(
+            secrets
+                .open_offline_copy(&account, "s#a\nid:p\nprod", &sealed)
+                .is_none()
+        );
+        assert!(
+            secrets
+                .open_offline_copy(&AccountId::random(), "s#a\nid:p\ndev", &sealed)
+                .is_none()
+        );
+        let other = DerivedSecrets::from_bytes(&[1; 32], &[3; 32]);
+        assert!(
+            other
+                .open_offline_copy(&account, "s#a\nid:p\ndev", &sealed)
+                .is_none()
+        );
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert!(
+            secrets
+                .open_offline_copy(&account, "s#a\nid:p\ndev", &tampered)
+                .is_none()
+        );
+    }
 
     #[test]
     fn derived_like_the_trust_records_derive_them() {
