@@ -9,7 +9,8 @@ use crate::ids::{EnvironmentId, ProjectId, WorkspaceId};
 use crate::model::{
     Account, AccountKeys, ApiKeyGrant, ApiKeyRecipient, Environment, EnvironmentKeyAccess,
     EnvironmentManifest, EnvironmentState, GrantInfo, KeyRotation, ManifestRecord, ManifestsSince,
-    NewEnvironment, NewProject, Project, RotationOutcome, SecretVersion, SecretWrite, Workspace,
+    NewEnvironment, NewProject, PersonalRecord, Project, RotationOutcome, SecretVersion,
+    SecretWrite, Workspace,
 };
 
 /// What kind of failure a [`BackendError`] is. The CLI decides exit codes and hints on the
@@ -356,6 +357,18 @@ pub trait Backend: Send + Sync {
         writes: &[SecretWrite],
         manifest: Option<&ManifestRecord>,
     ) -> impl Future<Output = BackendResult<Vec<SecretVersion>>> + Send;
+
+    /// Replaces the caller's own personal overrides of `env` (read with
+    /// [`Backend::environment_state`]) with `sealed` at revision `expected_revision + 1`, if
+    /// `expected_revision` is the stored one (0: none yet); a stale one is
+    /// [`BackendError::Conflict`]. Only a member who can read the environment; never another
+    /// account's record, never a system key.
+    fn put_personal(
+        &self,
+        env: &EnvironmentId,
+        sealed: &crate::model::Blob,
+        expected_revision: u64,
+    ) -> impl Future<Output = BackendResult<PersonalRecord>> + Send;
 }
 
 #[cfg(test)]

@@ -101,6 +101,9 @@ pub const ENVIRONMENT_KEY: &str = "/v1/environments/{environment_id}/key";
 /// `GET` [`SecretList`](super::SecretList), `POST`
 /// [`WriteSecretsRequest`](super::WriteSecretsRequest); see [`secrets`].
 pub const SECRETS: &str = "/v1/environments/{environment_id}/secrets";
+/// `PUT` [`PutPersonalRequest`](super::PutPersonalRequest), answering a
+/// [`PersonalRecord`](crate::model::PersonalRecord); see [`personal`].
+pub const PERSONAL: &str = "/v1/environments/{environment_id}/personal";
 /// `GET` [`SecretList`](super::SecretList) of one name's history; see [`secret_history`].
 pub const SECRET_HISTORY: &str = "/v1/environments/{environment_id}/secrets/{name}/history";
 /// `GET` [`GrantList`](super::GrantList); see [`grants`].
@@ -220,6 +223,8 @@ endpoints! {
     WriteSecrets => Post SECRETS,
     /// One name's history.
     SecretHistory => Get SECRET_HISTORY,
+    /// Replaces the caller's own personal overrides of an environment.
+    PutPersonal => Put PERSONAL,
     /// Lists an environment's direct grants.
     Grants => Get GRANTS,
     /// Rotates an environment key.
@@ -356,6 +361,12 @@ pub fn secrets_with_manifests(env: &EnvironmentId, since: crate::model::Manifest
         ManifestsSince::Anchor => format!("{path}?manifests=anchor"),
         ManifestsSince::Revision(n) => format!("{path}?manifests={n}"),
     }
+}
+
+/// [`PERSONAL`] of an environment.
+#[must_use]
+pub fn personal(env: &EnvironmentId) -> String {
+    fill(PERSONAL, &[env])
 }
 
 /// [`SECRET_HISTORY`]. `name` is a validated key name (`[A-Za-z_][A-Za-z0-9_]*`), so it needs
