@@ -102,6 +102,7 @@ pub(crate) async fn environment_state(
         secrets,
         manifests,
         deleted,
+        personal: None,
     })
 }
 
