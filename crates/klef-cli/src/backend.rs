@@ -258,4 +258,13 @@ impl Backend for AnyBackend {
     async fn delete_workspace(&self, ws: &WorkspaceId) -> BackendResult<()> {
         dispatch!(self, b => b.delete_workspace(ws).await)
     }
+
+    async fn put_personal(
+        &self,
+        env: &EnvironmentId,
+        sealed: &klef_core::model::Blob,
+        expected_revision: u64,
+    ) -> BackendResult<klef_core::model::PersonalRecord> {
+        dispatch!(self, b => b.put_personal(env, sealed, expected_revision).await)
+    }
 }

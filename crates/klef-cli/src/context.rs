@@ -36,6 +36,10 @@ pub(crate) struct Context {
     /// that reads several environments (references, `klef inject`) asks for the password, or
     /// reads it from `--password-stdin`, once.
     unlocked: std::sync::Mutex<Option<std::sync::Arc<KeySource>>>,
+    /// This account's personal overrides of each environment opened so far
+    /// (`crate::personal::remember`), layered over the shared values by
+    /// `crate::personal::layer`.
+    pub(crate) personal: crate::personal::Remembered,
 }
 
 /// Whether a `.klef` belongs to this user (or root). One another user owns (a parent directory
@@ -110,6 +114,7 @@ impl Context {
             early_agent: std::sync::Mutex::new(None),
             vault: std::sync::Mutex::new(None),
             unlocked: std::sync::Mutex::new(None),
+            personal: crate::personal::Remembered::default(),
         })
     }
 

@@ -136,6 +136,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         .progress(format!("decrypting {} values", current.len()));
     let entries = secrets::decrypt_all(&key, &t, &current)?;
     drop(key);
+    let entries = crate::personal::layer(ctx, &t, entries);
     let entries = if args.raw {
         entries
     } else {

@@ -137,6 +137,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         })?
     };
     drop(key);
+    let entries = crate::personal::layer(ctx, &t, entries);
     let entries = if args.raw {
         entries
     } else {

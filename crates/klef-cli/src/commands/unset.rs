@@ -15,11 +15,18 @@ pub(crate) struct Args {
     /// The key names
     #[arg(required = true)]
     pub(crate) keys: Vec<String>,
+
+    /// Remove your personal overrides of these keys instead (you see the shared values again)
+    #[arg(long)]
+    pub(crate) personal: bool,
 }
 
 pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     for k in &args.keys {
         secrets::check_name(k)?;
+    }
+    if args.personal {
+        return crate::personal::unset(ctx, &args.keys).await;
     }
     let b = ctx.backend().await?;
     let t = ctx.target(&b).await?;

@@ -463,6 +463,7 @@ impl Backend for RemoteBackend {
             secrets: list.secrets,
             manifests: list.manifests,
             deleted: list.deleted,
+            personal: list.personal,
         })
     }
 
@@ -483,6 +484,23 @@ impl Backend for RemoteBackend {
             )
             .await?;
         Ok(resp.written)
+    }
+
+    async fn put_personal(
+        &self,
+        env: &EnvironmentId,
+        sealed: &Blob,
+        expected_revision: u64,
+    ) -> BackendResult<klef_core::model::PersonalRecord> {
+        self.api
+            .put(
+                &routes::personal(env),
+                &klef_core::wire::PutPersonalRequest {
+                    sealed: sealed.clone(),
+                    expected_revision,
+                },
+            )
+            .await
     }
 
     async fn rename_environment(

@@ -27,6 +27,7 @@ use klef_core::backend::Backend as _;
 use klef_core::crypto::SymmetricKey;
 use klef_core::ids::{AccountId, WorkspaceId};
 mod archive;
+mod personal;
 mod pins;
 mod write;
 
@@ -87,6 +88,9 @@ pub(crate) struct Opened<'a> {
     pub(crate) skipped: Vec<String>,
     /// The verified newest manifest; `None` for an environment made before manifests.
     manifest: Option<Manifest>,
+    /// This account's personal overrides of the environment (`crate::personal`); `None` for a
+    /// system key.
+    pub(crate) personal: Option<crate::personal::Personal>,
     signer: Option<Signer>,
     pins: Pins<'a>,
     workspace: WorkspaceId,
@@ -252,12 +256,15 @@ pub(crate) async fn open_with<'a>(
             ));
         }
     }
+    let personal = personal::open_served(b, t, &mut pins, state.personal.take())?;
+    crate::personal::remember(ctx, t, personal.as_ref());
     let mut opened = Opened {
         key,
         secrets: state.secrets,
         deleted: state.deleted,
         skipped,
         manifest,
+        personal,
         signer: if purpose == Purpose::Write || matches!(pins, Pins::Local(_)) {
             signer
         } else {
