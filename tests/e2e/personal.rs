@@ -307,6 +307,27 @@ fn rollback_relabel_and_move_are_refused(ctx: &TestContext, store: Store<'_>, bl
     ));
     store.put_row(&env, &account, r2, &new);
     assert_eq!(get(ctx, "DB"), "second-personal");
+
+    // Lost for good (a restore without it): refused, with the way out named; the member then
+    // starts again, empty, above every revision seen, and nothing older is accepted after.
+    store.sql(&format!(
+        "DELETE FROM personal_overrides WHERE environment_id = '{env}'"
+    ));
+    ctx.run_pw(["get", "DB", "--plain"])
+        .code_is(1)
+        .stderr_has("klef unset --personal --all");
+    ctx.run_pw(["unset", "--personal", "--all"])
+        .success()
+        .stderr_has("again, empty");
+    assert_eq!(get(ctx, "DB"), "dev-value");
+    assert!(store.rows(&env)[0].1 > r2, "above every revision seen");
+    ctx.run_pw(["set", "--personal", "DB", "third-personal"])
+        .success();
+    assert_eq!(get(ctx, "DB"), "third-personal");
+    store.put_row(&env, &account, r2, &new);
+    ctx.run_pw(["get", "DB", "--plain"])
+        .code_is(1)
+        .stderr_has("older copy");
 }
 
 #[test]

@@ -264,7 +264,8 @@ impl Backend for AnyBackend {
         env: &EnvironmentId,
         sealed: &klef_core::model::Blob,
         expected_revision: u64,
+        revision: u64,
     ) -> BackendResult<klef_core::model::PersonalRecord> {
-        dispatch!(self, b => b.put_personal(env, sealed, expected_revision).await)
+        dispatch!(self, b => b.put_personal(env, sealed, expected_revision, revision).await)
     }
 }

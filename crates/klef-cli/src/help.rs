@@ -171,6 +171,7 @@ const EXAMPLES: &[(&str, &[&str])] = &[
             "klef unset OLD_KEY",
             "klef unset A B C",
             "klef unset --personal DATABASE_URL   # back to the shared value, for you",
+            "klef unset --personal --all          # all of yours; starts again if they were lost",
         ],
     ),
     (

@@ -35,16 +35,31 @@ use crate::signed::{Opened, Purpose};
 /// This account's overrides of one environment, as opened, with the revision of the record.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Personal {
-    /// The record's revision (0: none yet).
+    /// The record's revision (0: none yet); for a record set aside by `unset --personal --all`,
+    /// the highest revision this account has seen.
     pub(crate) revision: u64,
+    /// The revision stored now (a write swaps it).
+    pub(crate) stored: u64,
     /// The overrides.
     pub(crate) overrides: Overrides,
+    /// The stored record was missing, older than seen or unreadable, and set aside.
+    pub(crate) lost: bool,
 }
 
 /// The overrides of every environment a command opened, by environment (the context keeps
-/// them, so [`layer`] finds them wherever the values were read).
+/// them, so [`layer`] finds them wherever the values were read), and whether this command
+/// starts them again (`klef unset --personal --all`).
 #[derive(Debug, Default)]
-pub(crate) struct Remembered(std::sync::Mutex<HashMap<EnvironmentId, Overrides>>);
+pub(crate) struct Remembered(
+    std::sync::Mutex<HashMap<EnvironmentId, Overrides>>,
+    std::sync::atomic::AtomicBool,
+);
+
+/// Whether this command starts this account's overrides again, setting aside a record that is
+/// lost (`klef unset --personal --all`).
+pub(crate) fn starting_over(ctx: &Context) -> bool {
+    ctx.personal.1.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Keeps the overrides `crate::signed::open` opened for `t`'s environment for [`layer`]
 /// (`None`: a system key, which has none).
@@ -157,12 +172,46 @@ pub(crate) async fn set(
     Ok(ExitStatus::SUCCESS)
 }
 
-/// `klef unset --personal KEY…`: every key must be overridden, or nothing changes.
-pub(crate) async fn unset(ctx: &Context, keys: &[String]) -> Result<ExitStatus> {
+/// `klef unset --personal KEY…`: every key must be overridden, or nothing changes. With `all`
+/// (`--all`), every override goes, and a record that was lost (missing, older than seen or
+/// unreadable: a restored backup, or a server withholding it) is set aside: this account
+/// starts again, empty, above every revision it has seen.
+pub(crate) async fn unset(ctx: &Context, keys: &[String], all: bool) -> Result<ExitStatus> {
     members_only()?;
     let b = ctx.backend().await?;
     let t = ctx.target(&b).await?;
+    if all {
+        ctx.personal
+            .1
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let mut opened = ctx.open_environment(&b, &t, Purpose::Read).await?;
+    if all {
+        let (count, lost) = opened
+            .personal
+            .as_ref()
+            .map_or((0, false), |p| (p.overrides.len(), p.lost));
+        let revision = opened.write_personal(&b, &t, &Overrides::new()).await?;
+        remember(ctx, &t, None);
+        if ctx.global.json {
+            ctx.printer.json(&json!({
+                "removed": count, "revision": revision, "started_over": lost,
+            }))?;
+        }
+        ctx.printer.info(&if lost {
+            format!(
+                "started your personal overrides of {} again, empty: the stored copy was missing, older than this account had seen, or unreadable",
+                t.describe()
+            )
+        } else {
+            format!(
+                "removed your {} of {}; you see the shared values again",
+                crate::confirm::count(count, "personal override", "personal overrides"),
+                t.describe()
+            )
+        });
+        return Ok(ExitStatus::SUCCESS);
+    }
     let mut overrides = opened
         .personal
         .as_ref()

@@ -359,15 +359,16 @@ pub trait Backend: Send + Sync {
     ) -> impl Future<Output = BackendResult<Vec<SecretVersion>>> + Send;
 
     /// Replaces the caller's own personal overrides of `env` (read with
-    /// [`Backend::environment_state`]) with `sealed` at revision `expected_revision + 1`, if
-    /// `expected_revision` is the stored one (0: none yet); a stale one is
-    /// [`BackendError::Conflict`]. Only a member who can read the environment; never another
-    /// account's record, never a system key.
+    /// [`Backend::environment_state`]) with `sealed` at revision `revision` (greater than
+    /// `expected_revision`; normally `expected_revision + 1`), if `expected_revision` is the
+    /// stored one (0: none yet); a stale one is [`BackendError::Conflict`]. Only a member who
+    /// can read the environment; never another account's record, never a system key.
     fn put_personal(
         &self,
         env: &EnvironmentId,
         sealed: &crate::model::Blob,
         expected_revision: u64,
+        revision: u64,
     ) -> impl Future<Output = BackendResult<PersonalRecord>> + Send;
 }
 

@@ -529,12 +529,13 @@ impl Backend for LocalVault {
         env: &EnvironmentId,
         sealed: &Blob,
         expected_revision: u64,
+        revision: u64,
     ) -> BackendResult<PersonalRecord> {
         let owner = self.owner().await?;
         Ok(self
             .store()
             .await?
-            .put_personal(env, &owner, sealed, expected_revision, None)
+            .put_personal(env, &owner, sealed, expected_revision, revision, None)
             .await?)
     }
 }

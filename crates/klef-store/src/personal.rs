@@ -58,9 +58,9 @@ impl Store {
         read(Source::Pool(self), env, account).await
     }
 
-    /// Replaces `account`'s own personal overrides of `env` with `sealed` at revision
-    /// `expected + 1` if `expected` is the stored revision (0: none yet), and appends `audit`
-    /// in the same transaction. A stale `expected` is [`StoreError::Conflict`] (another device
+    /// Replaces `account`'s own personal overrides of `env` with `sealed` at `revision`
+    /// (greater than `expected`) if `expected` is the stored revision (0: none yet), and
+    /// appends `audit` in the same transaction. A stale `expected` is [`StoreError::Conflict`] (another device
     /// of the same account wrote first). No visibility check: the caller authorizes.
     pub async fn put_personal(
         &self,
@@ -68,6 +68,7 @@ impl Store {
         account: &AccountId,
         sealed: &Blob,
         expected: u64,
+        revision: u64,
         audit: Option<&Audit>,
     ) -> Result<PersonalRecord, StoreError> {
         if sealed.0.is_empty() || sealed.0.len() > MAX_PERSONAL_BYTES {
@@ -77,9 +78,10 @@ impl Store {
         }
         let expected_i = i64::try_from(expected)
             .map_err(|_| invalid("the expected revision is out of range"))?;
-        let next = expected_i
-            .checked_add(1)
-            .ok_or_else(|| invalid("the expected revision is out of range"))?;
+        let next = i64::try_from(revision)
+            .ok()
+            .filter(|r| *r > expected_i)
+            .ok_or_else(|| invalid("the new revision must be greater than the expected one"))?;
         let (env_id, account_id) = (env.to_string(), account.to_string());
         let mut tx = Tx::write(self).await?;
         let result = async {
@@ -97,13 +99,14 @@ impl Store {
                 tx.execute(
                     "INSERT INTO personal_overrides \
                      (environment_id, account_id, revision, blob, updated_at) \
-                     SELECT $1, $2, 1, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM personal_overrides \
+                     SELECT $1, $2, $5, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM personal_overrides \
                      WHERE environment_id = $1 AND account_id = $2)",
                     &[
                         (&env_id).into(),
                         (&account_id).into(),
                         sealed.into(),
                         now.into(),
+                        next.into(),
                     ],
                 )
                 .await?

@@ -491,6 +491,7 @@ impl Backend for RemoteBackend {
         env: &EnvironmentId,
         sealed: &Blob,
         expected_revision: u64,
+        revision: u64,
     ) -> BackendResult<klef_core::model::PersonalRecord> {
         self.api
             .put(
@@ -498,6 +499,8 @@ impl Backend for RemoteBackend {
                 &klef_core::wire::PutPersonalRequest {
                     sealed: sealed.clone(),
                     expected_revision,
+                    // Sent only when it differs from the default, which older servers assume.
+                    revision: (revision != expected_revision.saturating_add(1)).then_some(revision),
                 },
             )
             .await

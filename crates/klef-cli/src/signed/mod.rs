@@ -256,7 +256,13 @@ pub(crate) async fn open_with<'a>(
             ));
         }
     }
-    let personal = personal::open_served(b, t, &mut pins, state.personal.take())?;
+    let personal = personal::open_served(
+        b,
+        t,
+        &mut pins,
+        state.personal.take(),
+        crate::personal::starting_over(ctx),
+    )?;
     crate::personal::remember(ctx, t, personal.as_ref());
     let mut opened = Opened {
         key,

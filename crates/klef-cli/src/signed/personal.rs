@@ -39,22 +39,42 @@ impl Pins<'_> {
     }
 }
 
+/// What to do when this account says to start again: `klef unset --personal --all` after its
+/// record was lost (a restored backup) or is withheld.
+const START_OVER: &str =
+    "if they were lost (a restored backup), `klef unset --personal --all` starts them again, empty";
+
 /// Opens the served record of this account's overrides of `t`'s environment: `None` for a
 /// system key; else the overrides (empty when there is no record). A record that does not
 /// open, or one older than this account has seen (or none when it has seen one), is refused:
-/// the server rolled it back or withheld it.
+/// the server rolled it back or withheld it. With `start_over` (`klef unset --personal --all`)
+/// such a record is set aside instead: the overrides read as empty, and the next write goes
+/// above every revision seen.
 pub(super) fn open_served(
     b: &AnyBackend,
     t: &Target,
     pins: &mut Pins<'_>,
     served: Option<klef_core::model::PersonalRecord>,
+    start_over: bool,
 ) -> Result<Option<Personal>> {
     let Some((account, derived, seen)) = pins.personal_keys(&t.env.id) else {
         return Ok(None);
     };
     let seen = seen.unwrap_or(0);
+    let stored = served.as_ref().map_or(0, |r| r.revision);
+    let lost = || {
+        Ok(Some(Personal {
+            revision: seen.max(stored),
+            stored,
+            overrides: Overrides::new(),
+            lost: true,
+        }))
+    };
     let Some(record) = served else {
         if seen > 0 {
+            if start_over {
+                return lost();
+            }
             return Err(blame(
                 b,
                 Failure::other(format!(
@@ -62,11 +82,15 @@ pub(super) fn open_served(
                     t.describe()
                 )),
             )
+            .hint(START_OVER)
             .into());
         }
         return Ok(Some(Personal::default()));
     };
     if record.revision < seen {
+        if start_over {
+            return lost();
+        }
         return Err(blame(
             b,
             Failure::other(format!(
@@ -75,20 +99,29 @@ pub(super) fn open_served(
                 record.revision
             )),
         )
+        .hint(START_OVER)
         .into());
     }
-    let overrides = derived
-        .open_personal(
-            &account,
-            &t.env.id,
-            record.revision,
-            record.sealed.as_bytes(),
-        )
-        .map_err(|e| blame(b, Failure::other(format!("{}: {e}", t.describe()))))?;
+    let overrides = match derived.open_personal(
+        &account,
+        &t.env.id,
+        record.revision,
+        record.sealed.as_bytes(),
+    ) {
+        Ok(o) => o,
+        Err(_) if start_over => return lost(),
+        Err(e) => {
+            return Err(blame(b, Failure::other(format!("{}: {e}", t.describe())))
+                .hint(START_OVER)
+                .into());
+        }
+    };
     pins.record_personal(t.env.id, record.revision);
     Ok(Some(Personal {
         revision: record.revision,
+        stored: record.revision,
         overrides,
+        lost: false,
     }))
 }
 
@@ -103,14 +136,19 @@ impl Opened<'_> {
         t: &Target,
         overrides: &Overrides,
     ) -> Result<u64> {
-        let current = self.personal.as_ref().map_or(0, |p| p.revision);
-        let next = current + 1;
+        // Above both the stored revision (compare-and-swap on it) and every revision this
+        // account has seen (when starting again after a lost record).
+        let (stored, seen) = self
+            .personal
+            .as_ref()
+            .map_or((0, 0), |p| (p.stored, p.revision));
+        let next = stored.max(seen) + 1;
         let Some((account, derived, _)) = self.pins.personal_keys(&t.env.id) else {
             return Err(crate::personal::not_for_system_keys());
         };
         let sealed = derived.seal_personal(&account, &t.env.id, next, overrides);
         let stored = b
-            .put_personal(&t.env.id, &Blob(sealed), current)
+            .put_personal(&t.env.id, &Blob(sealed), stored, next)
             .await
             .with_context(|| {
                 format!(
@@ -133,7 +171,9 @@ impl Opened<'_> {
         self.pins.save().await?;
         self.personal = Some(Personal {
             revision: next,
+            stored: next,
             overrides: overrides.clone(),
+            lost: false,
         });
         Ok(next)
     }

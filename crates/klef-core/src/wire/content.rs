@@ -105,10 +105,15 @@ pub struct SecretList {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PutPersonalRequest {
-    /// The sealed map at revision `expected_revision + 1`.
+    /// The sealed map at revision `revision` (default `expected_revision + 1`).
     pub sealed: Blob,
-    /// The revision the caller read.
+    /// The revision the caller read (0: none stored).
     pub expected_revision: u64,
+    /// The new revision, when it is not `expected_revision + 1`: a client that has seen a
+    /// higher revision than the one stored (its record was lost in a restore, or withheld)
+    /// starts again above it. Must be greater than `expected_revision`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
 }
 
 /// `POST /v1/environments/{environment_id}/secrets`: all writes in one transaction; a stale

@@ -500,15 +500,15 @@ pub(super) async fn put_personal(
         ));
     }
     let account = *principal.account()?;
+    let revision = req
+        .revision
+        .unwrap_or_else(|| req.expected_revision.saturating_add(1));
     let slug = auth.environment.map(|e| e.slug).unwrap_or_default();
     let audit = audit_by(
         &principal,
         auth.workspace_id,
         "personal.write",
-        format!(
-            "environment {id} ({slug}): personal overrides revision {}",
-            req.expected_revision.saturating_add(1)
-        ),
+        format!("environment {id} ({slug}): personal overrides revision {revision}"),
     );
     let stored = state
         .store
@@ -517,6 +517,7 @@ pub(super) async fn put_personal(
             &account,
             &req.sealed,
             req.expected_revision,
+            revision,
             Some(&audit),
         )
         .await?;
