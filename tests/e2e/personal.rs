@@ -127,10 +127,7 @@ fn json(run: &klef_e2e::Run) -> Value {
 
 /// `klef get NAME --plain` (with the password).
 fn get(ctx: &TestContext, name: &str) -> String {
-    ctx.run_pw(["get", name, "--plain"])
-        .success()
-        .stdout()
-        .to_owned()
+    ctx.run_pw(["get", name, "--plain"]).success().stdout()
 }
 
 /// What `klef run` passes to a program as `$NAME`.
@@ -138,7 +135,6 @@ fn run_sees(ctx: &TestContext, name: &str) -> String {
     ctx.run_pw(["run", "--", "sh", "-c", &format!("printf %s \"${name}\"")])
         .success()
         .stdout()
-        .to_owned()
 }
 
 /// `klef pull -o - --format json`, as a JSON object.
@@ -195,7 +191,7 @@ fn owner_sees_own_overrides(ctx: &TestContext, store: Store<'_>) -> String {
         listed(ctx, "URL").expect("URL listed").get("personal"),
         None
     );
-    let table = ctx.run_pw(["list"]).success().stdout().to_owned();
+    let table = ctx.run_pw(["list"]).success().stdout();
     assert!(table.contains("PERSONAL"), "{table}");
     assert!(
         table
@@ -220,7 +216,7 @@ fn owner_sees_own_overrides(ctx: &TestContext, store: Store<'_>) -> String {
     );
     // diff --personal: masked by default, exit 1 when different.
     let diff = ctx.run_pw(["diff", "--personal"]).code_is(1);
-    let out = diff.stdout().to_owned();
+    let out = diff.stdout();
     assert!(out.contains("~ DB"), "{out}");
     assert!(out.contains(&format!("+ {ONLY_NAME}")), "{out}");
     assert!(out.contains("~ URL"), "{out}");
