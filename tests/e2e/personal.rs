@@ -227,6 +227,21 @@ fn owner_sees_own_overrides(ctx: &TestContext, store: Store<'_>) -> String {
     let d = json(&shown);
     assert_eq!(d["equal"], false);
     assert!(d.to_string().contains(MINE), "{d}");
+    // pull then push (the round trip, with --raw): the file holds the owner's values, which
+    // never become shared ones; a second pull replaces the file it wrote.
+    ctx.run_pw(["pull", "--raw"]).success();
+    ctx.run_pw(["pull", "--raw"]).success();
+    let env_file = std::fs::read_to_string(ctx.cwd().join(".env")).expect(".env");
+    assert!(
+        env_file.contains(MINE) && env_file.contains(ONLY_NAME),
+        "{env_file}"
+    );
+    ctx.run_pw(["push", "--replace", "--yes"])
+        .success()
+        .stderr_has("not pushed")
+        .stderr_has(ONLY_NAME);
+    assert_eq!(store.shared_rows(), before, "nothing pushed");
+    std::fs::remove_file(ctx.cwd().join(".env")).expect("remove .env");
     let env = store.env_id("development");
     let rows = store.rows(&env);
     assert_eq!(rows.len(), 1, "one record: the owner's");

@@ -109,6 +109,61 @@ fn apply(overrides: Option<&Overrides>, mut entries: Vec<Entry>) -> Vec<Entry> {
     entries
 }
 
+/// The names this member overrides (or has alone) in `t`'s environment, as opened in this
+/// command: `klef pull` counts them as the environment's when it checks the file it replaces.
+pub(crate) fn names(ctx: &Context, t: &Target) -> Vec<String> {
+    let map = ctx
+        .personal
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    map.get(&t.env.id)
+        .map(|o| o.iter().map(|(n, _)| n.to_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// For `klef push`: a file written by `klef pull` holds this member's personal values, which
+/// must never become shared ones. A name whose value in the file is this member's override is
+/// left as the environment has it (unchanged when shared, not added when only theirs); the
+/// names are listed in a warning. A value edited in the file (no longer the override) is
+/// pushed as usual.
+pub(crate) fn keep_out_of_push(
+    ctx: &Context,
+    t: &Target,
+    opened: &Opened<'_>,
+    wanted: &mut std::collections::BTreeMap<String, Zeroizing<String>>,
+) -> Result<()> {
+    let Some(personal) = &opened.personal else {
+        return Ok(());
+    };
+    let mut kept = Vec::new();
+    for (name, mine) in personal.overrides.iter() {
+        if wanted.get(name).is_none_or(|v| v.as_str() != mine.as_str()) {
+            continue;
+        }
+        match opened
+            .secrets
+            .iter()
+            .find(|s| s.name == name && s.ciphertext.is_some())
+        {
+            Some(sv) => {
+                wanted.insert(name.to_owned(), secrets::decrypt(&opened.key, t, sv)?);
+            }
+            None => {
+                wanted.remove(name);
+            }
+        }
+        kept.push(name);
+    }
+    if !kept.is_empty() {
+        ctx.printer.warn(&format!(
+            "not pushed: {} (your personal values; `klef set NAME` shares a value)",
+            kept.join(", ")
+        ));
+    }
+    Ok(())
+}
+
 /// A system key asked for personal overrides.
 pub(crate) fn not_for_system_keys() -> anyhow::Error {
     Failure::usage(

@@ -124,10 +124,12 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     let (current, key) = ctx.current_secrets_and_key(&b, &t).await?;
     drop(reading);
     if !to_stdout && !args.force {
+        let mine = crate::personal::names(ctx, &t);
         let names: HashSet<&str> = current
             .iter()
             .filter(|s| s.ciphertext.is_some())
             .map(|s| s.name.as_str())
+            .chain(mine.iter().map(String::as_str))
             .collect();
         check_overwrite(&args.output, &names, &t)?;
     }
