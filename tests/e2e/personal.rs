@@ -252,6 +252,31 @@ fn owner_sees_own_overrides(ctx: &TestContext, store: Store<'_>) -> String {
             "{plain} in plaintext in the stored record"
         );
     }
+    // References to another environment use the owner's overrides there when the owner reads,
+    // and never when shared values are written: `promote --resolved` copies the shared one.
+    ctx.run_pw(["set", "-e", "staging", "HOST", "stg-host"])
+        .success();
+    ctx.run_pw(["set", "-e", "staging", "--personal", "HOST", "my-host"])
+        .success();
+    ctx.run_pw(["set", "REF", "${staging.HOST}"]).success();
+    assert_eq!(get(ctx, "REF"), "my-host");
+    ctx.run_pw([
+        "promote",
+        "--from",
+        "development",
+        "--to",
+        "production",
+        "--resolved",
+        "--yes",
+        "REF",
+    ])
+    .success();
+    assert_eq!(
+        ctx.run_pw(["get", "REF", "--plain", "-e", "production"])
+            .success()
+            .stdout(),
+        "stg-host"
+    );
     env
 }
 
@@ -415,7 +440,7 @@ fn owner_alone(db: Db) {
     assert_eq!(rows[0].0, owner_id);
     let audit =
         store.sql("SELECT action || ' ' || target FROM audit_log WHERE action = 'personal.write'");
-    assert_eq!(audit.lines().count(), 2, "{audit}");
+    assert_eq!(audit.lines().count(), 3, "{audit}");
     assert!(
         !audit.contains(ONLY_NAME) && !audit.contains("DB"),
         "{audit}"

@@ -47,11 +47,13 @@ pub(crate) struct Personal {
 }
 
 /// The overrides of every environment a command opened, by environment (the context keeps
-/// them, so [`layer`] finds them wherever the values were read), and whether this command
-/// starts them again (`klef unset --personal --all`).
+/// them, so [`layer`] finds them wherever the values were read), whether this command starts
+/// them again (`klef unset --personal --all`), and whether it shows values as this member sees
+/// them (it called [`layer`]: references to other environments are then layered too).
 #[derive(Debug, Default)]
 pub(crate) struct Remembered(
     std::sync::Mutex<HashMap<EnvironmentId, Overrides>>,
+    std::sync::atomic::AtomicBool,
     std::sync::atomic::AtomicBool,
 );
 
@@ -82,13 +84,31 @@ pub(crate) fn remember(ctx: &Context, t: &Target, personal: Option<&Personal>) {
 /// The values this member sees in `t`'s environment: the decrypted shared `entries` with this
 /// account's overrides (opened by `crate::signed::open` in this command) put over them, and
 /// the names only this member has added; sorted by name. The one place overrides are layered.
+///
+/// Calling it marks the command as one that shows values as this member sees them, so the
+/// environments its references read are layered too ([`layer_referenced`]); commands that
+/// write shared values (`promote`, `push`) or compare shared ones (`diff A B`) never call it,
+/// so no personal value reaches them through a reference either.
 pub(crate) fn layer(ctx: &Context, t: &Target, entries: Vec<Entry>) -> Vec<Entry> {
+    ctx.personal
+        .2
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let map = ctx
         .personal
         .0
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     apply(map.get(&t.env.id), entries)
+}
+
+/// The values of an environment a reference reads (`crate::references`): layered as [`layer`]
+/// does when this command shows values as this member sees them, else the shared values.
+pub(crate) fn layer_referenced(ctx: &Context, t: &Target, entries: Vec<Entry>) -> Vec<Entry> {
+    if ctx.personal.2.load(std::sync::atomic::Ordering::Relaxed) {
+        layer(ctx, t, entries)
+    } else {
+        entries
+    }
 }
 
 /// `overrides` over `entries`, sorted by name.

@@ -148,7 +148,7 @@ async fn load(
         Err(e) => return Err(e),
     };
     let entries = secrets::decrypt_all(&key, &target, &current)?;
-    Ok(Ok(crate::personal::layer(ctx, &target, entries)))
+    Ok(Ok(crate::personal::layer_referenced(ctx, &target, entries)))
 }
 
 /// The one-line error for a reference that cannot be resolved: the chain, never a value.
