@@ -110,6 +110,23 @@ fn teammate_change(db: Db) {
         klef_e2e::run_with_stdin(fresh, None).success().stdout(),
         "third\n"
     );
+    // Bob's personal override is served from the copy too (sealed to him in the agent), and
+    // one written without this agent (as another device would) is seen at the next
+    // revalidation.
+    bob.run_stdin(["set", "--personal", "DB"], b"bobs-own")
+        .success();
+    assert_eq!(get(&bob, "DB", "1h").success().stdout(), "bobs-own\n");
+    assert_eq!(cached(&bob), 1);
+    assert_eq!(get(&bob, "DB", "1h").success().stdout(), "bobs-own\n");
+    let mut other_device = bob.klef(["--password-stdin", "set", "--personal", "DB"]);
+    other_device.env("KLEF_NO_AGENT", "1");
+    klef_e2e::run_with_stdin(
+        other_device,
+        Some(format!("{PASSWORD}\nfrom-elsewhere").as_bytes()),
+    )
+    .success();
+    assert_eq!(get(&bob, "DB", "1h").success().stdout(), "bobs-own\n");
+    assert_eq!(get(&bob, "DB", "0").success().stdout(), "from-elsewhere\n");
     stop_agent(&bob);
 }
 

@@ -189,6 +189,31 @@ const ATTACKS: &[(&str, &str, &str)] = &[
         "each read and write fails (exit 1) naming the key and what was done, blaming the vault file; nothing is written. Whoever also deletes the sealed heads in `<data>/pins/` can make it read an older state its owner signed",
     ),
     (
+        "personal::personal_overrides_are_seen_by_their_owner_alone",
+        "reads a member's personal overrides as stored (database, audit log), or serves them to a teammate or a system key",
+        "it has neither names nor values: one record per member and environment, sealed under a key only that member's unlocked devices derive, wrapped to nobody; the audit entry names no key; teammates and CI get the shared values only, and a system key may not write overrides (exit 2)",
+    ),
+    (
+        "personal::personal_overrides_are_seen_by_their_owner_alone",
+        "moves a member's personal-overrides record to another member's account",
+        "it does not open for them (the account is bound in its associated data, and their key differs); `klef` fails (exit 1) and reads nothing",
+    ),
+    (
+        "personal::a_server_that_rolls_back_relabels_or_moves_personal_overrides_is_refused",
+        "serves an older record of a member's personal overrides (an older row restored)",
+        "`get`, `run` fail (exit 1, \"older copy of your personal overrides\"): the account's sealed pins keep the highest revision seen; no value is read",
+    ),
+    (
+        "personal::a_server_that_rolls_back_relabels_or_moves_personal_overrides_is_refused",
+        "relabels an older record with the newest revision, or moves a record to another environment",
+        "it does not open (revision and environment are bound in its associated data); the environment it was taken from reads as withheld and is refused too (exit 1)",
+    ),
+    (
+        "personal::personal_overrides_in_the_local_vault",
+        "(the local vault file, edited) rolls back, relabels or moves the owner's personal overrides",
+        "refused the same way, blaming the vault file; nothing is read",
+    ),
+    (
         "manifest_attacks::a_server_database_from_before_manifests_migrates_and_is_sealed_by_its_owner",
         "(upgrade) holds environments made before signed manifests",
         "values read as before with a warning naming `klef env seal`; only an owner or admin seals, and every read is verified from then on",

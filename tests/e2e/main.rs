@@ -21,6 +21,7 @@ mod manifest_attacks;
 mod manifest_backup;
 mod mask;
 mod messages;
+mod personal;
 mod pull_push;
 mod references;
 mod removal;

@@ -219,8 +219,9 @@ impl Backend for AnyBackend {
         &self,
         env: &EnvironmentId,
         after: u64,
+        known_personal: u64,
     ) -> BackendResult<Option<EnvironmentState>> {
-        dispatch!(self, b => b.environment_changes(env, after).await)
+        dispatch!(self, b => b.environment_changes(env, after, known_personal).await)
     }
 
     async fn write_secrets(
@@ -265,5 +266,15 @@ impl Backend for AnyBackend {
 
     async fn delete_workspace(&self, ws: &WorkspaceId) -> BackendResult<()> {
         dispatch!(self, b => b.delete_workspace(ws).await)
+    }
+
+    async fn put_personal(
+        &self,
+        env: &EnvironmentId,
+        sealed: &klef_core::model::Blob,
+        expected_revision: u64,
+        revision: u64,
+    ) -> BackendResult<klef_core::model::PersonalRecord> {
+        dispatch!(self, b => b.put_personal(env, sealed, expected_revision, revision).await)
     }
 }

@@ -40,6 +40,10 @@ pub(crate) struct Context {
     /// agent's name for the account (`crate::snapshot::forget_after_writes`).
     remote_writes:
         std::sync::Mutex<Option<(std::sync::Arc<std::sync::atomic::AtomicBool>, String)>>,
+    /// This account's personal overrides of each environment opened so far
+    /// (`crate::personal::remember`), layered over the shared values by
+    /// `crate::personal::layer`.
+    pub(crate) personal: crate::personal::Remembered,
 }
 
 /// Whether a `.klef` belongs to this user (or root). One another user owns (a parent directory
@@ -116,6 +120,7 @@ impl Context {
             vault: std::sync::Mutex::new(None),
             unlocked: std::sync::Mutex::new(None),
             remote_writes: std::sync::Mutex::new(None),
+            personal: crate::personal::Remembered::default(),
         })
     }
 

@@ -144,6 +144,8 @@ const EXAMPLES: &[(&str, &[&str])] = &[
             "klef set PORT 8080",
             "klef set A=1 B=2",
             "printf %s \"$TOKEN\" | klef set TOKEN    # from a pipe, byte for byte",
+            "klef set --personal DATABASE_URL       # your own value, sealed to you alone",
+            "klef set --personal LOG_LEVEL=debug    # others keep the shared value",
         ],
     ),
     (
@@ -160,9 +162,18 @@ const EXAMPLES: &[(&str, &[&str])] = &[
             "klef list",
             "klef list --reveal -e staging",
             "klef list --json",
+            "klef list              # PERSONAL column: names you override, or have alone",
         ],
     ),
-    ("unset", &["klef unset OLD_KEY", "klef unset A B C"]),
+    (
+        "unset",
+        &[
+            "klef unset OLD_KEY",
+            "klef unset A B C",
+            "klef unset --personal DATABASE_URL   # back to the shared value, for you",
+            "klef unset --personal --all          # all of yours; starts again if they were lost",
+        ],
+    ),
     (
         "pull",
         &[
@@ -207,6 +218,7 @@ const EXAMPLES: &[(&str, &[&str])] = &[
             "klef diff billing/production           # another project's environment",
             "klef diff --at 2026-12-01T09:00:00Z    # this environment then vs now",
             "klef diff -e staging production -q || echo \"staging and production differ\"",
+            "klef diff --personal --show            # the shared values vs what you see",
         ],
     ),
     (
@@ -401,5 +413,18 @@ mod tests {
             .map(|c| c.render_long_help().to_string())
             .unwrap_or_default();
         assert!(help.contains("Examples:\n  klef env create qa"), "{help}");
+    }
+
+    #[test]
+    fn every_personal_flag_has_an_example() {
+        for path in ["set", "unset", "diff"] {
+            assert!(
+                examples(path)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|e| e.contains("--personal")),
+                "{path}"
+            );
+        }
     }
 }

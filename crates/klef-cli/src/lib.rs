@@ -32,6 +32,7 @@ mod import;
 mod logging;
 mod mask;
 mod password;
+mod personal;
 mod printer;
 mod recipients;
 mod references;

@@ -147,7 +147,8 @@ async fn load(
         Err(e) if out_of_reach(&e) => return Ok(Err(Unreadable::NoAccess)),
         Err(e) => return Err(e),
     };
-    Ok(Ok(secrets::decrypt_all(&key, &target, &current)?))
+    let entries = secrets::decrypt_all(&key, &target, &current)?;
+    Ok(Ok(crate::personal::layer_referenced(ctx, &target, entries)))
 }
 
 /// The one-line error for a reference that cannot be resolved: the chain, never a value.

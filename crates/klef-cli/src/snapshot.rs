@@ -65,6 +65,8 @@ pub(crate) struct Current {
     /// With [`Purpose::ReadSkipping`]: names left out because they do not match the signed
     /// state.
     pub(crate) skipped: Vec<String>,
+    /// This account's personal overrides of the environment (`crate::personal`).
+    pub(crate) personal: Option<crate::personal::Personal>,
 }
 
 /// The target environment's current values: from the agent's copy when it may serve one
@@ -116,7 +118,11 @@ pub(crate) async fn current(ctx: &Context, b: &AnyBackend, purpose: Purpose) -> 
     ctx.set_keys(keys.clone());
     if age >= plan.fresh {
         match b
-            .environment_changes(&snap.environment.id, snap.revision)
+            .environment_changes(
+                &snap.environment.id,
+                snap.revision,
+                snap.personal_revision(),
+            )
             .await
         {
             Ok(None) => {
@@ -128,6 +134,7 @@ pub(crate) async fn current(ctx: &Context, b: &AnyBackend, purpose: Purpose) -> 
             Ok(Some(changes)) => {
                 let base = Base {
                     revision: snap.revision,
+                    personal: snap.personal_revision(),
                     secrets: snap.secrets,
                     deleted: snap.deleted,
                     changes: std::sync::Mutex::new(Some(changes)),
@@ -154,11 +161,12 @@ pub(crate) async fn current(ctx: &Context, b: &AnyBackend, purpose: Purpose) -> 
     } else {
         tracing::debug!(age_ms = age.as_millis(), "served by the agent");
     }
-    serve(&keys, snap).await
+    serve(ctx, &keys, snap).await
 }
 
-/// A copy's values, with its key unwrapped by `keys`.
-async fn serve(keys: &KeySource, snap: Snapshot) -> Result<Current> {
+/// A copy's values, with its key unwrapped by `keys` and this account's personal overrides
+/// opened (and remembered for `crate::personal::layer`).
+async fn serve(ctx: &Context, keys: &KeySource, snap: Snapshot) -> Result<Current> {
     let target = Target {
         project: snap.project,
         env: snap.environment,
@@ -166,11 +174,28 @@ async fn serve(keys: &KeySource, snap: Snapshot) -> Result<Current> {
     let key = keys
         .environment_key(&target.project, &target.env, &snap.access)
         .await?;
+    let personal = match &snap.personal {
+        None => None,
+        Some((revision, sealed)) => {
+            let (derived, _) = keys.derived().await?;
+            let overrides = derived
+                .open_personal(&snap.me.account.id, &target.env.id, *revision, sealed)
+                .map_err(|e| anyhow::anyhow!("the agent's copy of your personal overrides: {e}"))?;
+            Some(crate::personal::Personal {
+                revision: *revision,
+                stored: *revision,
+                overrides,
+                lost: false,
+            })
+        }
+    };
+    crate::personal::remember(ctx, &target, personal.as_ref());
     Ok(Current {
         target,
         key,
         secrets: snap.secrets,
         skipped: Vec::new(),
+        personal,
     })
 }
 
@@ -250,6 +275,7 @@ async fn full(
         key: opened.key,
         secrets: opened.secrets,
         skipped: opened.skipped,
+        personal: opened.personal,
     })
 }
 
@@ -268,7 +294,20 @@ async fn keep(
         tracing::debug!("no keys to keep a copy with");
         return;
     };
+    // This account's overrides, sealed again to it alone (never a plaintext in the agent).
+    let personal = match &opened.personal {
+        Some(p) if p.lost => return,
+        Some(p) if p.stored > 0 => match keys.derived().await {
+            Ok((derived, _)) => Some((
+                p.stored,
+                derived.seal_personal(&me.account.id, &t.env.id, p.stored, &p.overrides),
+            )),
+            Err(_) => return,
+        },
+        _ => None,
+    };
     let snap = SnapshotRef {
+        personal,
         me,
         project: &t.project,
         environment: &t.env,
@@ -436,6 +475,8 @@ struct Encoded {
     revision: u64,
     values: Vec<Value>,
     deleted: Vec<(String, i64)>,
+    /// This account's personal overrides record: revision and sealed bytes.
+    personal: Option<(u64, Vec<u8>)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -465,6 +506,7 @@ struct SnapshotRef<'a> {
     revision: u64,
     secrets: &'a [SecretVersion],
     deleted: &'a [DeletedName],
+    personal: Option<(u64, Vec<u8>)>,
 }
 
 impl SnapshotRef<'_> {
@@ -499,6 +541,7 @@ impl SnapshotRef<'_> {
                 .iter()
                 .map(|d| (d.name.clone(), d.version))
                 .collect(),
+            personal: self.personal.clone(),
         };
         Ok(postcard::to_allocvec(&encoded)?)
     }
@@ -513,9 +556,15 @@ struct Snapshot {
     revision: u64,
     secrets: Vec<SecretVersion>,
     deleted: Vec<DeletedName>,
+    personal: Option<(u64, Vec<u8>)>,
 }
 
 impl Snapshot {
+    /// The revision of the personal overrides record it holds (0: none).
+    fn personal_revision(&self) -> u64 {
+        self.personal.as_ref().map_or(0, |(r, _)| *r)
+    }
+
     fn decode(body: &Zeroizing<Vec<u8>>) -> Result<Self> {
         let encoded: Encoded = postcard::from_bytes(body)?;
         anyhow::ensure!(
@@ -550,6 +599,7 @@ impl Snapshot {
                 .into_iter()
                 .map(|(name, version)| DeletedName { name, version })
                 .collect(),
+            personal: encoded.personal,
         })
     }
 }

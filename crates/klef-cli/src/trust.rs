@@ -153,6 +153,19 @@ impl<'a> Trust<'a> {
         Ok(())
     }
 
+    /// The highest revision of this account's personal overrides of `env` seen, if any.
+    pub(crate) fn personal_revision(&self, env: &EnvironmentId) -> Option<u64> {
+        self.state.personal_revision(env)
+    }
+
+    /// Records a revision of this account's personal overrides of `env` as seen (never
+    /// lowering it).
+    pub(crate) fn record_personal(&mut self, env: EnvironmentId, revision: u64) {
+        if self.state.record_personal(env, revision) {
+            self.dirty = true;
+        }
+    }
+
     /// Forgets an environment's head (`klef backup import --allow-older`): this device accepts
     /// an older state of it from now on. Other devices keep theirs until they see this copy.
     pub(crate) fn forget_environment(&mut self, ws: &WorkspaceId, env: &EnvironmentId) {

@@ -9,7 +9,8 @@ use crate::ids::{EnvironmentId, ProjectId, WorkspaceId};
 use crate::model::{
     Account, AccountKeys, ApiKeyGrant, ApiKeyRecipient, Environment, EnvironmentKeyAccess,
     EnvironmentManifest, EnvironmentState, GrantInfo, KeyRotation, ManifestRecord, ManifestsSince,
-    NewEnvironment, NewProject, Project, RotationOutcome, SecretVersion, SecretWrite, Workspace,
+    NewEnvironment, NewProject, PersonalRecord, Project, RotationOutcome, SecretVersion,
+    SecretWrite, Workspace,
 };
 
 /// What kind of failure a [`BackendError`] is. The CLI decides exit codes and hints on the
@@ -297,11 +298,14 @@ pub trait Backend: Send + Sync {
     /// still its newest revision; else the manifests from `after` on (as
     /// [`ManifestsSince::Revision`]), the live values written after it and the names deleted
     /// after it. A reader merges that into the state it verified at `after` and verifies the
-    /// result like a full read (a value left out shows there).
+    /// result like a full read (a value left out shows there). `known_personal` is the
+    /// revision of the caller's personal overrides it holds (0: none): a different one on the
+    /// server is a change too, and every answer carries the caller's record.
     fn environment_changes(
         &self,
         env: &EnvironmentId,
         after: u64,
+        known_personal: u64,
     ) -> impl Future<Output = BackendResult<Option<EnvironmentState>>> + Send;
 
     /// Every version of one name, oldest first (tombstones included).
@@ -367,6 +371,19 @@ pub trait Backend: Send + Sync {
         writes: &[SecretWrite],
         manifest: Option<&ManifestRecord>,
     ) -> impl Future<Output = BackendResult<Vec<SecretVersion>>> + Send;
+
+    /// Replaces the caller's own personal overrides of `env` (read with
+    /// [`Backend::environment_state`]) with `sealed` at revision `revision` (greater than
+    /// `expected_revision`; normally `expected_revision + 1`), if `expected_revision` is the
+    /// stored one (0: none yet); a stale one is [`BackendError::Conflict`]. Only a member who
+    /// can read the environment; never another account's record, never a system key.
+    fn put_personal(
+        &self,
+        env: &EnvironmentId,
+        sealed: &crate::model::Blob,
+        expected_revision: u64,
+        revision: u64,
+    ) -> impl Future<Output = BackendResult<PersonalRecord>> + Send;
 }
 
 #[cfg(test)]

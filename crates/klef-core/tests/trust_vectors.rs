@@ -237,6 +237,7 @@ fn compute(mut cases: Value) -> Value {
                     )]),
                 },
             )]),
+            personal: BTreeMap::new(),
         };
         case["plaintext"] = json!(hex::encode(state.encode()));
         let keep = case["sealed"]

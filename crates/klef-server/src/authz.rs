@@ -22,6 +22,10 @@ use crate::error::ApiError;
 pub const SYSTEM_KEY_LIMIT: &str = "a system key can only read secrets (and, with readwrite, \
      write them) in the environments of its scopes";
 
+/// Why a system key gets `403` on personal overrides.
+pub const PERSONAL_NOT_FOR_SYSTEM_KEYS: &str =
+    "personal overrides belong to members: a system key has none and cannot write any";
+
 /// Who is calling.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -309,6 +313,10 @@ pub enum Action {
     ReadSecrets,
     /// Write secrets.
     WriteSecrets,
+    /// Replace one's own personal overrides of an environment: a member who can read it
+    /// (the route keys the row by the caller, so nobody else's is ever touched); never a
+    /// system key, which has no personal overrides.
+    WritePersonal,
     /// List an environment's direct grants.
     ListGrants,
     /// Rotate an environment's key.
@@ -406,6 +414,9 @@ pub struct SystemKeyFacts {
 
 /// The decision for a system key: secrets and their keys within scope, nothing else.
 fn decide_system_key(action: Action, facts: &Facts, key: &SystemKeyFacts) -> Result<(), ApiError> {
+    if action == Action::WritePersonal {
+        return Err(ApiError::Forbidden(PERSONAL_NOT_FOR_SYSTEM_KEYS.into()));
+    }
     let reads = matches!(
         action,
         Action::ReadProject | Action::ReadEnvironmentKey | Action::ReadSecrets
@@ -551,7 +562,10 @@ pub fn decide(action: Action, facts: &Facts) -> Result<(), ApiError> {
                 ))
             }
         }
-        Action::ReadEnvironmentKey | Action::ReadSecrets | Action::WriteSecrets => {
+        Action::ReadEnvironmentKey
+        | Action::ReadSecrets
+        | Action::WriteSecrets
+        | Action::WritePersonal => {
             if facts.project_key || facts.grant {
                 Ok(())
             } else {
@@ -794,6 +808,9 @@ mod tests {
             (ReadSecrets, None, true, true, Some(404)),
             (ReadSecrets, Some(Role::Member), false, false, Some(403)),
             (ReadSecrets, Some(Role::Member), false, true, None),
+            (WritePersonal, Some(Role::Member), false, true, None),
+            (WritePersonal, Some(Role::Member), false, false, Some(403)),
+            (WritePersonal, None, true, true, Some(404)),
             (WriteSecrets, Some(Role::Member), true, false, None),
             (
                 ReadEnvironmentKey,
@@ -962,6 +979,8 @@ mod tests {
         });
         assert_eq!(status(Invite(Role::Member), &key), Some(403));
         assert_eq!(status(RemoveMember, &key), Some(403));
+        // Nor does it write personal overrides, even readwrite and in scope.
+        assert_eq!(status(WritePersonal, &key), Some(403));
     }
 
     /// A system key lists the environments its scopes cover: one (`proj:env`) or all (`proj:*`).

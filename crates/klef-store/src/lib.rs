@@ -88,6 +88,7 @@ pub mod error;
 mod lifecycle;
 mod local;
 mod manifests;
+mod personal;
 mod queries;
 mod reads;
 mod roster;

@@ -8,10 +8,10 @@ use klef_core::backend::{Backend, BackendError, BackendResult};
 use klef_core::backup::{Archive, ArchiveSource, Restore, Restored};
 use klef_core::ids::{AccountId, EnvironmentId, ProjectId, WorkspaceId};
 use klef_core::model::{
-    Account, AccountKeys, ApiKeyGrant, ApiKeyRecipient, Environment, EnvironmentKeyAccess,
+    Account, AccountKeys, ApiKeyGrant, ApiKeyRecipient, Blob, Environment, EnvironmentKeyAccess,
     EnvironmentManifest, EnvironmentState, GrantInfo, KeyRotation, ManifestRecord, ManifestsSince,
-    NewEnvironment, NewProject, PreviousAccountKeys, Project, RotationOutcome, SecretVersion,
-    SecretWrite, Workspace,
+    NewEnvironment, NewProject, PersonalRecord, PreviousAccountKeys, Project, RotationOutcome,
+    SecretVersion, SecretWrite, Workspace,
 };
 
 use crate::audit::{Actor, ActorKind, Audit};
@@ -437,15 +437,25 @@ impl Backend for LocalVault {
         env: &EnvironmentId,
         since: ManifestsSince,
     ) -> BackendResult<EnvironmentState> {
-        Ok(crate::manifests::environment_state(self.source().await?, env, since).await?)
+        let source = self.source().await?;
+        let mut state = crate::manifests::environment_state(source, env, since).await?;
+        if since != ManifestsSince::Nothing {
+            let owner = self.owner().await?;
+            state.personal = crate::personal::read(source, env, &owner).await?;
+        }
+        Ok(state)
     }
 
     async fn environment_changes(
         &self,
         env: &EnvironmentId,
         after: u64,
+        known_personal: u64,
     ) -> BackendResult<Option<EnvironmentState>> {
-        Ok(crate::manifests::environment_changes(self.source().await?, env, after).await?)
+        let source = self.source().await?;
+        let owner = self.owner().await?;
+        let personal = crate::personal::read(source, env, &owner).await?;
+        Ok(crate::manifests::changes_for(source, env, after, personal, known_personal).await?)
     }
 
     async fn write_secrets(
@@ -523,6 +533,21 @@ impl Backend for LocalVault {
             .store()
             .await?
             .delete_workspace(&owner, ws, None)
+            .await?)
+    }
+
+    async fn put_personal(
+        &self,
+        env: &EnvironmentId,
+        sealed: &Blob,
+        expected_revision: u64,
+        revision: u64,
+    ) -> BackendResult<PersonalRecord> {
+        let owner = self.owner().await?;
+        Ok(self
+            .store()
+            .await?
+            .put_personal(env, &owner, sealed, expected_revision, revision, None)
             .await?)
     }
 }

@@ -108,6 +108,33 @@ pub(crate) async fn environment_state(
         secrets,
         manifests,
         deleted,
+        personal: None,
+    })
+}
+
+/// What changed after revision `after` for a reader whose personal overrides record is
+/// `personal` and who knows revision `known` of it (0: none): `None` when `after` is the
+/// newest revision and the record is the known one; else the manifests from `after` on, the
+/// live values and the deletes a later revision wrote, and the record.
+pub(crate) async fn changes_for(
+    source: Source<'_>,
+    env: &EnvironmentId,
+    after: u64,
+    personal: Option<klef_core::model::PersonalRecord>,
+    known: u64,
+) -> Result<Option<EnvironmentState>, StoreError> {
+    let fresh = personal.as_ref().map_or(0, |p| p.revision) == known;
+    Ok(match environment_changes(source, env, after).await? {
+        None if fresh => None,
+        None => Some(EnvironmentState {
+            manifests: manifests(source, env, ManifestsSince::Revision(after)).await?,
+            personal,
+            ..EnvironmentState::default()
+        }),
+        Some(mut state) => {
+            state.personal = personal;
+            Some(state)
+        }
     })
 }
 
@@ -144,6 +171,7 @@ pub(crate) async fn environment_changes(
     Ok(Some(EnvironmentState {
         secrets,
         manifests,
+        personal: None,
         deleted: deleted
             .into_iter()
             .map(|s| DeletedName {

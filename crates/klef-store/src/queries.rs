@@ -357,8 +357,11 @@ impl Store {
         &self,
         env: &EnvironmentId,
         after: u64,
+        personal: Option<klef_core::model::PersonalRecord>,
+        known_personal: u64,
     ) -> Result<Option<EnvironmentState>, StoreError> {
-        crate::manifests::environment_changes(Source::Pool(self), env, after).await
+        crate::manifests::changes_for(Source::Pool(self), env, after, personal, known_personal)
+            .await
     }
 
     /// Every version of one name, oldest first, deletes included. No visibility check.

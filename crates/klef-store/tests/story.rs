@@ -1191,3 +1191,98 @@ async fn sqlite_large_batches() {
 async fn postgres_large_batches() {
     with_postgres(|target, _| large_batches(target)).await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Personal overrides
+
+/// One account's sealed record per environment: absent until written, compare-and-swap on the
+/// revision (a stale writer gets a conflict and nothing changes), a client may start above the
+/// stored revision but never at or below it, the local vault serves the owner's record with the
+/// environment's state, and deleting the environment deletes it.
+async fn personal_overrides(target: Target) {
+    let (vault, project) = seeded(target.open().await, &["development", "staging"]).await;
+    let store = vault.store().await.expect("store").clone();
+    let owner = vault
+        .account()
+        .await
+        .expect("account")
+        .expect("an account")
+        .id;
+    let dev = project.environments[0].environment.id;
+    let staging = project.environments[1].environment.id;
+    let sealed = |n: u8| Blob(vec![1, n, n, n]);
+    assert_eq!(store.personal(&dev, &owner).await.expect("read"), None);
+
+    let first = store
+        .put_personal(&dev, &owner, &sealed(1), 0, 1, None)
+        .await
+        .expect("first write");
+    assert_eq!(first.revision, 1);
+    let err = store
+        .put_personal(&dev, &owner, &sealed(2), 0, 1, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                actual: 1,
+                expected: 0,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    for bad in [0, 1] {
+        assert!(matches!(
+            store
+                .put_personal(&dev, &owner, &sealed(2), 1, bad, None)
+                .await,
+            Err(StoreError::Invalid { .. })
+        ));
+    }
+    let jumped = store
+        .put_personal(&dev, &owner, &sealed(3), 1, 7, None)
+        .await
+        .expect("a write above the stored revision");
+    assert_eq!(jumped.revision, 7);
+    let got = store
+        .personal(&dev, &owner)
+        .await
+        .expect("read")
+        .expect("a record");
+    assert_eq!((got.revision, got.sealed), (7, sealed(3)));
+    assert_eq!(store.personal(&staging, &owner).await.expect("read"), None);
+    assert_eq!(
+        store
+            .personal(&dev, &AccountId::random())
+            .await
+            .expect("read"),
+        None,
+        "another account reads nothing of it"
+    );
+
+    let state = vault
+        .environment_state(&dev, klef_core::model::ManifestsSince::Anchor)
+        .await
+        .expect("state");
+    assert_eq!(state.personal.map(|p| p.revision), Some(7));
+    let without = vault
+        .environment_state(&dev, klef_core::model::ManifestsSince::Nothing)
+        .await
+        .expect("state");
+    assert_eq!(without.personal, None);
+
+    vault.delete_environment(&dev).await.expect("delete");
+    assert_eq!(store.personal(&dev, &owner).await.expect("read"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_personal_overrides() {
+    with_sqlite(personal_overrides).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_personal_overrides() {
+    with_postgres(|target, _| personal_overrides(target)).await;
+}

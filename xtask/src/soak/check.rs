@@ -85,6 +85,7 @@ async fn history(shared: &Shared, url: &str) -> Result<SecretList> {
             secrets: Vec::new(),
             manifests: Vec::new(),
             deleted: Vec::new(),
+            personal: None,
         });
     }
     ensure!(resp.status().is_success(), "answered {}", resp.status());

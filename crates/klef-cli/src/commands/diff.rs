@@ -49,18 +49,26 @@ use crate::{secrets, table};
 /// Values are masked (`****`) unless `--show`; references are resolved unless `--raw`. `B` is
 /// an environment of this project (`staging`) or of another (`billing/production`).
 #[derive(Debug, clap::Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent command-line flags, as clap parses them"
+)]
 pub(crate) struct Args {
     /// The environment to compare with: `SLUG`, or `PROJECT/SLUG`
     #[arg(
         value_name = "B",
-        required_unless_present = "at",
-        conflicts_with = "at"
+        required_unless_present_any = ["at", "personal"],
+        conflicts_with_all = ["at", "personal"]
     )]
     pub(crate) other: Option<String>,
 
     /// Compare the environment with itself as it was at this time (RFC 3339, or Unix seconds)
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", conflicts_with = "personal")]
     pub(crate) at: Option<String>,
+
+    /// Compare the shared environment with what you see in it (your personal overrides)
+    #[arg(long)]
+    pub(crate) personal: bool,
 
     /// Show the values instead of `****`
     #[arg(long)]
@@ -145,6 +153,9 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
 }
 
 async fn compare(args: Args, ctx: &Context) -> Result<ExitStatus> {
+    if args.personal {
+        return crate::personal::diff(ctx, &args).await;
+    }
     let at = args.at.as_deref().map(parse_time).transpose()?;
     let b = ctx.backend_and_agent().await?;
     let t = ctx.target(&b).await?;
@@ -272,7 +283,13 @@ async fn values_at(
     Ok(out)
 }
 
-fn print(ctx: &Context, args: &Args, from: &str, to: &str, c: &Comparison) -> Result<()> {
+pub(crate) fn print(
+    ctx: &Context,
+    args: &Args,
+    from: &str,
+    to: &str,
+    c: &Comparison,
+) -> Result<()> {
     if ctx.global.json {
         let with_value = |e: &Entry| {
             if args.show {

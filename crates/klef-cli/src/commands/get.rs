@@ -37,6 +37,9 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     // list is not there, whatever the server's history says (or the agent's copy of them).
     let opened = crate::snapshot::current(ctx, &b, Purpose::Read).await?;
     let t = &opened.target;
+    if let Some(status) = crate::personal::get(ctx, &b, t, &opened, &args).await? {
+        return Ok(status);
+    }
     let Some(sv) = opened
         .secrets
         .iter()
@@ -52,6 +55,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     if !args.raw && klef_core::refs::has_references(&value) {
         // The rest of the environment, already read and verified with it.
         let entries = secrets::decrypt_all(&opened.key, t, &opened.secrets)?;
+        let entries = crate::personal::layer(ctx, t, entries);
         value = References::new(ctx, &b, t, &entries).key(&args.key).await?;
     }
     if ctx.global.json {

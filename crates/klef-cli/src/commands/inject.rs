@@ -66,6 +66,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     } = crate::snapshot::current(ctx, &b, crate::signed::Purpose::Read).await?;
     let entries = secrets::decrypt_all(&key, &t, &current)?;
     drop(key);
+    let entries = crate::personal::layer(ctx, &t, entries);
     let mut refs = References::new(ctx, &b, &t, &entries);
     let mut values: Vec<(&Reference, Zeroizing<String>)> = Vec::with_capacity(wanted.len());
     let mut unknown = Vec::new();

@@ -1,7 +1,10 @@
 //! `klef list [--reveal]`: names, versions and last update (values only with `--reveal`),
 //! checked against the environment's signed state whenever the keys are at hand without asking.
 //!
-//! JSON: `[{"name", "version", "updated_at", "author", "value"?}]`, sorted by name.
+//! JSON: `[{"name", "version", "updated_at", "author", "value"?, "personal"?}]`, sorted by name.
+//! With the keys at hand, this member's personal overrides (`crate::personal`) are marked:
+//! a `PERSONAL` column (`overridden`, `yours only`) and `"personal": true`; `--reveal` shows the
+//! value this member sees; names only they have are listed with no version.
 
 use anyhow::Result;
 use klef_core::backend::Backend as _;
@@ -58,25 +61,56 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
         ),
         _ => None,
     };
+    // This member's personal overrides (only when the environment was opened: they are
+    // sealed): overridden names are marked, names only they have are listed too.
+    let names: Vec<&str> = current.iter().map(|s| s.name.as_str()).collect();
+    let personal = crate::personal::marks(opened.as_ref(), &names);
+    let mark = |i: usize| personal.as_ref().map(|(m, _)| m[i]);
+    let shown = |i: usize| -> &str {
+        match (&values, &opened) {
+            (Some(vals), Some(o)) if mark(i) == Some(crate::personal::Mark::Overridden) => o
+                .personal
+                .as_ref()
+                .and_then(|p| p.overrides.get(&current[i].name))
+                .map_or(vals[i].as_str(), |v| v.as_str()),
+            (Some(vals), _) => vals[i].as_str(),
+            _ => "",
+        }
+    };
+    let only = personal.as_ref().map_or(&[][..], |(_, o)| o.as_slice());
     if ctx.global.json {
-        let v: Vec<_> = current
+        let mut v: Vec<_> = current
             .iter()
             .enumerate()
             .map(|(i, s)| {
                 let mut o = json!({"name": s.name, "version": s.version, "updated_at": table::time(s.created_at), "author": s.author});
-                if let Some(vals) = &values {
-                    o["value"] = json!(vals[i].as_str());
+                if values.is_some() {
+                    o["value"] = json!(shown(i));
+                }
+                if mark(i) == Some(crate::personal::Mark::Overridden) {
+                    o["personal"] = json!(true);
                 }
                 o
             })
             .collect();
+        for (name, value) in only {
+            let mut o = json!({"name": name, "version": null, "updated_at": null, "author": null, "personal": true});
+            if values.is_some() {
+                o["value"] = json!(value.as_str());
+            }
+            v.push(o);
+        }
+        v.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
         ctx.printer.json(&v)?;
     } else {
         let mut header = vec!["NAME", "VERSION", "UPDATED"];
         if values.is_some() {
             header.push("VALUE");
         }
-        let rows: Vec<Vec<String>> = current
+        if personal.is_some() {
+            header.push("PERSONAL");
+        }
+        let mut rows: Vec<Vec<String>> = current
             .iter()
             .enumerate()
             .map(|(i, s)| {
@@ -85,14 +119,26 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
                     s.version.to_string(),
                     table::time(s.created_at),
                 ];
-                if let Some(vals) = &values {
-                    row.push(secrets::one_line_value(&vals[i]));
+                if values.is_some() {
+                    row.push(secrets::one_line_value(shown(i)));
+                }
+                if let Some(m) = mark(i) {
+                    row.push(m.column().to_owned());
                 }
                 row
             })
             .collect();
+        for (name, value) in only {
+            let mut row = vec![(*name).to_owned(), "-".to_owned(), "-".to_owned()];
+            if values.is_some() {
+                row.push(secrets::one_line_value(value));
+            }
+            row.push(crate::personal::Mark::Only.column().to_owned());
+            rows.push(row);
+        }
+        rows.sort_by(|a, b| a[0].cmp(&b[0]));
         ctx.printer.data(&table::render(&header, &rows))?;
-        if current.is_empty() {
+        if rows.is_empty() {
             ctx.printer.hint(&format!(
                 "{} has no secrets yet; `klef set KEY VALUE` adds one",
                 t.describe()

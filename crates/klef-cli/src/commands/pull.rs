@@ -128,10 +128,12 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     } = crate::snapshot::current(ctx, &b, crate::signed::Purpose::Read).await?;
     drop(reading);
     if !to_stdout && !args.force {
+        let mine = crate::personal::names(ctx, &t);
         let names: HashSet<&str> = current
             .iter()
             .filter(|s| s.ciphertext.is_some())
             .map(|s| s.name.as_str())
+            .chain(mine.iter().map(String::as_str))
             .collect();
         check_overwrite(&args.output, &names, &t)?;
     }
@@ -140,6 +142,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         .progress(format!("decrypting {} values", current.len()));
     let entries = secrets::decrypt_all(&key, &t, &current)?;
     drop(key);
+    let entries = crate::personal::layer(ctx, &t, entries);
     let entries = if args.raw {
         entries
     } else {

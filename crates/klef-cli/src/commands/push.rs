@@ -114,6 +114,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     let b = ctx.backend().await?;
     let t = ctx.target(&b).await?;
     let mut opened = ctx.open_environment(&b, &t, Purpose::Write).await?;
+    crate::personal::keep_out_of_push(ctx, &t, &opened, &mut wanted)?;
     let current: Vec<SecretVersion> = opened
         .secrets
         .iter()

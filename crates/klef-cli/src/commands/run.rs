@@ -112,6 +112,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         key,
         secrets: current,
         skipped: unmatched,
+        ..
     } = crate::snapshot::current(ctx, &b, purpose).await?;
     let entries = if args.skip_unreadable {
         let (entries, mut skipped) = secrets::decrypt_readable(&key, &t, &current);
@@ -138,6 +139,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
         })?
     };
     drop(key);
+    let entries = crate::personal::layer(ctx, &t, entries);
     let entries = if args.raw {
         entries
     } else {

@@ -32,6 +32,11 @@ pub(crate) struct Args {
     /// `KEY VALUE`, `KEY=VALUE…`, or `KEY` alone to read the value from stdin
     #[arg(required = true, value_name = "KEY[=VALUE]")]
     pub(crate) args: Vec<String>,
+
+    /// Keep the values for you alone (personal overrides): sealed so only you can read them,
+    /// used instead of the shared values in what you read; the shared values stay unchanged
+    #[arg(long)]
+    pub(crate) personal: bool,
 }
 
 /// A parsed request: names with their values (`None` = read from stdin).
@@ -94,12 +99,16 @@ fn read_stdin_value(name: &str) -> Result<Zeroizing<String>> {
 }
 
 pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
+    let personal = args.personal;
     let pairs = parse(args.args)?;
     for (name, value) in &pairs {
         secrets::check_name(name)?;
         if let Some(v) = value {
             secrets::check_value(name, v)?;
         }
+    }
+    if personal {
+        return crate::personal::set(ctx, pairs, read_stdin_value).await;
     }
     let b = ctx.backend().await?;
     let t = ctx.target(&b).await?;

@@ -13,13 +13,25 @@ use crate::signed::Purpose;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The key names
-    #[arg(required = true)]
+    #[arg(required_unless_present = "all")]
     pub(crate) keys: Vec<String>,
+
+    /// Remove your personal overrides of these keys instead (you see the shared values again)
+    #[arg(long)]
+    pub(crate) personal: bool,
+
+    /// With --personal: remove all your personal overrides of the environment; also starts
+    /// them again, empty, when they were lost (a restored backup)
+    #[arg(long, requires = "personal", conflicts_with = "keys")]
+    pub(crate) all: bool,
 }
 
 pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     for k in &args.keys {
         secrets::check_name(k)?;
+    }
+    if args.personal {
+        return crate::personal::unset(ctx, &args.keys, args.all).await;
     }
     let b = ctx.backend().await?;
     let t = ctx.target(&b).await?;

@@ -505,6 +505,7 @@ impl Backend for RemoteBackend {
             secrets: list.secrets,
             manifests: list.manifests,
             deleted: list.deleted,
+            personal: list.personal,
         })
     }
 
@@ -512,15 +513,17 @@ impl Backend for RemoteBackend {
         &self,
         env: &EnvironmentId,
         after: u64,
+        known_personal: u64,
     ) -> BackendResult<Option<EnvironmentState>> {
         let list: Option<SecretList> = self
             .api
-            .get_if_modified(&routes::secrets_changed_since(env, after))
+            .get_if_modified(&routes::secrets_changed_since(env, after, known_personal))
             .await?;
         Ok(list.map(|list| EnvironmentState {
             secrets: list.secrets,
             manifests: list.manifests,
             deleted: list.deleted,
+            personal: list.personal,
         }))
     }
 
@@ -541,6 +544,26 @@ impl Backend for RemoteBackend {
             )
             .await?;
         Ok(resp.written)
+    }
+
+    async fn put_personal(
+        &self,
+        env: &EnvironmentId,
+        sealed: &Blob,
+        expected_revision: u64,
+        revision: u64,
+    ) -> BackendResult<klef_core::model::PersonalRecord> {
+        self.api
+            .put(
+                &routes::personal(env),
+                &klef_core::wire::PutPersonalRequest {
+                    sealed: sealed.clone(),
+                    expected_revision,
+                    // Sent only when it differs from the default, which older servers assume.
+                    revision: (revision != expected_revision.saturating_add(1)).then_some(revision),
+                },
+            )
+            .await
     }
 
     async fn rename_environment(

@@ -27,6 +27,7 @@ use klef_core::backend::Backend as _;
 use klef_core::crypto::SymmetricKey;
 use klef_core::ids::{AccountId, WorkspaceId};
 mod archive;
+mod personal;
 mod pins;
 mod write;
 
@@ -90,6 +91,9 @@ pub(crate) struct Opened<'a> {
     pub(crate) skipped: Vec<String>,
     /// The verified newest manifest; `None` for an environment made before manifests.
     manifest: Option<Manifest>,
+    /// This account's personal overrides of the environment (`crate::personal`); `None` for a
+    /// system key.
+    pub(crate) personal: Option<crate::personal::Personal>,
     signer: Option<Signer>,
     pins: Pins<'a>,
     workspace: WorkspaceId,
@@ -132,6 +136,8 @@ pub(crate) struct Base {
     pub(crate) deleted: Vec<DeletedName>,
     /// What the server said changed after it, when already asked (taken by the read).
     pub(crate) changes: std::sync::Mutex<Option<EnvironmentState>>,
+    /// The revision of this account's personal overrides it holds (0: none).
+    pub(crate) personal: u64,
 }
 
 impl Base {
@@ -154,6 +160,7 @@ impl Base {
             secrets: live.into_values().cloned().collect(),
             deleted: deleted.into_values().cloned().collect(),
             manifests: changes.manifests,
+            personal: changes.personal,
         }
     }
 }
@@ -201,7 +208,10 @@ pub(crate) async fn open_from<'a>(
                 .take();
             let changes = match asked {
                 Some(c) => Some(c),
-                None => b.environment_changes(&t.env.id, h.revision).await?,
+                None => {
+                    b.environment_changes(&t.env.id, h.revision, base.personal)
+                        .await?
+                }
             };
             if let Some(changes) = changes {
                 return Ok::<_, anyhow::Error>(base.merged(changes));
@@ -343,6 +353,14 @@ pub(crate) async fn open_from<'a>(
             ));
         }
     }
+    let personal = personal::open_served(
+        b,
+        t,
+        &mut pins,
+        state.personal.take(),
+        crate::personal::starting_over(ctx),
+    )?;
+    crate::personal::remember(ctx, t, personal.as_ref());
     let mut opened = Opened {
         key,
         access,
@@ -350,6 +368,7 @@ pub(crate) async fn open_from<'a>(
         deleted: state.deleted,
         skipped,
         manifest,
+        personal,
         signer: if purpose == Purpose::Write || matches!(pins, Pins::Local(_)) {
             signer
         } else {

@@ -144,7 +144,7 @@ pub(super) async fn fallback(
         describe(&snap),
         ago(age)
     ));
-    Ok(Some(serve(&keys, snap).await?))
+    Ok(Some(serve(ctx, &keys, snap).await?))
 }
 
 /// Deletes every offline copy (`klef logout`); how many there were.

@@ -390,6 +390,20 @@ pub struct EnvironmentState {
     pub manifests: Vec<ManifestRecord>,
     /// The names whose latest version is a delete.
     pub deleted: Vec<DeletedName>,
+    /// The caller's own personal overrides of the environment, if any (a member's read with
+    /// manifests; never for a system key).
+    pub personal: Option<PersonalRecord>,
+}
+
+/// One account's personal overrides of one environment as stored and served: sealed to that
+/// account alone (`klef_core::trust::personal`), names included. The revision is bound in the
+/// sealed bytes; readers refuse one lower than they have seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonalRecord {
+    /// The record's revision (1 for the first; each write is the next).
+    pub revision: u64,
+    /// The sealed map of names and values.
+    pub sealed: Blob,
 }
 
 /// A new project with its first environments.

@@ -44,6 +44,11 @@ pub struct WorkspacePins {
 pub struct AccountState {
     /// Pins by workspace.
     pub workspaces: BTreeMap<WorkspaceId, WorkspacePins>,
+    /// The highest revision of this account's own personal overrides seen per environment
+    /// ([`personal`](super::personal)): a server that serves a lower one is refused. Encoded
+    /// after the workspaces only when not empty, so pins without it keep their exact bytes and
+    /// pins written before it still parse.
+    pub personal: BTreeMap<EnvironmentId, u64>,
 }
 
 /// Two records (or a record and a newly verified state) that cannot both be true.
@@ -205,7 +210,33 @@ impl AccountState {
             };
             workspaces.insert(*ws, merged);
         }
-        Ok(Self { workspaces })
+        let mut personal = self.personal.clone();
+        for (env, revision) in &other.personal {
+            let seen = personal.entry(*env).or_insert(0);
+            *seen = (*seen).max(*revision);
+        }
+        Ok(Self {
+            workspaces,
+            personal,
+        })
+    }
+
+    /// The highest revision of this account's personal overrides of `env` seen, if any.
+    #[must_use]
+    pub fn personal_revision(&self, env: &EnvironmentId) -> Option<u64> {
+        self.personal.get(env).copied()
+    }
+
+    /// Records a revision of this account's personal overrides of `env` (never lowering the
+    /// one seen); whether the record changed.
+    pub fn record_personal(&mut self, env: EnvironmentId, revision: u64) -> bool {
+        let seen = self.personal.entry(env).or_insert(0);
+        if revision > *seen {
+            *seen = revision;
+            true
+        } else {
+            false
+        }
     }
 
     /// The roster anchor pinned for `workspace`, if any.
@@ -248,6 +279,7 @@ impl AccountState {
                     projects: BTreeMap::new(),
                 },
             )]),
+            personal: BTreeMap::new(),
         };
         *self = self.merge(&new)?;
         Ok(())
@@ -282,6 +314,7 @@ impl AccountState {
         if let Some(pins) = self.workspaces.get_mut(workspace) {
             pins.environments.remove(environment);
         }
+        self.personal.remove(environment);
     }
 
     /// Records a newly verified project-record head (never lowering it). The workspace must
@@ -332,6 +365,14 @@ impl AccountState {
             write_heads(&mut w, &pins.environments, |e| e.0);
             write_heads(&mut w, &pins.projects, |p| p.0);
         }
+        if !self.personal.is_empty() {
+            // A trailing section, absent when empty: see the field's documentation.
+            w = w.count(self.personal.len());
+            for (env, revision) in &self.personal {
+                w.push_field(env.0.as_bytes());
+                w.push_field(&revision.to_be_bytes());
+            }
+        }
         w.finish()
     }
 
@@ -371,8 +412,30 @@ impl AccountState {
                 },
             );
         }
+        let mut personal = BTreeMap::new();
+        if !r.is_empty() {
+            // Each is 20 + 12 bytes; an empty section is never written.
+            let n = r.count(32)?;
+            if n == 0 {
+                return Err(DecodeError::Invalid("an empty personal-overrides section"));
+            }
+            for _ in 0..n {
+                let env = EnvironmentId(r.id()?);
+                let revision = r.u64()?;
+                if personal
+                    .last_key_value()
+                    .is_some_and(|(last, _)| *last >= env)
+                {
+                    return Err(DecodeError::Invalid("ids not in ascending order"));
+                }
+                personal.insert(env, revision);
+            }
+        }
         r.finish()?;
-        Ok(Self { workspaces })
+        Ok(Self {
+            workspaces,
+            personal,
+        })
     }
 
     /// Seals the record for `account` under its master key.
@@ -454,8 +517,9 @@ mod tests {
     }
 
     prop_compose! {
-        fn state()(spec in proptest::collection::btree_map(0u8..4, (0u64..6, proptest::collection::btree_map(0u8..4, 1u64..9, 0..3), proptest::collection::btree_map(0u8..3, 1u64..5, 0..2)), 0..3)) -> AccountState {
+        fn state()(spec in proptest::collection::btree_map(0u8..4, (0u64..6, proptest::collection::btree_map(0u8..4, 1u64..9, 0..3), proptest::collection::btree_map(0u8..3, 1u64..5, 0..2)), 0..3), personal in proptest::collection::btree_map(0u8..4, 1u64..9, 0..3)) -> AccountState {
             AccountState {
+                personal: personal.into_iter().map(|(e, rev)| (env(e), rev)).collect(),
                 workspaces: spec.into_iter().map(|(w, (seq, envs, projects))| (ws(w), WorkspacePins {
                     genesis: EntryHash([0xee; 32]),
                     roster: roster_at(seq),
@@ -467,19 +531,23 @@ mod tests {
     }
 
     fn at_least(big: &AccountState, small: &AccountState) -> bool {
-        small.workspaces.iter().all(|(w, p)| {
-            big.workspaces.get(w).is_some_and(|q| {
-                q.roster.sequence >= p.roster.sequence
-                    && p.environments.iter().all(|(e, h)| {
-                        q.environments
-                            .get(e)
-                            .is_some_and(|g| g.revision >= h.revision)
-                    })
-                    && p.projects
-                        .iter()
-                        .all(|(e, h)| q.projects.get(e).is_some_and(|g| g.revision >= h.revision))
+        small
+            .personal
+            .iter()
+            .all(|(e, r)| big.personal.get(e).is_some_and(|g| g >= r))
+            && small.workspaces.iter().all(|(w, p)| {
+                big.workspaces.get(w).is_some_and(|q| {
+                    q.roster.sequence >= p.roster.sequence
+                        && p.environments.iter().all(|(e, h)| {
+                            q.environments
+                                .get(e)
+                                .is_some_and(|g| g.revision >= h.revision)
+                        })
+                        && p.projects.iter().all(|(e, h)| {
+                            q.projects.get(e).is_some_and(|g| g.revision >= h.revision)
+                        })
+                })
             })
-        })
     }
 
     proptest! {
@@ -511,6 +579,57 @@ mod tests {
     }
 
     #[test]
+    fn pins_without_personal_revisions_keep_their_bytes_and_still_open() {
+        // Pins as written before personal overrides: the same bytes as this build writes
+        // while no personal revision is recorded, parsed field by field as before.
+        let old = Labelled::new(PINS_LABEL)
+            .count(1)
+            .id(&ws(1).0)
+            .field(&[0xee; 32])
+            .u64(0)
+            .field(&[0xee; 32])
+            .count(1)
+            .id(&env(2).0)
+            .u64(3)
+            .field(&[3; 32])
+            .u64(1)
+            .count(0)
+            .finish();
+        let parsed = AccountState::parse(&old).unwrap();
+        assert!(parsed.personal.is_empty());
+        assert_eq!(
+            parsed.environment_head(&ws(1), &env(2)),
+            Some(manifest_at(3))
+        );
+        assert_eq!(
+            parsed.encode(),
+            old,
+            "unchanged bytes without personal revisions"
+        );
+        let master = SymmetricKey::from_bytes(Box::new([4; 32]));
+        let me = AccountId(crate::trust::raw_id(&[9; 16]));
+        let sealed = seal(
+            &hkdf_key(master.expose(), ACCOUNT_STATE_INFO),
+            &aad(&me),
+            &old,
+        );
+        assert_eq!(AccountState::open(&master, &me, &sealed).unwrap(), parsed);
+
+        let mut with = parsed.clone();
+        assert!(with.record_personal(env(2), 4));
+        assert!(!with.record_personal(env(2), 3), "never lowered");
+        assert_eq!(with.personal_revision(&env(2)), Some(4));
+        let bytes = with.encode();
+        assert!(bytes.starts_with(&old));
+        assert_eq!(AccountState::parse(&bytes).unwrap(), with);
+        let mut empty_section = old.clone();
+        empty_section.extend_from_slice(&0u32.to_be_bytes());
+        assert!(AccountState::parse(&empty_section).is_err());
+        with.forget_environment(&ws(1), &env(2));
+        assert_eq!(with.personal_revision(&env(2)), None);
+    }
+
+    #[test]
     fn conflicts_are_errors_in_both_orders() {
         let base = AccountState {
             workspaces: BTreeMap::from([(
@@ -522,6 +641,7 @@ mod tests {
                     projects: BTreeMap::from([(project(1), manifest_at(2))]),
                 },
             )]),
+            personal: BTreeMap::new(),
         };
         let mut other_genesis = base.clone();
         other_genesis.workspaces.get_mut(&ws(1)).unwrap().genesis = EntryHash([1; 32]);

@@ -11,6 +11,7 @@
 //!   (§9.2).
 //! * [`manifest`]: key commitments and signed environment manifests (§9.3).
 //! * [`api_key`]: split API-key secrets and the sealed CI anchor (§9.4).
+//! * [`personal`]: a member's personal overrides of a shared environment, sealed to them alone.
 //! * [`secrets`]: the identity seed and account-state key a device derives on unlock.
 //! * [`account_state`]: the account's pins and heads, sealed under the master key and merged
 //!   by maximum across devices (§9.2).
@@ -24,6 +25,7 @@ pub mod api_key;
 pub mod encoding;
 pub mod identity;
 pub mod manifest;
+pub mod personal;
 mod primitives;
 pub mod roster;
 pub mod secrets;

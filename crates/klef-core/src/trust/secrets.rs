@@ -199,6 +199,31 @@ impl DerivedSecrets {
         open(&key, &offline_aad(account, label), sealed)
     }
 
+    /// Seals `account`'s personal overrides of `env` as its record at `revision` (see
+    /// [`personal`](super::personal)): only this account's unlocked devices can open it.
+    #[must_use]
+    pub fn seal_personal(
+        &self,
+        account: &AccountId,
+        env: &crate::ids::EnvironmentId,
+        revision: u64,
+        overrides: &super::personal::Overrides,
+    ) -> Vec<u8> {
+        super::personal::seal_with(&self.state_key, account, env, revision, overrides)
+    }
+
+    /// Opens a record sealed by [`seal_personal`](Self::seal_personal) for the same account,
+    /// environment and revision.
+    pub fn open_personal(
+        &self,
+        account: &AccountId,
+        env: &crate::ids::EnvironmentId,
+        revision: u64,
+        sealed: &[u8],
+    ) -> Result<super::personal::Overrides, super::personal::PersonalError> {
+        super::personal::open_with(&self.state_key, account, env, revision, sealed)
+    }
+
     /// Opens the account's sealed pins.
     pub fn open_state(
         &self,

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    ApiKeyGrant, DeletedName, Environment, EnvironmentKeyAccess, ManifestRecord, NewEnvironment,
-    NewProject, Project, SecretVersion, SecretWrite, Workspace,
+    ApiKeyGrant, Blob, DeletedName, Environment, EnvironmentKeyAccess, ManifestRecord,
+    NewEnvironment, NewProject, PersonalRecord, Project, SecretVersion, SecretWrite, Workspace,
 };
 pub use crate::model::{GrantInfo, Grantee, KeyRotation, RotatedGrant, RotatedSecret};
 
@@ -91,6 +91,29 @@ pub struct SecretList {
     /// With `?manifests=…`: the names whose latest version is a delete, with that version.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted: Vec<DeletedName>,
+    /// With `?manifests=…` for a member's session or user key: the caller's own personal
+    /// overrides of the environment, if any (never another account's, never for a system
+    /// key). Absent from older servers' answers, ignored by older clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personal: Option<PersonalRecord>,
+}
+
+/// `PUT /v1/environments/{environment_id}/personal`: replaces the caller's own personal
+/// overrides of the environment if `expected_revision` is the stored one (0: none yet); a
+/// stale one is `409` [`codes::CONFLICT`](super::codes::CONFLICT). Members who can read the
+/// environment only; a system key gets `403`. Answers the stored [`PersonalRecord`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutPersonalRequest {
+    /// The sealed map at revision `revision` (default `expected_revision + 1`).
+    pub sealed: Blob,
+    /// The revision the caller read (0: none stored).
+    pub expected_revision: u64,
+    /// The new revision, when it is not `expected_revision + 1`: a client that has seen a
+    /// higher revision than the one stored (its record was lost in a restore, or withheld)
+    /// starts again above it. Must be greater than `expected_revision`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
 }
 
 /// `POST /v1/environments/{environment_id}/secrets`: all writes in one transaction; a stale

@@ -101,6 +101,9 @@ pub const ENVIRONMENT_KEY: &str = "/v1/environments/{environment_id}/key";
 /// `GET` [`SecretList`](super::SecretList), `POST`
 /// [`WriteSecretsRequest`](super::WriteSecretsRequest); see [`secrets`].
 pub const SECRETS: &str = "/v1/environments/{environment_id}/secrets";
+/// `PUT` [`PutPersonalRequest`](super::PutPersonalRequest), answering a
+/// [`PersonalRecord`](crate::model::PersonalRecord); see [`personal`].
+pub const PERSONAL: &str = "/v1/environments/{environment_id}/personal";
 /// `GET` [`SecretList`](super::SecretList) of one name's history; see [`secret_history`].
 pub const SECRET_HISTORY: &str = "/v1/environments/{environment_id}/secrets/{name}/history";
 /// `GET` [`GrantList`](super::GrantList); see [`grants`].
@@ -220,6 +223,8 @@ endpoints! {
     WriteSecrets => Post SECRETS,
     /// One name's history.
     SecretHistory => Get SECRET_HISTORY,
+    /// Replaces the caller's own personal overrides of an environment.
+    PutPersonal => Put PERSONAL,
     /// Lists an environment's direct grants.
     Grants => Get GRANTS,
     /// Rotates an environment key.
@@ -358,11 +363,18 @@ pub fn secrets_with_manifests(env: &EnvironmentId, since: crate::model::Manifest
     }
 }
 
-/// [`SECRETS`] asking what changed after signed revision `after`
-/// (`?changes_since=N`): `304 Not Modified` when nothing did.
+/// [`SECRETS`] asking what changed after signed revision `after`, for a caller holding
+/// revision `personal` of its personal overrides (`?changes_since=N&personal=R`): `304 Not
+/// Modified` when nothing did.
 #[must_use]
-pub fn secrets_changed_since(env: &EnvironmentId, after: u64) -> String {
-    format!("{}?changes_since={after}", secrets(env))
+pub fn secrets_changed_since(env: &EnvironmentId, after: u64, personal: u64) -> String {
+    format!("{}?changes_since={after}&personal={personal}", secrets(env))
+}
+
+/// [`PERSONAL`] of an environment.
+#[must_use]
+pub fn personal(env: &EnvironmentId) -> String {
+    fill(PERSONAL, &[env])
 }
 
 /// [`SECRET_HISTORY`]. `name` is a validated key name (`[A-Za-z_][A-Za-z0-9_]*`), so it needs

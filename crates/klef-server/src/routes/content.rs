@@ -11,12 +11,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use klef_core::crypto::EnvelopeShape;
 use klef_core::ids::{EnvironmentId, ProjectId, WorkspaceId};
-use klef_core::model::{EnvironmentKeyAccess, ManifestsSince, Project};
+use klef_core::model::{EnvironmentKeyAccess, ManifestsSince, PersonalRecord, Project};
 use klef_core::names::validate_key_name;
 use klef_core::wire::{
     ApiKeyRecipientList, CreateEnvironmentRequest, CreateProjectRequest, CreateWorkspaceRequest,
-    EnvironmentKeyResponse, EnvironmentList, GrantList, ProjectList, RotateRequest, RotateResponse,
-    SecretList, WorkspaceList, WriteSecretsRequest, WriteSecretsResponse,
+    EnvironmentKeyResponse, EnvironmentList, GrantList, ProjectList, PutPersonalRequest,
+    RotateRequest, RotateResponse, SecretList, WorkspaceList, WriteSecretsRequest,
+    WriteSecretsResponse,
 };
 use klef_store::EnvironmentCreation;
 use klef_store::server::{RotateOutcome, now_ms};
@@ -35,6 +36,7 @@ use crate::extract::{ApiJson, ApiPath};
 pub(super) struct SecretsQuery {
     manifests: Option<String>,
     changes_since: Option<String>,
+    personal: Option<String>,
 }
 
 /// Most writes accepted in one batch.
@@ -361,26 +363,55 @@ pub(super) async fn secrets(
     )
     .await?;
     if let Some(after) = changes_since {
-        // A revalidating reader: `304` when its revision is still the newest (one small
-        // answer whatever the environment's size), else only what changed.
-        return Ok(match state.store.environment_changes(&id, after).await? {
-            None => StatusCode::NOT_MODIFIED.into_response(),
-            Some(got) => axum::Json(SecretList {
-                secrets: got.secrets,
-                manifests: got.manifests,
-                deleted: got.deleted,
-            })
-            .into_response(),
-        });
+        // A revalidating reader: `304` when its revision is still the newest and its personal
+        // overrides the ones it holds (one small answer whatever the environment's size),
+        // else only what changed, with the caller's own record.
+        let known = match query.personal.as_deref() {
+            None => 0,
+            Some(r) => r.parse::<u64>().map_err(|_| {
+                ApiError::InvalidRequest("personal must be a revision number".into())
+            })?,
+        };
+        let personal = match &principal {
+            Principal::SystemKey(_) => None,
+            Principal::Session(_) | Principal::UserKey(_) => {
+                state.store.personal(&id, principal.account()?).await?
+            }
+        };
+        return Ok(
+            match state
+                .store
+                .environment_changes(&id, after, personal, known)
+                .await?
+            {
+                None => StatusCode::NOT_MODIFIED.into_response(),
+                Some(got) => axum::Json(SecretList {
+                    secrets: got.secrets,
+                    manifests: got.manifests,
+                    deleted: got.deleted,
+                    personal: got.personal,
+                })
+                .into_response(),
+            },
+        );
     }
     if since != ManifestsSince::Nothing {
         // Values and manifests from the same read, never from the list cache: a verifying
         // client checks one against the other.
         let got = state.store.environment_state(&id, since).await?;
+        // The caller's own personal overrides (a member's; a system key has none), so a read
+        // needs no second round trip.
+        let personal = match &principal {
+            Principal::SystemKey(_) => None,
+            Principal::Session(_) | Principal::UserKey(_) => {
+                state.store.personal(&id, principal.account()?).await?
+            }
+        };
         return Ok(axum::Json(SecretList {
             secrets: got.secrets,
             manifests: got.manifests,
             deleted: got.deleted,
+            personal,
         })
         .into_response());
     }
@@ -397,6 +428,7 @@ pub(super) async fn secrets(
             secrets,
             manifests: Vec::new(),
             deleted: Vec::new(),
+            personal: None,
         })
         .map_err(|e| ApiError::internal(&format_args!("encoding a secret list: {e}")))?,
     );
@@ -436,6 +468,7 @@ pub(super) async fn secret_history(
         secrets: state.store.secret_history(&id, &name).await?,
         manifests: Vec::new(),
         deleted: Vec::new(),
+        personal: None,
     }))
 }
 
@@ -488,6 +521,55 @@ pub(super) async fn write_secrets(
         )
         .await?;
     Ok(axum::Json(WriteSecretsResponse { written }))
+}
+
+/// Replaces the caller's own personal overrides of an environment (a member who can read it;
+/// a system key gets `403`). The row is keyed by the caller's account: nobody else's is read
+/// or written. Audited without names or values (the server sees neither).
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
+pub(super) async fn put_personal(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<EnvironmentId>,
+    ApiJson(req): ApiJson<PutPersonalRequest>,
+) -> Result<axum::Json<PersonalRecord>, ApiError> {
+    let auth = authorize(
+        &state,
+        &principal,
+        Action::WritePersonal,
+        Resource::Environment(id),
+    )
+    .await?;
+    // The AES-256-GCM envelope: suite byte, 96-bit nonce, at least the tag.
+    let sealed = req.sealed.as_bytes();
+    if sealed.len() < 1 + 12 + 16 || sealed[0] != klef_core::crypto::SUITE_AES256GCM {
+        return Err(ApiError::InvalidRequest(
+            "sealed: not a sealed personal-overrides record".into(),
+        ));
+    }
+    let account = *principal.account()?;
+    let revision = req
+        .revision
+        .unwrap_or_else(|| req.expected_revision.saturating_add(1));
+    let slug = auth.environment.map(|e| e.slug).unwrap_or_default();
+    let audit = audit_by(
+        &principal,
+        auth.workspace_id,
+        "personal.write",
+        format!("environment {id} ({slug}): personal overrides revision {revision}"),
+    );
+    let stored = state
+        .store
+        .put_personal(
+            &id,
+            &account,
+            &req.sealed,
+            req.expected_revision,
+            revision,
+            Some(&audit),
+        )
+        .await?;
+    Ok(axum::Json(stored))
 }
 
 /// Names an audit entry lists for one batch of writes; a 10,000-line push would otherwise

@@ -91,6 +91,7 @@ fn handler(endpoint: Endpoint, method: MethodFilter) -> MethodRouter<AppState> {
         E::Secrets => on(method, content::secrets),
         E::WriteSecrets => on(method, content::write_secrets),
         E::SecretHistory => on(method, content::secret_history),
+        E::PutPersonal => on(method, content::put_personal),
         E::Grants => on(method, content::grants),
         E::Rotate => on(method, content::rotate),
         E::RotateProjectKey => on(method, content::rotate_project_key),

@@ -235,6 +235,12 @@ pub(crate) const MATRIX: &[Row] = &[
         [200, 200, 403, 200, 200, 200, 403, 200, U, U, U, U],
     ),
     (
+        "PUT",
+        "/v1/environments/{environment_id}/personal",
+        "the caller's own record (alice's two columns write in turn)",
+        [200, 200, 403, 200, 403, 403, 403, 403, U, U, U, U],
+    ),
+    (
         "GET",
         "/v1/environments/{environment_id}/grants",
         "",
@@ -1046,6 +1052,13 @@ fn request(w: &World, row: usize, col: usize) -> (String, Option<Value>) {
         // Alice's two columns write in turn: the user key's write follows the session's.
         ("PUT", "/v1/me/state") => Some(json!({"sealed": "AAAA",
             "expected_revision": u64::from(who == Who::UserKey)})),
+        ("PUT", "/v1/environments/{environment_id}/personal") => {
+            // The shape of a sealed record (suite 0x01, nonce, tag); the server never opens it.
+            let mut sealed = vec![0u8; 40];
+            sealed[0] = 1;
+            Some(json!({"sealed": klef_core::model::Blob::from(sealed),
+                "expected_revision": u64::from(who == Who::UserKey)}))
+        }
         ("POST", "/v1/workspaces/{workspace_id}/roster") => Some(json!({"entries": []})),
         ("POST", "/v1/workspaces") => Some(json!({"workspace": {
             "id": WorkspaceId::random(), "name": format!("ws {col}"), "personal": false, "created_at": T0}})),
