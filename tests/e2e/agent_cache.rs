@@ -241,3 +241,63 @@ fn own_writes_and_rollback(db: Db) {
     let _ = url(&owner);
     stop_agent(&bob);
 }
+
+#[test]
+fn an_opted_in_offline_copy_serves_reads_with_the_password_while_the_server_is_down() {
+    on_both(offline_copy);
+}
+
+fn offline_copy(db: Db) {
+    let Some(mut owner) = owner(db) else {
+        return;
+    };
+    // No agent at all: only the copy on disk, sealed under the password, can answer.
+    owner.set_env("KLEF_OFFLINE_COPY", "1");
+    assert_eq!(owner.run_pw(["get", "DB"]).success().stdout(), "dev-value\n");
+    let dir = owner.klef_home().join("data/offline");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("the offline copies' directory")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let raw = std::fs::read(&files[0]).expect("the copy");
+    assert!(
+        !String::from_utf8_lossy(&raw).contains("dev-value"),
+        "the copy holds no plaintext value"
+    );
+    owner.server.as_mut().expect("a server").stop();
+    let served = owner.run_pw(["get", "DB"]).success();
+    assert_eq!(served.stdout(), "dev-value\n");
+    assert!(
+        served.stderr().contains("cannot reach")
+            && served.stderr().contains("offline copy")
+            && served.stderr().contains(" ago"),
+        "{}",
+        served.stderr()
+    );
+    // Without the password nothing opens it.
+    let closed = owner.run(["get", "DB"]);
+    assert_ne!(closed.code(), 0);
+    assert!(!closed.stdout().contains("dev-value"));
+    // An altered copy is refused, naming the file.
+    let mut altered = raw.clone();
+    let at = altered.len() - 10;
+    altered[at] ^= 1;
+    std::fs::write(&files[0], &altered).expect("alter the copy");
+    let refused = owner.run_pw(["get", "DB"]);
+    assert_ne!(refused.code(), 0);
+    assert!(!refused.stdout().contains("dev-value"));
+    std::fs::write(&files[0], &raw).expect("restore the copy");
+    // Writes need the server.
+    owner
+        .run_pw(["set", "DB", "offline-write"])
+        .code_is(6)
+        .clean_error(&["offline-write", "dev-value", PASSWORD]);
+    // Without the opt-in, no copy is used.
+    owner.remove_env("KLEF_OFFLINE_COPY");
+    owner.run_pw(["get", "DB"]).code_is(6);
+    owner.server.as_mut().expect("a server").restart();
+    owner.set_env("KLEF_OFFLINE_COPY", "1");
+    owner.run(["logout"]).success();
+    assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 0, "logout deletes the copies");
+}
