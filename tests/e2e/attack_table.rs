@@ -104,6 +104,21 @@ const ATTACKS: &[(&str, &str, &str)] = &[
         "it opens nothing: `workspace remove` replaced the project key, re-sealed every environment key under it and rotated them, wrapping only to the remaining full-access members of the roster",
     ),
     (
+        "agent_cache::own_writes_drop_the_copy_at_once_and_a_rolled_back_server_is_refused",
+        "answers an agent's revalidation (`?changes_since=N`) with a state rolled back below the copy's signed head (newest manifest and value deleted)",
+        "`get` fails (exit 1) saying the server withheld or rolled back the signed state this account has seen; nothing older is served",
+    ),
+    (
+        "agent_cache::a_removed_members_agent_stops_serving_at_its_next_revalidation",
+        "(honestly) refuses a removed member's revalidation",
+        "the agent forgets the copy at once and the read fails with exit 4; only a copy younger than `KLEF_CACHE_FRESH` (5 s) could have been served before",
+    ),
+    (
+        "agent_cache::an_opted_in_offline_copy_serves_reads_with_the_password_while_the_server_is_down",
+        "is away, and someone alters the opt-in offline copy on disk",
+        "an intact copy opens only with the password and is served with a warning; the altered one is refused naming the file; neither holds a plaintext value",
+    ),
+    (
         "manifest_attacks::a_replayed_value_is_refused_by_members_and_ci_jobs",
         "serves an older version's ciphertext of a key as its newest version (a new row)",
         "`get`, `set` fail (exit 1) naming the key and the version the signed manifest lists (\"replayed or rolled back\"); nothing is decrypted or written",
