@@ -376,23 +376,31 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
 /// Writes every temporary directory of the run as `$BENCH` and the repository's paths relative,
 /// in the commands and the cases.
 fn anonymise_paths(root: &Path, report: &mut Report) {
+    // Sandboxes are `<temp>/klef-bench-XXXXXX` (tempfile's random suffix), in /tmp or, where
+    // that fails, the system's temporary directory; the remote section's server dir is
+    // `klef-bench-remote-XXXXXX`.
+    let prefixes = [
+        "/tmp/klef-bench-".to_owned(),
+        format!("{}/klef-bench-", std::env::temp_dir().display()),
+    ];
     let tmp = |s: &str| -> String {
-        let root = format!("{}/", root.display());
-        let s = s.replace(&root, "");
-        // Sandboxes are `/tmp/klef-bench-XXXXXX` (tempfile's random suffix).
-        let mut out = String::with_capacity(s.len());
-        let mut rest = s.as_str();
-        while let Some(i) = rest.find("/tmp/klef-bench-") {
-            out.push_str(&rest[..i]);
-            out.push_str("$BENCH");
-            let tail = &rest[i + "/tmp/klef-bench-".len()..];
-            let end = tail
-                .find(|c: char| !c.is_ascii_alphanumeric())
-                .unwrap_or(tail.len());
-            rest = &tail[end..];
+        let mut s = s.replace(&format!("{}/", root.display()), "");
+        for prefix in &prefixes {
+            let mut out = String::with_capacity(s.len());
+            let mut rest = s.as_str();
+            while let Some(i) = rest.find(prefix.as_str()) {
+                out.push_str(&rest[..i]);
+                out.push_str("$BENCH");
+                let tail = &rest[i + prefix.len()..];
+                let end = tail
+                    .find(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+                    .unwrap_or(tail.len());
+                rest = &tail[end..];
+            }
+            out.push_str(rest);
+            s = out;
         }
-        out.push_str(rest);
-        out
+        s
     };
     for cmd in &mut report.commands {
         *cmd = tmp(cmd);
