@@ -26,6 +26,15 @@
 //! over 100 MB of output (and the same run unmasked), printing the throughput without touching
 //! the report, for work on the masking.
 //!
+//! 8. The remote section (`bench/remote.rs`): warm agent-served `klef get`/`klef run -- true`,
+//!    the cold (`KLEF_NO_CACHE=1`) commands and revalidation of a 10,000-secret environment
+//!    against a release `klef-server`, directly on loopback and through a delaying proxy
+//!    (`bench/proxy.rs`, 25 ms each way), beside the local-vault rows of step 4.
+//!
+//! `--remote-only` runs step 8 alone, with the local `get`/`run` rows it compares with measured
+//! again, and replaces only the section between `<!-- remote:begin -->` and
+//! `<!-- remote:end -->` of `docs/performance.md`.
+//!
 //! `--server-only` runs step 7 alone (after the build) and writes `target/bench/server.json`
 //! without touching the report, for work on the server.
 //!
@@ -36,6 +45,8 @@ mod cases;
 mod machine;
 mod micro;
 mod peers;
+mod proxy;
+mod remote;
 mod report;
 mod runner;
 mod sandbox;
@@ -146,6 +157,8 @@ struct Report {
     agent_rss_kib: Option<u64>,
     cases: Vec<CaseResult>,
     server: Vec<ServerRow>,
+    /// What the delaying proxy counted for one cold remote command (`bench/remote.rs`).
+    remote_round_trips: Option<remote::RoundTrips>,
     targets: Vec<TargetRow>,
     /// Peers or cases that were skipped, and why.
     notes: Vec<String>,
@@ -256,14 +269,16 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut quick = false;
     let mut server_only = false;
     let mut mask_only = false;
+    let mut remote_only = false;
     for arg in args {
         match arg.as_str() {
             "--quick" => quick = true,
             "--server-only" => server_only = true,
             "--mask-only" => mask_only = true,
+            "--remote-only" => remote_only = true,
             other => bail!(
                 "unknown bench option `{other}`; usage: cargo xtask bench [--quick] \
-                 [--server-only] [--mask-only]"
+                 [--server-only] [--mask-only] [--remote-only]"
             ),
         }
     }
@@ -302,6 +317,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     if server_only {
         return server_only_run(root, &release, &out, quick, report);
     }
+    if remote_only {
+        return remote_only_run(root, &release, &out, plan, report, started);
+    }
 
     // 2. Micro-benchmarks.
     micro_benchmarks(&target, &plan, &mut report)?;
@@ -319,23 +337,18 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     commands(root, &sandbox, &runner, &mut report)?;
     drop(cleanup);
 
+    // The remote section, beside the local get/run rows just measured.
+    if let Err(e) = remote::measure(&release, &out, &runner, false, &mut report) {
+        eprintln!("xtask: error: the remote section failed: {e:#}");
+        report.notes.push(format!("remote section: failed: {e:#}"));
+    }
+
     // 7. Server.
     server::measure(root, &release, &out, quick, &mut report);
 
     report.targets = targets(&report);
     report.total_seconds = started.elapsed().as_secs_f64();
-    let sandbox_dir = sandbox.dir.path().display().to_string();
-    for cmd in &mut report.commands {
-        *cmd = cmd
-            .replace(&sandbox_dir, "$BENCH")
-            .replace(&format!("{}/", root.display()), "");
-    }
-    for case in &mut report.cases {
-        case.command = case
-            .command
-            .replace(&sandbox_dir, "$BENCH")
-            .replace(&format!("{}/", root.display()), "");
-    }
+    anonymise_paths(root, &mut report);
 
     let json = serde_json::to_string_pretty(&report).context("failed to serialise the results")?;
     let json_path = out.join("results.json");
@@ -358,6 +371,43 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         report.total_seconds
     );
     Ok(())
+}
+
+/// Writes every temporary directory of the run as `$BENCH` and the repository's paths relative,
+/// in the commands and the cases.
+fn anonymise_paths(root: &Path, report: &mut Report) {
+    // Sandboxes are `<temp>/klef-bench-XXXXXX` (tempfile's random suffix), in /tmp or, where
+    // that fails, the system's temporary directory; the remote section's server dir is
+    // `klef-bench-remote-XXXXXX`.
+    let prefixes = [
+        "/tmp/klef-bench-".to_owned(),
+        format!("{}/klef-bench-", std::env::temp_dir().display()),
+    ];
+    let tmp = |s: &str| -> String {
+        let mut s = s.replace(&format!("{}/", root.display()), "");
+        for prefix in &prefixes {
+            let mut out = String::with_capacity(s.len());
+            let mut rest = s.as_str();
+            while let Some(i) = rest.find(prefix.as_str()) {
+                out.push_str(&rest[..i]);
+                out.push_str("$BENCH");
+                let tail = &rest[i + prefix.len()..];
+                let end = tail
+                    .find(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+                    .unwrap_or(tail.len());
+                rest = &tail[end..];
+            }
+            out.push_str(rest);
+            s = out;
+        }
+        s
+    };
+    for cmd in &mut report.commands {
+        *cmd = tmp(cmd);
+    }
+    for case in &mut report.cases {
+        case.command = tmp(&case.command);
+    }
 }
 
 /// One line per target on stderr: pass, MISS or not measured.
@@ -404,6 +454,42 @@ fn mask_only_run(release: &Path, out: &Path, quick: bool, mut report: Report) ->
         .filter(|t| t.target.contains("--mask"))
         .collect();
     print_targets(&rows);
+    Ok(())
+}
+
+/// `--remote-only`: the remote section alone (with the local `get`/`run` rows it compares
+/// with); writes `target/bench/remote.json` and replaces only the section between
+/// `<!-- remote:begin -->` and `<!-- remote:end -->` of `docs/performance.md`.
+fn remote_only_run(
+    root: &Path,
+    release: &Path,
+    out: &Path,
+    plan: Plan,
+    mut report: Report,
+    started: Instant,
+) -> Result<()> {
+    let runner = Runner::new(out, plan, &mut report)?;
+    remote::measure(release, out, &runner, true, &mut report)?;
+    report.targets = targets(&report)
+        .into_iter()
+        .filter(|t| t.target.contains("from a server"))
+        .collect();
+    report.total_seconds = started.elapsed().as_secs_f64();
+    anonymise_paths(root, &mut report);
+    let json = serde_json::to_string_pretty(&report).context("failed to serialise the results")?;
+    let path = out.join("remote.json");
+    fs::write(&path, json + "\n").with_context(|| format!("failed to write {}", path.display()))?;
+    let md_path = root.join("docs/performance.md");
+    let old = fs::read_to_string(&md_path)
+        .with_context(|| format!("failed to read {}", md_path.display()))?;
+    let md = report::replace_remote_section(&old, &report::render_remote(&report));
+    fs::write(&md_path, md).with_context(|| format!("failed to write {}", md_path.display()))?;
+    print_targets(&report.targets);
+    eprintln!(
+        "xtask: wrote the remote section of docs/performance.md and {} in {:.0} s",
+        path.display(),
+        report.total_seconds
+    );
     Ok(())
 }
 

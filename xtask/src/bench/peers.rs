@@ -104,6 +104,7 @@ pub(super) fn dotenvx(
             envs: Vec::new(),
             password_stdin: false,
             prepare: None,
+            prepare_password: false,
             slow: true,
         };
         runner.measure(sandbox, &case, report)?;
@@ -193,6 +194,7 @@ pub(super) fn pass(sandbox: &Sandbox, runner: &Runner, report: &mut Report) -> R
         envs: Vec::new(),
         password_stdin: false,
         prepare: None,
+        prepare_password: false,
         slow: false,
     };
     runner.measure(sandbox, &case, report)

@@ -111,7 +111,7 @@ pub(super) fn render_markdown(r: &Report, findings: Option<&str>) -> String {
          as after `klef unlock`. Spread: the middle half of the runs (p25–p75) and the extremes.\n\n\
          | case | tool | median | p25–p75 | min–max | runs |\n|---|---|---|---|---|---|\n",
     );
-    for c in &r.cases {
+    for c in r.cases.iter().filter(|c| !c.id.starts_with("remote_")) {
         match (&c.stats, &c.skipped) {
             (Some(s), _) => {
                 let _ = writeln!(
@@ -168,6 +168,9 @@ pub(super) fn render_markdown(r: &Report, findings: Option<&str>) -> String {
         ),
         ratio(median("klef_get_no_agent"), median("klef_get_warm")),
     );
+
+    md.push('\n');
+    md.push_str(&render_remote(r));
 
     md.push_str(
         "\n## Micro-benchmarks (criterion)\n\n\
@@ -308,4 +311,165 @@ pub(super) fn render_markdown(r: &Report, findings: Option<&str>) -> String {
     }
     md.push_str("```\n");
     md
+}
+
+/// The markers around the remote section, so `--remote-only` can replace it alone.
+const REMOTE_BEGIN: &str = "<!-- remote:begin -->";
+const REMOTE_END: &str = "<!-- remote:end -->";
+
+/// Replaces the remote section of `doc` (markers included) with `section`; appends it when
+/// `doc` has none yet.
+pub(super) fn replace_remote_section(doc: &str, section: &str) -> String {
+    match (doc.find(REMOTE_BEGIN), doc.find(REMOTE_END)) {
+        (Some(b), Some(e)) if b < e => {
+            format!("{}{section}{}", &doc[..b], &doc[e + REMOTE_END.len()..])
+        }
+        _ => match doc.find("\n## Micro-benchmarks") {
+            // Where a full run puts it: after the whole commands.
+            Some(i) => format!("{}\n{section}{}", &doc[..=i], &doc[i..]),
+            None => format!("{}\n\n{section}\n", doc.trim_end()),
+        },
+    }
+}
+
+/// The "Remote" section, between its markers: local | loopback | 50 ms per row, the round
+/// trips of the cold command, and what each row means.
+pub(super) fn render_remote(r: &Report) -> String {
+    use super::remote::{
+        GET, GET_COLD, LOCAL_GET, LOCAL_RUN, ONE_WAY, REVALIDATE, REVALIDATE_CHANGED, RUN, RUN_COLD,
+    };
+    let stats = |id: &str| {
+        r.cases
+            .iter()
+            .find(|c| c.id == id)
+            .and_then(|c| c.stats.as_ref())
+    };
+    let cell = |id: Option<&str>| {
+        id.and_then(stats).map_or_else(
+            || "–".to_owned(),
+            |s| {
+                format!(
+                    "**{}** ({}–{})",
+                    ms(s.median_ms),
+                    ms(s.p25_ms),
+                    ms(s.p75_ms)
+                )
+            },
+        )
+    };
+    let mut md = String::new();
+    md.push_str(REMOTE_BEGIN);
+    let _ = writeln!(
+        md,
+        "\n## Remote\n\n\
+         Klef against a release `klef-server` on a fresh SQLite file, measured in the same run \
+         as the local vault rows beside it ({date}). *Loopback*: the server on 127.0.0.1. \
+         *50 ms*: the same server through a delaying TCP proxy on loopback \
+         (`xtask/src/bench/proxy.rs`) that holds each direction {one_way} ms, so every request \
+         and its answer cost 50 ms more (this machine's kernel has no netem qdisc). The proxy \
+         does not delay the TCP handshake, which is local to it; a real network 50 ms away adds \
+         one more round trip per new connection (two with TLS), so the 50 ms column is a lower \
+         bound for a real link. Each way has its own account in its own `KLEF_HOME` with its \
+         agent unlocked, a 100-secret environment and a 10,000-secret one; a second device of \
+         the same account (another `KLEF_HOME`, another agent) makes the changes.\n\n\
+         Median (p25–p75) of the whole command, spawn to exit:\n\n\
+         | case | local vault | loopback | 50 ms |\n|---|---|---|---|",
+        date = r.date,
+        one_way = ONE_WAY.as_millis()
+    );
+    let rows: [(&str, Option<&str>, [&str; 2]); 6] = [
+        ("`klef get KEY`, agent-served", Some(LOCAL_GET), GET),
+        ("`klef run -- true`, agent-served", Some(LOCAL_RUN), RUN),
+        ("`KLEF_NO_CACHE=1 klef get KEY` (cold)", None, GET_COLD),
+        ("`KLEF_NO_CACHE=1 klef run -- true` (cold)", None, RUN_COLD),
+        (
+            "`KLEF_CACHE_FRESH=0 klef get`, 10,000 secrets, no change",
+            None,
+            REVALIDATE,
+        ),
+        (
+            "`KLEF_CACHE_FRESH=0 klef get`, 10,000 secrets, one change",
+            None,
+            REVALIDATE_CHANGED,
+        ),
+    ];
+    for (label, local, [zero, fifty]) in rows {
+        let _ = writeln!(
+            md,
+            "| {label} | {} | {} | {} |",
+            cell(local),
+            cell(Some(zero)),
+            cell(Some(fifty))
+        );
+    }
+    md.push_str(
+        "\nWhat the rows mean:\n\n\
+         - **Agent-served** (`get`, `run`): the member's agent keeps each environment the member \
+         read from the server (its ciphertexts and verified signed state) and answers the next \
+         `get`/`run`/`pull` itself, without contacting the server, while its copy is younger \
+         than `KLEF_CACHE_FRESH` (default 5 s). The timed runs follow one another, so a run \
+         that finds the copy older than 5 s makes the one conditional request below; the \
+         median is the agent-served command.\n\
+         - **Cold** (`KLEF_NO_CACHE=1`): no copies; every command does the full verified read: \
+         the project, its environments, `/v1/me` and `/v1/me/state` in one round of parallel \
+         requests, then the roster, the environment key and the secrets in a second.\n\
+         - **No change** (`KLEF_CACHE_FRESH=0`, the 10,000-secret environment): the copy is \
+         revalidated on every command with one conditional request \
+         (`?changes_since=N`), answered 304.\n\
+         - **One change**: before each timed run (not timed), the second device writes one \
+         value of that environment; the revalidation then fetches only the changed row, merges \
+         it into the copy and verifies the result against the signed state.\n",
+    );
+    match &r.remote_round_trips {
+        Some(t) => {
+            let cross = stats(GET_COLD[0]).zip(stats(GET_COLD[1])).map_or_else(
+                || "not measured".to_owned(),
+                |(a, b)| {
+                    format!(
+                        "{:.1} ((cold at 50 ms − cold on loopback) / 50 ms = ({} − {}) / 50 ms)",
+                        (b.median_ms - a.median_ms) / 50.0,
+                        ms(b.median_ms),
+                        ms(a.median_ms)
+                    )
+                },
+            );
+            let _ = writeln!(
+                md,
+                "\nRound trips of the cold command, counted by the proxy for one `{}` at 50 ms: \
+                 **{} round trips** ({} HTTP requests on {} connections). A request is a \
+                 client→server burst that opens a connection or follows the server's answer on \
+                 it; requests that start within {} ms (one one-way delay) of the first of their \
+                 round are one round trip, because they were sent together and waited for \
+                 together. Cross-check from the timings: {cross}.",
+                t.command,
+                t.rounds,
+                t.requests,
+                t.connections,
+                ONE_WAY.as_millis()
+            );
+        }
+        None => md.push_str("\nRound trips of the cold command: not measured.\n"),
+    }
+    md.push_str(REMOTE_END);
+    md.push('\n');
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_remote_section;
+
+    #[test]
+    fn only_the_remote_section_is_replaced() {
+        let doc = "# P\n\na\n<!-- remote:begin -->\nold\n<!-- remote:end -->\nb\n";
+        let new = "<!-- remote:begin -->\nnew\n<!-- remote:end -->\n";
+        assert_eq!(
+            replace_remote_section(doc, new),
+            "# P\n\na\n<!-- remote:begin -->\nnew\n<!-- remote:end -->\n\nb\n"
+        );
+        assert_eq!(
+            replace_remote_section("# P\n", new),
+            "# P\n\n<!-- remote:begin -->\nnew\n<!-- remote:end -->\n\n"
+        );
+    }
 }

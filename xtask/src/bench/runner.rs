@@ -36,6 +36,9 @@ pub(super) struct Case<'a> {
     pub(super) password_stdin: bool,
     /// A command run before each timed run (not timed).
     pub(super) prepare: Option<Vec<String>>,
+    /// The vault password in the environment as `KLEF_BENCH_PASSWORD`, for the prepare command
+    /// (never in argv or a file), without piping it to the timed command.
+    pub(super) prepare_password: bool,
     pub(super) slow: bool,
 }
 
@@ -56,6 +59,7 @@ impl<'a> Case<'a> {
             envs: Vec::new(),
             password_stdin: false,
             prepare: None,
+            prepare_password: false,
             slow: false,
         }
     }
@@ -141,7 +145,7 @@ impl Runner {
             for (k, v) in &case.envs {
                 cmd.env(k, v);
             }
-            if case.password_stdin {
+            if case.password_stdin || case.prepare_password {
                 cmd.env("KLEF_BENCH_PASSWORD", PASSWORD);
             }
             cmd.stdin(Stdio::null());
@@ -186,6 +190,12 @@ impl Runner {
             if let Some(prepare) = &case.prepare {
                 let mut p = sandbox.command(&prepare[0], case.cwd);
                 p.args(&prepare[1..]);
+                for (k, v) in &case.envs {
+                    p.env(k, v);
+                }
+                if case.prepare_password {
+                    p.env("KLEF_BENCH_PASSWORD", PASSWORD);
+                }
                 run_capture(&mut p, "the prepare command", None)?;
             }
             let mut cmd = sandbox.command(&case.argv[0], case.cwd);

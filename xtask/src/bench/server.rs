@@ -43,7 +43,7 @@ use crate::test::which;
 /// The machine's `PostgreSQL` (trust authentication on loopback, database `test`).
 const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// The throwaway sign-in password of the benchmark account (it protects nothing).
-const ACCOUNT_PASSWORD: &str = "klef bench sign-in password";
+pub(super) const ACCOUNT_PASSWORD: &str = "klef bench sign-in password";
 /// How long a server may take to print its address (migrations included).
 const START_TIMEOUT: Duration = Duration::from_mins(1);
 /// Open connections `wrk` keeps busy: as many in-flight requests as a busy team's CI fleet, and
@@ -612,16 +612,16 @@ fn build_ceiling(root: &Path) -> Result<PathBuf> {
 // Processes.
 
 /// A server process on loopback, killed (and reaped) on drop.
-struct Server {
+pub(super) struct Server {
     child: Child,
-    addr: SocketAddr,
+    pub(super) addr: SocketAddr,
 }
 
 impl Server {
     /// Spawns `cmd` and waits for its readiness line (`klef_testkit::spawn_until_ready`),
     /// which must name a loopback address, so the load only ever goes to loopback; its output
     /// goes to `log`.
-    fn start(cmd: Command, log: &Path) -> Result<Self> {
+    pub(super) fn start(cmd: Command, log: &Path) -> Result<Self> {
         let started = klef_testkit::spawn_until_ready_logging(cmd, START_TIMEOUT, Some(log))
             .map_err(|e| anyhow::anyhow!("the server did not start: {e}"))?;
         let addr = started.addr();
@@ -645,7 +645,7 @@ impl Drop for Server {
     }
 }
 
-fn temp_dir(prefix: &str) -> Result<tempfile::TempDir> {
+pub(super) fn temp_dir(prefix: &str) -> Result<tempfile::TempDir> {
     tempfile::Builder::new()
         .prefix(prefix)
         .tempdir()

@@ -149,5 +149,51 @@ pub(super) fn targets(report: &Report) -> Vec<TargetRow> {
         "≥ 3,000 req/s, p99 ≤ 20 ms",
         server(server::POSTGRES, server::POSTGRES_UNCACHED, 3000.0),
     );
+    remote_targets(report, &median, &mut row);
     rows
+}
+
+/// What a target row measured and whether it passed; `None` when not measured.
+type Measured = Option<(String, bool)>;
+
+/// Issue #20: agent-served `get`/`run` against a server ≤ 1.5× the local vault's, at 0 and
+/// 50 ms added delay; the cold command at 50 ms in ≤ 4 round trips (counted by the proxy).
+fn remote_targets(
+    report: &Report,
+    median: &dyn Fn(&str) -> Option<f64>,
+    row: &mut dyn FnMut(&str, &str, Measured),
+) {
+    use super::remote::{GET, GET_COLD, LOCAL_GET, LOCAL_RUN, RUN};
+    for (what, local, ids) in [("get", LOCAL_GET, GET), ("run -- true", LOCAL_RUN, RUN)] {
+        for (id, at) in ids.into_iter().zip(["loopback", "50 ms"]) {
+            row(
+                &format!("`klef {what}` agent-served from a server ({at}) vs local vault"),
+                "≤ 1.5×",
+                median(id).zip(median(local)).map(|(r, l)| {
+                    (
+                        format!("{:.2}× ({} vs {})", r / l, ms(r), ms(l)),
+                        r / l <= 1.5,
+                    )
+                }),
+            );
+        }
+    }
+    let cross = median(GET_COLD[1])
+        .zip(median(GET_COLD[0]))
+        .map_or_else(String::new, |(f, z)| {
+            format!("; timings: {:.1}", (f - z) / 50.0)
+        });
+    row(
+        "cold `klef get` from a server at 50 ms, round trips",
+        "≤ 4",
+        report.remote_round_trips.as_ref().map(|t| {
+            (
+                format!(
+                    "{} counted ({} requests, {} connections{cross})",
+                    t.rounds, t.requests, t.connections
+                ),
+                t.rounds <= 4,
+            )
+        }),
+    );
 }
