@@ -253,7 +253,10 @@ fn offline_copy(db: Db) {
     };
     // No agent at all: only the copy on disk, sealed under the password, can answer.
     owner.set_env("KLEF_OFFLINE_COPY", "1");
-    assert_eq!(owner.run_pw(["get", "DB"]).success().stdout(), "dev-value\n");
+    assert_eq!(
+        owner.run_pw(["get", "DB"]).success().stdout(),
+        "dev-value\n"
+    );
     let dir = owner.klef_home().join("data/offline");
     let files: Vec<_> = std::fs::read_dir(&dir)
         .expect("the offline copies' directory")
@@ -299,5 +302,9 @@ fn offline_copy(db: Db) {
     owner.server.as_mut().expect("a server").restart();
     owner.set_env("KLEF_OFFLINE_COPY", "1");
     owner.run(["logout"]).success();
-    assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 0, "logout deletes the copies");
+    assert_eq!(
+        std::fs::read_dir(&dir).expect("dir").count(),
+        0,
+        "logout deletes the copies"
+    );
 }

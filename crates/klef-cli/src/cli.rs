@@ -84,6 +84,10 @@ pub(crate) struct Top {
 
 /// Flags accepted by every command.
 #[derive(Debug, Clone, Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent command-line switches, as clap parses them"
+)]
 pub(crate) struct GlobalArgs {
     /// The environment to use (overrides the default in `.klef`)
     #[arg(short = 'e', long = "env", global = true, env = EnvVars::KLEF_ENV, value_name = "SLUG")]

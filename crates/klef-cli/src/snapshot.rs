@@ -612,7 +612,7 @@ mod tests {
     fn freshness_takes_seconds_and_durations_up_to_an_hour() {
         assert_eq!(parse_freshness("0"), Some(Duration::ZERO));
         assert_eq!(parse_freshness("7"), Some(Duration::from_secs(7)));
-        assert_eq!(parse_freshness(" 2m "), Some(Duration::from_secs(120)));
+        assert_eq!(parse_freshness(" 2m "), Some(Duration::from_mins(2)));
         assert_eq!(parse_freshness("1h"), Some(MAX_FRESH));
         assert_eq!(parse_freshness("2h"), None);
         assert_eq!(parse_freshness("soon"), None);
