@@ -434,15 +434,15 @@ fn garbage_truncated_and_oversized_frames_leave_the_agent_serving() {
     hostile(&socket, &[100, 0, 0, 0, 1, 2, 3], true);
     // Half a length prefix.
     hostile(&socket, &[7, 0], true);
-    // Oversized: 2 MiB announced, refused from the prefix alone.
-    let answer = hostile(&socket, &(2u32 << 20).to_le_bytes(), false);
+    // Oversized: 128 MiB announced (the limit is 64 MiB), refused from the prefix alone.
+    let answer = hostile(&socket, &(128u32 << 20).to_le_bytes(), false);
     assert!(
         !answer.is_empty(),
         "an oversized frame gets an error answer"
     );
-    // Oversized for real: 1 MiB + 1 of zeros after the prefix.
-    let mut big = ((1u32 << 20) + 1).to_le_bytes().to_vec();
-    big.resize(4 + (1 << 20) + 1, 0);
+    // Oversized for real: 64 MiB + 1 announced, 1 MiB of zeros sent after the prefix.
+    let mut big = ((64u32 << 20) + 1).to_le_bytes().to_vec();
+    big.resize(4 + (1 << 20), 0);
     hostile(&socket, &big, true);
     // Random bytes with no framing at all.
     hostile(&socket, b"GET / HTTP/1.1\r\nHost: klef\r\n\r\n", true);

@@ -462,7 +462,7 @@ async fn bad_frames_get_an_error_and_the_agent_keeps_serving() {
 
     // Oversized: refused from the length prefix alone.
     let mut s = raw_connect(&agent.paths);
-    s.write_all(&(2u32 << 20).to_le_bytes()).unwrap();
+    s.write_all(&(128u32 << 20).to_le_bytes()).unwrap();
     expect_error_then_close(&mut s, ErrorCode::FrameTooLarge);
 
     // Anything but hello first.

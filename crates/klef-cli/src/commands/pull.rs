@@ -119,7 +119,9 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     let format = output_format(&args, ctx.global.json, to_stdout)?;
     let b = ctx.backend_and_agent().await?;
     // Reading a large environment from a distant server is the slow part.
-    let reading = ctx.printer.progress("reading the environment".to_owned());
+    let reading = ctx
+        .printer
+        .progress("reading environment values".to_owned());
     let crate::snapshot::Current {
         target: t,
         key,
