@@ -411,8 +411,7 @@ impl Plan {
 
 /// `KLEF_NO_CACHE=1`.
 fn cache_disabled() -> bool {
-    std::env::var(EnvVars::KLEF_NO_CACHE)
-        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+    std::env::var(EnvVars::KLEF_NO_CACHE).is_ok_and(|v| crate::unlock::truthy(&v))
 }
 
 /// `KLEF_CACHE_FRESH`: a duration (`5s`, `1m`; a bare number is seconds), at most an hour.

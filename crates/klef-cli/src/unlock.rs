@@ -450,7 +450,8 @@ fn autostart_decision(autostart: Option<&str>, ci: Option<&str>, stdin_tty: bool
     !in_ci && stdin_tty
 }
 
-fn truthy(v: &str) -> bool {
+/// Whether a switch variable is on (`1`, `true`, `yes`).
+pub(crate) fn truthy(v: &str) -> bool {
     matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes")
 }
 

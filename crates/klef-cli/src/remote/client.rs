@@ -140,11 +140,7 @@ impl Api {
         if status == StatusCode::NOT_MODIFIED {
             return Ok(None);
         }
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let retry_after = retry_after(&resp);
         let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
         if status.is_success() {
             return self.decode(&Method::GET, path, &bytes).map(Some);
@@ -253,11 +249,7 @@ impl Api {
         let resp = req.send().await.map_err(|e| self.transport_error(e))?;
         let status = resp.status();
         tracing::debug!(%method, path, status = status.as_u16(), "server answered");
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let retry_after = retry_after(&resp);
         let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
         if status.is_success() {
             return Ok(bytes.to_vec());
@@ -283,11 +275,7 @@ impl Api {
         let resp = req.send().await.map_err(|e| self.transport_error(e))?;
         let status = resp.status();
         tracing::debug!(%method, path, status = status.as_u16(), "server answered");
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let retry_after = retry_after(&resp);
         let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
         if status.is_success() {
             return self.decode(&method, path, &bytes);
@@ -465,6 +453,14 @@ fn refuse_plain_http(base: &str) -> BackendResult<()> {
 
 fn strip_suffix(message: &str, suffix: &str) -> String {
     message.strip_suffix(suffix).unwrap_or(message).to_owned()
+}
+
+/// The seconds a `Retry-After` header asks to wait, when it gives a number.
+fn retry_after(resp: &reqwest::Response) -> Option<u64> {
+    resp.headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
 #[cfg(test)]

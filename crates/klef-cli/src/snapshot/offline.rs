@@ -41,8 +41,7 @@ struct OfflineFile {
 
 /// `KLEF_OFFLINE_COPY=1`.
 pub(super) fn enabled() -> bool {
-    std::env::var(EnvVars::KLEF_OFFLINE_COPY)
-        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+    std::env::var(EnvVars::KLEF_OFFLINE_COPY).is_ok_and(|v| crate::unlock::truthy(&v))
 }
 
 /// The label a copy is sealed to: the agent's name for the account (server and account) and
