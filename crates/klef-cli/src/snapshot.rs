@@ -118,11 +118,7 @@ pub(crate) async fn current(ctx: &Context, b: &AnyBackend, purpose: Purpose) -> 
     ctx.set_keys(keys.clone());
     if age >= plan.fresh {
         match b
-            .environment_changes(
-                &snap.environment.id,
-                snap.revision,
-                snap.personal_revision(),
-            )
+            .environment_changes(&snap.target.env.id, snap.revision, snap.personal_revision())
             .await
         {
             Ok(None) => {
@@ -137,14 +133,14 @@ pub(crate) async fn current(ctx: &Context, b: &AnyBackend, purpose: Purpose) -> 
                     personal: snap.personal_revision(),
                     secrets: snap.secrets,
                     deleted: snap.deleted,
-                    changes: std::sync::Mutex::new(Some(changes)),
+                    changes: Some(changes),
                 };
                 return full(ctx, b, purpose, Some(base), Some(&plan)).await;
             }
             Err(e) if offline(&e) => {
                 ctx.printer.warn(&format!(
                     "{e}; using {} as the server last confirmed it {} ago (writes need the server)",
-                    describe(&snap),
+                    snap.target.describe(),
                     ago(age)
                 ));
             }
@@ -167,10 +163,7 @@ pub(crate) async fn current(ctx: &Context, b: &AnyBackend, purpose: Purpose) -> 
 /// A copy's values, with its key unwrapped by `keys` and this account's personal overrides
 /// opened (and remembered for `crate::personal::layer`).
 async fn serve(ctx: &Context, keys: &KeySource, snap: Snapshot) -> Result<Current> {
-    let target = Target {
-        project: snap.project,
-        env: snap.environment,
-    };
+    let target = snap.target;
     let key = keys
         .environment_key(&target.project, &target.env, &snap.access)
         .await?;
@@ -249,8 +242,7 @@ async fn full(
         let (target, ()) = tokio::join!(ctx.target(b), prefetch);
         let target = target?;
         let opened =
-            crate::signed::open_from(ctx, b, &target, purpose, &ctx.global, None, base.as_ref())
-                .await?;
+            crate::signed::open_from(ctx, b, &target, purpose, &ctx.global, None, base).await?;
         Ok::<_, anyhow::Error>((target, opened))
     };
     let (target, opened) = match read.await {
@@ -448,13 +440,6 @@ fn offline(e: &BackendError) -> bool {
     )
 }
 
-fn describe(s: &Snapshot) -> String {
-    format!(
-        "environment \"{}\" of project \"{}\"",
-        s.environment.slug, s.project.name
-    )
-}
-
 /// `42s`, `3m 12s`, `1h 5m`: whole seconds.
 fn ago(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs().max(1))).to_string()
@@ -549,8 +534,7 @@ impl SnapshotRef<'_> {
 /// A copy as the agent returned it.
 struct Snapshot {
     me: MeResponse,
-    project: Project,
-    environment: Environment,
+    target: Target,
     access: EnvironmentKeyAccess,
     revision: u64,
     secrets: Vec<SecretVersion>,
@@ -588,8 +572,10 @@ impl Snapshot {
             .collect();
         Ok(Self {
             me: meta.me.into_owned(),
-            project: meta.project.into_owned(),
-            environment,
+            target: Target {
+                project: meta.project.into_owned(),
+                env: environment,
+            },
             access: meta.access.into_owned(),
             revision: encoded.revision,
             secrets,

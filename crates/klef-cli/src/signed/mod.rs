@@ -134,8 +134,8 @@ pub(crate) struct Base {
     pub(crate) secrets: Vec<SecretVersion>,
     /// Its deleted names.
     pub(crate) deleted: Vec<DeletedName>,
-    /// What the server said changed after it, when already asked (taken by the read).
-    pub(crate) changes: std::sync::Mutex<Option<EnvironmentState>>,
+    /// What the server said changed after it, when already asked.
+    pub(crate) changes: Option<EnvironmentState>,
     /// The revision of this account's personal overrides it holds (0: none).
     pub(crate) personal: u64,
 }
@@ -173,7 +173,7 @@ pub(crate) async fn open_from<'a>(
     purpose: Purpose,
     global: &crate::cli::GlobalArgs,
     unlocked: Option<&KeySource>,
-    base: Option<&Base>,
+    mut base: Option<Base>,
 ) -> Result<Opened<'a>> {
     let workspace = t.project.workspace_id;
     let Principal {
@@ -197,15 +197,12 @@ pub(crate) async fn open_from<'a>(
     });
     // The key and the state at the same time: the agent unwraps while the server answers.
     let access = async { Ok::<_, anyhow::Error>(b.environment_key(&t.env.id).await?) };
+    // Changes the caller already asked for (taken here, so the base is only borrowed below).
+    let asked = base.as_mut().and_then(|b| b.changes.take());
     let state = async {
-        if let (Some(base), Some(h)) = (base, head)
+        if let (Some(base), Some(h)) = (&base, head)
             && base.revision == h.revision
         {
-            let asked = base
-                .changes
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take();
             let changes = match asked {
                 Some(c) => Some(c),
                 None => {

@@ -19,7 +19,7 @@ use klef_core::model::Blob;
 use klef_core::wire::MeResponse;
 use serde::{Deserialize, Serialize};
 
-use super::{Current, Plan, Snapshot, ago, describe, serve};
+use super::{Current, Plan, Snapshot, ago, serve};
 use crate::backend::AnyBackend;
 use crate::context::Context;
 use crate::diagnostics::{ExitStatus, Failure, exit_status};
@@ -140,7 +140,7 @@ pub(super) async fn fallback(
     ctx.printer.warn(&format!(
         "{}; using the offline copy of {} saved {} ago (writes need the server)",
         first_line(e),
-        describe(&snap),
+        snap.target.describe(),
         ago(age)
     ));
     Ok(Some(serve(ctx, &keys, snap).await?))
