@@ -450,15 +450,7 @@ pub(crate) async fn diff(ctx: &Context, args: &crate::commands::diff::Args) -> R
 mod tests {
     use super::*;
 
-    fn entries(pairs: &[(&str, &str)]) -> Vec<Entry> {
-        pairs
-            .iter()
-            .map(|(n, v)| Entry {
-                name: (*n).to_owned(),
-                value: Zeroizing::new((*v).to_owned()),
-            })
-            .collect()
-    }
+    use crate::secrets::entries;
 
     #[test]
     fn overrides_win_and_names_only_personal_are_added_in_order() {

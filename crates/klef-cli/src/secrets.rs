@@ -154,6 +154,18 @@ pub(crate) fn one_line_value(v: &str) -> String {
     out
 }
 
+/// Decrypted entries from `(name, value)` pairs, for unit tests.
+#[cfg(test)]
+pub(crate) fn entries(pairs: &[(&str, &str)]) -> Vec<klef_core::dotenv::Entry> {
+    pairs
+        .iter()
+        .map(|(n, v)| klef_core::dotenv::Entry {
+            name: (*n).to_owned(),
+            value: zeroize::Zeroizing::new((*v).to_owned()),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -377,15 +377,7 @@ pub(crate) fn print(
 mod tests {
     use super::*;
 
-    fn entries(pairs: &[(&str, &str)]) -> Vec<Entry> {
-        pairs
-            .iter()
-            .map(|(n, v)| Entry {
-                name: (*n).to_owned(),
-                value: Zeroizing::new((*v).to_owned()),
-            })
-            .collect()
-    }
+    use crate::secrets::entries;
 
     #[test]
     fn compares_by_name() {
