@@ -112,6 +112,11 @@ mod tests {
             .unwrap();
         rustix::fs::flock(&held, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
         assert_eq!(lock_holder(&paths), Some(4242));
+        // Unlock explicitly rather than by closing: another test in this process spawns
+        // children, and one forked between our open and its exec shares this open file
+        // description, so closing our descriptor alone would leave the lock held until it
+        // execs.
+        rustix::fs::flock(&held, rustix::fs::FlockOperation::Unlock).unwrap();
         drop(held);
         assert_eq!(lock_holder(&paths), None);
     }

@@ -475,6 +475,9 @@ pub(crate) fn open_value(env: &EnvironmentId, key: &SymmetricKey, secret: &Value
 }
 
 /// Every row of every table (`PostgreSQL`: `row_to_json`), or the `SQLite` files' bytes, as bytes.
+///
+/// `PostgreSQL` returns tables and rows in no promised order (an autovacuum elsewhere rewrites
+/// `pg_class` rows, so the catalog's order changes between two reads), hence both are sorted.
 pub(crate) async fn dump(target: &Target) -> Vec<u8> {
     match target {
         Target::Sqlite(path) => {
@@ -489,7 +492,8 @@ pub(crate) async fn dump(target: &Target) -> Vec<u8> {
         Target::Postgres { url, schema } => {
             let pool = sqlx::PgPool::connect(url).await.expect("connect");
             let tables: Vec<String> = sqlx::query_scalar(
-                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 \
+                 ORDER BY table_name",
             )
             .bind(schema)
             .fetch_all(&pool)
@@ -498,8 +502,9 @@ pub(crate) async fn dump(target: &Target) -> Vec<u8> {
             assert!(tables.len() >= 12, "{tables:?}");
             let mut out = Vec::new();
             for t in tables {
+                out.extend(format!("# {t}\n").into_bytes());
                 let rows: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-                    "SELECT row_to_json(t)::text FROM {schema}.{t} t"
+                    "SELECT row_to_json(t)::text AS r FROM {schema}.{t} t ORDER BY r"
                 )))
                 .fetch_all(&pool)
                 .await
