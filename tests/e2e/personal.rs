@@ -487,3 +487,99 @@ fn a_server_that_rolls_back_relabels_or_moves_personal_overrides_is_refused() {
         rollback_relabel_and_move_are_refused(&owner, Store::Server(server(&owner)), "server");
     });
 }
+
+/// `klef backup export` and a forced `import` of it, as `ctx` (the archive's path returned).
+fn backup_round_trip(ctx: &TestContext) -> std::path::PathBuf {
+    let archive = ctx.root().join("personal.kbak");
+    let file = archive.to_str().expect("utf-8");
+    ctx.run_pw(["backup", "export", "--force", file]).success();
+    ctx.run_pw(["backup", "import", "--force", file]).success();
+    archive
+}
+
+/// The archive's bytes hold none of `plaintexts`.
+fn assert_sealed_in(archive: &Path, plaintexts: &[&str]) {
+    let bytes = std::fs::read(archive).expect("read the archive");
+    for plain in plaintexts {
+        assert!(
+            !bytes.windows(plain.len()).any(|w| w == plain.as_bytes()),
+            "{plain} in plaintext in the backup"
+        );
+    }
+}
+
+#[test]
+fn backups_carry_personal_overrides_in_the_local_vault() {
+    let ctx = TestContext::new();
+    ctx.init();
+    ctx.run_pw(["set", "DB", "dev-value"]).success();
+    ctx.run_pw(["set", "--personal", "DB", MINE]).success();
+    let archive = backup_round_trip(&ctx);
+    assert_sealed_in(&archive, &[MINE]);
+    assert_eq!(get(&ctx, "DB"), MINE, "the restore kept the override");
+    assert_eq!(listed(&ctx, "DB").expect("DB")["personal"], true);
+
+    // A backup older than the latest change brings back an older record: refused, and
+    // `unset --personal --all` starts again.
+    ctx.run_pw(["set", "--personal", "DB", "newer-personal"])
+        .success();
+    ctx.run_pw([
+        "backup",
+        "import",
+        "--force",
+        archive.to_str().expect("utf-8"),
+    ])
+    .success();
+    ctx.run_pw(["get", "DB", "--plain"])
+        .code_is(1)
+        .stderr_has("older copy")
+        .stderr_has("unset --personal --all")
+        .clean_error(&[MINE, "newer-personal"]);
+    ctx.run_pw(["unset", "--personal", "--all"]).success();
+    assert_eq!(get(&ctx, "DB"), "dev-value");
+}
+
+#[test]
+fn backups_carry_every_members_personal_overrides_on_a_server() {
+    on_both(|db| {
+        let Some(owner) = owner(db) else { return };
+        let bob = joined(&owner, BOB, &[]);
+        owner.run_pw(["set", "--personal", "DB", MINE]).success();
+        bob.run_pw(["set", "--personal", "DB", "bobs-own-value"])
+            .success();
+        let store = Store::Server(server(&owner));
+        let env = store.env_id("development");
+        let before = store.rows(&env);
+        assert_eq!(before.len(), 2);
+
+        let archive = backup_round_trip(&owner);
+        assert_sealed_in(&archive, &[MINE, "bobs-own-value"]);
+        assert_eq!(
+            store.rows(&env),
+            before,
+            "the same sealed records came back"
+        );
+        assert_eq!(get(&owner, "DB"), MINE);
+        assert_eq!(get(&bob, "DB"), "bobs-own-value");
+
+        // Bob changes his after the backup: restoring it brings back his older record, which
+        // his pins refuse, until he starts again.
+        bob.run_pw(["set", "--personal", "DB", "bobs-newer-value"])
+            .success();
+        owner
+            .run_pw([
+                "backup",
+                "import",
+                "--force",
+                archive.to_str().expect("utf-8"),
+            ])
+            .success();
+        bob.run_pw(["get", "DB", "--plain"])
+            .code_is(1)
+            .stderr_has("older copy")
+            .clean_error(&["bobs-own-value", "bobs-newer-value"]);
+        bob.run_pw(["unset", "--personal", "--all"]).success();
+        assert_eq!(get(&bob, "DB"), "dev-value");
+        assert_eq!(get(&owner, "DB"), MINE);
+    });
+}

@@ -219,6 +219,22 @@ pub struct ArchivedRosterEntry {
     pub entry: crate::model::RosterEntry,
 }
 
+/// One member's personal overrides of an archived environment (decision 0021), as stored:
+/// sealed to that member alone, so the archive (and whoever holds it) can neither read nor
+/// alter them; a restore puts the record back so the member's pinned revision still matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchivedPersonal {
+    /// The environment.
+    pub environment_id: EnvironmentId,
+    /// The member whose overrides these are.
+    pub account_id: AccountId,
+    /// The record, as stored (revision and sealed bytes).
+    pub record: crate::model::PersonalRecord,
+    /// When it was last written.
+    pub updated_at: Timestamp,
+}
+
 /// The body of a backup: every stored row of the archived workspaces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -253,6 +269,10 @@ pub struct Archive {
     /// signed rosters, and for workspaces without one, such as the local vault's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roster: Vec<ArchivedRosterEntry>,
+    /// Members' personal overrides, one sealed record per environment and member (absent in
+    /// backups made before they were archived, and when nobody has any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub personal: Vec<ArchivedPersonal>,
 }
 
 impl Archive {
@@ -368,6 +388,21 @@ impl Archive {
                 ));
             }
             *expected += 1;
+        }
+        let mut personal = HashSet::new();
+        for p in &self.personal {
+            if !environments.contains(&p.environment_id) || !accounts.contains(&p.account_id) {
+                return bad(
+                    "a member's personal overrides refer to a missing environment or account"
+                        .into(),
+                );
+            }
+            if p.record.revision < 1 || p.record.sealed.as_bytes().is_empty() {
+                return bad("a member's personal overrides have revision 0 or no content".into());
+            }
+            if !personal.insert((p.environment_id, p.account_id)) {
+                return bad("a member's personal overrides of an environment appear twice".into());
+            }
         }
         Ok(())
     }
@@ -590,6 +625,15 @@ mod tests {
                 .collect(),
             manifests: Vec::new(),
             roster: Vec::new(),
+            personal: vec![ArchivedPersonal {
+                environment_id: env,
+                account_id: account,
+                record: crate::model::PersonalRecord {
+                    revision: 2,
+                    sealed: Blob(vec![9; 48]),
+                },
+                updated_at: 7,
+            }],
         }
     }
 
@@ -677,6 +721,32 @@ mod tests {
             archive.validate(),
             Err(BackupError::Inconsistent(_))
         ));
+
+        // Personal overrides: of an environment and a member in the archive, once each, numbered.
+        let mut archive = sample(&[]);
+        archive.personal[0].account_id = AccountId::random();
+        assert!(matches!(
+            archive.validate(),
+            Err(BackupError::Inconsistent(_))
+        ));
+        let mut archive = sample(&[]);
+        archive.personal.push(archive.personal[0].clone());
+        assert!(matches!(
+            archive.validate(),
+            Err(BackupError::Inconsistent(_))
+        ));
+        let mut archive = sample(&[]);
+        archive.personal[0].record.revision = 0;
+        assert!(matches!(
+            archive.validate(),
+            Err(BackupError::Inconsistent(_))
+        ));
+        // An archive without any (made before they were archived) reads as none.
+        let mut archive = sample(&[]);
+        archive.personal.clear();
+        let body = serde_json::to_string(&archive).unwrap();
+        assert!(!body.contains("personal\":["), "{body}");
+        assert_eq!(decode(&encode(&archive)).unwrap().personal, Vec::new());
 
         // Valid framing around a body that is not an archive.
         let body = br#"{"hello":"world"}"#;

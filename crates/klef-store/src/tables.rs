@@ -240,6 +240,28 @@ pub(crate) async fn insert_grant(tx: &mut Tx, grant: &Grant<'_>) -> Result<(), s
     Ok(())
 }
 
+/// Stores one member's sealed personal overrides of an environment as a backup holds them.
+pub(crate) async fn insert_personal(
+    tx: &mut Tx,
+    personal: &klef_core::backup::ArchivedPersonal,
+) -> Result<(), sqlx::Error> {
+    tx.execute(
+        "INSERT INTO personal_overrides \
+         (environment_id, account_id, revision, blob, updated_at) VALUES ($1, $2, $3, $4, $5)",
+        &[
+            personal.environment_id.to_string().into(),
+            personal.account_id.to_string().into(),
+            i64::try_from(personal.record.revision)
+                .unwrap_or(i64::MAX)
+                .into(),
+            (&personal.record.sealed).into(),
+            personal.updated_at.into(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Appends `entry` to the audit log, stamped now.
 pub(crate) async fn insert_audit(tx: &mut Tx, entry: &Audit) -> Result<(), sqlx::Error> {
     tx.execute(

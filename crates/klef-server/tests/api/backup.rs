@@ -173,6 +173,21 @@ async fn backups(a: Target, b: Target) {
         staging_key,
     );
 
+    // Alice and bob each keep personal overrides of staging (sealed to them; opaque here).
+    for (token, fill) in [(&alice_token, 0xa1u8), (&bob_token, 0xb0)] {
+        let mut sealed = vec![fill; 40];
+        sealed[0] = 1;
+        api.send(
+            "PUT",
+            &format!("/v1/environments/{}/personal", staging.id),
+            token,
+            &json!({"sealed": Blob::from(sealed), "expected_revision": 0}),
+        )
+        .await
+        .ok(200);
+    }
+    let personal_rows = "SELECT COUNT(*) FROM personal_overrides";
+
     // Export: admins only. Bob (a member) and mallory (a stranger) are refused.
     let export = format!("/v1/workspaces/{acme}/export");
     assert_eq!(get_bytes(&server.base, &export, &bob_token).await.0, 403);
@@ -189,6 +204,8 @@ async fn backups(a: Target, b: Target) {
     assert_eq!(archive.workspaces[0].id, acme);
     assert_eq!(archive.secrets.len(), 6, "history and deletes are kept");
     assert_eq!(archive.members.len(), 2);
+    assert_eq!(archive.personal.len(), 2, "both members' overrides");
+    assert!(archive.personal.iter().all(|p| p.record.revision == 1));
     // Only the exporter's sealed key material; bob appears with his public key only.
     let bob_entry = archive
         .accounts
@@ -293,6 +310,11 @@ async fn backups(a: Target, b: Target) {
     );
     assert_eq!(restored["secret_versions"], 6);
     assert_eq!(restored["notes"], json!([]));
+    assert_eq!(
+        count(&a, personal_rows, &[]).await,
+        2,
+        "both members' overrides came back"
+    );
     let after = names_and_values(
         &api.get(&secrets(&staging.id), &alice_token).await.ok(200),
         &staging.id,
@@ -392,6 +414,21 @@ async fn backups(a: Target, b: Target) {
         production_key,
     );
     assert_eq!(on_b, on_a);
+    assert_eq!(
+        count(
+            &b,
+            "SELECT COUNT(*) FROM personal_overrides WHERE account_id = $1",
+            &[&alice.id.to_string()]
+        )
+        .await,
+        1,
+        "alice's overrides came with her"
+    );
+    assert_eq!(
+        count(&b, personal_rows, &[]).await,
+        1,
+        "bob was skipped, and his overrides with him"
+    );
     assert_eq!(
         count(&b, "SELECT COUNT(*) FROM accounts", &[]).await,
         1,

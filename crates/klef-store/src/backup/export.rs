@@ -2,11 +2,12 @@
 
 use klef_core::backup::{
     Archive, ArchiveSource, ArchivedEnvironment, ArchivedGrant, ArchivedManifest, ArchivedMember,
-    ArchivedProjectKey, ArchivedRosterEntry,
+    ArchivedPersonal, ArchivedProjectKey, ArchivedRosterEntry,
 };
 use klef_core::ids::WorkspaceId;
 use klef_core::model::{
-    Account, Blob, Environment, ManifestRecord, Project, RosterEntry, SecretVersion, Workspace,
+    Account, Blob, Environment, ManifestRecord, PersonalRecord, Project, RosterEntry,
+    SecretVersion, Workspace,
 };
 
 use crate::rows::{AccountRow, ProjectRow, SecretRow, WorkspaceRow, convert, parse_id, parse_name};
@@ -53,6 +54,13 @@ const SELECT_MANIFESTS: &str = "SELECT m.environment_id, m.revision, m.anchor, m
 const SELECT_ROSTER: &str = "SELECT workspace_id, sequence, body, signature FROM roster_entries \
      WHERE workspace_id = $1 ORDER BY sequence";
 
+const SELECT_PERSONAL: &str = "SELECT o.environment_id, o.account_id, o.revision, o.blob, \
+     o.updated_at FROM personal_overrides o JOIN environments e ON e.id = o.environment_id \
+     JOIN projects p ON p.id = e.project_id WHERE p.workspace_id = $1 \
+     AND o.account_id IN (SELECT account_id FROM workspace_members WHERE workspace_id = $1) \
+     ORDER BY o.environment_id, o.account_id";
+
+type PersonalTuple = (String, String, i64, Vec<u8>, i64);
 type ManifestTuple = (String, i64, bool, Vec<u8>, Vec<u8>);
 type RosterTuple = (String, i64, Vec<u8>, Vec<u8>);
 type MemberTuple = (String, String, String, i64);
@@ -72,6 +80,7 @@ struct Rows {
     secrets: Vec<SecretRow>,
     manifests: Vec<ManifestTuple>,
     roster: Vec<RosterTuple>,
+    personal: Vec<PersonalTuple>,
 }
 
 /// Runs every export query on `tx` for workspace `ws`.
@@ -88,6 +97,7 @@ async fn read_workspace(tx: &mut Tx, ws: &str) -> Result<Rows, StoreError> {
         secrets: tx.all(SELECT_SECRETS, &ws).await?,
         manifests: tx.all(SELECT_MANIFESTS, &ws).await?,
         roster: tx.all(SELECT_ROSTER, &ws).await?,
+        personal: tx.all(SELECT_PERSONAL, &ws).await?,
     })
 }
 
@@ -136,6 +146,23 @@ impl Rows {
                         body: Blob(body),
                         signature: Blob(signature),
                     },
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let personal = self
+            .personal
+            .into_iter()
+            .map(|(env, account, revision, sealed, updated_at)| {
+                Ok(ArchivedPersonal {
+                    environment_id: parse_id(&env, "environment")?,
+                    account_id: parse_id(&account, "account")?,
+                    record: PersonalRecord {
+                        revision: u64::try_from(revision).map_err(|_| StoreError::Corrupt {
+                            what: format!("personal overrides revision {revision}"),
+                        })?,
+                        sealed: Blob(sealed),
+                    },
+                    updated_at,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -210,6 +237,7 @@ impl Rows {
             secrets,
             manifests,
             roster,
+            personal,
         };
         archive.validate().map_err(|e| StoreError::Corrupt {
             what: e.to_string(),
@@ -221,8 +249,8 @@ impl Rows {
 impl Store {
     /// Reads every stored row of workspace `ws` — the workspace, its members and their
     /// accounts' sealed key material, projects, wrapped project keys, environments with their
-    /// sealed keys, direct grants, and every secret version (history and deletes included) —
-    /// from one consistent snapshot. No visibility check: the caller authorizes.
+    /// sealed keys, direct grants, every secret version (history and deletes included), signed
+    /// state and members' sealed personal overrides — from one consistent snapshot. No visibility check: the caller authorizes.
     pub async fn export_workspace(
         &self,
         ws: &WorkspaceId,

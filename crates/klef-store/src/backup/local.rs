@@ -65,6 +65,7 @@ const COUNT_CONTENTS: &str = "SELECT (SELECT COUNT(*) FROM accounts), \
 
 /// The tables [`ImportMode::Replace`] empties, children before parents.
 const WIPE: &[&str] = &[
+    "DELETE FROM personal_overrides",
     "DELETE FROM secrets",
     "DELETE FROM manifests",
     "DELETE FROM environment_grants",
@@ -194,6 +195,9 @@ async fn import_in(
     }
     tables::insert_secret_versions(tx, &archive.secrets, None).await?;
     crate::manifests::restore(tx, archive, crate::LOCAL_AUTHOR, crate::now_ms()).await?;
+    for p in &archive.personal {
+        tables::insert_personal(tx, p).await?;
+    }
     Ok(ImportSummary {
         accounts: archive.accounts.len(),
         workspaces: archive.workspaces.len(),

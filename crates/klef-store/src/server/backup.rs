@@ -116,7 +116,8 @@ impl Store {
     /// - A workspace with the archive's id that already exists must be owned by `importer`;
     ///   if it holds any project it is replaced only with `force` (else
     ///   [`StoreError::AlreadyExists`]). Replacing deletes its projects, environments, keys,
-    ///   grants, secret history and members in the same transaction, lifting the secrets
+    ///   grants, secret history, members' personal overrides and members in the same
+    ///   transaction, lifting the secrets
     ///   table's append-only guard for those rows only (`SQLite`: the trigger is dropped and
     ///   re-created inside the `BEGIN IMMEDIATE` transaction; `PostgreSQL`: `ALTER TABLE …
     ///   DISABLE TRIGGER` and `ENABLE TRIGGER` inside it, which needs the server's database role
@@ -418,6 +419,14 @@ async fn import_in(
     }
     tables::insert_secret_versions(tx, &archive.secrets, None).await?;
     crate::manifests::restore(tx, archive, &importer.to_string(), crate::now_ms()).await?;
+    // Members' own sealed overrides come back with them (only they can open them).
+    for p in archive
+        .personal
+        .iter()
+        .filter(|p| restored.contains(&p.account_id))
+    {
+        tables::insert_personal(tx, p).await?;
+    }
     tables::insert_audit(tx, audit).await?;
     Ok(ServerImport {
         workspace: restored_ws,
