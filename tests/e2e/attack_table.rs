@@ -99,6 +99,11 @@ const ATTACKS: &[(&str, &str, &str)] = &[
         "that environment is not rotated and nothing is wrapped to the substituted key; the others are rotated, the member stays removed, and the command exits 1 naming the environment left and the `klef env rotate-key` command",
     ),
     (
+        "teams::a_member_the_server_shows_as_invited_is_not_cancelled_behind_the_rosters_back",
+        "shows a confirmed member as only invited, so that `workspace remove` would merely cancel an invitation and leave them in the signed roster",
+        "`remove` checks the verified roster first: it fails (exit 1) saying the server's list disagrees with the roster, and changes nothing",
+    ),
+    (
         "roster_attacks::removing_a_full_access_member_replaces_the_project_key_they_held",
         "colludes with a removed full-access member: gives back their membership and the project key they held",
         "it opens nothing: `workspace remove` replaced the project key, re-sealed every environment key under it and rotated them, wrapping only to the remaining full-access members of the roster",

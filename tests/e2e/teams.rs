@@ -419,3 +419,136 @@ fn an_unreachable_server_is_exit_6_naming_it() {
         .clean_error(&[])
         .stderr_has("http://127.0.0.1:9");
 }
+
+/// An admin who lost an invite code (it is shown once) cancels the invitation with `klef
+/// workspace remove` and invites again: the old invitation and its code stop working, the new
+/// one works. Also: `--env` naming a project of another workspace is refused up front.
+#[test]
+fn a_lost_invite_code_is_replaced_by_cancelling_and_inviting_again() {
+    let owner = owner();
+    let first = json(
+        &owner
+            .run_pw(["workspace", "invite", BOB, "--env", "staging", "--json"])
+            .success(),
+    );
+    let first_id = first["id"].as_str().expect("invitation id").to_owned();
+    let first_code = first["invite_code"].as_str().expect("code").to_owned();
+
+    // Inviting again does not hand out a second code; the refusal says what works.
+    owner
+        .run_pw(["workspace", "invite", BOB, "--env", "staging"])
+        .code_is(1)
+        .clean_error(&[PASSWORD, &first_code])
+        .stderr_has("already has an open invitation")
+        .stderr_has(&format!("klef workspace remove {BOB}"));
+
+    owner
+        .run_pw(["workspace", "remove", BOB])
+        .success()
+        .stderr_has("cancelled the invitation");
+    assert_ne!(
+        sqlite(
+            &owner,
+            &format!("SELECT COALESCE(closed_at, 'open') FROM invitations WHERE id = '{first_id}'")
+        ),
+        "open"
+    );
+    let audit = owner.run_pw(["audit", "--json"]).success().stdout();
+    assert!(audit.contains("invitation.cancel"), "{audit}");
+    // Nothing is left to cancel or remove.
+    owner
+        .run_pw(["workspace", "remove", BOB])
+        .code_is(5)
+        .clean_error(&[PASSWORD])
+        .stderr_has("has no invitation");
+
+    // With no open invitation, the server refuses Bob's sign-up.
+    let mut bob = TestContext::new();
+    bob.set_env("KLEF_ACCOUNT_PASSWORD", klef_e2e::ACCOUNT_PASSWORD);
+    let refused = bob
+        .run_pw(["signup", "--server", &server_url(&owner), "--email", BOB])
+        .stderr_has("error: failed to sign up")
+        .stderr_has("needs an invitation");
+    assert_ne!(refused.code(), 0);
+    assert!(!refused.stderr().contains(klef_e2e::ACCOUNT_PASSWORD));
+
+    let second = json(
+        &owner
+            .run_pw(["workspace", "invite", BOB, "--env", "staging", "--json"])
+            .success(),
+    );
+    let second_id = second["id"].as_str().expect("invitation id").to_owned();
+    let second_code = second["invite_code"].as_str().expect("code").to_owned();
+    assert_ne!(first_code, second_code);
+    bob.signup(&server_url(&owner), BOB);
+    // The cancelled invitation cannot be accepted, with its code or without.
+    bob.set_env("KLEF_INVITE_CODE", &first_code);
+    bob.run_pw(["workspace", "accept", &first_id])
+        .clean_error(&[PASSWORD, &first_code]);
+    bob.set_env("KLEF_INVITE_CODE", &second_code);
+    bob.run_pw(["workspace", "accept", &second_id]).success();
+    bob.remove_env("KLEF_INVITE_CODE");
+    owner
+        .run_pw(["workspace", "confirm", BOB, "--yes"])
+        .success();
+    bob.run(["link", &project_id(&owner), "-e", "staging"])
+        .success();
+    let got = bob.run_pw(["get", "DB"]).success().stdout();
+    assert_eq!(got.trim_end(), "stg-value");
+
+    // `--env` names environments of the directory's project; in another workspace it would
+    // be refused by the server with an environment id, so the client says what is wrong.
+    owner.run(["workspace", "use", "Personal"]).success();
+    owner
+        .run_pw([
+            "workspace",
+            "invite",
+            "carol@example.com",
+            "--env",
+            "staging",
+        ])
+        .code_is(2)
+        .clean_error(&[PASSWORD])
+        .stderr_has("not in workspace \"Personal\"")
+        .stderr_has("klef workspace use");
+}
+
+/// A server that shows a confirmed member as merely invited (so that `klef workspace remove`
+/// would only cancel an invitation, leaving them in the signed roster and receiving keys) is
+/// caught by the roster: nothing is cancelled or removed, and the error says why.
+#[test]
+fn a_member_the_server_shows_as_invited_is_not_cancelled_behind_the_rosters_back() {
+    let owner = owner();
+    let _bob = invited_bob(&owner, Some("staging"));
+    let ws = sqlite(&owner, "SELECT id FROM workspaces WHERE name = 'Acme'");
+    let bob_id = sqlite(
+        &owner,
+        &format!("SELECT id FROM accounts WHERE email = '{BOB}'"),
+    );
+    let owner_id = sqlite(
+        &owner,
+        &format!("SELECT id FROM accounts WHERE email = '{OWNER}'"),
+    );
+    // The server's lie: Bob's membership hidden, an open invitation for his email in its place.
+    sqlite(
+        &owner,
+        &format!(
+            "DELETE FROM workspace_members WHERE workspace_id = '{ws}' AND account_id = '{bob_id}'; \
+             INSERT INTO invitations (id, workspace_id, email, role, environments, invited_by, created_at) \
+             VALUES ('00000000-0000-4000-8000-000000000001', '{ws}', '{BOB}', 'member', NULL, '{owner_id}', 0);"
+        ),
+    );
+    owner
+        .run_pw(["workspace", "remove", BOB])
+        .code_is(1)
+        .clean_error(&[PASSWORD])
+        .stderr_has("signed roster")
+        .stderr_has("nothing was changed");
+    assert_eq!(
+        sqlite(
+            &owner,
+            "SELECT COUNT(*) FROM invitations WHERE id = '00000000-0000-4000-8000-000000000001' AND closed_at IS NULL",
+        ),
+        "1"
+    );
+}

@@ -479,7 +479,10 @@ pub fn decide(action: Action, facts: &Facts) -> Result<(), ApiError> {
         require_admin()?;
         if facts.personal {
             Err(ApiError::Forbidden(
-                "a personal workspace cannot be shared; create a team workspace".into(),
+                "a personal workspace cannot be shared; create a team workspace \
+                 (`klef workspace create NAME`, then `klef workspace use NAME`) and a project in \
+                 it (`klef init`)"
+                    .into(),
             ))
         } else {
             Ok(())

@@ -121,6 +121,15 @@ impl RemoteBackend {
         self.api.post(&routes::invitations(ws), req).await
     }
 
+    /// `DELETE /v1/workspaces/{ws}/invitations/{id}`: cancels an invitation not yet accepted.
+    pub(crate) async fn cancel_invitation(
+        &self,
+        ws: &WorkspaceId,
+        id: &InviteId,
+    ) -> BackendResult<()> {
+        self.api.delete(&routes::invitation(ws, id)).await
+    }
+
     /// `GET /v1/invitations`: open invitations for the caller.
     pub(crate) async fn invitations(&self) -> BackendResult<Vec<Invitation>> {
         let list: InvitationList = self.api.get(routes::INVITATIONS).await?;

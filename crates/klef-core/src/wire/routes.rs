@@ -114,6 +114,8 @@ pub const ROTATE: &str = "/v1/environments/{environment_id}/rotate";
 pub const PROJECT_ROTATE: &str = "/v1/projects/{project_id}/rotate";
 /// `POST` [`CreateInvitationRequest`](super::CreateInvitationRequest); see [`invitations`].
 pub const WORKSPACE_INVITATIONS: &str = "/v1/workspaces/{workspace_id}/invitations";
+/// `DELETE`: cancels an open invitation (`204`); see [`invitation`].
+pub const WORKSPACE_INVITATION: &str = "/v1/workspaces/{workspace_id}/invitations/{invitation_id}";
 /// `GET` [`InvitationList`](super::InvitationList).
 pub const INVITATIONS: &str = "/v1/invitations";
 /// `POST`: accepts an invitation; see [`accept_invitation`].
@@ -233,6 +235,8 @@ endpoints! {
     RotateProjectKey => Post PROJECT_ROTATE,
     /// Invites someone to a workspace.
     Invite => Post WORKSPACE_INVITATIONS,
+    /// Cancels an open invitation.
+    CancelInvitation => Delete WORKSPACE_INVITATION,
     /// Lists the caller's open invitations.
     MyInvitations => Get INVITATIONS,
     /// Accepts an invitation.
@@ -406,6 +410,12 @@ pub fn project_rotate(project: &ProjectId) -> String {
 #[must_use]
 pub fn invitations(ws: &WorkspaceId) -> String {
     fill(WORKSPACE_INVITATIONS, &[ws])
+}
+
+/// [`WORKSPACE_INVITATION`].
+#[must_use]
+pub fn invitation(ws: &WorkspaceId, id: &InviteId) -> String {
+    fill(WORKSPACE_INVITATION, &[ws, id])
 }
 
 /// [`ACCEPT_INVITATION`].

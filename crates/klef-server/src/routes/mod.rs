@@ -96,6 +96,7 @@ fn handler(endpoint: Endpoint, method: MethodFilter) -> MethodRouter<AppState> {
         E::Rotate => on(method, content::rotate),
         E::RotateProjectKey => on(method, content::rotate_project_key),
         E::Invite => on(method, teams::invite),
+        E::CancelInvitation => on(method, teams::cancel_invitation),
         E::MyInvitations => on(method, teams::my_invitations),
         E::AcceptInvitation => on(method, teams::accept),
         E::Members => on(method, teams::members),

@@ -134,6 +134,30 @@ pub(super) async fn members(
     }))
 }
 
+/// `DELETE …/invitations/{id}`: an admin cancels an invitation nobody has accepted yet.
+#[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
+pub(super) async fn cancel_invitation(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((ws, id)): ApiPath<(WorkspaceId, InviteId)>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    authorize(
+        &state,
+        &principal,
+        Action::ManageMembers,
+        Resource::Workspace(ws),
+    )
+    .await?;
+    let audit = audit_by(
+        &principal,
+        Some(ws),
+        "invitation.cancel",
+        format!("invitation {id}"),
+    );
+    state.store.cancel_invitation(&ws, &id, &audit).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
 #[instrument(skip_all, err(level = "warn"), fields(principal = %principal.id()))]
 pub(super) async fn confirm(
     State(state): State<AppState>,

@@ -7,6 +7,7 @@ mod bad_input;
 mod cache;
 mod common;
 mod concurrency;
+mod invitations;
 mod keys;
 mod limits;
 mod logging;

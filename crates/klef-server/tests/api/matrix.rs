@@ -271,6 +271,12 @@ pub(crate) const MATRIX: &[Row] = &[
         [400, 403, 403, 400, 403, 403, 403, 403, U, U, U, U],
     ),
     (
+        "DELETE",
+        "/v1/workspaces/{workspace_id}/invitations/{invitation_id}",
+        "an unknown invitation",
+        [404, 403, 403, 404, 403, 403, 403, 403, U, U, U, U],
+    ),
+    (
         "GET",
         "/v1/invitations",
         "",

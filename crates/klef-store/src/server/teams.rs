@@ -407,6 +407,40 @@ impl Store {
         let result = remove_in(&mut tx, ws, account, audit).await;
         tx.finish(result).await
     }
+
+    /// Cancels the open invitation `id` of `ws` that nobody has accepted yet (an admin lost
+    /// the invite code, or invited the wrong address) and records `audit`; the email can then
+    /// be invited again. An accepted one is cancelled by removing the member
+    /// ([`Store::remove_member`]); an unknown, closed or accepted one is
+    /// [`StoreError::NotFound`].
+    pub async fn cancel_invitation(
+        &self,
+        ws: &WorkspaceId,
+        id: &InviteId,
+        audit: &Audit,
+    ) -> Result<(), StoreError> {
+        let mut tx = Tx::write(self).await?;
+        let result = async {
+            let closed = tx
+                .execute(
+                    "UPDATE invitations SET closed_at = $3 WHERE id = $1 AND workspace_id = $2 \
+                     AND closed_at IS NULL AND accepted_by IS NULL",
+                    &[
+                        id.to_string().into(),
+                        ws.to_string().into(),
+                        now_ms().into(),
+                    ],
+                )
+                .await?;
+            if closed == 0 {
+                return Err(not_found(format!("open invitation {id}")));
+            }
+            tables::insert_audit(&mut tx, audit).await?;
+            Ok(())
+        }
+        .await;
+        tx.finish(result).await
+    }
 }
 
 /// The transaction of [`Store::confirm_member`].

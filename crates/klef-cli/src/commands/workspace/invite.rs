@@ -3,7 +3,8 @@
 //! the current project (wrapped to them directly at `klef workspace confirm`); without it, full
 //! access to every project.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
+use klef_core::backend::BackendErrorKind;
 use klef_core::env::EnvVars;
 use klef_core::model::Role;
 use klef_core::wire::CreateInvitationRequest;
@@ -59,6 +60,17 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
                 .into());
             }
             let pt = ctx.project(&b).await?;
+            if pt.project.workspace_id != ws.id {
+                return Err(Failure::usage(format!(
+                    "--env names environments of project \"{}\", which is not in workspace \"{}\" (the current one)",
+                    pt.project.name, ws.name
+                ))
+                .hint(format!(
+                    "switch to the project's workspace (`klef workspace list`, then `klef workspace use NAME`), or run this in a directory linked to a project of \"{}\"",
+                    ws.name
+                ))
+                .into());
+            }
             let envs = Context::environments(&b, &pt.project).await?;
             let mut ids = Vec::new();
             for slug in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -87,7 +99,23 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
             },
         )
         .await
-        .with_context(|| format!("failed to invite {email} to workspace \"{}\"", ws.name))?;
+        .map_err(|e| {
+            // The code is shown once; inviting again is how an admin who lost it would try
+            // to get another, so this refusal says what works instead.
+            if e.kind() == BackendErrorKind::AlreadyExists && e.to_string().contains("open invitation") {
+                Failure::other(format!(
+                    "{email} already has an open invitation to workspace \"{}\"",
+                    ws.name
+                ))
+                .hint(format!(
+                    "an invite code is shown only once: if it is lost, `klef workspace remove {email}` cancels the invitation and `klef workspace invite {email}` makes a new one"
+                ))
+                .into()
+            } else {
+                anyhow::Error::from(e)
+                    .context(format!("failed to invite {email} to workspace \"{}\"", ws.name))
+            }
+        })?;
     let code = InviteCode::generate(roster.genesis());
     let text = code.to_text();
     let note = InviteNote {

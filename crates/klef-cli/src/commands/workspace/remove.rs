@@ -1,6 +1,7 @@
 //! `klef workspace remove EMAIL`: removes a member and every key wrapped to them in the
 //! workspace, deals with the system keys they created, and rotates every environment they
-//! could decrypt (DESIGN.md §9.2, "Removal").
+//! could decrypt (DESIGN.md §9.2, "Removal"). Someone only invited has their invitation
+//! cancelled instead, once the verified roster confirms they are no member.
 //!
 //! In order, nothing changed before the first step that writes:
 //! 1. the system keys the member created are listed: from the verified roster (records whose
@@ -40,6 +41,9 @@ use crate::trust::Trust;
 /// The system keys the member created are revoked or kept by explicit choice (`--revoke-keys`
 /// or `--keep-keys`; asked at a terminal, required without one). Every environment they could
 /// decrypt then gets a new key, as `klef env rotate-key` gives it, unless `--no-rotate`.
+///
+/// For someone invited who has not accepted yet, it cancels the invitation (its invite code
+/// stops working): the way to replace a lost code before inviting again.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The member's email
@@ -95,11 +99,7 @@ pub(crate) async fn run(args: &Args, ctx: &Context) -> Result<ExitStatus> {
     let ws = ctx.current_workspace(&b).await?;
     let member = members::find(remote, &ws, &args.email).await?;
     let Some(account_id) = member.account_id else {
-        return Err(Failure::other(format!(
-            "{} has not accepted the invitation yet, so there is no member to remove",
-            member.email
-        ))
-        .into());
+        return cancel_invitation(ctx, &b, &ws, &member).await;
     };
     let keys = ctx.keys(&b).await?;
     let mut trust = Trust::load(ctx, remote, &keys).await?;
@@ -520,4 +520,68 @@ async fn revoke_created(b: &AnyBackend, trust: &mut Trust<'_>, key: &CreatedKey)
     }
     revoke::sign_out(b, trust, key.id).await?;
     Ok(())
+}
+
+/// Someone invited who has not accepted yet is not a member: their invitation is cancelled
+/// (its code stops working), so the email can be invited again, with a new code. Nothing was
+/// wrapped or signed for them, so there is nothing to rotate.
+async fn cancel_invitation(
+    ctx: &Context,
+    b: &AnyBackend,
+    ws: &klef_core::model::Workspace,
+    member: &klef_core::model::Member,
+) -> Result<ExitStatus> {
+    let Some(invitation) = member.invitation_id else {
+        return Err(Failure::other(format!(
+            "{} has neither an account in workspace \"{}\" nor an open invitation",
+            member.email, ws.name
+        ))
+        .into());
+    };
+    // The member list is the server's word. A server that showed a member of the signed
+    // roster as merely invited would turn their removal into a cancellation that leaves them
+    // in the roster, still receiving keys: the roster decides.
+    let remote = b.remote("workspace remove")?;
+    let keys = ctx.keys(b).await?;
+    let mut trust = Trust::load(ctx, remote, &keys).await?;
+    if let Some(roster) = trust.roster_if_pinned(&ws.id, &ws.name).await?
+        && roster
+            .members()
+            .any(|m| m.email.eq_ignore_ascii_case(&member.email))
+    {
+        return Err(Failure::other(format!(
+            "the server lists {} as invited only, but the signed roster of workspace \"{}\" has them as a member; nothing was changed",
+            member.email, ws.name
+        ))
+        .hint("the server's member list disagrees with the signed roster: tell its operator; `klef workspace members` shows the roster's view")
+        .into());
+    }
+    trust.save().await?;
+    remote
+        .cancel_invitation(&ws.id, &invitation)
+        .await
+        .with_context(|| format!("failed to cancel the invitation of {}", member.email))?;
+    // The invite code this device kept for `confirm` is of no use any more.
+    let note = super::invite::invite_note_path(ctx, &invitation);
+    if let Err(e) = std::fs::remove_file(&note)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::debug!(path = %note.display(), error = %e, "could not delete the invite note");
+    }
+    if ctx.global.json {
+        ctx.printer.json(&json!({
+            "email": member.email,
+            "invitation_id": invitation,
+            "cancelled": true,
+        }))?;
+    }
+    ctx.printer.info(&format!(
+        "cancelled the invitation of {} to workspace \"{}\" (they had not accepted it; its invite code no longer works)",
+        member.email, ws.name
+    ));
+    ctx.printer.hint(&format!(
+        "`klef workspace invite {}` invites them again with a new code",
+        member.email
+    ));
+    Ok(ExitStatus::SUCCESS)
 }
