@@ -202,7 +202,18 @@ pub(crate) fn reference_errors_name_the_chain(mode: Mode) {
         .code_is(5)
         .clean_error(&[])
         .stderr_has("DB_URL → nowhere/production.DB_HOST (project not found)");
-    set(&ctx, "development", "DB_URL", "pw-9f3 ${DB_HOST");
+    // Stored as given, with a warning naming the problem (not the value).
+    let mut cmd = ctx.klef(["set", "DB_URL", "-e", "development"]);
+    cmd.env("KLEF_PASSWORD", PASSWORD);
+    let stored = klef_e2e::run_with_stdin(cmd, Some(b"pw-9f3 ${DB_HOST")).success();
+    assert!(
+        stored
+            .stderr()
+            .contains("warning: DB_URL holds an invalid reference"),
+        "{}",
+        stored.stderr()
+    );
+    assert!(!stored.stderr().contains("pw-9f3"), "{}", stored.stderr());
     ctx.run_pw(["get", "DB_URL"])
         .code_is(1)
         .clean_error(&["pw-9f3"])

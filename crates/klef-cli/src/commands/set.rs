@@ -117,14 +117,17 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
 
     // Later duplicates win, as in a .env file.
     let mut writes: Vec<SecretWrite> = Vec::with_capacity(pairs.len());
-    let mut too_long = Vec::new();
+    let mut warnings = Vec::new();
     for (name, value) in pairs {
         let value = match value {
             Some(v) => v,
             None => read_stdin_value(&name)?,
         };
         if secrets::check_value(&name, &value)? == secrets::ValueFit::TooLongForRun {
-            too_long.push(crate::env_policy::too_long_warning(&name, &value));
+            warnings.push(crate::env_policy::too_long_warning(&name, &value));
+        }
+        if let Some(warning) = reference_warning(&name, &value) {
+            warnings.push(warning);
         }
         writes.retain(|w| w.name != name);
         let ciphertext = secrets::encrypt(key, &t, &name, &value, opened.next_place(&t, &name));
@@ -148,10 +151,23 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
     let names: Vec<&str> = writes.iter().map(|w| w.name.as_str()).collect();
     ctx.printer
         .info(&format!("set {} in {}", names.join(", "), t.describe()));
-    for warning in &too_long {
+    for warning in &warnings {
         ctx.printer.warn(warning);
     }
     Ok(ExitStatus::SUCCESS)
+}
+
+/// A value with a `${` that is no reference is stored as given (some values are templates of
+/// their own), but every read that resolves references would refuse it: say so now, naming
+/// the problem, not the value.
+fn reference_warning(name: &str, value: &str) -> Option<String> {
+    if !klef_core::refs::has_references(value) {
+        return None;
+    }
+    let err = klef_core::refs::parse(value).err()?;
+    Some(format!(
+        "{name} holds an invalid reference ({err}): `klef get`, `run` and `pull` will refuse it; write `$${{` for a literal `${{` (`--raw` reads the stored text)"
+    ))
 }
 
 #[cfg(test)]
@@ -177,5 +193,15 @@ mod tests {
         assert_eq!(names(&p), vec![("K", None)]);
         assert!(parse(vec!["A=1".into(), "B".into()]).is_err());
         assert!(parse(vec!["A".into(), "1".into(), "2".into()]).is_err());
+    }
+
+    #[test]
+    fn only_a_broken_reference_is_warned_about() {
+        assert_eq!(reference_warning("K", "plain"), None);
+        assert_eq!(reference_warning("K", "${OTHER}"), None);
+        assert_eq!(reference_warning("K", "$${literal"), None);
+        let w = reference_warning("K", "pre ${secret-text").expect("a warning");
+        assert!(w.starts_with("K holds an invalid reference"), "{w}");
+        assert!(!w.contains("secret-text"), "{w}");
     }
 }
