@@ -109,6 +109,11 @@ const ATTACKS: &[(&str, &str, &str)] = &[
         "it opens nothing: `workspace remove` replaced the project key, re-sealed every environment key under it and rotated them, wrapping only to the remaining full-access members of the roster",
     ),
     (
+        "manifest_attacks::an_altered_past_is_refused_by_history_and_diff_at_a_revision",
+        "rewrites the past: an old version of a value (with bytes that open), or an old manifest (replaced by an earlier one)",
+        "`klef diff --revision N` and `klef history` fail naming it (the old value does not match the hash its revision signed; the old manifests do not chain to the verified head); the current state still reads",
+    ),
+    (
         "agent_cache::own_writes_drop_the_copy_at_once_and_a_rolled_back_server_is_refused",
         "answers an agent's revalidation (`?changes_since=N`) with a state rolled back below the copy's signed head (newest manifest and value deleted)",
         "`get` fails (exit 1) saying the server withheld or rolled back the signed state this account has seen; nothing older is served",

@@ -9,7 +9,7 @@ use std::io::Read as _;
 use std::process::Stdio;
 
 use klef_e2e::{PASSWORD, Server, TestContext};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::team::{BOB, Db, joined, on_both};
 use crate::workflow::{Mode, try_setup};
@@ -249,6 +249,71 @@ pub(crate) fn diff_at_a_past_time(mode: Mode) {
     ctx.run_pw(["diff", "staging", "--at", "1"]).code_is(2);
 }
 
+/// `klef history` lists the signed revisions; `klef diff --revision N` compares with one.
+pub(crate) fn diff_at_a_signed_revision(mode: Mode) {
+    let ctx = setup!(mode);
+    set(&ctx, "development", "KEEP", "keep-value");
+    set(&ctx, "development", "DROPPED", "dropped-value");
+    set(&ctx, "development", "K", "old-value");
+    let revisions = json(&ctx.run_pw(["history", "--json"]).success());
+    let list = revisions.as_array().expect("a list");
+    let then = list.last().expect("revisions");
+    assert_eq!(then["added"], json!(["K"]), "{revisions}");
+    assert_eq!(list[0]["revision"], 1, "{revisions}");
+    let signer = if matches!(mode, Mode::Local) {
+        "vault owner"
+    } else {
+        "owner@example.com"
+    };
+    assert_eq!(then["signed_by"], signer, "{revisions}");
+    let rev = then["revision"].as_u64().expect("revision").to_string();
+
+    set(&ctx, "development", "K", "new-value");
+    set(&ctx, "development", "ADDED", "added-value");
+    ctx.run_pw(["unset", "DROPPED"]).success();
+    let table = ctx.run_pw(["history"]).success().stdout();
+    for change in ["+K", "~K", "+ADDED", "-DROPPED"] {
+        assert!(table.contains(change), "{change}: {table}");
+    }
+    assert!(table.contains(signer), "{table}");
+    assert!(!table.contains("new-value"), "{table}");
+
+    let out = ctx
+        .run_pw(["diff", "--revision", &rev, "--json"])
+        .code_is(1);
+    let d = json(&out);
+    assert_eq!(d["from"], format!("my-app/development@r{rev}"), "{d}");
+    assert_eq!(names(&d["changed"]), ["K"], "{d}");
+    assert_eq!(names(&d["added"]), ["ADDED"], "{d}");
+    assert_eq!(names(&d["removed"]), ["DROPPED"], "{d}");
+    assert_eq!(d["unchanged"], 1);
+    assert!(!out.stdout().contains("old-value"));
+    let shown = ctx
+        .run_pw(["diff", "--revision", &rev, "--show"])
+        .code_is(1)
+        .stdout();
+    assert!(shown.contains("~ K: old-value → new-value"), "{shown}");
+    // The newest revision is now; revision 1 (the environment's creation) had nothing.
+    let newest = json(&ctx.run_pw(["history", "--json"]).success());
+    let head = newest.as_array().and_then(|l| l.last()).expect("revisions")["revision"]
+        .as_u64()
+        .expect("revision")
+        .to_string();
+    ctx.run_pw(["diff", "--revision", &head]).success();
+    let first = json(&ctx.run_pw(["diff", "--revision", "1", "--json"]).code_is(1));
+    assert_eq!(names(&first["added"]), ["ADDED", "K", "KEEP"], "{first}");
+    let next = (head.parse::<u64>().expect("a number") + 1).to_string();
+    ctx.run_pw(["diff", "--revision", &next])
+        .code_is(2)
+        .clean_error(&[])
+        .stderr_has(&format!("there is no revision {next}"))
+        .stderr_has("klef history");
+    ctx.run_pw(["diff", "--revision", "1", "--at", "1"])
+        .code_is(2);
+    ctx.run_pw(["diff", "staging", "--revision", "1"])
+        .code_is(2);
+}
+
 pub(crate) fn promote_all_and_selected(mode: Mode) {
     let ctx = setup!(mode);
     for (env, key, value) in [
@@ -424,6 +489,7 @@ macro_rules! all_tests {
         backend_suite!($mode;
             diff_exit_codes_masking_and_raw,
             diff_at_a_past_time,
+            diff_at_a_signed_revision,
             promote_all_and_selected,
         );
     };

@@ -1491,3 +1491,89 @@ fn a_local_vault_from_before_manifests_is_sealed_on_first_use() {
     store.replay(&dev, "DB");
     refused(&ctx, &["get", "DB", "--plain"], &["DB: ", "replayed"]);
 }
+
+#[test]
+fn an_altered_past_is_refused_by_history_and_diff_at_a_revision() {
+    on_both(altered_past);
+}
+
+/// `klef history` (the revisions) and `klef diff --revision N` read earlier signed states; the
+/// server serves them, so it could rewrite the past: an old value, or an old manifest. Both
+/// are proven by the chain up to the verified head, so each edit is refused, while the current
+/// state (which the edit did not touch) still reads.
+fn altered_past(db: Db) {
+    let Some(owner) = owner(db) else { return };
+    let store = Store::Server(server(&owner));
+    owner.run_pw(["set", "DB", "dev-value-2"]).success();
+    let env = store.env_id("development");
+    let revisions = crate::team::json(&owner.run_pw(["history", "--json"]).success());
+    let first = revisions
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|r| {
+            r["added"]
+                .as_array()
+                .is_some_and(|a| a.contains(&json!("DB")))
+        })
+        .unwrap_or_else(|| panic!("a revision that added DB: {revisions}"));
+    assert_eq!(first["signed_by"], OWNER, "{revisions}");
+    let rev = first["revision"].as_u64().expect("revision").to_string();
+    let shown = owner
+        .run_pw(["diff", "--revision", &rev, "--show"])
+        .code_is(1)
+        .stdout();
+    assert!(shown.contains("~ DB: dev-value → dev-value-2"), "{shown}");
+
+    // The old version rewritten with the current bytes (which open: same key and name).
+    let v1 = store.sql(&format!(
+        "SELECT {} FROM secrets WHERE environment_id = '{env}' AND name = 'DB' AND version = 1",
+        store.hex("ciphertext")
+    ));
+    let v2 = store.ciphertext(&env, "DB");
+    store.unguard();
+    let set_v1 = |hex: &str| {
+        store.sql(&format!(
+            "UPDATE secrets SET ciphertext = {} WHERE environment_id = '{env}' AND name = 'DB' AND version = 1",
+            store.bytes(hex)
+        ));
+    };
+    set_v1(&v2);
+    owner
+        .run_pw(["diff", "--revision", &rev, "--show"])
+        .code_is(2)
+        .clean_error(&[PASSWORD, "dev-value"])
+        .stderr_has("DB at revision")
+        .stderr_has("does not match the signed state");
+    assert_eq!(value(&owner, "DB", "development"), "dev-value-2");
+    set_v1(&v1);
+    owner.run_pw(["diff", "--revision", &rev]).code_is(1);
+
+    // An earlier manifest replaced by the one before it.
+    let body = |r: &str| {
+        store.sql(&format!(
+            "SELECT {} FROM manifests WHERE environment_id = '{env}' AND revision = {r}",
+            store.hex("body")
+        ))
+    };
+    let (kept, earlier) = (body(&rev), body("1"));
+    let set_body = |hex: &str| {
+        store.sql(&format!(
+            "UPDATE manifests SET body = {} WHERE environment_id = '{env}' AND revision = {rev}",
+            store.bytes(hex)
+        ));
+    };
+    set_body(&earlier);
+    owner
+        .run_pw(["history"])
+        .code_is(1)
+        .clean_error(&[PASSWORD])
+        .stderr_has("earlier signed states do not lead to the verified one");
+    owner
+        .run_pw(["diff", "--revision", "1"])
+        .code_is(2)
+        .stderr_has("altered or withheld");
+    assert_eq!(value(&owner, "DB", "development"), "dev-value-2");
+    set_body(&kept);
+    owner.run_pw(["history"]).success();
+}

@@ -4,6 +4,11 @@
 //! * `klef diff B` compares the current environment (`-e A`, else the usual choice) with `B`,
 //!   another environment of the same project, or `project/env` of another project the caller
 //!   can read. "from" is A, "to" is B: a name only B has is *added*.
+//! * `klef diff --revision N` compares the environment at its signed revision `N` (`klef
+//!   history` lists them; `klef -v` names the current one) with it now: the names and versions
+//!   that revision's manifest lists, proven by the hash chain up to the verified head, each
+//!   value checked against the hash the manifest signed. Unlike a time, nothing the server
+//!   says about when a version was written is trusted.
 //! * `klef diff --at WHEN` compares the environment as it was at `WHEN` ("from") with it now
 //!   ("to"). `WHEN` is an RFC 3339 time (`2026-12-05T13:00:00Z`, as `klef history` prints it)
 //!   or a Unix time in seconds. The value of a name at `WHEN` is its latest version created at
@@ -34,6 +39,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use klef_core::backend::Backend as _;
 use klef_core::dotenv::Entry;
+use klef_core::trust::manifest::ValueRef;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -57,14 +63,18 @@ pub(crate) struct Args {
     /// The environment to compare with: `SLUG`, or `PROJECT/SLUG`
     #[arg(
         value_name = "B",
-        required_unless_present_any = ["at", "personal"],
-        conflicts_with_all = ["at", "personal"]
+        required_unless_present_any = ["at", "revision", "personal"],
+        conflicts_with_all = ["at", "revision", "personal"]
     )]
     pub(crate) other: Option<String>,
 
     /// Compare the environment with itself as it was at this time (RFC 3339, or Unix seconds)
-    #[arg(long, value_name = "TIME", conflicts_with = "personal")]
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["personal", "revision"])]
     pub(crate) at: Option<String>,
+
+    /// Compare the environment with itself at this signed revision (`klef history` lists them)
+    #[arg(long, value_name = "N", conflicts_with = "personal")]
+    pub(crate) revision: Option<u64>,
 
     /// Compare the shared environment with what you see in it (your personal overrides)
     #[arg(long)]
@@ -159,10 +169,18 @@ async fn compare(args: Args, ctx: &Context) -> Result<ExitStatus> {
     let at = args.at.as_deref().map(parse_time).transpose()?;
     let b = ctx.backend_and_agent().await?;
     let t = ctx.target(&b).await?;
-    let (from_label, to_label, from, to) = if let Some((at_ms, label)) = at {
+    let past_point = match (at, args.revision) {
+        (Some((at_ms, label)), _) => Some((Past::Time(at_ms), label)),
+        (None, Some(revision)) => Some((Past::Revision(revision), format!("r{revision}"))),
+        (None, None) => None,
+    };
+    let (from_label, to_label, from, to) = if let Some((point, label)) = past_point {
         let opened = ctx.open_environment(&b, &t, Purpose::Read).await?;
         let now = secrets::decrypt_all(&opened.key, &t, &opened.secrets)?;
-        let past = values_at(&b, &t, &opened, at_ms).await?;
+        let past = match point {
+            Past::Time(at_ms) => values_at(&b, &t, &opened, at_ms).await?,
+            Past::Revision(revision) => values_at_revision(&b, &t, &opened, revision).await?,
+        };
         let (past, now) = if args.raw {
             (past, now)
         } else {
@@ -235,6 +253,75 @@ fn parse_time(s: &str) -> Result<(i64, String)> {
         if d.subsec_nanos() == 0 { ms + 999 } else { ms }
     };
     Ok((ms, table::time(ms)))
+}
+
+/// A point in an environment's past.
+enum Past {
+    /// Milliseconds since the epoch.
+    Time(i64),
+    /// A signed revision.
+    Revision(u64),
+}
+
+/// The environment's values at signed revision `revision`: the names and versions its
+/// manifest lists (proven by the chain up to the verified head, `Opened::past`), each value
+/// checked against the hash that manifest signed before it is decrypted.
+async fn values_at_revision(
+    b: &AnyBackend,
+    t: &Target,
+    opened: &crate::signed::Opened<'_>,
+    revision: u64,
+) -> Result<Vec<Entry>> {
+    let Some(bodies) = opened.past(b, t, revision).await? else {
+        return Err(Failure::usage(format!(
+            "{} has no signed revisions yet (it was made before signed state)",
+            t.describe()
+        ))
+        .hint("compare with a time instead (`--at TIME`), or sign its state with `klef env seal`")
+        .into());
+    };
+    let Some(body) = bodies.first() else {
+        return Err(
+            Failure::other(format!("{}: no signed revision {revision}", t.describe())).into(),
+        );
+    };
+    if i64::try_from(body.key_version).ok() != Some(opened.key_version(t)) {
+        return Err(Failure::other(format!(
+            "{}: revision {revision} is sealed under key version {}, which was rotated away since; klef cannot read it",
+            t.describe(),
+            body.key_version
+        ))
+        .hint("pick a revision after the last key rotation (`klef history` lists them)")
+        .into());
+    }
+    let altered = |name: &str, what: &str| -> anyhow::Error {
+        Failure::other(format!(
+            "{}: version of {name} at revision {revision} {what}: the server altered or withheld it",
+            t.describe()
+        ))
+        .into()
+    };
+    let mut out = Vec::with_capacity(body.values.len());
+    for (name, listed) in &body.values {
+        let history = b.secret_history(&t.env.id, name).await?;
+        opened.check_history(t, name, &history)?;
+        let sv = history
+            .iter()
+            .find(|h| u64::try_from(h.version).ok() == Some(listed.version))
+            .ok_or_else(|| altered(name, "is missing from its history"))?;
+        let ciphertext = sv
+            .ciphertext
+            .as_ref()
+            .ok_or_else(|| altered(name, "is served as a delete"))?;
+        if ValueRef::new(listed.version, ciphertext.as_bytes()) != *listed {
+            return Err(altered(name, "does not match the signed state"));
+        }
+        out.push(Entry {
+            name: name.clone(),
+            value: secrets::decrypt(&opened.key, t, sv)?,
+        });
+    }
+    Ok(out)
 }
 
 /// The environment's values as of `at` (milliseconds): for each name it ever had, its latest

@@ -95,6 +95,9 @@ pub(crate) struct Opened<'a> {
     /// system key.
     pub(crate) personal: Option<crate::personal::Personal>,
     signer: Option<Signer>,
+    /// The verified roster manifests were checked against (`None` in the local vault); boxed,
+    /// as every read command's future holds an `Opened`.
+    roster: Option<Box<VerifiedRoster>>,
     pins: Pins<'a>,
     workspace: WorkspaceId,
 }
@@ -371,6 +374,7 @@ pub(crate) async fn open_from<'a>(
         } else {
             None
         },
+        roster: authority_roster.map(Box::new),
         pins,
         workspace,
     };
@@ -672,6 +676,85 @@ impl Opened<'_> {
     /// The names whose latest version is a delete.
     pub(crate) fn deleted(&self) -> &[DeletedName] {
         &self.deleted
+    }
+
+    /// The environment's manifests from revision `from` up to the verified head, ascending,
+    /// as verified bodies. The server serves them; each is proven by the next one, which
+    /// signed its hash as `previous`, up to the head this read verified (so one changed
+    /// byte, a missing or reordered revision, or another environment's chain is refused).
+    /// `None` for an environment made before manifests.
+    pub(crate) async fn past(
+        &self,
+        b: &AnyBackend,
+        t: &Target,
+        from: u64,
+    ) -> Result<Option<Vec<ManifestBody>>> {
+        let Some(head) = self.head() else {
+            return Ok(None);
+        };
+        if from == 0 || from > head.revision {
+            return Err(Failure::usage(format!(
+                "{} has signed revisions 1 to {}; there is no revision {from}",
+                t.describe(),
+                head.revision
+            ))
+            .hint("`klef history` lists the revisions")
+            .into());
+        }
+        let served = b
+            .environment_state(&t.env.id, ManifestsSince::Revision(from))
+            .await?
+            .manifests;
+        let altered = |what: &str| -> anyhow::Error {
+            Failure::other(format!(
+                "{}: the server's earlier signed states do not lead to the verified one ({what}): they were altered or withheld",
+                t.describe()
+            ))
+            .into()
+        };
+        // A write since this read may have added newer ones: stop at the verified head.
+        let upto = usize::try_from(head.revision - from + 1).map_err(|_| altered("too many"))?;
+        if served.len() < upto {
+            return Err(altered("some are missing"));
+        }
+        let signed = to_signed(&served[..upto])?;
+        if signed.last().map(SignedManifest::hash) != Some(head.hash) {
+            return Err(altered("the newest is not the verified head"));
+        }
+        let mut bodies = Vec::with_capacity(upto);
+        for (i, m) in signed.iter().enumerate() {
+            let body = ManifestBody::parse(&m.body).map_err(|_| altered("one does not parse"))?;
+            if body.revision != from + i as u64 || body.environment != t.env.id {
+                return Err(altered("out of order, or of another environment"));
+            }
+            if let Some(next) = signed.get(i + 1) {
+                let next =
+                    ManifestBody::parse(&next.body).map_err(|_| altered("one does not parse"))?;
+                if next.previous != m.hash() {
+                    return Err(altered("a link of the chain does not match"));
+                }
+            }
+            bodies.push(body);
+        }
+        Ok(Some(bodies))
+    }
+
+    /// Who signed `body`, for showing: the member's email as the verified roster recorded it
+    /// when they signed (removed since or not), a system key's id, or the local vault's owner.
+    pub(crate) fn signed_by(&self, body: &ManifestBody) -> String {
+        use klef_core::trust::roster::Record;
+        let Some(roster) = &self.roster else {
+            return if matches!(self.pins, Pins::Local(_)) {
+                "vault owner".into()
+            } else {
+                body.signer.to_string()
+            };
+        };
+        let sequence = body.roster.map_or(roster.head().sequence, |h| h.sequence);
+        match roster.record_as_of(&body.signer, sequence) {
+            Some(Record::Member(m)) => m.email.clone(),
+            _ => body.signer.to_string(),
+        }
     }
 
     /// Checks a name's history as the server serves it against the verified state: the

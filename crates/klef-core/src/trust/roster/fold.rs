@@ -509,6 +509,13 @@ impl VerifiedRoster {
         self.principals.contains_key(p)
     }
 
+    /// A principal's record as of entry `sequence` (`None` when absent or removed then): who
+    /// signed a manifest made under that roster head, for showing it.
+    #[must_use]
+    pub fn record_as_of(&self, p: &PrincipalId, sequence: u64) -> Option<&Record> {
+        self.record_at(p, sequence)
+    }
+
     /// The live record of a principal (`None` when absent or removed).
     fn current(&self, p: &PrincipalId) -> Option<&Record> {
         self.record_at(p, self.head().sequence)
