@@ -471,6 +471,16 @@ pub(crate) fn promote_all_and_selected(mode: Mode) {
     ])
     .success();
     assert_eq!(get(&ctx, "development", "URL"), "https://stg-host/v1");
+    // A server audits the promotion as one, naming where the values came from (and, like any
+    // write, the names: never a value).
+    if !matches!(mode, Mode::Local) {
+        let audit = ctx.run_pw(["audit", "--json"]).success().stdout();
+        assert!(audit.contains("secrets.promote"), "{audit}");
+        assert!(audit.contains("(staging)"), "{audit}");
+        for secret in secrets {
+            assert!(!audit.contains(secret), "{audit}");
+        }
+    }
 }
 
 macro_rules! backend_suite {

@@ -233,6 +233,16 @@ impl Backend for AnyBackend {
         dispatch!(self, b => b.write_secrets(env, writes, manifest).await)
     }
 
+    async fn promote_secrets(
+        &self,
+        env: &EnvironmentId,
+        from: &EnvironmentId,
+        writes: &[SecretWrite],
+        manifest: Option<&ManifestRecord>,
+    ) -> BackendResult<Vec<SecretVersion>> {
+        dispatch!(self, b => b.promote_secrets(env, from, writes, manifest).await)
+    }
+
     async fn rename_environment(
         &self,
         env: &EnvironmentId,

@@ -372,6 +372,19 @@ pub trait Backend: Send + Sync {
         manifest: Option<&ManifestRecord>,
     ) -> impl Future<Output = BackendResult<Vec<SecretVersion>>> + Send;
 
+    /// [`Backend::write_secrets`] of values `klef promote` copied from environment `from`: a
+    /// server records the promotion in its audit log (the local vault keeps none).
+    fn promote_secrets(
+        &self,
+        env: &EnvironmentId,
+        from: &EnvironmentId,
+        writes: &[SecretWrite],
+        manifest: Option<&ManifestRecord>,
+    ) -> impl Future<Output = BackendResult<Vec<SecretVersion>>> + Send {
+        let _ = from;
+        self.write_secrets(env, writes, manifest)
+    }
+
     /// Replaces the caller's own personal overrides of `env` (read with
     /// [`Backend::environment_state`]) with `sealed` at revision `revision` (greater than
     /// `expected_revision`; normally `expected_revision + 1`), if `expected_revision` is the

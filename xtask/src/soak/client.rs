@@ -75,6 +75,7 @@ pub(super) async fn client(shared: Arc<Shared>, index: usize) -> ClientReport {
                     ciphertext: Some(Blob(bytes.clone())),
                 }],
                 manifest: None,
+                promoted_from: None,
             };
             let resp = shared
                 .http

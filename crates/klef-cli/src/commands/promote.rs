@@ -188,7 +188,7 @@ pub(crate) async fn run(args: Args, ctx: &Context) -> Result<ExitStatus> {
             .printer
             .progress(format!("writing {} values", writes.len()));
         target
-            .write(ctx, &b, &to, &mut writes)
+            .write_from(ctx, &b, &to, &mut writes, Some(&from.env.id))
             .await
             .with_context(|| {
                 format!(

@@ -121,6 +121,28 @@ impl RemoteBackend {
         self.api.post(&routes::invitations(ws), req).await
     }
 
+    /// `POST /v1/environments/{id}/secrets`.
+    async fn post_writes(
+        &self,
+        env: &EnvironmentId,
+        writes: &[SecretWrite],
+        manifest: Option<&ManifestRecord>,
+        promoted_from: Option<EnvironmentId>,
+    ) -> BackendResult<Vec<SecretVersion>> {
+        let resp: WriteSecretsResponse = self
+            .api
+            .post(
+                &routes::secrets(env),
+                &WriteSecretsRequest {
+                    writes: writes.to_vec(),
+                    manifest: manifest.cloned(),
+                    promoted_from,
+                },
+            )
+            .await?;
+        Ok(resp.written)
+    }
+
     /// `DELETE /v1/workspaces/{ws}/invitations/{id}`: cancels an invitation not yet accepted.
     pub(crate) async fn cancel_invitation(
         &self,
@@ -542,17 +564,17 @@ impl Backend for RemoteBackend {
         writes: &[SecretWrite],
         manifest: Option<&ManifestRecord>,
     ) -> BackendResult<Vec<SecretVersion>> {
-        let resp: WriteSecretsResponse = self
-            .api
-            .post(
-                &routes::secrets(env),
-                &WriteSecretsRequest {
-                    writes: writes.to_vec(),
-                    manifest: manifest.cloned(),
-                },
-            )
-            .await?;
-        Ok(resp.written)
+        self.post_writes(env, writes, manifest, None).await
+    }
+
+    async fn promote_secrets(
+        &self,
+        env: &EnvironmentId,
+        from: &EnvironmentId,
+        writes: &[SecretWrite],
+        manifest: Option<&ManifestRecord>,
+    ) -> BackendResult<Vec<SecretVersion>> {
+        self.post_writes(env, writes, manifest, Some(*from)).await
     }
 
     async fn put_personal(

@@ -260,6 +260,19 @@ impl Opened<'_> {
         t: &Target,
         writes: &mut [SecretWrite],
     ) -> Result<Vec<SecretVersion>> {
+        self.write_from(ctx, b, t, writes, None).await
+    }
+
+    /// [`Opened::write`] of values copied from environment `from` (`klef promote`), which a
+    /// server audits as a promotion.
+    pub(crate) async fn write_from(
+        &mut self,
+        ctx: &Context,
+        b: &AnyBackend,
+        t: &Target,
+        writes: &mut [SecretWrite],
+        from: Option<&klef_core::ids::EnvironmentId>,
+    ) -> Result<Vec<SecretVersion>> {
         let mut next: HashMap<String, i64> = HashMap::with_capacity(writes.len());
         let mut planned = Vec::with_capacity(writes.len());
         for w in writes.iter_mut() {
@@ -274,9 +287,16 @@ impl Opened<'_> {
             next.insert(w.name.clone(), version + 1);
         }
         let manifest = self.next_manifest(ctx, t, &planned)?;
-        let written = b
-            .write_secrets(&t.env.id, writes, manifest.as_ref())
-            .await?;
+        let written = match from {
+            Some(from) => {
+                b.promote_secrets(&t.env.id, from, writes, manifest.as_ref())
+                    .await?
+            }
+            None => {
+                b.write_secrets(&t.env.id, writes, manifest.as_ref())
+                    .await?
+            }
+        };
         if let Some(m) = &manifest {
             self.written(t, m).await?;
         }

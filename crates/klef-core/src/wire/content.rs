@@ -127,6 +127,11 @@ pub struct WriteSecretsRequest {
     /// has one (else `400`); a stale revision is `409` like a stale version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<ManifestRecord>,
+    /// For `klef promote`: the environment the values were copied from (the caller must be
+    /// able to read it); the server audits the write as `secrets.promote` naming it. The
+    /// server learns nothing it could not see before: the client re-encrypted every value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_from: Option<crate::ids::EnvironmentId>,
 }
 
 /// The answer to [`WriteSecretsRequest`].

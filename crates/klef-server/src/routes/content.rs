@@ -497,12 +497,34 @@ pub(super) async fn write_secrets(
         }
     }
     let slug = auth.environment.map(|e| e.slug).unwrap_or_default();
+    // A promotion names where the values came from, which the caller must be able to read
+    // (its slug only when it is in the same workspace: this audit log's readers may not see
+    // the others).
+    let (action, origin) = match &req.promoted_from {
+        None => ("secrets.write", String::new()),
+        Some(from) => {
+            let source = authorize(
+                &state,
+                &principal,
+                Action::ReadSecrets,
+                Resource::Environment(*from),
+            )
+            .await?;
+            let named = match source.environment {
+                Some(e) if source.workspace_id == auth.workspace_id => {
+                    format!(" from environment {from} ({})", e.slug)
+                }
+                _ => format!(" from environment {from}"),
+            };
+            ("secrets.promote", named)
+        }
+    };
     let audit = audit_by(
         &principal,
         auth.workspace_id,
-        "secrets.write",
+        action,
         format!(
-            "environment {id} ({slug}): {}",
+            "environment {id} ({slug}){origin}: {}",
             write_summary(
                 req.writes
                     .iter()

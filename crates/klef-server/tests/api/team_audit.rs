@@ -1,12 +1,15 @@
-//! Cancelling an invitation, on `SQLite` and `PostgreSQL`: an admin cancels one nobody has
-//! accepted (its sign-up and acceptance stop working, the email can be invited again, the
-//! audit log records it); nobody else can; an accepted invitation is not cancelled this way
-//! (removing the member is).
+//! Team changes the audit log records, on `SQLite` and `PostgreSQL`: cancelling an invitation
+//! (an admin cancels one nobody has accepted: its sign-up and acceptance stop working, the
+//! email can be invited again; nobody else can; an accepted invitation is not cancelled this
+//! way, removing the member is), and a promotion (`secrets.promote`, naming its source only
+//! when the caller can read it).
 
-use klef_core::ids::WorkspaceId;
+use klef_core::ids::{EnvironmentId, WorkspaceId};
 use serde_json::{Value, json};
 
-use crate::common::{Api, Person, Server, T0, Target, count, with_postgres, with_sqlite};
+use crate::common::{
+    Api, Person, ProjectFixture, Server, T0, Target, count, put, with_postgres, with_sqlite,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_cancel_invitation() {
@@ -117,4 +120,66 @@ async fn cancel_invitation(target: Target) {
     cancel(&api, &alice_token, personal, &dave_invite)
         .await
         .err(403, "forbidden");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_promotion_audit() {
+    with_sqlite(promotion_audit).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_promotion_audit() {
+    with_postgres(promotion_audit).await;
+}
+
+/// A write that says it promotes from another environment is audited as
+/// `secrets.promote` naming it, only if the caller can read that environment: naming one
+/// the caller cannot see is refused before anything is written.
+async fn promotion_audit(target: Target) {
+    let server = Server::start(&target, false).await;
+    let api = Api::new(&server.base);
+    let alice = Person::new("alice");
+    let token = alice.signup(&api).await;
+    let acme = WorkspaceId::random();
+    api.post(
+        "/v1/workspaces",
+        Some(&token),
+        &json!({"workspace": {"id": acme, "name": "Acme", "personal": false, "created_at": T0}}),
+    )
+    .await
+    .ok(201);
+    let fx = ProjectFixture::new(acme, "api", &["staging", "production"]);
+    api.post(
+        &format!("/v1/workspaces/{acme}/projects"),
+        Some(&token),
+        &json!({"project": fx.new_project(&alice.public_key())}),
+    )
+    .await
+    .ok(201);
+    let (staging, _) = fx.env("staging");
+    let (production, production_key) = fx.env("production");
+    let write = |from: Value| {
+        json!({"writes": [put(&production.id, production_key, "API_KEY", None, "promoted-value")],
+               "promoted_from": from})
+    };
+    let path = format!("/v1/environments/{}/secrets", production.id);
+
+    api.post(&path, Some(&token), &write(json!(EnvironmentId::random())))
+        .await
+        .err(404, "not_found");
+    assert_eq!(count(&target, "SELECT COUNT(*) FROM secrets", &[]).await, 0);
+    api.post(&path, Some(&token), &write(json!(staging.id)))
+        .await
+        .ok(200);
+    let audit = api
+        .get(&format!("/v1/workspaces/{acme}/audit"), &token)
+        .await
+        .ok(200)
+        .to_string();
+    assert!(audit.contains("secrets.promote"), "{audit}");
+    assert!(
+        audit.contains(&format!("from environment {} (staging)", staging.id)),
+        "{audit}"
+    );
+    assert!(!audit.contains("promoted-value"), "{audit}");
 }
