@@ -9,8 +9,8 @@ use klef_core::model::Blob;
 use serde_json::{Value, json};
 
 use crate::common::{
-    Answer, Api, Person, ProjectFixture, Server, T0, Target, count, dump, open_value, put,
-    with_postgres, with_sqlite,
+    Answer, Api, Person, Server, Target, count, dump, open_value, put, team_project, with_postgres,
+    with_sqlite,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,22 +103,7 @@ async fn backups(a: Target, b: Target) {
     let mallory_token = mallory.signup(&api).await;
 
     // A team workspace: alice owns it, bob is a member with a grant to staging.
-    let acme = WorkspaceId::random();
-    api.post(
-        "/v1/workspaces",
-        Some(&alice_token),
-        &json!({"workspace": {"id": acme, "name": "Acme", "personal": false, "created_at": T0}}),
-    )
-    .await
-    .ok(201);
-    let fx = ProjectFixture::new(acme, "api", &["staging", "production"]);
-    api.post(
-        &format!("/v1/workspaces/{acme}/projects"),
-        Some(&alice_token),
-        &json!({"project": fx.new_project(&alice.public_key())}),
-    )
-    .await
-    .ok(201);
+    let (acme, fx) = team_project(&api, &alice, &alice_token, &["staging", "production"]).await;
     let (staging, staging_key) = fx.env("staging");
     let (production, production_key) = fx.env("production");
     let secrets = |env: &klef_core::ids::EnvironmentId| format!("/v1/environments/{env}/secrets");

@@ -571,3 +571,30 @@ pub(crate) async fn exec(target: &Target, sql: &str) {
         }
     }
 }
+
+/// Team workspace "Acme", owned by `owner` (signed in with `token`), holding project "api"
+/// with environments `slugs` (no manifests); answers both.
+pub(crate) async fn team_project(
+    api: &Api,
+    owner: &Person,
+    token: &str,
+    slugs: &[&str],
+) -> (WorkspaceId, ProjectFixture) {
+    let ws = WorkspaceId::random();
+    api.post(
+        "/v1/workspaces",
+        Some(token),
+        &json!({"workspace": {"id": ws, "name": "Acme", "personal": false, "created_at": T0}}),
+    )
+    .await
+    .ok(201);
+    let fx = ProjectFixture::new(ws, "api", slugs);
+    api.post(
+        &format!("/v1/workspaces/{ws}/projects"),
+        Some(token),
+        &json!({"project": fx.new_project(&owner.public_key())}),
+    )
+    .await
+    .ok(201);
+    (ws, fx)
+}

@@ -2,13 +2,13 @@
 //! instant revocation, `proj:*` keys and new environments, refusals that write nothing, the
 //! audit trail, and that no token secret ever reaches the database.
 
-use klef_core::ids::{EnvironmentId, WorkspaceId};
+use klef_core::ids::EnvironmentId;
 use klef_core::model::Blob;
 use serde_json::{Value, json};
 
 use crate::common::{
-    Api, Person, ProjectFixture, Server, T0, Target, count, dump, exec, open_value, put,
-    with_postgres, with_sqlite,
+    Api, Person, Server, Target, count, dump, exec, open_value, put, team_project, with_postgres,
+    with_sqlite,
 };
 use crate::matrix::{SysKey, create_env_body, new_env, reach_key, user_key};
 
@@ -41,22 +41,7 @@ async fn keys(target: Target) {
     let api = Api::new(&server.base);
     let alice = Person::new("alice");
     let token = alice.signup(&api).await;
-    let ws = WorkspaceId::random();
-    api.post(
-        "/v1/workspaces",
-        Some(&token),
-        &json!({"workspace": {"id": ws, "name": "Acme", "personal": false, "created_at": T0}}),
-    )
-    .await
-    .ok(201);
-    let fx = ProjectFixture::new(ws, "api", &["staging", "production"]);
-    api.post(
-        &format!("/v1/workspaces/{ws}/projects"),
-        Some(&token),
-        &json!({"project": fx.new_project(&alice.public_key())}),
-    )
-    .await
-    .ok(201);
+    let (ws, fx) = team_project(&api, &alice, &token, &["staging", "production"]).await;
     let (staging, staging_key) = fx.env("staging");
     let (production, production_key) = fx.env("production");
     for (env, key) in [(staging, staging_key), (production, production_key)] {

@@ -8,7 +8,7 @@ use klef_core::ids::{EnvironmentId, WorkspaceId};
 use serde_json::{Value, json};
 
 use crate::common::{
-    Api, Person, ProjectFixture, Server, T0, Target, count, put, with_postgres, with_sqlite,
+    Api, Person, Server, Target, count, put, team_project, with_postgres, with_sqlite,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,14 +55,7 @@ async fn cancel_invitation(target: Target) {
     let bob = Person::new("bob");
     let carol = Person::new("carol");
     let alice_token = alice.signup(&api).await;
-    let acme = WorkspaceId::random();
-    api.post(
-        "/v1/workspaces",
-        Some(&alice_token),
-        &json!({"workspace": {"id": acme, "name": "Acme", "personal": false, "created_at": T0}}),
-    )
-    .await
-    .ok(201);
+    let (acme, _) = team_project(&api, &alice, &alice_token, &["staging"]).await;
 
     // Bob accepted but is not confirmed: he is no member, so the workspace is hidden from him
     // (a confirmed member's 403 is in the permission matrix).
@@ -140,22 +133,7 @@ async fn promotion_audit(target: Target) {
     let api = Api::new(&server.base);
     let alice = Person::new("alice");
     let token = alice.signup(&api).await;
-    let acme = WorkspaceId::random();
-    api.post(
-        "/v1/workspaces",
-        Some(&token),
-        &json!({"workspace": {"id": acme, "name": "Acme", "personal": false, "created_at": T0}}),
-    )
-    .await
-    .ok(201);
-    let fx = ProjectFixture::new(acme, "api", &["staging", "production"]);
-    api.post(
-        &format!("/v1/workspaces/{acme}/projects"),
-        Some(&token),
-        &json!({"project": fx.new_project(&alice.public_key())}),
-    )
-    .await
-    .ok(201);
+    let (acme, fx) = team_project(&api, &alice, &token, &["staging", "production"]).await;
     let (staging, _) = fx.env("staging");
     let (production, production_key) = fx.env("production");
     let write = |from: Value| {
