@@ -272,14 +272,7 @@ async fn values_at_revision(
     opened: &crate::signed::Opened<'_>,
     revision: u64,
 ) -> Result<Vec<Entry>> {
-    let Some(bodies) = opened.past(b, t, revision).await? else {
-        return Err(Failure::usage(format!(
-            "{} has no signed revisions yet (it was made before signed state)",
-            t.describe()
-        ))
-        .hint("compare with a time instead (`--at TIME`), or sign its state with `klef env seal`")
-        .into());
-    };
+    let bodies = opened.past(b, t, revision).await?;
     let Some(body) = bodies.first() else {
         return Err(
             Failure::other(format!("{}: no signed revision {revision}", t.describe())).into(),

@@ -168,14 +168,7 @@ async fn revisions(ctx: &Context) -> Result<ExitStatus> {
     let b = ctx.backend().await?;
     let t = ctx.target(&b).await?;
     let opened = ctx.open_environment(&b, &t, Purpose::Read).await?;
-    let Some(bodies) = opened.past(&b, &t, 1).await? else {
-        return Err(Failure::not_found(format!(
-            "{} has no signed revisions yet (it was made before signed state)",
-            t.describe()
-        ))
-        .hint("`klef history KEY` shows a key's versions; `klef env seal` starts the signed state")
-        .into());
-    };
+    let bodies = opened.past(&b, &t, 1).await?;
     let changes: Vec<Change<'_>> = bodies
         .iter()
         .enumerate()

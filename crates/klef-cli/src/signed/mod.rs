@@ -682,15 +682,20 @@ impl Opened<'_> {
     /// as verified bodies. The server serves them; each is proven by the next one, which
     /// signed its hash as `previous`, up to the head this read verified (so one changed
     /// byte, a missing or reordered revision, or another environment's chain is refused).
-    /// `None` for an environment made before manifests.
+    /// Never empty; an environment made before manifests has no past to read (exit 5).
     pub(crate) async fn past(
         &self,
         b: &AnyBackend,
         t: &Target,
         from: u64,
-    ) -> Result<Option<Vec<ManifestBody>>> {
+    ) -> Result<Vec<ManifestBody>> {
         let Some(head) = self.head() else {
-            return Ok(None);
+            return Err(Failure::not_found(format!(
+                "{} has no signed revisions yet (it was made before signed state)",
+                t.describe()
+            ))
+            .hint("`klef env seal` signs its state, and every write after it is a revision; `klef diff --at TIME` compares with a time, `klef history KEY` shows a key's versions")
+            .into());
         };
         if from == 0 || from > head.revision {
             return Err(Failure::usage(format!(
@@ -721,22 +726,23 @@ impl Opened<'_> {
         if signed.last().map(SignedManifest::hash) != Some(head.hash) {
             return Err(altered("the newest is not the verified head"));
         }
-        let mut bodies = Vec::with_capacity(upto);
-        for (i, m) in signed.iter().enumerate() {
-            let body = ManifestBody::parse(&m.body).map_err(|_| altered("one does not parse"))?;
+        let bodies = signed
+            .iter()
+            .map(|m| ManifestBody::parse(&m.body).map_err(|_| altered("one does not parse")))
+            .collect::<Result<Vec<_>>>()?;
+        for (i, body) in bodies.iter().enumerate() {
             if body.revision != from + i as u64 || body.environment != t.env.id {
                 return Err(altered("out of order, or of another environment"));
             }
-            if let Some(next) = signed.get(i + 1) {
-                let next =
-                    ManifestBody::parse(&next.body).map_err(|_| altered("one does not parse"))?;
-                if next.previous != m.hash() {
-                    return Err(altered("a link of the chain does not match"));
-                }
-            }
-            bodies.push(body);
         }
-        Ok(Some(bodies))
+        if signed
+            .iter()
+            .zip(bodies.iter().skip(1))
+            .any(|(m, next)| next.previous != m.hash())
+        {
+            return Err(altered("a link of the chain does not match"));
+        }
+        Ok(bodies)
     }
 
     /// Who signed `body`, for showing: the member's email as the verified roster recorded it
