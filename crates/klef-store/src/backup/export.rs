@@ -250,7 +250,8 @@ impl Store {
     /// Reads every stored row of workspace `ws` — the workspace, its members and their
     /// accounts' sealed key material, projects, wrapped project keys, environments with their
     /// sealed keys, direct grants, every secret version (history and deletes included), signed
-    /// state and members' sealed personal overrides — from one consistent snapshot. No visibility check: the caller authorizes.
+    /// state and members' sealed personal overrides — from one consistent snapshot. No
+    /// visibility check: the caller authorizes.
     pub async fn export_workspace(
         &self,
         ws: &WorkspaceId,

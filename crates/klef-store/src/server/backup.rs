@@ -117,11 +117,11 @@ impl Store {
     ///   if it holds any project it is replaced only with `force` (else
     ///   [`StoreError::AlreadyExists`]). Replacing deletes its projects, environments, keys,
     ///   grants, secret history, members' personal overrides and members in the same
-    ///   transaction, lifting the secrets
-    ///   table's append-only guard for those rows only (`SQLite`: the trigger is dropped and
-    ///   re-created inside the `BEGIN IMMEDIATE` transaction; `PostgreSQL`: `ALTER TABLE …
-    ///   DISABLE TRIGGER` and `ENABLE TRIGGER` inside it, which needs the server's database role
-    ///   to own the table and blocks other secret writes until the commit). Its audit log,
+    ///   transaction, lifting the secrets table's append-only guard for those rows only
+    ///   (`SQLite`: the trigger is dropped and re-created inside the `BEGIN IMMEDIATE`
+    ///   transaction; `PostgreSQL`: `ALTER TABLE … DISABLE TRIGGER` and `ENABLE TRIGGER` inside
+    ///   it, which needs the server's database role to own the table and blocks other secret
+    ///   writes until the commit). Its audit log,
     ///   pending invitations and API-key scopes are kept.
     /// - Other members are restored only when their account exists here with the same public
     ///   key *and* they already are members of this workspace on this server (joining needs
