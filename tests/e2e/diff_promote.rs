@@ -204,35 +204,54 @@ pub(crate) fn diff_exit_codes_masking_and_raw(mode: Mode) {
     ctx.run_pw(["diff", "staging", "--raw"]).code_is(1);
 }
 
-pub(crate) fn diff_at_a_past_time(mode: Mode) {
-    let ctx = setup!(mode);
-    // K last: the time of its first version covers the others'.
-    set(&ctx, "development", "KEEP", "keep-value");
-    set(&ctx, "development", "DROPPED", "dropped-value");
-    set(&ctx, "development", "K", "old-value");
-    let history = json(&ctx.run_pw(["history", "K", "--json"]).success());
-    let then = history[0]["created_at"].as_str().expect("time").to_owned();
-    // The next writes fall in a later second than `then`.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    set(&ctx, "development", "K", "new-value");
-    set(&ctx, "development", "ADDED", "added-value");
-    ctx.run_pw(["unset", "DROPPED"]).success();
+/// The past both `diff --at` and `diff --revision` look back at: `KEEP`, `DROPPED`, then
+/// `K=old-value`.
+fn write_the_past(ctx: &TestContext) {
+    set(ctx, "development", "KEEP", "keep-value");
+    set(ctx, "development", "DROPPED", "dropped-value");
+    set(ctx, "development", "K", "old-value");
+}
 
-    let out = ctx.run_pw(["diff", "--at", &then, "--json"]).code_is(1);
+/// What changed since [`write_the_past`]: `K` changed, `ADDED` set, `DROPPED` unset.
+fn change_since(ctx: &TestContext) {
+    set(ctx, "development", "K", "new-value");
+    set(ctx, "development", "ADDED", "added-value");
+    ctx.run_pw(["unset", "DROPPED"]).success();
+}
+
+/// `klef diff PAST…` after [`change_since`]: from `development@label` to now, one name of each
+/// kind and one unchanged, values masked unless `--show`.
+fn assert_compared_with_the_past(ctx: &TestContext, past: &[&str], label: &str) {
+    let diff = |extra: &str| {
+        let mut args = vec!["diff"];
+        args.extend_from_slice(past);
+        args.push(extra);
+        ctx.run_pw(args).code_is(1)
+    };
+    let out = diff("--json");
     let d = json(&out);
-    assert_eq!(d["from"], format!("my-app/development@{then}"), "{d}");
+    assert_eq!(d["from"], format!("my-app/development@{label}"), "{d}");
     assert_eq!(d["to"], "my-app/development");
     assert_eq!(names(&d["changed"]), ["K"], "{d}");
     assert_eq!(names(&d["added"]), ["ADDED"], "{d}");
     assert_eq!(names(&d["removed"]), ["DROPPED"], "{d}");
     assert_eq!(d["unchanged"], 1);
     assert!(!out.stdout().contains("old-value"));
-    let shown = ctx
-        .run_pw(["diff", "--at", &then, "--show"])
-        .code_is(1)
-        .stdout();
+    let shown = diff("--show").stdout();
     assert!(shown.contains("~ K: old-value → new-value"), "{shown}");
     assert!(shown.contains("- DROPPED = dropped-value"), "{shown}");
+}
+
+pub(crate) fn diff_at_a_past_time(mode: Mode) {
+    let ctx = setup!(mode);
+    // K last: the time of its first version covers the others'.
+    write_the_past(&ctx);
+    let history = json(&ctx.run_pw(["history", "K", "--json"]).success());
+    let then = history[0]["created_at"].as_str().expect("time").to_owned();
+    // The next writes fall in a later second than `then`.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    change_since(&ctx);
+    assert_compared_with_the_past(&ctx, &["--at", &then], &then);
     // Unix seconds; before anything existed everything is added; now is equal.
     let before = json(&ctx.run_pw(["diff", "--at", "1", "--json"]).code_is(1));
     assert_eq!(names(&before["added"]), ["ADDED", "K", "KEEP"], "{before}");
@@ -252,9 +271,7 @@ pub(crate) fn diff_at_a_past_time(mode: Mode) {
 /// `klef history` lists the signed revisions; `klef diff --revision N` compares with one.
 pub(crate) fn diff_at_a_signed_revision(mode: Mode) {
     let ctx = setup!(mode);
-    set(&ctx, "development", "KEEP", "keep-value");
-    set(&ctx, "development", "DROPPED", "dropped-value");
-    set(&ctx, "development", "K", "old-value");
+    write_the_past(&ctx);
     let revisions = json(&ctx.run_pw(["history", "--json"]).success());
     let list = revisions.as_array().expect("a list");
     let then = list.last().expect("revisions");
@@ -268,9 +285,7 @@ pub(crate) fn diff_at_a_signed_revision(mode: Mode) {
     assert_eq!(then["signed_by"], signer, "{revisions}");
     let rev = then["revision"].as_u64().expect("revision").to_string();
 
-    set(&ctx, "development", "K", "new-value");
-    set(&ctx, "development", "ADDED", "added-value");
-    ctx.run_pw(["unset", "DROPPED"]).success();
+    change_since(&ctx);
     let table = ctx.run_pw(["history"]).success().stdout();
     for change in ["+K", "~K", "+ADDED", "-DROPPED"] {
         assert!(table.contains(change), "{change}: {table}");
@@ -278,21 +293,7 @@ pub(crate) fn diff_at_a_signed_revision(mode: Mode) {
     assert!(table.contains(signer), "{table}");
     assert!(!table.contains("new-value"), "{table}");
 
-    let out = ctx
-        .run_pw(["diff", "--revision", &rev, "--json"])
-        .code_is(1);
-    let d = json(&out);
-    assert_eq!(d["from"], format!("my-app/development@r{rev}"), "{d}");
-    assert_eq!(names(&d["changed"]), ["K"], "{d}");
-    assert_eq!(names(&d["added"]), ["ADDED"], "{d}");
-    assert_eq!(names(&d["removed"]), ["DROPPED"], "{d}");
-    assert_eq!(d["unchanged"], 1);
-    assert!(!out.stdout().contains("old-value"));
-    let shown = ctx
-        .run_pw(["diff", "--revision", &rev, "--show"])
-        .code_is(1)
-        .stdout();
-    assert!(shown.contains("~ K: old-value → new-value"), "{shown}");
+    assert_compared_with_the_past(&ctx, &["--revision", &rev], &format!("r{rev}"));
     // The newest revision is now; revision 1 (the environment's creation) had nothing.
     let newest = json(&ctx.run_pw(["history", "--json"]).success());
     let head = newest.as_array().and_then(|l| l.last()).expect("revisions")["revision"]

@@ -216,20 +216,28 @@ impl Store<'_> {
 
     /// The ciphertext of `name`'s newest version in `env`, as hex.
     fn ciphertext(&self, env: &str, name: &str) -> String {
+        self.ciphertext_at(env, name, self.newest(env, name))
+    }
+
+    /// The ciphertext of version `version` of `name` in `env`, as hex.
+    fn ciphertext_at(&self, env: &str, name: &str, version: u64) -> String {
         self.sql(&format!(
-            "SELECT {} FROM secrets WHERE environment_id = '{env}' AND name = '{name}' AND version = {}",
+            "SELECT {} FROM secrets WHERE environment_id = '{env}' AND name = '{name}' AND version = {version}",
             self.hex("ciphertext"),
-            self.newest(env, name)
         ))
     }
 
     /// Overwrites the ciphertext of `name`'s newest version in place.
     fn overwrite(&self, env: &str, name: &str, hex: &str) {
+        self.overwrite_at(env, name, self.newest(env, name), hex);
+    }
+
+    /// Overwrites the ciphertext of version `version` of `name` in place.
+    fn overwrite_at(&self, env: &str, name: &str, version: u64, hex: &str) {
         self.unguard();
         self.sql(&format!(
-            "UPDATE secrets SET ciphertext = {} WHERE environment_id = '{env}' AND name = '{name}' AND version = {}",
+            "UPDATE secrets SET ciphertext = {} WHERE environment_id = '{env}' AND name = '{name}' AND version = {version}",
             self.bytes(hex),
-            self.newest(env, name)
         ));
     }
 
@@ -374,10 +382,7 @@ fn overwritten_value(db: Db) {
     owner.run_pw(["set", "DB", "dev-value-2"]).success();
     let env = store.env_id("development");
     let current = store.ciphertext(&env, "DB");
-    let first = store.sql(&format!(
-        "SELECT {} FROM secrets WHERE environment_id = '{env}' AND name = 'DB' AND version = 1",
-        store.hex("ciphertext")
-    ));
+    let first = store.ciphertext_at(&env, "DB", 1);
 
     // Version 2 rewritten with version 1's bytes (which open: same key, name and environment).
     store.overwrite(&env, "DB", &first);
@@ -1258,9 +1263,7 @@ fn edits_of_the_local_vault_file_are_refused() {
 
     // Overwrite in place.
     let current = store.ciphertext(&dev, "DB");
-    let first = store.sql(&format!(
-        "SELECT lower(hex(ciphertext)) FROM secrets WHERE environment_id = '{dev}' AND name = 'DB' AND version = 1"
-    ));
+    let first = store.ciphertext_at(&dev, "DB", 1);
     store.overwrite(&dev, "DB", &first);
     let attacked = store.state(&dev);
     refused(&ctx, &dev_get, &["DB: ", "replaced or altered"]);
@@ -1409,6 +1412,16 @@ fn server_upgrade(db: Db) {
             .stderr_has("klef env seal");
         assert_eq!(&run.stdout(), before, "{db:?} {env}");
     }
+    // Before it is sealed it has no signed past to list or compare with (after the read's
+    // warning that it is not sealed).
+    for args in [&["history"][..], &["diff", "--revision", "1"][..]] {
+        let run = owner
+            .run_pw(args)
+            .code_is(5)
+            .stderr_has("error: environment \"development\" of project \"my-app\" has no signed revisions yet")
+            .stderr_has("klef env seal");
+        assert!(!run.stderr().contains("dev-value") && !run.stdout().contains("dev-value"));
+    }
     assert_eq!(
         bob.run_pw(["get", "A", "--plain"])
             .success()
@@ -1526,19 +1539,9 @@ fn altered_past(db: Db) {
     assert!(shown.contains("~ DB: dev-value → dev-value-2"), "{shown}");
 
     // The old version rewritten with the current bytes (which open: same key and name).
-    let v1 = store.sql(&format!(
-        "SELECT {} FROM secrets WHERE environment_id = '{env}' AND name = 'DB' AND version = 1",
-        store.hex("ciphertext")
-    ));
+    let v1 = store.ciphertext_at(&env, "DB", 1);
     let v2 = store.ciphertext(&env, "DB");
-    store.unguard();
-    let set_v1 = |hex: &str| {
-        store.sql(&format!(
-            "UPDATE secrets SET ciphertext = {} WHERE environment_id = '{env}' AND name = 'DB' AND version = 1",
-            store.bytes(hex)
-        ));
-    };
-    set_v1(&v2);
+    store.overwrite_at(&env, "DB", 1, &v2);
     owner
         .run_pw(["diff", "--revision", &rev, "--show"])
         .code_is(2)
@@ -1546,7 +1549,7 @@ fn altered_past(db: Db) {
         .stderr_has("DB at revision")
         .stderr_has("does not match the signed state");
     assert_eq!(value(&owner, "DB", "development"), "dev-value-2");
-    set_v1(&v1);
+    store.overwrite_at(&env, "DB", 1, &v1);
     owner.run_pw(["diff", "--revision", &rev]).code_is(1);
 
     // An earlier manifest replaced by the one before it.

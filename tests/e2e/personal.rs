@@ -493,8 +493,14 @@ fn backup_round_trip(ctx: &TestContext) -> std::path::PathBuf {
     let archive = ctx.root().join("personal.kbak");
     let file = archive.to_str().expect("utf-8");
     ctx.run_pw(["backup", "export", "--force", file]).success();
-    ctx.run_pw(["backup", "import", "--force", file]).success();
+    restore(ctx, &archive);
     archive
+}
+
+/// `klef backup import --force ARCHIVE`, asserting success.
+fn restore(ctx: &TestContext, archive: &Path) {
+    let file = archive.to_str().expect("utf-8");
+    ctx.run_pw(["backup", "import", "--force", file]).success();
 }
 
 /// The archive's bytes hold none of `plaintexts`.
@@ -523,13 +529,7 @@ fn backups_carry_personal_overrides_in_the_local_vault() {
     // `unset --personal --all` starts again.
     ctx.run_pw(["set", "--personal", "DB", "newer-personal"])
         .success();
-    ctx.run_pw([
-        "backup",
-        "import",
-        "--force",
-        archive.to_str().expect("utf-8"),
-    ])
-    .success();
+    restore(&ctx, &archive);
     ctx.run_pw(["get", "DB", "--plain"])
         .code_is(1)
         .stderr_has("older copy")
@@ -566,14 +566,7 @@ fn backups_carry_every_members_personal_overrides_on_a_server() {
         // his pins refuse, until he starts again.
         bob.run_pw(["set", "--personal", "DB", "bobs-newer-value"])
             .success();
-        owner
-            .run_pw([
-                "backup",
-                "import",
-                "--force",
-                archive.to_str().expect("utf-8"),
-            ])
-            .success();
+        restore(&owner, &archive);
         bob.run_pw(["get", "DB", "--plain"])
             .code_is(1)
             .stderr_has("older copy")
