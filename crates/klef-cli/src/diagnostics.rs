@@ -256,13 +256,29 @@ fn typed_hint(cause: &(dyn std::error::Error + 'static)) -> Option<&'static str>
 pub(crate) fn render(err: &anyhow::Error) -> Vec<(&'static str, String)> {
     let mut lines: Vec<(&'static str, String)> = Vec::new();
     let mut last: Option<String> = None;
-    for (i, cause) in err.chain().enumerate() {
+    for cause in err.chain() {
         let text = one_line(&cause.to_string());
         if last.as_deref() == Some(text.as_str()) || text.is_empty() {
             continue;
         }
-        lines.push((if i == 0 { "error" } else { "caused by" }, text.clone()));
+        // The first line said is the `error:` line, even when the outermost error has no
+        // words (a server's empty error message): a failure never goes without one.
+        lines.push((
+            if lines.is_empty() {
+                "error"
+            } else {
+                "caused by"
+            },
+            text.clone(),
+        ));
         last = Some(text);
+    }
+    if lines.is_empty() {
+        lines.push((
+            "error",
+            "the command failed without saying why (run it again with -v to see what it did)"
+                .to_owned(),
+        ));
     }
     for h in hints(err) {
         lines.push(("hint", one_line(&h)));
@@ -350,6 +366,22 @@ mod tests {
                 ("hint", "try `klef list`".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn an_error_without_words_still_has_an_error_line() {
+        // A server's empty error message, under context that says something.
+        let e = anyhow::Error::new(BackendError::Invalid(String::new()));
+        let lines = render(&e);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0].0, "error");
+        assert!(lines[0].1.contains("without saying why"), "{lines:?}");
+        let e =
+            anyhow::Error::new(BackendError::Invalid(" \n ".into())).context("failed to read A");
+        assert_eq!(render(&e), vec![("error", "failed to read A".to_owned())]);
+        // Words only below an empty outer error: the first said is the error line.
+        let e = anyhow::Error::new(BackendError::Invalid("the server said no".into())).context("");
+        assert_eq!(render(&e), vec![("error", "the server said no".to_owned())]);
     }
 
     #[test]
